@@ -1,0 +1,68 @@
+"""The terminal adapter: `agentls <command>`; each command lives in its own module here."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+# Each module defines `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
+# Modules import their heavy dependencies inside `func`, so `agentls serve` starts fast.
+COMMAND_MODULES = ("agents", "run", "parallel", "create", "budget", "audit", "serve", "mcp_server")
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line on stderr, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentls",
+        description="Delegate code to AI agents; budgets and an audit trail included.",
+    )
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="workspace root (default: the current directory); state lives in WORKSPACE/.agentls/",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"agentls.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"agentls.cli.{name}":
+                continue  # a command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def workspace_of(args: argparse.Namespace) -> Path:
+    root = args.workspace if args.workspace is not None else Path.cwd()
+    root = root.resolve()
+    if not root.is_dir():
+        raise CliError(f"--workspace {args.workspace}: not a directory")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        print(f"agentls: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("agentls: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""`agentls agents`: the registry, where each definition came from, and any errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from agentls.cli import workspace_of
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("agents", help="list the agents in effect and definition errors")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from agentls.core.engine import EngineSettings, load_registry
+
+    registry = load_registry(workspace_of(args), EngineSettings())
+    if args.json:
+        print(json.dumps({
+            "agents": [
+                {"name": a.definition.name, "description": a.definition.description,
+                 "mode": a.definition.mode.value, "source": a.source,
+                 "path": str(a.path) if a.path else None, "codeAction": a.definition.code_action}
+                for a in registry
+            ],
+            "errors": [str(e) for e in registry.errors],
+        }, indent=2))
+        return 1 if registry.errors else 0
+    console = Console()
+    table = Table(title="agents")
+    for column in ("name", "mode", "source", "description"):
+        table.add_column(column)
+    for a in registry:
+        where = f"{a.source}" + (f"\n{a.path}" if a.path and a.source != "builtin" else "")
+        table.add_row(a.definition.name, a.definition.mode.value, where, a.definition.description)
+    console.print(table)
+    for error in registry.errors:
+        console.print(f"[red]error[/red] {error}", highlight=False)
+    return 1 if registry.errors else 0

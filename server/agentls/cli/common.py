@@ -1,0 +1,73 @@
+"""Options and helpers shared by the CLI commands: model flags, settings, targets."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from agentls.cli import CliError, workspace_of
+from agentls.core.engine import BudgetSettings, EngineSettings
+from agentls.core.target import Target, TextRange
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model (default: OPENAI_* environment, else the embedded model)")
+    group.add_argument("--model", help="model name; 'embedded' forces the local SmolLM2 model")
+    group.add_argument("--base-url", help="OpenAI-compatible server URL (default: OPENAI_BASE_URL)")
+    group.add_argument("--max-output-tokens", type=positive_int, default=1024, metavar="N",
+                       help="output tokens per model call (default: 1024)")
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {value}")
+    return number
+
+
+def settings_from(args: argparse.Namespace) -> EngineSettings:
+    return EngineSettings(
+        model=getattr(args, "model", None),
+        base_url=getattr(args, "base_url", None),
+        max_output_tokens=getattr(args, "max_output_tokens", 1024),
+        budget=BudgetSettings(),
+    )
+
+
+def parse_lines(spec: str) -> tuple[int, int]:
+    """'A-B' or 'A' (1-based, inclusive) → (A, B)."""
+    try:
+        if "-" in spec:
+            first_s, last_s = spec.split("-", 1)
+            first, last = int(first_s), int(last_s)
+        else:
+            first = last = int(spec)
+    except ValueError:
+        raise CliError(f"--lines {spec!r}: expected A-B with line numbers, e.g. --lines 10-24") from None
+    if first < 1 or last < first:
+        raise CliError(f"--lines {spec!r}: lines start at 1 and B must not come before A")
+    return first, last
+
+
+def target_from(args: argparse.Namespace, file: Path, lines: str | None) -> Target:
+    workspace = workspace_of(args)
+    path = (file if file.is_absolute() else Path.cwd() / file).resolve()
+    if not path.is_file():
+        raise CliError(f"--file {file}: no such file")
+    if workspace != path and workspace not in path.parents:
+        raise CliError(f"--file {file}: outside the workspace {workspace} (use --workspace)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CliError(f"--file {file}: not a UTF-8 text file") from None
+    if lines is None:
+        return Target(path=path)
+    first, last = parse_lines(lines)
+    try:
+        rng = TextRange.whole_lines(first, last, text)
+    except ValueError as exc:
+        raise CliError(f"--lines {lines}: {exc}") from None
+    return Target(path=path, range=rng)

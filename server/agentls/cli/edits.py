@@ -1,0 +1,52 @@
+"""Turns proposed edits into unified diffs and, with --apply, writes them to disk (CLI only)."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections import defaultdict
+from pathlib import Path
+
+from agentls.core.target import ProposedEdit, apply_edit, offset_of
+
+
+def edited_texts(root: Path, edits: list[ProposedEdit]) -> dict[str, tuple[str, str]]:
+    """For each edited path: (current text, text with its edits applied, last position first)."""
+    by_path: dict[str, list[ProposedEdit]] = defaultdict(list)
+    for edit in edits:
+        by_path[edit.path].append(edit)
+    out: dict[str, tuple[str, str]] = {}
+    for rel, group in by_path.items():
+        path = root / rel
+        before = path.read_text(encoding="utf-8") if path.exists() else ""
+        after = before
+        for edit in sorted(group, key=lambda e: offset_of(before, e.range.start), reverse=True):
+            after = apply_edit(after, edit.range, edit.new_text)
+        out[rel] = (before, after)
+    return out
+
+
+def unified_diff(root: Path, edits: list[ProposedEdit]) -> str:
+    chunks = []
+    for rel, (before, after) in edited_texts(root, edits).items():
+        chunks.extend(difflib.unified_diff(
+            before.splitlines(keepends=True), after.splitlines(keepends=True),
+            fromfile=f"a/{rel}", tofile=f"b/{rel}",
+        ))
+    return "".join(line if line.endswith("\n") else line + "\n" for line in chunks)
+
+
+def write_edits(root: Path, edits: list[ProposedEdit]) -> list[tuple[bool, str | None]]:
+    """Write each edited file atomically (temp file + rename), so a crash never leaves half a file."""
+    results: dict[str, tuple[bool, str | None]] = {}
+    for rel, (_, after) in edited_texts(root, edits).items():
+        path = root / rel
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.agentls-tmp")
+            tmp.write_text(after, encoding="utf-8")
+            os.replace(tmp, path)
+            results[rel] = (True, None)
+        except OSError as exc:
+            results[rel] = (False, f"cannot write {rel}: {exc.strerror}")
+    return [results[e.path] for e in edits]

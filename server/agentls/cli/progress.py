@@ -1,0 +1,81 @@
+"""Renders a run's event stream in the terminal: turns, tokens, tool calls, streamed text."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+
+from agentls.core.events import EventKind, RunEvent, RunStatus, Usage
+
+
+def tokens(usage: Usage) -> str:
+    parts = f"{usage.input_tokens:,} in"
+    if usage.cached_input_tokens:
+        parts += f" ({usage.cached_input_tokens:,} cached)"
+    parts += f" + {usage.output_tokens:,} out"
+    if usage.reasoning_tokens:
+        parts += f" ({usage.reasoning_tokens:,} reasoning)"
+    mark = " est." if usage.estimated else ""
+    return f"{usage.total:,} tokens{mark} ({parts})"
+
+
+_CLOSING_STYLE = {
+    RunStatus.FINISHED: ("✓", "green"),
+    RunStatus.FAILED: ("✗", "red"),
+    RunStatus.CANCELLED: ("■", "yellow"),
+    RunStatus.BUDGET_EXCEEDED: ("$", "red"),
+    RunStatus.INTERRUPTED: ("!", "yellow"),
+}
+
+
+class TerminalProgress:
+    """Call with each RunEvent; prefixes lines with the agent when several runs share the screen."""
+
+    def __init__(self, console: Console | None = None, *, stream_output: bool = True,
+                 prefix_agents: bool = False) -> None:
+        self.console = console or Console(stderr=True, highlight=False)
+        self.stream_output = stream_output
+        self.prefix_agents = prefix_agents
+        self._mid_line = False
+
+    def _line(self, event: RunEvent, text: str) -> None:
+        if self._mid_line:
+            self.console.file.write("\n")
+            self._mid_line = False
+        who = f"[bold]{escape(event.agent)}[/bold] " if self.prefix_agents else ""
+        self.console.print(f"{who}{text}")
+
+    def __call__(self, event: RunEvent) -> None:
+        kind, data = event.kind, event.data
+        if kind is EventKind.OUTPUT_DELTA:
+            if self.stream_output:
+                self.console.file.write(data.get("delta", ""))
+                self.console.file.flush()
+                self._mid_line = not str(data.get("delta", "")).endswith("\n")
+            return
+        if kind is EventKind.STARTED:
+            where = f" on {data['path']}" if data.get("path") else ""
+            budget = f" · run budget {data['budget']:,}" if data.get("budget") else ""
+            self._line(event, f"[cyan]▶[/cyan] {escape(event.agent)}{escape(where)}{budget}: "
+                              f"{escape(event.goal)}")
+        elif kind is EventKind.MODEL_CALL:
+            call = Usage.model_validate(data.get("call_usage", {}))
+            self._line(event, f"  turn {data.get('turn')} · {escape(str(data.get('model')))} · "
+                              f"{tokens(call)} · run total {event.usage.total:,}")
+        elif kind is EventKind.TOOL_CALL:
+            ok = "[red]✗[/red]" if data.get("is_error") else "[green]✓[/green]"
+            detail = f" — {escape(event.error)}" if event.error else ""
+            self._line(event, f"  tool {escape(str(data.get('tool')))}"
+                              f"({escape(str(data.get('arguments', '')))}) {ok}{detail}")
+        elif kind in (EventKind.EDIT_PROPOSED, EventKind.EDIT_APPLIED, EventKind.EDIT_REJECTED):
+            for edit in event.artifacts:
+                line = edit["range"]["start"]["line"] + 1
+                verb = kind.value.replace("edit_", "edit ")
+                reason = f" ({escape(event.error)})" if event.error else ""
+                self._line(event, f"  {verb}: {escape(edit['path'])} at line {line}{reason}")
+        elif event.is_terminal:
+            mark, style = _CLOSING_STYLE.get(event.status, ("•", "white"))
+            seconds = (event.duration_ms or 0) / 1000
+            error = f": {escape(event.error)}" if event.error else ""
+            self._line(event, f"[{style}]{mark} {event.status.value}[/{style}] in {seconds:.1f}s · "
+                              f"{tokens(event.usage)}{error}")

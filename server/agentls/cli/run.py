@@ -1,0 +1,71 @@
+"""`agentls run AGENT --goal TEXT --file PATH [--lines A-B] [--budget N] [--apply]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from agentls.cli import CliError, workspace_of
+from agentls.cli.common import add_model_options, positive_int, settings_from, target_from
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("run", help="delegate a file or a line range to an agent")
+    parser.add_argument("agent", help="agent name (see `agentls agents`)")
+    parser.add_argument("--goal", help="what the agent should do (default: the agent's description)")
+    parser.add_argument("--file", type=Path, required=True, help="the file to work on")
+    parser.add_argument("--lines", help="line range A-B (1-based, inclusive); default: the whole file")
+    parser.add_argument("--budget", type=positive_int, help="token budget for this run")
+    parser.add_argument("--apply", action="store_true", help="write proposed edits to disk")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    add_model_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from agentls.cli.edits import unified_diff, write_edits
+    from agentls.cli.progress import TerminalProgress, tokens
+    from agentls.core.definitions import UnknownAgentError
+    from agentls.core.engine import build_runtime
+    from agentls.core.events import RunStatus
+
+    workspace = workspace_of(args)
+    runtime = build_runtime(workspace, settings_from(args))
+    for error in runtime.registry.errors:
+        print(f"agentls: warning: {error}", file=sys.stderr)
+    try:
+        definition = runtime.resolve_agent(args.agent)
+    except UnknownAgentError as exc:
+        raise CliError(str(exc)) from None
+    target = target_from(args, args.file, args.lines)
+    progress = TerminalProgress(stream_output=not args.json)
+
+    async def apply(edits):  # type: ignore[no-untyped-def]
+        return write_edits(workspace, edits)
+
+    async def go():  # type: ignore[no-untyped-def]
+        try:
+            return await runtime.delegate(
+                definition, args.goal or definition.description, target,
+                budget=args.budget, apply=apply if args.apply else None, listener=progress,
+            )
+        finally:
+            await runtime.model_factory.aclose()  # type: ignore[attr-defined]
+
+    result = asyncio.run(go())
+    out = Console(highlight=False)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    elif result.edits and not args.apply:
+        out.print("[bold]Proposed edits[/bold] (run again with --apply to write them):")
+        print(unified_diff(workspace, result.edits), end="")
+    elif result.edits:
+        out.print(f"[green]Wrote[/green] {', '.join(sorted({e.path for e in result.edits}))}")
+    if not args.json:
+        print(f"{result.status.value}: {tokens(result.usage)} in {result.duration_ms / 1000:.1f}s",
+              file=sys.stderr)
+    return 0 if result.status is RunStatus.FINISHED else 1

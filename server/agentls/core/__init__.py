@@ -1,0 +1,1 @@
+"""The editor-agnostic engine: definitions, models, budget, audit, runtime, tools."""

@@ -1,0 +1,324 @@
+"""Agent definitions: the YAML/Markdown format, its validation, and the registry of loaded agents.
+
+Sources load in order and later wins: built-ins, the user's folder, the workspace's
+`.agentls/agents/`, and Claude Code's `.claude/agents/*.md`. One bad file never stops the others:
+its errors are kept with file, line, column and field so adapters can show them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+
+READ_ONLY_TOOLS = ("read_file", "list_files", "search")
+BUILTIN_TOOLS = (*READ_ONLY_TOOLS, "propose_edit")
+
+
+class Mode(StrEnum):
+    ANSWER = "answer"
+    EDIT = "edit"
+    TOOLS = "tools"
+
+
+class AgentDefinition(BaseModel):
+    """One agent: what it is told, how it runs, what it may use and spend."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=64)
+    description: str = Field(min_length=1, max_length=500)
+    instructions: str = Field(min_length=1)
+    mode: Mode = Mode.ANSWER
+    tools: list[str] = Field(default_factory=list)
+    mcp: dict[str, list[str]] = Field(default_factory=dict)
+    model: str | None = None
+    budget: int | None = Field(default=None, gt=0)
+    max_turns: int = Field(default=8, ge=1, le=100)
+    code_action: str | None = None
+
+    @field_validator("tools")
+    @classmethod
+    def _known_tools(cls, tools: list[str]) -> list[str]:
+        unknown = [t for t in tools if t not in BUILTIN_TOOLS]
+        if unknown:
+            raise ValueError(
+                f"unknown tool {unknown[0]!r}; built-in tools are {', '.join(BUILTIN_TOOLS)}"
+            )
+        return tools
+
+    @classmethod
+    def json_schema_for_generation(cls) -> dict[str, Any]:
+        """The schema a model fills in when it writes a definition (create_agent)."""
+        return {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "pattern": NAME_PATTERN},
+                "description": {"type": "string"},
+                "instructions": {"type": "string"},
+                "mode": {"type": "string", "enum": [m.value for m in Mode]},
+                "tools": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": list(BUILTIN_TOOLS)},
+                },
+                "max_turns": {"type": "integer", "minimum": 1, "maximum": 20},
+                "code_action": {"type": "string"},
+            },
+            "required": ["name", "description", "instructions", "mode"],
+            "additionalProperties": False,
+        }
+
+
+@dataclass(frozen=True)
+class DefinitionError:
+    """A problem in one definition file, located as precisely as the file allows (1-based)."""
+
+    path: Path
+    message: str
+    line: int = 1
+    column: int = 1
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}:{self.column}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
+
+
+@dataclass(frozen=True)
+class LoadedAgent:
+    definition: AgentDefinition
+    source: str  # "builtin", "user", "workspace", "claude", "generated"
+    path: Path | None = None
+
+
+@dataclass
+class LoadResult:
+    agents: list[LoadedAgent] = field(default_factory=list)
+    errors: list[DefinitionError] = field(default_factory=list)
+
+
+class UnknownAgentError(LookupError):
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        names = ", ".join(sorted(known)) or "none"
+        super().__init__(f"unknown agent {name!r}; known agents: {names}")
+
+
+def _key_positions(node: yaml.Node, prefix: tuple[str | int, ...] = ()) -> dict[tuple, yaml.Node]:
+    """Map each key path in a YAML document to the node of its key (or item), for error positions."""
+    positions: dict[tuple, yaml.Node] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = (*prefix, key_node.value)
+            positions[path] = key_node
+            positions.update(_key_positions(value_node, path))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            path = (*prefix, index)
+            positions[path] = item
+            positions.update(_key_positions(item, path))
+    return positions
+
+
+def _errors_from_validation(
+    exc: ValidationError, path: Path, root: yaml.Node | None, line_offset: int
+) -> list[DefinitionError]:
+    positions = _key_positions(root) if root is not None else {}
+    errors = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        dotted = ".".join(str(p) for p in loc) or None
+        node = None
+        for cut in range(len(loc), 0, -1):
+            node = positions.get(loc[:cut])
+            if node is not None:
+                break
+        line, column = (
+            (node.start_mark.line + 1 + line_offset, node.start_mark.column + 1) if node else (1, 1)
+        )
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(AgentDefinition.model_fields)
+            message = f"unknown field; allowed fields are {allowed}"
+        elif err["type"] == "missing":
+            message = "required field is missing"
+            line, column = 1 + line_offset, 1
+        errors.append(DefinitionError(path, message, line, column, dotted))
+    return errors
+
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*\r?\n?(.*)\Z", re.DOTALL | re.MULTILINE)
+
+
+def _claude_to_definition(data: dict[str, Any], body: str) -> dict[str, Any]:
+    """Map Claude Code sub-agent front-matter onto our fields.
+
+    Claude's `tools` is a comma-separated list of its own tool names; we keep the ones we have an
+    equivalent for and run in tools mode when any remain.
+    """
+    claude_tools = {
+        "Read": "read_file",
+        "Glob": "list_files",
+        "LS": "list_files",
+        "Grep": "search",
+        "Edit": "propose_edit",
+        "Write": "propose_edit",
+        "MultiEdit": "propose_edit",
+    }
+    raw_tools = data.pop("tools", None)
+    names = [t.strip() for t in raw_tools.split(",")] if isinstance(raw_tools, str) else []
+    if isinstance(raw_tools, list):
+        names = [str(t) for t in raw_tools]
+    tools = sorted({claude_tools[t] for t in names if t in claude_tools})
+    out: dict[str, Any] = {
+        "name": data.pop("name", None),
+        "description": data.pop("description", None),
+        "instructions": body.strip(),
+        "mode": "tools" if tools else "answer",
+        "tools": tools,
+    }
+    data.pop("model", None)  # Claude model aliases (sonnet, opus) mean nothing to other backends
+    data.pop("color", None)
+    out.update(data)  # anything else is validated (and reported) like our own fields
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def parse_definition_text(
+    text: str, path: Path, *, claude: bool = False
+) -> tuple[AgentDefinition | None, list[DefinitionError]]:
+    """Parse one definition file's text; returns the definition or the errors that stop it."""
+    line_offset = 0
+    body = ""
+    source = text
+    if path.suffix == ".md":
+        match = _FRONT_MATTER.match(text)
+        if not match:
+            return None, [DefinitionError(path, "expected YAML front-matter between '---' lines")]
+        source, body = match.group(1), match.group(2)
+        line_offset = 1
+    try:
+        root = yaml.compose(source)
+        data = yaml.safe_load(source)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = (mark.line + 1 + line_offset) if mark else 1
+        column = (mark.column + 1) if mark else 1
+        return None, [DefinitionError(path, f"invalid YAML: {exc.problem or exc}", line, column)]
+    if not isinstance(data, dict):
+        return None, [DefinitionError(path, "expected a mapping of fields (name: ..., ...)")]
+    if path.suffix == ".md":
+        if claude:
+            data = _claude_to_definition(dict(data), body)
+        elif body.strip() and "instructions" not in data:
+            data = {**data, "instructions": body.strip()}
+    try:
+        return AgentDefinition.model_validate(data), []
+    except ValidationError as exc:
+        return None, _errors_from_validation(exc, path, root, line_offset)
+
+
+def load_file(path: Path, source: str, *, claude: bool = False) -> LoadResult:
+    result = LoadResult()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        result.errors.append(DefinitionError(path, f"cannot read file: {exc}"))
+        return result
+    definition, errors = parse_definition_text(text, path, claude=claude)
+    result.errors.extend(errors)
+    if definition is not None:
+        result.agents.append(LoadedAgent(definition, source, path))
+    return result
+
+
+def _definition_files(folder: Path, suffixes: Sequence[str]) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in suffixes)
+
+
+def builtin_folder() -> Path:
+    return Path(__file__).resolve().parent.parent / "builtin_agents"
+
+
+def user_folder() -> Path:
+    return Path.home() / ".config" / "agentls" / "agents"
+
+
+@dataclass(frozen=True)
+class DefinitionSource:
+    folder: Path
+    source: str
+    claude: bool = False
+
+
+def default_sources(
+    workspace: Path | None,
+    extra_folders: Sequence[Path] = (),
+    *,
+    include_workspace: bool = True,
+) -> list[DefinitionSource]:
+    """Where definitions come from, lowest precedence first."""
+    sources = [
+        DefinitionSource(builtin_folder(), "builtin"),
+        DefinitionSource(user_folder(), "user"),
+    ]
+    sources += [DefinitionSource(folder, "user") for folder in extra_folders]
+    if workspace is not None and include_workspace:
+        sources.append(DefinitionSource(workspace / ".claude" / "agents", "claude", claude=True))
+        sources.append(DefinitionSource(workspace / ".agentls" / "agents", "workspace"))
+    return sources
+
+
+class AgentRegistry:
+    """The agents in effect, by name, with where each came from and the errors met loading them."""
+
+    def __init__(self, result: LoadResult | None = None) -> None:
+        self._agents: dict[str, LoadedAgent] = {}
+        self.errors: list[DefinitionError] = []
+        if result:
+            for agent in result.agents:
+                self._agents[agent.definition.name] = agent
+            self.errors = list(result.errors)
+
+    @classmethod
+    def load(cls, sources: Sequence[DefinitionSource]) -> AgentRegistry:
+        merged = LoadResult()
+        for src in sources:
+            suffixes = (".md",) if src.claude else (".yaml", ".yml", ".md")
+            for path in _definition_files(src.folder, suffixes):
+                one = load_file(path, src.source, claude=src.claude)
+                merged.agents.extend(one.agents)
+                merged.errors.extend(one.errors)
+        return cls(merged)
+
+    def add(self, agent: LoadedAgent) -> None:
+        self._agents[agent.definition.name] = agent
+
+    def get(self, name: str) -> LoadedAgent:
+        try:
+            return self._agents[name]
+        except KeyError:
+            raise UnknownAgentError(name, self._agents) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._agents
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(sorted(self._agents.values(), key=lambda a: a.definition.name))
+
+    def __len__(self) -> int:
+        return len(self._agents)
+
+    def names(self) -> list[str]:
+        return sorted(self._agents)

@@ -1,0 +1,124 @@
+"""Engine settings and the assembly of a workspace's runtime (registry, model, budget, audit).
+
+Every adapter builds its runtime here, so the CLI, the language server and the MCP server agree
+on where state lives and how settings apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentls.core.audit import AuditStore
+from agentls.core.budget import TokenBudgeter
+from agentls.core.definitions import AgentRegistry, default_sources
+from agentls.core.llm import ChatModel, ModelSettings, create_model
+from agentls.core.runtime import AgentRuntime, RuntimeConfig
+
+
+class McpServerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    command: str
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class BudgetSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    total: int | None = Field(default=None, ge=0)
+    per_run: int | None = Field(default=None, gt=0)
+    per_agent: dict[str, int] = Field(default_factory=dict)
+
+
+class EngineSettings(BaseModel):
+    """Everything a user can set; adapters fill it from their own sources."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = Field(default=None, repr=False)
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
+    max_parallel: int = Field(default=8, ge=1, le=256)
+    max_depth: int = Field(default=2, ge=0, le=8)
+    max_output_tokens: int = Field(default=1024, ge=16)
+    mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
+    agent_folders: list[Path] = Field(default_factory=list)
+    # Generated agents get read-only tools unless this is set.
+    allow_generated_edit_tools: bool = False
+    # In an untrusted workspace, its definitions and MCP servers are not loaded.
+    workspace_trusted: bool = True
+
+    def model_settings(self) -> ModelSettings:
+        return ModelSettings(model=self.model, base_url=self.base_url, api_key=self.api_key)
+
+
+@dataclass
+class ModelPool:
+    """Creates each model backend once per name and reuses it (clients are costly to build)."""
+
+    settings: EngineSettings
+
+    def __post_init__(self) -> None:
+        self._models: dict[str | None, ChatModel] = {}
+
+    def __call__(self, name: str | None) -> ChatModel:
+        key = name or self.settings.model
+        if key not in self._models:
+            base = self.settings.model_settings()
+            self._models[key] = create_model(
+                ModelSettings(model=key, base_url=base.base_url, api_key=base.api_key)
+            )
+        return self._models[key]
+
+    async def aclose(self) -> None:
+        for model in self._models.values():
+            await model.aclose()
+        self._models.clear()
+
+
+def load_registry(workspace: Path | None, settings: EngineSettings) -> AgentRegistry:
+    folders = [
+        f if f.is_absolute() or workspace is None else workspace / f for f in settings.agent_folders
+    ]
+    return AgentRegistry.load(
+        default_sources(workspace, folders, include_workspace=settings.workspace_trusted)
+    )
+
+
+def state_dir(workspace: Path) -> Path:
+    path = workspace / ".agentls"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def build_runtime(workspace: Path, settings: EngineSettings) -> AgentRuntime:
+    """The runtime for a workspace with its persisted ledger and audit store."""
+    budgeter = TokenBudgeter.for_workspace(workspace)
+    apply_budget_settings(budgeter, settings.budget)
+    audit = AuditStore.for_workspace(workspace)
+    audit.recover_interrupted()
+    config = RuntimeConfig(
+        max_output_tokens=settings.max_output_tokens,
+        default_run_budget=settings.budget.per_run,
+        max_parallel=settings.max_parallel,
+        max_depth=settings.max_depth,
+    )
+    return AgentRuntime(
+        workspace,
+        load_registry(workspace, settings),
+        ModelPool(settings),
+        budgeter,
+        audit,
+        config,
+    )
+
+
+def apply_budget_settings(budgeter: TokenBudgeter, budget: BudgetSettings) -> None:
+    """Limits from settings win over limits stored in the ledger; unset ones leave it alone."""
+    if budget.total is not None:
+        budgeter.set_limit(budget.total)
+    for agent, limit in budget.per_agent.items():
+        budgeter.set_limit(limit, agent=agent)

@@ -1,0 +1,180 @@
+"""ChatModel over any OpenAI-compatible Chat Completions server (OpenAI, vLLM, Ollama, LiteLLM...).
+
+The `openai` SDK does the HTTP, the retries with exponential backoff on 429/5xx (honouring
+Retry-After) and the timeouts; this module turns its stream into a ChatResponse and its errors
+into one sentence a user can act on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+
+from agentls.core.events import Usage
+from agentls.core.llm import (
+    ChatRequest,
+    ChatResponse,
+    ModelConfigError,
+    ModelError,
+    ModelSettings,
+    ModelStreamError,
+    OnDelta,
+    ToolCallRequest,
+    utf8_prompt_bound,
+)
+
+DEFAULT_MODEL = "gpt-4o-mini"
+# Local servers (Ollama, llama.cpp, vLLM without auth) accept any key but the SDK insists on one.
+PLACEHOLDER_KEY = "not-needed"
+
+
+class OpenAIChatModel:
+    """One AsyncOpenAI client per configuration, reused by every call (construction is costly)."""
+
+    def __init__(self, settings: ModelSettings, *, client: AsyncOpenAI | None = None) -> None:
+        self._model = settings.model or DEFAULT_MODEL
+        self._where = settings.base_url or "OpenAI"
+        self._client = client or AsyncOpenAI(
+            api_key=settings.api_key or PLACEHOLDER_KEY,
+            base_url=settings.base_url,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+        )
+
+    @property
+    def name(self) -> str:
+        return self._model
+
+    def prompt_token_bound(self, request: ChatRequest) -> int:
+        return utf8_prompt_bound(request)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def _arguments(self, request: ChatRequest) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "model": self._model,
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.tools:
+            args["tools"] = [t.to_openai() for t in request.tools]
+            if request.tool_choice in ("auto", "none", "required"):
+                args["tool_choice"] = request.tool_choice
+            else:
+                args["tool_choice"] = {
+                    "type": "function",
+                    "function": {"name": request.tool_choice},
+                }
+        if request.json_schema is not None:
+            args["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": request.json_schema},
+            }
+        return args
+
+    async def complete(self, request: ChatRequest, on_delta: OnDelta | None = None) -> ChatResponse:
+        text: list[str] = []
+        calls: dict[int, dict[str, str]] = {}
+        usage: Usage | None = None
+        finish: str | None = None
+        try:
+            stream = await self._client.chat.completions.create(**self._arguments(request))
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    usage = _usage_of(chunk.usage)
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    if delta.content:
+                        text.append(delta.content)
+                        if on_delta:
+                            on_delta(delta.content)
+                    for tc in delta.tool_calls or []:
+                        slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
+                        if tc.id:
+                            slot["id"] = tc.id
+                        if tc.function and tc.function.name:
+                            slot["name"] += tc.function.name
+                        if tc.function and tc.function.arguments:
+                            slot["arguments"] += tc.function.arguments
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+        except openai.APIError as exc:
+            raise self._explain(exc) from exc
+        if finish is None:
+            raise ModelStreamError(
+                f"The model server at {self._where} ended its answer before finishing it; "
+                "the run stopped instead of using a partial answer."
+            )
+        answer = "".join(text)
+        if usage is None:
+            # The server sent no usage (llama.cpp's server, some proxies): count by the byte bound.
+            usage = Usage(
+                input_tokens=utf8_prompt_bound(request),
+                output_tokens=len(answer.encode())
+                + sum(len(c["arguments"]) for c in calls.values()),
+                estimated=True,
+            )
+        tool_calls = [
+            ToolCallRequest(id=c["id"] or f"call_{i}", name=c["name"], raw_arguments=c["arguments"])
+            for i, c in sorted(calls.items())
+        ]
+        return ChatResponse(answer, tool_calls, usage, finish, self._model)
+
+    def _explain(self, exc: openai.APIError) -> ModelError:
+        where = self._where
+        if isinstance(exc, openai.AuthenticationError):
+            return ModelConfigError(
+                f"The model server at {where} rejected the API key (401): set a valid key with "
+                "OPENAI_API_KEY or the editor's 'Set API Key' command."
+            )
+        if isinstance(exc, openai.NotFoundError):
+            return ModelConfigError(
+                f"The model {self._model!r} is not available at {where} (404): set the model "
+                "setting to one the server lists."
+            )
+        if isinstance(exc, openai.RateLimitError):
+            return ModelError(
+                f"The model server at {where} kept answering 'rate limited' (429) after retries; "
+                "wait and run again, or lower the number of parallel runs."
+            )
+        if isinstance(exc, openai.APITimeoutError):
+            return ModelError(f"The model server at {where} did not answer in time (timeout).")
+        if isinstance(exc, openai.APIConnectionError):
+            return ModelError(
+                f"Cannot reach the model server at {where}: check the base URL and that it runs."
+            )
+        if isinstance(exc, openai.APIStatusError):
+            return ModelError(
+                f"The model server at {where} failed with HTTP {exc.status_code} after retries: "
+                f"{_short(exc.message)}"
+            )
+        return ModelStreamError(
+            f"The model server at {where} sent an answer that broke off: {_short(str(exc))}"
+        )
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _usage_of(raw: Any) -> Usage:
+    prompt_details = getattr(raw, "prompt_tokens_details", None)
+    completion_details = getattr(raw, "completion_tokens_details", None)
+    return Usage(
+        input_tokens=raw.prompt_tokens or 0,
+        cached_input_tokens=(getattr(prompt_details, "cached_tokens", 0) or 0)
+        if prompt_details
+        else 0,
+        output_tokens=raw.completion_tokens or 0,
+        reasoning_tokens=(getattr(completion_details, "reasoning_tokens", 0) or 0)
+        if completion_details
+        else 0,
+        estimated=False,
+    )

@@ -1,0 +1,1 @@
+"""Tools an agent may call: sandboxed workspace tools, edit proposals, MCP tools."""

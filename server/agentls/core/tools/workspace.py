@@ -1,0 +1,251 @@
+"""Built-in workspace tools: read_file, list_files, search and propose_edit, all inside the sandbox.
+
+None of them writes a file: propose_edit returns an edit artifact that an adapter applies.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from agentls.core.llm import ToolSpec
+from agentls.core.target import ProposedEdit, TextRange, position_of
+from agentls.core.tools.base import Tool, ToolResult, truncate
+from agentls.core.tools.sandbox import SandboxError, WorkspaceSandbox
+
+SKIPPED_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        ".venv",
+        "venv",
+        "__pycache__",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+        ".agentls",
+        "dist",
+        "build",
+    }
+)
+MAX_LISTED = 300
+MAX_MATCHES = 100
+MAX_FILE_BYTES = 1_000_000
+
+
+def _walk(root: Path, start: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(start):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
+        base = Path(dirpath)
+        for name in sorted(filenames):
+            path = base / name
+            if path.is_symlink() and root not in path.resolve().parents:
+                continue
+            yield path
+
+
+def _string(arguments: dict[str, Any], name: str, default: str | None = None) -> str:
+    value = arguments.get(name, default)
+    if not isinstance(value, str):
+        raise SandboxError(f"argument {name!r} must be a string")
+    return value
+
+
+class ReadFile:
+    read_only = True
+    spec = ToolSpec(
+        name="read_file",
+        description="Read a text file of the workspace, with line numbers. Optional 1-based line range.",
+        parameters={
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "workspace-relative path"},
+                "start_line": {"type": "integer", "minimum": 1},
+                "end_line": {"type": "integer", "minimum": 1},
+            },
+            "required": ["path"],
+        },
+    )
+
+    def __init__(self, sandbox: WorkspaceSandbox) -> None:
+        self.sandbox = sandbox
+
+    async def call(self, arguments: dict[str, Any]) -> ToolResult:
+        try:
+            path = self.sandbox.resolve(_string(arguments, "path"))
+        except SandboxError as exc:
+            return ToolResult.error(str(exc))
+        if path.is_dir():
+            return ToolResult.error(f"{arguments['path']!r} is a folder; use list_files")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return ToolResult.error(f"{arguments['path']!r} is larger than {MAX_FILE_BYTES} bytes")
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            return ToolResult.error(f"{arguments['path']!r} is not a UTF-8 text file")
+        first = int(arguments.get("start_line") or 1)
+        last = int(arguments.get("end_line") or len(lines))
+        shown = [f"{n:>5}  {lines[n - 1]}" for n in range(max(first, 1), min(last, len(lines)) + 1)]
+        return ToolResult(truncate("\n".join(shown) or "(empty file)"))
+
+
+class ListFiles:
+    read_only = True
+    spec = ToolSpec(
+        name="list_files",
+        description="List files under a workspace folder (default: the root), optionally filtered by a glob.",
+        parameters={
+            "type": "object",
+            "properties": {
+                "path": {
+                    "type": "string",
+                    "description": "workspace-relative folder",
+                    "default": ".",
+                },
+                "pattern": {"type": "string", "description": "glob on the file name, e.g. *.py"},
+            },
+        },
+    )
+
+    def __init__(self, sandbox: WorkspaceSandbox) -> None:
+        self.sandbox = sandbox
+
+    async def call(self, arguments: dict[str, Any]) -> ToolResult:
+        try:
+            folder = self.sandbox.resolve(_string(arguments, "path", "."))
+            pattern = _string(arguments, "pattern", "*")
+        except SandboxError as exc:
+            return ToolResult.error(str(exc))
+        if not folder.is_dir():
+            return ToolResult.error(f"{arguments.get('path')!r} is not a folder")
+        found = []
+        for path in _walk(self.sandbox.root, folder):
+            if fnmatch.fnmatch(path.name, pattern):
+                found.append(self.sandbox.relative(path))
+                if len(found) >= MAX_LISTED:
+                    found.append(f"… (stopped after {MAX_LISTED} files)")
+                    break
+        return ToolResult("\n".join(found) or "(no files)")
+
+
+class Search:
+    read_only = True
+    spec = ToolSpec(
+        name="search",
+        description="Search workspace text files for a regular expression; returns path:line: text.",
+        parameters={
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "regular expression (Python syntax)"},
+                "path": {"type": "string", "description": "folder to search in", "default": "."},
+            },
+            "required": ["query"],
+        },
+    )
+
+    def __init__(self, sandbox: WorkspaceSandbox) -> None:
+        self.sandbox = sandbox
+
+    async def call(self, arguments: dict[str, Any]) -> ToolResult:
+        try:
+            query = _string(arguments, "query")
+            folder = self.sandbox.resolve(_string(arguments, "path", "."))
+        except SandboxError as exc:
+            return ToolResult.error(str(exc))
+        try:
+            regex = re.compile(query)
+        except re.error as exc:
+            return ToolResult.error(f"query {query!r} is not a valid regular expression: {exc}")
+        matches: list[str] = []
+        for path in _walk(self.sandbox.root, folder):
+            if path.stat().st_size > MAX_FILE_BYTES:
+                continue
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError):
+                continue
+            for n, line in enumerate(text.splitlines(), 1):
+                if regex.search(line):
+                    matches.append(f"{self.sandbox.relative(path)}:{n}: {line.strip()[:200]}")
+                    if len(matches) >= MAX_MATCHES:
+                        return ToolResult("\n".join([*matches, f"… (stopped after {MAX_MATCHES})"]))
+        return ToolResult("\n".join(matches) or "(no matches)")
+
+
+class ProposeEdit:
+    read_only = False
+    spec = ToolSpec(
+        name="propose_edit",
+        description=(
+            "Propose replacing old_text (which must occur exactly once) with new_text in a workspace "
+            "file; with an empty old_text on a file that does not exist, propose creating it. "
+            "The user reviews and applies the edit."
+        ),
+        parameters={
+            "type": "object",
+            "properties": {
+                "path": {"type": "string"},
+                "old_text": {"type": "string"},
+                "new_text": {"type": "string"},
+                "description": {"type": "string"},
+            },
+            "required": ["path", "old_text", "new_text"],
+        },
+    )
+
+    def __init__(self, sandbox: WorkspaceSandbox, agent: str) -> None:
+        self.sandbox = sandbox
+        self.agent = agent
+
+    async def call(self, arguments: dict[str, Any]) -> ToolResult:
+        try:
+            relative = _string(arguments, "path")
+            old = _string(arguments, "old_text")
+            new = _string(arguments, "new_text")
+            path = self.sandbox.resolve(relative, must_exist=False)
+        except SandboxError as exc:
+            return ToolResult.error(str(exc))
+        rel = self.sandbox.relative(path)
+        description = str(arguments.get("description") or "")
+        if not path.exists():
+            if old:
+                return ToolResult.error(
+                    f"{relative!r} does not exist; to create it pass an empty old_text"
+                )
+            edit = ProposedEdit(
+                path=rel,
+                range=TextRange.of(0, 0, 0, 0),
+                new_text=new,
+                agent=self.agent,
+                description=description,
+                creates_file=True,
+            )
+            return ToolResult(f"proposed creating {rel}", edits=[edit])
+        text = path.read_text(encoding="utf-8")
+        count = text.count(old) if old else 0
+        if count != 1:
+            return ToolResult.error(
+                f"old_text occurs {count} times in {rel}; it must occur exactly once (add context lines)"
+            )
+        start = text.index(old)
+        rng = TextRange(start=position_of(text, start), end=position_of(text, start + len(old)))
+        edit = ProposedEdit(
+            path=rel, range=rng, new_text=new, agent=self.agent, description=description
+        )
+        return ToolResult(f"proposed an edit of {rel} at line {rng.start.line + 1}", edits=[edit])
+
+
+def workspace_tools(sandbox: WorkspaceSandbox, agent: str) -> dict[str, Tool]:
+    tools: list[Tool] = [
+        ReadFile(sandbox),
+        ListFiles(sandbox),
+        Search(sandbox),
+        ProposeEdit(sandbox, agent),
+    ]
+    return {t.spec.name: t for t in tools}

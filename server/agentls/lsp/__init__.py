@@ -1,0 +1,1 @@
+"""The pygls adapter: one module per LSP feature."""

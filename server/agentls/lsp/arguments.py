@@ -1,0 +1,108 @@
+"""Typed arguments of the server's commands; a bad argument becomes InvalidParams naming it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+from pygls.exceptions import JsonRpcInvalidParams
+
+_ARGS = ConfigDict(
+    alias_generator=AliasGenerator(validation_alias=to_camel),
+    populate_by_name=True,
+    extra="forbid",
+)
+
+
+class WirePosition(BaseModel):
+    model_config = _ARGS
+    line: int = Field(ge=0)
+    character: int = Field(ge=0)
+
+
+class WireRange(BaseModel):
+    model_config = _ARGS
+    start: WirePosition
+    end: WirePosition
+
+
+class DelegateArgs(BaseModel):
+    model_config = _ARGS
+    agent: str = Field(min_length=1)
+    goal: str | None = None
+    uri: str = Field(min_length=1)
+    range: WireRange | None = None
+    budget: int | None = Field(default=None, gt=0)
+
+
+class TaskArgs(BaseModel):
+    model_config = _ARGS
+    agent: str = Field(min_length=1)
+    goal: str | None = None
+    uri: str | None = None
+    range: WireRange | None = None
+    budget: int | None = Field(default=None, gt=0)
+
+
+class DelegateParallelArgs(BaseModel):
+    model_config = _ARGS
+    tasks: list[TaskArgs] = Field(min_length=1)
+    max_parallel: int | None = Field(default=None, ge=1, le=256)
+
+
+class CreateAgentArgs(BaseModel):
+    model_config = _ARGS
+    prompt: str = Field(min_length=1)
+    goal: str | None = None
+    uri: str | None = None
+    range: WireRange | None = None
+    budget: int | None = Field(default=None, gt=0)
+    save: bool = False
+    run: bool = True
+
+
+class CancelArgs(BaseModel):
+    model_config = _ARGS
+    run_id: str | None = None
+
+
+class BudgetArgs(BaseModel):
+    model_config = _ARGS
+    action: Literal["get", "set", "reset"] = "get"
+    limit: int | None = Field(default=None, ge=0)
+    agent: str | None = None
+
+
+class AuditArgs(BaseModel):
+    model_config = _ARGS
+    run_id: str | None = None
+    agent: str | None = None
+    limit: int = Field(default=200, ge=1, le=10_000)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_args(command: str, model: type[M], raw: tuple[Any, ...]) -> M:
+    """The command's one object argument, validated; errors name the argument at fault."""
+    if len(raw) > 1:
+        raise JsonRpcInvalidParams(f"{command}: expected one object argument, got {len(raw)}")
+    value = raw[0] if raw else {}
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise JsonRpcInvalidParams(
+            f"{command}: expected one object argument, got {type(value).__name__}"
+        )
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "argument"
+            msg = "is required" if err["type"] == "missing" else err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "is not an argument of this command"
+            problems.append(f"argument '{name}' {msg}")
+        raise JsonRpcInvalidParams(f"{command}: " + "; ".join(problems)) from None

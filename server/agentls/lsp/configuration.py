@@ -1,0 +1,76 @@
+"""Settings from initializationOptions, workspace/configuration and didChangeConfiguration.
+
+initializationOptions: `{"settings": {...agentls section...}, "workspaceTrusted": bool}`; the
+API key is only ever accepted there (clients keep it in secret storage, never in settings files).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lsprotocol import types
+
+from agentls.lsp.server import AgentLanguageServer
+from agentls.lsp.settings import parse_settings
+
+SECTION = "agentls"
+
+
+def _init_options(raw: Any) -> tuple[dict[str, Any], bool]:
+    if not isinstance(raw, dict):
+        return {}, True
+    settings = raw.get("settings", raw)
+    trusted = raw.get("workspaceTrusted", True)
+    return (settings if isinstance(settings, dict) else {}), trusted is not False
+
+
+async def pull_configuration(ls: AgentLanguageServer) -> None:
+    """Ask the client for the `agentls` section when it supports workspace/configuration."""
+    caps = ls.client_capabilities.workspace
+    if not (caps and caps.configuration):
+        ls.apply_settings()
+        return
+    try:
+        result = await ls.workspace_configuration_async(
+            types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
+        )
+    except Exception as exc:  # a client that fails the request keeps the initialization settings
+        ls.show_warning(f"could not read the editor's agentls settings ({exc}); using defaults")
+        ls.apply_settings()
+        return
+    section = result[0] if result else None
+    # The API key never comes from settings files, only from initializationOptions.
+    if isinstance(section, dict):
+        section = {k: v for k, v in section.items() if k != "apiKey"}
+    ls.apply_settings(section)
+
+
+def register(server: AgentLanguageServer) -> None:
+    @server.feature(types.INITIALIZE)
+    def on_initialize(ls: AgentLanguageServer, params: types.InitializeParams) -> None:
+        ls.init_settings, ls.trusted = _init_options(params.initialization_options)
+        ls.settings, problems = parse_settings(ls.init_settings)
+        for problem in problems:
+            ls.show_warning(problem)
+
+    @server.feature(types.INITIALIZED)
+    async def on_initialized(ls: AgentLanguageServer, params: types.InitializedParams) -> None:
+        await pull_configuration(ls)
+        from agentls.lsp.definition_files import watch_definition_files
+
+        await watch_definition_files(ls)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def on_did_change_configuration(
+        ls: AgentLanguageServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        caps = ls.client_capabilities.workspace
+        if caps and caps.configuration:
+            await pull_configuration(ls)
+            return
+        # Push-style clients put the settings in the notification itself.
+        pushed = params.settings
+        section = pushed.get(SECTION, pushed) if isinstance(pushed, dict) else None
+        if isinstance(section, dict):
+            section = {k: v for k, v in section.items() if k != "apiKey"}
+        ls.apply_settings(section)

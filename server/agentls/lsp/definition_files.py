@@ -1,0 +1,119 @@
+"""Agent definition files in the editor: diagnostics with exact line and column while they are
+edited, and a registry reload when they change on disk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsprotocol import types
+
+from agentls.core.definitions import parse_definition_text
+from agentls.lsp.server import AgentLanguageServer
+
+WATCH_GLOBS = ("**/.agentls/agents/*", "**/.claude/agents/*.md")
+SUFFIXES = (".yaml", ".yml", ".md")
+
+
+def definition_kind(ls: AgentLanguageServer, path: Path | None) -> str | None:
+    """'agentls' or 'claude' when the path is a definition file of this workspace, else None."""
+    if path is None or path.suffix not in SUFFIXES:
+        return None
+    parent = path.parent
+    if parent.name == "agents" and parent.parent.name == ".agentls":
+        return "agentls"
+    if parent.name == "agents" and parent.parent.name == ".claude" and path.suffix == ".md":
+        return "claude"
+    folders = [Path(f).expanduser() for f in ls.settings.agent_folders]
+    resolved = [(f if f.is_absolute() else ls.root / f).resolve() for f in folders]
+    return "agentls" if parent.resolve() in resolved else None
+
+
+def diagnostics_for(ls: AgentLanguageServer, uri: str, text: str) -> list[types.Diagnostic] | None:
+    path = ls.path_of(uri)
+    kind = definition_kind(ls, path)
+    if kind is None or path is None:
+        return None
+    _, errors = parse_definition_text(text, path, claude=kind == "claude")
+    lines = text.splitlines()
+    out = []
+    for err in errors:
+        line = max(err.line - 1, 0)
+        column = max(err.column - 1, 0)
+        end = len(lines[line]) if line < len(lines) else column
+        message = f"{err.field}: {err.message}" if err.field else err.message
+        out.append(
+            types.Diagnostic(
+                range=types.Range(
+                    start=types.Position(line=line, character=column),
+                    end=types.Position(line=line, character=max(end, column + 1)),
+                ),
+                message=message,
+                severity=types.DiagnosticSeverity.Error,
+                source="agentls",
+            )
+        )
+    return out
+
+
+def publish(ls: AgentLanguageServer, uri: str) -> None:
+    doc = ls.workspace.get_text_document(uri)
+    diagnostics = diagnostics_for(ls, uri, doc.source)
+    if diagnostics is None:
+        return
+    ls.text_document_publish_diagnostics(
+        types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=doc.version)
+    )
+
+
+async def watch_definition_files(ls: AgentLanguageServer) -> None:
+    """Ask the client to tell us about definition files changing on disk (dynamic registration)."""
+    ws = ls.client_capabilities.workspace
+    caps = ws.did_change_watched_files if ws else None
+    if not (caps and caps.dynamic_registration):
+        return
+    watchers = [types.FileSystemWatcher(glob_pattern=g) for g in WATCH_GLOBS]
+    try:
+        await ls.client_register_capability_async(
+            types.RegistrationParams(
+                registrations=[
+                    types.Registration(
+                        id="agentls-definition-files",
+                        method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                        register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                            watchers=watchers
+                        ),
+                    )
+                ]
+            )
+        )
+    except Exception as exc:
+        ls.show_warning(f"cannot watch agent definition files ({exc}); save them to reload")
+
+
+def register(server: AgentLanguageServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def on_open(ls: AgentLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+        publish(ls, params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def on_change(ls: AgentLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
+        publish(ls, params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def on_save(ls: AgentLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+        if definition_kind(ls, ls.path_of(params.text_document.uri)):
+            ls.reload_registry()
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def on_close(ls: AgentLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+        if definition_kind(ls, ls.path_of(params.text_document.uri)):
+            # Closed files are judged by what is on disk: clear the buffer's diagnostics.
+            ls.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[])
+            )
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def on_watched(ls: AgentLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
+        if any(definition_kind(ls, ls.path_of(c.uri)) for c in params.changes):
+            ls.reload_registry()

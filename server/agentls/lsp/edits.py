@@ -1,0 +1,64 @@
+"""Applies agent edits through workspace/applyEdit, labelled with the agent.
+
+Edits to an open document carry the version the run started from, so a client rejects them
+rather than overwriting text the user typed meanwhile; the refusal is recorded as rejected.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+from pygls.uris import from_fs_path
+
+from agentls.core.target import ProposedEdit
+from agentls.lsp import wire
+
+if TYPE_CHECKING:
+    from agentls.core.runtime import EditApplier
+    from agentls.lsp.server import AgentLanguageServer
+
+
+def _supports_document_changes(ls: AgentLanguageServer) -> bool:
+    ws = ls.client_capabilities.workspace
+    return bool(ws and ws.workspace_edit and ws.workspace_edit.document_changes)
+
+
+def workspace_edit(
+    ls: AgentLanguageServer, edits: list[ProposedEdit], versions: dict[str, int | None]
+) -> types.WorkspaceEdit:
+    by_uri: dict[str, list[types.TextEdit]] = defaultdict(list)
+    creates: list[str] = []
+    for edit in edits:
+        uri = from_fs_path(str(ls.runtime.workspace / edit.path))
+        doc = ls.workspace.text_documents.get(uri) if not edit.creates_file else None
+        if edit.creates_file:
+            creates.append(uri)
+        by_uri[uri].append(types.TextEdit(range=wire.client_range(doc, edit.range), new_text=edit.new_text))
+    if not _supports_document_changes(ls):
+        return types.WorkspaceEdit(changes=dict(by_uri))
+    changes: list[types.TextDocumentEdit | types.CreateFile] = []
+    for uri in creates:
+        changes.append(types.CreateFile(uri=uri, options=types.CreateFileOptions(ignore_if_exists=True)))
+    for uri, text_edits in by_uri.items():
+        doc_id = types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=versions.get(uri))
+        changes.append(types.TextDocumentEdit(text_document=doc_id, edits=list(text_edits)))
+    return types.WorkspaceEdit(document_changes=changes)
+
+
+def applier(ls: AgentLanguageServer, agent: str, versions: dict[str, int | None]) -> EditApplier:
+    async def apply(edits: list[ProposedEdit]) -> list[tuple[bool, str | None]]:
+        params = types.ApplyWorkspaceEditParams(
+            edit=workspace_edit(ls, edits, versions), label=f"agentls: {agent}"
+        )
+        try:
+            result = await ls.workspace_apply_edit_async(params)
+        except Exception as exc:
+            return [(False, f"the editor failed the edit request: {exc}")] * len(edits)
+        if result.applied:
+            return [(True, None)] * len(edits)
+        reason = result.failure_reason or "the editor refused the edit"
+        return [(False, reason)] * len(edits)
+
+    return apply

@@ -1,0 +1,132 @@
+"""Renders the runtime's event stream for the editor: work-done progress per run, `agentls/event`
+(mirrored to window/logMessage), coalesced `agentls/output`, and `agentls/budget` snapshots.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from agentls.core.events import EventKind, RunEvent
+from agentls.lsp import wire
+
+if TYPE_CHECKING:
+    from agentls.core.budget import BudgetSnapshot
+    from agentls.core.runtime import AgentRuntime
+    from agentls.lsp.server import AgentLanguageServer
+
+log = logging.getLogger("agentls.lsp")
+
+# At most 20 agentls/output notifications per second per run; deltas in between are joined.
+OUTPUT_INTERVAL = 0.05
+
+
+def budget_payload(snapshot: BudgetSnapshot) -> dict[str, Any]:
+    return {
+        "used": snapshot.used,
+        "limit": snapshot.limit,
+        "remaining": snapshot.remaining,
+        "reserved": snapshot.reserved,
+        "usage": wire.usage(snapshot.usage),
+        "agents": {
+            name: {"used": s.used, "limit": s.limit, "remaining": s.remaining, "reserved": s.reserved}
+            for name, s in snapshot.agents.items()
+        },
+    }
+
+
+class EventBridge:
+    def __init__(self, ls: AgentLanguageServer, runtime: AgentRuntime) -> None:
+        self.ls = ls
+        self.runtime = runtime
+        self._tokens: dict[str, str] = {}
+        self._outbox: dict[str, tuple[str, list[str]]] = {}
+        self._flush_scheduled: set[str] = set()
+        runtime.subscribe(self.on_event)
+        runtime.budgeter.add_listener(self.on_budget)
+
+    async def begin_progress(self, run_id: str, title: str) -> None:
+        """Create a cancellable work-done progress for a run, when the client supports it."""
+        window = self.ls.client_capabilities.window
+        if not (window and window.work_done_progress):
+            return
+        token = f"agentls-{uuid.uuid4().hex}"
+        try:
+            await self.ls.work_done_progress.create_async(token)
+        except Exception as exc:  # the client refused: the run goes on without a progress bar
+            log.warning("work-done progress refused: %s", exc)
+            return
+        self._tokens[run_id] = token
+        self.ls.work_done_progress.begin(
+            token, types.WorkDoneProgressBegin(title=title, cancellable=True, message="starting")
+        )
+        cancelled = self.ls.work_done_progress.tokens.get(token)
+        if cancelled is not None:
+            cancelled.add_done_callback(
+                lambda f: self.runtime.cancel(run_id) if f.cancelled() else None
+            )
+
+    def _report(self, e: RunEvent) -> None:
+        token = self._tokens.get(e.run_id)
+        if token is None:
+            return
+        if e.is_terminal:
+            self._tokens.pop(e.run_id, None)
+            self.ls.work_done_progress.end(
+                token, types.WorkDoneProgressEnd(message=f"{e.status.value} · {e.usage.total:,} tokens")
+            )
+            self.ls.work_done_progress.tokens.pop(token, None)
+            return
+        message = None
+        if e.kind is EventKind.MODEL_CALL:
+            message = f"turn {e.data.get('turn')} · {e.usage.total:,} tokens"
+        elif e.kind is EventKind.TOOL_CALL:
+            message = (
+                f"turn {e.data.get('turn')} · {e.usage.total:,} tokens · "
+                f"{e.data.get('tool')}({e.data.get('arguments', '')})"
+            )
+        elif e.kind is EventKind.EDIT_PROPOSED:
+            message = f"edit proposed · {e.usage.total:,} tokens"
+        if message:
+            self.ls.work_done_progress.report(token, types.WorkDoneProgressReport(message=message))
+
+    def on_event(self, e: RunEvent) -> None:
+        try:
+            if e.kind is EventKind.OUTPUT_DELTA:
+                self._queue_output(e)
+                return
+            if e.is_terminal or e.kind is EventKind.OUTPUT:
+                self._flush(e.run_id)
+            self.ls.protocol.notify("agentls/event", wire.event(e, self.runtime.workspace))
+            self.ls.window_log_message(
+                types.LogMessageParams(type=types.MessageType.Info, message=wire.log_line(e))
+            )
+            self._report(e)
+        except Exception:  # rendering must never break a run
+            log.exception("failed to send event %s", e.kind)
+
+    def _queue_output(self, e: RunEvent) -> None:
+        _, pieces = self._outbox.setdefault(e.run_id, (e.agent, []))
+        pieces.append(str(e.data.get("delta", "")))
+        if e.run_id not in self._flush_scheduled:
+            self._flush_scheduled.add(e.run_id)
+            self.ls.loop.call_later(OUTPUT_INTERVAL, self._flush, e.run_id)
+
+    def _flush(self, run_id: str) -> None:
+        self._flush_scheduled.discard(run_id)
+        entry = self._outbox.pop(run_id, None)
+        if not entry or not entry[1]:
+            return
+        agent, pieces = entry
+        self.ls.protocol.notify(
+            "agentls/output", {"runId": run_id, "agent": agent, "delta": "".join(pieces)}
+        )
+
+    def on_budget(self, snapshot: BudgetSnapshot) -> None:
+        try:
+            self.ls.protocol.notify("agentls/budget", budget_payload(snapshot))
+        except Exception:
+            log.exception("failed to send the budget")

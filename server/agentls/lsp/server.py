@@ -1,0 +1,125 @@
+"""The agentls language server: state shared by the feature modules, and their registration.
+
+Each feature lives in its own module with a `register(server)` function. The engine (runtime,
+budget, audit) is built on first use, so `initialize` answers before any model SDK loads.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from agentls import __version__
+from agentls.lsp.settings import LspSettings, parse_settings
+
+if TYPE_CHECKING:
+    from agentls.core.runtime import AgentRuntime
+    from agentls.lsp.events import EventBridge
+
+log = logging.getLogger("agentls.lsp")
+
+
+class AgentLanguageServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("agentls", __version__)
+        self.settings = LspSettings()
+        self.init_settings: dict[str, Any] = {}
+        self.trusted = True
+        self._runtime: AgentRuntime | None = None
+        self.bridge: EventBridge | None = None
+
+    @property
+    def root(self) -> Path:
+        try:
+            root = self.workspace.root_path
+        except RuntimeError:  # before initialize
+            root = None
+        return Path(root).resolve() if root else Path.cwd().resolve()
+
+    @property
+    def has_runtime(self) -> bool:
+        return self._runtime is not None
+
+    @property
+    def runtime(self) -> AgentRuntime:
+        if self._runtime is None:
+            from agentls.core.engine import build_runtime
+            from agentls.lsp.events import EventBridge
+
+            self._runtime = build_runtime(self.root, self.settings.engine(trusted=self.trusted))
+            self.bridge = EventBridge(self, self._runtime)
+            self.report_definition_errors()
+        return self._runtime
+
+    def apply_settings(self, *layers: Any) -> None:
+        """Merge settings layers over the initializationOptions ones and apply them to the engine."""
+        settings, problems = parse_settings(self.init_settings, *layers)
+        for problem in problems:
+            self.show_warning(problem)
+        self.settings = settings
+        if self._runtime is not None:
+            from agentls.core.engine import ModelPool, apply_budget_settings, load_registry
+
+            engine = settings.engine(trusted=self.trusted)
+            old_pool = self._runtime.model_factory
+            self._runtime.model_factory = ModelPool(engine)
+            self._runtime.config.max_parallel = engine.max_parallel
+            self._runtime.config.max_depth = engine.max_depth
+            self._runtime.config.max_output_tokens = engine.max_output_tokens
+            self._runtime.config.default_run_budget = engine.budget.per_run
+            self._runtime.registry = load_registry(self.root, engine)
+            apply_budget_settings(self._runtime.budgeter, engine.budget)
+            if isinstance(old_pool, ModelPool) and old_pool is not self._runtime.model_factory:
+                self.loop.create_task(old_pool.aclose())
+            self.report_definition_errors()
+
+    def reload_registry(self) -> None:
+        if self._runtime is None:
+            return
+        from agentls.core.engine import load_registry
+
+        self._runtime.registry = load_registry(self.root, self.settings.engine(trusted=self.trusted))
+        self.report_definition_errors()
+
+    def report_definition_errors(self) -> None:
+        """Log definition errors of files not open in the editor (open ones get diagnostics)."""
+        if self._runtime is None:
+            return
+        for error in self._runtime.registry.errors:
+            self.window_log_message(
+                types.LogMessageParams(type=types.MessageType.Warning, message=f"[agentls] {error}")
+            )
+
+    def show_warning(self, message: str) -> None:
+        log.warning(message)
+        self.window_show_message(
+            types.ShowMessageParams(type=types.MessageType.Warning, message=f"agentls: {message}")
+        )
+
+    def path_of(self, uri: str) -> Path | None:
+        path = to_fs_path(uri)
+        return Path(path).resolve() if path else None
+
+
+def create_server() -> AgentLanguageServer:
+    from agentls.lsp import (
+        code_actions,
+        commands,
+        configuration,
+        definition_files,
+    )
+
+    server = AgentLanguageServer()
+    for feature in (configuration, commands, code_actions, definition_files):
+        feature.register(server)
+    return server
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="agentls: %(levelname)s %(message)s")
+    create_server().start_io()
