@@ -1,0 +1,26 @@
+// Bundles the extension into dist/extension.js; `vscode` is provided by the editor at run time.
+import * as esbuild from 'esbuild';
+
+const production = process.argv.includes('--production');
+const watch = process.argv.includes('--watch');
+
+const context = await esbuild.context({
+    entryPoints: ['src/extension.ts'],
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    outfile: 'dist/extension.js',
+    external: ['vscode'],
+    minify: production,
+    sourcemap: !production,
+    sourcesContent: false,
+    logLevel: 'warning',
+});
+
+if (watch) {
+    await context.watch();
+} else {
+    await context.rebuild();
+    await context.dispose();
+}

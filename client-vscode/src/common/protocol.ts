@@ -1,0 +1,169 @@
+/** The agentls wire contract (docs/protocol.md) as TypeScript types; no runtime dependencies. */
+
+export const ServerCommand = {
+    delegate: 'agentls.delegate',
+    delegateParallel: 'agentls.delegateParallel',
+    createAgent: 'agentls.createAgent',
+    cancel: 'agentls.cancel',
+    listAgents: 'agentls.listAgents',
+    budget: 'agentls.budget',
+    audit: 'agentls.audit',
+} as const;
+
+export const ServerNotification = {
+    event: 'agentls/event',
+    output: 'agentls/output',
+    budget: 'agentls/budget',
+} as const;
+
+export interface Position {
+    line: number;
+    character: number;
+}
+
+export interface Range {
+    start: Position;
+    end: Position;
+}
+
+export interface Usage {
+    inputTokens: number;
+    cachedInputTokens: number;
+    outputTokens: number;
+    reasoningTokens: number;
+    total: number;
+    estimated: boolean;
+}
+
+export type RunStatus = 'finished' | 'failed' | 'cancelled' | 'budget_exceeded';
+
+export interface RunEdit {
+    uri: string;
+    range: Range;
+    newText: string;
+}
+
+export interface RunResult {
+    runId: string;
+    agent: string;
+    status: RunStatus;
+    text: string;
+    edits: RunEdit[];
+    usage: Usage;
+    durationMs: number;
+    error?: string | null;
+}
+
+export interface ParallelResult {
+    results: RunResult[];
+    wallMs: number;
+    usage: Usage;
+}
+
+export interface CreateAgentResult {
+    definition: Record<string, unknown> & { name: string; description?: string };
+    result: RunResult;
+}
+
+export interface AgentInfo {
+    name: string;
+    description: string;
+    source: string;
+    mode?: string;
+    codeAction?: string | null;
+}
+
+export interface AgentBudget {
+    used: number;
+    limit: number | null;
+    remaining: number | null;
+}
+
+export interface BudgetSnapshot {
+    used: number;
+    limit: number | null;
+    remaining: number | null;
+    reserved?: number;
+    agents: Record<string, AgentBudget>;
+}
+
+export type EventKind =
+    | 'started'
+    | 'model_call'
+    | 'tool_call'
+    | 'edit_proposed'
+    | 'edit_applied'
+    | 'edit_rejected'
+    | 'output'
+    | 'finished'
+    | 'failed'
+    | 'cancelled'
+    | 'budget_exceeded'
+    | 'interrupted';
+
+/** Kinds that close a run; they carry the run's total usage. */
+export const closingKinds: ReadonlySet<string> = new Set([
+    'finished',
+    'failed',
+    'cancelled',
+    'budget_exceeded',
+    'interrupted',
+]);
+
+export interface AuditEvent {
+    eventId: string;
+    time: string;
+    runId: string;
+    parentRunId?: string | null;
+    depth?: number;
+    agent: string;
+    goal?: string | null;
+    /** An EventKind; other strings may come from newer servers. */
+    kind: string;
+    status?: string | null;
+    usage?: Partial<Usage> | null;
+    durationMs?: number | null;
+    artifacts?: unknown;
+    error?: string | null;
+    data?: Record<string, unknown> | null;
+}
+
+export interface OutputDelta {
+    runId: string;
+    agent: string;
+    delta: string;
+}
+
+export interface DelegateArgs {
+    agent: string;
+    goal: string;
+    uri?: string;
+    range?: Range;
+    budget?: number;
+}
+
+export interface McpServerConfig {
+    command: string;
+    args?: string[];
+    env?: Record<string, string>;
+}
+
+/** The `settings` object of initializationOptions; also the `agentls` configuration section (minus apiKey). */
+export interface ServerSettings {
+    model: string | null;
+    baseUrl: string | null;
+    budget: {
+        total: number | null;
+        perRun: number | null;
+        perAgent: Record<string, number>;
+    };
+    maxParallel: number;
+    maxDepth: number;
+    mcpServers: Record<string, McpServerConfig>;
+    agentFolders: string[];
+}
+
+export interface InitializationOptions {
+    settings: ServerSettings & { apiKey: string | null };
+    workspaceTrusted: boolean;
+}

@@ -1,0 +1,95 @@
+/** Builds the quick-pick items of the palette commands from server data; no vscode import. */
+
+import type { ActiveRun } from './auditLog';
+import { formatBudget, formatDuration, sortedAgents } from './format';
+import type { AgentInfo, BudgetSnapshot } from './protocol';
+
+/** Structurally a vscode.QuickPickItem. */
+export interface PickItem {
+    label: string;
+    description?: string;
+    detail?: string;
+    picked?: boolean;
+}
+
+export interface AgentItem extends PickItem {
+    agent: AgentInfo;
+}
+
+/** One row per agent: name, its description, where it is defined. */
+export function agentItems(agents: AgentInfo[]): AgentItem[] {
+    return agents.map((agent) => ({
+        label: agent.name,
+        description: agent.description,
+        detail: agent.source,
+        agent,
+    }));
+}
+
+/** The goal an InputBox starts with: the agent's own description of what it does. */
+export function defaultGoal(agent: AgentInfo): string {
+    return agent.description?.trim() || agent.codeAction?.trim() || `Run ${agent.name}`;
+}
+
+export interface RunItem extends PickItem {
+    /** undefined: cancel every run. */
+    runId: string | undefined;
+}
+
+/** "All runs" first, then each run in progress with its goal and age. */
+export function runItems(runs: ActiveRun[], now: number = Date.now()): RunItem[] {
+    const items: RunItem[] = [
+        {
+            label: 'All runs',
+            description: `${runs.length} in progress`,
+            runId: undefined,
+        },
+    ];
+    for (const run of runs) {
+        items.push({
+            label: run.agent,
+            description: run.goal,
+            detail: `run ${run.runId} · started ${formatDuration(now - run.startedAt)} ago${run.parentRunId ? ' · child run' : ''}`,
+            runId: run.runId,
+        });
+    }
+    return items;
+}
+
+export interface BudgetScopeItem extends PickItem {
+    /** undefined: the total budget. */
+    agent: string | undefined;
+}
+
+/** Total first, then every known agent (from the agent list and the snapshot) with its usage. */
+export function budgetScopeItems(snapshot: BudgetSnapshot | undefined, agents: AgentInfo[] = []): BudgetScopeItem[] {
+    const items: BudgetScopeItem[] = [
+        {
+            label: 'Total',
+            description: snapshot ? `${formatBudget(snapshot.used, snapshot.limit)} tokens` : undefined,
+            detail: 'All agents together',
+            agent: undefined,
+        },
+    ];
+    const seen = new Set<string>();
+    for (const [name, budget] of sortedAgents(snapshot?.agents)) {
+        seen.add(name);
+        items.push({ label: name, description: `${formatBudget(budget.used, budget.limit)} tokens`, agent: name });
+    }
+    for (const agent of agents) {
+        if (!seen.has(agent.name)) {
+            seen.add(agent.name);
+            items.push({ label: agent.name, description: 'no tokens used yet', agent: agent.name });
+        }
+    }
+    return items;
+}
+
+export interface SaveChoiceItem extends PickItem {
+    save: boolean;
+}
+
+export const saveChoiceItems: SaveChoiceItem[] = [
+    { label: 'Run once', description: 'keep the new agent in memory only', save: false },
+    { label: 'Run and save', description: "save the definition to the workspace's .agentls/agents/", save: true },
+];

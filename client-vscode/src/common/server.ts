@@ -1,0 +1,300 @@
+/** Starts, restarts and stops the agentls language server, and sends it commands. */
+
+import * as path from 'node:path';
+import { workspace, type Disposable, type LogOutputChannel } from 'vscode';
+import {
+    CloseAction,
+    DidChangeConfigurationNotification,
+    ErrorAction,
+    ExecuteCommandRequest,
+    LanguageClient,
+    ResponseError,
+    RevealOutputChannelOn,
+    State,
+    TransportKind,
+    type CloseHandlerResult,
+    type ErrorHandler,
+    type ErrorHandlerResult,
+    type LanguageClientOptions,
+    type ServerOptions,
+} from 'vscode-languageclient/node';
+import { CONFIG_SECTION, SERVER_ID, SERVER_NAME } from './constants';
+import { errorMessage, showErrorWithLogs, traceError, traceInfo, traceWarn } from './logging';
+import { NotificationProgressFeature } from './progress';
+import { ServerCommand, ServerNotification, type AuditEvent, type BudgetSnapshot, type OutputDelta } from './protocol';
+import { findOnPath, getExtensionInterpreter, probeInterpreter } from './python';
+import { presentCreateAgentResult, presentParallelResult, presentRunResult } from './results';
+import type { ApiKeyStore } from './secrets';
+import { configurationSection, readSettings, type ClientSettings } from './settings';
+import { buildInitializationOptions } from './settingsModel';
+import { resolveServerCommand } from './serverCommand';
+import type { ServerState } from './status';
+
+export interface ServerHandlers {
+    onEvent(event: AuditEvent): void;
+    onOutput(delta: OutputDelta): void;
+    onBudget(snapshot: BudgetSnapshot): void;
+    onState(state: ServerState, detail?: string): void;
+}
+
+const RESTART_DELAY_MS = 500;
+const MAX_CRASHES = 3;
+const CRASH_WINDOW_MS = 3 * 60 * 1000;
+
+/** Our toasts carry "Show Logs" and the fix; the client library's generic ones are only logged. */
+class AgentlsLanguageClient extends LanguageClient {
+    override error(message: string, data?: unknown): void {
+        super.error(message, data, false);
+    }
+}
+
+/** Restarts a crashed server a few times, then stops with one toast. */
+class CrashHandler implements ErrorHandler {
+    private readonly crashes: number[] = [];
+
+    error(): ErrorHandlerResult {
+        return { action: ErrorAction.Continue, handled: true };
+    }
+
+    closed(): CloseHandlerResult {
+        const now = Date.now();
+        this.crashes.push(now);
+        while (this.crashes.length > 0 && now - this.crashes[0] > CRASH_WINDOW_MS) {
+            this.crashes.shift();
+        }
+        if (this.crashes.length <= MAX_CRASHES) {
+            traceWarn(`The server stopped unexpectedly; restarting it (${this.crashes.length} of ${MAX_CRASHES}).`);
+            return { action: CloseAction.Restart, handled: true };
+        }
+        void showErrorWithLogs(
+            `The agentls server stopped unexpectedly ${this.crashes.length} times in 3 minutes and is not restarted again: ` +
+                'see the logs for the reason, then run "agentls: Restart Server".',
+        );
+        return { action: CloseAction.DoNotRestart, handled: true };
+    }
+}
+
+export class AgentlsServer implements Disposable {
+    private client: LanguageClient | undefined;
+    private settings: ClientSettings | undefined;
+    private queue: Promise<void> = Promise.resolve();
+    private restartTimer: NodeJS.Timeout | undefined;
+
+    constructor(
+        private readonly channel: LogOutputChannel,
+        private readonly apiKeys: ApiKeyStore,
+        private readonly handlers: ServerHandlers,
+    ) {}
+
+    get isRunning(): boolean {
+        return this.client?.isRunning() ?? false;
+    }
+
+    /** Starts the server unless one runs; start/stop calls run one after another. */
+    start(): Promise<void> {
+        return this.enqueue(async () => {
+            if (!this.client) {
+                await this.doStart();
+            }
+        });
+    }
+
+    restart(reason: string): Promise<void> {
+        clearTimeout(this.restartTimer);
+        return this.enqueue(async () => {
+            traceInfo(`Restarting the server: ${reason}`);
+            await this.doStop();
+            await this.doStart();
+        });
+    }
+
+    /** Restarts after a short quiet period, so a burst of changes restarts once. */
+    scheduleRestart(reason: string): void {
+        clearTimeout(this.restartTimer);
+        this.restartTimer = setTimeout(() => void this.restart(reason), RESTART_DELAY_MS);
+    }
+
+    stop(): Promise<void> {
+        clearTimeout(this.restartTimer);
+        return this.enqueue(() => this.doStop());
+    }
+
+    dispose(): void {
+        void this.stop();
+    }
+
+    /** Runs a server command with one object argument; rejects with the server's one-sentence error. */
+    async request<T>(command: string, argument?: object): Promise<T> {
+        await this.queue;
+        const client = this.client;
+        if (!client || !client.isRunning()) {
+            throw new Error('The agentls server is not running: see the logs, or run "agentls: Restart Server".');
+        }
+        return (await client.sendRequest(ExecuteCommandRequest.type, {
+            command,
+            arguments: argument === undefined ? [] : [argument],
+        })) as T;
+    }
+
+    /** Re-reads the settings and tells the server (didChangeConfiguration carries the whole section). */
+    notifySettingsChanged(): void {
+        this.settings = readSettings();
+        this.logProblems(this.settings);
+        const client = this.client;
+        if (client?.isRunning()) {
+            void client
+                .sendNotification(DidChangeConfigurationNotification.type, { settings: { [CONFIG_SECTION]: this.settings.server } })
+                .catch((error: unknown) => traceError('Could not send the new settings', error));
+        }
+    }
+
+    private enqueue(task: () => Promise<void>): Promise<void> {
+        this.queue = this.queue.then(task, task).catch((error: unknown) => traceError('Server lifecycle step failed', error));
+        return this.queue;
+    }
+
+    private logProblems(settings: ClientSettings): void {
+        for (const problem of settings.problems) {
+            traceWarn(problem);
+        }
+    }
+
+    private async doStart(): Promise<void> {
+        this.handlers.onState('starting');
+        const settings = readSettings();
+        this.settings = settings;
+        this.logProblems(settings);
+        if (!settings.workspaceTrusted) {
+            traceInfo('Untrusted workspace: agent definitions and MCP servers from the workspace are not loaded.');
+        }
+        const folder = workspace.workspaceFolders?.[0]?.uri.fsPath;
+        let settingPython = settings.python;
+        if (settingPython && folder && !path.isAbsolute(settingPython) && /[/\\]/.test(settingPython)) {
+            settingPython = path.resolve(folder, settingPython);
+        }
+        const resolution = await resolveServerCommand(
+            {
+                settingPython,
+                extensionPython: settingPython ? undefined : await getExtensionInterpreter(workspace.workspaceFolders?.[0]?.uri),
+                pathExecutable: settingPython ? undefined : await findOnPath('agentls'),
+            },
+            probeInterpreter,
+        );
+        for (const line of resolution.tried) {
+            traceInfo(`Server lookup: ${line}`);
+        }
+        if (!resolution.ok) {
+            this.handlers.onState('failed', resolution.message);
+            void showErrorWithLogs(resolution.message);
+            return;
+        }
+        const { command, args } = resolution.server;
+        traceInfo(`Starting the server: ${command} ${args.join(' ')}${folder ? ` (in ${folder})` : ''}`);
+
+        const serverOptions: ServerOptions = {
+            command,
+            args,
+            transport: TransportKind.stdio,
+            options: { cwd: folder, env: { ...process.env, PYTHONUNBUFFERED: '1' } },
+        };
+        const apiKey = await this.apiKeys.get();
+        const clientOptions: LanguageClientOptions = {
+            documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
+            outputChannel: this.channel,
+            traceOutputChannel: this.channel,
+            revealOutputChannelOn: RevealOutputChannelOn.Never,
+            errorHandler: new CrashHandler(),
+            initializationFailedHandler: () => false,
+            initializationOptions: buildInitializationOptions(settings.server, apiKey, settings.workspaceTrusted),
+            synchronize: { configurationSection: CONFIG_SECTION },
+            middleware: {
+                workspace: {
+                    configuration: async (params, token, next) => {
+                        const answers: unknown[] | ResponseError = await next(params, token);
+                        if (!Array.isArray(answers)) {
+                            return answers;
+                        }
+                        const values: unknown[] = answers;
+                        const server = (this.settings ?? readSettings()).server;
+                        return params.items.map((item, i) =>
+                            item.section === CONFIG_SECTION || item.section?.startsWith(`${CONFIG_SECTION}.`)
+                                ? configurationSection(server, item.section)
+                                : values[i],
+                        );
+                    },
+                    didChangeConfiguration: async () => {
+                        const server = (this.settings ?? readSettings()).server;
+                        await this.client?.sendNotification(DidChangeConfigurationNotification.type, {
+                            settings: { [CONFIG_SECTION]: server },
+                        });
+                    },
+                },
+                executeCommand: async (command, args, next) => {
+                    try {
+                        const result: unknown = await next(command, args);
+                        if (command === ServerCommand.delegate) {
+                            presentRunResult(result);
+                        } else if (command === ServerCommand.delegateParallel) {
+                            presentParallelResult(result);
+                        } else if (command === ServerCommand.createAgent) {
+                            presentCreateAgentResult(result);
+                        }
+                        return result;
+                    } catch (error) {
+                        void showErrorWithLogs(errorMessage(error));
+                        return undefined;
+                    }
+                },
+            },
+        };
+
+        const client = new AgentlsLanguageClient(SERVER_ID, SERVER_NAME, serverOptions, clientOptions);
+        client.registerFeature(new NotificationProgressFeature(client));
+        client.onNotification(ServerNotification.event, (event: AuditEvent) => this.handlers.onEvent(event));
+        client.onNotification(ServerNotification.output, (delta: OutputDelta) => this.handlers.onOutput(delta));
+        client.onNotification(ServerNotification.budget, (snapshot: BudgetSnapshot) => this.handlers.onBudget(snapshot));
+        client.onDidChangeState((event) => {
+            if (event.newState === State.Stopped && this.client === client) {
+                this.handlers.onState('stopped', 'The agentls server stopped; click for the logs.');
+            } else if (event.newState === State.Running) {
+                this.handlers.onState('running');
+            }
+        });
+        this.client = client;
+        try {
+            await client.start();
+        } catch (error) {
+            this.client = undefined;
+            await client.dispose().catch(() => undefined);
+            const message = `agentls server failed to start with ${command} ${args.join(' ')}: ${errorMessage(error)}`;
+            this.handlers.onState('failed', message);
+            void showErrorWithLogs(message);
+            return;
+        }
+        traceInfo('Server started.');
+        try {
+            this.handlers.onBudget(await this.request<BudgetSnapshot>(ServerCommand.budget, { action: 'get' }));
+        } catch (error) {
+            traceWarn(`Could not read the budget: ${errorMessage(error)}`);
+        }
+    }
+
+    private async doStop(): Promise<void> {
+        const client = this.client;
+        this.client = undefined;
+        if (!client) {
+            return;
+        }
+        try {
+            await client.stop(5000);
+        } catch (error) {
+            traceError('The server did not stop cleanly', error);
+        }
+        try {
+            await client.dispose();
+        } catch {
+            // already stopped
+        }
+        this.handlers.onState('stopped');
+    }
+}

@@ -1,0 +1,213 @@
+/** Pure settings logic: validating `agentls.*` values, workspace trust, initializationOptions. */
+
+import type { InitializationOptions, McpServerConfig, ServerSettings } from './protocol';
+
+/** Settings that a workspace must not set unless it is trusted: they run programs or send code elsewhere. */
+export const restrictedSettings: readonly string[] = ['python', 'baseUrl', 'mcpServers', 'agentFolders'];
+
+/** What `WorkspaceConfiguration.inspect` returns for one key, reduced to what we use. */
+export interface InspectedValue<T = unknown> {
+    defaultValue?: T;
+    globalValue?: T;
+    workspaceValue?: T;
+    workspaceFolderValue?: T;
+}
+
+/**
+ * The value in force for a key. In an untrusted workspace a restricted key keeps only the user's
+ * (global) value, so a cloned repository cannot pick the interpreter, MCP commands or agent folders.
+ */
+export function effectiveValue<T>(key: string, inspected: InspectedValue<T> | undefined, trusted: boolean): T | undefined {
+    if (!inspected) {
+        return undefined;
+    }
+    if (trusted || !restrictedSettings.includes(key)) {
+        return inspected.workspaceFolderValue ?? inspected.workspaceValue ?? inspected.globalValue ?? inspected.defaultValue;
+    }
+    return inspected.globalValue ?? inspected.defaultValue;
+}
+
+export interface Variables {
+    workspaceFolder?: string;
+    userHome?: string;
+}
+
+/** Replaces `${workspaceFolder}`, `${userHome}` and a leading `~` in a path-like setting. */
+export function substituteVariables(value: string, vars: Variables): string {
+    let result = value;
+    if (vars.userHome) {
+        result = result.replace(/^~(?=$|[/\\])/, vars.userHome).replace(/\$\{userHome\}/g, vars.userHome);
+    }
+    if (vars.workspaceFolder) {
+        result = result.replace(/\$\{workspaceFolder\}/g, vars.workspaceFolder);
+    }
+    return result;
+}
+
+export interface SettingsResult {
+    settings: ServerSettings;
+    /** One sentence per ignored value, for the log. */
+    problems: string[];
+}
+
+const defaults: ServerSettings = {
+    model: null,
+    baseUrl: null,
+    budget: { total: null, perRun: null, perAgent: {} },
+    maxParallel: 8,
+    maxDepth: 2,
+    mcpServers: {},
+    agentFolders: [],
+};
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Validates raw `agentls.*` values (as `get(key)` returns them) into the server's settings.
+ * An invalid value falls back to its default and is reported in `problems`.
+ */
+export function buildServerSettings(get: (key: string) => unknown, vars: Variables = {}): SettingsResult {
+    const problems: string[] = [];
+    const invalid = (key: string, expected: string, value: unknown) =>
+        problems.push(`agentls.${key} must be ${expected}; ignoring ${JSON.stringify(value)}.`);
+
+    const optionalString = (key: string): string | null => {
+        const value = get(key);
+        if (value === undefined || value === null || value === '') {
+            return null;
+        }
+        if (typeof value !== 'string') {
+            invalid(key, 'a string', value);
+            return null;
+        }
+        return value.trim() || null;
+    };
+    const limit = (key: string): number | null => {
+        const value = get(key);
+        if (value === undefined || value === null) {
+            return null;
+        }
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+            invalid(key, 'a whole number of tokens (0 or more) or null', value);
+            return null;
+        }
+        return value;
+    };
+    const integer = (key: string, min: number, fallback: number): number => {
+        const value = get(key);
+        if (value === undefined || value === null) {
+            return fallback;
+        }
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+            invalid(key, `a whole number of at least ${min}`, value);
+            return fallback;
+        }
+        return value;
+    };
+
+    const perAgent: Record<string, number> = {};
+    const rawPerAgent = get('budget.perAgent');
+    if (isRecord(rawPerAgent)) {
+        for (const [name, value] of Object.entries(rawPerAgent)) {
+            if (typeof value === 'number' && Number.isInteger(value) && value >= 0) {
+                perAgent[name] = value;
+            } else {
+                invalid(`budget.perAgent.${name}`, 'a whole number of tokens', value);
+            }
+        }
+    } else if (rawPerAgent !== undefined && rawPerAgent !== null) {
+        invalid('budget.perAgent', 'an object of agent name to tokens', rawPerAgent);
+    }
+
+    const mcpServers: Record<string, McpServerConfig> = {};
+    const rawMcp = get('mcpServers');
+    if (isRecord(rawMcp)) {
+        for (const [name, value] of Object.entries(rawMcp)) {
+            const server = parseMcpServer(value, vars);
+            if (server) {
+                mcpServers[name] = server;
+            } else {
+                invalid(`mcpServers.${name}`, 'an object with a "command" string, "args" strings and "env" strings', value);
+            }
+        }
+    } else if (rawMcp !== undefined && rawMcp !== null) {
+        invalid('mcpServers', 'an object of server name to {command, args, env}', rawMcp);
+    }
+
+    const agentFolders: string[] = [];
+    const rawFolders = get('agentFolders');
+    if (Array.isArray(rawFolders)) {
+        for (const folder of rawFolders) {
+            if (typeof folder === 'string' && folder.trim()) {
+                agentFolders.push(substituteVariables(folder.trim(), vars));
+            } else {
+                invalid('agentFolders', 'a list of folder paths', folder);
+            }
+        }
+    } else if (rawFolders !== undefined && rawFolders !== null) {
+        invalid('agentFolders', 'a list of folder paths', rawFolders);
+    }
+
+    return {
+        settings: {
+            model: optionalString('model'),
+            baseUrl: optionalString('baseUrl'),
+            budget: { total: limit('budget.total'), perRun: limit('budget.perRun'), perAgent },
+            maxParallel: integer('maxParallel', 1, defaults.maxParallel),
+            maxDepth: integer('maxDepth', 0, defaults.maxDepth),
+            mcpServers,
+            agentFolders,
+        },
+        problems,
+    };
+}
+
+function parseMcpServer(value: unknown, vars: Variables): McpServerConfig | undefined {
+    if (!isRecord(value) || typeof value.command !== 'string' || !value.command.trim()) {
+        return undefined;
+    }
+    const args = value.args ?? [];
+    const env = value.env ?? {};
+    if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) {
+        return undefined;
+    }
+    if (!isRecord(env) || !Object.values(env).every((v) => typeof v === 'string')) {
+        return undefined;
+    }
+    return {
+        command: substituteVariables(value.command.trim(), vars),
+        args: args.map((a) => substituteVariables(a, vars)),
+        env: env as Record<string, string>,
+    };
+}
+
+/** What the client sends in `initialize`; the API key comes from SecretStorage only. */
+export function buildInitializationOptions(
+    settings: ServerSettings,
+    apiKey: string | undefined,
+    workspaceTrusted: boolean,
+): InitializationOptions {
+    return {
+        settings: { ...settings, apiKey: apiKey && apiKey.length > 0 ? apiKey : null },
+        workspaceTrusted,
+    };
+}
+
+/** Dotted keys read from the `agentls` section, in the order of package.json. */
+export const settingKeys: readonly string[] = [
+    'python',
+    'model',
+    'baseUrl',
+    'budget.total',
+    'budget.perRun',
+    'budget.perAgent',
+    'maxParallel',
+    'maxDepth',
+    'mcpServers',
+    'agentFolders',
+];
+
+/** Keys whose change needs a new server process rather than didChangeConfiguration. */
+export const restartKeys: readonly string[] = ['python'];

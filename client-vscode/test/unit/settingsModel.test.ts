@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+    buildInitializationOptions,
+    buildServerSettings,
+    effectiveValue,
+    substituteVariables,
+} from '../../src/common/settingsModel';
+
+function getter(values: Record<string, unknown>): (key: string) => unknown {
+    return (key) => values[key];
+}
+
+describe('buildServerSettings', () => {
+    test('gives the documented defaults when nothing is set', () => {
+        const { settings, problems } = buildServerSettings(getter({}));
+        assert.deepEqual(settings, {
+            model: null,
+            baseUrl: null,
+            budget: { total: null, perRun: null, perAgent: {} },
+            maxParallel: 8,
+            maxDepth: 2,
+            mcpServers: {},
+            agentFolders: [],
+        });
+        assert.deepEqual(problems, []);
+    });
+
+    test('carries every setting to the server shape', () => {
+        const { settings } = buildServerSettings(
+            getter({
+                model: 'gpt-4.1-mini',
+                baseUrl: 'http://127.0.0.1:8000/v1',
+                'budget.total': 100_000,
+                'budget.perRun': 20_000,
+                'budget.perAgent': { review: 5000 },
+                maxParallel: 4,
+                maxDepth: 1,
+                mcpServers: { fs: { command: 'node', args: ['server.js', '${workspaceFolder}'] } },
+                agentFolders: ['~/agents'],
+            }),
+            { workspaceFolder: '/ws', userHome: '/home/me' },
+        );
+        assert.deepEqual(settings, {
+            model: 'gpt-4.1-mini',
+            baseUrl: 'http://127.0.0.1:8000/v1',
+            budget: { total: 100_000, perRun: 20_000, perAgent: { review: 5000 } },
+            maxParallel: 4,
+            maxDepth: 1,
+            mcpServers: { fs: { command: 'node', args: ['server.js', '/ws'], env: {} } },
+            agentFolders: ['/home/me/agents'],
+        });
+    });
+
+    test('falls back to the default for an invalid value and says why', () => {
+        const { settings, problems } = buildServerSettings(
+            getter({ maxParallel: 0, 'budget.total': -1, mcpServers: { broken: { args: [] } } }),
+        );
+        assert.equal(settings.maxParallel, 8);
+        assert.equal(settings.budget.total, null);
+        assert.deepEqual(settings.mcpServers, {});
+        assert.equal(problems.length, 3);
+        assert.ok(problems.some((p) => p.startsWith('agentls.budget.total must be a whole number')));
+    });
+
+    test('treats an empty model string as unset', () => {
+        assert.equal(buildServerSettings(getter({ model: '  ' })).settings.model, null);
+    });
+});
+
+describe('effectiveValue', () => {
+    const inspected = { defaultValue: {}, globalValue: { user: { command: 'a' } }, workspaceValue: { repo: { command: 'b' } } };
+
+    test('lets the workspace win in a trusted workspace', () => {
+        assert.deepEqual(effectiveValue('mcpServers', inspected, true), { repo: { command: 'b' } });
+    });
+    test('ignores the workspace value of a restricted setting in an untrusted workspace', () => {
+        assert.deepEqual(effectiveValue('mcpServers', inspected, false), { user: { command: 'a' } });
+        assert.equal(effectiveValue('python', { defaultValue: '', workspaceValue: './evil' }, false), '');
+    });
+    test('keeps workspace values of harmless settings in an untrusted workspace', () => {
+        assert.equal(effectiveValue('maxParallel', { defaultValue: 8, workspaceValue: 2 }, false), 2);
+    });
+    test('prefers the folder value over the workspace value', () => {
+        assert.equal(effectiveValue('model', { workspaceValue: 'a', workspaceFolderValue: 'b' }, true), 'b');
+    });
+});
+
+describe('substituteVariables', () => {
+    test('expands workspace folder, user home and a leading tilde only', () => {
+        const vars = { workspaceFolder: '/ws', userHome: '/home/me' };
+        assert.equal(substituteVariables('${workspaceFolder}/.venv/bin/python', vars), '/ws/.venv/bin/python');
+        assert.equal(substituteVariables('~/x', vars), '/home/me/x');
+        assert.equal(substituteVariables('a~/x', vars), 'a~/x');
+        assert.equal(substituteVariables('${userHome}/y', vars), '/home/me/y');
+    });
+});
+
+describe('buildInitializationOptions', () => {
+    const { settings } = buildServerSettings(getter({ model: 'm' }));
+
+    test('hands the API key and trust to the server', () => {
+        const options = buildInitializationOptions(settings, 'sk-secret', false);
+        assert.equal(options.settings.apiKey, 'sk-secret');
+        assert.equal(options.settings.model, 'm');
+        assert.equal(options.workspaceTrusted, false);
+    });
+    test('sends null when no API key is stored', () => {
+        assert.equal(buildInitializationOptions(settings, undefined, true).settings.apiKey, null);
+        assert.equal(buildInitializationOptions(settings, '', true).settings.apiKey, null);
+    });
+});
