@@ -22,15 +22,25 @@ def run(args: argparse.Namespace) -> int:
 
     registry = load_registry(workspace_of(args), EngineSettings())
     if args.json:
-        print(json.dumps({
-            "agents": [
-                {"name": a.definition.name, "description": a.definition.description,
-                 "mode": a.definition.mode.value, "source": a.source,
-                 "path": str(a.path) if a.path else None, "codeAction": a.definition.code_action}
-                for a in registry
-            ],
-            "errors": [str(e) for e in registry.errors],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "agents": [
+                        {
+                            "name": a.definition.name,
+                            "description": a.definition.description,
+                            "mode": a.definition.mode.value,
+                            "source": a.source,
+                            "path": str(a.path) if a.path else None,
+                            "codeAction": a.definition.code_action,
+                        }
+                        for a in registry
+                    ],
+                    "errors": [str(e) for e in registry.errors],
+                },
+                indent=2,
+            )
+        )
         return 1 if registry.errors else 0
     console = Console()
     table = Table(title="agents")

@@ -11,11 +11,18 @@ from agentls.core.target import Target, TextRange
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model (default: OPENAI_* environment, else the embedded model)")
+    group = parser.add_argument_group(
+        "model (default: OPENAI_* environment, else the embedded model)"
+    )
     group.add_argument("--model", help="model name; 'embedded' forces the local SmolLM2 model")
     group.add_argument("--base-url", help="OpenAI-compatible server URL (default: OPENAI_BASE_URL)")
-    group.add_argument("--max-output-tokens", type=positive_int, default=1024, metavar="N",
-                       help="output tokens per model call (default: 1024)")
+    group.add_argument(
+        "--max-output-tokens",
+        type=positive_int,
+        default=1024,
+        metavar="N",
+        help="output tokens per model call (default: 1024)",
+    )
 
 
 def positive_int(value: str) -> int:
@@ -46,7 +53,9 @@ def parse_lines(spec: str) -> tuple[int, int]:
         else:
             first = last = int(spec)
     except ValueError:
-        raise CliError(f"--lines {spec!r}: expected A-B with line numbers, e.g. --lines 10-24") from None
+        raise CliError(
+            f"--lines {spec!r}: expected A-B with line numbers, e.g. --lines 10-24"
+        ) from None
     if first < 1 or last < first:
         raise CliError(f"--lines {spec!r}: lines start at 1 and B must not come before A")
     return first, last

@@ -29,10 +29,14 @@ def edited_texts(root: Path, edits: list[ProposedEdit]) -> dict[str, tuple[str, 
 def unified_diff(root: Path, edits: list[ProposedEdit]) -> str:
     chunks = []
     for rel, (before, after) in edited_texts(root, edits).items():
-        chunks.extend(difflib.unified_diff(
-            before.splitlines(keepends=True), after.splitlines(keepends=True),
-            fromfile=f"a/{rel}", tofile=f"b/{rel}",
-        ))
+        chunks.extend(
+            difflib.unified_diff(
+                before.splitlines(keepends=True),
+                after.splitlines(keepends=True),
+                fromfile=f"a/{rel}",
+                tofile=f"b/{rel}",
+            )
+        )
     return "".join(line if line.endswith("\n") else line + "\n" for line in chunks)
 
 

@@ -31,8 +31,13 @@ _CLOSING_STYLE = {
 class TerminalProgress:
     """Call with each RunEvent; prefixes lines with the agent when several runs share the screen."""
 
-    def __init__(self, console: Console | None = None, *, stream_output: bool = True,
-                 prefix_agents: bool = False) -> None:
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        stream_output: bool = True,
+        prefix_agents: bool = False,
+    ) -> None:
         self.console = console or Console(stderr=True, highlight=False)
         self.stream_output = stream_output
         self.prefix_agents = prefix_agents
@@ -56,17 +61,26 @@ class TerminalProgress:
         if kind is EventKind.STARTED:
             where = f" on {data['path']}" if data.get("path") else ""
             budget = f" · run budget {data['budget']:,}" if data.get("budget") else ""
-            self._line(event, f"[cyan]▶[/cyan] {escape(event.agent)}{escape(where)}{budget}: "
-                              f"{escape(event.goal)}")
+            self._line(
+                event,
+                f"[cyan]▶[/cyan] {escape(event.agent)}{escape(where)}{budget}: "
+                f"{escape(event.goal)}",
+            )
         elif kind is EventKind.MODEL_CALL:
             call = Usage.model_validate(data.get("call_usage", {}))
-            self._line(event, f"  turn {data.get('turn')} · {escape(str(data.get('model')))} · "
-                              f"{tokens(call)} · run total {event.usage.total:,}")
+            self._line(
+                event,
+                f"  turn {data.get('turn')} · {escape(str(data.get('model')))} · "
+                f"{tokens(call)} · run total {event.usage.total:,}",
+            )
         elif kind is EventKind.TOOL_CALL:
             ok = "[red]✗[/red]" if data.get("is_error") else "[green]✓[/green]"
             detail = f" — {escape(event.error)}" if event.error else ""
-            self._line(event, f"  tool {escape(str(data.get('tool')))}"
-                              f"({escape(str(data.get('arguments', '')))}) {ok}{detail}")
+            self._line(
+                event,
+                f"  tool {escape(str(data.get('tool')))}"
+                f"({escape(str(data.get('arguments', '')))}) {ok}{detail}",
+            )
         elif kind in (EventKind.EDIT_PROPOSED, EventKind.EDIT_APPLIED, EventKind.EDIT_REJECTED):
             for edit in event.artifacts:
                 line = edit["range"]["start"]["line"] + 1
@@ -77,5 +91,8 @@ class TerminalProgress:
             mark, style = _CLOSING_STYLE.get(event.status, ("•", "white"))
             seconds = (event.duration_ms or 0) / 1000
             error = f": {escape(event.error)}" if event.error else ""
-            self._line(event, f"[{style}]{mark} {event.status.value}[/{style}] in {seconds:.1f}s · "
-                              f"{tokens(event.usage)}{error}")
+            self._line(
+                event,
+                f"[{style}]{mark} {event.status.value}[/{style}] in {seconds:.1f}s · "
+                f"{tokens(event.usage)}{error}",
+            )

@@ -14,9 +14,13 @@ from agentls.cli.common import add_model_options, positive_int, settings_from, t
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("run", help="delegate a file or a line range to an agent")
     parser.add_argument("agent", help="agent name (see `agentls agents`)")
-    parser.add_argument("--goal", help="what the agent should do (default: the agent's description)")
+    parser.add_argument(
+        "--goal", help="what the agent should do (default: the agent's description)"
+    )
     parser.add_argument("--file", type=Path, required=True, help="the file to work on")
-    parser.add_argument("--lines", help="line range A-B (1-based, inclusive); default: the whole file")
+    parser.add_argument(
+        "--lines", help="line range A-B (1-based, inclusive); default: the whole file"
+    )
     parser.add_argument("--budget", type=positive_int, help="token budget for this run")
     parser.add_argument("--apply", action="store_true", help="write proposed edits to disk")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -50,8 +54,12 @@ def run(args: argparse.Namespace) -> int:
     async def go():  # type: ignore[no-untyped-def]
         try:
             return await runtime.delegate(
-                definition, args.goal or definition.description, target,
-                budget=args.budget, apply=apply if args.apply else None, listener=progress,
+                definition,
+                args.goal or definition.description,
+                target,
+                budget=args.budget,
+                apply=apply if args.apply else None,
+                listener=progress,
             )
         finally:
             await runtime.model_factory.aclose()  # type: ignore[attr-defined]
@@ -66,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     elif result.edits:
         out.print(f"[green]Wrote[/green] {', '.join(sorted({e.path for e in result.edits}))}")
     if not args.json:
-        print(f"{result.status.value}: {tokens(result.usage)} in {result.duration_ms / 1000:.1f}s",
-              file=sys.stderr)
+        print(
+            f"{result.status.value}: {tokens(result.usage)} in {result.duration_ms / 1000:.1f}s",
+            file=sys.stderr,
+        )
     return 0 if result.status is RunStatus.FINISHED else 1

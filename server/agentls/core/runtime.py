@@ -62,6 +62,18 @@ class RunFailed(Exception):
     """Ends a run with status failed and this message."""
 
 
+@dataclass(frozen=True)
+class StructuredOutput:
+    """Ask for JSON matching `schema`; `check` returns the problems of an answer (none: accepted).
+
+    An answer with problems gets `repairs` more turns, each told exactly what was wrong.
+    """
+
+    schema: dict[str, Any]
+    check: Callable[[str], list[str]]
+    repairs: int = 1
+
+
 @dataclass
 class _Run:
     """The mutable state of one run in flight."""
@@ -80,6 +92,8 @@ class _Run:
     turn: int = 0
     bad_tool_calls: int = 0
     streamed: list[str] = field(default_factory=list)
+    structured: StructuredOutput | None = None
+    repairs_used: int = 0
 
     def event(self, kind: EventKind, **fields: Any) -> RunEvent:
         return RunEvent(
@@ -161,6 +175,7 @@ class AgentRuntime:
         run_id: str | None = None,
         apply: EditApplier | None = None,
         listener: EventListener | None = None,
+        structured: StructuredOutput | None = None,
     ) -> RunResult:
         """Run `agent` on `goal` (and `target`) to its end; cancel via `cancel(run_id)` or the caller's task."""
         definition = self.resolve_agent(agent)
@@ -174,6 +189,7 @@ class AgentRuntime:
             parent_run_id=parent_run_id,
             depth=depth,
             budget=budget or definition.budget or self.config.default_run_budget,
+            structured=structured,
         )
         task = asyncio.create_task(
             self._run(run, apply, listener), name=f"agentls-run-{run.run_id}"
@@ -307,16 +323,26 @@ class AgentRuntime:
         d = run.definition
         messages = self._first_messages(run)
         tools = await self._tools_for(d)
-        for turn in range(1, d.max_turns + 1):
+        structured = run.structured
+        turns = d.max_turns + (structured.repairs if structured else 0)
+        for turn in range(1, turns + 1):
             run.turn = turn
             offer_tools = bool(tools) and turn < d.max_turns
             request = ChatRequest(
                 messages=messages,
                 max_tokens=self._max_tokens(run),
                 tools=[t.spec for t in tools.values()] if offer_tools else [],
+                json_schema=structured.schema if structured else None,
             )
             response = await self._call_model(run, model, request, emit)
             if not response.tool_calls or not offer_tools:
+                if structured and (problems := structured.check(response.text)):
+                    if run.repairs_used >= structured.repairs:
+                        raise RunFailed("the answer is still invalid: " + "; ".join(problems))
+                    run.repairs_used += 1
+                    messages.append({"role": "assistant", "content": response.text})
+                    messages.append({"role": "user", "content": _repair_prompt(problems)})
+                    continue
                 self._finish_turns(run, response, emit)
                 return
             messages.append(_assistant_message(response))
@@ -472,6 +498,13 @@ def _replacement(answer: str, original: str) -> str:
     if not original.endswith("\n") and code.endswith("\n"):
         code = code.rstrip("\n")
     return code
+
+
+def _repair_prompt(problems: list[str]) -> str:
+    listed = "\n".join(f"- {p}" for p in problems)
+    return (
+        f"Your answer failed validation:\n{listed}\nAnswer again with the complete, corrected JSON."
+    )
 
 
 def _summary(text: str, limit: int = 200) -> str:

@@ -51,7 +51,9 @@ def target_for(
         raise JsonRpcInvalidParams(
             f"{command}: argument 'uri' {uri!r} is outside the workspace {root}"
         )
-    doc = ls.workspace.text_documents.get(from_fs_path(str(path))) or ls.workspace.text_documents.get(uri)
+    doc = ls.workspace.text_documents.get(
+        from_fs_path(str(path))
+    ) or ls.workspace.text_documents.get(uri)
     if doc is None and not path.is_file():
         raise JsonRpcInvalidParams(f"{command}: argument 'uri': no such file {path}")
     if doc is None:
@@ -59,7 +61,9 @@ def target_for(
     try:
         text = doc.source
     except (OSError, UnicodeDecodeError) as exc:
-        raise JsonRpcInvalidParams(f"{command}: argument 'uri': cannot read {path}: {exc}") from None
+        raise JsonRpcInvalidParams(
+            f"{command}: argument 'uri': cannot read {path}: {exc}"
+        ) from None
     engine_range = None
     if rng is not None:
         lsp_range = types.Range(
@@ -160,7 +164,9 @@ def register(server: AgentLanguageServer) -> None:
         if not ls.has_runtime:
             return {"cancelled": []}
         if args.run_id and args.run_id not in ls.runtime.active_runs:
-            raise JsonRpcInvalidParams(f"{CANCEL}: argument 'runId': no run {args.run_id!r} in flight")
+            raise JsonRpcInvalidParams(
+                f"{CANCEL}: argument 'runId': no run {args.run_id!r} in flight"
+            )
         return {"cancelled": ls.runtime.cancel(args.run_id)}
 
     @server.command(LIST_AGENTS)

@@ -35,12 +35,16 @@ def workspace_edit(
         doc = ls.workspace.text_documents.get(uri) if not edit.creates_file else None
         if edit.creates_file:
             creates.append(uri)
-        by_uri[uri].append(types.TextEdit(range=wire.client_range(doc, edit.range), new_text=edit.new_text))
+        by_uri[uri].append(
+            types.TextEdit(range=wire.client_range(doc, edit.range), new_text=edit.new_text)
+        )
     if not _supports_document_changes(ls):
         return types.WorkspaceEdit(changes=dict(by_uri))
     changes: list[types.TextDocumentEdit | types.CreateFile] = []
     for uri in creates:
-        changes.append(types.CreateFile(uri=uri, options=types.CreateFileOptions(ignore_if_exists=True)))
+        changes.append(
+            types.CreateFile(uri=uri, options=types.CreateFileOptions(ignore_if_exists=True))
+        )
     for uri, text_edits in by_uri.items():
         doc_id = types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=versions.get(uri))
         changes.append(types.TextDocumentEdit(text_document=doc_id, edits=list(text_edits)))

@@ -32,7 +32,12 @@ def budget_payload(snapshot: BudgetSnapshot) -> dict[str, Any]:
         "reserved": snapshot.reserved,
         "usage": wire.usage(snapshot.usage),
         "agents": {
-            name: {"used": s.used, "limit": s.limit, "remaining": s.remaining, "reserved": s.reserved}
+            name: {
+                "used": s.used,
+                "limit": s.limit,
+                "remaining": s.remaining,
+                "reserved": s.reserved,
+            }
             for name, s in snapshot.agents.items()
         },
     }
@@ -76,7 +81,8 @@ class EventBridge:
         if e.is_terminal:
             self._tokens.pop(e.run_id, None)
             self.ls.work_done_progress.end(
-                token, types.WorkDoneProgressEnd(message=f"{e.status.value} · {e.usage.total:,} tokens")
+                token,
+                types.WorkDoneProgressEnd(message=f"{e.status.value} · {e.usage.total:,} tokens"),
             )
             self.ls.work_done_progress.tokens.pop(token, None)
             return

@@ -83,7 +83,9 @@ class AgentLanguageServer(LanguageServer):
             return
         from agentls.core.engine import load_registry
 
-        self._runtime.registry = load_registry(self.root, self.settings.engine(trusted=self.trusted))
+        self._runtime.registry = load_registry(
+            self.root, self.settings.engine(trusted=self.trusted)
+        )
         self.report_definition_errors()
 
     def report_definition_errors(self) -> None:

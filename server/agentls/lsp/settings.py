@@ -60,7 +60,9 @@ class LspSettings(BaseModel):
             max_parallel=self.max_parallel,
             max_depth=self.max_depth,
             max_output_tokens=self.max_output_tokens,
-            mcp_servers={k: McpServerSettings(**v.model_dump()) for k, v in self.mcp_servers.items()},
+            mcp_servers={
+                k: McpServerSettings(**v.model_dump()) for k, v in self.mcp_servers.items()
+            },
             agent_folders=[Path(p).expanduser() for p in self.agent_folders],
             allow_generated_edit_tools=self.allow_generated_edit_tools,
             workspace_trusted=trusted,

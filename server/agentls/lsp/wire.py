@@ -76,7 +76,9 @@ def log_line(e: RunEvent) -> str:
         tokens = call.get("input_tokens", 0) + call.get("output_tokens", 0)
         head += f" turn={d.get('turn')} tokens={tokens} run_total={e.usage.total}"
     elif e.kind.value == "tool_call":
-        head += f" {d.get('tool')}({d.get('arguments', '')})" + (" error" if d.get("is_error") else "")
+        head += f" {d.get('tool')}({d.get('arguments', '')})" + (
+            " error" if d.get("is_error") else ""
+        )
     elif e.kind.value == "started":
         head += f" goal={e.goal!r}" + (f" path={d['path']}" if d.get("path") else "")
     elif e.is_terminal:

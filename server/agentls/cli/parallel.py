@@ -1,0 +1,135 @@
+"""`agentls parallel`: several agents at once on one target, or a task file of many."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from agentls.cli import CliError, workspace_of
+from agentls.cli.common import add_model_options, positive_int, settings_from, target_from
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "parallel",
+        help="delegate to several agents in parallel",
+        description="Either --agent (repeatable) with one --file, or --tasks FILE listing "
+        "{agent, goal?, file?, lines?, budget?} entries (YAML or JSON).",
+    )
+    parser.add_argument("--agent", action="append", default=[], help="agent name (repeatable)")
+    parser.add_argument("--goal", help="goal for every --agent (default: each agent's description)")
+    parser.add_argument("--file", type=Path, help="the file the --agent runs work on")
+    parser.add_argument("--lines", help="line range A-B of --file")
+    parser.add_argument("--tasks", type=Path, help="YAML/JSON file with a list of tasks")
+    parser.add_argument("--budget", type=positive_int, help="token budget per run")
+    parser.add_argument(
+        "--max-parallel", type=positive_int, default=8, help="runs in flight (default 8)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_model_options(parser)
+    parser.set_defaults(func=run)
+
+
+def _tasks_from_file(args: argparse.Namespace) -> list[Any]:
+    import yaml
+
+    from agentls.core.parallel import ParallelTask
+
+    path: Path = args.tasks
+    try:
+        entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CliError(f"--tasks {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise CliError(f"--tasks {path}: not valid YAML/JSON: {exc}") from None
+    if not isinstance(entries, list) or not entries:
+        raise CliError(f"--tasks {path}: expected a non-empty list of tasks")
+    tasks = []
+    for i, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("agent"), str):
+            raise CliError(f"--tasks {path}: task {i}: needs at least an 'agent' name")
+        unknown = set(entry) - {"agent", "goal", "file", "lines", "budget"}
+        if unknown:
+            raise CliError(f"--tasks {path}: task {i}: unknown field {sorted(unknown)[0]!r}")
+        target = None
+        if entry.get("file"):
+            target = target_from(
+                args, Path(entry["file"]), str(entry["lines"]) if entry.get("lines") else None
+            )
+        budget = entry.get("budget", args.budget)
+        if budget is not None and (not isinstance(budget, int) or budget <= 0):
+            raise CliError(f"--tasks {path}: task {i}: budget must be a whole number above 0")
+        tasks.append(
+            ParallelTask(agent=entry["agent"], goal=entry.get("goal"), target=target, budget=budget)
+        )
+    return tasks
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from agentls.cli.progress import TerminalProgress, tokens
+    from agentls.core.engine import build_runtime
+    from agentls.core.events import RunStatus
+    from agentls.core.parallel import ParallelTask, delegate_parallel
+
+    if bool(args.agent) == bool(args.tasks):
+        raise CliError("give either --agent (with --file) or --tasks FILE")
+    workspace = workspace_of(args)
+    runtime = build_runtime(workspace, settings_from(args))
+    if args.tasks:
+        tasks = _tasks_from_file(args)
+    else:
+        target = target_from(args, args.file, args.lines) if args.file else None
+        tasks = [
+            ParallelTask(agent=a, goal=args.goal, target=target, budget=args.budget)
+            for a in args.agent
+        ]
+    for task in tasks:
+        if task.agent_name not in runtime.registry:
+            raise CliError(
+                f"unknown agent {task.agent_name!r}; known agents: {', '.join(runtime.registry.names())}"
+            )
+    console = Console(stderr=True, highlight=False)
+    progress = TerminalProgress(console, stream_output=False, prefix_agents=True)
+
+    async def go():  # type: ignore[no-untyped-def]
+        try:
+            return await delegate_parallel(
+                runtime, tasks, max_parallel=args.max_parallel, listener=progress
+            )
+        finally:
+            await runtime.model_factory.aclose()  # type: ignore[attr-defined]
+
+    result = asyncio.run(go())
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        out = Console(highlight=False)
+        for r in result.results:
+            if r.text:
+                out.rule(f"{r.agent} · {r.status.value}")
+                out.print(r.text, markup=False)
+        table = Table(title=f"{len(result.results)} runs in {result.wall_ms / 1000:.1f}s")
+        for column in ("agent", "status", "tokens", "time", "error"):
+            table.add_column(column)
+        for r in result.results:
+            table.add_row(
+                r.agent,
+                r.status.value,
+                tokens(r.usage),
+                f"{r.duration_ms / 1000:.1f}s",
+                r.error or "",
+            )
+        out.print(table)
+        for agent, usage in result.per_agent.items():
+            out.print(f"  {agent}: {tokens(usage)}")
+        out.print(f"  total: {tokens(result.usage)}")
+    ok = all(r.status is RunStatus.FINISHED for r in result.results)
+    if not ok:
+        print("agentls: some runs did not finish (see the table)", file=sys.stderr)
+    return 0 if ok else 1

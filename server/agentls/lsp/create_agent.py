@@ -1,0 +1,65 @@
+"""agentls.createAgent: the model writes a definition from a sentence; it runs at once on the
+selection (when given) and is saved to the workspace's .agentls/agents/ when asked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+
+from agentls.core.create import CreateAgentError
+from agentls.core.create import create_agent as create
+from agentls.core.events import new_id
+from agentls.lsp.arguments import CreateAgentArgs
+from agentls.lsp.commands import CREATE_AGENT, run_result, target_for
+from agentls.lsp.edits import applier
+from agentls.lsp.server import AgentLanguageServer
+
+
+async def create_agent(ls: AgentLanguageServer, args: CreateAgentArgs) -> dict[str, Any]:
+    runtime = ls.runtime
+    target, versions = (None, {})
+    if args.uri:
+        target, versions = target_for(ls, CREATE_AGENT, args.uri, args.range)
+    elif args.range is not None:
+        raise JsonRpcInvalidParams(f"{CREATE_AGENT}: argument 'range' needs 'uri'")
+    try:
+        created = await create(
+            runtime,
+            args.prompt,
+            selection=target,
+            budget=args.budget,
+            save=args.save,
+            allow_edit_tools=ls.settings.allow_generated_edit_tools,
+        )
+    except CreateAgentError as exc:
+        raise JsonRpcException(
+            f"{CREATE_AGENT}: {exc}", code=-32603, data={"creation": run_result(ls, exc.creation)}
+        ) from None
+    except FileExistsError as exc:
+        raise JsonRpcInvalidParams(
+            f"{CREATE_AGENT}: argument 'save': {exc.filename} already exists"
+        ) from None
+    definition = created.definition
+    out: dict[str, Any] = {
+        "definition": definition.model_dump(mode="json"),
+        "savedTo": str(created.saved_to) if created.saved_to else None,
+        "creation": run_result(ls, created.creation),
+        "result": None,
+    }
+    if args.run:
+        goal = args.goal or args.prompt
+        run_id = new_id()
+        assert ls.bridge is not None
+        await ls.bridge.begin_progress(run_id, f"{definition.name}: {goal}")
+        result = await runtime.delegate(
+            definition,
+            goal,
+            target,
+            budget=args.budget,
+            run_id=run_id,
+            apply=applier(ls, definition.name, versions),
+        )
+        out["result"] = run_result(ls, result)
+    return out
