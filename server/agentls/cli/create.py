@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             return created, result
         finally:
-            await runtime.model_factory.aclose()  # type: ignore[attr-defined]
+            await runtime.aclose()
 
     try:
         created, result = asyncio.run(go())

@@ -27,7 +27,7 @@ def edited_texts(root: Path, edits: list[ProposedEdit]) -> dict[str, tuple[str, 
 
 
 def unified_diff(root: Path, edits: list[ProposedEdit]) -> str:
-    chunks = []
+    chunks: list[str] = []
     for rel, (before, after) in edited_texts(root, edits).items():
         chunks.extend(
             difflib.unified_diff(

@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                 runtime, tasks, max_parallel=args.max_parallel, listener=progress
             )
         finally:
-            await runtime.model_factory.aclose()  # type: ignore[attr-defined]
+            await runtime.aclose()
 
     result = asyncio.run(go())
     if args.json:

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                 listener=progress,
             )
         finally:
-            await runtime.model_factory.aclose()  # type: ignore[attr-defined]
+            await runtime.aclose()
 
     result = asyncio.run(go())
     out = Console(highlight=False)

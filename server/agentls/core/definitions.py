@@ -12,15 +12,25 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 
 READ_ONLY_TOOLS = ("read_file", "list_files", "search")
 BUILTIN_TOOLS = (*READ_ONLY_TOOLS, "propose_edit")
+
+
+def _known_tool(tool: str) -> str:
+    if tool not in BUILTIN_TOOLS:
+        raise ValueError(f"unknown tool {tool!r}; built-in tools are {', '.join(BUILTIN_TOOLS)}")
+    return tool
+
+
+# Checked item by item, so an error points at the offending entry of the list.
+BuiltinToolName = Annotated[str, AfterValidator(_known_tool)]
 
 
 class Mode(StrEnum):
@@ -38,22 +48,12 @@ class AgentDefinition(BaseModel):
     description: str = Field(min_length=1, max_length=500)
     instructions: str = Field(min_length=1)
     mode: Mode = Mode.ANSWER
-    tools: list[str] = Field(default_factory=list)
+    tools: list[BuiltinToolName] = Field(default_factory=list)
     mcp: dict[str, list[str]] = Field(default_factory=dict)
     model: str | None = None
     budget: int | None = Field(default=None, gt=0)
     max_turns: int = Field(default=8, ge=1, le=100)
     code_action: str | None = None
-
-    @field_validator("tools")
-    @classmethod
-    def _known_tools(cls, tools: list[str]) -> list[str]:
-        unknown = [t for t in tools if t not in BUILTIN_TOOLS]
-        if unknown:
-            raise ValueError(
-                f"unknown tool {unknown[0]!r}; built-in tools are {', '.join(BUILTIN_TOOLS)}"
-            )
-        return tools
 
     @classmethod
     def json_schema_for_generation(cls) -> dict[str, Any]:

@@ -171,7 +171,7 @@ class EmbeddedChatModel:
                 pieces: list[str] = []
                 finish: str | None = None
                 generated = 0
-                stream = self._llama.create_chat_completion(**kwargs)
+                stream: Any = self._llama.create_chat_completion(**kwargs)
                 try:
                     for chunk in stream:
                         if stop.is_set():

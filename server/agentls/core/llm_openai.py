@@ -83,6 +83,7 @@ class OpenAIChatModel:
         calls: dict[int, dict[str, str]] = {}
         usage: Usage | None = None
         finish: str | None = None
+        stream = None
         try:
             stream = await self._client.chat.completions.create(**self._arguments(request))
             async for chunk in stream:
@@ -105,7 +106,10 @@ class OpenAIChatModel:
                     if choice.finish_reason:
                         finish = choice.finish_reason
         except openai.APIError as exc:
-            raise self._explain(exc) from exc
+            raise self._explain(exc, streaming=stream is not None) from exc
+        finally:
+            if stream is not None:
+                await stream.close()  # a cancelled or failed call frees its connection
         if finish is None:
             raise ModelStreamError(
                 f"The model server at {self._where} ended its answer before finishing it; "
@@ -117,7 +121,7 @@ class OpenAIChatModel:
             usage = Usage(
                 input_tokens=utf8_prompt_bound(request),
                 output_tokens=len(answer.encode())
-                + sum(len(c["arguments"]) for c in calls.values()),
+                + sum(len((c["name"] + c["arguments"]).encode()) for c in calls.values()),
                 estimated=True,
             )
         tool_calls = [
@@ -126,8 +130,16 @@ class OpenAIChatModel:
         ]
         return ChatResponse(answer, tool_calls, usage, finish, self._model)
 
-    def _explain(self, exc: openai.APIError) -> ModelError:
+    def _explain(self, exc: openai.APIError, *, streaming: bool = False) -> ModelError:
         where = self._where
+        if streaming and isinstance(exc, openai.APIConnectionError):
+            # The answer had begun: the SDK does not retry, and a partial answer is no answer.
+            timed_out = isinstance(exc, openai.APITimeoutError)
+            why = "stopped sending (timeout)" if timed_out else "dropped the connection"
+            return ModelStreamError(
+                f"The model server at {where} {why} in the middle of its answer; the run "
+                "stopped instead of using a partial answer."
+            )
         if isinstance(exc, openai.AuthenticationError):
             return ModelConfigError(
                 f"The model server at {where} rejected the API key (401): set a valid key with "
@@ -150,9 +162,13 @@ class OpenAIChatModel:
                 f"Cannot reach the model server at {where}: check the base URL and that it runs."
             )
         if isinstance(exc, openai.APIStatusError):
+            # The SDK retries 408, 409 and 5xx only; other statuses failed at once.
+            code = exc.status_code
+            retried = " after retries" if code in (408, 409) or code >= 500 else ""
+            body = exc.body if isinstance(exc.body, dict) else {}
+            detail = str(body.get("message") or exc.message)
             return ModelError(
-                f"The model server at {where} failed with HTTP {exc.status_code} after retries: "
-                f"{_short(exc.message)}"
+                f"The model server at {where} failed with HTTP {code}{retried}: {_short(detail)}"
             )
         return ModelStreamError(
             f"The model server at {where} sent an answer that broke off: {_short(str(exc))}"

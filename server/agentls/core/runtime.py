@@ -135,6 +135,12 @@ class AgentRuntime:
         self._listeners: list[EventListener] = []
         self._tasks: dict[str, asyncio.Task[RunResult]] = {}
 
+    async def aclose(self) -> None:
+        """Close the model clients (and their connections) this runtime opened."""
+        aclose = getattr(self.model_factory, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
     def subscribe(self, listener: EventListener) -> Callable[[], None]:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)

@@ -11,6 +11,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from agentls.core.create import CreateAgentError
 from agentls.core.create import create_agent as create
 from agentls.core.events import new_id
+from agentls.core.target import Target
 from agentls.lsp.arguments import CreateAgentArgs
 from agentls.lsp.commands import CREATE_AGENT, run_result, target_for
 from agentls.lsp.edits import applier
@@ -19,7 +20,8 @@ from agentls.lsp.server import AgentLanguageServer
 
 async def create_agent(ls: AgentLanguageServer, args: CreateAgentArgs) -> dict[str, Any]:
     runtime = ls.runtime
-    target, versions = (None, {})
+    target: Target | None = None
+    versions: dict[str, int | None] = {}
     if args.uri:
         target, versions = target_for(ls, CREATE_AGENT, args.uri, args.range)
     elif args.range is not None:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -119,7 +120,7 @@ class EventBridge:
         pieces.append(str(e.data.get("delta", "")))
         if e.run_id not in self._flush_scheduled:
             self._flush_scheduled.add(e.run_id)
-            self.ls.loop.call_later(OUTPUT_INTERVAL, self._flush, e.run_id)
+            asyncio.get_running_loop().call_later(OUTPUT_INTERVAL, self._flush, e.run_id)
 
     def _flush(self, run_id: str) -> None:
         self._flush_scheduled.discard(run_id)

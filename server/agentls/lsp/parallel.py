@@ -40,15 +40,19 @@ async def delegate_parallel(ls: AgentLanguageServer, args: DelegateParallelArgs)
     runtime = ls.runtime
     tasks: list[ParallelTask] = []
     versions: dict[str, dict[str, int | None]] = {}
-    for i, t in enumerate(args.tasks):
+    for i, wanted in enumerate(args.tasks):
         command = f"{DELEGATE_PARALLEL} tasks[{i}]"
-        known_agent(ls, command, t.agent)
+        known_agent(ls, command, wanted.agent)
         target = None
-        if t.uri:
-            target, versions[str(i)] = target_for(ls, command, t.uri, t.range)
+        if wanted.uri:
+            target, versions[str(i)] = target_for(ls, command, wanted.uri, wanted.range)
         tasks.append(
             ParallelTask(
-                agent=t.agent, goal=t.goal, target=target, budget=t.budget, run_id=new_id()
+                agent=wanted.agent,
+                goal=wanted.goal,
+                target=target,
+                budget=wanted.budget,
+                run_id=new_id(),
             )
         )
     group = ParallelGroup(new_id(), [t.run_id for t in tasks])

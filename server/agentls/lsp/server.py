@@ -6,6 +6,7 @@ budget, audit) is built on first use, so `initialize` answers before any model S
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,7 +76,7 @@ class AgentLanguageServer(LanguageServer):
             self._runtime.registry = load_registry(self.root, engine)
             apply_budget_settings(self._runtime.budgeter, engine.budget)
             if isinstance(old_pool, ModelPool) and old_pool is not self._runtime.model_factory:
-                self.loop.create_task(old_pool.aclose())
+                asyncio.get_running_loop().create_task(old_pool.aclose())
             self.report_definition_errors()
 
     def reload_registry(self) -> None:

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need and runs every test: lint and types, the VS Code client (unit,
+# package, end to end in code-server), then the Python suite (engine, budget/audit, LSP end to end,
+# the real embedded model, Neovim). Pass pytest arguments to run a subset of the Python suite only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+
+if [ "$#" -gt 0 ]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+
+echo "== lint and types (Python)"
+.venv/bin/ruff check server tests
+.venv/bin/ruff format --check server tests
+.venv/bin/mypy
+
+echo "== VS Code client"
+scripts/setup-vscode-e2e.sh
+(
+  cd client-vscode
+  npm ci --no-audit --no-fund --loglevel=error
+  npm run typecheck
+  npm run lint
+  npm run test:unit
+  AGENTLS_PYTHON="$PWD/../.venv/bin/python" npm run test:e2e
+)
+
+echo "== Python test suite"
+.venv/bin/python -m pytest -q -p no:cacheprovider

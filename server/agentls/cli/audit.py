@@ -1,0 +1,239 @@
+"""`agentls audit`: the workspace's audit trail as a table with per-agent totals, or as JSONL.
+
+    agentls audit [--run ID] [--agent NAME] [--since T] [--limit N] [--json]
+
+`--run` takes a full run id or a unique prefix of one; `--since` an ISO-8601 time or an age such
+as 30m, 2h, 1d. Runs whose process died are first closed as interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from agentls.cli import CliError, workspace_of
+
+if TYPE_CHECKING:
+    from agentls.core.audit import AuditStore
+    from agentls.core.events import RunEvent, Usage
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_STATUS_STYLE = {
+    "finished": "green",
+    "failed": "red",
+    "cancelled": "yellow",
+    "budget_exceeded": "magenta",
+    "interrupted": "red",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "audit",
+        help="show the audit trail and per-agent token totals",
+        description="Every run event of this workspace: runs, model and tool calls, edits, errors.",
+    )
+    parser.add_argument("--run", metavar="ID", help="one run (full id or unique prefix)")
+    parser.add_argument("--agent", metavar="NAME", help="only this agent's events")
+    parser.add_argument(
+        "--since", metavar="T", help="events from T on: ISO-8601 (2025-01-31T09:00) or 30m/2h/1d"
+    )
+    parser.add_argument("--limit", metavar="N", help="only the latest N events")
+    parser.add_argument("--json", action="store_true", help="print the events as JSON Lines")
+    parser.set_defaults(func=run)
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """An ISO-8601 date/time (local time unless it names a zone) or an age like 30m, 2h, 1d."""
+    value = text.strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", value.lower())
+    if match:
+        now = time.time() if now is None else now
+        return now - float(match.group(1)) * _UNITS[match.group(2)]
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(
+            f"--since {text!r}: expected an ISO-8601 time (e.g. 2025-01-31 or 2025-01-31T09:00) "
+            "or an age such as 45s, 30m, 2h, 1d, 1w"
+        ) from None
+    return when.timestamp()  # naive values are local time
+
+
+def parse_limit(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        raise CliError(f"--limit {text!r}: expected a whole number of events") from None
+    if number <= 0:
+        raise CliError(f"--limit {text!r}: expected a number above 0")
+    return number
+
+
+def _resolve_run(store: AuditStore, run: str | None) -> str | None:
+    if run is None:
+        return None
+    run = run.strip()
+    matches = store.run_ids(run)
+    if run in matches:
+        return run
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise CliError(f"--run {run!r}: no run with that id in this workspace's audit trail")
+    shown = ", ".join(m[:12] for m in matches[:5])
+    raise CliError(f"--run {run!r}: matches {len(matches)} runs ({shown}...); give more of the id")
+
+
+def run(args: argparse.Namespace) -> int:
+    from agentls.core.audit import AuditStore
+
+    since = parse_since(args.since) if args.since is not None else None
+    limit = parse_limit(args.limit)
+    store = AuditStore.for_workspace(workspace_of(args))
+    try:
+        store.recover_interrupted()
+        run_id = _resolve_run(store, args.run)
+        if args.json:
+            store.export_jsonl(
+                sys.stdout, run_id=run_id, agent=args.agent, since=since, limit=limit
+            )
+            return 0
+        events = store.query(run_id=run_id, agent=args.agent, since=since, limit=limit)
+        totals = store.totals_by_agent(since=since)
+        runs = store.runs(run_id=run_id, agent=args.agent, since=since)
+    finally:
+        store.close()
+    if args.agent is not None:
+        totals = {k: v for k, v in totals.items() if k == args.agent}
+    if run_id is not None:
+        totals = _run_totals(events)
+    _print(events, totals, runs)
+    return 0
+
+
+def _run_totals(events: list[RunEvent]) -> dict[str, Usage]:
+    """Per-agent totals of one run: its calls, or its closing usage when it recorded none."""
+    from agentls.core.events import EventKind, Usage
+
+    calls = [e for e in events if e.kind == EventKind.MODEL_CALL and "call_usage" in e.data]
+    totals: dict[str, Usage] = {}
+    if calls:
+        for e in calls:
+            totals[e.agent] = totals.get(e.agent, Usage()) + Usage.model_validate(
+                e.data["call_usage"]
+            )
+    else:
+        for e in events:
+            if e.is_terminal:
+                totals[e.agent] = totals.get(e.agent, Usage()) + e.usage
+    return totals
+
+
+def _event_row(e: RunEvent) -> tuple[str, str, str, str, str, str]:
+    from agentls.core.events import EventKind
+
+    when = datetime.fromtimestamp(e.time)
+    stamp = when.strftime("%H:%M:%S" if when.date() == datetime.now().date() else "%m-%d %H:%M")
+    detail = _detail(e)
+    if e.duration_ms is not None:
+        seconds = f"{e.duration_ms / 1000:.1f}s"
+        detail = f"{detail} ({seconds})" if detail else seconds
+    return (
+        stamp,
+        e.run_id[:8],
+        ("  " * (e.depth - 1) + "└ " if e.depth else "") + e.agent,
+        e.kind.value,
+        _tokens(e.usage) if e.kind == EventKind.MODEL_CALL or e.is_terminal else "",
+        detail,
+    )
+
+
+def _detail(event: RunEvent) -> str:
+    from agentls.core.events import EventKind
+
+    data = event.data
+    if event.kind == EventKind.TOOL_CALL:
+        name = data.get("tool") or data.get("name") or "tool"
+        args = data.get("arguments") or data.get("summary") or ""
+        call = f"{name}({args})"
+        return f"{call} → {event.error}" if event.error else call
+    if event.error:
+        return event.error
+    if event.kind == EventKind.STARTED:
+        return event.goal
+    if event.kind == EventKind.MODEL_CALL:
+        parts = [str(data[k]) for k in ("model", "turn") if k in data]
+        used = data.get("call_usage")
+        if isinstance(used, dict):
+            parts.append(f"+{used.get('input_tokens', 0)}in/{used.get('output_tokens', 0)}out")
+        return " ".join(parts)
+    if event.kind.value.startswith("edit_"):
+        path = data.get("path") or (event.artifacts[0].get("path") if event.artifacts else None)
+        return str(path or data.get("summary") or "")
+    if event.kind == EventKind.OUTPUT:
+        return str(data.get("summary") or data.get("text") or "")[:200]
+    return ""
+
+
+def _print(events: list[RunEvent], totals: dict[str, Usage], runs: list[RunEvent]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console()
+    if not events:
+        console.print("no audit events match")
+    else:
+        rows = [_event_row(e) for e in events]
+        table = Table(title=f"audit trail ({len(events)} events)")
+        table.add_column("time", no_wrap=True)
+        table.add_column("run", no_wrap=True)
+        table.add_column("agent", overflow="fold")
+        table.add_column("event", overflow="fold")
+        # The run's tokens so far; numbers are never cut short.
+        width = max(6, *(len(r[4]) for r in rows))
+        table.add_column("tokens", justify="right", no_wrap=True, min_width=width)
+        table.add_column("detail", overflow="fold", min_width=24, ratio=1)
+        for e, row in zip(events, rows, strict=True):
+            kind = Text(row[3], style=_STATUS_STYLE.get(e.kind.value, ""))
+            table.add_row(row[0], row[1], row[2], kind, row[4], row[5])
+        console.print(table)
+    if totals:
+        runs_per_agent: dict[str, int] = {}
+        for r in runs:
+            runs_per_agent[r.agent] = runs_per_agent.get(r.agent, 0) + 1
+        table = Table(title="tokens per agent")
+        table.add_column("agent", no_wrap=True)
+        for column in ("runs", "input", "cached", "output", "reasoning", "total"):
+            table.add_column(column, justify="right", no_wrap=True)
+        grand = None
+        for agent, usage in totals.items():
+            grand = usage if grand is None else grand + usage
+            table.add_row(agent, str(runs_per_agent.get(agent, 0)), *_usage_cells(usage))
+        if grand is not None and len(totals) > 1:
+            table.add_section()
+            table.add_row("all agents", str(len(runs)), *_usage_cells(grand))
+        console.print(table)
+        if any(u.estimated for u in totals.values()):
+            console.print("~ estimated: the provider reported no usage; counted by the tokenizer")
+
+
+def _tokens(usage: Usage) -> str:
+    return f"{'~' if usage.estimated else ''}{usage.total:,}"
+
+
+def _usage_cells(usage: Usage) -> list[str]:
+    return [
+        f"{usage.input_tokens:,}",
+        f"{usage.cached_input_tokens:,}",
+        f"{usage.output_tokens:,}",
+        f"{usage.reasoning_tokens:,}",
+        _tokens(usage),
+    ]

@@ -1,0 +1,127 @@
+"""`agentls budget`: show the workspace token budget, set a limit, or reset the usage.
+
+agentls budget                       used / limit / remaining, in total and per agent
+agentls budget set N [--agent NAME]  a limit in tokens (20000, 20_000, 20k, 1.5M) or `none`
+agentls budget reset [--agent NAME]  zero the committed usage (limits stay)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import TYPE_CHECKING
+
+from agentls.cli import CliError, workspace_of
+
+if TYPE_CHECKING:
+    from agentls.core.budget import BudgetScopeSnapshot, BudgetSnapshot
+
+_UNLIMITED = ("none", "unlimited", "off")
+_SUFFIXES = {"": 1, "k": 1_000, "m": 1_000_000}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "budget",
+        help="show, set or reset the token budget",
+        description="Token budget of the workspace: the total and per-agent limits.",
+    )
+    parser.add_argument("--json", action="store_true", help="print the snapshot as JSON")
+    actions = parser.add_subparsers(dest="budget_action", metavar="ACTION")
+    set_parser = actions.add_parser("set", help="set the total limit, or one agent's")
+    set_parser.add_argument(
+        "limit", metavar="N", help="tokens (e.g. 200000, 200k, 1.5M), or 'none' for unlimited"
+    )
+    set_parser.add_argument("--agent", metavar="NAME", help="limit this agent instead of the total")
+    reset_parser = actions.add_parser("reset", help="zero the used tokens (limits stay)")
+    reset_parser.add_argument("--agent", metavar="NAME", help="reset only this agent")
+    for p in (parser, set_parser, reset_parser):
+        p.set_defaults(func=run)
+
+
+def parse_limit(text: str) -> int | None:
+    """'20000', '20_000', '20,000', '20k', '1.5M' -> tokens; 'none'/'unlimited' -> None."""
+    value = text.strip().lower()
+    if value in _UNLIMITED:
+        return None
+    match = re.fullmatch(r"(\d[\d_,]*(?:\.\d+)?)([km]?)", value)
+    if match is None:
+        if re.fullmatch(r"-\s*\d.*", value):
+            raise CliError(f"budget set N: the limit cannot be negative, got {text!r}")
+        raise CliError(
+            f"budget set N: expected a number of tokens (e.g. 200000, 200k, 1.5M) or 'none', "
+            f"got {text!r}"
+        )
+    number = float(match.group(1).replace("_", "").replace(",", ""))
+    tokens = number * _SUFFIXES[match.group(2)]
+    if tokens != int(tokens):
+        raise CliError(f"budget set N: {text!r} is not a whole number of tokens")
+    return int(tokens)
+
+
+def run(args: argparse.Namespace) -> int:
+    from agentls.core.budget import TokenBudgeter
+
+    budgeter = TokenBudgeter.for_workspace(workspace_of(args))
+    try:
+        action = getattr(args, "budget_action", None)
+        agent = getattr(args, "agent", None)
+        if agent is not None and not agent.strip():
+            raise CliError("--agent: the agent name is empty")
+        if action == "set":
+            limit = parse_limit(args.limit)
+            budgeter.set_limit(limit, agent=agent)
+            target = f"agent '{agent}'" if agent else "the workspace total"
+            shown = "unlimited" if limit is None else f"{limit:,} tokens"
+            message = f"budget of {target} set to {shown}"
+        elif action == "reset":
+            budgeter.reset(agent=agent)
+            message = f"usage of agent '{agent}' reset" if agent else "usage reset (all agents)"
+        else:
+            message = None
+        snapshot = budgeter.snapshot()
+    finally:
+        budgeter.close()
+    if getattr(args, "json", False):
+        print(snapshot.model_dump_json(indent=2))
+        return 0
+    _print(snapshot, message)
+    return 0
+
+
+def _print(snapshot: BudgetSnapshot, message: str | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if message:
+        console.print(message)
+    rows = [("total", _cells(snapshot))]
+    rows += [(f"agent {name}", _cells(scope)) for name, scope in snapshot.agents.items()]
+    # "held": reserved by model calls in flight; the parts: input / cached input / output.
+    headers = ("used", "limit", "remaining", "held", "in/cached/out")
+    table = Table(title="token budget")
+    table.add_column("scope", overflow="fold")
+    for i, header in enumerate(headers):
+        # Numbers are never cut short; a narrow terminal folds the scope names instead.
+        width = max(len(header), *(len(cells[i]) for _, cells in rows))
+        table.add_column(header, justify="right", no_wrap=True, min_width=width)
+    for n, (name, cells) in enumerate(rows):
+        table.add_row(name, *cells, end_section=n == 0 and len(rows) > 1)
+    console.print(table)
+    if snapshot.usage.estimated or any(a.usage.estimated for a in snapshot.agents.values()):
+        console.print(
+            "~ includes counts estimated by the tokenizer where the provider reported none"
+        )
+
+
+def _cells(scope: BudgetScopeSnapshot | BudgetSnapshot) -> list[str]:
+    mark = "~" if scope.usage.estimated else ""
+    return [
+        f"{mark}{scope.used:,}",
+        "unlimited" if scope.limit is None else f"{scope.limit:,}",
+        "—" if scope.remaining is None else f"{scope.remaining:,}",
+        f"{scope.reserved:,}",
+        f"{scope.usage.input_tokens:,}/{scope.usage.cached_input_tokens:,}"
+        f"/{scope.usage.output_tokens:,}",
+    ]

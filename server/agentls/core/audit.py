@@ -1,0 +1,325 @@
+"""The durable audit trail: every run event, appended to `<workspace>/.agentls/audit.db`.
+
+Events are redacted (core/redact.py) and stored one row each: indexed columns for the fields that
+queries filter on, plus the full event JSON, so reading gives back equal RunEvents. SQLite in WAL
+mode lets the language server and child agentls processes append to one store at once; an append
+is committed when `append` returns, so a `kill -9` loses nothing already appended. Runs whose
+process died without a closing event are closed as INTERRUPTED by `recover_interrupted()`, which
+callers run at start-up. `export_jsonl` writes the same events as JSON Lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+from agentls.core.budget import STATE_DIR, SqliteFile, process_alive
+from agentls.core.events import TERMINAL_KINDS, EventKind, RunEvent, RunStatus, Usage
+from agentls.core.redact import redact
+
+AUDIT_FILE = "audit.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    event_id      TEXT PRIMARY KEY,
+    time          REAL NOT NULL,
+    run_id        TEXT NOT NULL,
+    parent_run_id TEXT,
+    depth         INTEGER NOT NULL,
+    agent         TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    json          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, kind);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (time);
+CREATE INDEX IF NOT EXISTS events_by_agent ON events (agent, time);
+CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, time);
+"""
+
+_TERMINAL_VALUES = tuple(sorted(k.value for k in TERMINAL_KINDS))
+_INTERRUPTED_NS = uuid.UUID("6f1c2f0e-7a43-4b8e-9a51-3c0d6c1b2a77")
+
+
+def redact_event(event: RunEvent) -> RunEvent:
+    """The event with secrets removed from its free-form fields (goal, error, artifacts, data)."""
+    return event.model_copy(
+        update={
+            "goal": redact(event.goal),
+            "error": redact(event.error),
+            "artifacts": redact(event.artifacts),
+            "data": redact(event.data),
+        }
+    )
+
+
+class AuditStore:
+    """Append-only store of run events, shared by every process working on a workspace."""
+
+    def __init__(self, path: Path | None = None, *, synchronous: str = "NORMAL") -> None:
+        """`path=None` keeps events in memory (tests).
+
+        With WAL, synchronous=NORMAL already survives a crash of any process; FULL also survives
+        a power loss, at the price of an fsync per event.
+        """
+        self.path = path
+        self._db = SqliteFile(path, _SCHEMA, synchronous=synchronous)
+
+    @classmethod
+    def for_workspace(cls, root: Path, *, synchronous: str = "NORMAL") -> AuditStore:
+        state = Path(root) / STATE_DIR
+        state.mkdir(parents=True, exist_ok=True)
+        return cls(state / AUDIT_FILE, synchronous=synchronous)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> AuditStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def append(self, event: RunEvent) -> None:
+        """Redact and store one event; it is committed when this returns.
+
+        OUTPUT_DELTA events are not stored (the OUTPUT event holds the text). Appending an event
+        id that is already stored does nothing, so a retried append cannot duplicate.
+        """
+        if event.kind == EventKind.OUTPUT_DELTA:
+            return
+        clean = redact_event(event)
+        with self._db.lock:
+            self._db.connection().execute(
+                "INSERT OR IGNORE INTO events "
+                "(event_id, time, run_id, parent_run_id, depth, agent, kind, status, json) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _row(clean),
+            )
+
+    def recover_interrupted(self) -> list[str]:
+        """Close, as INTERRUPTED, the open runs whose process is gone; return their run ids.
+
+        A run is open when it has a STARTED event and no closing event; its process is the pid in
+        the STARTED event's data. Runs whose process still lives (or that name no pid) stay open.
+        The check and the append are one transaction, so processes recovering at once cannot
+        close a run twice.
+        """
+        recovered: list[str] = []
+        with self._db.transaction() as conn:
+            marks = ",".join("?" * len(_TERMINAL_VALUES))
+            open_runs = conn.execute(
+                "SELECT s.json FROM events s WHERE s.kind = ? AND NOT EXISTS ("
+                f"SELECT 1 FROM events t WHERE t.run_id = s.run_id AND t.kind IN ({marks}))",
+                (EventKind.STARTED.value, *_TERMINAL_VALUES),
+            ).fetchall()
+            for (raw,) in open_runs:
+                started = RunEvent.model_validate_json(raw)
+                pid = started.data.get("pid")
+                if not isinstance(pid, int) or process_alive(pid, started_by=started.time):
+                    continue
+                events = [
+                    RunEvent.model_validate_json(r[0])
+                    for r in conn.execute(
+                        "SELECT json FROM events WHERE run_id = ? ORDER BY time, rowid",
+                        (started.run_id,),
+                    )
+                ]
+                closing = _interrupted(started, events, pid)
+                conn.execute(
+                    "INSERT OR IGNORE INTO events "
+                    "(event_id, time, run_id, parent_run_id, depth, agent, kind, status, json) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _row(closing),
+                )
+                recovered.append(started.run_id)
+        return recovered
+
+    def query(
+        self,
+        *,
+        run_id: str | None = None,
+        agent: str | None = None,
+        since: float | None = None,
+        kinds: Iterable[EventKind] | None = None,
+        limit: int | None = None,
+    ) -> list[RunEvent]:
+        """Events matching every filter given, ordered by time, then insertion.
+
+        With `limit`, the latest `limit` matching events (still in chronological order).
+        """
+        return [
+            RunEvent.model_validate_json(raw)
+            for raw in self._select_json(run_id, agent, since, kinds, limit)
+        ]
+
+    def runs(
+        self,
+        *,
+        run_id: str | None = None,
+        agent: str | None = None,
+        since: float | None = None,
+        kinds: Iterable[EventKind] | None = None,
+        limit: int | None = None,
+    ) -> list[RunEvent]:
+        """Closing events only: one per finished, failed, cancelled, budget-stopped or lost run."""
+        closing = set(TERMINAL_KINDS) if kinds is None else set(kinds) & TERMINAL_KINDS
+        if not closing:
+            return []
+        return self.query(run_id=run_id, agent=agent, since=since, kinds=closing, limit=limit)
+
+    def totals_by_agent(self, since: float | None = None) -> dict[str, Usage]:
+        """Tokens used per agent, top-level and child runs alike, each model call counted once.
+
+        A run contributes the `call_usage` of its MODEL_CALL events; a run that recorded none
+        contributes its closing event's usage. Counting calls rather than closing totals keeps a
+        parent whose usage rolls up its children's from counting the children a second time.
+        """
+        kinds = (EventKind.MODEL_CALL.value, *_TERMINAL_VALUES)
+        sql = (
+            "SELECT run_id, agent, kind, json_extract(json, '$.data.call_usage'), "
+            "json_extract(json, '$.usage') FROM events "
+            f"WHERE kind IN ({','.join('?' * len(kinds))})"
+        )
+        params: list[Any] = list(kinds)
+        if since is not None:
+            sql += " AND time >= ?"
+            params.append(since)
+        with self._db.transaction(write=False) as conn:
+            rows = conn.execute(sql + " ORDER BY time, rowid", params).fetchall()
+        calls: dict[str, tuple[str, Usage]] = {}
+        closings: dict[str, tuple[str, Usage]] = {}
+        for run_id, agent, kind, call_usage, usage in rows:
+            if kind == EventKind.MODEL_CALL.value:
+                if call_usage is not None:
+                    prev = calls.get(run_id, (agent, Usage()))[1]
+                    calls[run_id] = (agent, prev + Usage.model_validate_json(call_usage))
+            elif usage is not None:
+                closings[run_id] = (agent, Usage.model_validate_json(usage))
+        counted = list(calls.values()) + [v for k, v in closings.items() if k not in calls]
+        totals: dict[str, Usage] = {}
+        for agent, usage in counted:
+            totals[agent] = totals.get(agent, Usage()) + usage
+        return dict(sorted(totals.items()))
+
+    def run_ids(self, prefix: str) -> list[str]:
+        """Run ids starting with `prefix` (what a user copies from a table), newest first."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self._db.transaction(write=False) as conn:
+            rows = conn.execute(
+                "SELECT run_id, MAX(time) AS t FROM events WHERE run_id LIKE ? ESCAPE '\\' "
+                "GROUP BY run_id ORDER BY t DESC",
+                (pattern,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def export_jsonl(
+        self,
+        out: TextIO,
+        *,
+        run_id: str | None = None,
+        agent: str | None = None,
+        since: float | None = None,
+        kinds: Iterable[EventKind] | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Write the matching events to `out`, one JSON object a line; return how many."""
+        count = 0
+        for raw in self._select_json(run_id, agent, since, kinds, limit):
+            out.write(raw)
+            out.write("\n")
+            count += 1
+        return count
+
+    def _select_json(
+        self,
+        run_id: str | None,
+        agent: str | None,
+        since: float | None,
+        kinds: Iterable[EventKind] | None,
+        limit: int | None,
+    ) -> list[str]:
+        where: list[str] = []
+        params: list[Any] = []
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        if agent is not None:
+            where.append("agent = ?")
+            params.append(agent)
+        if since is not None:
+            where.append("time >= ?")
+            params.append(since)
+        if kinds is not None:
+            values = sorted({EventKind(k).value for k in kinds})
+            if not values:
+                return []
+            where.append(f"kind IN ({','.join('?' * len(values))})")
+            params.extend(values)
+        sql = "SELECT json FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        if limit is not None:
+            if limit <= 0:
+                return []
+            sql += " ORDER BY time DESC, rowid DESC LIMIT ?"
+            params.append(limit)
+        else:
+            sql += " ORDER BY time, rowid"
+        with self._db.transaction(write=False) as conn:
+            rows = [r[0] for r in conn.execute(sql, params)]
+        if limit is not None:
+            rows.reverse()
+        return rows
+
+
+def _row(event: RunEvent) -> tuple[Any, ...]:
+    return (
+        event.event_id,
+        event.time,
+        event.run_id,
+        event.parent_run_id,
+        event.depth,
+        event.agent,
+        event.kind.value,
+        event.status.value,
+        event.model_dump_json(),
+    )
+
+
+def _interrupted(started: RunEvent, events: list[RunEvent], pid: int) -> RunEvent:
+    """The closing event for a run whose process died: its last known usage and artifacts."""
+    last = events[-1] if events else started
+    artifacts: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for ev in events:
+        for art in ev.artifacts:
+            key = json.dumps(art, sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                artifacts.append(art)
+    return RunEvent(
+        # Derived from the run id, so a second recovery of the same run is a no-op insert.
+        event_id=uuid.uuid5(_INTERRUPTED_NS, started.run_id).hex,
+        time=time.time(),
+        run_id=started.run_id,
+        parent_run_id=started.parent_run_id,
+        depth=started.depth,
+        agent=started.agent,
+        goal=started.goal,
+        kind=EventKind.INTERRUPTED,
+        status=RunStatus.INTERRUPTED,
+        usage=last.usage,
+        duration_ms=max(0.0, (last.time - started.time) * 1000.0),
+        artifacts=artifacts,
+        error=(
+            f"interrupted: the process running it (pid {pid}) ended without closing the run; "
+            f"last recorded step: {last.kind.value}"
+        ),
+        data={"pid": pid, "recovered_by_pid": os.getpid(), "last_event_id": last.event_id},
+    )

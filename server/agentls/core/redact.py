@@ -1,0 +1,264 @@
+"""Secret redaction for anything that is persisted or logged (the audit store above all).
+
+`redact(value)` walks strings, dicts, lists and tuples and returns a copy in which credentials are
+replaced by "[REDACTED]": values under secret-looking keys (api_key, Authorization, token,
+password...), Authorization/Bearer headers, provider key formats (OpenAI/Anthropic `sk-`, GitHub,
+AWS, Slack, Google, Hugging Face, GitLab, JWTs, PEM private keys), `name = "literal"` assignments
+to secret-named variables, passwords in URLs, the values of this process's secret-named environment
+variables, and long high-entropy strings that look like keys. Ordinary code and prose pass through
+unchanged: the heuristics are tuned against real source trees, not just against examples of keys.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+REDACTED = "[REDACTED]"
+
+# Normalised (lower case, alphanumerics only) key names whose value is always a secret.
+_SECRET_KEYS = frozenset(
+    {
+        "apikey",
+        "xapikey",
+        "authorization",
+        "proxyauthorization",
+        "auth",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "privatekey",
+        "cookie",
+        "setcookie",
+        "credentials",
+        "credential",
+        "accesskey",
+        "secretkey",
+        "clientsecret",
+        "sessionid",
+    }
+)
+# ...and names that end like these ("openai_api_key", "github_token", "db_password").
+_SECRET_SUFFIXES = ("apikey", "token", "secret", "password", "passwd", "accesskey", "privatekey")
+# Names that end like a secret but hold counts or settings, never credentials.
+_NOT_SECRET_KEYS = frozenset({"maxtoken", "numtoken", "eostoken", "bostoken", "padtoken"})
+
+
+def is_secret_key(key: str) -> bool:
+    """True for a dict key or variable name whose value should never be stored."""
+    norm = re.sub(r"[^a-z0-9]", "", key.lower())
+    if not norm or norm in _NOT_SECRET_KEYS:
+        return False
+    return norm in _SECRET_KEYS or norm.endswith(_SECRET_SUFFIXES)
+
+
+# Provider key formats: the whole match is the secret.
+_PROVIDER_RE = re.compile(
+    "|".join(
+        f"(?:{p})"
+        for p in (
+            # OpenAI (sk-, sk-proj-), Anthropic (sk-ant-api03-), Stripe (sk_live_, rk_test_).
+            r"\b(?:sk|rk)[-_][A-Za-z0-9_\-]{20,}",
+            # GitHub personal/OAuth/app tokens and fine-grained PATs.
+            r"\bgh[pousr]_[A-Za-z0-9]{30,}",
+            r"\bgithub_pat_[A-Za-z0-9_]{30,}",
+            # AWS access key ids.
+            r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b",
+            # Slack, Google API keys, Hugging Face, GitLab.
+            r"\bxox[abposr]-[A-Za-z0-9-]{10,}",
+            r"\bAIza[0-9A-Za-z_\-]{35}",
+            r"\bhf_[A-Za-z0-9]{30,}",
+            r"\bglpat-[A-Za-z0-9_\-]{20,}",
+            # JSON Web Tokens.
+            r"\beyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}",
+            # PEM private keys, the whole block (or up to the end when it was cut off).
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?=[\s\S]{0,200}?[A-Za-z0-9+/]{40})"
+            r"[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
+        )
+    )
+)
+
+# "Authorization: Bearer abc", "x-api-key=abc": keep the header name and scheme, drop the rest.
+_HEADER_RE = re.compile(
+    r"(?P<name>\b(?:proxy-)?authorization[ \t]*[:=][ \t]*|\bx-api-key[ \t]*[:=][ \t]*)"
+    r"(?:(?P<scheme>(?:bearer|basic|token|digest)[ \t]+)(?P<cred>[^\s\"',;}]+)"
+    # Without a scheme the value must look like a credential, not `authorization: str`.
+    r"|(?P<bare>(?=[^\s\"',;}]*\d)[^\s\"',;}]{12,}))"
+    r"|(?P<bearer>\bbearer[ \t]+)(?P<btoken>[A-Za-z0-9\-._~+/]{16,}=*)",
+    re.IGNORECASE,
+)
+
+# `OPENAI_API_KEY=abc123...`, `password = "hunter22"`, `"token": "abc..."`: a secret-named variable
+# assigned a literal on the same line.
+_ASSIGN_RE = re.compile(
+    r"(?P<name>\b[A-Za-z0-9_\-]*"
+    r"(?:api[_-]?key|token|secret|password|passwd|pwd|access[_-]?key|private[_-]?key)"
+    r"\b[\"']?[ \t]*[:=][ \t]*)"
+    r"(?:(?P<q>[\"'])(?P<quoted>[A-Za-z0-9_\-+/=.~!@#$%^&*]{8,})(?P=q)"
+    # Unquoted: a run with a digit, not followed by a call, index or attribute (that is code).
+    r"|(?P<bare>(?=[A-Za-z0-9_\-+/=.~]*\d)[A-Za-z0-9_\-+/=.~]{8,}+)(?![(\[]))",
+    re.IGNORECASE,
+)
+
+# user:password@ in URLs.
+_URL_CRED_RE = re.compile(r"(?P<name>\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:)(?P<cred>[^\s@/]+)(?=@)")
+
+# Candidates for the entropy check: long runs of base64/base64url/hex characters.
+_CANDIDATE_RE = re.compile(r"[A-Za-z0-9+/_\-]{32,}={0,2}")
+_HEX_RE = re.compile(r"[0-9a-fA-F]+")
+# Humps of an identifier: "NFCISO15693CustomCommand" -> NFCISO, 15693, Custom, Command.
+_HUMP_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z][a-z]+|[a-z]+|\d+")
+_DOTTED_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+_DIGEST_CONTEXT_RE = re.compile(r"sha|md5|hash|digest|commit|checksum|integrity|rev", re.IGNORECASE)
+
+_MIN_ENV_SECRET_LEN = 8
+
+
+def _entropy(s: str) -> float:
+    counts = Counter(s)
+    n = len(s)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def _looks_like_key(token: str, before: str) -> bool:
+    body = token.rstrip("=")
+    if body.isdigit():
+        return False
+    if _HEX_RE.fullmatch(body):
+        # 32 hex (uuids: our own run and event ids) and 40 (git SHAs) are everywhere and harmless,
+        # as are digests named as such; other long hex runs are usually secrets.
+        letters = sum(c.isalpha() for c in body)
+        return (
+            len(body) >= 48 and letters >= len(body) // 8 and not _DIGEST_CONTEXT_RE.search(before)
+        )
+    if "/" in body:
+        parts = [p for p in body.split("/") if p]
+        if sum(1 for p in parts if re.fullmatch(r"[a-z_.\-]{2,}", p)) >= 2:
+            return any(len(p) >= 32 and _looks_like_key(p, before) for p in parts)  # a path
+    if not (any(c.isupper() for c in body) and any(c.islower() for c in body)):
+        return False
+    if sum(c.isdigit() for c in body) < 2:
+        return False
+    # Random base64 splits into humps of ~2 characters; identifiers and words into longer ones.
+    if _mean_hump(body) >= 3.0:
+        return False
+    return _entropy(body) >= 4.0
+
+
+def _mean_hump(text: str) -> float:
+    humps = _HUMP_RE.findall(text)
+    return sum(map(len, humps)) / len(humps) if humps else 0.0
+
+
+def _code_like(value: str) -> bool:
+    """`module.attr`, `PrivateKeyTypes`, `challengePassword`: a name in code, not a credential."""
+    if _DOTTED_RE.fullmatch(value):
+        return True
+    return (
+        value.isidentifier()
+        and re.search(r"[a-z0-9][A-Z]", value) is not None
+        and _mean_hump(value) >= 3.0
+    )
+
+
+@lru_cache(maxsize=1)
+def _env_secret_values() -> tuple[str, ...]:
+    values = {
+        v
+        for k, v in os.environ.items()
+        if is_secret_key(k) and len(v) >= _MIN_ENV_SECRET_LEN and not v.isdigit()
+    }
+    return tuple(sorted(values, key=len, reverse=True))
+
+
+def refresh_env_secrets() -> None:
+    """Re-read the environment (after a secret variable was set in this process)."""
+    _env_secret_values.cache_clear()
+
+
+def _sub_provider(m: re.Match[str]) -> str:
+    text = m.group(0)
+    if text[:3] in ("sk-", "sk_", "rk-", "rk_"):
+        body = text[3:]
+        # Real keys mix cases and digits; `sk-ecdsa-sha2-nistp256` (an SSH key type) does not.
+        if (
+            not (any(c.isupper() for c in body) and any(c.isdigit() for c in body))
+            and len(body) < 40
+        ):
+            return text
+    return REDACTED
+
+
+def _sub_header(m: re.Match[str]) -> str:
+    if m.group("bearer") is not None:
+        return m.group("bearer") + REDACTED
+    if m.group("scheme") is not None:
+        if m.group("cred").startswith(REDACTED):
+            return m.group(0)
+        return m.group("name") + m.group("scheme") + REDACTED
+    return m.group("name") + REDACTED
+
+
+def _sub_assign(m: re.Match[str]) -> str:
+    quoted = m.group("quoted")
+    if quoted is not None:
+        if REDACTED in quoted or _code_like(quoted):
+            return m.group(0)
+        return f"{m.group('name')}{m.group('q')}{REDACTED}{m.group('q')}"
+    bare = m.group("bare")
+    if REDACTED in bare or _code_like(bare):
+        return m.group(0)
+    return m.group("name") + REDACTED
+
+
+def _sub_candidate(m: re.Match[str]) -> str:
+    before = m.string[max(0, m.start() - 24) : m.start()]
+    return REDACTED if _looks_like_key(m.group(0), before) else m.group(0)
+
+
+def redact_text(text: str) -> str:
+    """Redact secrets inside one string."""
+    if len(text) < 8:
+        return text
+    for value in _env_secret_values():
+        if value in text:
+            text = text.replace(value, REDACTED)
+    text = _PROVIDER_RE.sub(_sub_provider, text)
+    text = _HEADER_RE.sub(_sub_header, text)
+    text = _ASSIGN_RE.sub(_sub_assign, text)
+    text = _URL_CRED_RE.sub(lambda m: m.group("name") + REDACTED, text)
+    return _CANDIDATE_RE.sub(_sub_candidate, text)
+
+
+def redact(value: Any) -> Any:
+    """Return `value` with secrets replaced by "[REDACTED]" (containers are copied, not mutated)."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {
+            k: (
+                REDACTED if isinstance(k, str) and v is not None and is_secret_key(k) else redact(v)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        # A header pair such as ("Authorization", "Bearer ...").
+        if (
+            len(value) == 2
+            and isinstance(value[0], str)
+            and isinstance(value[1], str)
+            and is_secret_key(value[0])
+        ):
+            items: list[Any] = [value[0], REDACTED]
+        else:
+            items = [redact(v) for v in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    return value
