@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import from_fs_path
 
@@ -70,10 +71,17 @@ def target_for(
             start=types.Position(line=rng.start.line, character=rng.start.character),
             end=types.Position(line=rng.end.line, character=rng.end.character),
         )
+        if rng.start.line > len(doc.lines):
+            # The codec would clamp it to the end: the agent would get an empty selection.
+            raise JsonRpcInvalidParams(
+                f"{command}: argument 'range' starts at line {rng.start.line}, past the end of "
+                f"{path.name} ({len(doc.lines)} lines)"
+            )
         try:
             engine_range = wire.engine_range(doc, lsp_range)
         except ValueError as exc:
-            raise JsonRpcInvalidParams(f"{command}: argument 'range': {exc}") from None
+            reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+            raise JsonRpcInvalidParams(f"{command}: argument 'range': {reason}") from None
     return Target(path=path, range=engine_range, text=text), {doc.uri: doc.version}
 
 
@@ -161,12 +169,13 @@ def register(server: AgentLanguageServer) -> None:
     @server.command(CANCEL)
     def cmd_cancel(ls: AgentLanguageServer, *raw: Any) -> dict[str, Any]:
         args = parse_args(CANCEL, CancelArgs, raw)
-        if not ls.has_runtime:
-            return {"cancelled": []}
-        if args.run_id and args.run_id not in ls.runtime.active_runs:
+        active = ls.runtime.active_runs if ls.has_runtime else []
+        if args.run_id and args.run_id not in active:
             raise JsonRpcInvalidParams(
                 f"{CANCEL}: argument 'runId': no run {args.run_id!r} in flight"
             )
+        if not ls.has_runtime:
+            return {"cancelled": []}
         return {"cancelled": ls.runtime.cancel(args.run_id)}
 
     @server.command(LIST_AGENTS)
