@@ -13,7 +13,7 @@ export class AuditChannel {
 
     onEvent(event: AuditEvent): void {
         this.runs.onEvent(event);
-        if (closingKinds.has(event.kind)) {
+        if (closingKinds.has(event.kind) || event.kind === 'output') {
             for (const line of this.output.flush(event.runId)) {
                 this.channel.info(line);
             }

@@ -3,7 +3,7 @@
 import { formatDuration, formatTokens, formatUsage } from './format';
 import { closingKinds, type AuditEvent, type OutputDelta } from './protocol';
 
-export type LogLevel = 'info' | 'warn' | 'error';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface LogLine {
     level: LogLevel;
@@ -31,8 +31,10 @@ function eventDetail(event: AuditEvent): string {
     switch (event.kind) {
         case 'started':
             return event.goal ? `: ${compact(event.goal)}` : '';
-        case 'model_call':
-            return event.usage ? `: ${formatUsage(event.usage)}` : '';
+        case 'model_call': {
+            const turn = data.turn === undefined ? '' : ` turn ${compact(data.turn)}`;
+            return `${turn}: ${formatUsage(event.usage)} so far`;
+        }
         case 'tool_call': {
             const tool = data.tool ?? data.name;
             const args = data.arguments ?? data.args;
@@ -41,9 +43,9 @@ function eventDetail(event: AuditEvent): string {
         case 'edit_proposed':
         case 'edit_applied':
         case 'edit_rejected': {
-            const target = data.uri ?? data.path;
-            const reason = data.reason ? ` (${compact(data.reason)})` : '';
-            return target ? `: ${compact(target)}${reason}` : detailFromData(data);
+            const targets = editTargets(event);
+            const reason = data.reason ? ` (${compact(data.reason)})` : event.error ? ` (${event.error})` : '';
+            return targets ? `: ${targets}${reason}` : reason ? `:${reason}` : detailFromData(data);
         }
         case 'output':
             return '';
@@ -56,6 +58,23 @@ function eventDetail(event: AuditEvent): string {
     }
 }
 
+/** `calc.py lines 1-2`, from the edit artifacts (or data) of an edit event. */
+function editTargets(event: AuditEvent): string {
+    const artifacts = Array.isArray(event.artifacts) ? (event.artifacts as Record<string, unknown>[]) : [];
+    const first = artifacts[0] ?? event.data ?? {};
+    const where = first.path ?? first.uri;
+    if (typeof where !== 'string') {
+        return '';
+    }
+    const range = first.range as { start?: { line?: number }; end?: { line?: number } } | undefined;
+    const start = range?.start?.line;
+    const end = range?.end?.line;
+    const lines =
+        typeof start === 'number' && typeof end === 'number' ? (start === end ? ` line ${start + 1}` : ` lines ${start + 1}-${end + 1}`) : '';
+    const more = artifacts.length > 1 ? ` and ${artifacts.length - 1} more` : '';
+    return `${where}${lines}${more}`;
+}
+
 function detailFromData(data: Record<string, unknown>): string {
     return Object.keys(data).length > 0 ? `: ${compact(data)}` : '';
 }
@@ -66,7 +85,10 @@ export function eventLogLine(event: AuditEvent): LogLine {
     const parent = event.parentRunId && event.kind === 'started' ? ` (child of ${shortRunId(event.parentRunId)})` : '';
     const message = `${indent}[${shortRunId(event.runId)}] ${event.agent} ${event.kind}${parent}${eventDetail(event)}`;
     let level: LogLevel = 'info';
-    if (event.kind === 'failed' || event.kind === 'interrupted') {
+    if (event.kind === 'output') {
+        // The text itself arrived as agentls/output; the event only marks it complete.
+        level = 'debug';
+    } else if (event.kind === 'failed' || event.kind === 'interrupted') {
         level = 'error';
     } else if (event.kind === 'budget_exceeded' || event.kind === 'edit_rejected' || event.error) {
         level = 'warn';
@@ -158,4 +180,13 @@ export class UsageLedger {
             .map(([name, e]) => `${name} ${e.runs} ${e.runs === 1 ? 'run' : 'runs'} ${formatTokens(e.tokens)} tokens`);
         return `usage this session: ${parts.join(', ')}`;
     }
+}
+
+/**
+ * True for the window/logMessage line the server sends alongside every agentls/event, for editors
+ * without an agentls client (`[agentls] review finished tokens=120 duration=1.2s run=1a2b3c4d`).
+ * This client logs the event itself, so the mirror goes to the debug level only.
+ */
+export function isEventMirror(message: string): boolean {
+    return /^\[agentls\] [a-z0-9-]+ [a-z_]+\b.* run=[0-9a-zA-Z-]{1,8}$/.test(message);
 }

@@ -8,6 +8,8 @@ import {
     ErrorAction,
     ExecuteCommandRequest,
     LanguageClient,
+    LogMessageNotification,
+    MessageType,
     ResponseError,
     RevealOutputChannelOn,
     State,
@@ -16,8 +18,10 @@ import {
     type ErrorHandler,
     type ErrorHandlerResult,
     type LanguageClientOptions,
+    type LogMessageParams,
     type ServerOptions,
 } from 'vscode-languageclient/node';
+import { isEventMirror } from './auditLog';
 import { CONFIG_SECTION, SERVER_ID, SERVER_NAME } from './constants';
 import { errorMessage, showErrorWithLogs, traceError, traceInfo, traceWarn } from './logging';
 import { NotificationProgressFeature } from './progress';
@@ -38,6 +42,13 @@ export interface ServerHandlers {
 }
 
 const RESTART_DELAY_MS = 500;
+
+async function execute<T>(client: LanguageClient, command: string, argument?: object): Promise<T> {
+    return (await client.sendRequest(ExecuteCommandRequest.type, {
+        command,
+        arguments: argument === undefined ? [] : [argument],
+    })) as T;
+}
 const MAX_CRASHES = 3;
 const CRASH_WINDOW_MS = 3 * 60 * 1000;
 
@@ -130,10 +141,7 @@ export class AgentlsServer implements Disposable {
         if (!client || !client.isRunning()) {
             throw new Error('The agentls server is not running: see the logs, or run "agentls: Restart Server".');
         }
-        return (await client.sendRequest(ExecuteCommandRequest.type, {
-            command,
-            arguments: argument === undefined ? [] : [argument],
-        })) as T;
+        return execute<T>(client, command, argument);
     }
 
     /** Re-reads the settings and tells the server (didChangeConfiguration carries the whole section). */
@@ -151,6 +159,23 @@ export class AgentlsServer implements Disposable {
     private enqueue(task: () => Promise<void>): Promise<void> {
         this.queue = this.queue.then(task, task).catch((error: unknown) => traceError('Server lifecycle step failed', error));
         return this.queue;
+    }
+
+    /** Replaces the client's own window/logMessage handler to keep event mirrors out of the info level. */
+    private logServerMessage({ type, message }: LogMessageParams): void {
+        if (isEventMirror(message)) {
+            this.channel.debug(message);
+        } else if (type === MessageType.Error) {
+            this.channel.error(message);
+        } else if (type === MessageType.Warning) {
+            this.channel.warn(message);
+        } else if (type === MessageType.Info) {
+            this.channel.info(message);
+        } else if (type === MessageType.Debug) {
+            this.channel.debug(message);
+        } else {
+            this.channel.appendLine(message);
+        }
     }
 
     private logProblems(settings: ClientSettings): void {
@@ -250,6 +275,7 @@ export class AgentlsServer implements Disposable {
 
         const client = new AgentlsLanguageClient(SERVER_ID, SERVER_NAME, serverOptions, clientOptions);
         client.registerFeature(new NotificationProgressFeature(client));
+        client.onNotification(LogMessageNotification.type, (message) => this.logServerMessage(message));
         client.onNotification(ServerNotification.event, (event: AuditEvent) => this.handlers.onEvent(event));
         client.onNotification(ServerNotification.output, (delta: OutputDelta) => this.handlers.onOutput(delta));
         client.onNotification(ServerNotification.budget, (snapshot: BudgetSnapshot) => this.handlers.onBudget(snapshot));
@@ -273,7 +299,8 @@ export class AgentlsServer implements Disposable {
         }
         traceInfo('Server started.');
         try {
-            this.handlers.onBudget(await this.request<BudgetSnapshot>(ServerCommand.budget, { action: 'get' }));
+            // Not this.request: it waits for the lifecycle queue, which is running this start.
+            this.handlers.onBudget(await execute<BudgetSnapshot>(client, ServerCommand.budget, { action: 'get' }));
         } catch (error) {
             traceWarn(`Could not read the budget: ${errorMessage(error)}`);
         }

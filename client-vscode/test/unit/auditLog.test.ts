@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { eventLogLine, OutputBuffer, RunTracker, UsageLedger } from '../../src/common/auditLog';
+import { eventLogLine, isEventMirror, OutputBuffer, RunTracker, UsageLedger } from '../../src/common/auditLog';
 import type { AuditEvent } from '../../src/common/protocol';
 
 function event(kind: string, extra: Partial<AuditEvent> = {}): AuditEvent {
@@ -43,6 +43,17 @@ describe('eventLogLine', () => {
     });
     test('warns when the budget stops a run', () => {
         assert.equal(eventLogLine(event('budget_exceeded', { usage })).level, 'warn');
+    });
+    test('names the file and lines of an edit', () => {
+        const artifacts = [{ path: 'calc.py', range: { start: { line: 0, character: 0 }, end: { line: 1, character: 16 } } }];
+        assert.equal(eventLogLine(event('edit_applied', { artifacts })).message, '[run-1234] document edit_applied: calc.py lines 1-2');
+    });
+    test('numbers model calls by turn', () => {
+        const line = eventLogLine(event('model_call', { usage, data: { turn: 1 } }));
+        assert.match(line.message, /document model_call turn 1: 120 tokens .* so far$/);
+    });
+    test('keeps the output event, whose text was streamed already, at debug level', () => {
+        assert.equal(eventLogLine(event('output')).level, 'debug');
     });
     test('shows the tool and its arguments', () => {
         const line = eventLogLine(event('tool_call', { data: { tool: 'read_file', arguments: { path: 'a.py' } } }));
@@ -90,5 +101,16 @@ describe('UsageLedger', () => {
         ledger.onEvent(event('finished', { usage }));
         const summary = ledger.onEvent(event('failed', { agent: 'review', usage: { ...usage, total: 2000 } }));
         assert.equal(summary, 'usage this session: review 1 run 2k tokens, document 1 run 120 tokens');
+    });
+});
+
+describe('isEventMirror', () => {
+    test("recognises the server's one-line mirror of an event", () => {
+        assert.ok(isEventMirror('[agentls] review finished tokens=120 duration=1.2s run=1a2b3c4d'));
+        assert.ok(isEventMirror("[agentls] document started goal='Add docstrings' path=a.py run=0f0f0f0f"));
+    });
+    test('lets other server messages through', () => {
+        assert.ok(!isEventMirror('agentls server started'));
+        assert.ok(!isEventMirror('[agentls] could not load agents/bad.yaml: line 3'));
     });
 });

@@ -1,0 +1,478 @@
+/**
+ * End-to-end test in a real VS Code: code-server 4.100.3 with the packaged .vsix in a fresh profile,
+ * driven by headless Chromium, against the scripted model server (tests/rig/scripted_openai.py).
+ *
+ * Scenario: Delegate Selection from the palette to the `document` agent → progress notification,
+ * the edit in the editor, the status-bar budget changing, started/finished in the output channel;
+ * then a lightbulb action delegates to the `review` agent. Screenshots go to e2e/artifacts/.
+ */
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+
+const clientDir = path.resolve(__dirname, '..');
+const repoRoot = path.resolve(clientDir, '..');
+const artifacts = path.join(__dirname, 'artifacts');
+const codeServer = path.join(__dirname, '.code-server', 'node_modules', '.bin', 'code-server');
+const vsix = path.join(clientDir, 'agentls.vsix');
+const python = path.resolve(clientDir, process.env.AGENTLS_PYTHON ?? '../.venv/bin/python');
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const TOTAL_TIMEOUT_MS = 240_000;
+const STEP_TIMEOUT_MS = 30_000;
+
+const SOURCE = ['def add(a, b):', '    return a + b', '', '', 'def mul(a, b):', '    return a * b', ''].join('\n');
+const DOCSTRING = 'Return the sum of a and b.';
+const REPLACEMENT = ['def add(a, b):', `    """${DOCSTRING}"""`, '    return a + b'].join('\n');
+const REVIEW_ANSWER = 'mul is correct: it multiplies its two arguments.';
+/** The model server refuses requests without this key: the run only works if the key reached the server. */
+const API_KEY = `sk-e2e-${Math.random().toString(36).slice(2)}`;
+
+class Step {
+    private n = 0;
+    constructor(private readonly page: () => Page | undefined) {}
+
+    async shot(name: string): Promise<void> {
+        const page = this.page();
+        this.n += 1;
+        const file = path.join(artifacts, `${String(this.n).padStart(2, '0')}-${name}.png`);
+        if (page) {
+            await page.screenshot({ path: file }).catch((error: unknown) => log(`screenshot ${name} failed: ${String(error)}`));
+            log(`screenshot ${path.relative(clientDir, file)}`);
+        }
+    }
+}
+
+function log(message: string): void {
+    console.log(`[e2e ${new Date().toISOString().slice(11, 19)}] ${message}`);
+}
+
+function fail(message: string): never {
+    throw new Error(message);
+}
+
+function freePort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const server = createServer();
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => {
+            const address = server.address();
+            const port = typeof address === 'object' && address ? address.port : 0;
+            server.close(() => resolve(port));
+        });
+    });
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = STEP_TIMEOUT_MS): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let lastError: unknown;
+    while (Date.now() < deadline) {
+        try {
+            const value = await probe();
+            if (value !== undefined) {
+                return value;
+            }
+        } catch (error) {
+            lastError = error;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+    }
+    return fail(`timed out after ${timeoutMs / 1000} s waiting for ${what}${lastError ? ` (last error: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)})` : ''}`);
+}
+
+/** Starts the scripted model server; resolves with its base URL (…/v1). */
+function startModelServer(): Promise<{ process: ChildProcess; url: string }> {
+    const child = spawn(
+        python,
+        [
+            '-m',
+            'tests.rig.scripted_openai',
+            '--port',
+            '0',
+            '--latency',
+            '1.5',
+            '--text',
+            REVIEW_ANSWER,
+            '--require-key',
+            API_KEY,
+            '--exit-on-stdin-eof',
+        ],
+        { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the scripted model server printed no URL in 30 s: ${stderr}`)), 30_000);
+        let stdout = '';
+        child.stdout?.on('data', (chunk: Buffer) => {
+            stdout += chunk.toString();
+            const match = /^URL (\S+)$/m.exec(stdout);
+            if (match) {
+                clearTimeout(timer);
+                resolve({ process: child, url: match[1] });
+            }
+        });
+        child.once('exit', (code) => {
+            clearTimeout(timer);
+            reject(new Error(`the scripted model server exited with ${code}: ${stderr}`));
+        });
+    });
+}
+
+async function scriptReplies(url: string, replies: unknown[]): Promise<void> {
+    const response = await fetch(`${url.replace(/\/v1\/?$/, '')}/_script`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(replies),
+    });
+    if (!response.ok) {
+        fail(`POST /_script answered ${response.status}: ${await response.text()}`);
+    }
+}
+
+function stopProcessGroup(child: ChildProcess | undefined): Promise<void> {
+    if (!child?.pid || child.exitCode !== null) {
+        return Promise.resolve();
+    }
+    const pid = child.pid;
+    return new Promise((resolve) => {
+        const killer = setTimeout(() => {
+            try {
+                process.kill(-pid, 'SIGKILL');
+            } catch {
+                // already gone
+            }
+            resolve();
+        }, 5000);
+        child.once('exit', () => {
+            clearTimeout(killer);
+            resolve();
+        });
+        try {
+            process.kill(-pid, 'SIGTERM');
+        } catch {
+            clearTimeout(killer);
+            resolve();
+        }
+    });
+}
+
+function findFiles(dir: string, pattern: RegExp, found: string[] = []): string[] {
+    if (!existsSync(dir)) {
+        return found;
+    }
+    for (const name of readdirSync(dir)) {
+        const full = path.join(dir, name);
+        if (statSync(full).isDirectory()) {
+            findFiles(full, pattern, found);
+        } else if (pattern.test(name)) {
+            found.push(full);
+        }
+    }
+    return found;
+}
+
+/** The text of a Monaco editor's rendered lines (visible part only), with plain spaces. */
+async function editorText(editor: Locator): Promise<string> {
+    const text = await editor.locator('.view-lines').innerText();
+    return text.replace(/\u00a0/g, ' ');
+}
+
+async function runCommand(page: Page, title: string): Promise<void> {
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+    await input.fill(`>${title}`);
+    // Enter could pick another fuzzy match: click the row whose label is exactly the title.
+    const exact = new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+    const row = page.locator('.quick-input-list .monaco-list-row', { has: page.locator('.label-name', { hasText: exact }) });
+    await row.first().waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+    await row.first().click();
+}
+
+async function statusText(page: Page): Promise<string> {
+    return (await page.locator('[aria-label^="agentls budget"]').first().innerText()).trim();
+}
+
+async function outputText(page: Page): Promise<string> {
+    return editorText(page.locator('.part.panel .monaco-editor').first());
+}
+
+let cleanup: () => Promise<void> = () => Promise.resolve();
+
+async function main(): Promise<void> {
+    if (!existsSync(codeServer)) {
+        fail(`code-server is not installed: run scripts/setup-vscode-e2e.sh first (looked for ${codeServer})`);
+    }
+    if (!existsSync(vsix)) {
+        fail(`${vsix} is missing: run npm run package first`);
+    }
+    if (!existsSync(python)) {
+        fail(`AGENTLS_PYTHON ${python} does not exist: set AGENTLS_PYTHON to a Python with agentls installed`);
+    }
+    if (!existsSync(chromiumPath)) {
+        fail(`${chromiumPath} is missing: run scripts/setup-vscode-e2e.sh first`);
+    }
+    rmSync(artifacts, { recursive: true, force: true });
+    mkdirSync(artifacts, { recursive: true });
+
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'agentls-e2e-'));
+    const workspaceDir = path.join(tmp, 'workspace');
+    const userData = path.join(tmp, 'user-data');
+    const extensionsDir = path.join(tmp, 'extensions');
+    mkdirSync(workspaceDir);
+    mkdirSync(path.join(userData, 'User'), { recursive: true });
+    mkdirSync(extensionsDir);
+    writeFileSync(path.join(workspaceDir, 'calc.py'), SOURCE);
+
+    let model: { process: ChildProcess; url: string } | undefined;
+    let server: ChildProcess | undefined;
+    let browser: Browser | undefined;
+    let page: Page | undefined;
+    const step = new Step(() => page);
+    let serverLog = '';
+    cleanup = async () => {
+        cleanup = () => Promise.resolve();
+        await browser?.close().catch(() => undefined);
+        await stopProcessGroup(server);
+        if (model) {
+            model.process.stdin?.end();
+            model.process.kill('SIGTERM');
+        }
+        rmSync(tmp, { recursive: true, force: true });
+    };
+    try {
+        model = await startModelServer();
+        log(`scripted model server at ${model.url}`);
+        await scriptReplies(model.url, [{ text: `Here is the documented code:\n\n\`\`\`python\n${REPLACEMENT}\n\`\`\`\n` }]);
+
+        writeFileSync(
+            path.join(userData, 'User', 'settings.json'),
+            JSON.stringify(
+                {
+                    'agentls.python': python,
+                    'agentls.baseUrl': model.url,
+                    'agentls.model': 'scripted-model',
+                    'agentls.budget.total': 100000,
+                    'security.workspace.trust.enabled': false,
+                    'workbench.startupEditor': 'none',
+                    'workbench.tips.enabled': false,
+                    'workbench.welcomePage.walkthroughs.openOnInstall': false,
+                    'extensions.autoCheckUpdates': false,
+                    'extensions.autoUpdate': false,
+                    'extensions.ignoreRecommendations': true,
+                    'update.mode': 'none',
+                    'telemetry.telemetryLevel': 'off',
+                    'git.enabled': false,
+                    'editor.lightbulb.enabled': 'on',
+                    'chat.commandCenter.enabled': false,
+                    'workbench.secondarySideBar.defaultVisibility': 'hidden',
+                },
+                null,
+                2,
+            ),
+        );
+
+        const common = ['--user-data-dir', userData, '--extensions-dir', extensionsDir];
+        const install = spawnSync(codeServer, [...common, '--install-extension', vsix], { encoding: 'utf8', timeout: 120_000 });
+        if (install.status !== 0) {
+            fail(`installing the .vsix failed (${install.status}): ${install.stdout}${install.stderr}`);
+        }
+        log(`installed ${path.basename(vsix)}: ${install.stdout.trim().split('\n').pop() ?? ''}`);
+
+        const port = await freePort();
+        const config = path.join(tmp, 'config.yaml');
+        writeFileSync(config, `bind-addr: 127.0.0.1:${port}\nauth: none\ncert: false\n`);
+        server = spawn(
+            codeServer,
+            [
+                '--config',
+                config,
+                '--auth',
+                'none',
+                '--bind-addr',
+                `127.0.0.1:${port}`,
+                '--disable-telemetry',
+                '--disable-update-check',
+                '--disable-workspace-trust',
+                '--disable-getting-started-override',
+                ...common,
+                workspaceDir,
+            ],
+            { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: tmp } },
+        );
+        server.stdout?.on('data', (chunk: Buffer) => (serverLog += chunk.toString()));
+        server.stderr?.on('data', (chunk: Buffer) => (serverLog += chunk.toString()));
+        const base = `http://127.0.0.1:${port}`;
+        await waitFor('code-server to answer /healthz', async () => ((await fetch(`${base}/healthz`).catch(() => undefined))?.ok ? true : undefined), 60_000);
+        log(`code-server at ${base}`);
+
+        browser = await chromium.launch({
+            executablePath: chromiumPath,
+            headless: true,
+            args: [
+                '--headless',
+                '--no-sandbox',
+                '--disable-gpu',
+                '--disable-background-networking',
+                '--disable-component-update',
+                '--disable-sync',
+                '--no-first-run',
+            ],
+        });
+        const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+        page = await context.newPage();
+        page.setDefaultTimeout(STEP_TIMEOUT_MS);
+        await page.goto(`${base}/?folder=${encodeURIComponent(workspaceDir)}`);
+        await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: 60_000 });
+
+        // The extension activates on startup; the status bar shows the budget once the server answers.
+        const initialStatus = await waitFor(
+            'the agentls budget in the status bar',
+            async () => {
+                const text = await statusText(page!);
+                return /\d+(\.\d+)?[kM]? \/ /.test(text) ? text : undefined;
+            },
+            90_000,
+        );
+        log(`status bar: ${initialStatus}`);
+        await step.shot('workbench');
+
+        // Set API Key: kept in secret storage; the server restarts with it.
+        const outputLog = () => findFiles(path.join(userData, 'logs'), /agentls\.log$/).map((f) => readFileSync(f, 'utf8')).join('\n');
+        await runCommand(page, 'agentls: Set API Key');
+        const keyInput = page.locator('.quick-input-widget input[type="password"]');
+        await keyInput.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+        await keyInput.fill(API_KEY);
+        await step.shot('api-key');
+        await keyInput.press('Enter');
+        await waitFor('the server to restart with the API key', () =>
+            Promise.resolve(/Restarting the server: the API key changed[\s\S]*Server started\./.test(outputLog()) ? true : undefined),
+        );
+        log('server restarted with the API key');
+
+        // Open calc.py from the explorer and select the `add` function (its two lines).
+        await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'calc.py' }).first().click();
+        const editor = page.locator('.editor-instance .monaco-editor').first();
+        await waitFor('calc.py in the editor', async () => ((await editorText(editor)).includes('def add') ? true : undefined));
+        await editor.locator('.view-lines').click();
+        await page.keyboard.press('Control+Home');
+        await page.keyboard.press('Shift+ArrowDown');
+        await page.keyboard.press('Shift+End');
+        await step.shot('selection');
+
+        await runCommand(page, 'agentls: Delegate Selection…');
+        const agentRow = page.locator('.quick-input-list .monaco-list-row', {
+            has: page.locator('.label-name', { hasText: /^document$/ }),
+        });
+        await agentRow.first().waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+        await step.shot('agent-pick');
+        await agentRow.first().click();
+
+        const goal = page.locator('.quick-input-widget input');
+        await waitFor('the goal input, prefilled', async () => ((await goal.inputValue()).length > 0 ? true : undefined));
+        log(`goal: ${await goal.inputValue()}`);
+        await step.shot('goal');
+        await goal.press('Enter');
+
+        const progress = page.locator('.notifications-toasts .notification-toast', { hasText: 'document' });
+        await progress.first().waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+        await page.waitForTimeout(300); // let the toast finish sliding in for the screenshot
+        log(`progress notification: ${(await progress.first().innerText()).replace(/\s+/g, ' ').trim()}`);
+        await step.shot('progress');
+
+        await waitFor(`the docstring in the editor`, async () => ((await editorText(editor)).includes(DOCSTRING) ? true : undefined));
+        log('the edit is applied in the editor');
+        const changedStatus = await waitFor('the status bar budget to change', async () => {
+            const text = await statusText(page!);
+            return text !== initialStatus && /\d/.test(text) ? text : undefined;
+        });
+        log(`status bar: ${initialStatus} → ${changedStatus}`);
+        await step.shot('edit-applied');
+
+        await runCommand(page, 'agentls: Show Logs');
+        await page.keyboard.press('Escape');
+        await runCommand(page, 'View: Toggle Maximized Panel');
+        await waitFor('started and finished events of document in the output channel', async () => {
+            const text = await outputText(page!);
+            return /document started/.test(text) && /document finished/.test(text) ? true : undefined;
+        });
+        log('output channel shows document started … finished');
+        await step.shot('output-channel');
+        await runCommand(page, 'View: Toggle Maximized Panel');
+
+        // Lightbulb: select `mul` and take the review agent's code action.
+        await editor.locator('.view-lines').click();
+        await page.keyboard.press('Control+End');
+        await page.keyboard.press('Shift+ArrowUp');
+        await page.keyboard.press('Shift+ArrowUp');
+        await page.keyboard.press('Shift+Home');
+        await page.keyboard.press('Control+.');
+        const action = page.locator('.action-widget .monaco-list-row', { hasText: /Ask review/ });
+        await action.first().waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+        await step.shot('lightbulb');
+        // A pointer block covers the menu until the mouse moves: pick the row with the keyboard.
+        const wanted = (await action.first().getAttribute('aria-label')) ?? 'Ask review';
+        await waitFor(`"${wanted}" focused in the code action menu`, async () => {
+            const focused = await page!.locator('.action-widget .monaco-list-row.focused').first().getAttribute('aria-label');
+            if (focused === wanted) {
+                return true;
+            }
+            await page!.keyboard.press('ArrowDown');
+            return undefined;
+        });
+        await page.keyboard.press('Enter');
+
+        const answered = page.locator('.notifications-toasts .notification-toast', { hasText: /review answered/ });
+        await answered.first().waitFor({ state: 'visible', timeout: 60_000 });
+        log(`review toast: ${(await answered.first().innerText()).replace(/\s+/g, ' ').trim()}`);
+        await waitFor('the review events in the output channel', async () => {
+            const text = await outputText(page!);
+            return /review started/.test(text) && /review finished/.test(text) ? true : undefined;
+        });
+        log('output channel shows review started … finished');
+        await step.shot('lightbulb-delegated');
+
+        const channelLog = outputLog();
+        writeFileSync(path.join(artifacts, 'agentls-output.log'), channelLog);
+        if (channelLog.includes(API_KEY)) {
+            fail('the API key reached the agentls log');
+        }
+        const settingsText = readFileSync(path.join(userData, 'User', 'settings.json'), 'utf8');
+        if (settingsText.includes(API_KEY)) {
+            fail('the API key reached settings.json');
+        }
+        log('PASS');
+    } catch (error) {
+        await step.shot('failure');
+        writeFileSync(path.join(artifacts, 'code-server.log'), serverLog);
+        for (const file of findFiles(path.join(userData, 'logs'), /\.log$/)) {
+            if (/agentls|exthost|remoteexthost/i.test(file)) {
+                writeFileSync(path.join(artifacts, path.basename(path.dirname(file)) + '-' + path.basename(file)), readFileSync(file));
+            }
+        }
+        throw error;
+    } finally {
+        await cleanup();
+    }
+}
+
+const watchdog = setTimeout(() => {
+    console.error(`e2e: FAIL: the whole scenario took longer than ${TOTAL_TIMEOUT_MS / 1000} s`);
+    void cleanup().finally(() => process.exit(1));
+}, TOTAL_TIMEOUT_MS);
+
+main().then(
+    () => {
+        clearTimeout(watchdog);
+        process.exit(0);
+    },
+    (error: unknown) => {
+        clearTimeout(watchdog);
+        console.error(`e2e: FAIL: ${error instanceof Error ? error.message : String(error)}`);
+        process.exit(1);
+    },
+);
