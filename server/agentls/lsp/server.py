@@ -19,6 +19,7 @@ from agentls import __version__
 from agentls.lsp.settings import LspSettings, parse_settings
 
 if TYPE_CHECKING:
+    from agentls.core.engine import ModelPool
     from agentls.core.runtime import AgentRuntime
     from agentls.lsp.events import EventBridge
 
@@ -33,6 +34,7 @@ class AgentLanguageServer(LanguageServer):
         self.trusted = True
         self._runtime: AgentRuntime | None = None
         self.bridge: EventBridge | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def root(self) -> Path:
@@ -68,16 +70,31 @@ class AgentLanguageServer(LanguageServer):
 
             engine = settings.engine(trusted=self.trusted)
             old_pool = self._runtime.model_factory
-            self._runtime.model_factory = ModelPool(engine)
+            same_model = (
+                isinstance(old_pool, ModelPool)
+                and old_pool.settings.model_settings() == engine.model_settings()
+            )
+            if not same_model:
+                self._runtime.model_factory = ModelPool(engine)
             self._runtime.config.max_parallel = engine.max_parallel
             self._runtime.config.max_depth = engine.max_depth
             self._runtime.config.max_output_tokens = engine.max_output_tokens
             self._runtime.config.default_run_budget = engine.budget.per_run
             self._runtime.registry = load_registry(self.root, engine)
             apply_budget_settings(self._runtime.budgeter, engine.budget)
-            if isinstance(old_pool, ModelPool) and old_pool is not self._runtime.model_factory:
-                asyncio.get_running_loop().create_task(old_pool.aclose())
+            if isinstance(old_pool, ModelPool) and not same_model:
+                # Runs in flight still use the old pool's clients: close it once they end.
+                closing = asyncio.get_running_loop().create_task(
+                    self._close_when_idle(old_pool, self._runtime.active_runs)
+                )
+                self._background.add(closing)
+                closing.add_done_callback(self._background.discard)
             self.report_definition_errors()
+
+    async def _close_when_idle(self, pool: ModelPool, run_ids: list[str]) -> None:
+        while self._runtime is not None and set(run_ids) & set(self._runtime.active_runs):
+            await asyncio.sleep(0.5)
+        await pool.aclose()
 
     def reload_registry(self) -> None:
         if self._runtime is None:
