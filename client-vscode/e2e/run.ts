@@ -249,8 +249,9 @@ async function main(): Promise<void> {
         log(`scripted model server at ${model.url}`);
         await scriptReplies(model.url, [{ text: `Here is the documented code:\n\n\`\`\`python\n${REPLACEMENT}\n\`\`\`\n` }]);
 
+        const settingsFile = path.join(userData, 'User', 'settings.json');
         writeFileSync(
-            path.join(userData, 'User', 'settings.json'),
+            settingsFile,
             JSON.stringify(
                 {
                     'agentls.python': python,
@@ -435,6 +436,31 @@ async function main(): Promise<void> {
         });
         log('output channel shows review started … finished');
         await step.shot('lightbulb-delegated');
+
+        // A broken interpreter setting: the server restarts and fails with one toast naming the fix.
+        const broken = path.join(tmp, 'no-such-python');
+        await runCommand(page, 'Preferences: Open User Settings');
+        const search = page.locator('.settings-editor .settings-header .monaco-editor textarea, .settings-editor .suggest-input-container textarea').first();
+        await search.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+        await search.fill('agentls.python');
+        // code-server is a remote window: machine-overridable settings live in the Remote tab.
+        await page.locator('.settings-editor .settings-tabs-widget .action-label', { hasText: /^Remote/ }).first().click();
+        const pythonInput = page.locator('.setting-item-contents', { hasText: 'Python interpreter that has' }).locator('input').first();
+        await pythonInput.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+        await pythonInput.fill(broken);
+        await pythonInput.press('Tab');
+        const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'agentls cannot start' });
+        await toast.first().waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+        await page.waitForTimeout(1000);
+        const toastText = (await toast.first().innerText()).replace(/\s+/g, ' ').trim();
+        log(`error toast: ${toastText}`);
+        if ((await toast.count()) !== 1) {
+            fail(`expected one "agentls cannot start" toast, saw ${await toast.count()}`);
+        }
+        if (!toastText.includes(`Fix: run \`${broken} -m pip install agentls\``) || !toastText.includes('Show Logs')) {
+            fail(`the error toast lacks the fix or the Show Logs button: ${toastText}`);
+        }
+        await step.shot('broken-interpreter');
 
         const channelLog = outputLog();
         writeFileSync(path.join(artifacts, 'agentls-output.log'), channelLog);
