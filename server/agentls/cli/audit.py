@@ -169,11 +169,15 @@ def _detail(event: RunEvent) -> str:
     if event.kind == EventKind.STARTED:
         return event.goal
     if event.kind == EventKind.MODEL_CALL:
-        parts = [str(data[k]) for k in ("model", "turn") if k in data]
+        parts = [str(data["model"])] if data.get("model") else []
+        if "turn" in data:
+            parts.append(f"turn {data['turn']}")
         used = data.get("call_usage")
         if isinstance(used, dict):
-            parts.append(f"+{used.get('input_tokens', 0)}in/{used.get('output_tokens', 0)}out")
-        return " ".join(parts)
+            parts.append(
+                f"+{used.get('input_tokens', 0):,} in, {used.get('output_tokens', 0):,} out"
+            )
+        return ", ".join(parts)
     if event.kind.value.startswith("edit_"):
         path = data.get("path") or (event.artifacts[0].get("path") if event.artifacts else None)
         return str(path or data.get("summary") or "")
@@ -200,7 +204,7 @@ def _print(events: list[RunEvent], totals: dict[str, Usage], runs: list[RunEvent
         # The run's tokens so far; numbers are never cut short.
         width = max(6, *(len(r[4]) for r in rows))
         table.add_column("tokens", justify="right", no_wrap=True, min_width=width)
-        table.add_column("detail", overflow="fold", min_width=24, ratio=1)
+        table.add_column("detail")
         for e, row in zip(events, rows, strict=True):
             kind = Text(row[3], style=_STATUS_STYLE.get(e.kind.value, ""))
             table.add_row(row[0], row[1], row[2], kind, row[4], row[5])

@@ -22,6 +22,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -37,6 +38,9 @@ TOTAL = "total"
 LEDGER_FILE = "ledger.db"
 STATE_DIR = ".agentls"
 _BUSY_TIMEOUT_S = 30.0
+_CHECKPOINT_INTERVAL_S = 0.2
+# Pages of WAL after which a connection checkpoints inline, should the background thread lag.
+_FALLBACK_CHECKPOINT_PAGES = 20_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scopes (
@@ -134,6 +138,10 @@ class SqliteFile:
 
     `path=None` is an in-memory database. The connection is reopened in a forked child, since
     SQLite handles must not cross a fork. Used by the budget ledger and the audit store.
+
+    WAL checkpoints (copying the log into the database, with an fsync) run on a background thread
+    rather than inside whichever transaction crosses the threshold, so the hot path never waits
+    for the disk; the connection's own auto-checkpoint stays as a far-off safety net.
     """
 
     def __init__(self, path: Path | None, schema: str, *, synchronous: str = "NORMAL") -> None:
@@ -145,6 +153,8 @@ class SqliteFile:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._conn_pid = 0
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
         with self._lock:
             self.connection()
 
@@ -161,8 +171,19 @@ class SqliteFile:
         if self.path is not None:
             _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        _retry_locked(lambda: conn.executescript(f"BEGIN IMMEDIATE;{self._schema}COMMIT;"))
+            conn.execute(f"PRAGMA wal_autocheckpoint={_FALLBACK_CHECKPOINT_PAGES}")
+        _retry_locked(lambda: _create_schema(conn, self._schema))
         self._conn, self._conn_pid = conn, pid
+        if self.path is not None:
+            # Threads do not survive a fork either, so this also restarts it in a child.
+            self._stop = threading.Event()
+            self._checkpointer = threading.Thread(
+                target=_checkpoint_loop,
+                args=(self.path, self._stop, weakref.ref(self)),
+                name=f"agentls-checkpoint:{self.path.name}",
+                daemon=True,
+            )
+            self._checkpointer.start()
         return conn
 
     @property
@@ -184,9 +205,30 @@ class SqliteFile:
 
     def close(self) -> None:
         with self._lock:
+            self._stop.set()
             if self._conn is not None and self._conn_pid == os.getpid():
+                if self._checkpointer is not None:
+                    self._checkpointer.join(timeout=5)
                 self._conn.close()
             self._conn = None
+            self._checkpointer = None
+
+
+def _checkpoint_loop(path: Path, stop: threading.Event, owner: weakref.ref[SqliteFile]) -> None:
+    conn: sqlite3.Connection | None = None
+    try:
+        # Ends with close(), or once the owner was dropped without being closed.
+        while not stop.wait(_CHECKPOINT_INTERVAL_S) and owner() is not None:
+            try:
+                if conn is None:
+                    conn = sqlite3.connect(str(path), timeout=1.0, isolation_level=None)
+                # PASSIVE: copies what it can without waiting for, or blocking, anyone.
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:
+                log.debug("background checkpoint of %s failed: %s", path, exc)
+    finally:
+        if conn is not None:
+            conn.close()
 
 
 class BudgetExceeded(Exception):
@@ -206,6 +248,12 @@ class BudgetExceeded(Exception):
         self.limit = limit
         self.in_flight = in_flight
         super().__init__(self._message())
+
+    def __reduce__(self) -> tuple[type[BudgetExceeded], tuple[str, int, int, int, int]]:
+        return (
+            BudgetExceeded,
+            (self.scope, self.needed, self.remaining, self.limit, self.in_flight),
+        )
 
     @property
     def agent(self) -> str | None:
@@ -642,6 +690,15 @@ def _own_start() -> str | None:
     if pid not in _own_start_cache:
         _own_start_cache[pid] = process_start_ticks(pid)
     return _own_start_cache[pid]
+
+
+def _create_schema(conn: sqlite3.Connection, schema: str) -> None:
+    try:
+        conn.executescript(f"BEGIN IMMEDIATE;{schema}COMMIT;")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _retry_locked(fn: Callable[[], object], attempts: int = 50) -> None:

@@ -86,21 +86,28 @@ _PROVIDER_RE = re.compile(
     )
 )
 
+# Where a provider key could start; the full patterns above only run on text that has one, since
+# an alternation of \b-anchored patterns is slow to scan and most text holds no key at all.
+_PROVIDER_ANCHOR_RE = re.compile(
+    r"(?<![A-Za-z0-9_])(?:sk[-_]|rk[-_]|gh[pousr]_|github_pat_|"
+    r"A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)|xox[abposr]-|AIza|hf_|glpat-|eyJ)|-----BEGIN"
+)
+
 # "Authorization: Bearer abc", "x-api-key=abc": keep the header name and scheme, drop the rest.
+# (Patterns here start with a literal, which the regex engine scans for quickly.)
 _HEADER_RE = re.compile(
-    r"(?P<name>\b(?:proxy-)?authorization[ \t]*[:=][ \t]*|\bx-api-key[ \t]*[:=][ \t]*)"
+    r"(?P<name>authorization[ \t]*[:=][ \t]*|x-api-key[ \t]*[:=][ \t]*)"
     r"(?:(?P<scheme>(?:bearer|basic|token|digest)[ \t]+)(?P<cred>[^\s\"',;}]+)"
     # Without a scheme the value must look like a credential, not `authorization: str`.
     r"|(?P<bare>(?=[^\s\"',;}]*\d)[^\s\"',;}]{12,}))"
-    r"|(?P<bearer>\bbearer[ \t]+)(?P<btoken>[A-Za-z0-9\-._~+/]{16,}=*)",
+    r"|(?P<bearer>bearer[ \t]+)(?P<btoken>[A-Za-z0-9\-._~+/]{16,}=*)",
     re.IGNORECASE,
 )
 
 # `OPENAI_API_KEY=abc123...`, `password = "hunter22"`, `"token": "abc..."`: a secret-named variable
-# assigned a literal on the same line.
+# assigned a literal on the same line. The name's prefix ("OPENAI_") is left out of the match.
 _ASSIGN_RE = re.compile(
-    r"(?P<name>\b[A-Za-z0-9_\-]*"
-    r"(?:api[_-]?key|token|secret|password|passwd|pwd|access[_-]?key|private[_-]?key)"
+    r"(?P<name>(?:api[_-]?key|token|secret|password|passwd|pwd|access[_-]?key|private[_-]?key)"
     r"\b[\"']?[ \t]*[:=][ \t]*)"
     r"(?:(?P<q>[\"'])(?P<quoted>[A-Za-z0-9_\-+/=.~!@#$%^&*]{8,})(?P=q)"
     # Unquoted: a run with a digit, not followed by a call, index or attribute (that is code).
@@ -109,7 +116,7 @@ _ASSIGN_RE = re.compile(
 )
 
 # user:password@ in URLs.
-_URL_CRED_RE = re.compile(r"(?P<name>\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:)(?P<cred>[^\s@/]+)(?=@)")
+_URL_CRED_RE = re.compile(r"(?P<name>://[^\s:/@]+:)(?P<cred>[^\s@/]+)(?=@)")
 
 # Candidates for the entropy check: long runs of base64/base64url/hex characters.
 _CANDIDATE_RE = re.compile(r"[A-Za-z0-9+/_\-]{32,}={0,2}")
@@ -231,7 +238,8 @@ def redact_text(text: str) -> str:
     for value in _env_secret_values():
         if value in text:
             text = text.replace(value, REDACTED)
-    text = _PROVIDER_RE.sub(_sub_provider, text)
+    if _PROVIDER_ANCHOR_RE.search(text):
+        text = _PROVIDER_RE.sub(_sub_provider, text)
     text = _HEADER_RE.sub(_sub_header, text)
     text = _ASSIGN_RE.sub(_sub_assign, text)
     text = _URL_CRED_RE.sub(lambda m: m.group("name") + REDACTED, text)
