@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from agentls.core.audit import redact_event
 from agentls.core.events import EventKind, RunEvent
 from agentls.lsp import wire
 
@@ -107,9 +108,11 @@ class EventBridge:
                 return
             if e.is_terminal or e.kind is EventKind.OUTPUT:
                 self._flush(e.run_id)
-            self.ls.protocol.notify("agentls/event", wire.event(e, self.runtime.workspace))
+            # The editor's log is as durable as the audit store: the same redaction applies.
+            safe = redact_event(e)
+            self.ls.protocol.notify("agentls/event", wire.event(safe, self.runtime.workspace))
             self.ls.window_log_message(
-                types.LogMessageParams(type=types.MessageType.Info, message=wire.log_line(e))
+                types.LogMessageParams(type=types.MessageType.Info, message=wire.log_line(safe))
             )
             self._report(e)
         except Exception:  # rendering must never break a run
