@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,7 @@ class Editor:
 
     events: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    output_times: list[float] = field(default_factory=list)  # monotonic arrival of each output
     budgets: list[dict[str, Any]] = field(default_factory=list)
     edit_requests: list[types.ApplyWorkspaceEditParams] = field(default_factory=list)
     registrations: list[types.Registration] = field(default_factory=list)
@@ -205,6 +207,8 @@ def register_editor(lsp_client: LanguageClient, editor: Editor) -> None:
     ):
 
         def record(params: Any, records: list[dict[str, Any]] = records) -> None:
+            if records is editor.outputs:
+                editor.output_times.append(time.monotonic())
             records.append(params)
             editor.note()
 

@@ -89,11 +89,23 @@ def log_line(e: RunEvent) -> str:
 
 
 def engine_range(doc: TextDocument, rng: types.Range) -> TextRange:
-    server = doc.position_codec.range_from_client_units(doc.lines, rng)
-    return TextRange(
-        start=Position(line=server.start.line, character=server.start.character),
-        end=Position(line=server.end.line, character=server.end.character),
-    )
+    return TextRange(start=_engine_position(doc, rng.start), end=_engine_position(doc, rng.end))
+
+
+def _engine_position(doc: TextDocument, pos: types.Position) -> Position:
+    lines = doc.lines
+    if pos.line >= len(lines):
+        # The line after the last is the end of the document (a selection of whole lines ends
+        # there); pygls would clamp it into the last line and leave the final newline out.
+        if not lines or lines[-1].endswith(("\n", "\r")):
+            return Position(line=len(lines), character=0)
+        return Position(line=len(lines) - 1, character=len(lines[-1]))
+    body = lines[pos.line].rstrip("\r\n")
+    if pos.character >= doc.position_codec.client_num_units(body):
+        # Past the end of a line means its end (pygls would stop one character short of it).
+        return Position(line=pos.line, character=len(body))
+    server = doc.position_codec.position_from_client_units(lines, pos)
+    return Position(line=server.line, character=server.character)
 
 
 def client_range(doc: TextDocument | None, rng: TextRange) -> types.Range:
