@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from agentls.core.budget import STATE_DIR, SqliteFile, process_alive
 from agentls.core.events import TERMINAL_KINDS, EventKind, RunEvent, RunStatus, Usage
 from agentls.core.redact import redact
+from agentls.core.sqlite import STATE_DIR, SqliteFile, process_alive
 
 AUDIT_FILE = "audit.db"
 

@@ -1,0 +1,210 @@
+"""SQLite files shared by threads and processes (WAL), and telling live processes from dead ones.
+
+The budget ledger and the audit store both sit on `SqliteFile`; `process_alive` lets them drop
+what a process killed with `kill -9` left behind without touching what a live one holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+STATE_DIR = ".agentls"
+_BUSY_TIMEOUT_S = 30.0
+_CHECKPOINT_INTERVAL_S = 0.2
+# Pages of WAL after which a connection checkpoints inline, should the background thread lag.
+_FALLBACK_CHECKPOINT_PAGES = 20_000
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name, or None where there is no /proc."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw.rsplit(")", 1)[-1].split()
+
+
+def process_start_ticks(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux): with the pid, its identity."""
+    fields = _proc_stat(pid)
+    return fields[19] if fields and len(fields) > 19 else None
+
+
+@lru_cache(maxsize=1)
+def _boot_time() -> float | None:
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def process_alive(
+    pid: int, *, start_ticks: str | None = None, started_by: float | None = None
+) -> bool:
+    """Is `pid` a live process, and the same one that was recorded?
+
+    `start_ticks` (from `process_start_ticks`) or `started_by` (a time at which the process was
+    already running) tell a reused pid apart from the original process where /proc allows.
+    """
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return start_ticks is None or start_ticks == process_start_ticks(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    except OSError:
+        return False
+    fields = _proc_stat(pid)
+    if fields is None:
+        return True
+    if fields[0] in ("Z", "X"):
+        return False  # killed, waiting to be reaped
+    if start_ticks is not None and len(fields) > 19 and fields[19] != start_ticks:
+        return False
+    if started_by is not None and len(fields) > 19 and (boot := _boot_time()) is not None:
+        started_at = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        # btime is whole seconds, so allow some slack before calling it a different process.
+        if started_at > started_by + 2.0:
+            return False
+    return True
+
+
+class SqliteFile:
+    """One SQLite database shared by threads (one connection behind a lock) and processes (WAL).
+
+    `path=None` is an in-memory database. The connection is reopened in a forked child, since
+    SQLite handles must not cross a fork. Used by the budget ledger and the audit store.
+
+    WAL checkpoints (copying the log into the database, with an fsync) run on a background thread
+    rather than inside whichever transaction crosses the threshold, so the hot path never waits
+    for the disk; the connection's own auto-checkpoint stays as a far-off safety net.
+    """
+
+    def __init__(self, path: Path | None, schema: str, *, synchronous: str = "NORMAL") -> None:
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+        self.path = path
+        self.synchronous = synchronous.upper()
+        self._schema = schema
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._conn_pid = 0
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        with self._lock:
+            self.connection()
+
+    def connection(self) -> sqlite3.Connection:
+        """The open connection; callers must hold `lock`."""
+        pid = os.getpid()
+        if self._conn is not None and self._conn_pid == pid:
+            return self._conn
+        target = ":memory:" if self.path is None else str(self.path)
+        conn = sqlite3.connect(
+            target, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+        if self.path is not None:
+            _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={_FALLBACK_CHECKPOINT_PAGES}")
+        _retry_locked(lambda: _create_schema(conn, self._schema))
+        self._conn, self._conn_pid = conn, pid
+        if self.path is not None:
+            # Threads do not survive a fork either, so this also restarts it in a child.
+            self._stop = threading.Event()
+            self._checkpointer = threading.Thread(
+                target=_checkpoint_loop,
+                args=(self.path, self._stop, weakref.ref(self)),
+                name=f"agentls-checkpoint:{self.path.name}",
+                daemon=True,
+            )
+            self._checkpointer.start()
+        return conn
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE (write) or a read snapshot (BEGIN); COMMIT on success, else ROLLBACK."""
+        with self._lock:
+            conn = self.connection()
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop.set()
+            if self._conn is not None and self._conn_pid == os.getpid():
+                if self._checkpointer is not None:
+                    self._checkpointer.join(timeout=5)
+                self._conn.close()
+            self._conn = None
+            self._checkpointer = None
+
+
+def _checkpoint_loop(path: Path, stop: threading.Event, owner: weakref.ref[SqliteFile]) -> None:
+    conn: sqlite3.Connection | None = None
+    try:
+        # Ends with close(), or once the owner was dropped without being closed.
+        while not stop.wait(_CHECKPOINT_INTERVAL_S) and owner() is not None:
+            try:
+                if conn is None:
+                    conn = sqlite3.connect(str(path), timeout=1.0, isolation_level=None)
+                # PASSIVE: copies what it can without waiting for, or blocking, anyone.
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:
+                log.debug("background checkpoint of %s failed: %s", path, exc)
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _create_schema(conn: sqlite3.Connection, schema: str) -> None:
+    try:
+        conn.executescript(f"BEGIN IMMEDIATE;{schema}COMMIT;")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _retry_locked(fn: Callable[[], object], attempts: int = 50) -> None:
+    """Retry a statement that SQLite refused with "database is locked" outside the busy handler.
+
+    Switching to WAL and creating the schema can collide when several processes open a new ledger
+    at once; the busy handler does not cover every such case.
+    """
+    for attempt in range(attempts):
+        try:
+            fn()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02 * (attempt + 1))
