@@ -171,9 +171,10 @@ def workspace(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(model: ScriptedOpenAI) -> dict[str, Any]:
-    """The `settings` of initializationOptions."""
-    return {"baseUrl": model.url, "model": "scripted-model", "apiKey": "sk-test"}
+def settings(model: ScriptedOpenAI, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The `settings` of initializationOptions; indirect parametrization adds to them."""
+    extra = getattr(request, "param", {})
+    return {"baseUrl": model.url, "model": "scripted-model", "apiKey": "sk-test", **extra}
 
 
 @pytest.fixture
