@@ -197,8 +197,19 @@ async function statusText(page: Page): Promise<string> {
     return (await page.locator('[aria-label^="agentls budget"]').first().innerText()).trim();
 }
 
-async function outputText(page: Page): Promise<string> {
-    return editorText(page.locator('.part.panel .monaco-editor').first());
+/**
+ * True when the output channel shows this client's line for an event (`[1a2b3c4d] review finished …`),
+ * found with the Output view's own filter box, since protocol traces fill the channel.
+ */
+async function outputShows(page: Page, agent: string, kind: string): Promise<boolean> {
+    const filter = page.locator('.part.panel .viewpane-filter input').first();
+    const wanted = `${agent} ${kind}`;
+    if ((await filter.inputValue()) !== wanted) {
+        await filter.fill(wanted);
+        await page.waitForTimeout(300);
+    }
+    const text = await editorText(page.locator('.part.panel .monaco-editor').first());
+    return new RegExp(`\\[[0-9a-zA-Z-]{1,8}\\] ${wanted}`).test(text);
 }
 
 let cleanup: () => Promise<void> = () => Promise.resolve();
@@ -258,6 +269,7 @@ async function main(): Promise<void> {
                     'agentls.baseUrl': model.url,
                     'agentls.model': 'scripted-model',
                     'agentls.budget.total': 100000,
+                    'agentls.trace.server': 'verbose',
                     'security.workspace.trust.enabled': false,
                     'workbench.startupEditor': 'none',
                     'workbench.tips.enabled': false,
@@ -300,6 +312,8 @@ async function main(): Promise<void> {
                 '--disable-update-check',
                 '--disable-workspace-trust',
                 '--disable-getting-started-override',
+                '--log',
+                'trace',
                 ...common,
                 workspaceDir,
             ],
@@ -397,12 +411,13 @@ async function main(): Promise<void> {
         await runCommand(page, 'agentls: Show Logs');
         await page.keyboard.press('Escape');
         await runCommand(page, 'View: Toggle Maximized Panel');
-        await waitFor('started and finished events of document in the output channel', async () => {
-            const text = await outputText(page!);
-            return /document started/.test(text) && /document finished/.test(text) ? true : undefined;
-        });
+        for (const kind of ['started', 'finished']) {
+            await waitFor(`the ${kind} event of document in the output channel`, async () =>
+                (await outputShows(page!, 'document', kind)) ? true : undefined,
+            );
+            await step.shot(`output-document-${kind}`);
+        }
         log('output channel shows document started … finished');
-        await step.shot('output-channel');
         await runCommand(page, 'View: Toggle Maximized Panel');
 
         // Lightbulb: select `mul` and take the review agent's code action.
@@ -430,12 +445,27 @@ async function main(): Promise<void> {
         const answered = page.locator('.notifications-toasts .notification-toast', { hasText: /review answered/ });
         await answered.first().waitFor({ state: 'visible', timeout: 60_000 });
         log(`review toast: ${(await answered.first().innerText()).replace(/\s+/g, ' ').trim()}`);
-        await waitFor('the review events in the output channel', async () => {
-            const text = await outputText(page!);
-            return /review started/.test(text) && /review finished/.test(text) ? true : undefined;
-        });
+        await runCommand(page, 'agentls: Show Logs');
+        for (const kind of ['started', 'finished']) {
+            await waitFor(`the ${kind} event of review in the output channel`, async () =>
+                (await outputShows(page!, 'review', kind)) ? true : undefined,
+            );
+        }
         log('output channel shows review started … finished');
         await step.shot('lightbulb-delegated');
+
+        // The status bar tooltip breaks the usage down per agent.
+        await page.keyboard.press('Escape');
+        await page.locator('[aria-label^="agentls budget"]').first().hover();
+        const hover = page.locator('.monaco-hover, .workbench-hover', { hasText: 'agentls token budget' }).first();
+        await hover.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+        const hoverText = (await hover.innerText()).replace(/\s+/g, ' ');
+        if (!/document/.test(hoverText) || !/review/.test(hoverText)) {
+            fail(`the budget tooltip lacks the per-agent usage: ${hoverText}`);
+        }
+        log(`budget tooltip: ${hoverText}`);
+        await step.shot('budget-tooltip');
+        await page.mouse.move(700, 300);
 
         // A broken interpreter setting: the server restarts and fails with one toast naming the fix.
         const broken = path.join(tmp, 'no-such-python');
@@ -467,6 +497,11 @@ async function main(): Promise<void> {
         if (channelLog.includes(API_KEY)) {
             fail('the API key reached the agentls log');
         }
+        // The verbose protocol trace printed the initialize params, with the key redacted.
+        if (!channelLog.includes('"apiKey": "«redacted»"')) {
+            fail('the protocol trace shows no redacted apiKey: was the initialize request traced?');
+        }
+        log('the API key is redacted from the protocol trace and absent from settings.json');
         const settingsText = readFileSync(path.join(userData, 'User', 'settings.json'), 'utf8');
         if (settingsText.includes(API_KEY)) {
             fail('the API key reached settings.json');
