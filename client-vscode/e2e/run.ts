@@ -454,6 +454,27 @@ async function main(): Promise<void> {
         log('output channel shows review started … finished');
         await step.shot('lightbulb-delegated');
 
+        // Cancel Run…: a run whose model hangs is cancelled from the palette.
+        await scriptReplies(model.url, [{ hang: 30, then: { text: 'too late' } }]);
+        await editor.locator('.view-lines').click();
+        await page.keyboard.press('Control+A');
+        await runCommand(page, 'agentls: Delegate Selection…');
+        const explainRow = page.locator('.quick-input-list .monaco-list-row', { has: page.locator('.label-name', { hasText: /^explain$/ }) });
+        await explainRow.first().click();
+        await page.locator('.quick-input-widget input').press('Enter');
+        const explainProgress = page.locator('.notifications-toasts .notification-toast', { hasText: 'explain:' });
+        await explainProgress.first().waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+        await runCommand(page, 'agentls: Cancel Run…');
+        const runRow = page.locator('.quick-input-list .monaco-list-row', { has: page.locator('.label-name', { hasText: /^explain$/ }) });
+        await runRow.first().waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+        await step.shot('cancel-run-pick');
+        await runRow.first().click();
+        const cancelled = page.locator('.notifications-toasts .notification-toast', { hasText: 'explain was cancelled' });
+        await cancelled.first().waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+        await explainProgress.first().waitFor({ state: 'hidden', timeout: STEP_TIMEOUT_MS });
+        log('Cancel Run… cancelled the explain run and its progress notification closed');
+        await step.shot('cancelled');
+
         // The status bar tooltip breaks the usage down per agent.
         await page.keyboard.press('Escape');
         await page.locator('[aria-label^="agentls budget"]').first().hover();
