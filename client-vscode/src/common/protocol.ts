@@ -63,12 +63,15 @@ export interface ParallelResult {
 export interface CreateAgentResult {
     definition: Record<string, unknown> & { name: string; description?: string };
     result: RunResult;
+    savedTo?: string | null;
 }
 
 export interface AgentInfo {
     name: string;
     description: string;
+    /** builtin, user, workspace, claude or generated. */
     source: string;
+    path?: string | null;
     mode?: string;
     codeAction?: string | null;
 }

@@ -16,12 +16,38 @@ export interface AgentItem extends PickItem {
     agent: AgentInfo;
 }
 
+const sourceLabels: Record<string, string> = {
+    builtin: 'built-in',
+    user: 'user folder',
+    workspace: 'workspace',
+    claude: 'Claude Code agent',
+    generated: 'created from a prompt',
+};
+
+const modeLabels: Record<string, string> = {
+    edit: 'edits the code',
+    answer: 'answers',
+    tools: 'reads the workspace with tools',
+};
+
+/** Where an agent is defined and what it does with the target: `workspace · .agentls/agents/x.yaml · edits the code`. */
+export function agentDetail(agent: AgentInfo): string {
+    const parts = [sourceLabels[agent.source] ?? agent.source];
+    if (agent.path && agent.source !== 'builtin') {
+        parts.push(agent.path);
+    }
+    if (agent.mode) {
+        parts.push(modeLabels[agent.mode] ?? agent.mode);
+    }
+    return parts.join(' · ');
+}
+
 /** One row per agent: name, its description, where it is defined. */
 export function agentItems(agents: AgentInfo[]): AgentItem[] {
     return agents.map((agent) => ({
         label: agent.name,
         description: agent.description,
-        detail: agent.source,
+        detail: agentDetail(agent),
         agent,
     }));
 }

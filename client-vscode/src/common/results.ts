@@ -97,6 +97,7 @@ export function presentCreateAgentResult(value: unknown): void {
     if (!created?.definition) {
         return;
     }
-    void window.showInformationMessage(`Created agent ${created.definition.name}: ${created.definition.description ?? ''}`);
+    const saved = created.savedTo ? ` Saved to ${created.savedTo}.` : '';
+    void window.showInformationMessage(`Created agent ${created.definition.name}: ${created.definition.description ?? ''}.${saved}`);
     presentRunResult(created.result);
 }

@@ -42,6 +42,8 @@ export interface ServerHandlers {
 }
 
 const RESTART_DELAY_MS = 500;
+const MAX_CRASHES = 3;
+const CRASH_WINDOW_MS = 3 * 60 * 1000;
 
 async function execute<T>(client: LanguageClient, command: string, argument?: object): Promise<T> {
     return (await client.sendRequest(ExecuteCommandRequest.type, {
@@ -49,8 +51,6 @@ async function execute<T>(client: LanguageClient, command: string, argument?: ob
         arguments: argument === undefined ? [] : [argument],
     })) as T;
 }
-const MAX_CRASHES = 3;
-const CRASH_WINDOW_MS = 3 * 60 * 1000;
 
 /** Our toasts carry "Show Logs" and the fix; the client library's generic ones are only logged. */
 class AgentlsLanguageClient extends LanguageClient {
@@ -280,10 +280,20 @@ export class AgentlsServer implements Disposable {
         client.onNotification(ServerNotification.output, (delta: OutputDelta) => this.handlers.onOutput(delta));
         client.onNotification(ServerNotification.budget, (snapshot: BudgetSnapshot) => this.handlers.onBudget(snapshot));
         client.onDidChangeState((event) => {
-            if (event.newState === State.Stopped && this.client === client) {
+            if (this.client !== client) {
+                return;
+            }
+            if (event.newState === State.Stopped) {
                 this.handlers.onState('stopped', 'The agentls server stopped; click for the logs.');
-            } else if (event.newState === State.Running) {
+            } else if (event.newState === State.Starting) {
+                this.handlers.onState('starting');
+            } else {
                 this.handlers.onState('running');
+                // Also after the client restarted a crashed server: the budget may have changed.
+                execute<BudgetSnapshot>(client, ServerCommand.budget, { action: 'get' }).then(
+                    (snapshot) => this.handlers.onBudget(snapshot),
+                    (error: unknown) => traceWarn(`Could not read the budget: ${errorMessage(error)}`),
+                );
             }
         });
         this.client = client;
@@ -298,12 +308,6 @@ export class AgentlsServer implements Disposable {
             return;
         }
         traceInfo('Server started.');
-        try {
-            // Not this.request: it waits for the lifecycle queue, which is running this start.
-            this.handlers.onBudget(await execute<BudgetSnapshot>(client, ServerCommand.budget, { action: 'get' }));
-        } catch (error) {
-            traceWarn(`Could not read the budget: ${errorMessage(error)}`);
-        }
     }
 
     private async doStop(): Promise<void> {

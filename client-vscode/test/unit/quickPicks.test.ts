@@ -6,14 +6,16 @@ import type { AgentInfo } from '../../src/common/protocol';
 const review: AgentInfo = {
     name: 'review',
     description: 'Reviews code for bugs, risky constructs and unclear naming',
-    source: 'built-in',
+    source: 'builtin',
+    path: '/site-packages/agentls/builtin_agents/review.yaml',
     mode: 'answer',
     codeAction: 'Review selection',
 };
 const document: AgentInfo = {
     name: 'document',
     description: 'Adds or improves docstrings',
-    source: '/ws/.agentls/agents/document.yaml',
+    source: 'workspace',
+    path: '/ws/.agentls/agents/document.yaml',
     mode: 'edit',
 };
 
@@ -22,8 +24,11 @@ describe('agentItems', () => {
         const [item] = agentItems([review]);
         assert.equal(item.label, 'review');
         assert.equal(item.description, review.description);
-        assert.equal(item.detail, 'built-in');
+        assert.equal(item.detail, 'built-in · answers');
         assert.equal(item.agent, review);
+    });
+    test('shows where a non-built-in agent is defined and that it edits', () => {
+        assert.equal(agentItems([document])[0].detail, 'workspace · /ws/.agentls/agents/document.yaml · edits the code');
     });
     test('keeps the server order', () => {
         assert.deepEqual(
