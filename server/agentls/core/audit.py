@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from agentls.core.events import TERMINAL_KINDS, EventKind, RunEvent, RunStatus, Usage
 from agentls.core.redact import redact
-from agentls.core.sqlite import STATE_DIR, SqliteFile, process_alive
+from agentls.core.sqlite import SqliteFile, process_alive, state_dir
 
 AUDIT_FILE = "audit.db"
 
@@ -72,9 +72,7 @@ class AuditStore:
 
     @classmethod
     def for_workspace(cls, root: Path, *, synchronous: str = "NORMAL") -> AuditStore:
-        state = Path(root) / STATE_DIR
-        state.mkdir(parents=True, exist_ok=True)
-        return cls(state / AUDIT_FILE, synchronous=synchronous)
+        return cls(state_dir(root) / AUDIT_FILE, synchronous=synchronous)
 
     def close(self) -> None:
         self._db.close()

@@ -28,7 +28,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from agentls.core.events import Usage
-from agentls.core.sqlite import STATE_DIR, SqliteFile, process_alive, process_start_ticks
+from agentls.core.sqlite import SqliteFile, process_alive, process_start_ticks, state_dir
 
 log = logging.getLogger(__name__)
 
@@ -200,9 +200,7 @@ class TokenBudgeter:
 
     @classmethod
     def for_workspace(cls, root: Path) -> TokenBudgeter:
-        state = Path(root) / STATE_DIR
-        state.mkdir(parents=True, exist_ok=True)
-        return cls(state / LEDGER_FILE)
+        return cls(state_dir(root) / LEDGER_FILE)
 
     def _tx(self, *, write: bool = True) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return self._db.transaction(write=write)

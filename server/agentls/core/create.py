@@ -90,21 +90,27 @@ def validation_problems(text: str) -> list[str]:
 def restrict(
     definition: AgentDefinition, *, allow_edit_tools: bool, taken: set[str]
 ) -> AgentDefinition:
-    """Read-only tools unless allowed; a name that would shadow an existing agent gets a suffix."""
+    """Read-only tools unless allowed; a name that would shadow an existing agent gets a suffix.
+
+    MCP tools cannot be told apart as read-only, so a generated agent keeps none unless allowed.
+    """
     tools = (
         definition.tools
         if allow_edit_tools
         else [t for t in definition.tools if t in READ_ONLY_TOOLS]
     )
+    mcp = definition.mcp if allow_edit_tools else {}
     name = definition.name
     n = 2
     while name in taken:
-        name = f"{definition.name}-{n}"
+        suffix = f"-{n}"
+        # Stay within the name's 64 characters (model_copy does not validate).
+        name = definition.name[: 64 - len(suffix)].rstrip("-") + suffix
         n += 1
     mode = definition.mode
     if mode is Mode.TOOLS and not tools:
         mode = Mode.ANSWER
-    return definition.model_copy(update={"tools": tools, "name": name, "mode": mode})
+    return definition.model_copy(update={"tools": tools, "mcp": mcp, "name": name, "mode": mode})
 
 
 def save_definition(workspace: Path, definition: AgentDefinition) -> Path:

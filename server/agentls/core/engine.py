@@ -88,12 +88,6 @@ def load_registry(workspace: Path | None, settings: EngineSettings) -> AgentRegi
     )
 
 
-def state_dir(workspace: Path) -> Path:
-    path = workspace / ".agentls"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def build_runtime(workspace: Path, settings: EngineSettings) -> AgentRuntime:
     """The runtime for a workspace with its persisted ledger and audit store."""
     budgeter = TokenBudgeter.for_workspace(workspace)

@@ -64,7 +64,11 @@ def _plain_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
             )
         elif role == "assistant" and m.get("tool_calls"):
             call = m["tool_calls"][0]["function"]
-            action = {"tool": call["name"], "arguments": json.loads(call["arguments"] or "{}")}
+            try:
+                arguments = json.loads(call["arguments"] or "{}")
+            except json.JSONDecodeError:  # a malformed call is replayed as the model wrote it
+                arguments = call["arguments"]
+            action = {"tool": call["name"], "arguments": arguments}
             out.append({"role": "assistant", "content": json.dumps(action)})
         else:
             out.append({"role": role, "content": content})

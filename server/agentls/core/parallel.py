@@ -104,16 +104,46 @@ async def delegate_parallel(
         if listener:
             listener(event)
 
+    caller = asyncio.current_task()
+
+    def caller_cancelled() -> bool:
+        return caller is not None and caller.cancelling() > 0
+
+    def not_started(task: ParallelTask, status: RunStatus, error: str) -> RunResult:
+        """A run that never took a step still ends with an event (audit, progress, adapters)."""
+        kind = EventKind.CANCELLED if status is RunStatus.CANCELLED else EventKind.FAILED
+        runtime._emit(
+            RunEvent(
+                run_id=task.run_id,
+                parent_run_id=parent_run_id,
+                depth=depth,
+                agent=task.agent_name,
+                goal=task.goal or "",
+                kind=kind,
+                status=status,
+                duration_ms=0.0,
+                error=error,
+                data={"turns": 0, "started": False},
+            ),
+            track,
+        )
+        return _not_started(task, status, error)
+
     async def one(task: ParallelTask) -> RunResult:
-        async with limit:
-            if group.cancelled.is_set():
-                result = _not_started(
-                    task, RunStatus.CANCELLED, "the group was cancelled before this run started"
-                )
-            else:
+        me = asyncio.current_task()
+        if me is not None:
+            # While queued, `runtime.cancel(run_id)` reaches the run here; once it starts,
+            # `runtime.delegate` registers the run's own task under the same id.
+            runtime._tasks.setdefault(task.run_id, me)
+        try:
+            async with limit:
+                if group.cancelled.is_set():
+                    return not_started(
+                        task, RunStatus.CANCELLED, "the group was cancelled before this run started"
+                    )
                 try:
                     definition = runtime.resolve_agent(task.agent)
-                    result = await runtime.delegate(
+                    return await runtime.delegate(
                         definition,
                         task.goal or definition.description,
                         task.target,
@@ -125,11 +155,25 @@ async def delegate_parallel(
                         listener=track,
                     )
                 except (LookupError, ValueError, OSError) as exc:  # bad task: fails alone
-                    result = _not_started(task, RunStatus.FAILED, str(exc))
-        progress.done += 1
-        if on_progress:
-            on_progress(progress)
-        return result
+                    return not_started(task, RunStatus.FAILED, str(exc))
+        except asyncio.CancelledError:
+            if caller_cancelled():
+                raise  # the caller cancelled the whole group
+            # This run alone was cancelled while queued, or before it took its first step.
+            if me is not None and me.cancelling():
+                me.uncancel()
+            reason = (
+                "the group was cancelled before this run started"
+                if group.cancelled.is_set()
+                else "cancelled before the run started"
+            )
+            return not_started(task, RunStatus.CANCELLED, reason)
+        finally:
+            if me is not None and runtime._tasks.get(task.run_id) is me:
+                del runtime._tasks[task.run_id]
+            progress.done += 1
+            if on_progress:
+                on_progress(progress)
 
     started = time.monotonic()
     results = list(await asyncio.gather(*(one(t) for t in tasks)))

@@ -34,6 +34,7 @@ ModelFactory = Callable[[str | None], ChatModel]
 
 MAX_TARGET_CHARS = 60_000
 _FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
+_OPEN_FENCE = re.compile(r"^```[^\n`]*\n", re.MULTILINE)
 
 
 @dataclass
@@ -341,6 +342,8 @@ class AgentRuntime:
                 json_schema=structured.schema if structured else None,
             )
             response = await self._call_model(run, model, request, emit)
+            if tools and response.tool_calls and not offer_tools:
+                break  # the last turn still asked for tools: no final answer came
             if not response.tool_calls or not offer_tools:
                 if structured and (problems := structured.check(response.text)):
                     if run.repairs_used >= structured.repairs:
@@ -411,6 +414,11 @@ class AgentRuntime:
         d = run.definition
         run.text = response.text
         if d.mode is Mode.EDIT and run.target is not None:
+            if response.finish_reason == "length" and not _FENCE.search(response.text):
+                raise RunFailed(
+                    "the answer was cut off at the output token limit before its code was "
+                    "complete; select a smaller range or raise the output token limit"
+                )
             new_text = _replacement(response.text, run.target.selected())
             if not new_text.strip():
                 raise RunFailed("the model returned no code to replace the target with")
@@ -498,7 +506,13 @@ def _assistant_message(response: ChatResponse) -> dict[str, Any]:
 def _replacement(answer: str, original: str) -> str:
     """The code inside the answer's first fenced block (or the whole answer), ending like the original."""
     match = _FENCE.search(answer)
-    code = match.group(1) if match else answer.strip("\n")
+    opened = _OPEN_FENCE.search(answer)
+    if match:
+        code = match.group(1)
+    elif opened:  # a block that never closes: the code is everything after its opening line
+        code = answer[opened.end() :]
+    else:
+        code = answer.strip("\n")
     if original.endswith("\n") and not code.endswith("\n"):
         code += "\n"
     if not original.endswith("\n") and code.endswith("\n"):

@@ -20,6 +20,23 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 STATE_DIR = ".agentls"
+# The state folder also holds the workspace's agent definitions (agents/), which belong in version
+# control; the databases do not.
+_STATE_GITIGNORE = "# agentls state: ledger and audit trail (agents/ stays tracked)\n*.db\n*.db-*\n"
+
+
+def state_dir(root: Path) -> Path:
+    """`<root>/.agentls`, created on first use with a .gitignore that keeps the databases out of git."""
+    state = Path(root) / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    ignore = state / ".gitignore"
+    if not ignore.exists():
+        # A read-only checkout still works; git may just list the files.
+        with contextlib.suppress(OSError):
+            ignore.write_text(_STATE_GITIGNORE, encoding="utf-8")
+    return state
+
+
 _BUSY_TIMEOUT_S = 30.0
 _CHECKPOINT_INTERVAL_S = 0.2
 # Pages of WAL after which a connection checkpoints inline, should the background thread lag.

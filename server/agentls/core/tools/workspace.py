@@ -57,6 +57,19 @@ def _string(arguments: dict[str, Any], name: str, default: str | None = None) ->
     return value
 
 
+def _line_number(arguments: dict[str, Any], name: str, default: int) -> int:
+    value = arguments.get(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise SandboxError(f"argument {name!r} must be a line number, not {value!r}") from None
+    if number < 1:
+        raise SandboxError(f"argument {name!r} must be 1 or more, not {number}")
+    return number
+
+
 class ReadFile:
     read_only = True
     spec = ToolSpec(
@@ -89,9 +102,16 @@ class ReadFile:
             lines = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError:
             return ToolResult.error(f"{arguments['path']!r} is not a UTF-8 text file")
-        first = int(arguments.get("start_line") or 1)
-        last = int(arguments.get("end_line") or len(lines))
-        shown = [f"{n:>5}  {lines[n - 1]}" for n in range(max(first, 1), min(last, len(lines)) + 1)]
+        try:
+            first = _line_number(arguments, "start_line", 1)
+            last = _line_number(arguments, "end_line", len(lines))
+        except SandboxError as exc:
+            return ToolResult.error(str(exc))
+        if lines and first > len(lines):
+            return ToolResult.error(
+                f"start_line {first} is past the end of {arguments['path']!r} ({len(lines)} lines)"
+            )
+        shown = [f"{n:>5}  {lines[n - 1]}" for n in range(first, min(last, len(lines)) + 1)]
         return ToolResult(truncate("\n".join(shown) or "(empty file)"))
 
 
@@ -227,8 +247,18 @@ class ProposeEdit:
                 creates_file=True,
             )
             return ToolResult(f"proposed creating {rel}", edits=[edit])
-        text = path.read_text(encoding="utf-8")
-        count = text.count(old) if old else 0
+        if not path.is_file():
+            return ToolResult.error(f"{rel!r} is not a file")
+        if not old:
+            return ToolResult.error(
+                f"{rel!r} already exists; give the old_text to replace (an empty old_text only "
+                "creates a new file)"
+            )
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            return ToolResult.error(f"{rel!r} is not a UTF-8 text file")
+        count = text.count(old)
         if count != 1:
             return ToolResult.error(
                 f"old_text occurs {count} times in {rel}; it must occur exactly once (add context lines)"
