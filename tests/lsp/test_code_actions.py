@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lsprotocol import types
 from pytest_lsp import LanguageClient
-from tests.lsp.conftest import Editor, open_file
+from tests.lsp.harness import Editor, open_file
 from tests.rig.scripted_openai import ScriptedOpenAI, Text
 
 OFFERING_AGENTS = ["document", "explain", "refactor", "review", "write-tests"]

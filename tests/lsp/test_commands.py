@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pytest_lsp import LanguageClient
-from tests.lsp.conftest import Editor, execute, lsp_range, open_file, uri_of
+from tests.lsp.harness import Editor, execute, lsp_range, open_file, uri_of
 from tests.rig.scripted_openai import ScriptedOpenAI, Text
 
 BUILTIN_AGENTS = {"document", "explain", "refactor", "research", "review", "write-tests"}

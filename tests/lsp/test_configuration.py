@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
-from tests.lsp.conftest import WAIT, Editor, default_capabilities, execute, uri_of
+from tests.lsp.harness import WAIT, Editor, default_capabilities, execute, uri_of
 from tests.rig.scripted_openai import ScriptedOpenAI, Text
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
-from tests.lsp.conftest import Editor, execute, open_file, uri_of
+from tests.lsp.harness import Editor, execute, open_file, uri_of
 
 GOOD = "name: checker\ndescription: Checks things\ninstructions: Check.\n"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
-from tests.lsp.conftest import (
+from tests.lsp.harness import (
     Editor,
     default_capabilities,
     execute,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_lsp import LanguageClient
-from tests.lsp.conftest import Editor, execute, lsp_range, open_file
+from tests.lsp.harness import Editor, execute, lsp_range, open_file
 from tests.rig.scripted_openai import ScriptedOpenAI, Text
 
 # The contract: at most 20 agentls/output notifications per second per run.

@@ -14,7 +14,7 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
-from tests.lsp.conftest import Editor, default_capabilities, execute, lsp_range, open_file
+from tests.lsp.harness import Editor, default_capabilities, execute, lsp_range, open_file
 from tests.rig.scripted_openai import ScriptedOpenAI, Text, ToolCall
 
 # A reply that streams for about ten seconds unless the run is cancelled.
