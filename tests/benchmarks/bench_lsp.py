@@ -1,0 +1,309 @@
+"""What the language server costs an editor (printed, not asserted).
+
+1. Time from spawning `agentls serve` to the answer to `initialize`.
+2. Code-action latency, p50 and p99, idle and while 16 runs stream output (goal: p99 < 15 ms).
+3. Messages sent to the client per second per streaming run, agentls/output alone and all of them
+   (goal: at most 20 agentls/output a second per run), and whether the output arrived whole.
+
+The model is tests/rig/scripted_openai.py in its own process (so its streaming does not compete
+with this client for the interpreter), streaming about 200 deltas a second per run.
+
+    .venv/bin/python tests/benchmarks/bench_lsp.py [--spawns 10] [--runs 16] [--actions 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+for entry in (ROOT / "server", ROOT):
+    if str(entry) not in sys.path:
+        sys.path.insert(0, str(entry))
+
+import psutil  # noqa: E402
+from lsprotocol import types  # noqa: E402
+from pytest_lsp import ClientServerConfig, LanguageClient  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+from tests.lsp.harness import (  # noqa: E402
+    APP,
+    SERVER_COMMAND,
+    SERVER_ENV,
+    Editor,
+    default_capabilities,
+    execute,
+    open_file,
+    register_editor,
+    uri_of,
+)
+
+# Each run streams this many deltas, 5 ms apart: about 200 deltas a second for about 6 s.
+DELTAS = 1200
+DELTA_DELAY = 0.005
+
+
+@contextlib.contextmanager
+def scripted_model() -> Iterator[str]:
+    """The scripted OpenAI-compatible server as a subprocess; yields its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.rig.scripted_openai", "--port", "0", "--exit-on-stdin-eof"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.startswith("URL "):
+            raise RuntimeError(f"the scripted model did not start: {line!r}")
+        yield line.split()[1]
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        process.wait(10)
+
+
+def script(url: str, replies: list[dict[str, Any]]) -> None:
+    request = urllib.request.Request(
+        url.removesuffix("/v1") + "/_script",
+        data=json.dumps(replies).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Session:
+    """A client attached to a fresh `agentls serve`, counting every message it receives."""
+
+    def __init__(self, client: LanguageClient, editor: Editor, workspace: Path) -> None:
+        self.client = client
+        self.editor = editor
+        self.workspace = workspace
+        self.received: list[tuple[float, str]] = []  # (monotonic time, method)
+        server = client._server  # type: ignore[attr-defined]
+        self.process = psutil.Process(server.pid) if server is not None else None
+
+    @classmethod
+    async def start(cls, workspace: Path, settings: dict[str, Any]) -> tuple[Session, float]:
+        """Spawn, initialize; returns the session and the seconds from spawn to the answer."""
+        spawned = time.perf_counter()
+        client = await ClientServerConfig(
+            server_command=SERVER_COMMAND, server_env=SERVER_ENV
+        ).start()
+        assert isinstance(client, LanguageClient)
+        editor = Editor()
+        register_editor(client, editor)
+        session = cls(client, editor, workspace)
+        session._count_messages()
+        uri = uri_of(workspace)
+        await client.initialize_session(
+            types.InitializeParams(
+                capabilities=default_capabilities(),
+                root_uri=uri,
+                workspace_folders=[types.WorkspaceFolder(uri=uri, name="ws")],
+                initialization_options={"settings": settings},
+            )
+        )
+        return session, time.perf_counter() - spawned
+
+    def _count_messages(self) -> None:
+        protocol = self.client.protocol
+        handle = protocol.handle_message
+
+        def counting(message: Any) -> Any:
+            method = getattr(message, "method", None)
+            if method is not None:
+                self.received.append((time.monotonic(), method))
+            return handle(message)
+
+        protocol.handle_message = counting  # type: ignore[method-assign]
+
+    async def stop(self) -> None:
+        await self.client.shutdown_session()
+        await self.client.stop()
+
+    async def code_action_ms(self, uri: str) -> float:
+        started = time.perf_counter()
+        await self.client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=types.Range(
+                    start=types.Position(line=0, character=0),
+                    end=types.Position(line=4, character=0),
+                ),
+                context=types.CodeActionContext(diagnostics=[]),
+            )
+        )
+        return (time.perf_counter() - started) * 1000.0
+
+
+def new_workspace(parent: Path, name: str) -> Path:
+    root = parent / name
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "app.py").write_text(APP)
+    return root.resolve()
+
+
+async def spawn_to_initialize(parent: Path, model: str, spawns: int) -> list[float]:
+    seconds = []
+    for i in range(spawns):
+        settings = {"baseUrl": model, "model": "scripted-model", "apiKey": "sk-test"}
+        session, took = await Session.start(new_workspace(parent, f"spawn{i}"), settings)
+        seconds.append(took)
+        await session.stop()
+    return seconds
+
+
+async def under_load(parent: Path, model: str, runs: int, actions: int) -> dict[str, Any]:
+    settings = {
+        "baseUrl": model,
+        "model": "scripted-model",
+        "apiKey": "sk-test",
+        "maxParallel": max(runs, 8),
+        "maxOutputTokens": 8192,
+    }
+    session, _ = await Session.start(new_workspace(parent, "load"), settings)
+    try:
+        uri = open_file(session.client, session.workspace / "src" / "app.py")
+        await session.code_action_ms(uri)  # the first request builds the engine: not timed
+        idle = [await session.code_action_ms(uri) for _ in range(actions)]
+
+        text = "".join(f"token{i} " for i in range(DELTAS))
+        reply = {"text": text, "chunks": DELTAS, "chunk_delay": DELTA_DELAY}
+        script(model, [reply] * runs)
+        arguments = {"agent": "explain", "uri": uri}
+        tasks = [
+            asyncio.ensure_future(execute(session.client, "agentls.delegate", arguments))
+            for _ in range(runs)
+        ]
+        editor = session.editor
+        await editor.wait_until(lambda: len({o["runId"] for o in editor.outputs}) == runs, 30)
+        loaded = []
+        assert session.process is not None
+        cpu_before, wall_before = session.process.cpu_times(), time.monotonic()
+        while len(loaded) < actions and not any(t.done() for t in tasks):
+            loaded.append(await session.code_action_ms(uri))
+            await asyncio.sleep(0.005)  # a user's lightbulb requests, not a tight loop
+        cpu_after, wall_after = session.process.cpu_times(), time.monotonic()
+        server_cpu = (
+            (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+        ) / (wall_after - wall_before)
+        results = await asyncio.gather(*tasks)
+    finally:
+        await session.stop()
+
+    per_run = []
+    for result in results:
+        run_id = result["runId"]
+        outputs = [
+            t
+            for t, o in zip(editor.output_times, editor.outputs, strict=True)
+            if o["runId"] == run_id
+        ]
+        seconds = result["durationMs"] / 1000.0
+        per_run.append(
+            {
+                "outputs_per_s": len(outputs) / seconds,
+                "busiest_second": max(
+                    sum(1 for t in outputs if start <= t < start + 1.0) for start in outputs
+                ),
+                "whole": editor.output_text(run_id) == result["text"] == text,
+                "seconds": seconds,
+            }
+        )
+    # Every message while the runs streamed: output, events, log lines, progress, budget.
+    first, last = min(editor.output_times), max(editor.output_times)
+    streaming = [m for t, m in session.received if first <= t <= last]
+    return {
+        "idle": idle,
+        "loaded": loaded,
+        "per_run": per_run,
+        "all_messages_per_s": len(streaming) / (last - first) / runs,
+        "server_cpu": server_cpu,
+        "methods": sorted(set(streaming)),
+    }
+
+
+async def main(spawns: int, runs: int, actions: int) -> None:
+    console = Console()
+    with tempfile.TemporaryDirectory(prefix="agentls-bench-") as tmp, scripted_model() as model:
+        parent = Path(tmp)
+        spawn = await spawn_to_initialize(parent, model, spawns)
+        load = await under_load(parent, model, runs, actions)
+
+    table = Table(title="agentls serve: start-up")
+    for column in ("measure", "p50", "min", "max", "samples"):
+        table.add_column(column, justify="right" if column != "measure" else "left")
+    table.add_row(
+        "spawn → initialize answer",
+        f"{statistics.median(spawn) * 1000:.0f} ms",
+        f"{min(spawn) * 1000:.0f} ms",
+        f"{max(spawn) * 1000:.0f} ms",
+        str(len(spawn)),
+    )
+    console.print(table)
+
+    table = Table(title=f"textDocument/codeAction latency (goal: p99 < 15 ms under {runs} runs)")
+    for column in ("load", "p50", "p99", "max", "samples"):
+        table.add_column(column, justify="right" if column != "load" else "left")
+    for name, samples in (("idle", load["idle"]), (f"{runs} runs streaming", load["loaded"])):
+        table.add_row(
+            name,
+            f"{percentile(samples, 0.5):.2f} ms",
+            f"{percentile(samples, 0.99):.2f} ms",
+            f"{max(samples):.2f} ms",
+            str(len(samples)),
+        )
+    console.print(table)
+    console.print(
+        f"The server process used {load['server_cpu']:.0%} of one core while {runs} runs streamed."
+    )
+
+    per_run = load["per_run"]
+    table = Table(title=f"messages to the client per streaming run ({runs} runs, goal ≤ 20/s)")
+    for column in ("measure", "mean", "max"):
+        table.add_column(column, justify="right" if column != "measure" else "left")
+    rates = [r["outputs_per_s"] for r in per_run]
+    busiest = [r["busiest_second"] for r in per_run]
+    table.add_row("agentls/output per second", f"{statistics.mean(rates):.1f}", f"{max(rates):.1f}")
+    table.add_row(
+        "agentls/output in the busiest second", f"{statistics.mean(busiest):.1f}", str(max(busiest))
+    )
+    table.add_row("all messages per second, per run", f"{load['all_messages_per_s']:.1f}", "")
+    table.add_row(
+        "model deltas per second, per run",
+        f"{DELTAS / statistics.mean(r['seconds'] for r in per_run):.0f}",
+        "",
+    )
+    table.add_row(
+        "runs whose output arrived whole", f"{sum(r['whole'] for r in per_run)}/{runs}", ""
+    )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spawns", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=16)
+    parser.add_argument("--actions", type=int, default=400)
+    args = parser.parse_args()
+    asyncio.run(main(args.spawns, args.runs, args.actions))
