@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from agentls.core.engine import EngineSettings, load_registry
@@ -51,5 +52,6 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(a.definition.name, a.definition.mode.value, where, a.definition.description)
     console.print(table)
     for error in registry.errors:
-        console.print(f"[red]error[/red] {error}", highlight=False)
+        # One line each, never wrapped, so `path:line:column` stays clickable and greppable.
+        console.print(f"[red]error[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
     return 1 if registry.errors else 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import IO
+
 from rich.console import Console
 from rich.markup import escape
 
@@ -37,15 +39,24 @@ class TerminalProgress:
         *,
         stream_output: bool = True,
         prefix_agents: bool = False,
+        output: IO[str] | None = None,
     ) -> None:
         self.console = console or Console(stderr=True, highlight=False)
         self.stream_output = stream_output
         self.prefix_agents = prefix_agents
+        # Where streamed text goes (stdout when the text is the command's result); default:
+        # with the progress lines.
+        self.output = output
         self._mid_line = False
+
+    @property
+    def _text_stream(self) -> IO[str]:
+        return self.output or self.console.file
 
     def _line(self, event: RunEvent, text: str) -> None:
         if self._mid_line:
-            self.console.file.write("\n")
+            self._text_stream.write("\n")
+            self._text_stream.flush()
             self._mid_line = False
         who = f"[bold]{escape(event.agent)}[/bold] " if self.prefix_agents else ""
         self.console.print(f"{who}{text}")
@@ -54,8 +65,8 @@ class TerminalProgress:
         kind, data = event.kind, event.data
         if kind is EventKind.OUTPUT_DELTA:
             if self.stream_output:
-                self.console.file.write(data.get("delta", ""))
-                self.console.file.flush()
+                self._text_stream.write(data.get("delta", ""))
+                self._text_stream.flush()
                 self._mid_line = not str(data.get("delta", "")).endswith("\n")
             return
         if kind is EventKind.STARTED:

