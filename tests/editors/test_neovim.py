@@ -83,6 +83,7 @@ def test_neovim_runs_a_delegating_code_action_and_shows_its_progress(
     assert record["selection"] == [1, 5]
     assert "Ask review: Review selection" in record["actions"]
     prompt = model.requests[0]["messages"][-1]["content"]
+    assert model.requests[0]["max_tokens"] == 512, "the editor's settings reached the server"
     assert "def total(prices, discount):" in prompt and "def mean" not in prompt
     result = record["result"]
     assert result["status"] == "finished"
