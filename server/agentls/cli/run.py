@@ -34,27 +34,32 @@ def run(args: argparse.Namespace) -> int:
     from agentls.cli.edits import unified_diff, write_edits
     from agentls.cli.progress import TerminalProgress, tokens
     from agentls.core.definitions import Mode, UnknownAgentError
-    from agentls.core.engine import build_runtime
+    from agentls.core.engine import build_runtime, load_registry
     from agentls.core.events import RunStatus
+    from agentls.core.runtime import RunResult
+    from agentls.core.target import ProposedEdit
 
+    # Check every argument before the workspace's state is opened (or created).
     workspace = workspace_of(args)
-    runtime = build_runtime(workspace, settings_from(args))
-    for error in runtime.registry.errors:
+    target = target_from(args, args.file, args.lines)
+    settings = settings_from(args)
+    registry = load_registry(workspace, settings)
+    for error in registry.errors:
         print(f"agentls: warning: {error}", file=sys.stderr)
     try:
-        definition = runtime.resolve_agent(args.agent)
+        definition = registry.get(args.agent).definition
     except UnknownAgentError as exc:
         raise CliError(str(exc)) from None
-    target = target_from(args, args.file, args.lines)
+    runtime = build_runtime(workspace, settings, registry=registry)
     # The answer is the result (stdout); an edit agent's result is the diff, so its raw answer
     # streams with the progress lines (stderr).
     answer_out = None if definition.mode is Mode.EDIT else sys.stdout
     progress = TerminalProgress(stream_output=not args.json, output=answer_out)
 
-    async def apply(edits):  # type: ignore[no-untyped-def]
+    async def apply(edits: list[ProposedEdit]) -> list[tuple[bool, str | None]]:
         return write_edits(workspace, edits)
 
-    async def go():  # type: ignore[no-untyped-def]
+    async def go() -> RunResult:
         try:
             return await runtime.delegate(
                 definition,

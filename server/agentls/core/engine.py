@@ -88,7 +88,9 @@ def load_registry(workspace: Path | None, settings: EngineSettings) -> AgentRegi
     )
 
 
-def build_runtime(workspace: Path, settings: EngineSettings) -> AgentRuntime:
+def build_runtime(
+    workspace: Path, settings: EngineSettings, *, registry: AgentRegistry | None = None
+) -> AgentRuntime:
     """The runtime for a workspace with its persisted ledger and audit store."""
     budgeter = TokenBudgeter.for_workspace(workspace)
     apply_budget_settings(budgeter, settings.budget)
@@ -102,7 +104,7 @@ def build_runtime(workspace: Path, settings: EngineSettings) -> AgentRuntime:
     )
     return AgentRuntime(
         workspace,
-        load_registry(workspace, settings),
+        registry if registry is not None else load_registry(workspace, settings),
         ModelPool(settings),
         budgeter,
         audit,
