@@ -45,16 +45,25 @@ def test_documented_arguments_are_exactly_what_each_command_accepts():
         # Top-level argument names: the words before ':' / '?' / ',' outside nested braces.
         flat = re.sub(r"\[.*?\]|\{.*?\}", "", cell)
         named = set(re.findall(r"`?(\w+)\??", flat.replace("—", ""))) - {
-            "get", "set", "reset", "none", "every", "run"
+            "get",
+            "set",
+            "reset",
+            "none",
+            "every",
+            "run",
         }
         wanted = {to_camel(name) for name in model.model_fields} if model else set()
         if command == "agentls.createAgent":
             named.add("run")  # `run?` is an argument there, not prose
-        assert named == wanted, f"{command}: doc says {sorted(named)}, server takes {sorted(wanted)}"
+        assert named == wanted, (
+            f"{command}: doc says {sorted(named)}, server takes {sorted(wanted)}"
+        )
 
 
 def test_documented_settings_match_the_settings_model():
-    keys = set(re.findall(r"^\| `([\w.]+)` \|", DOC, flags=re.MULTILINE)) - set(documented_commands())
+    keys = set(re.findall(r"^\| `([\w.]+)` \|", DOC, flags=re.MULTILINE)) - set(
+        documented_commands()
+    )
     top = {k.split(".")[0] for k in keys}
     wire = {to_camel(name) for name in LspSettings.model_fields} - {"apiKey"}
     assert top == wire
