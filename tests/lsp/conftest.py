@@ -63,6 +63,16 @@ def settings(model: ScriptedOpenAI, request: pytest.FixtureRequest) -> dict[str,
 
 
 @pytest.fixture
+def initialization_options(
+    settings: dict[str, Any], request: pytest.FixtureRequest
+) -> dict[str, Any]:
+    """`{"settings": settings}`; parametrized indirectly with "agentls" or "section" for the
+    other forms the server accepts."""
+    form = getattr(request, "param", "settings")
+    return settings if form == "section" else {form: settings}
+
+
+@pytest.fixture
 def editor_settings() -> dict[str, Any]:
     """The `agentls` section the editor answers workspace/configuration with."""
     return {}
@@ -82,7 +92,7 @@ def editor() -> Editor:
 async def client(
     lsp_client: LanguageClient,
     workspace: Path,
-    settings: dict[str, Any],
+    initialization_options: dict[str, Any],
     editor_settings: dict[str, Any],
     capabilities: types.ClientCapabilities,
     editor: Editor,
@@ -95,7 +105,7 @@ async def client(
             capabilities=capabilities,
             root_uri=uri,
             workspace_folders=[types.WorkspaceFolder(uri=uri, name="ws")],
-            initialization_options={"settings": settings},
+            initialization_options=initialization_options,
         )
     )
     yield

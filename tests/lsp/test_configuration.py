@@ -46,6 +46,22 @@ async def test_initialization_options_configure_the_server(
     assert request["max_tokens"] == 200
 
 
+@pytest.mark.parametrize("settings", [{"budget": {"total": 1500}}], indirect=True)
+@pytest.mark.parametrize("initialization_options", ["agentls", "section"], indirect=True)
+async def test_initialization_options_may_carry_the_section_in_other_forms(
+    client: LanguageClient,
+    workspace: Path,
+    model: ScriptedOpenAI,
+    settings: dict[str, Any],
+    initialization_options: dict[str, Any],
+) -> None:
+    """`{"agentls": {...}}` (Helix sends its one config object) or the bare section."""
+    assert (await execute(client, "agentls.budget"))["limit"] == 1500
+    model.enqueue(Text("fine"))
+
+    assert (await review(client, workspace))["status"] == "finished"
+
+
 @pytest.mark.parametrize("settings", [{"budget": {"total": 1000}}], indirect=True)
 @pytest.mark.parametrize("editor_settings", [{"budget": {"total": 2000}, "maxOutputTokens": 300}])
 async def test_the_editor_settings_override_initialization_options(

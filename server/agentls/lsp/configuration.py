@@ -1,7 +1,8 @@
 """Settings from initializationOptions, workspace/configuration and didChangeConfiguration.
 
-initializationOptions: `{"settings": {...agentls section...}, "workspaceTrusted": bool}`; the
-API key is only ever accepted there (clients keep it in secret storage, never in settings files).
+initializationOptions: `{"settings": {...agentls section...}, "workspaceTrusted": bool}` (or
+`{"agentls": {...}}`, or the section alone); the API key is only ever accepted there (clients keep
+it in secret storage, never in settings files).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ SECTION = "agentls"
 def _init_options(raw: Any) -> tuple[dict[str, Any], bool]:
     if not isinstance(raw, dict):
         return {}, True
-    settings = raw.get("settings", raw)
+    # `{"settings": {...}}`, or `{"agentls": {...}}` from editors that send one config object as
+    # both the initialization options and the workspace/configuration answers (Helix), or the
+    # section itself.
+    settings = raw.get("settings", raw.get(SECTION, raw))
     trusted = raw.get("workspaceTrusted", True)
     return (settings if isinstance(settings, dict) else {}), trusted is not False
 
