@@ -8,7 +8,6 @@ editor behaves by overriding the `settings`, `editor_settings` or `capabilities`
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 from tests.lsp.harness import (
     APP,
-    HOME,
     SERVER_COMMAND,
     SERVER_ENV,
     WAIT,
@@ -35,10 +33,6 @@ from tests.rig.scripted_openai import ScriptedOpenAI
 
 # Tests import the helpers from here or from tests.lsp.harness.
 __all__ = ["WAIT", "Editor", "default_capabilities", "execute", "lsp_range", "open_file", "uri_of"]
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    shutil.rmtree(HOME, ignore_errors=True)
 
 
 @pytest.fixture

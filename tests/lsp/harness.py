@@ -5,8 +5,10 @@ test client records beyond pytest-lsp's own lists, and helpers to open files and
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -22,6 +24,7 @@ from pytest_lsp import LanguageClient
 
 # The server's user folder (~/.config/agentls/agents) must not leak into tests: it gets an empty HOME.
 HOME = Path(tempfile.mkdtemp(prefix="agentls-lsp-home-"))
+atexit.register(shutil.rmtree, HOME, ignore_errors=True)
 SERVER_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AGENTLS_"))} | {
     "HOME": str(HOME)
 }
