@@ -184,8 +184,8 @@ BAD_ARGUMENTS = [
         "agentls.budget", {"action": "set", "limit": -1}, "argument 'limit'", id="negative-limit"
     ),
     pytest.param("agentls.audit", {"limit": 0}, "argument 'limit'", id="audit-limit-zero"),
-    # delegateParallel and createAgent are being built; their argument validation is tested here,
-    # their runs belong with them.
+    # Only the argument validation of delegateParallel and createAgent is tested here; their runs
+    # are in test_parallel_create.py.
     pytest.param(
         "agentls.delegateParallel", {}, "argument 'tasks' is required", id="parallel-no-tasks"
     ),
