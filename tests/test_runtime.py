@@ -583,3 +583,47 @@ async def test_given_run_id_is_used(server: ScriptedOpenAI, runtime: AgentRuntim
     server.enqueue(Text("ok"))
     result = await runtime.delegate("explainer", "Explain", run_id="my-run")
     assert result.run_id == "my-run"
+
+
+async def test_a_run_cancelled_before_it_started_ends_cancelled_without_a_model_call(
+    server: ScriptedOpenAI, runtime: AgentRuntime, recorder: Recorder
+) -> None:
+    runtime.cancel_when_started("early")
+    result = await runtime.delegate("explainer", "Explain", run_id="early")
+    assert result.status is RunStatus.CANCELLED
+    assert server.requests == []
+    assert recorder.kinds() == [EventKind.STARTED, EventKind.CANCELLED]
+
+
+async def test_the_tool_being_called_is_announced_before_it_runs_but_not_stored(
+    server: ScriptedOpenAI, runtime: AgentRuntime, recorder: Recorder
+) -> None:
+    server.enqueue(ToolCall("read_file", {"path": "pkg/util.py"}), Text("42"))
+    result = await runtime.delegate("researcher", "What does helper return?")
+    kinds = recorder.kinds()
+    assert kinds.index(EventKind.TOOL_STARTED) < kinds.index(EventKind.TOOL_CALL)
+    (announced,) = recorder.of(EventKind.TOOL_STARTED)
+    assert announced.data["tool"] == "read_file"
+    assert "pkg/util.py" in announced.data["arguments"]
+    assert runtime.audit is not None
+    stored = {e.kind for e in runtime.audit.query(run_id=result.run_id)}
+    assert EventKind.TOOL_CALL in stored
+    assert EventKind.TOOL_STARTED not in stored
+
+
+async def test_tools_read_the_editors_unsaved_text_over_the_disk(
+    server: ScriptedOpenAI, runtime: AgentRuntime, workspace: Path
+) -> None:
+    unsaved = "def helper():\n    return 99  # not saved yet\n"
+    util = (workspace / "pkg" / "util.py").resolve()
+    runtime.sandbox.overlay = lambda path: unsaved if path == util else None
+    server.enqueue(
+        ToolCall("read_file", {"path": "pkg/util.py"}),
+        ToolCall("propose_edit", {"path": "pkg/util.py", "old_text": "99", "new_text": "100"}),
+        Text("done"),
+    )
+    result = await runtime.delegate("researcher", "Bump helper")
+    tool_result = server.requests[1]["messages"][-1]["content"]
+    assert "return 99  # not saved yet" in tool_result
+    (edit,) = result.edits
+    assert (edit.range.start.line, edit.range.start.character) == (1, 11)

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "parallel",
         help="delegate to several agents in parallel",
         description="Either --agent (repeatable) with one --file, or --tasks FILE listing "
-        "{agent, goal?, file?, lines?, budget?} entries (YAML or JSON).",
+        "{agent, goal?, file?, lines?, budget?} entries (YAML or JSON; relative files are "
+        "relative to the workspace).",
     )
     parser.add_argument("--agent", action="append", default=[], help="agent name (repeatable)")
     parser.add_argument("--goal", help="goal for every --agent (default: each agent's description)")
@@ -54,14 +55,27 @@ def _tasks_from_file(args: argparse.Namespace) -> list[Any]:
         unknown = set(entry) - {"agent", "goal", "file", "lines", "budget"}
         if unknown:
             raise CliError(f"--tasks {path}: task {i}: unknown field {sorted(unknown)[0]!r}")
+        where = f"--tasks {path}: task {i}"
+        if entry.get("goal") is not None and not isinstance(entry["goal"], str):
+            raise CliError(f"{where}: goal must be text")
+        if entry.get("lines") is not None and not entry.get("file"):
+            raise CliError(f"{where}: lines needs a file")
         target = None
         if entry.get("file"):
-            target = target_from(
-                args, Path(entry["file"]), str(entry["lines"]) if entry.get("lines") else None
-            )
+            # Relative files in a task file are relative to the workspace, wherever agentls runs.
+            file = Path(str(entry["file"]))
+            if not file.is_absolute():
+                file = workspace_of(args) / file
+            lines = str(entry["lines"]) if entry.get("lines") is not None else None
+            try:
+                target = target_from(args, file, lines)
+            except CliError as exc:
+                raise CliError(f"{where}: {str(exc).lstrip('-')}") from None
         budget = entry.get("budget", args.budget)
-        if budget is not None and (not isinstance(budget, int) or budget <= 0):
-            raise CliError(f"--tasks {path}: task {i}: budget must be a whole number above 0")
+        if budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0
+        ):
+            raise CliError(f"{where}: budget must be a whole number above 0")
         tasks.append(
             ParallelTask(agent=entry["agent"], goal=entry.get("goal"), target=target, budget=budget)
         )
@@ -89,11 +103,11 @@ def run(args: argparse.Namespace) -> int:
             ParallelTask(agent=a, goal=args.goal, target=target, budget=args.budget)
             for a in args.agent
         ]
-    for task in tasks:
+    known = ", ".join(runtime.registry.names())
+    for i, task in enumerate(tasks, 1):
         if task.agent_name not in runtime.registry:
-            raise CliError(
-                f"unknown agent {task.agent_name!r}; known agents: {', '.join(runtime.registry.names())}"
-            )
+            where = f"--tasks {args.tasks}: task {i}" if args.tasks else "--agent"
+            raise CliError(f"{where}: unknown agent {task.agent_name!r}; known agents: {known}")
     console = Console(stderr=True, highlight=False)
     progress = TerminalProgress(console, stream_output=False, prefix_agents=True)
 

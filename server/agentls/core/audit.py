@@ -18,7 +18,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from agentls.core.events import TERMINAL_KINDS, EventKind, RunEvent, RunStatus, Usage
+from agentls.core.events import (
+    TERMINAL_KINDS,
+    TRANSIENT_KINDS,
+    EventKind,
+    RunEvent,
+    RunStatus,
+    Usage,
+)
 from agentls.core.redact import redact
 from agentls.core.sqlite import SqliteFile, process_alive, state_dir
 
@@ -86,10 +93,10 @@ class AuditStore:
     def append(self, event: RunEvent) -> None:
         """Redact and store one event; it is committed when this returns.
 
-        OUTPUT_DELTA events are not stored (the OUTPUT event holds the text). Appending an event
-        id that is already stored does nothing, so a retried append cannot duplicate.
+        Transient events are not stored (OUTPUT holds the streamed text, TOOL_CALL the tool call).
+        Appending an event id that is already stored does nothing, so a retry cannot duplicate.
         """
-        if event.kind == EventKind.OUTPUT_DELTA:
+        if event.kind in TRANSIENT_KINDS:
             return
         clean = redact_event(event)
         with self._db.lock:

@@ -134,6 +134,7 @@ async def create_agent(
     save: bool = False,
     allow_edit_tools: bool = False,
     parent_run_id: str | None = None,
+    run_id: str | None = None,
     depth: int = 0,
 ) -> CreatedAgent:
     """Have the model write a definition for `prompt`; register it (and save it when asked)."""
@@ -144,6 +145,7 @@ async def create_agent(
         selection,
         budget=budget,
         parent_run_id=parent_run_id,
+        run_id=run_id,
         depth=depth,
         structured=StructuredOutput(
             schema=AgentDefinition.json_schema_for_generation(), check=validation_problems

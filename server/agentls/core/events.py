@@ -43,6 +43,8 @@ class Usage(BaseModel):
 class EventKind(StrEnum):
     STARTED = "started"
     MODEL_CALL = "model_call"
+    # A tool call about to run; delivered live (progress) but not persisted: TOOL_CALL records it.
+    TOOL_STARTED = "tool_started"
     TOOL_CALL = "tool_call"
     EDIT_PROPOSED = "edit_proposed"
     EDIT_APPLIED = "edit_applied"
@@ -65,6 +67,9 @@ class RunStatus(StrEnum):
     BUDGET_EXCEEDED = "budget_exceeded"
     INTERRUPTED = "interrupted"
 
+
+# Delivered to live listeners only; the audit trail keeps their lasting counterparts.
+TRANSIENT_KINDS = frozenset({EventKind.OUTPUT_DELTA, EventKind.TOOL_STARTED})
 
 TERMINAL_KINDS = frozenset(
     {

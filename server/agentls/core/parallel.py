@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentls.core.definitions import AgentDefinition
-from agentls.core.events import EventKind, RunEvent, RunStatus, Usage, new_id
+from agentls.core.events import TRANSIENT_KINDS, EventKind, RunEvent, RunStatus, Usage, new_id
 from agentls.core.runtime import AgentRuntime, EditApplier, EventListener, RunResult
 from agentls.core.target import Target
 
@@ -97,7 +97,7 @@ async def delegate_parallel(
     ours = {t.run_id for t in tasks}
 
     def track(event: RunEvent) -> None:
-        if event.run_id in ours and event.kind is not EventKind.OUTPUT_DELTA:
+        if event.run_id in ours and event.kind not in TRANSIENT_KINDS:
             progress.usage_by_run[event.run_id] = event.usage
             if on_progress and (event.kind is EventKind.MODEL_CALL or event.is_terminal):
                 on_progress(progress)

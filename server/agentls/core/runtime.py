@@ -135,6 +135,7 @@ class AgentRuntime:
         self.extra_tools = extra_tools
         self._listeners: list[EventListener] = []
         self._tasks: dict[str, asyncio.Task[RunResult]] = {}
+        self._cancel_at_start: set[str] = set()
 
     async def aclose(self) -> None:
         """Close the model clients (and their connections) this runtime opened."""
@@ -160,6 +161,11 @@ class AgentRuntime:
                 task.cancel()
                 cancelled.append(rid)
         return cancelled
+
+    def cancel_when_started(self, run_id: str) -> None:
+        """Cancel a run whether or not it has started (a request cancelled while being set up)."""
+        if not self.cancel(run_id):
+            self._cancel_at_start.add(run_id)
 
     def _emit(self, event: RunEvent, listener: EventListener | None = None) -> None:
         if self.audit is not None:
@@ -225,6 +231,9 @@ class AgentRuntime:
         status, error = RunStatus.FINISHED, None
         emit(run.event(EventKind.STARTED, data=started))
         try:
+            if run.run_id in self._cancel_at_start:
+                self._cancel_at_start.discard(run.run_id)
+                raise asyncio.CancelledError
             model = self.model_factory(d.model)
             await self._loop(run, model, emit)
             if run.edits and apply is not None:
@@ -436,6 +445,13 @@ class AgentRuntime:
         self, run: _Run, tools: dict[str, Tool], call: ToolCallRequest, emit: EventListener
     ) -> dict[str, Any]:
         arguments = call.arguments
+        summary = summarize_arguments(arguments) if arguments else call.raw_arguments[:160]
+        emit(
+            run.event(
+                EventKind.TOOL_STARTED,
+                data={"turn": run.turn, "tool": call.name, "arguments": summary},
+            )
+        )
         started = time.monotonic()
         if call.name not in tools:
             result = ToolResult.error(
@@ -459,9 +475,7 @@ class AgentRuntime:
                 data={
                     "turn": run.turn,
                     "tool": call.name,
-                    "arguments": summarize_arguments(arguments)
-                    if arguments
-                    else call.raw_arguments[:160],
+                    "arguments": summary,
                     "is_error": result.is_error,
                     "result_chars": len(result.content),
                 },

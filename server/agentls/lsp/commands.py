@@ -6,6 +6,7 @@ the workspace answer InvalidParams with a message naming the argument; the serve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -102,24 +103,16 @@ def run_result(ls: AgentLanguageServer, result: RunResult) -> dict[str, Any]:
     }
 
 
-def link_request_cancel(ls: AgentLanguageServer, run_ids: list[str]) -> None:
-    """Make `$/cancelRequest` on this command cancel its runs.
+def link_request_cancel(ls: AgentLanguageServer, on_cancel: Callable[[], object]) -> None:
+    """Call `on_cancel` when the client sends `$/cancelRequest` for the command being handled.
 
     pygls cancels only the request's outer future for executeCommand, not the handler's task, so
-    the run is cancelled from that future's done-callback.
+    the command's runs are cancelled from that future's done-callback.
     """
     msg_id = ls.protocol.msg_id
     future = ls.protocol._request_futures.get(msg_id) if msg_id is not None else None
-    if future is None:
-        return
-    runtime = ls.runtime
-
-    def on_done(f: Any) -> None:
-        if f.cancelled():
-            for run_id in run_ids:
-                runtime.cancel(run_id)
-
-    future.add_done_callback(on_done)
+    if future is not None:
+        future.add_done_callback(lambda f: on_cancel() if f.cancelled() else None)
 
 
 def known_agent(ls: AgentLanguageServer, command: str, name: str) -> None:
@@ -136,8 +129,9 @@ async def delegate(ls: AgentLanguageServer, args: DelegateArgs) -> dict[str, Any
     goal = args.goal or definition.description
     run_id = new_id()
     assert ls.bridge is not None
+    # Linked before the progress round trip, so a cancel that arrives meanwhile still counts.
+    link_request_cancel(ls, lambda: runtime.cancel_when_started(run_id))
     await ls.bridge.begin_progress(run_id, f"{definition.name}: {goal}")
-    link_request_cancel(ls, [run_id])
     result = await runtime.delegate(
         definition,
         goal,

@@ -8,12 +8,12 @@ from typing import Any
 
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
-from agentls.core.create import CreateAgentError
+from agentls.core.create import CREATOR, CreateAgentError
 from agentls.core.create import create_agent as create
 from agentls.core.events import new_id
 from agentls.core.target import Target
 from agentls.lsp.arguments import CreateAgentArgs
-from agentls.lsp.commands import CREATE_AGENT, run_result, target_for
+from agentls.lsp.commands import CREATE_AGENT, link_request_cancel, run_result, target_for
 from agentls.lsp.edits import applier
 from agentls.lsp.server import AgentLanguageServer
 
@@ -26,10 +26,21 @@ async def create_agent(ls: AgentLanguageServer, args: CreateAgentArgs) -> dict[s
         target, versions = target_for(ls, CREATE_AGENT, args.uri, args.range)
     elif args.range is not None:
         raise JsonRpcInvalidParams(f"{CREATE_AGENT}: argument 'range' needs 'uri'")
+    creation_id, run_id = new_id(), new_id()
+
+    def cancel_both() -> None:
+        for rid in (creation_id, run_id):
+            runtime.cancel_when_started(rid)
+
+    # Linked before the progress round trip, so a cancel that arrives meanwhile still counts.
+    link_request_cancel(ls, cancel_both)
+    assert ls.bridge is not None
+    await ls.bridge.begin_progress(creation_id, f"{CREATOR.name}: {args.prompt}")
     try:
         created = await create(
             runtime,
             args.prompt,
+            run_id=creation_id,
             selection=target,
             budget=args.budget,
             save=args.save,
@@ -52,8 +63,6 @@ async def create_agent(ls: AgentLanguageServer, args: CreateAgentArgs) -> dict[s
     }
     if args.run:
         goal = args.goal or args.prompt
-        run_id = new_id()
-        assert ls.bridge is not None
         await ls.bridge.begin_progress(run_id, f"{definition.name}: {goal}")
         result = await runtime.delegate(
             definition,

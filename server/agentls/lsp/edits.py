@@ -46,7 +46,11 @@ def workspace_edit(
             types.CreateFile(uri=uri, options=types.CreateFileOptions(ignore_if_exists=True))
         )
     for uri, text_edits in by_uri.items():
-        doc_id = types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=versions.get(uri))
+        # The target carries the version its run started from; another open file (edited by a
+        # tool, which read its buffer) the version it has now.
+        open_doc = ls.workspace.text_documents.get(uri)
+        version = versions.get(uri, open_doc.version if open_doc is not None else None)
+        doc_id = types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version)
         changes.append(types.TextDocumentEdit(text_document=doc_id, edits=list(text_edits)))
     return types.WorkspaceEdit(document_changes=changes)
 

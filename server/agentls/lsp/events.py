@@ -91,7 +91,8 @@ class EventBridge:
         message = None
         if e.kind is EventKind.MODEL_CALL:
             message = f"turn {e.data.get('turn')} · {e.usage.total:,} tokens"
-        elif e.kind is EventKind.TOOL_CALL:
+        elif e.kind is EventKind.TOOL_STARTED:
+            # The tool being called now; it is reported again (with its outcome) as TOOL_CALL.
             message = (
                 f"turn {e.data.get('turn')} · {e.usage.total:,} tokens · "
                 f"{e.data.get('tool')}({e.data.get('arguments', '')})"
@@ -105,6 +106,9 @@ class EventBridge:
         try:
             if e.kind is EventKind.OUTPUT_DELTA:
                 self._queue_output(e)
+                return
+            if e.kind is EventKind.TOOL_STARTED:
+                self._report(e)
                 return
             if e.is_terminal or e.kind is EventKind.OUTPUT:
                 self._flush(e.run_id)

@@ -15,7 +15,13 @@ from agentls.core.parallel import GroupProgress, ParallelGroup, ParallelTask
 from agentls.core.parallel import delegate_parallel as run_group
 from agentls.lsp import wire
 from agentls.lsp.arguments import DelegateParallelArgs
-from agentls.lsp.commands import DELEGATE_PARALLEL, known_agent, run_result, target_for
+from agentls.lsp.commands import (
+    DELEGATE_PARALLEL,
+    known_agent,
+    link_request_cancel,
+    run_result,
+    target_for,
+)
 from agentls.lsp.edits import applier
 from agentls.lsp.server import AgentLanguageServer
 
@@ -56,15 +62,13 @@ async def delegate_parallel(ls: AgentLanguageServer, args: DelegateParallelArgs)
             )
         )
     group = ParallelGroup(new_id(), [t.run_id for t in tasks])
+    # Linked before the progress round trips, so a cancel that arrives meanwhile still counts.
+    link_request_cancel(ls, lambda: group.cancel(runtime))
     token = await _parent_progress(ls, f"agentls: {len(tasks)} agents in parallel", group)
     assert ls.bridge is not None
     for t in tasks:
         d = runtime.resolve_agent(t.agent)
         await ls.bridge.begin_progress(t.run_id, f"{d.name}: {t.goal or d.description}")
-    msg_id = ls.protocol.msg_id
-    request = ls.protocol._request_futures.get(msg_id) if msg_id is not None else None
-    if request is not None:
-        request.add_done_callback(lambda f: group.cancel(runtime) if f.cancelled() else None)
 
     def on_progress(p: GroupProgress) -> None:
         if token:

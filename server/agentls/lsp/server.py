@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
-from pygls.uris import to_fs_path
+from pygls.uris import from_fs_path, to_fs_path
 
 from agentls import __version__
 from agentls.lsp.settings import LspSettings, parse_settings
@@ -55,6 +55,8 @@ class AgentLanguageServer(LanguageServer):
             from agentls.lsp.events import EventBridge
 
             self._runtime = build_runtime(self.root, self.settings.engine(trusted=self.trusted))
+            # Tools read what the user sees: open buffers, unsaved changes included.
+            self._runtime.sandbox.overlay = self.buffer_text
             self.bridge = EventBridge(self, self._runtime)
             self.report_definition_errors()
         return self._runtime
@@ -120,6 +122,11 @@ class AgentLanguageServer(LanguageServer):
         self.window_show_message(
             types.ShowMessageParams(type=types.MessageType.Warning, message=f"agentls: {message}")
         )
+
+    def buffer_text(self, path: Path) -> str | None:
+        """The editor's text of a file it has open, else None."""
+        doc = self.workspace.text_documents.get(from_fs_path(str(path)))
+        return doc.source if doc is not None else None
 
     def path_of(self, uri: str) -> Path | None:
         path = to_fs_path(uri)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 
@@ -9,9 +10,20 @@ class SandboxError(ValueError):
     """A path the agent may not touch; the message names the path and why."""
 
 
+# The editor's text of a file when it has one (unsaved changes included), else None.
+Overlay = Callable[[Path], str | None]
+
+
 class WorkspaceSandbox:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, overlay: Overlay | None = None) -> None:
         self.root = root.resolve()
+        self.overlay = overlay
+
+    def read_text(self, path: Path) -> str:
+        """A file's text as the user sees it: the editor's buffer when open, else the disk."""
+        if self.overlay is not None and (text := self.overlay(path)) is not None:
+            return text
+        return path.read_text(encoding="utf-8")
 
     def resolve(self, relative: str, *, must_exist: bool = True) -> Path:
         """The real path for a workspace-relative path, or SandboxError."""

@@ -99,7 +99,7 @@ class ReadFile:
         if path.stat().st_size > MAX_FILE_BYTES:
             return ToolResult.error(f"{arguments['path']!r} is larger than {MAX_FILE_BYTES} bytes")
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = self.sandbox.read_text(path).splitlines()
         except UnicodeDecodeError:
             return ToolResult.error(f"{arguments['path']!r} is not a UTF-8 text file")
         try:
@@ -187,7 +187,7 @@ class Search:
             if path.stat().st_size > MAX_FILE_BYTES:
                 continue
             try:
-                text = path.read_text(encoding="utf-8")
+                text = self.sandbox.read_text(path)
             except (UnicodeDecodeError, OSError):
                 continue
             for n, line in enumerate(text.splitlines(), 1):
@@ -255,7 +255,7 @@ class ProposeEdit:
                 "creates a new file)"
             )
         try:
-            text = path.read_text(encoding="utf-8")
+            text = self.sandbox.read_text(path)
         except UnicodeDecodeError:
             return ToolResult.error(f"{rel!r} is not a UTF-8 text file")
         count = text.count(old)
