@@ -61,9 +61,9 @@ class AgentDefinition(BaseModel):
         return {
             "type": "object",
             "properties": {
-                "name": {"type": "string", "pattern": NAME_PATTERN},
-                "description": {"type": "string"},
-                "instructions": {"type": "string"},
+                "name": {"type": "string", "pattern": NAME_PATTERN, "minLength": 1},
+                "description": {"type": "string", "minLength": 1},
+                "instructions": {"type": "string", "minLength": 1},
                 "mode": {"type": "string", "enum": [m.value for m in Mode]},
                 "tools": {
                     "type": "array",

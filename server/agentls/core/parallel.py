@@ -74,8 +74,7 @@ class ParallelGroup:
         return [rid for rid in self.run_ids if runtime.cancel(rid)]
 
 
-def _not_started(task: ParallelTask, status: RunStatus, error: str) -> RunResult:
-    return RunResult(run_id=task.run_id, agent=task.agent_name, status=status, error=error)
+GROUP_CANCELLED = "the group was cancelled before this run started"
 
 
 async def delegate_parallel(
@@ -104,73 +103,39 @@ async def delegate_parallel(
         if listener:
             listener(event)
 
-    caller = asyncio.current_task()
-
-    def caller_cancelled() -> bool:
-        return caller is not None and caller.cancelling() > 0
-
     def not_started(task: ParallelTask, status: RunStatus, error: str) -> RunResult:
-        """A run that never took a step still ends with an event (audit, progress, adapters)."""
-        kind = EventKind.CANCELLED if status is RunStatus.CANCELLED else EventKind.FAILED
-        runtime._emit(
-            RunEvent(
-                run_id=task.run_id,
-                parent_run_id=parent_run_id,
-                depth=depth,
-                agent=task.agent_name,
-                goal=task.goal or "",
-                kind=kind,
-                status=status,
-                duration_ms=0.0,
-                error=error,
-                data={"turns": 0, "started": False},
-            ),
-            track,
+        return runtime.not_started(
+            task.run_id,
+            task.agent_name,
+            task.goal or "",
+            status,
+            error,
+            parent_run_id=parent_run_id,
+            depth=depth,
+            listener=track,
         )
-        return _not_started(task, status, error)
 
     async def one(task: ParallelTask) -> RunResult:
-        me = asyncio.current_task()
-        if me is not None:
-            # While queued, `runtime.cancel(run_id)` reaches the run here; once it starts,
-            # `runtime.delegate` registers the run's own task under the same id.
-            runtime._tasks.setdefault(task.run_id, me)
         try:
-            async with limit:
-                if group.cancelled.is_set():
-                    return not_started(
-                        task, RunStatus.CANCELLED, "the group was cancelled before this run started"
-                    )
-                try:
-                    definition = runtime.resolve_agent(task.agent)
-                    return await runtime.delegate(
-                        definition,
-                        task.goal or definition.description,
-                        task.target,
-                        budget=task.budget,
-                        run_id=task.run_id,
-                        parent_run_id=parent_run_id,
-                        depth=depth,
-                        apply=apply(task) if apply else None,
-                        listener=track,
-                    )
-                except (LookupError, ValueError, OSError) as exc:  # bad task: fails alone
-                    return not_started(task, RunStatus.FAILED, str(exc))
-        except asyncio.CancelledError:
-            if caller_cancelled():
-                raise  # the caller cancelled the whole group
-            # This run alone was cancelled while queued, or before it took its first step.
-            if me is not None and me.cancelling():
-                me.uncancel()
-            reason = (
-                "the group was cancelled before this run started"
-                if group.cancelled.is_set()
-                else "cancelled before the run started"
-            )
-            return not_started(task, RunStatus.CANCELLED, reason)
+            if group.cancelled.is_set():
+                return not_started(task, RunStatus.CANCELLED, GROUP_CANCELLED)
+            try:
+                definition = runtime.resolve_agent(task.agent)
+                return await runtime.delegate(
+                    definition,
+                    task.goal or definition.description,
+                    task.target,
+                    budget=task.budget,
+                    run_id=task.run_id,
+                    parent_run_id=parent_run_id,
+                    depth=depth,
+                    apply=apply(task) if apply else None,
+                    listener=track,
+                    slot=limit,
+                )
+            except (LookupError, ValueError, OSError) as exc:  # a bad task fails alone
+                return not_started(task, RunStatus.FAILED, str(exc))
         finally:
-            if me is not None and runtime._tasks.get(task.run_id) is me:
-                del runtime._tasks[task.run_id]
             progress.done += 1
             if on_progress:
                 on_progress(progress)

@@ -189,8 +189,13 @@ class AgentRuntime:
         apply: EditApplier | None = None,
         listener: EventListener | None = None,
         structured: StructuredOutput | None = None,
+        slot: asyncio.Semaphore | None = None,
     ) -> RunResult:
-        """Run `agent` on `goal` (and `target`) to its end; cancel via `cancel(run_id)` or the caller's task."""
+        """Run `agent` on `goal` (and `target`) to its end; cancel via `cancel(run_id)` or the caller's task.
+
+        With `slot`, the run waits for it before its first step (a queue behind a cap on runs in
+        flight); `cancel(run_id)` reaches it while it waits.
+        """
         definition = self.resolve_agent(agent)
         if target is not None and not self.sandbox.contains(target.path):
             raise SandboxError(f"{target.path} is outside the workspace {self.workspace}")
@@ -205,18 +210,92 @@ class AgentRuntime:
             structured=structured,
         )
         task = asyncio.create_task(
-            self._run(run, apply, listener), name=f"agentls-run-{run.run_id}"
+            self._queued(run, apply, listener, slot), name=f"agentls-run-{run.run_id}"
         )
         self._tasks[run.run_id] = task
+        caller = asyncio.current_task()
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
-            # The caller was cancelled: cancel the run, let it record its end, then propagate.
-            task.cancel()
-            await asyncio.wait([task])
-            raise
+            if caller is not None and caller.cancelling():
+                # The caller was cancelled: cancel the run, let it record its end, then propagate.
+                task.cancel()
+                await asyncio.wait([task])
+                raise
+            # The run was cancelled before its task took a single step.
+            return self.not_started(
+                run.run_id,
+                definition.name,
+                goal,
+                RunStatus.CANCELLED,
+                "cancelled before this run started",
+                parent_run_id=parent_run_id,
+                depth=depth,
+                listener=listener,
+            )
         finally:
             self._tasks.pop(run.run_id, None)
+
+    def not_started(
+        self,
+        run_id: str,
+        agent: str,
+        goal: str,
+        status: RunStatus,
+        error: str,
+        *,
+        parent_run_id: str | None = None,
+        depth: int = 0,
+        listener: EventListener | None = None,
+    ) -> RunResult:
+        """Close a run that never took a step (cancelled while queued, a bad task) with an event."""
+        kind = EventKind.CANCELLED if status is RunStatus.CANCELLED else EventKind.FAILED
+        self._emit(
+            RunEvent(
+                run_id=run_id,
+                parent_run_id=parent_run_id,
+                depth=depth,
+                agent=agent,
+                goal=goal,
+                kind=kind,
+                status=status,
+                duration_ms=0.0,
+                error=error,
+                data={"turns": 0, "started": False},
+            ),
+            listener,
+        )
+        return RunResult(
+            run_id=run_id, agent=agent, status=status, error=error, parent_run_id=parent_run_id
+        )
+
+    async def _queued(
+        self,
+        run: _Run,
+        apply: EditApplier | None,
+        listener: EventListener | None,
+        slot: asyncio.Semaphore | None,
+    ) -> RunResult:
+        if slot is None:
+            return await self._run(run, apply, listener)
+        try:
+            await slot.acquire()
+        except asyncio.CancelledError:
+            return self.not_started(
+                run.run_id,
+                run.definition.name,
+                run.goal,
+                RunStatus.CANCELLED,
+                "cancelled before this run started (it was queued)",
+                parent_run_id=run.parent_run_id,
+                depth=run.depth,
+                listener=listener,
+            )
+        try:
+            run.started = time.monotonic()  # time in the queue is not the run's duration
+            return await self._run(run, apply, listener)
+        finally:
+            slot.release()
 
     async def _run(
         self, run: _Run, apply: EditApplier | None, listener: EventListener | None
