@@ -397,3 +397,23 @@ async def test_create_agent_save_over_an_unknown_file_is_invalid_params(
     assert "argument 'save'" in str(raised.value)
     assert "already exists" in str(raised.value)
     assert (folder / "sql-reviewer.yaml").read_text() == "broken: [\n"
+
+
+async def test_an_unsaved_created_agent_survives_a_registry_reload(
+    client: LanguageClient, workspace: Path, model: ScriptedOpenAI
+) -> None:
+    model.enqueue(Text(json.dumps(SQL_REVIEWER)))
+    await execute(client, "agentls.createAgent", {"prompt": "a SQL reviewer", "run": False})
+    folder = workspace / ".agentls" / "agents"
+    folder.mkdir(parents=True, exist_ok=True)
+    other = folder / "checker.yaml"
+    other.write_text("name: checker\ndescription: Checks\ninstructions: Check.\n")
+    uri = open_file(client, other, language="yaml")
+
+    client.text_document_did_save(
+        types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+
+    agents = {a["name"]: a for a in await execute(client, "agentls.listAgents")}
+    assert agents["checker"]["source"] == "workspace"
+    assert agents["sql-reviewer"]["source"] == "generated"

@@ -68,7 +68,7 @@ class AgentLanguageServer(LanguageServer):
             self.show_warning(problem)
         self.settings = settings
         if self._runtime is not None:
-            from agentls.core.engine import ModelPool, apply_budget_settings, load_registry
+            from agentls.core.engine import ModelPool, apply_budget_settings
 
             engine = settings.engine(trusted=self.trusted)
             old_pool = self._runtime.model_factory
@@ -82,7 +82,7 @@ class AgentLanguageServer(LanguageServer):
             self._runtime.config.max_depth = engine.max_depth
             self._runtime.config.max_output_tokens = engine.max_output_tokens
             self._runtime.config.default_run_budget = engine.budget.per_run
-            self._runtime.registry = load_registry(self.root, engine)
+            self.reload_registry()
             apply_budget_settings(self._runtime.budgeter, engine.budget)
             if isinstance(old_pool, ModelPool) and not same_model:
                 # Runs in flight still use the old pool's clients: close it once they end.
@@ -91,7 +91,6 @@ class AgentLanguageServer(LanguageServer):
                 )
                 self._background.add(closing)
                 closing.add_done_callback(self._background.discard)
-            self.report_definition_errors()
 
     async def _close_when_idle(self, pool: ModelPool, run_ids: list[str]) -> None:
         while self._runtime is not None and set(run_ids) & set(self._runtime.active_runs):
@@ -99,13 +98,16 @@ class AgentLanguageServer(LanguageServer):
         await pool.aclose()
 
     def reload_registry(self) -> None:
+        """Reload definitions from disk; agents created in this session (not saved) stay."""
         if self._runtime is None:
             return
         from agentls.core.engine import load_registry
 
-        self._runtime.registry = load_registry(
-            self.root, self.settings.engine(trusted=self.trusted)
-        )
+        fresh = load_registry(self.root, self.settings.engine(trusted=self.trusted))
+        for agent in self._runtime.registry:
+            if agent.source == "generated" and agent.definition.name not in fresh:
+                fresh.add(agent)
+        self._runtime.registry = fresh
         self.report_definition_errors()
 
     def report_definition_errors(self) -> None:
