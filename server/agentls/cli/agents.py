@@ -26,17 +26,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             json.dumps(
                 {
-                    "agents": [
-                        {
-                            "name": a.definition.name,
-                            "description": a.definition.description,
-                            "mode": a.definition.mode.value,
-                            "source": a.source,
-                            "path": str(a.path) if a.path else None,
-                            "codeAction": a.definition.code_action,
-                        }
-                        for a in registry
-                    ],
+                    "agents": [a.summary() for a in registry],
                     "errors": [str(e) for e in registry.errors],
                 },
                 indent=2,

@@ -100,6 +100,18 @@ class LoadedAgent:
     source: str  # "builtin", "user", "workspace", "claude", "generated"
     path: Path | None = None
 
+    def summary(self) -> dict[str, Any]:
+        """What listings show of an agent (CLI JSON, the editor's agent picker)."""
+        d = self.definition
+        return {
+            "name": d.name,
+            "description": d.description,
+            "mode": d.mode.value,
+            "source": self.source,
+            "path": str(self.path) if self.path else None,
+            "codeAction": d.code_action,
+        }
+
 
 @dataclass
 class LoadResult:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import from_fs_path
 
+from agentls.core.definitions import AgentDefinition
 from agentls.core.events import new_id
 from agentls.core.runtime import RunResult
 from agentls.core.target import Target
@@ -128,15 +129,28 @@ async def delegate(ls: AgentLanguageServer, args: DelegateArgs) -> dict[str, Any
     target, versions = target_for(ls, DELEGATE, args.uri, args.range)
     goal = args.goal or definition.description
     run_id = new_id()
-    assert ls.bridge is not None
     # Linked before the progress round trip, so a cancel that arrives meanwhile still counts.
     link_request_cancel(ls, lambda: runtime.cancel_when_started(run_id))
+    return await run_with_progress(ls, run_id, definition, goal, target, versions, args.budget)
+
+
+async def run_with_progress(
+    ls: AgentLanguageServer,
+    run_id: str,
+    definition: AgentDefinition,
+    goal: str,
+    target: Target | None,
+    versions: dict[str, int | None],
+    budget: int | None,
+) -> dict[str, Any]:
+    """One run with its own progress, edits applied through the editor; the wire result."""
+    assert ls.bridge is not None
     await ls.bridge.begin_progress(run_id, f"{definition.name}: {goal}")
-    result = await runtime.delegate(
+    result = await ls.runtime.delegate(
         definition,
         goal,
         target,
-        budget=args.budget,
+        budget=budget,
         run_id=run_id,
         apply=applier(ls, definition.name, versions),
     )
@@ -174,17 +188,7 @@ def register(server: AgentLanguageServer) -> None:
 
     @server.command(LIST_AGENTS)
     def cmd_list_agents(ls: AgentLanguageServer, *raw: Any) -> list[dict[str, Any]]:
-        return [
-            {
-                "name": a.definition.name,
-                "description": a.definition.description,
-                "mode": a.definition.mode.value,
-                "source": a.source,
-                "path": str(a.path) if a.path else None,
-                "codeAction": a.definition.code_action,
-            }
-            for a in ls.runtime.registry
-        ]
+        return [a.summary() for a in ls.runtime.registry]
 
     @server.command(BUDGET)
     def cmd_budget(ls: AgentLanguageServer, *raw: Any) -> dict[str, Any]:

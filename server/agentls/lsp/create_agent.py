@@ -13,8 +13,13 @@ from agentls.core.create import create_agent as create
 from agentls.core.events import new_id
 from agentls.core.target import Target
 from agentls.lsp.arguments import CreateAgentArgs
-from agentls.lsp.commands import CREATE_AGENT, link_request_cancel, run_result, target_for
-from agentls.lsp.edits import applier
+from agentls.lsp.commands import (
+    CREATE_AGENT,
+    link_request_cancel,
+    run_result,
+    run_with_progress,
+    target_for,
+)
 from agentls.lsp.server import AgentLanguageServer
 
 
@@ -62,15 +67,7 @@ async def create_agent(ls: AgentLanguageServer, args: CreateAgentArgs) -> dict[s
         "result": None,
     }
     if args.run:
-        goal = args.goal or args.prompt
-        await ls.bridge.begin_progress(run_id, f"{definition.name}: {goal}")
-        result = await runtime.delegate(
-            definition,
-            goal,
-            target,
-            budget=args.budget,
-            run_id=run_id,
-            apply=applier(ls, definition.name, versions),
+        out["result"] = await run_with_progress(
+            ls, run_id, definition, args.goal or args.prompt, target, versions, args.budget
         )
-        out["result"] = run_result(ls, result)
     return out
