@@ -177,3 +177,29 @@ def test_malformed_tool_call_in_history_is_replayed_not_a_crash() -> None:
     assert [m["role"] for m in plain] == ["user", "assistant", "user"]
     assert "read_file" in plain[1]["content"]
     assert "error: x" in plain[2]["content"]
+
+
+@pytest.mark.model
+@needs_model
+async def test_a_tools_reply_cut_off_mid_json_fails_clearly_and_its_tokens_stay_counted(
+    model: EmbeddedChatModel, tmp_path: Path
+) -> None:
+    (tmp_path / "calc.py").write_text(SOURCE, encoding="utf-8")
+    budgeter = TokenBudgeter(None)
+    runtime = AgentRuntime(
+        tmp_path,
+        AgentRegistry.load(default_sources(None)),
+        lambda name: model,
+        budgeter,
+        AuditStore(None),
+        RuntimeConfig(max_output_tokens=4),  # far too few for the JSON action
+    )
+
+    result = await runtime.delegate("research", "Which files are in this project?")
+
+    assert result.status is RunStatus.FAILED
+    assert "cut off" in (result.error or "") and "maxOutputTokens" in (result.error or "")
+    assert result.usage.output_tokens > 0 and not result.usage.estimated
+    snapshot = budgeter.snapshot()
+    assert snapshot.used == result.usage.total
+    assert snapshot.reserved == 0

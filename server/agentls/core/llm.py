@@ -21,7 +21,14 @@ PER_REQUEST_OVERHEAD = 16
 
 
 class ModelError(Exception):
-    """A model call failed; the message is one sentence a user can act on."""
+    """A model call failed; the message is one sentence a user can act on.
+
+    `usage` is set when the failure came after the model had done (and billed) its work.
+    """
+
+    def __init__(self, message: str, *, usage: Usage | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
 
 
 class ModelConfigError(ModelError):

@@ -23,6 +23,7 @@ from agentls.core.llm import (
     ChatRequest,
     ChatResponse,
     ModelConfigError,
+    ModelStreamError,
     OnDelta,
     ToolCallRequest,
 )
@@ -226,6 +227,12 @@ class EmbeddedChatModel:
         try:
             action = json.loads(text)
         except json.JSONDecodeError:
+            if finish == "length":
+                raise ModelStreamError(
+                    "The embedded model's reply was cut off at its token limit before its JSON "
+                    "was complete; raise maxOutputTokens (or --max-output-tokens).",
+                    usage=usage,
+                ) from None
             action = None
         if not isinstance(action, dict) or action.get("tool") in (None, ANSWER):
             answer = action.get("answer", "") if isinstance(action, dict) else text

@@ -468,11 +468,15 @@ class AgentRuntime:
         started = time.monotonic()
         try:
             response = await model.complete(request, on_delta)
-        except BaseException:
-            # Cancelled or failed mid-call: the provider may have billed what it streamed. Commit a
-            # bound of it (prompt + streamed bytes) so the spend is never lost from the ledger.
+        except BaseException as exc:
+            # Cancelled or failed mid-call: the provider may have billed what it streamed. Commit
+            # what it reported, else a bound of it (prompt + streamed bytes), so the spend is never
+            # lost from the ledger.
             spent = sum(len(s.encode()) for s in run.streamed[streamed_before:])
-            if spent:
+            if isinstance(exc, ModelError) and exc.usage is not None:
+                self.budgeter.commit(reservation, exc.usage)
+                run.usage = run.usage + exc.usage
+            elif spent:
                 used = Usage(input_tokens=prompt_bound, output_tokens=spent, estimated=True)
                 used = _clamped(used, reservation.tokens)
                 self.budgeter.commit(reservation, used)
