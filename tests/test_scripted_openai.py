@@ -24,12 +24,7 @@ from openai.types.chat import (
     ChatCompletionMessageFunctionToolCall,
     ChatCompletionMessageParam,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `tests` is imported from the repository root (a namespace package)
-    sys.path.insert(0, str(ROOT))
-
-from tests.rig.scripted_openai import (  # noqa: E402
+from tests.rig.scripted_openai import (
     CutStream,
     Hang,
     MalformedToolCall,
@@ -42,6 +37,8 @@ from tests.rig.scripted_openai import (  # noqa: E402
     reply_from_json,
     turns,
 )
+
+ROOT = Path(__file__).resolve().parents[1]  # the CLI mode runs as `-m tests.rig...` from here
 
 MODEL = "scripted-model"
 USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi there"}]
