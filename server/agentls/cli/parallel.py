@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         if task.agent_name not in runtime.registry:
             where = f"--tasks {args.tasks}: task {i}" if args.tasks else "--agent"
             raise CliError(f"{where}: unknown agent {task.agent_name!r}; known agents: {known}")
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     progress = TerminalProgress(console, stream_output=False, prefix_agents=True)
 
     async def go():  # type: ignore[no-untyped-def]

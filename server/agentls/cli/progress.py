@@ -41,7 +41,8 @@ class TerminalProgress:
         prefix_agents: bool = False,
         output: IO[str] | None = None,
     ) -> None:
-        self.console = console or Console(stderr=True, highlight=False)
+        # One event, one line: let the terminal wrap (rich would break a piped line at 80).
+        self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
         self.stream_output = stream_output
         self.prefix_agents = prefix_agents
         # Where streamed text goes (stdout when the text is the command's result); default:

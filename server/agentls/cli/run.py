@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from agentls.cli.edits import unified_diff, write_edits
-    from agentls.cli.progress import TerminalProgress, tokens
+    from agentls.cli.progress import TerminalProgress
     from agentls.core.definitions import Mode, UnknownAgentError
     from agentls.core.engine import build_runtime, load_registry
     from agentls.core.events import RunStatus
@@ -81,9 +81,4 @@ def run(args: argparse.Namespace) -> int:
         print(unified_diff(workspace, result.edits), end="")
     elif result.edits:
         out.print(f"[green]Wrote[/green] {', '.join(sorted({e.path for e in result.edits}))}")
-    if not args.json:
-        print(
-            f"{result.status.value}: {tokens(result.usage)} in {result.duration_ms / 1000:.1f}s",
-            file=sys.stderr,
-        )
     return 0 if result.status is RunStatus.FINISHED else 1
