@@ -458,3 +458,17 @@ def test_asking_for_a_missing_embedded_model_says_what_is_missing(embedded_missi
         create_model(ModelSettings(model="embedded"))
     assert "llama-cpp-python" in str(info.value)
     assert NO_MODEL_MESSAGE in str(info.value)
+
+
+async def test_an_estimate_never_claims_more_output_than_max_tokens(
+    server: ScriptedOpenAI, model: OpenAIChatModel
+) -> None:
+    # A server without usage reports (llama.cpp's, some proxies) stops at max_tokens tokens, so the
+    # byte count of a long answer must not push the estimate past what the call reserved.
+    long_answer = "word " * 400
+    server.enqueue(Text(long_answer, include_usage=False))
+    req = request()
+    response = await model.complete(req)
+    assert response.usage.estimated is True
+    assert response.usage.output_tokens == req.max_tokens
+    assert response.usage.total <= model.prompt_token_bound(req) + req.max_tokens

@@ -117,11 +117,15 @@ class OpenAIChatModel:
             )
         answer = "".join(text)
         if usage is None:
-            # The server sent no usage (llama.cpp's server, some proxies): count by the byte bound.
+            # The server sent no usage (llama.cpp's server, some proxies): count by the byte bound,
+            # which for output never exceeds max_tokens (the server stops there), so an estimate
+            # never commits more than the call reserved.
+            output_bytes = len(answer.encode()) + sum(
+                len((c["name"] + c["arguments"]).encode()) for c in calls.values()
+            )
             usage = Usage(
                 input_tokens=utf8_prompt_bound(request),
-                output_tokens=len(answer.encode())
-                + sum(len((c["name"] + c["arguments"]).encode()) for c in calls.values()),
+                output_tokens=min(output_bytes, request.max_tokens),
                 estimated=True,
             )
         tool_calls = [
