@@ -15,11 +15,8 @@ SOURCE = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No user agents, no real model settings, a wide terminal for rich."""
-    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL"):
-        monkeypatch.delenv(name, raising=False)
+def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wide terminal for rich (tests/conftest.py isolates HOME and the model settings)."""
     monkeypatch.setenv("COLUMNS", "200")
 
 

@@ -49,10 +49,7 @@ def server() -> Iterator[ScriptedOpenAI]:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no user agents folder
-    for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL"):
-        monkeypatch.delenv(key, raising=False)
+def workspace(tmp_path: Path) -> Path:
     root = tmp_path / "ws"
     (root / "src").mkdir(parents=True)
     (root / "src" / "db.py").write_text(APP)
@@ -65,8 +62,7 @@ async def runtime(workspace: Path, server: ScriptedOpenAI) -> AsyncIterator[Agen
         workspace, EngineSettings(model="scripted-model", base_url=server.url, api_key="sk-test")
     )
     yield rt
-    await rt.model_factory.aclose()  # type: ignore[attr-defined]
-    rt.budgeter.close()
+    await rt.aclose()
 
 
 def user_messages(body: dict[str, Any]) -> list[str]:
@@ -260,7 +256,7 @@ async def test_save_never_overwrites_a_saved_agent_of_the_same_name(
         server.enqueue(answer(SQL_REVIEWER))
         created = await create_agent(rt, "a reviewer for SQL injection", save=True)
     finally:
-        await rt.model_factory.aclose()  # type: ignore[attr-defined]
+        await rt.aclose()
     assert created.definition.name == "sql-reviewer-2"
     assert created.saved_to == folder / "sql-reviewer-2.yaml"
     assert existing.read_text() == original

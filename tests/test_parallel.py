@@ -55,10 +55,7 @@ def server() -> Iterator[ScriptedOpenAI]:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no user agents folder
-    for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL"):
-        monkeypatch.delenv(key, raising=False)
+def workspace(tmp_path: Path) -> Path:
     root = tmp_path / "ws"
     (root / "src").mkdir(parents=True)
     (root / "src" / "app.py").write_text(APP)
@@ -74,8 +71,7 @@ async def runtime(workspace: Path, server: ScriptedOpenAI) -> AsyncIterator[Agen
         ),
     )
     yield rt
-    await rt.model_factory.aclose()  # type: ignore[attr-defined]
-    rt.budgeter.close()
+    await rt.aclose()
 
 
 def app_target(workspace: Path) -> Target:
@@ -210,7 +206,7 @@ async def test_default_cap_comes_from_the_setting(workspace: Path, server: Scrip
         assert result.counts() == {"finished": 8}
         assert meter.peak == 3
     finally:
-        await rt.model_factory.aclose()  # type: ignore[attr-defined]
+        await rt.aclose()
     assert EngineSettings().max_parallel == 8
 
 

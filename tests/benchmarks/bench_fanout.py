@@ -337,8 +337,7 @@ async def measure(url: str, ns: list[int], repeat: int, latency: float) -> list[
             print(f"  N={n}: done", file=sys.stderr, flush=True)
     finally:
         await client.close()
-        await runtime.model_factory.aclose()
-        runtime.budgeter.close()
+        await runtime.aclose()
     return rows
 
 

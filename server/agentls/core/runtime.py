@@ -138,10 +138,13 @@ class AgentRuntime:
         self._cancel_at_start: set[str] = set()
 
     async def aclose(self) -> None:
-        """Close the model clients (and their connections) this runtime opened."""
+        """Close what this runtime holds: model clients (and connections), ledger, audit store."""
         aclose = getattr(self.model_factory, "aclose", None)
         if aclose is not None:
             await aclose()
+        self.budgeter.close()
+        if self.audit is not None:
+            self.audit.close()
 
     def subscribe(self, listener: EventListener) -> Callable[[], None]:
         self._listeners.append(listener)
