@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agentls.lsp")
 
-# At most 20 agentls/output notifications per second per run; deltas in between are joined.
-OUTPUT_INTERVAL = 0.05
+# At most 20 agentls/output notifications per second per run, in any one-second window (timer
+# jitter would let exactly 50 ms fit 21 flushes into one); deltas in between are joined.
+OUTPUT_INTERVAL = 0.055
 
 
 def budget_payload(snapshot: BudgetSnapshot) -> dict[str, Any]:
