@@ -25,12 +25,6 @@ from agentls.core.redact import REDACTED, redact, redact_text, refresh_env_secre
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "server"), env.get("PYTHONPATH", "")])
-    return env
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[AuditStore]:
     s = AuditStore.for_workspace(tmp_path)
@@ -423,7 +417,6 @@ def test_processes_reserve_and_append_concurrently_without_loss(tmp_path: Path) 
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _WORKER, str(tmp_path), str(w), "150", str(go)],
-            env=_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -492,7 +485,6 @@ _MID_RUN = textwrap.dedent(
 def _start_mid_run(ws: Path, run_id: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, "-c", _MID_RUN, str(ws), run_id],
-        env=_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -4,7 +4,6 @@ invariant under parallel runs (hypothesis, asyncio tasks and threads)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import pickle
 import subprocess
 import sys
@@ -22,12 +21,6 @@ from agentls.core.budget import BudgetExceeded, BudgetSnapshot, TokenBudgeter
 from agentls.core.events import Usage
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "server"), env.get("PYTHONPATH", "")])
-    return env
 
 
 @pytest.fixture
@@ -261,7 +254,6 @@ def test_reservations_of_a_process_that_is_gone_are_dropped(tmp_path: Path) -> N
     # The child exits without committing or releasing: its 800 tokens stay in the ledger.
     out = subprocess.run(
         [sys.executable, "-c", _HOLD_AND_EXIT, str(tmp_path)],
-        env=_env(),
         capture_output=True,
         text=True,
         check=True,
@@ -271,9 +263,7 @@ def test_reservations_of_a_process_that_is_gone_are_dropped(tmp_path: Path) -> N
     r = ledger.reserve(run_id="r", agent="a", prompt_tokens=500, max_tokens=400)
     assert r.max_tokens == 400
     ledger.release(r)
-    subprocess.run(
-        [sys.executable, "-c", _HOLD_AND_EXIT, str(tmp_path)], env=_env(), check=True, stdout=-3
-    )
+    subprocess.run([sys.executable, "-c", _HOLD_AND_EXIT, str(tmp_path)], check=True, stdout=-3)
     # ...and a ledger opened afterwards drops them at once.
     with TokenBudgeter.for_workspace(tmp_path) as fresh:
         assert fresh.snapshot().reserved == 0
