@@ -30,22 +30,24 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from agentls.cli.progress import TerminalProgress
-    from agentls.core.create import CreateAgentError, create_agent
+    from agentls.core.create import CreateAgentError, CreatedAgent, create_agent
     from agentls.core.engine import build_runtime
     from agentls.core.events import RunStatus
+    from agentls.core.runtime import RunResult
 
+    # Check every argument before the workspace's state is opened (or created).
     workspace = workspace_of(args)
-    runtime = build_runtime(workspace, settings_from(args))
     target = target_from(args, args.file, args.lines) if args.file else None
+    runtime = build_runtime(workspace, settings_from(args))
     progress = TerminalProgress()
     runtime.subscribe(progress)
 
-    async def go():  # type: ignore[no-untyped-def]
+    async def go() -> tuple[CreatedAgent, RunResult | None]:
         try:
             created = await create_agent(
                 runtime, args.prompt, selection=target, budget=args.budget, save=args.save
             )
-            result = None
+            result: RunResult | None = None
             if not args.no_run:
                 result = await runtime.delegate(
                     created.definition, args.goal or args.prompt, target, budget=args.budget

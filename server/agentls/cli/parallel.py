@@ -87,14 +87,14 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from agentls.cli.progress import TerminalProgress, tokens
-    from agentls.core.engine import build_runtime
+    from agentls.core.engine import build_runtime, load_registry
     from agentls.core.events import RunStatus
-    from agentls.core.parallel import ParallelTask, delegate_parallel
+    from agentls.core.parallel import ParallelResult, ParallelTask, delegate_parallel
 
     if bool(args.agent) == bool(args.tasks):
         raise CliError("give either --agent (with --file) or --tasks FILE")
+    # Check every argument before the workspace's state is opened (or created).
     workspace = workspace_of(args)
-    runtime = build_runtime(workspace, settings_from(args))
     if args.tasks:
         tasks = _tasks_from_file(args)
     else:
@@ -103,15 +103,19 @@ def run(args: argparse.Namespace) -> int:
             ParallelTask(agent=a, goal=args.goal, target=target, budget=args.budget)
             for a in args.agent
         ]
-    known = ", ".join(runtime.registry.names())
+    settings = settings_from(args)
+    registry = load_registry(workspace, settings)
+    known = ", ".join(registry.names())
     for i, task in enumerate(tasks, 1):
-        if task.agent_name not in runtime.registry:
+        if task.agent_name not in registry:
             where = f"--tasks {args.tasks}: task {i}" if args.tasks else "--agent"
             raise CliError(f"{where}: unknown agent {task.agent_name!r}; known agents: {known}")
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     progress = TerminalProgress(console, stream_output=False, prefix_agents=True)
 
-    async def go():  # type: ignore[no-untyped-def]
+    runtime = build_runtime(workspace, settings, registry=registry)
+
+    async def go() -> ParallelResult:
         try:
             return await delegate_parallel(
                 runtime, tasks, max_parallel=args.max_parallel, listener=progress

@@ -8,7 +8,7 @@ its errors are kept with file, line, column and field so adapters can show them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -326,7 +326,7 @@ class AgentRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._agents
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[LoadedAgent]:
         return iter(sorted(self._agents.values(), key=lambda a: a.definition.name))
 
     def __len__(self) -> int:

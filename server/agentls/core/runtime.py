@@ -303,7 +303,9 @@ class AgentRuntime:
     async def _run(
         self, run: _Run, apply: EditApplier | None, listener: EventListener | None
     ) -> RunResult:
-        emit = lambda e: self._emit(e, listener)  # noqa: E731
+        def emit(event: RunEvent) -> None:
+            self._emit(event, listener)
+
         d = run.definition
         started: dict[str, Any] = {"pid": os.getpid(), "mode": d.mode.value, "budget": run.budget}
         if run.target is not None:
