@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
+scripts/setup-test-node.sh
 
 if [ "$#" -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
