@@ -187,13 +187,18 @@ class SqliteFile:
         """BEGIN IMMEDIATE (write) or a read snapshot (BEGIN); COMMIT on success, else ROLLBACK."""
         with self._lock:
             conn = self.connection()
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                if _state_failure(exc):  # damaged, read-only, full: say which file, what to do
+                    raise error_from_sqlite(self.path or Path(":memory:"), exc) from exc
                 raise
-            conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
@@ -221,6 +226,15 @@ def _checkpoint_loop(path: Path, stop: threading.Event, owner: weakref.ref[Sqlit
     finally:
         if conn is not None:
             conn.close()
+
+
+_STATE_FAILURES = ("SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_FULL", "SQLITE_READONLY")
+
+
+def _state_failure(exc: sqlite3.DatabaseError) -> bool:
+    """Is this the file's fault (damage, no space, no write access), not a transient lock?"""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith(_STATE_FAILURES) or "malformed" in str(exc)
 
 
 def _create_whole(path: Path, schema: str) -> None:
