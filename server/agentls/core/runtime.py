@@ -21,6 +21,7 @@ from agentls.core.audit import AuditStore
 from agentls.core.budget import BudgetExceeded, TokenBudgeter
 from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
 from agentls.core.events import EventKind, RunEvent, RunStatus, Usage, new_id
+from agentls.core.lines import with_line_endings_of
 from agentls.core.llm import ChatModel, ChatRequest, ChatResponse, ModelError, ToolCallRequest
 from agentls.core.target import ProposedEdit, Target
 from agentls.core.tools.base import Tool, ToolResult, summarize_arguments
@@ -516,7 +517,9 @@ class AgentRuntime:
                     "the answer was cut off at the output token limit before its code was "
                     "complete; select a smaller range or raise the output token limit"
                 )
-            new_text = _replacement(response.text, run.target.selected())
+            new_text = with_line_endings_of(
+                _replacement(response.text, run.target.selected()), run.target.content()
+            )
             if not new_text.strip():
                 raise RunFailed("the model returned no code to replace the target with")
             edit = ProposedEdit(
@@ -615,10 +618,11 @@ def _replacement(answer: str, original: str) -> str:
         code = answer[opened.end() :]
     else:
         code = answer.strip("\n")
-    if original.endswith("\n") and not code.endswith("\n"):
+    ends = ("\n", "\r")  # LSP's line endings (a CRLF ends in "\n")
+    if original.endswith(ends) and not code.endswith(ends):
         code += "\n"
-    if not original.endswith("\n") and code.endswith("\n"):
-        code = code.rstrip("\n")
+    if not original.endswith(ends) and code.endswith(ends):
+        code = code.rstrip("\r\n")
     return code
 
 
