@@ -84,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     out = Console(highlight=False)
     for reason in refused.values():
         print(f"agentls: not written: {reason}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"agentls: warning: {warning}", file=sys.stderr)
     if args.json:
         print(result.model_dump_json(indent=2))
     elif result.edits and not args.apply:

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agentls.core.audit import AuditStore
-from agentls.core.budget import BudgetExceeded, TokenBudgeter
+from agentls.core.budget import DEFAULT_WAIT_SECONDS, BudgetExceeded, TokenBudgeter
 from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
 from agentls.core.events import EventKind, RunEvent, RunStatus, Usage, new_id
 from agentls.core.lines import with_line_endings_of
@@ -46,6 +46,8 @@ class RuntimeConfig:
     default_run_budget: int | None = None
     max_parallel: int = 8
     max_depth: int = 2
+    # How long a model call waits for other runs' in-flight reservations before it is refused.
+    budget_wait_seconds: float = DEFAULT_WAIT_SECONDS
 
 
 class RunResult(BaseModel):
@@ -58,6 +60,8 @@ class RunResult(BaseModel):
     duration_ms: float = 0.0
     error: str | None = None
     parent_run_id: str | None = None
+    # Things the user should know that did not stop the run (e.g. a provider's overshoot).
+    warnings: list[str] = Field(default_factory=list)
 
 
 class RunFailed(Exception):
@@ -96,6 +100,7 @@ class _Run:
     streamed: list[str] = field(default_factory=list)
     structured: StructuredOutput | None = None
     repairs_used: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     def event(self, kind: EventKind, **fields: Any) -> RunEvent:
         return RunEvent(
@@ -351,7 +356,7 @@ class AgentRuntime:
                 duration_ms=run.elapsed_ms(),
                 artifacts=artifacts,
                 error=error,
-                data={"turns": run.turn},
+                data={"turns": run.turn, **({"warnings": run.warnings} if run.warnings else {})},
             )
         )
         return RunResult(
@@ -364,6 +369,7 @@ class AgentRuntime:
             duration_ms=run.elapsed_ms(),
             error=error,
             parent_run_id=run.parent_run_id,
+            warnings=run.warnings,
         )
 
     def _relative(self, path: Path) -> str:
@@ -456,13 +462,15 @@ class AgentRuntime:
     async def _call_model(
         self, run: _Run, model: ChatModel, request: ChatRequest, emit: EventListener
     ) -> ChatResponse:
-        prompt_bound = model.prompt_token_bound(request)
-        reservation = self.budgeter.reserve(
+        # Tokenizing (and loading a tokenizer) and the ledger's transactions run off the loop.
+        prompt_bound = await asyncio.to_thread(model.prompt_token_bound, request)
+        reservation = await self.budgeter.areserve(
             run_id=run.run_id,
             agent=run.definition.name,
             prompt_tokens=prompt_bound,
             max_tokens=request.max_tokens,
             run_limit=run.budget,
+            wait_seconds=self.config.budget_wait_seconds,
         )
         request.max_tokens = reservation.max_tokens
         streamed_before = len(run.streamed)
@@ -480,18 +488,21 @@ class AgentRuntime:
             # lost from the ledger.
             spent = sum(len(s.encode()) for s in run.streamed[streamed_before:])
             if isinstance(exc, ModelError) and exc.usage is not None:
-                self.budgeter.commit(reservation, exc.usage)
                 run.usage = run.usage + exc.usage
+                await self.budgeter.acommit(reservation, exc.usage)
             elif spent:
                 used = Usage(input_tokens=prompt_bound, output_tokens=spent, estimated=True)
                 used = _clamped(used, reservation.tokens)
-                self.budgeter.commit(reservation, used)
                 run.usage = run.usage + used
+                await self.budgeter.acommit(reservation, used)
             else:
-                self.budgeter.release(reservation)
+                await self.budgeter.arelease(reservation)
             raise
-        self.budgeter.commit(reservation, response.usage)
         run.usage = run.usage + response.usage
+        await self.budgeter.acommit(reservation, response.usage)
+        overshoot = _overshoot(response.usage, request.max_tokens, reservation.tokens)
+        if overshoot is not None:
+            run.warnings.append(overshoot)
         emit(
             run.event(
                 EventKind.MODEL_CALL,
@@ -503,6 +514,8 @@ class AgentRuntime:
                     "finish_reason": response.finish_reason,
                     "tool_calls": [c.name for c in response.tool_calls],
                     "max_tokens": request.max_tokens,
+                    "reserved": reservation.tokens,
+                    **({"warning": overshoot} if overshoot else {}),
                 },
             )
         )
@@ -636,6 +649,23 @@ def _repair_prompt(problems: list[str]) -> str:
 def _summary(text: str, limit: int = 200) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _overshoot(usage: Usage, max_tokens: int, reserved: int) -> str | None:
+    """A warning when the provider reported more than the call was allowed (it was committed)."""
+    if usage.output_tokens > max_tokens:
+        what = (
+            f"the model provider reported {usage.output_tokens:,} output tokens for a call "
+            f"limited to {max_tokens:,}"
+        )
+    elif usage.total > reserved:
+        what = (
+            f"the model provider reported {usage.total:,} tokens for a call that reserved "
+            f"{reserved:,} (its prompt count was higher than agentls' bound)"
+        )
+    else:
+        return None
+    return f"{what}; the ledger recorded what it reported, so a budget may now be over its limit"
 
 
 def _clamped(usage: Usage, limit: int) -> Usage:

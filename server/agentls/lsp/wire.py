@@ -87,6 +87,8 @@ def log_line(e: RunEvent) -> str:
         head += f" tokens={e.usage.total} duration={(e.duration_ms or 0) / 1000:.1f}s"
     if e.error:
         head += f" error={e.error}"
+    for warning in ([d["warning"]] if d.get("warning") else []) + list(d.get("warnings") or []):
+        head += f" warning={warning}"
     return f"{head} run={e.run_id[:8]}"
 
 
