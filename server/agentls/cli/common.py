@@ -7,7 +7,7 @@ from pathlib import Path
 
 from agentls.cli import CliError, workspace_of
 from agentls.core.engine import BudgetSettings, EngineSettings
-from agentls.core.target import Target, TextRange
+from agentls.core.target import Target, TextRange, read_exact
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -69,14 +69,14 @@ def target_from(args: argparse.Namespace, file: Path, lines: str | None) -> Targ
     if workspace != path and workspace not in path.parents:
         raise CliError(f"--file {file}: outside the workspace {workspace} (use --workspace)")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_exact(path)
     except UnicodeDecodeError:
         raise CliError(f"--file {file}: not a UTF-8 text file") from None
     if lines is None:
-        return Target(path=path)
+        return Target.read_as(path, text)
     first, last = parse_lines(lines)
     try:
         rng = TextRange.whole_lines(first, last, text)
     except ValueError as exc:
         raise CliError(f"--lines {lines}: {exc}") from None
-    return Target(path=path, range=rng)
+    return Target.read_as(path, text, rng)

@@ -141,7 +141,18 @@ async def delegate_parallel(
                 on_progress(progress)
 
     started = time.monotonic()
-    results = list(await asyncio.gather(*(one(t) for t in tasks)))
+    # Not gather: a cancelled gather returns when its first child ends, while the others may
+    # still be settling their ledger entries; the group ends only after every run has.
+    children = [asyncio.ensure_future(one(t)) for t in tasks]
+    try:
+        if children:
+            await asyncio.wait(children)
+    except asyncio.CancelledError:
+        for child in children:
+            child.cancel()
+        await asyncio.wait(children)
+        raise
+    results = [child.result() for child in children]
     per_agent: dict[str, Usage] = {}
     total = Usage()
     for r in results:

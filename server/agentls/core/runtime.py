@@ -18,9 +18,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agentls.core.audit import AuditStore
-from agentls.core.budget import BudgetExceeded, TokenBudgeter
+from agentls.core.budget import DEFAULT_WAIT_SECONDS, BudgetExceeded, TokenBudgeter
 from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
 from agentls.core.events import EventKind, RunEvent, RunStatus, Usage, new_id
+from agentls.core.lines import with_line_endings_of
 from agentls.core.llm import ChatModel, ChatRequest, ChatResponse, ModelError, ToolCallRequest
 from agentls.core.target import ProposedEdit, Target
 from agentls.core.tools.base import Tool, ToolResult, summarize_arguments
@@ -45,6 +46,8 @@ class RuntimeConfig:
     default_run_budget: int | None = None
     max_parallel: int = 8
     max_depth: int = 2
+    # How long a model call waits for other runs' in-flight reservations before it is refused.
+    budget_wait_seconds: float = DEFAULT_WAIT_SECONDS
 
 
 class RunResult(BaseModel):
@@ -57,6 +60,8 @@ class RunResult(BaseModel):
     duration_ms: float = 0.0
     error: str | None = None
     parent_run_id: str | None = None
+    # Things the user should know that did not stop the run (e.g. a provider's overshoot).
+    warnings: list[str] = Field(default_factory=list)
 
 
 class RunFailed(Exception):
@@ -95,6 +100,7 @@ class _Run:
     streamed: list[str] = field(default_factory=list)
     structured: StructuredOutput | None = None
     repairs_used: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     def event(self, kind: EventKind, **fields: Any) -> RunEvent:
         return RunEvent(
@@ -350,7 +356,7 @@ class AgentRuntime:
                 duration_ms=run.elapsed_ms(),
                 artifacts=artifacts,
                 error=error,
-                data={"turns": run.turn},
+                data={"turns": run.turn, **({"warnings": run.warnings} if run.warnings else {})},
             )
         )
         return RunResult(
@@ -363,6 +369,7 @@ class AgentRuntime:
             duration_ms=run.elapsed_ms(),
             error=error,
             parent_run_id=run.parent_run_id,
+            warnings=run.warnings,
         )
 
     def _relative(self, path: Path) -> str:
@@ -455,13 +462,15 @@ class AgentRuntime:
     async def _call_model(
         self, run: _Run, model: ChatModel, request: ChatRequest, emit: EventListener
     ) -> ChatResponse:
-        prompt_bound = model.prompt_token_bound(request)
-        reservation = self.budgeter.reserve(
+        # Tokenizing (and loading a tokenizer) and the ledger's transactions run off the loop.
+        prompt_bound = await asyncio.to_thread(model.prompt_token_bound, request)
+        reservation = await self.budgeter.areserve(
             run_id=run.run_id,
             agent=run.definition.name,
             prompt_tokens=prompt_bound,
             max_tokens=request.max_tokens,
             run_limit=run.budget,
+            wait_seconds=self.config.budget_wait_seconds,
         )
         request.max_tokens = reservation.max_tokens
         streamed_before = len(run.streamed)
@@ -479,18 +488,21 @@ class AgentRuntime:
             # lost from the ledger.
             spent = sum(len(s.encode()) for s in run.streamed[streamed_before:])
             if isinstance(exc, ModelError) and exc.usage is not None:
-                self.budgeter.commit(reservation, exc.usage)
                 run.usage = run.usage + exc.usage
+                await self.budgeter.acommit(reservation, exc.usage)
             elif spent:
                 used = Usage(input_tokens=prompt_bound, output_tokens=spent, estimated=True)
                 used = _clamped(used, reservation.tokens)
-                self.budgeter.commit(reservation, used)
                 run.usage = run.usage + used
+                await self.budgeter.acommit(reservation, used)
             else:
-                self.budgeter.release(reservation)
+                await self.budgeter.arelease(reservation)
             raise
-        self.budgeter.commit(reservation, response.usage)
         run.usage = run.usage + response.usage
+        await self.budgeter.acommit(reservation, response.usage)
+        overshoot = _overshoot(response.usage, request.max_tokens, reservation.tokens)
+        if overshoot is not None:
+            run.warnings.append(overshoot)
         emit(
             run.event(
                 EventKind.MODEL_CALL,
@@ -502,6 +514,8 @@ class AgentRuntime:
                     "finish_reason": response.finish_reason,
                     "tool_calls": [c.name for c in response.tool_calls],
                     "max_tokens": request.max_tokens,
+                    "reserved": reservation.tokens,
+                    **({"warning": overshoot} if overshoot else {}),
                 },
             )
         )
@@ -516,7 +530,9 @@ class AgentRuntime:
                     "the answer was cut off at the output token limit before its code was "
                     "complete; select a smaller range or raise the output token limit"
                 )
-            new_text = _replacement(response.text, run.target.selected())
+            new_text = with_line_endings_of(
+                _replacement(response.text, run.target.selected()), run.target.content()
+            )
             if not new_text.strip():
                 raise RunFailed("the model returned no code to replace the target with")
             edit = ProposedEdit(
@@ -615,10 +631,11 @@ def _replacement(answer: str, original: str) -> str:
         code = answer[opened.end() :]
     else:
         code = answer.strip("\n")
-    if original.endswith("\n") and not code.endswith("\n"):
+    ends = ("\n", "\r")  # LSP's line endings (a CRLF ends in "\n")
+    if original.endswith(ends) and not code.endswith(ends):
         code += "\n"
-    if not original.endswith("\n") and code.endswith("\n"):
-        code = code.rstrip("\n")
+    if not original.endswith(ends) and code.endswith(ends):
+        code = code.rstrip("\r\n")
     return code
 
 
@@ -632,6 +649,23 @@ def _repair_prompt(problems: list[str]) -> str:
 def _summary(text: str, limit: int = 200) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _overshoot(usage: Usage, max_tokens: int, reserved: int) -> str | None:
+    """A warning when the provider reported more than the call was allowed (it was committed)."""
+    if usage.output_tokens > max_tokens:
+        what = (
+            f"the model provider reported {usage.output_tokens:,} output tokens for a call "
+            f"limited to {max_tokens:,}"
+        )
+    elif usage.total > reserved:
+        what = (
+            f"the model provider reported {usage.total:,} tokens for a call that reserved "
+            f"{reserved:,} (its prompt count was higher than agentls' bound)"
+        )
+    else:
+        return None
+    return f"{what}; the ledger recorded what it reported, so a budget may now be over its limit"
 
 
 def _clamped(usage: Usage, limit: int) -> Usage:
