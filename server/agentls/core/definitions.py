@@ -260,6 +260,18 @@ def parse_definition_text(
         return None, [DefinitionError(path, f"invalid YAML: {exc}", 1 + line_offset)]
     if not isinstance(data, dict):
         return None, [DefinitionError(path, "expected a mapping of fields (name: ..., ...)")]
+    if isinstance(root, yaml.MappingNode):
+        for key_node, _ in root.value:
+            if key_node.tag != "tag:yaml.org,2002:str":
+                mark = key_node.start_mark
+                return None, [
+                    DefinitionError(
+                        path,
+                        f"field names are words such as 'name'; got {key_node.value!r}",
+                        mark.line + 1 + line_offset,
+                        mark.column + 1,
+                    )
+                ]
     if path.suffix == ".md":
         if claude:
             data = _claude_to_definition(dict(data), body)
