@@ -80,12 +80,15 @@ def test_random_command_lines_end_in_a_result_or_a_one_line_error(argv: list[str
         workspace = Path(tmp)
         (workspace / "calc.py").write_text("def add(a, b):\n    return a + b\n")
         err, out = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-            with contextlib.chdir(workspace):
-                try:
-                    status = main(["--workspace", str(workspace), *argv])
-                except SystemExit as exc:
-                    status = exc.code if isinstance(exc.code, int) else 2
+        with (
+            contextlib.redirect_stderr(err),
+            contextlib.redirect_stdout(out),
+            contextlib.chdir(workspace),
+        ):
+            try:
+                status = main(["--workspace", str(workspace), *argv])
+            except SystemExit as exc:
+                status = exc.code if isinstance(exc.code, int) else 2
     text = err.getvalue()
     assert "Traceback" not in text
     assert status in (0, 1, 2), text
