@@ -36,16 +36,16 @@ def test_budget_shows_an_unlimited_fresh_workspace(tmp_path: Path, capsys: Captu
 def test_budget_set_persists_total_and_agent_limits(tmp_path: Path, capsys: CaptureFixture) -> None:
     assert budget(tmp_path, "set", "200k") == 0
     assert "200,000" in capsys.readouterr().out
-    assert budget(tmp_path, "set", "5_000", "--agent", "reviewer") == 0
+    assert budget(tmp_path, "set", "5_000", "--agent", "review") == 0
     out = capsys.readouterr().out
-    assert "agent reviewer" in out and "5,000" in out
+    assert "agent review" in out and "5,000" in out
     with TokenBudgeter.for_workspace(tmp_path) as b:
         snap = b.snapshot()
-    assert snap.limit == 200_000 and snap.agents["reviewer"].limit == 5_000
+    assert snap.limit == 200_000 and snap.agents["review"].limit == 5_000
 
     assert budget(tmp_path, "--json") == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["limit"] == 200_000 and shown["agents"]["reviewer"]["limit"] == 5_000
+    assert shown["limit"] == 200_000 and shown["agents"]["review"]["limit"] == 5_000
 
     assert budget(tmp_path, "set", "none") == 0
     assert "unlimited" in capsys.readouterr().out

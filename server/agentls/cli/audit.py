@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from agentls.core.events import RunEvent, Usage
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# SQLite integers are 64-bit; no trail holds more events than this.
+MAX_EVENTS = 10**15
+_LAST = 253402300799.0  # 9999-12-31T23:59:59Z
 _STATUS_STYLE = {
     "finished": "green",
     "failed": "red",
@@ -50,29 +53,41 @@ def register(sub: argparse._SubParsersAction) -> None:
 def parse_since(text: str, now: float | None = None) -> float:
     """An ISO-8601 date/time (local time unless it names a zone) or an age like 30m, 2h, 1d."""
     value = text.strip()
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", value.lower())
+    shown = text if len(text) <= 40 else text[:39] + "…"
+    match = re.fullmatch(r"(\d{1,30}(?:\.\d{1,30})?)\s*([smhdw])", value.lower())
+    now = time.time() if now is None else now
     if match:
-        now = time.time() if now is None else now
-        return now - float(match.group(1)) * _UNITS[match.group(2)]
+        # An age older than the epoch means "everything": clamp instead of overflowing.
+        return max(0.0, now - float(match.group(1)) * _UNITS[match.group(2)])
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
         raise CliError(
-            f"--since {text!r}: expected an ISO-8601 time (e.g. 2025-01-31 or 2025-01-31T09:00) "
+            f"--since {shown!r}: expected an ISO-8601 time (e.g. 2025-01-31 or 2025-01-31T09:00) "
             "or an age such as 45s, 30m, 2h, 1d, 1w"
         ) from None
-    return when.timestamp()  # naive values are local time
+    try:
+        stamp = when.timestamp()  # naive values are local time
+    except (OverflowError, OSError, ValueError):
+        stamp = None
+    if stamp is None or when.year < 1970 or stamp > _LAST:
+        raise CliError(
+            f"--since {shown!r}: expected a time from 1970-01-01 to 9999-12-31 (the audit trail "
+            "holds nothing older than 1970)"
+        )
+    return max(stamp, 0.0)  # 1970-01-01 local time east of UTC is just before the epoch
 
 
 def parse_limit(text: str | None) -> int | None:
     if text is None:
         return None
+    shown = text if len(text) <= 40 else text[:39] + "…"
     try:
         number = int(text)
     except ValueError:
-        raise CliError(f"--limit {text!r}: expected a whole number of events") from None
-    if number <= 0:
-        raise CliError(f"--limit {text!r}: expected a number above 0")
+        raise CliError(f"--limit {shown!r}: expected a whole number of events") from None
+    if not 0 < number <= MAX_EVENTS:
+        raise CliError(f"--limit {shown!r}: expected a number from 1 to {MAX_EVENTS:,}")
     return number
 
 

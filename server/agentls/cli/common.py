@@ -25,14 +25,25 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Token counts and limits are stored as SQLite integers (64-bit): anything past this is a typo.
+MAX_TOKENS = 10**15
+
+
 def positive_int(value: str) -> int:
+    """A whole number from 1 to MAX_TOKENS (argparse names the option when this refuses)."""
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {value}")
+    if not 0 < number <= MAX_TOKENS:
+        raise argparse.ArgumentTypeError(
+            f"expected a number from 1 to {MAX_TOKENS:,}, got {_shown(value)}"
+        )
     return number
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def settings_from(args: argparse.Namespace) -> EngineSettings:

@@ -24,7 +24,8 @@ from agentls.core.events import EventKind, RunEvent, RunStatus, Usage, new_id
 from agentls.core.lines import with_line_endings_of
 from agentls.core.llm import ChatModel, ChatRequest, ChatResponse, ModelError, ToolCallRequest
 from agentls.core.target import ProposedEdit, Target
-from agentls.core.tools.base import Tool, ToolResult, summarize_arguments
+from agentls.core.tools.base import Tool, ToolResult, call_with_limit, summarize_arguments
+from agentls.core.tools.framing import frame_tool_output
 from agentls.core.tools.sandbox import SandboxError, WorkspaceSandbox
 from agentls.core.tools.workspace import workspace_tools
 
@@ -567,7 +568,7 @@ class AgentRuntime:
             )
         else:
             try:
-                result = await tools[call.name].call(arguments)
+                result = await call_with_limit(tools[call.name], arguments)
             except Exception as exc:  # a tool's bug is the model's error message, not a crash
                 result = ToolResult.error(f"{call.name} failed: {exc}")
         bad_call = call.name not in tools or arguments is None
@@ -596,7 +597,10 @@ class AgentRuntime:
             "role": "tool",
             "tool_call_id": call.id,
             "name": call.name,
-            "content": result.content,
+            # What a tool returns is data (framed); the runtime's own word on a bad call is not.
+            "content": result.content
+            if bad_call
+            else frame_tool_output(call.name, result.content, is_error=result.is_error),
         }
 
     async def _apply(self, run: _Run, apply: EditApplier, emit: EventListener) -> None:

@@ -16,6 +16,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from agentls import __version__
+from agentls.lsp.protocol import AgentProtocol
 from agentls.lsp.settings import LspSettings, parse_settings
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ log = logging.getLogger("agentls.lsp")
 
 class AgentLanguageServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("agentls", __version__)
+        super().__init__("agentls", __version__, protocol_cls=AgentProtocol)
         self.settings = LspSettings()
         self.init_settings: dict[str, Any] = {}
         self.trusted = True
