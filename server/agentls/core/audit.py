@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterable
@@ -28,6 +29,7 @@ from agentls.core.events import (
 )
 from agentls.core.redact import redact
 from agentls.core.sqlite import SqliteFile, process_alive, state_dir
+from agentls.core.state_check import error_from_sqlite
 
 AUDIT_FILE = "audit.db"
 
@@ -99,13 +101,17 @@ class AuditStore:
         if event.kind in TRANSIENT_KINDS:
             return
         clean = redact_event(event)
-        with self._db.lock:
-            self._db.connection().execute(
-                "INSERT OR IGNORE INTO events "
-                "(event_id, time, run_id, parent_run_id, depth, agent, kind, status, json) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _row(clean),
-            )
+        try:
+            with self._db.lock:
+                self._db.connection().execute(
+                    "INSERT OR IGNORE INTO events "
+                    "(event_id, time, run_id, parent_run_id, depth, agent, kind, status, json) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _row(clean),
+                )
+        except (sqlite3.Error, OSError) as exc:
+            # Read-only, disk full, damaged: the run must stop rather than go on unaudited.
+            raise error_from_sqlite(self.path or Path(":memory:"), exc) from exc
 
     def recover_interrupted(self) -> list[str]:
         """Close, as INTERRUPTED, the open runs whose process is gone; return their run ids.

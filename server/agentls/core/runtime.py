@@ -7,6 +7,7 @@ The runtime never writes files: edits are artifacts handed to the adapter's `app
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import time
@@ -33,6 +34,8 @@ EventListener = Callable[[RunEvent], None]
 # Applies edits in the adapter (editor buffer, file, ...); returns one (applied, reason) per edit.
 EditApplier = Callable[[list[ProposedEdit]], Awaitable[list[tuple[bool, str | None]]]]
 ModelFactory = Callable[[str | None], ChatModel]
+
+log = logging.getLogger(__name__)
 
 MAX_TARGET_CHARS = 60_000
 _FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
@@ -144,8 +147,18 @@ class AgentRuntime:
         self._tasks: dict[str, asyncio.Task[RunResult]] = {}
         self._cancel_at_start: set[str] = set()
 
-    async def aclose(self) -> None:
-        """Close what this runtime holds: model clients (and connections), ledger, audit store."""
+    async def aclose(self, grace: float = 30.0) -> None:
+        """Stop every run, then close model clients (and connections), ledger and audit store.
+
+        Each run is cancelled and given up to `grace` seconds to commit what it spent and record
+        itself cancelled (cancel wins at every await, so this is quick unless a tool ignores it).
+        """
+        self.cancel()
+        running = [t for t in self._tasks.values() if not t.done()]
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace)
+            for task in late:
+                log.warning("run %s did not end within %.0f s of closing", task.get_name(), grace)
         aclose = getattr(self.model_factory, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -53,9 +53,14 @@ class AgentLanguageServer(LanguageServer):
     def runtime(self) -> AgentRuntime:
         if self._runtime is None:
             from agentls.core.engine import build_runtime
+            from agentls.core.state_check import StateError
             from agentls.lsp.events import EventBridge
+            from agentls.lsp.state_errors import state_unavailable
 
-            self._runtime = build_runtime(self.root, self.settings.engine(trusted=self.trusted))
+            try:
+                self._runtime = build_runtime(self.root, self.settings.engine(trusted=self.trusted))
+            except StateError as exc:
+                raise state_unavailable(self, exc) from None
             # Tools read what the user sees: open buffers, unsaved changes included.
             self._runtime.sandbox.overlay = self.buffer_text
             self.bridge = EventBridge(self, self._runtime)
@@ -142,10 +147,11 @@ def create_server() -> AgentLanguageServer:
         commands,
         configuration,
         definition_files,
+        lifecycle,
     )
 
     server = AgentLanguageServer()
-    for feature in (configuration, commands, code_actions, definition_files):
+    for feature in (configuration, commands, code_actions, definition_files, lifecycle):
         feature.register(server)
     return server
 
