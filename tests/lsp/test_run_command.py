@@ -5,6 +5,7 @@ answer, the command's output or the refusal reach the model and the audit trail.
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import sys
 from pathlib import Path
@@ -211,3 +212,32 @@ async def test_turning_the_setting_off_takes_the_tool_away(
     assert "tools" in model.requests[0]
     offered = {t["function"]["name"] for t in model.requests[0]["tools"]}
     assert offered == {"read_file"}
+
+
+async def test_cancelling_the_run_withdraws_an_open_question_and_runs_nothing(
+    client: LanguageClient, workspace: Path, model: ScriptedOpenAI, editor: Editor
+) -> None:
+    asked = asyncio.Event()
+    withdrawn = asyncio.Event()
+
+    @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
+    async def never_answered(params: types.ShowMessageRequestParams) -> None:
+        asked.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            withdrawn.set()
+            raise
+
+    model.enqueue(
+        ToolCall("run_command", {"command": py("open('ran.txt', 'w').write('x')")}), Text("ok")
+    )
+    run = asyncio.create_task(delegate(client, workspace))
+    await asyncio.wait_for(asked.wait(), 30)
+
+    await execute(client, "agentls.cancel", {})
+    result = await run
+
+    assert result["status"] == "cancelled"
+    await asyncio.wait_for(withdrawn.wait(), 30)
+    assert not (workspace / "ran.txt").exists()

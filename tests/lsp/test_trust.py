@@ -152,3 +152,18 @@ class TestAnExplicitlyUntrustedWorkspace:
         await change_settings(client, editor, {"agentFolders": ["agents"]})
 
         assert "sneaky" not in await agent_names(client)
+
+
+class TestARelativeTrustedFolder:
+    @pytest.fixture
+    def settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        return {**settings, "trustedFolders": ["code/mine"]}
+
+    async def test_is_reported_and_trusts_nothing(
+        self, client: LanguageClient, editor: Editor
+    ) -> None:
+        problem = await editor.wait_until(
+            lambda: next((m for m in warnings(client) if "trustedFolders" in m), None)
+        )
+        assert "'code/mine' is not an absolute path" in problem
+        assert "checker" not in await agent_names(client)

@@ -7,6 +7,8 @@ stops) and Deny. A dismissed question or an editor that cannot ask counts as Den
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -32,6 +34,23 @@ def question(request: CommandRequest) -> str:
     )
 
 
+async def ask_user(ls: AgentLanguageServer, params: types.ShowMessageRequestParams) -> str | None:
+    """The title of the action the user chose (None: dismissed).
+
+    Cancelled (the run was cancelled), the question is withdrawn with $/cancelRequest, so a
+    client that can close it does.
+    """
+    msg_id = f"agentls-ask-{uuid.uuid4().hex}"
+    try:
+        choice = await ls.protocol.send_request_async(
+            types.WINDOW_SHOW_MESSAGE_REQUEST, params, msg_id=msg_id
+        )
+    except asyncio.CancelledError:
+        ls.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+        raise
+    return getattr(choice, "title", None) if choice is not None else None
+
+
 def command_approver(ls: AgentLanguageServer) -> Approver:
     async def approve(request: CommandRequest) -> Decision:
         params = types.ShowMessageRequestParams(
@@ -40,10 +59,9 @@ def command_approver(ls: AgentLanguageServer) -> Approver:
             actions=[types.MessageActionItem(title=t) for t in (RUN_ONCE, ALWAYS, DENY)],
         )
         try:
-            choice = await ls.window_show_message_request_async(params)
+            title = await ask_user(ls, params)
         except Exception as exc:  # an editor that cannot ask: nothing runs
             return Decision.deny(f"the editor could not ask the user ({exc})")
-        title = choice.title if choice is not None else None
         if title == RUN_ONCE:
             return Decision.run_once()
         if title == ALWAYS:

@@ -74,11 +74,13 @@ async def confirmed(
         message=f"{label_for(agent, goal)}\n\nApply {count} edit{plural} to {names}?",
         actions=[types.MessageActionItem(title=APPLY), types.MessageActionItem(title=DISCARD)],
     )
+    from agentls.lsp.approvals import ask_user
+
     try:
-        choice = await ls.window_show_message_request_async(params)
+        title = await ask_user(ls, params)
     except Exception as exc:
         return edit, f"the editor could not ask for confirmation ({exc})"
-    if choice is not None and choice.title == APPLY:
+    if title == APPLY:
         return edit, None
     return edit, "the user did not confirm the edit"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from agentls.core.engine import BudgetSettings, EngineSettings, McpServerSettings
@@ -64,6 +64,14 @@ class LspSettings(BaseModel):
     # unset: untrusted unless the client said otherwise or the folder is in trustedFolders.
     trust_workspace: bool | None = None
     trusted_folders: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_folders")
+    @classmethod
+    def _absolute(cls, folders: list[str]) -> list[str]:
+        for folder in folders:
+            if not Path(folder).expanduser().is_absolute():
+                raise ValueError(f"{folder!r} is not an absolute path (or ~/...)")
+        return folders
 
     def engine(self, *, trusted: bool) -> EngineSettings:
         return EngineSettings(
