@@ -511,3 +511,24 @@ def test_a_word_pattern_never_allows_a_shell_line() -> None:
 def test_a_bad_allow_list_pattern_is_refused_naming_it(pattern: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         CommandSettings(allow=["pytest **", pattern])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "pytest -q\x1b[2K\rls",  # a terminal escape that would redraw the prompt
+        "pytest\nrm -rf build",  # a second line
+        "pytest 'tests/\u202etxt.py'",  # a right-to-left override
+        "pytest\u200b -q",  # an invisible character
+    ],
+    ids=["escape", "newline", "bidi", "zero-width"],
+)
+async def test_a_command_line_that_could_deceive_the_reader_is_refused_unasked(
+    server: ScriptedOpenAI, runtime: AgentRuntime, command: str
+) -> None:
+    approvals = Approvals()
+    approve_with(runtime, approvals)
+    server.enqueue(ToolCall("run_command", {"command": command}), Text("ok"))
+    await runtime.delegate("tester", "Deceive")
+    assert approvals.asked == []
+    assert "control or invisible character" in tool_reply(server)

@@ -53,6 +53,12 @@ _SECRET_NAME = re.compile(
     r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|AUTH|COOKIE|SESSION)", re.I
 )
 _SHELL_OPERATOR = re.compile(r"^[;&|<>()]+$")
+# Characters that could make the command line the user reads differ from the one that runs:
+# control characters (terminal escapes, carriage returns, newlines), bidirectional overrides
+# and invisible characters.
+_DECEPTIVE = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
+)
 
 
 def is_secret_name(name: str) -> bool:
@@ -154,8 +160,11 @@ def parse_command(line: str, patterns: Sequence[AllowPattern]) -> ParsedCommand:
         raise CommandError("command is empty")
     if len(line) > MAX_COMMAND_CHARS:
         raise CommandError(f"command is longer than {MAX_COMMAND_CHARS} characters")
-    if "\x00" in line:
-        raise CommandError("command contains a NUL character")
+    if match := _DECEPTIVE.search(line):
+        raise CommandError(
+            f"command contains the control or invisible character U+{ord(match.group()):04X}; "
+            "write it on one line with visible characters only"
+        )
     stripped = line.strip()
     if any(p.shell_line == stripped for p in patterns):
         return ParsedCommand(line=stripped, argv=("/bin/sh", "-c", stripped), shell=True)
