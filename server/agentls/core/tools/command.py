@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -72,10 +72,14 @@ class CommandSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
-    allow: list[str] = Field(default_factory=list)
+    allow: list[Annotated[str, Field(max_length=MAX_COMMAND_CHARS)]] = Field(
+        default_factory=list, max_length=1000
+    )
     timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     # Names of extra environment variables passed through (secret-looking names are refused).
-    pass_env: list[str] = Field(default_factory=list)
+    pass_env: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list, max_length=200
+    )
 
     @field_validator("allow")
     @classmethod
