@@ -261,3 +261,17 @@ def test_at_a_terminal_the_user_confirms_an_edit(
 
     assert status == 0
     assert (workspace / "calc.py").read_text().startswith("def plus(a, b):")
+
+
+def test_the_progress_and_the_audit_say_who_allowed_a_command_and_how_it_ended(
+    server: ScriptedOpenAI, workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.enqueue(ToolCall("run_command", {"command": WRITE_MARKER}), Text("ran"))
+    cli(*run_args(server, workspace, "--allow-command", f"{PY} -c **"))
+    progress = capsys.readouterr().err
+    assert "allowed by pattern" in progress and "exit code 0" in progress
+
+    assert cli("--workspace", str(workspace), "audit", "--limit", "50") == 0
+    trail = capsys.readouterr().out
+    assert "run_command(" in trail
+    assert "allowed by pattern" in trail and "exit code 0]" in trail

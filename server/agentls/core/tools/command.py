@@ -372,6 +372,26 @@ class CommandPolicy:
         return decision, {"decided_by": "user"}
 
 
+def describe(data: dict[str, Any]) -> str:
+    """One phrase for a run_command audit record: who decided, and how the command ended."""
+    decision, by = data.get("decision"), data.get("decided_by")
+    if decision is None or decision == "invalid":
+        return ""
+    if by == "allow_list":
+        who = f"allowed by pattern {data.get('pattern')!r}"
+    elif by == "session":
+        who = "allowed for this session"
+    elif decision == "deny":
+        who = "not run: no one to ask" if by == "no_approver" else "denied by the user"
+    else:
+        who = "always allowed by the user" if decision == "always" else "allowed once by the user"
+    if data.get("timed_out"):
+        return f"{who}; killed at the time limit"
+    if "exit_code" in data and data["exit_code"] is not None:
+        return f"{who}; exit code {data['exit_code']}"
+    return who
+
+
 class RunCommand:
     """The run_command tool of one run."""
 
