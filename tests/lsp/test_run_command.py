@@ -241,3 +241,21 @@ async def test_cancelling_the_run_withdraws_an_open_question_and_runs_nothing(
     assert result["status"] == "cancelled"
     await asyncio.wait_for(withdrawn.wait(), 30)
     assert not (workspace / "ran.txt").exists()
+
+
+class TestABadAllowListPattern:
+    @pytest.fixture
+    def settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        return {**settings, "runCommand": {"enabled": True, "allow": ["pytest ** -q"]}}
+
+    async def test_is_reported_by_name_and_leaves_run_command_off(
+        self, client: LanguageClient, workspace: Path, model: ScriptedOpenAI, editor: Editor
+    ) -> None:
+        problem = await editor.wait_until(
+            lambda: next((m.message for m in client.messages if "runCommand" in m.message), None)
+        )
+        assert "agentls.runCommand.allow" in problem and "'pytest ** -q'" in problem
+        assert "'**' may only be the last word" in problem
+        model.enqueue(Text("nothing"))
+        await delegate(client, workspace)
+        assert {t["function"]["name"] for t in model.requests[0]["tools"]} == {"read_file"}
