@@ -178,6 +178,10 @@ def _detail(event: RunEvent) -> str:
         name = data.get("tool") or data.get("name") or "tool"
         args = data.get("arguments") or data.get("summary") or ""
         call = f"{name}({args})"
+        from agentls.core.tools.command import describe
+
+        if phrase := describe(data):  # run_command: who allowed it, how it ended
+            call += f" [{phrase}]"
         return f"{call} → {event.error}" if event.error else call
     if event.error:
         return event.error

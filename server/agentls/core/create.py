@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from agentls.core.definitions import (
+    COMMAND_TOOLS,
     READ_ONLY_TOOLS,
     AgentDefinition,
     LoadedAgent,
@@ -95,7 +96,7 @@ def restrict(
     MCP tools cannot be told apart as read-only, so a generated agent keeps none unless allowed.
     """
     tools = (
-        definition.tools
+        [t for t in definition.tools if t not in COMMAND_TOOLS]
         if allow_edit_tools
         else [t for t in definition.tools if t in READ_ONLY_TOOLS]
     )

@@ -31,7 +31,9 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 MAX_ERRORS_PER_FILE = 20
 
 READ_ONLY_TOOLS = ("read_file", "list_files", "search")
-BUILTIN_TOOLS = (*READ_ONLY_TOOLS, "propose_edit")
+# run_command is offered only when settings enable it (see core/tools/command.py).
+COMMAND_TOOLS = ("run_command",)
+BUILTIN_TOOLS = (*READ_ONLY_TOOLS, "propose_edit", *COMMAND_TOOLS)
 
 
 def _known_tool(tool: str) -> str:
@@ -78,7 +80,11 @@ class AgentDefinition(BaseModel):
                 "mode": {"type": "string", "enum": [m.value for m in Mode]},
                 "tools": {
                     "type": "array",
-                    "items": {"type": "string", "enum": list(BUILTIN_TOOLS)},
+                    # Generated agents never run commands.
+                    "items": {
+                        "type": "string",
+                        "enum": [t for t in BUILTIN_TOOLS if t not in COMMAND_TOOLS],
+                    },
                 },
                 "max_turns": {"type": "integer", "minimum": 1, "maximum": 20},
                 "code_action": {"type": "string"},

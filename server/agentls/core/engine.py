@@ -16,6 +16,8 @@ from agentls.core.budget import TokenBudgeter
 from agentls.core.definitions import AgentRegistry, default_sources
 from agentls.core.llm import ChatModel, ModelSettings, create_model
 from agentls.core.runtime import AgentRuntime, RuntimeConfig
+from agentls.core.tools.command import Approver, CommandPolicy, CommandSettings
+from agentls.core.trust import inside
 
 
 class McpServerSettings(BaseModel):
@@ -48,8 +50,10 @@ class EngineSettings(BaseModel):
     agent_folders: list[Path] = Field(default_factory=list)
     # Generated agents get read-only tools unless this is set.
     allow_generated_edit_tools: bool = False
-    # In an untrusted workspace, its definitions and MCP servers are not loaded.
+    # In an untrusted workspace, its definitions and MCP servers are not loaded (core/trust.py).
     workspace_trusted: bool = True
+    # run_command: off by default; never offered in an untrusted workspace.
+    run_command: CommandSettings = Field(default_factory=CommandSettings)
 
     def model_settings(self) -> ModelSettings:
         return ModelSettings(model=self.model, base_url=self.base_url, api_key=self.api_key)
@@ -83,13 +87,19 @@ def load_registry(workspace: Path | None, settings: EngineSettings) -> AgentRegi
     folders = [
         f if f.is_absolute() or workspace is None else workspace / f for f in settings.agent_folders
     ]
+    if workspace is not None and not settings.workspace_trusted:
+        folders = [f for f in folders if not inside(f, workspace)]
     return AgentRegistry.load(
         default_sources(workspace, folders, include_workspace=settings.workspace_trusted)
     )
 
 
 def build_runtime(
-    workspace: Path, settings: EngineSettings, *, registry: AgentRegistry | None = None
+    workspace: Path,
+    settings: EngineSettings,
+    *,
+    registry: AgentRegistry | None = None,
+    approver: Approver | None = None,
 ) -> AgentRuntime:
     """The runtime for a workspace with its persisted ledger and audit store."""
     budgeter = TokenBudgeter.for_workspace(workspace)
@@ -109,6 +119,9 @@ def build_runtime(
         budgeter,
         audit,
         config,
+        commands=CommandPolicy(
+            workspace.resolve(), settings.run_command, settings.workspace_trusted, approver
+        ),
     )
 
 

@@ -26,6 +26,7 @@ from agentls.core.lines import with_line_endings_of
 from agentls.core.llm import ChatModel, ChatRequest, ChatResponse, ModelError, ToolCallRequest
 from agentls.core.target import ProposedEdit, Target
 from agentls.core.tools.base import Tool, ToolResult, call_with_limit, summarize_arguments
+from agentls.core.tools.command import CommandPolicy
 from agentls.core.tools.framing import frame_tool_output
 from agentls.core.tools.sandbox import SandboxError, WorkspaceSandbox
 from agentls.core.tools.workspace import workspace_tools
@@ -134,6 +135,7 @@ class AgentRuntime:
         audit: AuditStore | None = None,
         config: RuntimeConfig | None = None,
         extra_tools: Callable[[AgentDefinition], Awaitable[dict[str, Tool]]] | None = None,
+        commands: CommandPolicy | None = None,
     ) -> None:
         self.workspace = workspace.resolve()
         self.sandbox = WorkspaceSandbox(self.workspace)
@@ -143,6 +145,8 @@ class AgentRuntime:
         self.audit = audit
         self.config = config or RuntimeConfig()
         self.extra_tools = extra_tools
+        # run_command: off unless settings enable it; approvals come from the adapter.
+        self.commands = commands
         self._listeners: list[EventListener] = []
         self._tasks: dict[str, asyncio.Task[RunResult]] = {}
         self._cancel_at_start: set[str] = set()
@@ -444,6 +448,8 @@ class AgentRuntime:
         d = run.definition
         messages = self._first_messages(run)
         tools = await self._tools_for(d)
+        if self.commands is not None and d.mode is Mode.TOOLS:
+            tools.update(self.commands.tools_for(d.tools, run.run_id, d.name, run.goal))
         structured = run.structured
         turns = d.max_turns + (structured.repairs if structured else 0)
         for turn in range(1, turns + 1):
@@ -596,6 +602,7 @@ class AgentRuntime:
                     "arguments": summary,
                     "is_error": result.is_error,
                     "result_chars": len(result.content),
+                    **result.data,
                 },
             )
         )

@@ -153,7 +153,7 @@ async def run_with_progress(
         target,
         budget=budget,
         run_id=run_id,
-        apply=applier(ls, definition.name, versions),
+        apply=applier(ls, definition.name, versions, goal),
     )
     return run_result(ls, result)
 

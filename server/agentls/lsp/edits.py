@@ -57,11 +57,18 @@ def workspace_edit(
     return types.WorkspaceEdit(document_changes=changes)
 
 
-def applier(ls: AgentLanguageServer, agent: str, versions: dict[str, int | None]) -> EditApplier:
+def applier(
+    ls: AgentLanguageServer, agent: str, versions: dict[str, int | None], goal: str = ""
+) -> EditApplier:
     async def apply(edits: list[ProposedEdit]) -> list[tuple[bool, str | None]]:
-        params = types.ApplyWorkspaceEditParams(
-            edit=workspace_edit(ls, edits, versions), label=f"agentls: {agent}"
-        )
+        edit = workspace_edit(ls, edits, versions)
+        if ls.settings.confirm_edits:
+            from agentls.lsp.confirm_edits import confirmed
+
+            edit, refused = await confirmed(ls, edit, agent, goal, len(edits))
+            if refused is not None:
+                return [(False, refused)] * len(edits)
+        params = types.ApplyWorkspaceEditParams(edit=edit, label=f"agentls: {agent}")
         try:
             result = await ls.workspace_apply_edit_async(params)
         except Exception as exc:

@@ -32,7 +32,10 @@ class AgentLanguageServer(LanguageServer):
         super().__init__("agentls", __version__, protocol_cls=AgentProtocol)
         self.settings = LspSettings()
         self.init_settings: dict[str, Any] = {}
-        self.trusted = True
+        # Workspace trust (lsp/trust.py): untrusted until a setting or the client says otherwise.
+        self.trusted = False
+        self.client_trust: bool | None = None
+        self.told_untrusted = False
         self._runtime: AgentRuntime | None = None
         self.bridge: EventBridge | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -54,11 +57,16 @@ class AgentLanguageServer(LanguageServer):
         if self._runtime is None:
             from agentls.core.engine import build_runtime
             from agentls.core.state_check import StateError
+            from agentls.lsp.approvals import command_approver
             from agentls.lsp.events import EventBridge
             from agentls.lsp.state_errors import state_unavailable
 
             try:
-                self._runtime = build_runtime(self.root, self.settings.engine(trusted=self.trusted))
+                self._runtime = build_runtime(
+                    self.root,
+                    self.settings.engine(trusted=self.trusted),
+                    approver=command_approver(self),
+                )
             except StateError as exc:
                 raise state_unavailable(self, exc) from None
             # Tools read what the user sees: open buffers, unsaved changes included.
@@ -73,6 +81,9 @@ class AgentLanguageServer(LanguageServer):
         for problem in problems:
             self.show_warning(problem)
         self.settings = settings
+        from agentls.lsp.trust import update_trust
+
+        update_trust(self)
         if self._runtime is not None:
             from agentls.core.engine import ModelPool, apply_budget_settings
 
@@ -88,6 +99,8 @@ class AgentLanguageServer(LanguageServer):
             self._runtime.config.max_depth = engine.max_depth
             self._runtime.config.max_output_tokens = engine.max_output_tokens
             self._runtime.config.default_run_budget = engine.budget.per_run
+            if self._runtime.commands is not None:
+                self._runtime.commands.settings = engine.run_command
             self.reload_registry()
             apply_budget_settings(self._runtime.budgeter, engine.budget)
             if isinstance(old_pool, ModelPool) and not same_model:
