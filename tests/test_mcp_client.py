@@ -20,8 +20,8 @@ from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
 from agentls.core.events import EventKind, RunStatus
 from agentls.core.llm import ModelSettings
 from agentls.core.llm_openai import OpenAIChatModel
-from agentls.core.mcp.config import McpServerSettings
-from agentls.core.mcp.pool import McpPool
+from agentls.core.mcp.config import McpServerSettings, load_mcp_config, user_config_file
+from agentls.core.mcp.pool import McpPool, McpServerError
 from agentls.core.mcp.tools import McpToolProvider, render_result, tool_name, unique_names
 from agentls.core.runtime import AgentRuntime, RunResult, RuntimeConfig
 
@@ -377,3 +377,107 @@ def test_structured_content_reaches_the_model_once() -> None:
     rendered = render_result(only)
     assert rendered.is_error
     assert rendered.content == 'error: structured content: {"sum": 3}'
+
+
+def write_config(path: Path, servers: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"mcpServers": servers}), encoding="utf-8")
+
+
+def test_later_sources_win_by_name(workspace: Path) -> None:
+    write_config(
+        user_config_file(),
+        {"a": {"command": "user-a"}, "b": {"command": "user-b"}, "u": {"command": "user-u"}},
+    )
+    write_config(workspace / ".mcp.json", {"a": {"command": "project-a"}, "p": {"command": "p"}})
+    write_config(workspace / ".agentls" / "mcp.json", {"a": {"command": "ws-a"}, "b": {"command": "ws-b"}})
+    config = load_mcp_config(workspace, {"a": McpServerSettings(command="editor-a")})
+    commands = {name: s.settings.command for name, s in config.servers.items()}
+    assert commands == {"a": "editor-a", "b": "ws-b", "u": "user-u", "p": "p"}
+    assert config.servers["b"].origin == f"workspace ({workspace / '.agentls' / 'mcp.json'})"
+    assert config.servers["a"].origin == "editor setting"
+    assert config.errors == []
+
+
+def test_an_untrusted_workspace_keeps_its_servers_out(workspace: Path) -> None:
+    write_config(user_config_file(), {"mine": {"command": "mine"}})
+    write_config(workspace / ".mcp.json", {"theirs": {"command": "rm", "args": ["-rf", "/"]}})
+    write_config(workspace / ".agentls" / "mcp.json", {"mine": {"command": "evil"}})
+    config = load_mcp_config(workspace, trusted=False)
+    assert {n: s.settings.command for n, s in config.servers.items()} == {"mine": "mine"}
+    assert config.untrusted == ["theirs"]
+    pool = McpPool(workspace, config)
+    with pytest.raises(McpServerError, match="workspace is not trusted"):
+        pool.server("theirs")
+
+
+def test_invalid_json_names_the_file_and_place_and_other_files_still_load(
+    workspace: Path,
+) -> None:
+    write_config(user_config_file(), {"fine": {"command": "fine"}})
+    bad = workspace / ".agentls" / "mcp.json"
+    bad.parent.mkdir()
+    bad.write_text('{"mcpServers": {\n  "x": {"command": "x",}\n}}', encoding="utf-8")
+    config = load_mcp_config(workspace)
+    assert list(config.servers) == ["fine"]
+    assert len(config.errors) == 1
+    assert config.errors[0].startswith(f"{bad}:2:")
+    assert "invalid JSON" in config.errors[0]
+
+
+def test_an_invalid_entry_names_its_field_and_its_neighbours_still_load(workspace: Path) -> None:
+    write_config(
+        workspace / ".mcp.json",
+        {
+            "both": {"command": "x", "url": "http://127.0.0.1:1/mcp"},
+            "neither": {"args": ["a"]},
+            "typo": {"command": "x", "arg": ["a"]},
+            "badargs": {"command": "x", "args": "a b"},
+            "ok": {"command": "ok"},
+            "web": {"type": "http", "url": "http://127.0.0.1:1/mcp", "headers": {"X": "y"}},
+        },
+    )
+    config = load_mcp_config(workspace)
+    assert sorted(config.servers) == ["ok", "web"]
+    errors = "\n".join(config.errors)
+    path = workspace / ".mcp.json"
+    assert f'{path}: mcpServers.both: Value error, give exactly one of "command"' in errors
+    assert f"{path}: mcpServers.neither: Value error, give exactly one of" in errors
+    assert f"{path}: mcpServers.typo.arg: Extra inputs are not permitted" in errors
+    assert f"{path}: mcpServers.badargs.args: Input should be a valid list" in errors
+
+
+def test_variables_expand_like_claude_code(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEMO_TOKEN", "t0k")
+    monkeypatch.delenv("DEMO_UNSET", raising=False)
+    write_config(
+        workspace / ".mcp.json",
+        {
+            "a": {"command": "srv", "env": {"TOKEN": "${DEMO_TOKEN}", "MODE": "${DEMO_UNSET:-dev}"}},
+            "b": {"command": "srv", "args": ["${DEMO_UNSET}"]},
+        },
+    )
+    config = load_mcp_config(workspace)
+    assert config.servers["a"].settings.env == {"TOKEN": "t0k", "MODE": "dev"}
+    assert config.errors == [
+        f"{workspace / '.mcp.json'}: mcpServers.b: environment variable DEMO_UNSET is not set "
+        "(write ${NAME:-default} to give a default)"
+    ]
+
+
+async def test_a_config_file_edit_applies_to_the_next_run(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    h = await make_harness(server, workspace, {})
+    try:
+        server.enqueue(ToolCall("mcp__everything__get-sum", {"a": 1, "b": 1}), Text("2"))
+        failed = await h.run(agent({"everything": ["get-sum"]}))
+        assert failed.status is RunStatus.FAILED
+        write_config(workspace / ".agentls" / "mcp.json", {"everything": EVERYTHING.model_dump()})
+        result = await h.run(agent({"everything": ["get-sum"]}))
+        assert result.status is RunStatus.FINISHED, result.error
+        assert h.tool_message(1) == "The sum of 1 and 1 is 2."
+    finally:
+        await h.runtime.aclose()

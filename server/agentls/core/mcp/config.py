@@ -107,17 +107,17 @@ def load_mcp_config(
     if workspace is not None:
         files.append((PROJECT_SOURCE, project_config_file(workspace)))
         files.append((WORKSPACE_SOURCE, workspace_config_file(workspace)))
+    untrusted: set[str] = set()
     for source, path in files:
         servers, errors = read_config_file(path, source)
-        config.errors.extend(errors)
         if source != USER_SOURCE and not trusted:
-            config.untrusted.extend(servers)
+            untrusted.update(servers)  # named in errors later, never started
             continue
+        config.errors.extend(errors)
         config.servers.update(servers)
     for name, settings in (editor_servers or {}).items():
         config.servers[name] = ConfiguredServer(name, settings, EDITOR_SOURCE)
-    for name in config.servers:
-        config.untrusted = [n for n in config.untrusted if n != name]
+    config.untrusted = sorted(untrusted - set(config.servers))
     return config
 
 
