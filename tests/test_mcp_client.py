@@ -390,7 +390,9 @@ def test_later_sources_win_by_name(workspace: Path) -> None:
         {"a": {"command": "user-a"}, "b": {"command": "user-b"}, "u": {"command": "user-u"}},
     )
     write_config(workspace / ".mcp.json", {"a": {"command": "project-a"}, "p": {"command": "p"}})
-    write_config(workspace / ".agentls" / "mcp.json", {"a": {"command": "ws-a"}, "b": {"command": "ws-b"}})
+    write_config(
+        workspace / ".agentls" / "mcp.json", {"a": {"command": "ws-a"}, "b": {"command": "ws-b"}}
+    )
     config = load_mcp_config(workspace, {"a": McpServerSettings(command="editor-a")})
     commands = {name: s.settings.command for name, s in config.servers.items()}
     assert commands == {"a": "editor-a", "b": "ws-b", "u": "user-u", "p": "p"}
@@ -455,7 +457,10 @@ def test_variables_expand_like_claude_code(
     write_config(
         workspace / ".mcp.json",
         {
-            "a": {"command": "srv", "env": {"TOKEN": "${DEMO_TOKEN}", "MODE": "${DEMO_UNSET:-dev}"}},
+            "a": {
+                "command": "srv",
+                "env": {"TOKEN": "${DEMO_TOKEN}", "MODE": "${DEMO_UNSET:-dev}"},
+            },
             "b": {"command": "srv", "args": ["${DEMO_UNSET}"]},
         },
     )
