@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
+import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -486,3 +489,62 @@ async def test_a_config_file_edit_applies_to_the_next_run(
         assert h.tool_message(1) == "The sum of 1 and 1 is 2."
     finally:
         await h.runtime.aclose()
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    """The faulty server over Streamable HTTP on 127.0.0.1; yields its URL once it listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "rig" / "faulty_mcp_server.py"), "--http", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # uvicorn says when it listens
+            if "Uvicorn running on" in line:
+                break
+        else:
+            pytest.fail("the HTTP MCP server exited before listening")
+        threading.Thread(target=process.stderr.read, daemon=True).start()  # keep draining
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+async def test_a_url_server_is_reached_over_streamable_http(
+    server: ScriptedOpenAI, workspace: Path, http_server: str
+) -> None:
+    h = await make_harness(server, workspace, {"remote": McpServerSettings(url=http_server)})
+    try:
+        server.enqueue(ToolCall("mcp__remote__pid", {}), Text("done"))
+        result = await h.run(agent({"remote": ["pid"]}))
+        assert result.status is RunStatus.FINISHED, result.error
+        assert h.tool_message(1).isdigit()
+    finally:
+        await h.runtime.aclose()
+
+
+async def test_a_url_server_that_is_down_fails_the_run_naming_the_url(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/mcp"
+    h = await make_harness(server, workspace, {"remote": McpServerSettings(url=url)})
+    try:
+        result = await h.run(agent({"remote": "*"}))
+    finally:
+        await h.runtime.aclose()
+    assert result.status is RunStatus.FAILED
+    assert (result.error or "").startswith(f"MCP server 'remote' ({url}, from editor setting)")
+
+
+def test_a_definition_allows_all_tools_of_a_server_with_a_star() -> None:
+    assert agent({"everything": "*"}).mcp == {"everything": "*"}
+    with pytest.raises(ValueError, match=r"mcp\.everything"):
+        agent({"everything": "all"})

@@ -2,6 +2,7 @@
 
 `python tests/rig/faulty_mcp_server.py` serves: `pid` (this process id), `crash` (writes a line
 to stderr and exits in the middle of the call) and `hang` (never answers until cancelled).
+With `--http PORT` it serves the same over Streamable HTTP on 127.0.0.1:PORT/mcp instead.
 """
 
 from __future__ import annotations
@@ -37,4 +38,7 @@ async def hang() -> str:
 
 
 if __name__ == "__main__":
-    server.run()
+    if len(sys.argv) == 3 and sys.argv[1] == "--http":
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        server.run()
