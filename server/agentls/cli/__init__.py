@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "serve",
     "mcp_server",
     "doctor",
+    "mcp",
 )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -62,7 +62,8 @@ class AgentDefinition(BaseModel):
     instructions: str = Field(min_length=1)
     mode: Mode = Mode.ANSWER
     tools: list[BuiltinToolName] = Field(default_factory=list)
-    mcp: dict[str, list[str]] = Field(default_factory=dict)
+    # Allowed MCP tools per server: a list of tool names, or "*" for all of the server's tools.
+    mcp: dict[str, list[str] | Literal["*"]] = Field(default_factory=dict)
     model: str | None = None
     budget: int | None = Field(default=None, gt=0)
     max_turns: int = Field(default=8, ge=1, le=100)

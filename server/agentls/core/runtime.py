@@ -24,6 +24,7 @@ from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
 from agentls.core.events import EventKind, RunEvent, RunStatus, Usage, new_id
 from agentls.core.lines import with_line_endings_of
 from agentls.core.llm import ChatModel, ChatRequest, ChatResponse, ModelError, ToolCallRequest
+from agentls.core.redact import redact, redact_text
 from agentls.core.target import ProposedEdit, Target
 from agentls.core.tools.base import Tool, ToolResult, call_with_limit, summarize_arguments
 from agentls.core.tools.command import CommandPolicy
@@ -166,6 +167,9 @@ class AgentRuntime:
         aclose = getattr(self.model_factory, "aclose", None)
         if aclose is not None:
             await aclose()
+        close_tools = getattr(self.extra_tools, "aclose", None)  # MCP sessions and their processes
+        if close_tools is not None:
+            await close_tools()
         self.budgeter.close()
         if self.audit is not None:
             self.audit.close()
@@ -569,7 +573,12 @@ class AgentRuntime:
         self, run: _Run, tools: dict[str, Tool], call: ToolCallRequest, emit: EventListener
     ) -> dict[str, Any]:
         arguments = call.arguments
-        summary = summarize_arguments(arguments) if arguments else call.raw_arguments[:160]
+        # Redacted before it is cut short: a secret cut in half no longer looks like one.
+        summary = (
+            summarize_arguments(redact(arguments))
+            if arguments
+            else redact_text(call.raw_arguments)[:160]
+        )
         emit(
             run.event(
                 EventKind.TOOL_STARTED,

@@ -85,7 +85,7 @@ class AgentLanguageServer(LanguageServer):
 
         update_trust(self)
         if self._runtime is not None:
-            from agentls.core.engine import ModelPool, apply_budget_settings
+            from agentls.core.engine import ModelPool, apply_budget_settings, apply_mcp_settings
 
             engine = settings.engine(trusted=self.trusted)
             old_pool = self._runtime.model_factory
@@ -103,6 +103,7 @@ class AgentLanguageServer(LanguageServer):
                 self._runtime.commands.settings = engine.run_command
             self.reload_registry()
             apply_budget_settings(self._runtime.budgeter, engine.budget)
+            apply_mcp_settings(self._runtime, engine)
             if isinstance(old_pool, ModelPool) and not same_model:
                 # Runs in flight still use the old pool's clients: close it once they end.
                 closing = asyncio.get_running_loop().create_task(
