@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from agentls.core.runtime import AgentRuntime
     from agentls.mcp.server import Lineage
 
-# A delegating parent passes its settings (EngineSettings as JSON) to the child it starts.
-SETTINGS_ENV = "AGENTLS_SETTINGS"
 LOOPBACK_NAMES = ("localhost",)
 
 
@@ -91,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from agentls.core.engine import EngineSettings, build_runtime, load_registry
+    from agentls.core.tools.delegation import SETTINGS_ENV
     from agentls.mcp.server import Lineage
 
     workspace = workspace_of(args)

@@ -102,7 +102,7 @@ def build_runtime(
         max_parallel=settings.max_parallel,
         max_depth=settings.max_depth,
     )
-    return AgentRuntime(
+    runtime = AgentRuntime(
         workspace,
         registry if registry is not None else load_registry(workspace, settings),
         ModelPool(settings),
@@ -110,6 +110,10 @@ def build_runtime(
         audit,
         config,
     )
+    from agentls.core.tools.delegation import ChildAgentls  # imports the mcp SDK: only when built
+
+    runtime.delegation_tools = ChildAgentls(workspace.resolve(), settings.model_dump_json())
+    return runtime
 
 
 def apply_budget_settings(budgeter: TokenBudgeter, budget: BudgetSettings) -> None:

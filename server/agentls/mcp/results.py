@@ -42,6 +42,8 @@ class DelegateOutcome(BaseModel):
     answer: str
     diff: str = ""
     edited_files: list[str] = Field(default_factory=list)
+    # The same edits as data (path, range, new_text), for a program (or a parent run) to apply.
+    edits: list[dict[str, Any]] = Field(default_factory=list)
     usage: UsageOut
     duration_ms: float
     error: str | None = None
@@ -64,6 +66,7 @@ def outcome_of(workspace: Path, result: RunResult, depth: int) -> DelegateOutcom
         answer=result.text,
         diff=unified_diff(workspace, result.edits) if result.edits else "",
         edited_files=sorted({e.path for e in result.edits}),
+        edits=[e.model_dump(mode="json") for e in result.edits],
         usage=UsageOut.of(result.usage),
         duration_ms=round(result.duration_ms, 1),
         error=result.error,

@@ -120,6 +120,8 @@ def build_server(
     server = MCPServer(
         name="agentls",
         version=__version__,
+        # The SDK configures the root logger at this level; INFO would log every model request.
+        log_level="WARNING",
         instructions=(
             "Delegate coding work to agentls agents with a hard token budget and an audit trail. "
             "Call list_agents first; delegate returns the agent's answer and any proposed edits "
