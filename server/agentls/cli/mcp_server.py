@@ -112,6 +112,12 @@ def run(args: argparse.Namespace) -> int:
     runtime = build_runtime(workspace, settings, registry=registry)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the runs were cancelled, quietly
         asyncio.run(_serve(runtime, settings, lineage, http))
+    if http is None:
+        # The ledger and audit trail are closed. After a cancelled run the interpreter's teardown
+        # takes most of a second, and a delegating parent unwinding a cancel waits on our exit.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

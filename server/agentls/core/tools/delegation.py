@@ -127,15 +127,31 @@ class ChildAgentls:
         if not allowed:
             yield {}
             return
-        async with contextlib.AsyncExitStack() as stack:
-            try:
-                # On exit the SDK closes stdin, waits 2 s, then kills the child's process group.
-                client = await stack.enter_async_context(Client(self.parameters(scope)))
-                listed = await client.list_tools()
-            except (OSError, MCPError) as exc:
-                raise RunFailed(f"could not start the child agentls to delegate to: {exc}") from exc
-            yield {
-                TOOL_PREFIX + t.name: ChildTool(client, t)
-                for t in listed.tools
-                if "*" in allowed or t.name in allowed
-            }
+        # The run's own end (an answer, a budget stop, a cancel) is kept out of the client's task
+        # group, which would wrap it in an ExceptionGroup; it is raised again once the child is closed.
+        ended: BaseException | None = None
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    # On exit the SDK closes stdin, waits 2 s, then kills the child's process group.
+                    client = await stack.enter_async_context(Client(self.parameters(scope)))
+                    listed = await client.list_tools()
+                except (OSError, MCPError) as exc:
+                    raise RunFailed(
+                        f"could not start the child agentls to delegate to: {exc}"
+                    ) from exc
+                try:
+                    yield {
+                        TOOL_PREFIX + t.name: ChildTool(client, t)
+                        for t in listed.tools
+                        if "*" in allowed or t.name in allowed
+                    }
+                except BaseException as exc:
+                    ended = exc
+        except BaseExceptionGroup as group:
+            if ended is None:
+                raise RunFailed(
+                    f"the connection to the child agentls failed: {group.exceptions[0]}"
+                ) from group
+        if ended is not None:
+            raise ended
