@@ -161,6 +161,26 @@ def test_inspector_delegates_over_streamable_http(
     assert "add sums two numbers" in called["content"][0]["text"]
 
 
+def test_conformance_suite_server_scenarios_pass_over_http(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    """@modelcontextprotocol/conformance: every server scenario outside the baseline passes, and
+    every baseline entry still fails (the suite exits non-zero otherwise)."""
+    suite = ROOT / "tests/node/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+    baseline = ROOT / "tests/node/conformance-baseline.yml"
+    with http_server(workspace, scripted) as url:
+        done = subprocess.run(
+            ["node", str(suite), "server", "--url", url, "--expected-failures", str(baseline)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    summary = done.stdout[done.stdout.find("=== SUMMARY ===") :]
+    assert done.returncode == 0, summary or done.stderr
+    for scenario in ("server-initialize", "ping", "tools-list", "tools-call-error"):
+        assert f"✓ {scenario}:" in summary
+
+
 def test_http_refuses_a_non_loopback_address_without_allow_remote(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
