@@ -7,6 +7,7 @@ scripted model server as the top-level run, so every level's requests are record
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import psutil
 import pytest
 from tests.rig.scripted_openai import Hang, Reply, ScriptedOpenAI, Text, ToolCall
 
+from agentls.cli import main
 from agentls.core.audit import AuditStore
 from agentls.core.engine import EngineSettings, build_runtime
 from agentls.core.events import EventKind, RunStatus
@@ -116,6 +118,39 @@ async def test_depth_limit_holds_exactly_two_levels_below_the_top(
     started = [e for e in tree_events(workspace, result.run_id) if e.kind is EventKind.STARTED]
     assert [e.depth for e in started] == [0, 1, 2]
     assert [e.parent_run_id for e in started] == [None, started[0].run_id, started[1].run_id]
+
+
+async def test_a_delegate_result_counts_the_tokens_of_the_runs_below_it(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    scripted.responder = delegate_down
+    runtime = runtime_for(workspace, scripted)
+    try:
+        result = await orchestrate(runtime, workspace)
+    finally:
+        await runtime.aclose()
+    events = tree_events(workspace, result.run_id)
+    below = call_usage_total([e for e in events if e.depth >= 1])
+    (last,) = [b for b in scripted.requests if level_of(b) == 0 and tool_results(b)]
+    (message,) = tool_results(last)
+    assert f"{below:,} with the runs it delegated" in message
+
+
+async def test_audit_of_a_run_shows_the_runs_it_delegated(
+    workspace: Path, scripted: ScriptedOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scripted.responder = delegate_down
+    runtime = runtime_for(workspace, scripted, max_depth=1)
+    try:
+        result = await orchestrate(runtime, workspace)
+    finally:
+        await runtime.aclose()
+    capsys.readouterr()
+    assert main(["--workspace", str(workspace), "audit", "--run", result.run_id[:8], "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    by_depth = {(e["depth"], e["kind"]) for e in lines}
+    assert {(0, "started"), (0, "finished"), (1, "started"), (1, "finished")} <= by_depth
+    assert {e["run_id"] for e in lines if e["depth"] == 1} != {result.run_id}
 
 
 async def test_max_depth_zero_offers_the_top_level_run_no_delegation(

@@ -45,6 +45,8 @@ class DelegateOutcome(BaseModel):
     # The same edits as data (path, range, new_text), for a program (or a parent run) to apply.
     edits: list[dict[str, Any]] = Field(default_factory=list)
     usage: UsageOut
+    # The run's own calls plus those of every run it delegated (from the ledger).
+    tree_usage: UsageOut
     duration_ms: float
     error: str | None = None
     parent_run_id: str | None = None
@@ -58,7 +60,9 @@ class ParallelOutcome(BaseModel):
     counts: dict[str, int]
 
 
-def outcome_of(workspace: Path, result: RunResult, depth: int) -> DelegateOutcome:
+def outcome_of(
+    workspace: Path, result: RunResult, depth: int, tree_usage: Usage
+) -> DelegateOutcome:
     return DelegateOutcome(
         run_id=result.run_id,
         agent=result.agent,
@@ -68,6 +72,7 @@ def outcome_of(workspace: Path, result: RunResult, depth: int) -> DelegateOutcom
         edited_files=sorted({e.path for e in result.edits}),
         edits=[e.model_dump(mode="json") for e in result.edits],
         usage=UsageOut.of(result.usage),
+        tree_usage=UsageOut.of(tree_usage),
         duration_ms=round(result.duration_ms, 1),
         error=result.error,
         parent_run_id=result.parent_run_id,
@@ -81,8 +86,11 @@ def summary_of(outcome: DelegateOutcome) -> str:
     head = (
         f"{outcome.agent} {outcome.status} (run {outcome.run_id[:8]}, "
         f"{outcome.duration_ms / 1000:.1f} s, {u.total_tokens:,} tokens: "
-        f"{u.input_tokens:,} in, {u.output_tokens:,} out{', estimated' if u.estimated else ''})"
+        f"{u.input_tokens:,} in, {u.output_tokens:,} out{', estimated' if u.estimated else ''}"
     )
+    if outcome.tree_usage.total_tokens > u.total_tokens:
+        head += f"; {outcome.tree_usage.total_tokens:,} with the runs it delegated"
+    head += ")"
     parts = [head]
     if outcome.error:
         parts.append(f"error: {outcome.error}")

@@ -31,7 +31,7 @@ from agentls.core.definitions import AgentDefinition
 from agentls.core.events import RunEvent, new_id
 from agentls.core.parallel import ParallelTask
 from agentls.core.parallel import delegate_parallel as run_parallel
-from agentls.core.runtime import AgentRuntime
+from agentls.core.runtime import AgentRuntime, RunResult
 from agentls.mcp.arguments import ArgumentError, agent_of, target_of
 from agentls.mcp.progress import progress_reporter
 from agentls.mcp.results import (
@@ -143,6 +143,11 @@ def build_server(
             wanted = left if wanted is None else min(wanted, left)
         return wanted
 
+    def outcome(result: RunResult) -> DelegateOutcome:
+        """Blocking (reads files for the diff, the ledger): call it off the event loop."""
+        tree = runtime.budgeter.run_usage(result.run_id)
+        return outcome_of(workspace, result, lineage.depth, tree)
+
     @server.tool()
     async def list_agents() -> AgentList:
         """The agents you can delegate to: name, description, mode (answer, edit or tools)."""
@@ -199,8 +204,7 @@ def build_server(
                 ancestor_run_ids=lineage.ancestors,
                 listener=listener,
             )
-        outcome = await asyncio.to_thread(outcome_of, workspace, result, lineage.depth)
-        return delegate_result(outcome)
+        return delegate_result(await asyncio.to_thread(outcome, result))
 
     @server.tool()
     async def delegate_parallel(
@@ -243,9 +247,7 @@ def build_server(
                 depth=lineage.depth,
                 ancestor_run_ids=lineage.ancestors,
             )
-        outcomes = await asyncio.to_thread(
-            lambda: [outcome_of(workspace, r, lineage.depth) for r in group.results]
-        )
+        outcomes = await asyncio.to_thread(lambda: [outcome(r) for r in group.results])
         return parallel_result(outcomes, (time.monotonic() - started) * 1000.0)
 
     @server.tool()
@@ -313,7 +315,7 @@ def build_server(
                 ancestor_run_ids=lineage.ancestors,
                 listener=listener,
             )
-        run = await asyncio.to_thread(outcome_of, workspace, result, lineage.depth)
+        run = await asyncio.to_thread(outcome, result)
         out = CreatedAgentOut(
             definition=created.definition.model_dump(mode="json", exclude_defaults=True),
             saved_to=str(created.saved_to) if created.saved_to else None,
