@@ -24,6 +24,7 @@ from agentls.core.engine import EngineSettings, build_runtime
 from agentls.core.events import EventKind, RunStatus
 from agentls.core.runtime import AgentRuntime, RunResult
 from agentls.core.target import Target
+from agentls.core.tools.delegation import ChildAgentls
 
 CALC = "def add(a, b):\n    return a + b\n"
 DELEGATE = "mcp__agentls__delegate"
@@ -298,3 +299,21 @@ async def test_a_child_that_crashes_mid_call_gives_the_parent_a_clear_error(
         if e.kind is EventKind.TOOL_CALL and e.run_id == result.run_id
     ]
     assert tool_calls[0].data["is_error"] is True
+
+
+async def test_a_child_that_cannot_start_fails_the_run_with_a_clear_error(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    scripted.responder = delegate_down
+    runtime = runtime_for(workspace, scripted)
+    settings = EngineSettings(model="scripted-model", base_url=scripted.url)
+    # A child told to work in a folder that does not exist cannot start.
+    runtime.delegation_tools = ChildAgentls(workspace / "gone", settings.model_dump_json())
+    try:
+        result = await orchestrate(runtime, workspace)
+    finally:
+        await runtime.aclose()
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None
+    assert result.error.startswith("could not start the child agentls to delegate to")
+    assert not scripted.requests  # no model call was made for a run that could not be set up

@@ -150,8 +150,17 @@ class ChildAgentls:
                     ended = exc
         except BaseExceptionGroup as group:
             if ended is None:
+                cause = _leaf(group)
                 raise RunFailed(
-                    f"the connection to the child agentls failed: {group.exceptions[0]}"
+                    f"the child agentls to delegate to failed ({type(cause).__name__}: {cause}); "
+                    "its own message, if it printed one, is in this process's stderr log"
                 ) from group
         if ended is not None:
             raise ended
+
+
+def _leaf(error: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
