@@ -16,6 +16,7 @@ from agentls.core.budget import TokenBudgeter
 from agentls.core.definitions import AgentRegistry, default_sources
 from agentls.core.llm import ChatModel, ModelSettings, create_model
 from agentls.core.runtime import AgentRuntime, RuntimeConfig
+from agentls.core.tools.delegation import ChildAgentls
 
 
 class McpServerSettings(BaseModel):
@@ -110,8 +111,7 @@ def build_runtime(
         audit,
         config,
     )
-    from agentls.core.tools.delegation import ChildAgentls  # imports the mcp SDK: only when built
-
+    # Orchestrating agents (`mcp: {agentls: [...]}`) delegate to a child agentls per run.
     runtime.delegation_tools = ChildAgentls(workspace.resolve(), settings.model_dump_json())
     return runtime
 

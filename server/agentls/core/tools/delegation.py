@@ -14,24 +14,27 @@ come back in the structured result and become this run's proposed edits, never w
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import importlib
 import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mcp import Client, StdioServerParameters
-from mcp.shared.exceptions import MCPError
-from mcp_types import CallToolResult, TextContent
-from mcp_types import Tool as McpTool
 from pydantic import ValidationError
 
 from agentls.core.llm import ToolSpec
 from agentls.core.runtime import RunFailed, RunScope
 from agentls.core.target import ProposedEdit
 from agentls.core.tools.base import Tool, ToolResult, truncate
+
+if TYPE_CHECKING:
+    from mcp import Client, StdioServerParameters
+    from mcp_types import CallToolResult
+    from mcp_types import Tool as McpTool
 
 CHILD_SERVER = "agentls"
 TOOL_PREFIX = f"mcp__{CHILD_SERVER}__"
@@ -61,6 +64,8 @@ class ChildTool:
         return True  # the child proposes edits; nothing is written
 
     async def call(self, arguments: dict[str, Any]) -> ToolResult:
+        from mcp.shared.exceptions import MCPError
+
         try:
             result = await self.client.call_tool(self.tool.name, arguments)
         except MCPError as exc:
@@ -72,6 +77,8 @@ class ChildTool:
 
 
 def _tool_result(result: CallToolResult) -> ToolResult:
+    from mcp_types import TextContent
+
     text = "\n".join(c.text for c in result.content if isinstance(c, TextContent))
     edits = _edits_in(result.structured_content) if not result.is_error else []
     return ToolResult(content=truncate(text), is_error=result.is_error, edits=edits)
@@ -103,6 +110,8 @@ class ChildAgentls:
         return self._session(scope)
 
     def parameters(self, scope: RunScope) -> StdioServerParameters:
+        from mcp import StdioServerParameters
+
         lineage = ",".join((*scope.ancestor_run_ids, scope.run_id))
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
         env[SETTINGS_ENV] = self.settings_json
@@ -127,6 +136,11 @@ class ChildAgentls:
         if not allowed:
             yield {}
             return
+        # The SDK takes a second to import on a busy machine: not on the event loop.
+        await asyncio.to_thread(importlib.import_module, "mcp")
+        from mcp import Client
+        from mcp.shared.exceptions import MCPError
+
         # The run's own end (an answer, a budget stop, a cancel) is kept out of the client's task
         # group, which would wrap it in an ExceptionGroup; it is raised again once the child is closed.
         ended: BaseException | None = None
