@@ -7,54 +7,18 @@ file's permission bits are kept. A file whose text changed since the run read it
 
 from __future__ import annotations
 
-import difflib
 import os
 import tempfile
-from collections import defaultdict
 from pathlib import Path
 
-from agentls.core.lines import split_lines
-from agentls.core.target import ProposedEdit, apply_edit, offset_of, read_exact, text_sha256
+from agentls.core.diff import applied, edited_texts, group_by_path, unified_diff
+from agentls.core.target import ProposedEdit, read_exact, text_sha256
+
+__all__ = ["applied", "edited_texts", "unified_diff", "write_edits"]
 
 
 class StaleFileError(Exception):
     """The file on disk is no longer the text the edit was computed on."""
-
-
-def _group(edits: list[ProposedEdit]) -> dict[str, list[ProposedEdit]]:
-    by_path: dict[str, list[ProposedEdit]] = defaultdict(list)
-    for edit in edits:
-        by_path[edit.path].append(edit)
-    return by_path
-
-
-def applied(before: str, edits: list[ProposedEdit]) -> str:
-    """`before` with `edits` (non-overlapping ranges of it) applied, last position first."""
-    after = before
-    for edit in sorted(edits, key=lambda e: offset_of(before, e.range.start), reverse=True):
-        after = apply_edit(after, edit.range, edit.new_text)
-    return after
-
-
-def edited_texts(root: Path, edits: list[ProposedEdit]) -> dict[str, tuple[str, str]]:
-    """For each edited path: (current text, text with its edits applied)."""
-    out: dict[str, tuple[str, str]] = {}
-    for rel, group in _group(edits).items():
-        path = root / rel
-        before = read_exact(path) if path.exists() else ""
-        out[rel] = (before, applied(before, group))
-    return out
-
-
-def unified_diff(root: Path, edits: list[ProposedEdit]) -> str:
-    chunks: list[str] = []
-    for rel, (before, after) in edited_texts(root, edits).items():
-        chunks.extend(
-            difflib.unified_diff(
-                split_lines(before), split_lines(after), fromfile=f"a/{rel}", tofile=f"b/{rel}"
-            )
-        )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in chunks)
 
 
 def _umask() -> int:
@@ -95,7 +59,7 @@ def write_edits(
     reason says so.
     """
     results: dict[str, tuple[bool, str | None]] = {}
-    for rel, group in _group(edits).items():
+    for rel, group in group_by_path(edits).items():
         path = root / rel
         try:
             creates = any(e.creates_file for e in group)

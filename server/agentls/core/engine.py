@@ -20,6 +20,7 @@ from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT, McpPool
 from agentls.core.mcp.tools import McpToolProvider
 from agentls.core.runtime import AgentRuntime, RuntimeConfig
 from agentls.core.tools.command import Approver, CommandPolicy, CommandSettings
+from agentls.core.tools.delegation import ChildAgentls
 from agentls.core.trust import inside
 
 __all__ = ["McpServerSettings"]  # re-exported: adapters build settings from here
@@ -112,7 +113,7 @@ def build_runtime(
         max_parallel=settings.max_parallel,
         max_depth=settings.max_depth,
     )
-    return AgentRuntime(
+    runtime = AgentRuntime(
         workspace,
         registry if registry is not None else load_registry(workspace, settings),
         ModelPool(settings),
@@ -128,6 +129,9 @@ def build_runtime(
             trusted=settings.workspace_trusted,
         ),
     )
+    # Orchestrating agents (`mcp: {agentls: [...]}`) delegate to a child agentls per run.
+    runtime.delegation_tools = ChildAgentls(workspace.resolve(), settings.model_dump_json())
+    return runtime
 
 
 def apply_mcp_settings(runtime: AgentRuntime, settings: EngineSettings) -> None:

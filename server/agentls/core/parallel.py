@@ -88,6 +88,7 @@ async def delegate_parallel(
     listener: EventListener | None = None,
     parent_run_id: str | None = None,
     depth: int = 0,
+    ancestor_run_ids: tuple[str, ...] = (),
 ) -> ParallelResult:
     """Run every task; results come back in task order, each with its own status."""
     group = group or ParallelGroup(new_id(), [t.run_id for t in tasks])
@@ -129,6 +130,7 @@ async def delegate_parallel(
                     run_id=task.run_id,
                     parent_run_id=parent_run_id,
                     depth=depth,
+                    ancestor_run_ids=ancestor_run_ids,
                     apply=apply(task) if apply else None,
                     listener=track,
                     slot=limit,

@@ -7,11 +7,12 @@ The runtime never writes files: edits are artifacts handed to the adapter's `app
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,22 @@ EditApplier = Callable[[list[ProposedEdit]], Awaitable[list[tuple[bool, str | No
 ModelFactory = Callable[[str | None], ChatModel]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """Who is asking for per-run tools: the run, its place in a delegation tree, its budget."""
+
+    run_id: str
+    definition: AgentDefinition
+    depth: int
+    ancestor_run_ids: tuple[str, ...]
+    budget: int | None
+
+
+# Tools that live as long as one run (a child agentls to delegate to); entered at the run's
+# start, exited at its end, whatever the end.
+RunToolSource = Callable[[RunScope], contextlib.AbstractAsyncContextManager[dict[str, "Tool"]]]
 
 MAX_TARGET_CHARS = 60_000
 _FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
@@ -97,6 +114,7 @@ class _Run:
     parent_run_id: str | None
     depth: int
     budget: int | None
+    ancestors: tuple[str, ...] = ()
     started: float = field(default_factory=time.monotonic)
     usage: Usage = field(default_factory=Usage)
     text: str = ""
@@ -148,6 +166,8 @@ class AgentRuntime:
         self.extra_tools = extra_tools
         # run_command: off unless settings enable it; approvals come from the adapter.
         self.commands = commands
+        # Delegation to a child agentls; offered only to runs above config.max_depth.
+        self.delegation_tools: RunToolSource | None = None
         self._listeners: list[EventListener] = []
         self._tasks: dict[str, asyncio.Task[RunResult]] = {}
         self._cancel_at_start: set[str] = set()
@@ -221,11 +241,13 @@ class AgentRuntime:
         listener: EventListener | None = None,
         structured: StructuredOutput | None = None,
         slot: asyncio.Semaphore | None = None,
+        ancestor_run_ids: Sequence[str] = (),
     ) -> RunResult:
         """Run `agent` on `goal` (and `target`) to its end; cancel via `cancel(run_id)` or the caller's task.
 
         With `slot`, the run waits for it before its first step (a queue behind a cap on runs in
-        flight); `cancel(run_id)` reaches it while it waits.
+        flight); `cancel(run_id)` reaches it while it waits. Every model call is also charged to
+        the run scopes of `ancestor_run_ids` (the runs this one was delegated from).
         """
         definition = self.resolve_agent(agent)
         if target is not None and not self.sandbox.contains(target.path):
@@ -239,6 +261,7 @@ class AgentRuntime:
             depth=depth,
             budget=budget or definition.budget or self.config.default_run_budget,
             structured=structured,
+            ancestors=tuple(ancestor_run_ids),
         )
         task = asyncio.create_task(
             self._queued(run, apply, listener, slot), name=f"agentls-run-{run.run_id}"
@@ -347,7 +370,8 @@ class AgentRuntime:
                 self._cancel_at_start.discard(run.run_id)
                 raise asyncio.CancelledError
             model = self.model_factory(d.model)
-            await self._loop(run, model, emit)
+            async with contextlib.AsyncExitStack() as stack:
+                await self._loop(run, model, emit, stack)
             if run.edits and apply is not None:
                 await self._apply(run, apply, emit)
         except asyncio.CancelledError:
@@ -448,12 +472,21 @@ class AgentRuntime:
             tools.update(await self.extra_tools(d))
         return tools
 
-    async def _loop(self, run: _Run, model: ChatModel, emit: EventListener) -> None:
+    async def _loop(
+        self, run: _Run, model: ChatModel, emit: EventListener, stack: contextlib.AsyncExitStack
+    ) -> None:
         d = run.definition
         messages = self._first_messages(run)
         tools = await self._tools_for(d)
         if self.commands is not None and d.mode is Mode.TOOLS:
             tools.update(self.commands.tools_for(d.tools, run.run_id, d.name, run.goal))
+        if (
+            d.mode is Mode.TOOLS
+            and self.delegation_tools is not None
+            and run.depth < self.config.max_depth
+        ):
+            scope = RunScope(run.run_id, d, run.depth, run.ancestors, run.budget)
+            tools.update(await stack.enter_async_context(self.delegation_tools(scope)))
         structured = run.structured
         turns = d.max_turns + (structured.repairs if structured else 0)
         for turn in range(1, turns + 1):
@@ -495,6 +528,7 @@ class AgentRuntime:
             max_tokens=request.max_tokens,
             run_limit=run.budget,
             wait_seconds=self.config.budget_wait_seconds,
+            ancestor_run_ids=run.ancestors,
         )
         request.max_tokens = reservation.max_tokens
         streamed_before = len(run.streamed)
