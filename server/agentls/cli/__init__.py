@@ -11,7 +11,17 @@ from pathlib import Path
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
 # Modules import their heavy dependencies inside `func`, so `agentls serve` starts fast.
-COMMAND_MODULES = ("agents", "run", "parallel", "create", "budget", "audit", "serve", "mcp_server")
+COMMAND_MODULES = (
+    "agents",
+    "run",
+    "parallel",
+    "create",
+    "budget",
+    "audit",
+    "serve",
+    "mcp_server",
+    "acp",
+)
 
 
 class CliError(Exception):
