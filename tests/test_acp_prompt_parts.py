@@ -1,0 +1,121 @@
+"""How `agentls acp` reads a prompt: slash commands, attached selections, and what it leaves
+unimported until the command runs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentls.acp.commands import (
+    Budget,
+    CommandError,
+    Create,
+    Delegate,
+    Parallel,
+    available_commands,
+    default_agent,
+    parse_command,
+)
+from agentls.acp.resources import ResourceError, path_of, selection_range
+from agentls.core.definitions import AgentRegistry, default_sources
+from agentls.core.target import TextRange, slice_range
+
+TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
+
+
+@pytest.fixture
+def registry() -> AgentRegistry:
+    return AgentRegistry.load(default_sources(None, []))
+
+
+def test_plain_prompt_goes_to_the_default_agent(registry: AgentRegistry) -> None:
+    assert parse_command("what does it do?", registry, "explain") == Delegate(
+        "explain", "what does it do?"
+    )
+
+
+def test_default_agent_is_explain_without_an_orchestrator(registry: AgentRegistry) -> None:
+    assert "orchestrator" not in registry
+    assert default_agent(registry, None) == "explain"
+    assert default_agent(registry, "review") == "review"
+
+
+def test_agent_command_takes_the_rest_as_goal(registry: AgentRegistry) -> None:
+    assert parse_command("/review  look for leaks ", registry, "explain") == Delegate(
+        "review", "look for leaks"
+    )
+
+
+def test_parallel_takes_comma_separated_agents_and_a_goal(registry: AgentRegistry) -> None:
+    assert parse_command("/parallel review,explain check it", registry, "explain") == Parallel(
+        ["review", "explain"], "check it"
+    )
+
+
+def test_parallel_with_an_unknown_agent_names_it(registry: AgentRegistry) -> None:
+    with pytest.raises(CommandError, match="unknown agent 'nope'"):
+        parse_command("/parallel review,nope go", registry, "explain")
+
+
+def test_create_needs_a_sentence(registry: AgentRegistry) -> None:
+    assert parse_command("/create a linter", registry, "explain") == Create("a linter")
+    with pytest.raises(CommandError, match="/create needs a sentence"):
+        parse_command("/create", registry, "explain")
+
+
+def test_budget_command_keeps_its_words(registry: AgentRegistry) -> None:
+    assert parse_command("/budget set 20k", registry, "explain") == Budget(["set", "20k"])
+
+
+def test_unknown_command_lists_the_commands(registry: AgentRegistry) -> None:
+    with pytest.raises(CommandError, match=r"Unknown command /nosuch\. The commands are .*/review"):
+        parse_command("/nosuch x", registry, "explain")
+
+
+def test_a_missing_default_agent_says_how_to_choose(registry: AgentRegistry) -> None:
+    with pytest.raises(CommandError, match="--default-agent"):
+        parse_command("hello", registry, "orchestrator")
+
+
+def test_commands_offer_every_agent_and_the_builtins(registry: AgentRegistry) -> None:
+    names = [c["name"] for c in available_commands(registry)]
+    assert set(registry.names()) | {"parallel", "create", "budget"} == set(names)
+
+
+def test_selection_with_zed_line_fragment_maps_to_those_lines() -> None:
+    rng = selection_range(TEXT, "def sub(a, b):\n    return a - b\n", "L5:6")
+    assert rng == TextRange.of(4, 0, 6, 0)
+
+
+def test_selection_without_line_info_maps_by_its_unique_text() -> None:
+    rng = selection_range(TEXT, "return a - b", "")
+    assert rng is not None and slice_range(TEXT, rng) == "return a - b"
+    assert rng.start.line == 5
+
+
+def test_selection_whose_fragment_disagrees_falls_back_to_its_text() -> None:
+    rng = selection_range(TEXT, "return a + b", "L5-6")
+    assert rng is not None and rng.start.line == 1
+
+
+def test_ambiguous_selection_is_not_mapped() -> None:
+    assert selection_range(TEXT, "def ", "") is None
+
+
+def test_non_file_uri_is_refused_with_what_to_attach() -> None:
+    with pytest.raises(ResourceError, match="is not a file"):
+        path_of("https://example.com/a.py")
+    assert path_of("file:///w/a%20b.py#L2") == (Path("/w/a b.py"), "L2")
+
+
+def test_cli_and_language_server_do_not_import_the_acp_sdk() -> None:
+    code = (
+        "import sys, agentls.cli, agentls.lsp.server; agentls.cli.build_parser(); "
+        "print(sorted(m for m in sys.modules if m == 'acp' or m.startswith('acp.')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
