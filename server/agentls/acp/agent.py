@@ -89,7 +89,14 @@ class AgentlsAcpAgent:
     async def new_session(
         self, cwd: str, mcp_servers: Any = None, **kwargs: Any
     ) -> NewSessionResponse:
-        session = await self.sessions.open(self._workspace(cwd))
+        if mcp_servers:
+            # The engine's MCP servers come from agentls settings, one set per workspace.
+            log.warning(
+                "the panel's MCP servers (%s) are not used: agentls connects the MCP servers "
+                "of its own settings",
+                ", ".join(getattr(m, "name", "?") for m in mcp_servers),
+            )
+        session = await self._open(self._workspace(cwd))
         self._after_response(self._send(session, commands_update(session)))
         return NewSessionResponse(session_id=session.session_id)
 
@@ -102,7 +109,7 @@ class AgentlsAcpAgent:
             record = await asyncio.to_thread(store.load_record, workspace, session_id)
             if record is None:
                 raise RequestError.resource_not_found(session_id)
-            session = await self.sessions.open(workspace, session_id, record)
+            session = await self._open(workspace, session_id, record)
         # The spec wants the history replayed before the response.
         for message in session.history:
             text = message["text"]
@@ -161,13 +168,24 @@ class AgentlsAcpAgent:
             stop = CANCELLED
         finally:
             session.prompt_task = None
-            await asyncio.to_thread(store.save, session)
+            try:
+                await asyncio.to_thread(store.save, session)
+            except OSError as exc:  # the answer stands; only reopening this session later suffers
+                log.warning("session %s not saved: %s", session_id, exc)
         return PromptResponse(stop_reason=stop)
 
     async def cancel(self, session_id: str, **kwargs: Any) -> None:
         session = self.sessions.live.get(session_id)
         if session is not None and session.prompt_task is not None:
             session.prompt_task.cancel()
+
+    async def _open(self, workspace: Path, *args: Any) -> Session:
+        try:
+            return await self.sessions.open(workspace, *args)
+        except (OSError, ValueError) as exc:  # the ledger or audit store cannot be opened
+            raise RequestError.internal_error(
+                {"details": f"cannot open agentls state in {workspace / '.agentls'}: {exc}"}
+            ) from None
 
     def _session(self, session_id: str) -> Session:
         session = self.sessions.live.get(session_id)

@@ -14,13 +14,15 @@ from typing import Any
 
 from acp.schema import PermissionOption, ToolCallLocation, ToolCallUpdate
 
-from acp import helpers
+from acp import RequestError, helpers
 from agentls.acp.updates import EditCall, RunRenderer
 from agentls.core.target import ProposedEdit, apply_edit, offset_of
 
 ALLOW_ONCE = "allow-once"
 ALLOW_ALWAYS = "allow-always"
 REJECT = "reject"
+# Reading or writing a file through the editor is quick; a silent editor must not hang a turn.
+CLIENT_TIMEOUT = 30.0
 
 OPTIONS = [
     PermissionOption(option_id=ALLOW_ONCE, name="Apply this edit", kind="allow_once"),
@@ -48,7 +50,18 @@ class FileAccess:
     async def read_raw(self, path: Path) -> tuple[str, bool]:
         """(text with LF line ends, whether the file uses CRLF)."""
         if self.client_reads:
-            response = await self.conn.read_text_file(session_id=self.session_id, path=str(path))
+            try:
+                response = await asyncio.wait_for(
+                    self.conn.read_text_file(session_id=self.session_id, path=str(path)),
+                    CLIENT_TIMEOUT,
+                )
+            except TimeoutError:
+                raise OSError(
+                    f"the editor did not answer fs/read_text_file for {path} "
+                    f"within {CLIENT_TIMEOUT:.0f} s"
+                ) from None
+            except RequestError as exc:
+                raise OSError(f"the editor could not read {path}: {exc} {exc.data or ''}") from None
             raw = response.content
         else:
             raw = await asyncio.to_thread(_read_disk, path)
@@ -63,9 +76,17 @@ class FileAccess:
 
     async def write(self, path: Path, text: str) -> None:
         if self.client_writes:
-            await self.conn.write_text_file(
-                session_id=self.session_id, path=str(path), content=text
-            )
+            try:
+                await asyncio.wait_for(
+                    self.conn.write_text_file(
+                        session_id=self.session_id, path=str(path), content=text
+                    ),
+                    CLIENT_TIMEOUT,
+                )
+            except TimeoutError:
+                raise OSError(
+                    f"the editor did not answer fs/write_text_file within {CLIENT_TIMEOUT:.0f} s"
+                ) from None
         else:
             await asyncio.to_thread(write_disk, path, text)
 

@@ -163,9 +163,12 @@ class Sessions:
         return list(self._runtimes)
 
     async def aclose(self) -> None:
-        for session in self.live.values():
-            if session.prompt_task is not None:
-                session.prompt_task.cancel()
+        running = [s.prompt_task for s in self.live.values() if s.prompt_task is not None]
+        for task in running:
+            task.cancel()
+        # Let cancelled runs record their end in the audit trail before the stores close.
+        if running:
+            await asyncio.wait(running, timeout=10)
         for runtime in self._runtimes.values():
             await runtime.aclose()
         self._runtimes.clear()

@@ -8,6 +8,7 @@ ends normally, so the agent keeps serving. Cancelling the turn's task cancels it
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +32,12 @@ from agentls.core.events import RunStatus, new_id
 from agentls.core.runtime import RunResult
 from agentls.core.target import Target
 
+log = logging.getLogger(__name__)
+
 END_TURN = "end_turn"
 CANCELLED = "cancelled"
 REFUSAL = "refusal"
+MAX_NAMED_ATTACHMENTS = 20
 
 
 def commands_update(session: Session) -> AvailableCommandsUpdate:
@@ -69,6 +73,13 @@ class Turn:
         unsubscribe = self.runtime.subscribe(self.renderer.on_event)
         try:
             return await self._run(parts)
+        except Exception as exc:  # a bug ends this turn with a message, not the agent
+            log.exception("prompt failed")
+            self.say(
+                f"\n\nagentls hit an internal error: {type(exc).__name__}: {exc}. "
+                "The session still works; the details are in the agent's log (stderr)."
+            )
+            return END_TURN
         finally:
             unsubscribe()
             await self.renderer.aclose()
@@ -118,7 +129,7 @@ class Turn:
         extra = ""
         if selection:
             extra += f"\n\nThe user selected this text in the target:\n```\n{selection}\n```"
-        others = [path_of(a.uri)[0] for a in parts.attachments[1:]]
+        others = [path_of(a.uri)[0] for a in parts.attachments[1:MAX_NAMED_ATTACHMENTS]]
         if others:
             names = ", ".join(str(p.resolve().relative_to(workspace)) for p in others)
             extra += f"\n\nAlso attached (read them with tools if you need them): {names}"
@@ -243,7 +254,8 @@ def parse_limit(text: str) -> int | None:
     number = value[:-1] if scale != 1 else value
     try:
         tokens = float(number) * scale
-    except ValueError:
+        int(tokens)
+    except (ValueError, OverflowError):
         raise ValueError(
             f"expected a number of tokens (e.g. 200000, 200k) or 'none', got {text!r}"
         ) from None

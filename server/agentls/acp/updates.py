@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,7 +69,10 @@ class RunRenderer:
     streamed: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._items: deque[Any] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._ids = itertools.count(1)
         self._open_tools: dict[tuple[str, str], list[str]] = {}
         self._budgets: dict[str, int | None] = {}
@@ -82,7 +86,7 @@ class RunRenderer:
         self._roots.add(run_id)
 
     def say(self, text: str) -> None:
-        self._queue.put_nowait(_Text(text))
+        self._put(_Text(text))
 
     def on_event(self, event: RunEvent) -> None:
         if event.run_id not in self.runs:
@@ -95,7 +99,7 @@ class RunRenderer:
         elif kind is EventKind.OUTPUT_DELTA:
             if self.stream_output and event.run_id in self._roots:
                 self.streamed.add(event.run_id)
-                self._queue.put_nowait(_Text(str(event.data.get("delta", ""))))
+                self._put(_Text(str(event.data.get("delta", ""))))
         elif kind is EventKind.TOOL_STARTED:
             self._tool_started(event)
         elif kind is EventKind.TOOL_CALL:
@@ -104,7 +108,7 @@ class RunRenderer:
             for artifact in event.artifacts:
                 self._edit_proposed(event, ProposedEdit.model_validate(artifact))
         elif kind is EventKind.MODEL_CALL:
-            self._queue.put_nowait(lambda e=event: self._usage(e))
+            self._put(lambda e=event: self._usage(e))
 
     def _title(self, event: RunEvent, text: str) -> str:
         return f"{event.agent}: {text}" if self.show_agent or event.depth else text
@@ -114,8 +118,8 @@ class RunRenderer:
         arguments = str(event.data.get("arguments", ""))
         call_id = f"{event.run_id}:{next(self._ids)}"
         self._open_tools.setdefault((event.run_id, tool), []).append(call_id)
-        kind = _TOOL_KINDS.get(tool, "fetch" if tool.startswith("mcp__") else "other")
-        self._queue.put_nowait(
+        kind = _TOOL_KINDS.get(tool, "other")  # MCP tools included: their effect is unknown
+        self._put(
             helpers.start_tool_call(
                 call_id,
                 self._title(event, f"{tool}({arguments})"),
@@ -135,7 +139,7 @@ class RunRenderer:
         content = []
         if failed and event.error:
             content = [helpers.tool_content(helpers.text_block(event.error[:2000]))]
-        self._queue.put_nowait(
+        self._put(
             helpers.update_tool_call(
                 call_id,
                 status="failed" if failed else "completed",
@@ -154,7 +158,7 @@ class RunRenderer:
             f"{event.run_id}:edit:{index}", edit, self.runtime.workspace / Path(edit.path)
         )
         self.edits[(event.run_id, index)] = call
-        self._queue.put_nowait(lambda: self._show_edit(event, call))
+        self._put(lambda: self._show_edit(event, call))
 
     async def _show_edit(self, event: RunEvent, call: EditCall) -> Any:
         current = await self.current(call.path)
@@ -206,19 +210,29 @@ class RunRenderer:
         )
 
     def update(self, update: Any) -> None:
-        self._queue.put_nowait(update)
+        self._put(update)
+
+    def _put(self, item: Any) -> None:
+        self._items.append(item)
+        self._idle.clear()
+        self._wake.set()
 
     async def _drain(self) -> None:
         while True:
-            item = await self._queue.get()
+            if not self._items:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            item = self._items.popleft()
+            if item is None:
+                self._idle.set()
+                return
             try:
-                if item is None:
-                    return
                 if isinstance(item, _Text):
                     text = item.text
-                    while not self._queue.empty() and isinstance(self._queue._queue[0], _Text):  # type: ignore[attr-defined]
-                        text += self._queue.get_nowait().text
-                        self._queue.task_done()
+                    while self._items and isinstance(self._items[0], _Text):
+                        text += self._items.popleft().text
                     if text:
                         await self.send(helpers.update_agent_message_text(text))
                     continue
@@ -227,16 +241,14 @@ class RunRenderer:
                     await self.send(update)
             except Exception:  # a client that left or refused an update never stops the run
                 log.warning("session update not sent", exc_info=True)
-            finally:
-                self._queue.task_done()
 
     async def flush(self) -> None:
         """Wait until every update queued so far has been sent."""
         if not self._task.done():
-            await self._queue.join()
+            await self._idle.wait()
 
     async def aclose(self) -> None:
         if not self._task.done():
-            self._queue.put_nowait(None)
+            self._put(None)
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
