@@ -23,8 +23,9 @@ CLIENT = ROOT / "tests" / "acp" / "client.mjs"
 SDK = ROOT / "tests" / "node" / "node_modules" / "@agentclientprotocol" / "sdk"
 
 SOURCE = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
-# The editor's buffer has an unsaved change the disk does not: reads must come from the client.
-BUFFER = SOURCE.replace("def add(a, b):", "def add(a, b):  # unsaved")
+# The editor's buffer has an unsaved line the disk does not: reads must come from the client, and
+# an edit the agent proposed against the disk must land where its text is in the buffer.
+BUFFER = "# unsaved note\n" + SOURCE
 SELECTION = "def sub(a, b):\n    return a - b\n"
 ANSWER = "I rewrote sub so that it reads as a negation of the difference."
 FIXER = """\
@@ -133,7 +134,7 @@ def main_flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
                             {
                                 "type": "resource",
                                 "resource": {
-                                    "uri": f"{file_uri(workspace / 'calc.py')}#L5:6",
+                                    "uri": f"{file_uri(workspace / 'calc.py')}#L6:7",
                                     "text": SELECTION,
                                     "mimeType": "text/x-python",
                                 },
@@ -179,7 +180,7 @@ def test_the_selection_is_the_target_read_from_the_client_buffer(
     calc = str(Path(main_flow["workspace"]) / "calc.py")
     assert calc in main_flow["prompts"][0]["reads"]
     first_user = main_flow["requests"][0]["messages"][1]["content"]
-    assert "calc.py (lines 5-6)" in first_user
+    assert "calc.py (lines 6-7)" in first_user
     assert "return a - b" in first_user
     assert "# unsaved" not in first_user  # only the selected lines, taken from the buffer
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from agentls.acp.anchors import locate
 from agentls.acp.commands import (
     Budget,
     CommandError,
@@ -22,7 +23,7 @@ from agentls.acp.commands import (
 )
 from agentls.acp.resources import ResourceError, path_of, selection_range
 from agentls.core.definitions import AgentRegistry, default_sources
-from agentls.core.target import TextRange, slice_range
+from agentls.core.target import ProposedEdit, TextRange, slice_range
 
 TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
 
@@ -119,3 +120,23 @@ def test_cli_and_language_server_do_not_import_the_acp_sdk() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def edit_of(rng: TextRange) -> ProposedEdit:
+    return ProposedEdit(path="a.py", range=rng, new_text="X", agent="fixer")
+
+
+def test_edit_follows_its_text_when_lines_were_added_above() -> None:
+    seen = TEXT
+    rng = TextRange.of(5, 4, 5, 16)  # "return a - b" in what the agent saw
+    replaced = slice_range(seen, rng)
+    current = "# a new first line\n" + TEXT
+    placed = locate(current, replaced, edit_of(rng))
+    assert placed is not None and placed.start.line == 6
+    assert slice_range(current, placed) == "return a - b"
+
+
+def test_edit_whose_text_is_gone_or_ambiguous_is_not_placed() -> None:
+    rng = TextRange.of(0, 0, 0, 4)  # "def " occurs twice
+    assert locate("x" + TEXT, "def ", edit_of(rng)) is None
+    assert locate("nothing alike", "return a - b", edit_of(rng)) is None

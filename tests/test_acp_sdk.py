@@ -30,8 +30,9 @@ NEW_ADD = "def add(left, right):\n    return left + right\n"
 class Panel:
     """The client side: records updates and answers permission requests with `choice`."""
 
-    def __init__(self, choice: str = "allow-once") -> None:
+    def __init__(self, choice: str = "allow-once", while_asked: Any = None) -> None:
         self.choice = choice
+        self.while_asked = while_asked  # what the user does before answering
         self.updates: list[Any] = []
         self.permissions: list[Any] = []
 
@@ -42,6 +43,8 @@ class Panel:
         self, session_id: str, tool_call: Any, options: list[Any], **kwargs: Any
     ) -> RequestPermissionResponse:
         self.permissions.append(tool_call)
+        if self.while_asked is not None:
+            self.while_asked()
         return RequestPermissionResponse(
             outcome=AllowedOutcome(outcome="selected", option_id=self.choice)
         )
@@ -136,6 +139,25 @@ async def test_rejected_edit_leaves_the_file_and_says_why(
     ]
     assert closing.status == "failed"
     assert "rejected by the user" in closing.content[0].content.text
+
+
+async def test_edit_is_not_written_over_a_file_changed_while_asking(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    server.enqueue(Text(f"```python\n{NEW_ADD}```"))
+    app = workspace / "app.py"
+    changed = "def plus(a, b):\n    return a + b\n"
+    panel = Panel(while_asked=lambda: app.write_text(changed, encoding="utf-8"))
+    async with agent(panel, server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        await conn.prompt(
+            session_id=session.session_id,
+            prompt=[acp.text_block("/refactor"), link(app)],
+        )
+    assert app.read_text(encoding="utf-8") == changed
+    closing = panel.of_kind("tool_call_update")[-1]
+    assert closing.status == "failed"
+    assert "app.py changed where the edit applies" in closing.content[0].content.text
 
 
 async def test_always_allow_writes_later_edits_without_asking(

@@ -15,6 +15,7 @@ from typing import Any
 from acp.schema import PermissionOption, ToolCallLocation, ToolCallUpdate
 
 from acp import RequestError, helpers
+from agentls.acp.anchors import locate
 from agentls.acp.updates import EditCall, RunRenderer
 from agentls.core.target import ProposedEdit, apply_edit, offset_of
 
@@ -134,7 +135,7 @@ class EditConsent:
                 by_path[call.path].append(i)
         outcomes = list(allowed)
         for path, indexes in by_path.items():
-            reason = await self._write(path, [calls[i].edit for i in indexes])
+            reason = await self._write(path, [calls[i] for i in indexes])
             for i in indexes:
                 outcomes[i] = (reason is None, reason)
         for call, (applied, reason) in zip(calls, outcomes, strict=True):
@@ -175,16 +176,28 @@ class EditConsent:
             return True, None
         return False, "rejected by the user"
 
-    async def _write(self, path: Path, edits: list[ProposedEdit]) -> str | None:
+    async def _write(self, path: Path, calls: list[EditCall]) -> str | None:
         """Apply a file's edits (last position first) to its current text; None when written."""
+        edits = [c.edit for c in calls]
         try:
             if edits[0].creates_file and not path.exists():
                 before, crlf = "", False
             else:
                 before, crlf = await self.files.read_raw(path)
+            placed = []
+            for call in calls:
+                rng = locate(before, call.replaced, call.edit)
+                if rng is None:
+                    return (
+                        f"{call.edit.path} changed where the edit applies since the agent read "
+                        "it; run the agent again"
+                    )
+                placed.append((rng, call.edit.new_text))
             after = before
-            for edit in sorted(edits, key=lambda e: offset_of(before, e.range.start), reverse=True):
-                after = apply_edit(after, edit.range, edit.new_text)
+            for rng, new_text in sorted(
+                placed, key=lambda p: offset_of(before, p[0].start), reverse=True
+            ):
+                after = apply_edit(after, rng, new_text)
             if crlf:
                 after = after.replace("\n", "\r\n")
             await self.files.write(path, after)

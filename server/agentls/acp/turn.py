@@ -126,6 +126,8 @@ class Turn:
         for attachment in parts.attachments[1:]:
             inside(workspace, path_of(attachment.uri)[0])
         target, selection = await target_of(parts.attachments[0], workspace, self.files.read)
+        if target.text is not None:
+            self.renderer.seen[target.path] = target.text
         extra = ""
         if selection:
             extra += f"\n\nThe user selected this text in the target:\n```\n{selection}\n```"

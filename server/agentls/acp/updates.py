@@ -20,9 +20,10 @@ from typing import Any
 from acp.schema import ToolCallLocation, UsageUpdate
 
 from acp import helpers
+from agentls.acp.anchors import disk_text, locate
 from agentls.core.events import EventKind, RunEvent
 from agentls.core.runtime import AgentRuntime
-from agentls.core.target import ProposedEdit, apply_edit
+from agentls.core.target import ProposedEdit, apply_edit, slice_range
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class EditCall:
     path: Path
     old_text: str | None = None
     new_text: str = ""
+    # The text the edit replaces, as the agent saw it (None: not known yet).
+    replaced: str | None = None
 
 
 @dataclass
@@ -67,6 +70,8 @@ class RunRenderer:
     runs: set[str] = field(default_factory=set)
     edits: dict[tuple[str, int], EditCall] = field(default_factory=dict)
     streamed: set[str] = field(default_factory=set)
+    # The target's text as read for the prompt (the buffer), which edit-mode answers replace.
+    seen: dict[Path, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._items: deque[Any] = deque()
@@ -76,6 +81,7 @@ class RunRenderer:
         self._ids = itertools.count(1)
         self._open_tools: dict[tuple[str, str], list[str]] = {}
         self._budgets: dict[str, int | None] = {}
+        self._modes: dict[str, str] = {}
         self._edit_counts: dict[str, int] = {}
         self._roots: set[str] = set()
         self._task = asyncio.create_task(self._drain(), name="agentls-acp-updates")
@@ -96,6 +102,7 @@ class RunRenderer:
         kind = event.kind
         if kind is EventKind.STARTED:
             self._budgets[event.run_id] = event.data.get("budget")
+            self._modes[event.run_id] = str(event.data.get("mode"))
         elif kind is EventKind.OUTPUT_DELTA:
             if self.stream_output and event.run_id in self._roots:
                 self.streamed.add(event.run_id)
@@ -161,9 +168,16 @@ class RunRenderer:
         self._put(lambda: self._show_edit(event, call))
 
     async def _show_edit(self, event: RunEvent, call: EditCall) -> Any:
+        # An edit-mode answer replaces the target as read for the prompt; tools read the disk.
+        seen = self.seen.get(call.path) if self._modes.get(event.run_id) == "edit" else None
+        if seen is None:
+            seen = await asyncio.to_thread(disk_text, call.path)
+        call.replaced = slice_range(seen or "", call.edit.range)
         current = await self.current(call.path)
-        call.old_text = current
-        call.new_text = apply_edit(current or "", call.edit.range, call.edit.new_text)
+        rng = locate(current or "", call.replaced, call.edit)
+        base = current if rng is not None else seen
+        call.old_text = base
+        call.new_text = apply_edit(base or "", rng or call.edit.range, call.edit.new_text)
         title = call.edit.description or f"Edit {call.edit.path}"
         return helpers.start_tool_call(
             call.tool_call_id,
