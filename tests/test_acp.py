@@ -121,7 +121,8 @@ def main_flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
         )
         transcript = run_client(
             {
-                "command": command(),
+                # Named, so the test holds whether or not an orchestrator agent is built in.
+                "command": command("--default-agent", "explain"),
                 "cwd": str(workspace),
                 "env": agent_env(server, base / "home"),
                 "clientFs": True,
@@ -248,7 +249,9 @@ def test_cancel_mid_run_ends_the_prompt_cancelled(main_flow: dict[str, Any]) -> 
     assert len(text_of(prompt["updates"])) < len("word " * 400)
 
 
-def test_next_prompt_after_cancel_goes_to_the_default_agent(main_flow: dict[str, Any]) -> None:
+def test_next_prompt_after_cancel_goes_to_the_configured_default_agent(
+    main_flow: dict[str, Any],
+) -> None:
     prompt = main_flow["prompts"][2]
     assert prompt["stopReason"] == "end_turn"
     assert text_of(prompt["updates"]) == "It adds and subtracts numbers."

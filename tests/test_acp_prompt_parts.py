@@ -22,7 +22,7 @@ from agentls.acp.commands import (
     parse_command,
 )
 from agentls.acp.resources import ResourceError, path_of, selection_range
-from agentls.core.definitions import AgentRegistry, default_sources
+from agentls.core.definitions import AgentDefinition, AgentRegistry, LoadedAgent, default_sources
 from agentls.core.target import ProposedEdit, TextRange, slice_range
 
 TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
@@ -39,9 +39,20 @@ def test_plain_prompt_goes_to_the_default_agent(registry: AgentRegistry) -> None
     )
 
 
-def test_default_agent_is_explain_without_an_orchestrator(registry: AgentRegistry) -> None:
-    assert "orchestrator" not in registry
+def agent_named(name: str) -> LoadedAgent:
+    definition = AgentDefinition(name=name, description=f"{name} agent", instructions="Work.")
+    return LoadedAgent(definition, "builtin")
+
+
+def test_default_agent_is_the_orchestrator_when_defined_else_explain() -> None:
+    registry = AgentRegistry()
+    registry.add(agent_named("explain"))
     assert default_agent(registry, None) == "explain"
+    registry.add(agent_named("orchestrator"))
+    assert default_agent(registry, None) == "orchestrator"
+
+
+def test_default_agent_setting_wins(registry: AgentRegistry) -> None:
     assert default_agent(registry, "review") == "review"
 
 

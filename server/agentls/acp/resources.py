@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from agentls.core.target import Position, Target, TextRange, position_of, slice_range
+from agentls.core.target import Target, TextRange, position_of, slice_range
 
 # Reads a file's text as the user sees it (the client's buffer when it offers fs, else the disk).
 Reader = Callable[[Path], Awaitable[str]]
@@ -119,7 +119,3 @@ def selection_range(text: str, selection: str, fragment: str) -> TextRange | Non
 
 def _same(a: str, b: str) -> bool:
     return a.rstrip("\r\n") == b.rstrip("\r\n") or not b.strip()
-
-
-def whole(text: str) -> TextRange:
-    return TextRange(start=Position(line=0, character=0), end=position_of(text, len(text)))
