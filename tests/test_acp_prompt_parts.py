@@ -151,3 +151,12 @@ def test_edit_whose_text_is_gone_or_ambiguous_is_not_placed() -> None:
     rng = TextRange.of(0, 0, 0, 4)  # "def " occurs twice
     assert locate("x" + TEXT, "def ", edit_of(rng)) is None
     assert locate("nothing alike", "return a - b", edit_of(rng)) is None
+
+
+def test_budget_option_rejects_what_is_not_a_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    from agentls.cli import main
+
+    assert main(["acp", "--budget", "lots"]) == 2
+    assert "--budget: expected a number of tokens" in capsys.readouterr().err
+    assert main(["acp", "--budget", "none"]) == 2
+    assert "agentls budget set none" in capsys.readouterr().err

@@ -249,3 +249,22 @@ async def test_loading_an_unknown_session_is_an_error_naming_it(
         with pytest.raises(acp.RequestError) as caught:
             await conn.load_session(cwd=str(workspace), session_id="0123abcd")
     assert "0123abcd" in str(caught.value.data)
+
+
+async def test_editor_context_that_is_not_a_file_goes_into_the_goal(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    server.enqueue(Text("Bien."))
+    rule = acp.resource_block(
+        acp.embedded_text_resource("zed:///agent/rules/1", "Always answer in French.")
+    )
+    panel = Panel()
+    async with agent(panel, server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        response = await conn.prompt(
+            session_id=session.session_id,
+            prompt=[acp.text_block("/explain"), rule, link(workspace / "app.py")],
+        )
+    assert response.stop_reason == "end_turn"
+    user = server.requests[0]["messages"][1]["content"]
+    assert "Always answer in French." in user and "app.py" in user

@@ -58,6 +58,11 @@ def split_prompt(blocks: Sequence[Any]) -> PromptParts:
     return PromptParts("\n".join(texts).strip(), attachments, ignored)
 
 
+def is_file(uri: str) -> bool:
+    scheme = urlparse(uri).scheme
+    return scheme == "file" or (scheme == "" and uri.startswith("/"))
+
+
 def path_of(uri: str) -> tuple[Path, str]:
     """The file path of a `file://` URI (or an absolute path) and its fragment."""
     parsed = urlparse(uri)

@@ -24,7 +24,14 @@ from agentls.acp.commands import (
     parse_command,
 )
 from agentls.acp.edits import EditConsent, FileAccess
-from agentls.acp.resources import PromptParts, ResourceError, inside, path_of, target_of
+from agentls.acp.resources import (
+    PromptParts,
+    ResourceError,
+    inside,
+    is_file,
+    path_of,
+    target_of,
+)
 from agentls.acp.sessions import Session
 from agentls.acp.updates import RunRenderer
 from agentls.core.definitions import AgentDefinition
@@ -38,6 +45,7 @@ END_TURN = "end_turn"
 CANCELLED = "cancelled"
 REFUSAL = "refusal"
 MAX_NAMED_ATTACHMENTS = 20
+MAX_CONTEXT_CHARS = 20_000
 
 
 def commands_update(session: Session) -> AvailableCommandsUpdate:
@@ -119,19 +127,31 @@ class Turn:
         return await self._delegate(definition, command.goal, target, extra)
 
     async def _target(self, parts: PromptParts) -> tuple[Target | None, str]:
-        """The first attachment is the target; the others are named in the goal."""
-        if not parts.attachments:
-            return None, ""
+        """The first attached file is the target; other files are named in the goal.
+
+        Attachments that are not files (an editor's rules or threads) add their text as context.
+        """
+        files = [a for a in parts.attachments if is_file(a.uri)]
+        extra = ""
+        for other in parts.attachments:
+            if is_file(other.uri):
+                continue
+            if other.selection:
+                extra += f"\n\nContext attached by the editor ({other.uri}):\n{other.selection}"
+            else:
+                self.say(f"(left out {other.uri}: agentls reads files and attached text only)\n\n")
+        extra = extra[:MAX_CONTEXT_CHARS]
+        if not files:
+            return None, extra
         workspace = self.session.workspace
-        for attachment in parts.attachments[1:]:
+        for attachment in files[1:]:
             inside(workspace, path_of(attachment.uri)[0])
-        target, selection = await target_of(parts.attachments[0], workspace, self.files.read)
+        target, selection = await target_of(files[0], workspace, self.files.read)
         if target.text is not None:
             self.renderer.seen[target.path] = target.text
-        extra = ""
         if selection:
             extra += f"\n\nThe user selected this text in the target:\n```\n{selection}\n```"
-        others = [path_of(a.uri)[0] for a in parts.attachments[1:MAX_NAMED_ATTACHMENTS]]
+        others = [path_of(a.uri)[0] for a in files[1:MAX_NAMED_ATTACHMENTS]]
         if others:
             names = ", ".join(str(p.resolve().relative_to(workspace)) for p in others)
             extra += f"\n\nAlso attached (read them with tools if you need them): {names}"

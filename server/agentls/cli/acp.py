@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--budget",
         type=str,
         metavar="N",
-        help="total token limit for the workspace (e.g. 200000, 200k, none); default: the ledger's",
+        help="total token limit of each workspace (e.g. 200000, 200k); default: the ledger's",
     )
     add_model_options(parser)
     parser.set_defaults(func=run)
@@ -41,8 +41,14 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.budget is not None:
         try:
-            settings.budget.total = parse_limit(args.budget)
+            limit = parse_limit(args.budget)
         except ValueError as exc:
             raise CliError(f"--budget: {exc}") from None
+        if limit is None:
+            raise CliError(
+                f"--budget {args.budget}: give a number of tokens; to remove the limit use "
+                "`agentls budget set none`"
+            )
+        settings.budget.total = limit
     serve(settings, default_agent=args.default_agent)
     return 0
