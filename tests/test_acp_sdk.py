@@ -4,6 +4,7 @@ and mode kept), reject and always-allow, /parallel, /create, and sessions across
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import sys
@@ -19,7 +20,7 @@ from acp.schema import (
     FileSystemCapabilities,
     RequestPermissionResponse,
 )
-from tests.rig.scripted_openai import ScriptedOpenAI, Text
+from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text
 
 import acp
 
@@ -268,3 +269,34 @@ async def test_editor_context_that_is_not_a_file_goes_into_the_goal(
     assert response.stop_reason == "end_turn"
     user = server.requests[0]["messages"][1]["content"]
     assert "Always answer in French." in user and "app.py" in user
+
+
+async def until(check: Any, timeout: float = 30.0) -> None:
+    """Wait for a condition the agent's work makes true (the server's request log)."""
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.02)
+
+
+async def test_cancel_stops_every_run_of_a_parallel_prompt(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    from agentls.core.audit import AuditStore
+
+    server.enqueue(Hang(60), Hang(60))
+    panel = Panel()
+    async with agent(panel, server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        turn = asyncio.ensure_future(
+            conn.prompt(
+                session_id=session.session_id,
+                prompt=[acp.text_block("/parallel review,explain go"), link(workspace / "app.py")],
+            )
+        )
+        await until(lambda: len(server.requests) == 2)
+        await conn.cancel(session_id=session.session_id)
+        response = await turn
+    assert response.stop_reason == "cancelled"
+    with AuditStore.for_workspace(workspace) as audit:
+        closing = {(e.agent, e.status.value) for e in audit.runs()}
+    assert closing == {("review", "cancelled"), ("explain", "cancelled")}
