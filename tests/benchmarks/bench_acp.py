@@ -1,6 +1,8 @@
 """Time to the first streamed words: an agent panel over ACP next to an editor over LSP (printed,
 not asserted).
 
+Also the time from spawning `agentls acp` to its `initialize` answer.
+
 ACP: from sending `session/prompt` (`/explain` on a file) to the first `agent_message_chunk`.
 LSP: from sending `workspace/executeCommand agentls.delegate` (explain, same file) to the first
 `agentls/output` notification. Both against tests/rig/scripted_openai.py in its own process,
@@ -53,12 +55,13 @@ class FirstChunk:
         raise RuntimeError("explain proposes no edits")
 
 
-async def over_acp(workspace: Path, model: str, prompts: int) -> list[float]:
+async def over_acp(workspace: Path, model: str, prompts: int) -> tuple[float, list[float]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AGENTLS_"))}
     env |= {"OPENAI_BASE_URL": model, "OPENAI_API_KEY": "sk-test", "HOME": str(HOME)}
     panel = FirstChunk()
     app = workspace / "src" / "app.py"
     seconds = []
+    spawned = time.perf_counter()
     async with acp.spawn_agent_process(
         panel,  # type: ignore[arg-type]
         sys.executable,
@@ -74,6 +77,7 @@ async def over_acp(workspace: Path, model: str, prompts: int) -> list[float]:
             protocol_version=acp.PROTOCOL_VERSION,
             client_capabilities=ClientCapabilities(fs=FileSystemCapabilities()),
         )
+        ready = time.perf_counter() - spawned
         session = await conn.new_session(cwd=str(workspace))
         blocks = [
             acp.text_block("/explain what does it do?"),
@@ -87,7 +91,7 @@ async def over_acp(workspace: Path, model: str, prompts: int) -> list[float]:
             await asyncio.wait_for(panel.first.wait(), 30)
             seconds.append(panel.at - started)
             await turn
-    return seconds
+    return ready, seconds
 
 
 async def over_lsp(workspace: Path, model: str, prompts: int) -> list[float]:
@@ -115,7 +119,7 @@ async def over_lsp(workspace: Path, model: str, prompts: int) -> list[float]:
 async def main(prompts: int) -> None:
     with tempfile.TemporaryDirectory(prefix="agentls-bench-acp-") as tmp, scripted_model() as model:
         parent = Path(tmp)
-        acp_s = await over_acp(new_workspace(parent, "acp"), model, prompts)
+        acp_ready, acp_s = await over_acp(new_workspace(parent, "acp"), model, prompts)
         lsp_s = await over_lsp(new_workspace(parent, "lsp"), model, prompts)
 
     table = Table(title="request → first streamed words (scripted model, no latency)")
@@ -134,7 +138,9 @@ async def main(prompts: int) -> None:
             f"{max(steady) * 1000:.1f} ms",
             str(len(steady)),
         )
-    Console(width=120).print(table)
+    console = Console(width=120)
+    console.print(table)
+    console.print(f"`agentls acp`: spawn → initialize answer {acp_ready * 1000:.0f} ms")
 
 
 if __name__ == "__main__":
