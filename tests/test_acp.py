@@ -164,7 +164,7 @@ def test_initialize_advertises_sessions_and_embedded_context(main_flow: dict[str
     caps = init["agentCapabilities"]
     assert caps["loadSession"] is True
     assert caps["promptCapabilities"]["embeddedContext"] is True
-    assert "list" in caps["sessionCapabilities"] and "close" in caps["sessionCapabilities"]
+    assert {"list", "close", "resume"} <= set(caps["sessionCapabilities"])
     assert init["agentInfo"]["name"] == "agentls"
 
 

@@ -300,3 +300,24 @@ async def test_cancel_stops_every_run_of_a_parallel_prompt(
     with AuditStore.for_workspace(workspace) as audit:
         closing = {(e.agent, e.status.value) for e in audit.runs()}
     assert closing == {("review", "cancelled"), ("explain", "cancelled")}
+
+
+async def test_a_resumed_session_takes_prompts_without_replaying_history(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    server.enqueue(Text("First answer."), Text("Second answer."))
+    async with agent(Panel(), server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        await conn.prompt(session_id=session.session_id, prompt=[acp.text_block("/explain one")])
+    panel = Panel()
+    async with agent(panel, server, workspace) as conn:
+        await conn.resume_session(cwd=str(workspace), session_id=session.session_id)
+        response = await conn.prompt(
+            session_id=session.session_id, prompt=[acp.text_block("/explain two")]
+        )
+        listed = await conn.list_sessions(cwd=str(workspace))
+    assert response.stop_reason == "end_turn"
+    assert panel.of_kind("user_message_chunk") == []
+    assert panel.text() == "Second answer."
+    (info,) = listed.sessions
+    assert info.title == "/explain one"

@@ -22,10 +22,12 @@ from acp.schema import (
     NewSessionResponse,
     PromptCapabilities,
     PromptResponse,
+    ResumeSessionResponse,
     SessionCapabilities,
     SessionCloseCapabilities,
     SessionInfo,
     SessionListCapabilities,
+    SessionResumeCapabilities,
 )
 
 from acp import PROTOCOL_VERSION, RequestError, helpers
@@ -69,7 +71,9 @@ class AgentlsAcpAgent:
                 load_session=True,
                 prompt_capabilities=PromptCapabilities(embedded_context=True),
                 session_capabilities=SessionCapabilities(
-                    list=SessionListCapabilities(), close=SessionCloseCapabilities()
+                    list=SessionListCapabilities(),
+                    close=SessionCloseCapabilities(),
+                    resume=SessionResumeCapabilities(),
                 ),
             ),
             agent_info=Implementation(name="agentls", title="agentls", version=__version__),
@@ -103,13 +107,7 @@ class AgentlsAcpAgent:
     async def load_session(
         self, cwd: str, session_id: str, mcp_servers: Any = None, **kwargs: Any
     ) -> LoadSessionResponse:
-        workspace = self._workspace(cwd)
-        session = self.sessions.live.get(session_id)
-        if session is None:
-            record = await asyncio.to_thread(store.load_record, workspace, session_id)
-            if record is None:
-                raise RequestError.resource_not_found(session_id)
-            session = await self._open(workspace, session_id, record)
+        session = await self._reopen(self._workspace(cwd), session_id)
         # The spec wants the history replayed before the response.
         for message in session.history:
             text = message["text"]
@@ -121,6 +119,14 @@ class AgentlsAcpAgent:
             await self._send(session, update)
         self._after_response(self._send(session, commands_update(session)))
         return LoadSessionResponse()
+
+    async def resume_session(
+        self, session_id: str, cwd: str, mcp_servers: Any = None, **kwargs: Any
+    ) -> ResumeSessionResponse:
+        """Like session/load, without replaying the history the client already shows."""
+        session = await self._reopen(self._workspace(cwd), session_id)
+        self._after_response(self._send(session, commands_update(session)))
+        return ResumeSessionResponse()
 
     async def list_sessions(
         self, cwd: str | None = None, cursor: str | None = None, **kwargs: Any
@@ -178,6 +184,16 @@ class AgentlsAcpAgent:
         session = self.sessions.live.get(session_id)
         if session is not None and session.prompt_task is not None:
             session.prompt_task.cancel()
+
+    async def _reopen(self, workspace: Path, session_id: str) -> Session:
+        """A live session, or a saved one brought back with its history."""
+        session = self.sessions.live.get(session_id)
+        if session is not None:
+            return session
+        record = await asyncio.to_thread(store.load_record, workspace, session_id)
+        if record is None:
+            raise RequestError.resource_not_found(session_id)
+        return await self._open(workspace, session_id, record)
 
     async def _open(self, workspace: Path, *args: Any) -> Session:
         try:
