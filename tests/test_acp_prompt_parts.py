@@ -160,3 +160,47 @@ def test_budget_option_rejects_what_is_not_a_limit(capsys: pytest.CaptureFixture
     assert "--budget: expected a number of tokens" in capsys.readouterr().err
     assert main(["acp", "--budget", "none"]) == 2
     assert "agentls budget set none" in capsys.readouterr().err
+
+
+def test_panel_mcp_servers_join_the_engine_settings() -> None:
+    from acp.schema import EnvVariable, HttpMcpServer, McpServerStdio
+
+    from agentls.acp.agent import panel_mcp
+
+    servers = [
+        McpServerStdio(
+            name="fs",
+            command="npx",
+            args=["-y", "@modelcontextprotocol/server-filesystem", "/w"],
+            env=[EnvVariable(name="TOKEN", value="t")],
+        ),
+        HttpMcpServer(type="http", name="web", url="http://127.0.0.1:1/mcp", headers=[]),
+    ]
+    mapped = panel_mcp(servers)
+    assert list(mapped) == ["fs"]  # http is not advertised, so it is left out
+    assert mapped["fs"].command == "npx"
+    assert mapped["fs"].args[-1] == "/w" and mapped["fs"].env == {"TOKEN": "t"}
+
+
+async def test_sessions_with_other_mcp_servers_get_their_own_runtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentls.acp import sessions
+    from agentls.core.engine import EngineSettings, McpServerSettings
+
+    built: list[EngineSettings] = []
+    real = sessions.build_runtime
+
+    def spy(workspace: Path, settings: EngineSettings) -> object:
+        built.append(settings)
+        return real(workspace, settings)
+
+    monkeypatch.setattr(sessions, "build_runtime", spy)
+    store = sessions.Sessions(EngineSettings())
+    fs = {"fs": McpServerSettings(command="fs-server")}
+    plain = await store.runtime_for(tmp_path)
+    assert await store.runtime_for(tmp_path) is plain
+    with_fs = await store.runtime_for(tmp_path, fs)
+    assert with_fs is not plain
+    assert [b.mcp_servers for b in built] == [{}, fs]
+    await store.aclose()

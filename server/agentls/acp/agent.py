@@ -37,7 +37,7 @@ from agentls.acp.edits import FileAccess
 from agentls.acp.resources import split_prompt
 from agentls.acp.sessions import Session, Sessions
 from agentls.acp.turn import CANCELLED, Turn, commands_update
-from agentls.core.engine import EngineSettings
+from agentls.core.engine import EngineSettings, McpServerSettings
 
 log = logging.getLogger(__name__)
 
@@ -93,21 +93,14 @@ class AgentlsAcpAgent:
     async def new_session(
         self, cwd: str, mcp_servers: Any = None, **kwargs: Any
     ) -> NewSessionResponse:
-        if mcp_servers:
-            # The engine's MCP servers come from agentls settings, one set per workspace.
-            log.warning(
-                "the panel's MCP servers (%s) are not used: agentls connects the MCP servers "
-                "of its own settings",
-                ", ".join(getattr(m, "name", "?") for m in mcp_servers),
-            )
-        session = await self._open(self._workspace(cwd))
+        session = await self._open(self._workspace(cwd), None, None, panel_mcp(mcp_servers))
         self._after_response(self._send(session, commands_update(session)))
         return NewSessionResponse(session_id=session.session_id)
 
     async def load_session(
         self, cwd: str, session_id: str, mcp_servers: Any = None, **kwargs: Any
     ) -> LoadSessionResponse:
-        session = await self._reopen(self._workspace(cwd), session_id)
+        session = await self._reopen(self._workspace(cwd), session_id, mcp_servers)
         # The spec wants the history replayed before the response.
         for message in session.history:
             text = message["text"]
@@ -124,7 +117,7 @@ class AgentlsAcpAgent:
         self, session_id: str, cwd: str, mcp_servers: Any = None, **kwargs: Any
     ) -> ResumeSessionResponse:
         """Like session/load, without replaying the history the client already shows."""
-        session = await self._reopen(self._workspace(cwd), session_id)
+        session = await self._reopen(self._workspace(cwd), session_id, mcp_servers)
         self._after_response(self._send(session, commands_update(session)))
         return ResumeSessionResponse()
 
@@ -185,7 +178,7 @@ class AgentlsAcpAgent:
         if session is not None and session.prompt_task is not None:
             session.prompt_task.cancel()
 
-    async def _reopen(self, workspace: Path, session_id: str) -> Session:
+    async def _reopen(self, workspace: Path, session_id: str, mcp_servers: Any) -> Session:
         """A live session, or a saved one brought back with its history."""
         session = self.sessions.live.get(session_id)
         if session is not None:
@@ -193,7 +186,7 @@ class AgentlsAcpAgent:
         record = await asyncio.to_thread(store.load_record, workspace, session_id)
         if record is None:
             raise RequestError.resource_not_found(session_id)
-        return await self._open(workspace, session_id, record)
+        return await self._open(workspace, session_id, record, panel_mcp(mcp_servers))
 
     async def _open(self, workspace: Path, *args: Any) -> Session:
         try:
@@ -228,3 +221,22 @@ class AgentlsAcpAgent:
 def _log_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("session update not sent: %s", task.exception())
+
+
+def panel_mcp(servers: Any) -> dict[str, McpServerSettings]:
+    """The stdio MCP servers a panel passes to a session, as engine settings.
+
+    agentls advertises neither HTTP nor SSE MCP support, so other kinds are left out with a warning.
+    """
+    out: dict[str, McpServerSettings] = {}
+    for server in servers or []:
+        command = getattr(server, "command", None)
+        if not command:
+            log.warning("MCP server %r left out: agentls connects stdio servers only", server.name)
+            continue
+        out[server.name] = McpServerSettings(
+            command=command,
+            args=list(server.args or []),
+            env={e.name: e.value for e in server.env or []},
+        )
+    return out

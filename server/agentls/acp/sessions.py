@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agentls.core.engine import EngineSettings, build_runtime
+from agentls.core.engine import EngineSettings, McpServerSettings, build_runtime
 from agentls.core.events import new_id
 from agentls.core.runtime import AgentRuntime
 
@@ -117,34 +117,46 @@ def record_info(record: dict[str, Any]) -> dict[str, Any]:
 
 
 class Sessions:
-    """Live sessions and the one runtime per workspace they share."""
+    """Live sessions and the runtimes they share: one per workspace and set of panel MCP servers."""
 
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
         self.live: dict[str, Session] = {}
-        self._runtimes: dict[Path, AgentRuntime] = {}
-        self._building: dict[Path, asyncio.Task[AgentRuntime]] = {}
+        self._runtimes: dict[tuple[Path, str], AgentRuntime] = {}
+        self._building: dict[tuple[Path, str], asyncio.Task[AgentRuntime]] = {}
 
-    async def runtime_for(self, workspace: Path) -> AgentRuntime:
-        if workspace in self._runtimes:
-            return self._runtimes[workspace]
-        if workspace not in self._building:
+    async def runtime_for(
+        self, workspace: Path, mcp: dict[str, McpServerSettings] | None = None
+    ) -> AgentRuntime:
+        """The workspace's runtime; a panel's MCP servers join the settings' own."""
+        mcp = mcp or {}
+        key = (workspace, json.dumps({k: v.model_dump() for k, v in sorted(mcp.items())}))
+        if key in self._runtimes:
+            return self._runtimes[key]
+        if key not in self._building:
+            settings = self.settings.model_copy(
+                update={"mcp_servers": {**self.settings.mcp_servers, **mcp}}
+            )
             # Opening the ledger and loading definitions touch the disk: off the event loop.
-            self._building[workspace] = asyncio.create_task(
-                asyncio.to_thread(build_runtime, workspace, self.settings)
+            self._building[key] = asyncio.create_task(
+                asyncio.to_thread(build_runtime, workspace, settings)
             )
         try:
-            runtime = await asyncio.shield(self._building[workspace])
+            runtime = await asyncio.shield(self._building[key])
         finally:
-            if self._building.get(workspace) and self._building[workspace].done():
-                self._building.pop(workspace, None)
-        self._runtimes[workspace] = runtime
+            if key in self._building and self._building[key].done():
+                self._building.pop(key, None)
+        self._runtimes[key] = runtime
         return runtime
 
     async def open(
-        self, workspace: Path, session_id: str | None = None, record: dict[str, Any] | None = None
+        self,
+        workspace: Path,
+        session_id: str | None = None,
+        record: dict[str, Any] | None = None,
+        mcp: dict[str, McpServerSettings] | None = None,
     ) -> Session:
-        runtime = await self.runtime_for(workspace)
+        runtime = await self.runtime_for(workspace, mcp)
         session = Session(session_id or new_id(), workspace, runtime)
         if record is not None:
             session.title = record.get("title")
@@ -160,7 +172,7 @@ class Sessions:
         return session
 
     def workspaces(self) -> list[Path]:
-        return list(self._runtimes)
+        return sorted({workspace for workspace, _ in self._runtimes})
 
     async def aclose(self) -> None:
         running = [s.prompt_task for s in self.live.values() if s.prompt_task is not None]
