@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 
 class AgentlsAcpAgent:
+    """What the SDK's router calls: one instance per connection (one panel)."""
+
     def __init__(self, settings: EngineSettings, default_agent: str | None = None) -> None:
         self.settings = settings
         self.default_agent = default_agent
