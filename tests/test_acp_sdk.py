@@ -77,7 +77,7 @@ def workspace(tmp_path: Path) -> Path:
 
 @asynccontextmanager
 async def agent(
-    panel: Panel, server: ScriptedOpenAI, workspace: Path
+    panel: Panel, server: ScriptedOpenAI, workspace: Path, *, client_fs: bool = False
 ) -> AsyncIterator[acp.ClientSideConnection]:  # type: ignore[name-defined]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AGENTLS_"))}
     env |= {"OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "sk-test"}
@@ -94,7 +94,9 @@ async def agent(
     ) as (conn, _process):
         await conn.initialize(
             protocol_version=acp.PROTOCOL_VERSION,
-            client_capabilities=ClientCapabilities(fs=FileSystemCapabilities()),
+            client_capabilities=ClientCapabilities(
+                fs=FileSystemCapabilities(read_text_file=client_fs, write_text_file=client_fs)
+            ),
         )
         yield conn
 
@@ -321,3 +323,40 @@ async def test_a_resumed_session_takes_prompts_without_replaying_history(
     assert panel.text() == "Second answer."
     (info,) = listed.sessions
     assert info.title == "/explain one"
+
+
+async def test_a_workspace_whose_state_cannot_open_is_an_error_naming_it(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    (workspace / ".agentls").write_text("not a folder", encoding="utf-8")
+    async with agent(Panel(), server, workspace) as conn:
+        with pytest.raises(acp.RequestError) as caught:
+            await conn.new_session(cwd=str(workspace))
+        other = workspace.parent / "other"
+        other.mkdir()
+        assert (await conn.new_session(cwd=str(other))).session_id  # the agent still serves
+    assert f"agentls cannot open the workspace {workspace}" in str(caught.value.data)
+
+
+class PanelWithoutTheFile(Panel):
+    """A panel that offers file access but cannot read the attached file."""
+
+    async def read_text_file(self, session_id: str, path: str, **kwargs: Any) -> Any:
+        raise acp.RequestError(-32002, "Resource not found", {"path": path})
+
+
+async def test_a_file_the_editor_cannot_read_is_named_in_the_session(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    panel = PanelWithoutTheFile()
+    async with agent(panel, server, workspace, client_fs=True) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        response = await conn.prompt(
+            session_id=session.session_id,
+            prompt=[acp.text_block("/explain"), link(workspace / "app.py")],
+        )
+    assert response.stop_reason == "end_turn"
+    assert f"Cannot read the attachment {workspace / 'app.py'}: the editor could not read" in (
+        panel.text()
+    )
+    assert server.requests == []

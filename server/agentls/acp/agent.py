@@ -193,9 +193,9 @@ class AgentlsAcpAgent:
     async def _open(self, workspace: Path, *args: Any) -> Session:
         try:
             return await self.sessions.open(workspace, *args)
-        except (OSError, ValueError) as exc:  # the ledger or audit store cannot be opened
+        except Exception as exc:  # the ledger or audit store cannot be opened; say which
             raise RequestError.internal_error(
-                {"details": f"cannot open agentls state in {workspace / '.agentls'}: {exc}"}
+                {"details": f"agentls cannot open the workspace {workspace}: {exc}"}
             ) from None
 
     def _session(self, session_id: str) -> Session:
