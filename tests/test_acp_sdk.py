@@ -360,3 +360,27 @@ async def test_a_file_the_editor_cannot_read_is_named_in_the_session(
         panel.text()
     )
     assert server.requests == []
+
+
+async def test_the_agent_picker_chooses_where_plain_prompts_go(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    server.enqueue(Text("Reviewed."))
+    async with agent(Panel(), server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        (picker,) = session.config_options
+        assert picker.id == "agent"
+        assert "review" in [o.value for o in picker.options]
+        changed = await conn.set_config_option(
+            config_id="agent", session_id=session.session_id, value="review"
+        )
+        assert changed.config_options[0].current_value == "review"
+        with pytest.raises(acp.RequestError) as caught:
+            await conn.set_config_option(
+                config_id="agent", session_id=session.session_id, value="nosuch"
+            )
+        await conn.prompt(session_id=session.session_id, prompt=[acp.text_block("look at it")])
+    assert "no agent 'nosuch'" in str(caught.value.data)
+    assert server.requests[0]["messages"][0]["content"].startswith(
+        "You are a careful senior reviewer"
+    )

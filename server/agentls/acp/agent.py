@@ -28,15 +28,17 @@ from acp.schema import (
     SessionInfo,
     SessionListCapabilities,
     SessionResumeCapabilities,
+    SetSessionConfigOptionResponse,
 )
 
 from acp import PROTOCOL_VERSION, RequestError, helpers
 from agentls import __version__
 from agentls.acp import sessions as store
+from agentls.acp.commands import AGENT_OPTION
 from agentls.acp.edits import FileAccess
 from agentls.acp.resources import split_prompt
 from agentls.acp.sessions import Session, Sessions
-from agentls.acp.turn import CANCELLED, Turn, commands_update
+from agentls.acp.turn import CANCELLED, Turn, agent_options, commands_update
 from agentls.core.engine import EngineSettings, McpServerSettings
 
 log = logging.getLogger(__name__)
@@ -97,7 +99,9 @@ class AgentlsAcpAgent:
     ) -> NewSessionResponse:
         session = await self._open(self._workspace(cwd), None, None, panel_mcp(mcp_servers))
         self._after_response(self._send(session, commands_update(session)))
-        return NewSessionResponse(session_id=session.session_id)
+        return NewSessionResponse.model_validate(
+            {"sessionId": session.session_id, "configOptions": self._options(session)}
+        )
 
     async def load_session(
         self, cwd: str, session_id: str, mcp_servers: Any = None, **kwargs: Any
@@ -113,7 +117,7 @@ class AgentlsAcpAgent:
             )
             await self._send(session, update)
         self._after_response(self._send(session, commands_update(session)))
-        return LoadSessionResponse()
+        return LoadSessionResponse.model_validate({"configOptions": self._options(session)})
 
     async def resume_session(
         self, session_id: str, cwd: str, mcp_servers: Any = None, **kwargs: Any
@@ -121,7 +125,29 @@ class AgentlsAcpAgent:
         """Like session/load, without replaying the history the client already shows."""
         session = await self._reopen(self._workspace(cwd), session_id, mcp_servers)
         self._after_response(self._send(session, commands_update(session)))
-        return ResumeSessionResponse()
+        return ResumeSessionResponse.model_validate({"configOptions": self._options(session)})
+
+    async def set_config_option(
+        self, config_id: str, session_id: str, value: str | bool, **kwargs: Any
+    ) -> SetSessionConfigOptionResponse:
+        """The agent picker: which agent a prompt without a /command goes to in this session."""
+        session = self._session(session_id)
+        if config_id != AGENT_OPTION:
+            raise RequestError.invalid_params(
+                {"configId": f"unknown option {config_id!r}; agentls offers {AGENT_OPTION!r}"}
+            )
+        registry = session.runtime.registry
+        if not isinstance(value, str) or value not in registry:
+            raise RequestError.invalid_params(
+                {"value": f"no agent {value!r}; the agents are {', '.join(registry.names())}"}
+            )
+        session.agent = value
+        return SetSessionConfigOptionResponse.model_validate(
+            {"configOptions": self._options(session)}
+        )
+
+    def _options(self, session: Session) -> list[dict[str, object]]:
+        return agent_options(session, self.default_agent)
 
     async def list_sessions(
         self, cwd: str | None = None, cursor: str | None = None, **kwargs: Any

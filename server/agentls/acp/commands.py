@@ -134,3 +134,26 @@ def available_commands(registry: AgentRegistry) -> list[dict[str, object]]:
         },
     ]
     return commands
+
+
+AGENT_OPTION = "agent"
+
+
+def agent_option(registry: AgentRegistry, current: str) -> dict[str, object]:
+    """The session's agent picker (a `select` config option): where a plain prompt goes."""
+    return {
+        "type": "select",
+        "id": AGENT_OPTION,
+        "name": "Agent",
+        "description": "The agent a prompt without a /command goes to",
+        "category": "mode",
+        "currentValue": current,
+        "options": [
+            {
+                "value": a.definition.name,
+                "name": a.definition.name,
+                "description": a.definition.description,
+            }
+            for a in registry
+        ],
+    }

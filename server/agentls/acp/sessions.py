@@ -37,6 +37,8 @@ class Session:
     updated: float = field(default_factory=time.time)
     # [{"role": "user" | "agent", "text": ...}], oldest first.
     history: list[dict[str, str]] = field(default_factory=list)
+    # Where a prompt without a /command goes (the panel's agent picker); None: the default rule.
+    agent: str | None = None
     # Edits written without asking once the user chose "always allow" in this session.
     always_allow_edits: bool = False
     prompt_task: asyncio.Task[Any] | None = None
@@ -75,6 +77,7 @@ def save(session: Session) -> None:
         "sessionId": session.session_id,
         "cwd": str(session.workspace),
         "title": session.title,
+        "agent": session.agent,
         "updated": session.updated,
         "history": session.history,
     }
@@ -160,6 +163,8 @@ class Sessions:
         session = Session(session_id or new_id(), workspace, runtime)
         if record is not None:
             session.title = record.get("title")
+            agent = record.get("agent")
+            session.agent = agent if isinstance(agent, str) else None
             session.updated = float(record.get("updated") or time.time())
             history = record.get("history")
             if isinstance(history, list):

@@ -12,13 +12,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from acp.schema import AvailableCommandsUpdate
+from acp.schema import AvailableCommandsUpdate, ConfigOptionUpdate
 
 from agentls.acp.commands import (
     Budget,
     CommandError,
     Create,
     Parallel,
+    agent_option,
     available_commands,
     default_agent,
     parse_command,
@@ -46,6 +47,21 @@ CANCELLED = "cancelled"
 REFUSAL = "refusal"
 MAX_NAMED_ATTACHMENTS = 20
 MAX_CONTEXT_CHARS = 20_000
+
+
+def session_agent(session: Session, setting: str | None) -> str:
+    """Where this session's plain prompts go: its picker's choice, else the default rule."""
+    return default_agent(session.runtime.registry, session.agent or setting)
+
+
+def agent_options(session: Session, setting: str | None) -> list[dict[str, object]]:
+    return [agent_option(session.runtime.registry, session_agent(session, setting))]
+
+
+def options_update(session: Session, setting: str | None) -> ConfigOptionUpdate:
+    return ConfigOptionUpdate.model_validate(
+        {"sessionUpdate": "config_option_update", "configOptions": agent_options(session, setting)}
+    )
 
 
 def commands_update(session: Session) -> AvailableCommandsUpdate:
@@ -107,7 +123,7 @@ class Turn:
         registry = self.runtime.registry
         try:
             command = parse_command(
-                parts.text, registry, default_agent(registry, self.default_agent)
+                parts.text, registry, session_agent(self.session, self.default_agent)
             )
         except CommandError as exc:
             self.say(str(exc))
@@ -238,6 +254,7 @@ class Turn:
             f"It is available as `/{d.name}` until agentls restarts.\n\n"
         )
         self.renderer.update(commands_update(self.session))
+        self.renderer.update(options_update(self.session, self.default_agent))
         return await self._delegate(d, command.sentence, target, extra)
 
     async def _budget(self, command: Budget) -> str:
