@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "mcp_server",
     "doctor",
     "mcp",
+    "acp",
 )
 
 
