@@ -151,7 +151,7 @@ class AgentRuntime:
         self.audit = audit
         self.config = config or RuntimeConfig()
         self.extra_tools = extra_tools
-        # Delegation to a child agentls; offered only to runs above config.max_depth.
+        # Delegation to a child agentls; offered only to runs whose depth is below config.max_depth.
         self.delegation_tools: RunToolSource | None = None
         self._listeners: list[EventListener] = []
         self._tasks: dict[str, asyncio.Task[RunResult]] = {}
