@@ -168,6 +168,22 @@ async def test_max_depth_zero_offers_the_top_level_run_no_delegation(
     assert not any(n.startswith("mcp__agentls__") for n in offered(scripted.requests[0]))
 
 
+async def test_max_depth_one_lets_only_the_top_level_run_delegate(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    scripted.responder = delegate_down
+    runtime = runtime_for(workspace, scripted, max_depth=1)
+    try:
+        result = await orchestrate(runtime, workspace)
+    finally:
+        await runtime.aclose()
+    assert result.text == "level 0 combined"
+    first_turns = {level_of(b): offered(b) for b in scripted.requests if not tool_results(b)}
+    assert set(first_turns) == {0, 1}
+    assert DELEGATE in first_turns[0]
+    assert not any(name.startswith("mcp__agentls__") for name in first_turns[1])
+
+
 def fan_out(body: dict[str, Any]) -> Reply:
     """Level 0 fans out to an orchestrator and two explainers at once; level 1 delegates once."""
     level = level_of(body)
