@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "serve",
     "mcp_server",
     "doctor",
+    "mcp",
+    "acp",
 )
 
 
@@ -40,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="workspace root (default: the current directory); state lives in WORKSPACE/.agentls/",
+    )
+    parser.add_argument(
+        "--untrusted",
+        action="store_true",
+        help="do not use the workspace's agent definitions, MCP servers or run_command "
+        "(for a folder you have not reviewed, e.g. a fresh clone)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
