@@ -191,9 +191,9 @@ async def test_sessions_with_other_mcp_servers_get_their_own_runtime(
     built: list[EngineSettings] = []
     real = sessions.build_runtime
 
-    def spy(workspace: Path, settings: EngineSettings) -> object:
+    def spy(workspace: Path, settings: EngineSettings, **kwargs: object) -> object:
         built.append(settings)
-        return real(workspace, settings)
+        return real(workspace, settings, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(sessions, "build_runtime", spy)
     store = sessions.Sessions(EngineSettings())

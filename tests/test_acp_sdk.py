@@ -20,7 +20,7 @@ from acp.schema import (
     FileSystemCapabilities,
     RequestPermissionResponse,
 )
-from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text
+from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text, ToolCall
 
 import acp
 
@@ -77,7 +77,11 @@ def workspace(tmp_path: Path) -> Path:
 
 @asynccontextmanager
 async def agent(
-    panel: Panel, server: ScriptedOpenAI, workspace: Path, *, client_fs: bool = False
+    panel: Panel,
+    server: ScriptedOpenAI,
+    workspace: Path,
+    *options: str,
+    client_fs: bool = False,
 ) -> AsyncIterator[acp.ClientSideConnection]:  # type: ignore[name-defined]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AGENTLS_"))}
     env |= {"OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "sk-test"}
@@ -89,6 +93,7 @@ async def agent(
         "acp",
         "--model",
         "scripted-model",
+        *options,
         env=env,
         cwd=workspace,
     ) as (conn, _process):
@@ -384,3 +389,49 @@ async def test_the_agent_picker_chooses_where_plain_prompts_go(
     assert server.requests[0]["messages"][0]["content"].startswith(
         "You are a careful senior reviewer"
     )
+
+
+RUNNER = """\
+name: runner
+description: Runs a command and reports
+instructions: Run the command you are asked to run, then say what it printed.
+mode: tools
+tools: [run_command]
+max_turns: 3
+"""
+
+
+async def run_echo(server: ScriptedOpenAI, workspace: Path, choice: str) -> Panel:
+    (workspace / ".agentls" / "agents").mkdir(parents=True)
+    (workspace / ".agentls" / "agents" / "runner.yaml").write_text(RUNNER, encoding="utf-8")
+    server.enqueue(ToolCall("run_command", {"command": "echo hi-from-echo"}), Text("Done."))
+    panel = Panel(choice=choice)
+    async with agent(panel, server, workspace, "--run-commands") as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        await conn.prompt(
+            session_id=session.session_id, prompt=[acp.text_block("/runner echo something")]
+        )
+    return panel
+
+
+def tool_result(server: ScriptedOpenAI) -> str:
+    (message,) = [m for m in server.requests[1]["messages"] if m["role"] == "tool"]
+    return str(message["content"])
+
+
+async def test_a_command_runs_after_the_panel_allows_it(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    panel = await run_echo(server, workspace, "run-once")
+    (asked,) = panel.permissions
+    (card,) = [u for u in panel.of_kind("tool_call") if "run_command" in u.title]
+    assert asked.tool_call_id == card.tool_call_id
+    assert asked.kind == "execute" and "echo hi-from-echo" in asked.title
+    assert "hi-from-echo" in tool_result(server)
+
+
+async def test_a_denied_command_does_not_run(server: ScriptedOpenAI, workspace: Path) -> None:
+    panel = await run_echo(server, workspace, "deny")
+    assert len(panel.permissions) == 1
+    assert "denied" in tool_result(server)
+    assert "hi-from-echo\n" not in tool_result(server)
