@@ -166,7 +166,7 @@ class AgentRuntime:
         self.extra_tools = extra_tools
         # run_command: off unless settings enable it; approvals come from the adapter.
         self.commands = commands
-        # Delegation to a child agentls; offered only to runs above config.max_depth.
+        # Delegation to a child agentls; offered only to runs whose depth is below config.max_depth.
         self.delegation_tools: RunToolSource | None = None
         self._listeners: list[EventListener] = []
         self._tasks: dict[str, asyncio.Task[RunResult]] = {}
