@@ -20,7 +20,7 @@ from acp.schema import (
     FileSystemCapabilities,
     RequestPermissionResponse,
 )
-from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text, ToolCall
+from tests.rig.scripted_openai import Hang, Reply, ScriptedOpenAI, Text, ToolCall
 
 import acp
 
@@ -435,3 +435,67 @@ async def test_a_denied_command_does_not_run(server: ScriptedOpenAI, workspace: 
     assert len(panel.permissions) == 1
     assert "denied" in tool_result(server)
     assert "hi-from-echo\n" not in tool_result(server)
+
+
+DELEGATE = "mcp__agentls__delegate"
+
+
+def orchestrated(child: Reply) -> Any:
+    """The orchestrator delegates to explain once, then sums up; the child answers `child`."""
+
+    def respond(body: dict[str, Any]) -> Reply:
+        offered = {t["function"]["name"] for t in body.get("tools") or []}
+        if any(m["role"] == "tool" for m in body["messages"]):
+            return Text("Summary: it adds.")
+        if DELEGATE in offered:
+            return ToolCall(DELEGATE, {"agent": "explain", "goal": "explain add", "file": "app.py"})
+        return child
+
+    return respond
+
+
+def closing_runs(workspace: Path) -> dict[str, tuple[str, int]]:
+    from agentls.core.audit import AuditStore
+
+    with AuditStore.for_workspace(workspace) as audit:
+        return {e.agent: (e.status.value, e.depth) for e in audit.runs()}
+
+
+async def test_a_plain_prompt_goes_to_the_orchestrator_which_delegates(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    server.responder = orchestrated(Text("It adds two numbers."))
+    panel = Panel()
+    async with agent(panel, server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        response = await conn.prompt(
+            session_id=session.session_id, prompt=[acp.text_block("what does app.py do?")]
+        )
+    assert response.stop_reason == "end_turn"
+    assert panel.text() == "Summary: it adds."
+    (call,) = [u for u in panel.of_kind("tool_call") if DELEGATE in u.title]
+    done = [u for u in panel.of_kind("tool_call_update") if u.tool_call_id == call.tool_call_id]
+    assert [u.status for u in done] == ["completed"]
+    assert closing_runs(workspace) == {
+        "orchestrator": ("finished", 0),
+        "explain": ("finished", 1),
+    }
+
+
+async def test_cancel_stops_the_orchestrator_and_the_run_it_delegated(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    server.responder = orchestrated(Hang(60))
+    panel = Panel()
+    async with agent(panel, server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        turn = asyncio.ensure_future(
+            conn.prompt(session_id=session.session_id, prompt=[acp.text_block("explain app.py")])
+        )
+        await until(lambda: len(server.requests) == 2)  # the delegated run asked the model
+        await conn.cancel(session_id=session.session_id)
+        response = await turn
+    assert response.stop_reason == "cancelled"
+    runs = closing_runs(workspace)
+    assert runs["orchestrator"] == ("cancelled", 0)
+    assert runs["explain"][1] == 1 and runs["explain"][0] in {"cancelled", "interrupted"}
