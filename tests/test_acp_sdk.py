@@ -499,3 +499,29 @@ async def test_cancel_stops_the_orchestrator_and_the_run_it_delegated(
     runs = closing_runs(workspace)
     assert runs["orchestrator"] == ("cancelled", 0)
     assert runs["explain"][1] == 1 and runs["explain"][0] in {"cancelled", "interrupted"}
+
+
+async def test_an_edit_a_delegated_run_proposes_is_asked_for_and_written(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    typed = "def add(a: int, b: int) -> int:\n    return a + b\n"
+
+    def respond(body: dict[str, Any]) -> Reply:
+        offered = {t["function"]["name"] for t in body.get("tools") or []}
+        if any(m["role"] == "tool" for m in body["messages"]):
+            return Text("Typed add.")
+        if DELEGATE in offered:
+            return ToolCall(DELEGATE, {"agent": "refactor", "goal": "add types", "file": "app.py"})
+        return Text(f"```python\n{typed}```")  # the refactor agent, in the child agentls
+
+    server.responder = respond
+    panel = Panel()
+    async with agent(panel, server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        response = await conn.prompt(
+            session_id=session.session_id, prompt=[acp.text_block("add type hints to app.py")]
+        )
+    assert response.stop_reason == "end_turn"
+    (asked,) = panel.permissions
+    assert asked.kind == "edit" and "app.py" in asked.title
+    assert (workspace / "app.py").read_bytes() == typed.replace("\n", "\r\n").encode()
