@@ -735,3 +735,50 @@ def _waiters(b: TokenBudgeter) -> int:
 async def _until(condition: Callable[[], bool]) -> None:
     while not condition():
         await asyncio.sleep(0.005)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario=scenario_st)
+def test_runs_that_wait_for_each_other_never_commit_over_a_limit(scenario: dict) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        b = TokenBudgeter(Path(tmp) / "ledger.db")
+        book = Ledgerbook()
+        b.add_listener(_limits_listener(book, scenario))
+        _apply_limits(b, scenario)
+
+        async def run(i: int, spec: dict) -> None:
+            run_id = f"run{i}"
+            for call in spec["calls"]:
+                try:
+                    r = await b.areserve(
+                        run_id=run_id,
+                        agent=spec["agent"],
+                        prompt_tokens=call["prompt"],
+                        max_tokens=call["max_tokens"],
+                        run_limit=spec["limit"],
+                        min_output_tokens=MIN_OUT,
+                        wait_seconds=0.5,
+                    )
+                except BudgetExceeded as exc:
+                    assert exc.remaining < exc.needed
+                    return
+                assert MIN_OUT <= r.max_tokens <= call["max_tokens"] or (
+                    r.max_tokens == call["max_tokens"] < MIN_OUT
+                )
+                for _ in range(call["yields"]):
+                    await asyncio.sleep(0)
+                if call["fails"]:
+                    await b.arelease(r)
+                    continue
+                usage = _usage_for(call, r.max_tokens)
+                await b.acommit(r, usage)
+                book.record(spec["agent"], run_id, usage)
+
+        async def main() -> None:
+            await asyncio.gather(*(run(i, spec) for i, spec in enumerate(scenario["runs"])))
+            await b.asettled()
+
+        asyncio.run(main())
+        _check_totals(b, book, scenario)
+        assert _waiters(b) == 0
+        b.close()

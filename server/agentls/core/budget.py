@@ -626,6 +626,15 @@ class TokenBudgeter:
 
     def set_limit(self, limit: int | None, agent: str | None = None) -> None:
         """Set the workspace total's limit (agent=None) or one agent's; None means unlimited."""
+        self._set_limit_tx(limit, agent)
+        self._settled()
+        self._notify()
+
+    async def aset_limit(self, limit: int | None, agent: str | None = None) -> None:
+        """`set_limit` on a worker thread."""
+        await self._in_thread(self._set_limit_tx, limit, agent, shielded=True)
+
+    def _set_limit_tx(self, limit: int | None, agent: str | None) -> None:
         _check_limit(limit)
         scope = TOTAL if agent is None else f"agent:{agent}"
         with self._tx() as conn:
@@ -634,8 +643,6 @@ class TokenBudgeter:
                 "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim, updated = excluded.updated",
                 (scope, limit, time.time()),
             )
-        self._settled()
-        self._notify()
 
     def set_run_limit(self, run_id: str, limit: int | None) -> None:
         """Set a run's limit ahead of its first call (e.g. a parent run that only delegates)."""
@@ -653,6 +660,15 @@ class TokenBudgeter:
 
         Limits stay; reservations of calls in flight stay and are committed as usual.
         """
+        self._reset_tx(agent)
+        self._settled()
+        self._notify()
+
+    async def areset(self, agent: str | None = None) -> None:
+        """`reset` on a worker thread."""
+        await self._in_thread(self._reset_tx, agent, shielded=True)
+
+    def _reset_tx(self, agent: str | None) -> None:
         where, params = ("scope = ? OR scope LIKE 'agent:%'", (TOTAL,))
         if agent is not None:
             where, params = "scope = ?", (f"agent:{agent}",)
@@ -662,8 +678,6 @@ class TokenBudgeter:
                 f"estimated = 0, updated = ? WHERE {where}",
                 (time.time(), *params),
             )
-        self._settled()
-        self._notify()
 
     def snapshot(self) -> BudgetSnapshot:
         """Used, limit, remaining and reserved tokens for the total and every known agent."""

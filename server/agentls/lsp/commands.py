@@ -192,16 +192,17 @@ def register(server: AgentLanguageServer) -> None:
         return [a.summary() for a in ls.runtime.registry]
 
     @server.command(BUDGET)
-    def cmd_budget(ls: AgentLanguageServer, *raw: Any) -> dict[str, Any]:
+    async def cmd_budget(ls: AgentLanguageServer, *raw: Any) -> dict[str, Any]:
         from agentls.lsp.events import budget_payload
 
         args = parse_args(BUDGET, BudgetArgs, raw)
         budgeter = ls.runtime.budgeter
+        # Ledger transactions run on a worker thread: a busy ledger never stalls the server.
         if args.action == "set":
-            budgeter.set_limit(args.limit, agent=args.agent)
+            await budgeter.aset_limit(args.limit, agent=args.agent)
         elif args.action == "reset":
-            budgeter.reset(agent=args.agent)
-        return budget_payload(budgeter.snapshot())
+            await budgeter.areset(agent=args.agent)
+        return budget_payload(await budgeter.asnapshot())
 
     @server.command(AUDIT)
     def cmd_audit(ls: AgentLanguageServer, *raw: Any) -> list[dict[str, Any]]:
