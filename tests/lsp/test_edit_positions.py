@@ -91,3 +91,25 @@ async def test_a_tool_edit_to_a_closed_file_counts_utf16_units_on_lsp_lines(
         end=types.Position(line=1, character=start + 5),
     )
     assert edit.new_text == "x = 3"
+
+
+async def test_an_edit_to_a_closed_crlf_file_keeps_its_line_endings(
+    client: LanguageClient, workspace: Path, model: ScriptedOpenAI, editor: Editor
+) -> None:
+    path = workspace / "src" / "win.py"
+    path.write_bytes(b"a = 1\r\nb = 2\r\nc = 3\r\n")
+    model.enqueue(Text("```python\nb = 20\nb2 = 21\n```"))
+
+    result = await execute(
+        client,
+        "agentls.delegate",
+        {"agent": "refactor", "uri": uri_of(path), "range": lsp_range((1, 0), (2, 0))},
+    )
+
+    assert result["status"] == "finished", result["error"]
+    assert "b = 2\r\n" in model.requests[0]["messages"][-1]["content"]
+    edit = only_edit(editor)
+    assert edit.range == types.Range(
+        start=types.Position(line=1, character=0), end=types.Position(line=2, character=0)
+    )
+    assert edit.new_text == "b = 20\r\nb2 = 21\r\n"

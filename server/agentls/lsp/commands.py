@@ -16,7 +16,7 @@ from pygls.uris import from_fs_path
 from agentls.core.definitions import AgentDefinition
 from agentls.core.events import new_id
 from agentls.core.runtime import RunResult
-from agentls.core.target import Target
+from agentls.core.target import Target, read_exact
 from agentls.lsp import wire
 from agentls.lsp.arguments import (
     AuditArgs,
@@ -59,10 +59,12 @@ def target_for(
     ) or ls.workspace.text_documents.get(uri)
     if doc is None and not path.is_file():
         raise JsonRpcInvalidParams(f"{command}: argument 'uri': no such file {path}")
+    opened = doc is not None
     if doc is None:
         doc = ls.workspace.get_text_document(uri)
     try:
-        text = doc.source
+        # A closed file exactly as stored (pygls would translate its CRLF line endings).
+        text = doc.source if opened else read_exact(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise JsonRpcInvalidParams(
             f"{command}: argument 'uri': cannot read {path}: {exc}"
@@ -80,7 +82,7 @@ def target_for(
                 f"{path.name} ({len(doc.lines)} lines)"
             )
         try:
-            engine_range = wire.engine_range(doc, lsp_range)
+            engine_range = wire.engine_range(doc, lsp_range, text=text)
         except ValueError as exc:
             reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
             raise JsonRpcInvalidParams(f"{command}: argument 'range': {reason}") from None
