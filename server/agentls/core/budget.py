@@ -34,7 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -266,6 +266,8 @@ class TokenBudgeter:
         # Events of this process's calls waiting in `areserve`, set when the ledger changes.
         self._wakers: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._pending: set[Future[Any]] = set()
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
         with self._tx() as conn:
             self._sweep_dead(conn)
 
@@ -277,6 +279,11 @@ class TokenBudgeter:
         return self._db.transaction(write=write)
 
     def close(self) -> None:
+        """Finish the transactions still queued by async callers, then close the ledger."""
+        with self._executor_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
         self._db.close()
 
     def __enter__(self) -> TokenBudgeter:
@@ -465,7 +472,11 @@ class TokenBudgeter:
                 self._pending.discard(job)
 
         self._pending.add(job)
-        threading.Thread(target=run, name="agentls-ledger", daemon=True).start()
+        with self._executor_lock:
+            if self._executor is None:
+                # Transactions serialize on the ledger's lock anyway: two threads are plenty.
+                self._executor = ThreadPoolExecutor(2, thread_name_prefix="agentls-ledger")
+            self._executor.submit(run)
         return job
 
     def _release_abandoned(self, job: Future[Any]) -> None:
