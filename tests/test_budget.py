@@ -782,3 +782,26 @@ def test_runs_that_wait_for_each_other_never_commit_over_a_limit(scenario: dict)
         _check_totals(b, book, scenario)
         assert _waiters(b) == 0
         b.close()
+
+
+async def test_a_reserve_cancelled_while_it_joins_the_queue_leaves_no_waiter(
+    ledger: TokenBudgeter,
+) -> None:
+    assert ledger.path is not None
+    ledger.set_limit(1000)
+    held = ledger.reserve(run_id="r0", agent="a", prompt_tokens=100, max_tokens=900)
+    other = sqlite3.connect(str(ledger.path), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the attempt blocks inside SQLite
+    reserving = asyncio.create_task(
+        ledger.areserve(run_id="r1", agent="a", prompt_tokens=100, max_tokens=500)
+    )
+    for _ in range(20):
+        await asyncio.sleep(0)
+    reserving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reserving
+    other.execute("COMMIT")
+    other.close()
+    await ledger.asettled()  # the attempt joined the queue after the cancel, then left it
+    assert _waiters(ledger) == 0
+    ledger.release(held)

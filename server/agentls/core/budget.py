@@ -427,7 +427,10 @@ class TokenBudgeter:
     async def asettled(self) -> None:
         """Wait until every ledger operation started from async code has finished."""
         while self._pending:
-            await asyncio.wait([asyncio.wrap_future(f) for f in list(self._pending)])
+            jobs = [asyncio.wrap_future(f) for f in list(self._pending)]
+            await asyncio.wait(jobs)
+            for job in jobs:  # their outcomes belong to their callers
+                _ = job.cancelled() or job.exception()
             await asyncio.sleep(0.001)  # done jobs leave `_pending` right after their result
 
     async def _in_thread(
@@ -449,11 +452,19 @@ class TokenBudgeter:
             return result
 
         job: Future[_T] = self._executor_submit(work)
+        outcome = asyncio.wrap_future(job)
         try:
-            return await asyncio.shield(asyncio.wrap_future(job))
+            return await asyncio.shield(outcome)
         except asyncio.CancelledError:
+            # Nobody awaits the outcome any more: retrieve it so asyncio does not log it.
+            outcome.add_done_callback(lambda f: f.cancelled() or f.exception())
             if not shielded:
-                job.add_done_callback(self._release_abandoned)
+                waiter = kwargs.get("waiter_id")
+                job.add_done_callback(
+                    lambda done: self._undo_abandoned(
+                        done, waiter if isinstance(waiter, str) else None
+                    )
+                )
             raise
 
     def _executor_submit(self, work: Callable[[], _T]) -> Future[_T]:
@@ -479,17 +490,22 @@ class TokenBudgeter:
             self._executor.submit(run)
         return job
 
-    def _release_abandoned(self, job: Future[Any]) -> None:
-        if job.cancelled() or job.exception() is not None:
+    def _undo_abandoned(self, job: Future[Any], waiter_id: str | None) -> None:
+        """Undo what a reserve did after its caller gave up: the call will never be made."""
+        if job.cancelled():
             return
-        result = job.result()
-        if isinstance(result, Reservation) and not result.settled:
-            # Granted after its caller gave up: the call will never be made.
-            def release() -> None:
-                if self._release_tx(result):
-                    self._settled()
+        exc = job.exception()
+        result = job.result() if exc is None else None
 
-            self._executor_submit(release)
+        def undo() -> None:
+            changed = isinstance(result, Reservation) and self._release_tx(result)
+            if waiter_id is not None and isinstance(exc, BudgetExceeded) and exc.waitable:
+                self._leave_queue(waiter_id)  # it had just joined the queue
+            if changed:
+                self._settled()
+
+        if isinstance(result, Reservation) or (isinstance(exc, BudgetExceeded) and exc.waitable):
+            self._executor_submit(undo)
 
     def _deliver(self, snap: BudgetSnapshot) -> None:
         for fn in list(self._listeners):
