@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     async def apply(edits: list[ProposedEdit]) -> list[tuple[bool, str | None]]:
         # The edit-mode target's edits apply to the text the run read, nothing newer.
-        bases = {str(target.path.relative_to(workspace)): target.content_sha256()}
-        outcomes = await asyncio.to_thread(write_edits, workspace, edits, bases)
+        bases = {runtime.sandbox.relative(target.path): target.content_sha256()}
+        outcomes = await asyncio.to_thread(write_edits, runtime.workspace, edits, bases)
         for edit, (ok, reason) in zip(edits, outcomes, strict=True):
             if not ok:
                 refused[edit.path] = reason or "not written"
