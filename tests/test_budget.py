@@ -805,3 +805,17 @@ async def test_a_reserve_cancelled_while_it_joins_the_queue_leaves_no_waiter(
     await ledger.asettled()  # the attempt joined the queue after the cancel, then left it
     assert _waiters(ledger) == 0
     ledger.release(held)
+
+
+async def test_a_call_that_does_not_wait_leaves_no_place_in_the_queue(
+    ledger: TokenBudgeter,
+) -> None:
+    ledger.set_limit(1000)
+    held = ledger.reserve(run_id="r0", agent="a", prompt_tokens=100, max_tokens=900)
+    with pytest.raises(BudgetExceeded) as info:
+        await ledger.areserve(
+            run_id="r1", agent="a", prompt_tokens=100, max_tokens=500, wait_seconds=0
+        )
+    assert info.value.in_flight == 1000
+    assert _waiters(ledger) == 0
+    ledger.release(held)

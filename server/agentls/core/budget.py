@@ -366,7 +366,7 @@ class TokenBudgeter:
         began = loop.time()
         deadline = began + max(0.0, wait_seconds)
         delay = _POLL_FIRST_S
-        waited_from: float | None = None
+        queued = False  # a refusal put this call in the ledger's wait queue
         try:
             while True:
                 # Registered before the attempt, so a settle in between is never missed.
@@ -374,7 +374,7 @@ class TokenBudgeter:
                 self._wakers.add((loop, wake))
                 try:
                     try:
-                        return await self._in_thread(
+                        reservation = await self._in_thread(
                             self._reserve_tx,
                             run_id=run_id,
                             agent=agent,
@@ -385,10 +385,15 @@ class TokenBudgeter:
                             ancestor_run_ids=ancestor_run_ids,
                             waiter_id=waiter,
                         )
+                        queued = False  # the grant took it out of the queue
+                        return reservation
                     except BudgetExceeded as exc:
+                        queued = queued or exc.waitable
                         left = deadline - loop.time()
-                        if not exc.waitable or left <= 0:
-                            if waited_from is None or not exc.waitable:
+                        if not exc.waitable:
+                            raise
+                        if left <= 0:
+                            if wait_seconds <= 0:
                                 raise
                             raise BudgetExceeded(
                                 exc.scope,
@@ -398,7 +403,6 @@ class TokenBudgeter:
                                 exc.in_flight,
                                 waited=loop.time() - began,
                             ) from None
-                        waited_from = loop.time() if waited_from is None else waited_from
                     # Another call of this process settling wakes us at once; other processes'
                     # settles are seen by polling.
                     with contextlib.suppress(TimeoutError):
@@ -407,7 +411,7 @@ class TokenBudgeter:
                 finally:
                     self._wakers.discard((loop, wake))
         finally:
-            if waited_from is not None:
+            if queued:
                 await self._in_thread(self._leave_queue, waiter, shielded=True)
 
     async def acommit(self, reservation: Reservation, usage: Usage) -> None:
