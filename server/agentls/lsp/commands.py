@@ -16,7 +16,7 @@ from pygls.uris import from_fs_path
 from agentls.core.definitions import AgentDefinition
 from agentls.core.events import new_id
 from agentls.core.runtime import RunResult
-from agentls.core.target import Target
+from agentls.core.target import Target, read_exact
 from agentls.lsp import wire
 from agentls.lsp.arguments import (
     AuditArgs,
@@ -59,10 +59,12 @@ def target_for(
     ) or ls.workspace.text_documents.get(uri)
     if doc is None and not path.is_file():
         raise JsonRpcInvalidParams(f"{command}: argument 'uri': no such file {path}")
+    opened = doc is not None
     if doc is None:
         doc = ls.workspace.get_text_document(uri)
     try:
-        text = doc.source
+        # A closed file exactly as stored (pygls would translate its CRLF line endings).
+        text = doc.source if opened else read_exact(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise JsonRpcInvalidParams(
             f"{command}: argument 'uri': cannot read {path}: {exc}"
@@ -80,7 +82,7 @@ def target_for(
                 f"{path.name} ({len(doc.lines)} lines)"
             )
         try:
-            engine_range = wire.engine_range(doc, lsp_range)
+            engine_range = wire.engine_range(doc, lsp_range, text=text)
         except ValueError as exc:
             reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
             raise JsonRpcInvalidParams(f"{command}: argument 'range': {reason}") from None
@@ -192,16 +194,17 @@ def register(server: AgentLanguageServer) -> None:
         return [a.summary() for a in ls.runtime.registry]
 
     @server.command(BUDGET)
-    def cmd_budget(ls: AgentLanguageServer, *raw: Any) -> dict[str, Any]:
+    async def cmd_budget(ls: AgentLanguageServer, *raw: Any) -> dict[str, Any]:
         from agentls.lsp.events import budget_payload
 
         args = parse_args(BUDGET, BudgetArgs, raw)
         budgeter = ls.runtime.budgeter
+        # Ledger transactions run on a worker thread: a busy ledger never stalls the server.
         if args.action == "set":
-            budgeter.set_limit(args.limit, agent=args.agent)
+            await budgeter.aset_limit(args.limit, agent=args.agent)
         elif args.action == "reset":
-            budgeter.reset(agent=args.agent)
-        return budget_payload(budgeter.snapshot())
+            await budgeter.areset(agent=args.agent)
+        return budget_payload(await budgeter.asnapshot())
 
     @server.command(AUDIT)
     def cmd_audit(ls: AgentLanguageServer, *raw: Any) -> list[dict[str, Any]]:
