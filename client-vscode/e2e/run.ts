@@ -488,7 +488,21 @@ async function main(): Promise<void> {
         await step.shot('budget-tooltip');
         await page.mouse.move(700, 300);
 
-        // A broken interpreter setting: the server restarts and fails with one toast naming the fix.
+        // One settings edit reaches the server once: one didChangeConfiguration, one pull, one reload.
+        const notificationsBefore = outputLog().split("Sending notification 'workspace/didChangeConfiguration'").length;
+        const edited = JSON.parse(readFileSync(settingsFile, 'utf8')) as Record<string, unknown>;
+        writeFileSync(settingsFile, JSON.stringify({ ...edited, 'agentls.budget.total': 250000 }, null, 2));
+        await waitFor('the new total limit in the status bar', async () => {
+            const text = await statusText(page!);
+            return /\/ 250k/.test(text) ? text : undefined;
+        });
+        const sent = outputLog().split("Sending notification 'workspace/didChangeConfiguration'").length - notificationsBefore;
+        if (sent !== 1) {
+            fail(`one settings edit sent ${sent} didChangeConfiguration notifications, expected 1`);
+        }
+        log('a settings edit reached the server once');
+
+
         const broken = path.join(tmp, 'no-such-python');
         await runCommand(page, 'Preferences: Open User Settings');
         const search = page.locator('.settings-editor .settings-header .monaco-editor textarea, .settings-editor .suggest-input-container textarea').first();

@@ -162,8 +162,11 @@ export interface ServerSettings {
     };
     maxParallel: number;
     maxDepth: number;
+    maxOutputTokens: number;
     mcpServers: Record<string, McpServerConfig>;
     agentFolders: string[];
+    allowGeneratedEditTools: boolean;
+    audit: { retentionDays: number | null };
 }
 
 export interface InitializationOptions {
