@@ -200,6 +200,7 @@ class SqliteFile:
         """BEGIN IMMEDIATE (write) or a read snapshot (BEGIN); COMMIT on success, else ROLLBACK."""
         with self._lock:
             conn = self.connection()
+            changes = conn.total_changes
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield conn
@@ -207,7 +208,7 @@ class SqliteFile:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-            if write:
+            if conn.total_changes != changes:
                 self.wrote()
 
     def close(self) -> None:

@@ -73,6 +73,7 @@ class FolderEngine:
 
     async def _load(self) -> AgentRegistry:
         fresh = await asyncio.to_thread(load_registry_off_loop, self.root, self._engine_settings())
+        self.ls.report_definition_errors(fresh)
         if self.runtime is not None:
             self._adopt(self.runtime, fresh)
         return fresh
@@ -84,7 +85,6 @@ class FolderEngine:
             if agent.source == "generated" and agent.definition.name not in fresh:
                 fresh.add(agent)
         runtime.registry = fresh
-        self.ls.report_definition_errors(fresh)
 
     async def get_runtime(self) -> AgentRuntime:
         """The folder's runtime, built off the loop on first use; concurrent callers share it."""
@@ -111,7 +111,6 @@ class FolderEngine:
         runtime.sandbox.overlay = self.ls.buffer_text
         self.bridge = EventBridge(self.ls, runtime)
         self.runtime = runtime
-        self.ls.report_definition_errors(runtime.registry)
         # Settings or definitions that changed while it was being built.
         self.ls.configure_runtime(runtime)
         self._adopt(runtime, await self.registry())

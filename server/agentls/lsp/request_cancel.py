@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def current_request_future(ls: LanguageServer) -> Any | None:
-    """The future of the request being handled now (call before the handler's first await)."""
+    """The future of the request whose handler is running (pygls keeps its id context-local)."""
     msg_id = ls.protocol.msg_id
     if msg_id is None:
         return None
@@ -26,8 +26,7 @@ def current_request_future(ls: LanguageServer) -> Any | None:
 def on_request_cancelled(ls: LanguageServer, callback: Callable[[], object]) -> bool:
     """Call `callback` when the client cancels the request being handled; False if it cannot tell.
 
-    Must be called before the handler's first `await`: `msg_id` names the message the protocol
-    is dispatching now.
+    Call it before the handler's first `await`, so a cancel that arrives during that await counts.
     """
     future = current_request_future(ls)
     if future is None:
