@@ -42,7 +42,25 @@ def _build_runtime(root: Path, settings: EngineSettings, registry: AgentRegistry
     import agentls.lsp.events  # noqa: F401
     from agentls.core.engine import build_runtime
 
-    return build_runtime(root, settings, registry=registry)
+    runtime = build_runtime(root, settings, registry=registry)
+    _warm_model_backend(runtime, settings)
+    return runtime
+
+
+def _warm_model_backend(runtime: AgentRuntime, settings: EngineSettings) -> None:
+    """Import the model SDK here too; an OpenAI-compatible client is also built (its TLS setup
+    costs ~20 ms). The embedded model's weights still load on its first run (200 MB)."""
+    from agentls.core.llm import EMBEDDED_NAMES
+
+    wanted = settings.model_settings().resolved()
+    embedded = wanted.model is not None and wanted.model.lower() in EMBEDDED_NAMES
+    try:
+        if not embedded and (wanted.base_url or wanted.api_key):
+            runtime.model_factory(None)
+        else:
+            import llama_cpp  # noqa: F401
+    except Exception as exc:  # the first run reports what is wrong with the model
+        log.debug("model backend not warmed: %s", exc)
 
 
 class FolderEngine:
