@@ -33,10 +33,8 @@ async def actions_for(
     root = ls.folders.root_of(path) if path is not None else None
     if root is None:
         return []
-    folder = ls.folders.engine(root)
-    registry = folder.runtime.registry if folder.runtime is not None else await folder.registry()
     actions = []
-    for agent in registry:
+    for agent in await ls.folders.engine(root).agents():
         d = agent.definition
         if not d.code_action:
             continue

@@ -58,10 +58,7 @@ async def list_agents(ls: AgentLanguageServer) -> list[dict[str, Any]]:
         settings = ls.settings.engine(trusted=ls.trusted)
         registry = await asyncio.to_thread(load_registry_off_loop, None, settings)
         return [a.summary() for a in registry]
-    folder = ls.folders.default(LIST_AGENTS)
-    # A built runtime holds the agents created this session too.
-    registry = folder.runtime.registry if folder.runtime is not None else await folder.registry()
-    return [a.summary() for a in registry]
+    return [a.summary() for a in await ls.folders.default(LIST_AGENTS).agents()]
 
 
 async def budget(ls: AgentLanguageServer, args: BudgetArgs) -> dict[str, Any]:

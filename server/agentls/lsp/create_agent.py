@@ -48,7 +48,7 @@ async def create_agent(ls: AgentLanguageServer, args: CreateAgentArgs) -> dict[s
         cancel_both()
 
     on_request_cancelled(ls, on_cancel)
-    runtime = await folder.get_runtime()
+    runtime = await folder.runtime_for_run()
     if cancelled:
         cancel_both()
     assert folder.bridge is not None

@@ -42,9 +42,7 @@ def _build_runtime(root: Path, settings: EngineSettings, registry: AgentRegistry
     import agentls.lsp.events  # noqa: F401
     from agentls.core.engine import build_runtime
 
-    runtime = build_runtime(root, settings, registry=registry)
-    _warm_model_backend(runtime, settings)
-    return runtime
+    return build_runtime(root, settings, registry=registry)
 
 
 def _warm_model_backend(runtime: AgentRuntime, settings: EngineSettings) -> None:
@@ -73,6 +71,7 @@ class FolderEngine:
         self.bridge: EventBridge | None = None
         self._registry: asyncio.Task[AgentRegistry] | None = None
         self._build: asyncio.Task[AgentRuntime] | None = None
+        self._warm: asyncio.Task[None] | None = None
 
     def _engine_settings(self) -> EngineSettings:
         return self.ls.settings.engine(trusted=self.ls.trusted)
@@ -104,9 +103,19 @@ class FolderEngine:
                 fresh.add(agent)
         runtime.registry = fresh
 
+    async def agents(self) -> AgentRegistry:
+        """The agents in effect, after any pending reload (with those created this session)."""
+        registry = await self.registry()
+        return self.runtime.registry if self.runtime is not None else registry
+
     async def get_runtime(self) -> AgentRuntime:
-        """The folder's runtime, built off the loop on first use; concurrent callers share it."""
+        """The folder's runtime, built off the loop on first use; concurrent callers share it.
+
+        A reload of the definitions that is under way finishes first, so a definition saved just
+        before a run is in effect for it.
+        """
         if self.runtime is not None:
+            await self.registry()
             return self.runtime
         if self._build is None:
             self._build = _spawn(self.ls, self._build_runtime())
@@ -117,6 +126,19 @@ class FolderEngine:
         except Exception:
             self._build = None  # the next request tries again (and reports the error again)
             raise
+
+    async def runtime_for_run(self) -> AgentRuntime:
+        """The runtime plus the model SDK's import, both off the loop (a run is about to need it).
+
+        Kept apart from `get_runtime` so that reading the budget or the audit trail loads no SDK.
+        """
+        runtime = await self.get_runtime()
+        if self._warm is None:
+            self._warm = _spawn(
+                self.ls, asyncio.to_thread(_warm_model_backend, runtime, self._engine_settings())
+            )
+        await asyncio.shield(self._warm)
+        return runtime
 
     async def _build_runtime(self) -> AgentRuntime:
         registry = await self.registry()

@@ -79,7 +79,7 @@ async def delegate_parallel(ls: AgentLanguageServer, args: DelegateParallelArgs)
         targets.append(target)
     if folder is None:
         folder = ls.folders.default(DELEGATE_PARALLEL)
-    runtime = await folder.get_runtime()
+    runtime = await folder.runtime_for_run()
     tasks: list[ParallelTask] = []
     for i, wanted in enumerate(args.tasks):
         known_agent(runtime, f"{DELEGATE_PARALLEL} tasks[{i}]", wanted.agent)

@@ -102,7 +102,7 @@ async def delegate(ls: AgentLanguageServer, args: DelegateArgs) -> dict[str, Any
     # Linked before the first await (the runtime build, the progress round trip), so a cancel
     # that arrives meanwhile still counts.
     on_request_cancelled(ls, on_cancel)
-    runtime = await folder.get_runtime()
+    runtime = await folder.runtime_for_run()
     if cancelled:
         runtime.cancel_when_started(run_id)
     known_agent(runtime, DELEGATE, args.agent)
@@ -124,7 +124,7 @@ async def run_with_progress(
     budget: int | None,
 ) -> dict[str, Any]:
     """One run with its own progress, edits applied through the editor; the wire result."""
-    runtime = await folder.get_runtime()
+    runtime = await folder.runtime_for_run()
     assert folder.bridge is not None
     await folder.bridge.begin_progress(run_id, f"{definition.name}: {goal}")
     result = await runtime.delegate(
