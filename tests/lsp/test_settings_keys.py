@@ -4,6 +4,7 @@ path and the budget's other limits stay in force (a budget never silently become
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,3 +49,28 @@ async def test_an_invalid_limit_from_the_editor_keeps_the_limit_in_force(
     await asyncio.wait_for(warned(), WAIT)
 
     assert (await execute(client, "agentls.budget"))["limit"] == 1000
+
+
+EXTRA_AGENT = """\
+name: extra
+description: An agent from an extra folder
+instructions: Answer briefly.
+"""
+
+
+async def test_changing_the_agent_folders_reloads_the_agents(
+    client: LanguageClient, workspace: Path
+) -> None:
+    extra = workspace / "team-agents"
+    extra.mkdir()
+    (extra / "extra.yaml").write_text(EXTRA_AGENT)
+    assert "extra" not in [a["name"] for a in await execute(client, "agentls.listAgents")]
+
+    client.set_configuration({"agentFolders": ["team-agents"]}, section="agentls")
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+
+    async def listed() -> None:
+        while "extra" not in [a["name"] for a in await execute(client, "agentls.listAgents")]:
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(listed(), WAIT)

@@ -57,10 +57,13 @@ class AgentLanguageServer(LanguageServer):
         settings, problems = parse_settings(self.init_settings, *layers, previous=self.settings)
         for problem in problems:
             self.show_warning(problem)
+        # Only the agent folders change which definitions load (files changing is watched apart).
+        reload = settings.agent_folders != self.settings.agent_folders
         self.settings = settings
         for runtime in self.folders.runtimes():
             self.configure_runtime(runtime)
-        self.folders.reload()
+        if reload:
+            self.folders.reload()
 
     def configure_runtime(self, runtime: AgentRuntime) -> None:
         """Apply the settings in force to a built runtime (model, limits, budget)."""
