@@ -142,10 +142,11 @@ def create_server() -> AgentLanguageServer:
         commands,
         configuration,
         definition_files,
+        shutdown,
     )
 
     server = AgentLanguageServer()
-    for feature in (configuration, commands, code_actions, definition_files):
+    for feature in (configuration, commands, code_actions, definition_files, shutdown):
         feature.register(server)
     return server
 
