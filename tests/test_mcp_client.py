@@ -548,3 +548,36 @@ def test_a_definition_allows_all_tools_of_a_server_with_a_star() -> None:
     assert agent({"everything": "*"}).mcp == {"everything": "*"}
     with pytest.raises(ValueError, match=r"mcp\.everything"):
         agent({"everything": "all"})
+
+
+async def test_cancelling_a_run_in_an_mcp_call_ends_it_and_keeps_the_session(
+    harness: Harness,
+) -> None:
+    harness.model.enqueue(ToolCall("mcp__faulty__hang", {}))
+    calling = asyncio.Event()
+    harness.runtime.subscribe(lambda e: calling.set() if e.kind is EventKind.TOOL_STARTED else None)
+    run = asyncio.create_task(harness.run(agent({"faulty": ["hang"]})))
+    await calling.wait()
+    harness.runtime.cancel()
+    result = await run
+    assert result.status is RunStatus.CANCELLED
+    after = await harness.pool.call_tool("faulty", "pid", {})
+    assert after.content.split("\n")[0].isdigit()
+    assert harness.pool.starts["faulty"] == 1
+
+
+async def test_a_broken_config_file_is_logged_once_and_the_run_goes_on(
+    harness: Harness, workspace: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (workspace / ".mcp.json").write_text("{oops", encoding="utf-8")
+    harness.model.enqueue(
+        ToolCall("mcp__everything__get-sum", {"a": 1, "b": 2}), Text("3"), Text("again")
+    )
+    first = await harness.run(agent({"everything": ["get-sum"]}))
+    second = await harness.run(agent({"everything": ["get-sum"]}))
+    assert [first.status, second.status] == [RunStatus.FINISHED, RunStatus.FINISHED]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "agentls.mcp"]
+    assert warnings == [
+        f"MCP configuration: {workspace / '.mcp.json'}:1:2: invalid JSON: "
+        "Expecting property name enclosed in double quotes"
+    ]

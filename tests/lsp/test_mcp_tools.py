@@ -143,3 +143,30 @@ async def test_shutdown_ends_the_mcp_server_processes(
         os.kill(pid, 0)
     client.exit(None)
     client.capabilities = None  # shut down already: the fixture must not send shutdown again
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"mcpServers": {"everything": {"command": "agentls-no-such-server"}}}],
+    indirect=True,
+)
+async def test_a_changed_mcp_servers_setting_applies_to_the_next_run(
+    client: LanguageClient,
+    workspace: Path,
+    model: ScriptedOpenAI,
+    editor: Editor,
+    settings: dict[str, Any],
+) -> None:
+    uri = open_file(client, workspace / "src" / "app.py")
+    first = await execute(
+        client, "agentls.delegate", {"agent": "adder", "goal": "2+40", "uri": uri}
+    )
+    assert first["status"] == "failed"
+
+    client.set_configuration(MCP_SETTINGS, section="agentls")
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+    await editor.wait_until(lambda: editor.configuration_requests >= 2)
+
+    result = await delegate_sum(client, workspace, model)
+    assert result["status"] == "finished", result.get("error")
+    assert result["text"] == "It is 42."
