@@ -19,7 +19,7 @@ from tests.rig.scripted_openai import ScriptedOpenAI, Text, ToolCall
 
 from agentls.core.audit import AuditStore
 from agentls.core.budget import TokenBudgeter
-from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
+from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode, load_file
 from agentls.core.events import EventKind, RunStatus
 from agentls.core.llm import ModelSettings
 from agentls.core.llm_openai import OpenAIChatModel
@@ -581,3 +581,25 @@ async def test_a_broken_config_file_is_logged_once_and_the_run_goes_on(
         f"MCP configuration: {workspace / '.mcp.json'}:1:2: invalid JSON: "
         "Expecting property name enclosed in double quotes"
     ]
+
+
+CLAUDE_MCP_AGENT = """\
+---
+name: issue-filer
+description: Files issues
+tools: Read, mcp__github__create_issue, mcp__github__list_issues, mcp__time
+---
+File an issue for each bug you find.
+"""
+
+
+def test_a_claude_code_agent_keeps_its_mcp_tools(tmp_path: Path) -> None:
+    path = tmp_path / ".claude" / "agents" / "issue-filer.md"
+    path.parent.mkdir(parents=True)
+    path.write_text(CLAUDE_MCP_AGENT, encoding="utf-8")
+    loaded = load_file(path, "claude", claude=True)
+    assert loaded.errors == []
+    definition = loaded.agents[0].definition
+    assert definition.mode is Mode.TOOLS
+    assert definition.tools == ["read_file"]
+    assert definition.mcp == {"github": ["create_issue", "list_issues"], "time": "*"}
