@@ -603,3 +603,24 @@ def test_a_claude_code_agent_keeps_its_mcp_tools(tmp_path: Path) -> None:
     assert definition.mode is Mode.TOOLS
     assert definition.tools == ["read_file"]
     assert definition.mcp == {"github": ["create_issue", "list_issues"], "time": "*"}
+
+
+def test_a_bad_server_in_the_editor_setting_leaves_only_that_server_out() -> None:
+    from agentls.lsp.settings import parse_settings
+
+    settings, problems = parse_settings(
+        {
+            "mcpServers": {
+                "both": {"command": "x", "url": "http://127.0.0.1:1/mcp"},
+                "fine": {"command": "node", "args": ["server.js"]},
+                "web": {"url": "http://127.0.0.1:1/mcp"},
+            },
+            "mcpCallTimeout": 5,
+        }
+    )
+    engine = settings.engine(trusted=True)
+    assert sorted(engine.mcp_servers) == ["fine", "web"]
+    assert engine.mcp_call_timeout == 5
+    assert len(problems) == 1
+    assert problems[0].startswith("setting agentls.mcpServers.both: Value error, give exactly one")
+    assert problems[0].endswith("; leaving this server out")

@@ -98,6 +98,8 @@ def parse_settings(*layers: Any) -> tuple[LspSettings, list[str]]:
         except ValidationError as exc:
             for err in exc.errors():
                 name = "agentls." + ".".join(str(p) for p in err["loc"])
-                problems.append(f"setting {name}: {err['msg']}; using the default")
+                server_entry = err["loc"][0] == "mcpServers" and len(err["loc"]) > 1
+                fallback = "leaving this server out" if server_entry else "using the default"
+                problems.append(f"setting {name}: {err['msg']}; {fallback}")
                 _drop(merged, tuple(err["loc"]))
     return LspSettings(), problems
