@@ -624,3 +624,18 @@ def test_a_bad_server_in_the_editor_setting_leaves_only_that_server_out() -> Non
     assert len(problems) == 1
     assert problems[0].startswith("setting agentls.mcpServers.both: Value error, give exactly one")
     assert problems[0].endswith("; leaving this server out")
+
+
+async def test_a_message_too_big_ends_the_connection_and_the_next_call_restarts(
+    harness: Harness,
+) -> None:
+    harness.model.enqueue(
+        ToolCall("mcp__faulty__flood", {}), ToolCall("mcp__faulty__pid", {}), Text("ok")
+    )
+    result = await harness.run(agent({"faulty": ["flood", "pid"]}))
+    assert result.status is RunStatus.FINISHED, result.error
+    flood = harness.tool_message(1)
+    assert flood.startswith("error: MCP server 'faulty'")
+    assert "sent a message of more than 16,777,216 characters" in flood
+    assert harness.tool_message(2).isdigit()
+    assert harness.pool.starts["faulty"] == 2
