@@ -267,6 +267,24 @@ def _reason(exc: BaseException) -> str:
     return f"did not start: {type(exc).__name__}: {exc}"
 
 
+_sdk_imported = False
+
+
+async def _import_sdk() -> None:
+    """The SDK takes a while to import the first time: do it on a worker thread, once."""
+    global _sdk_imported
+    if _sdk_imported:
+        return
+
+    def load() -> None:
+        import mcp.client.streamable_http  # noqa: F401
+
+        import agentls.core.mcp.stdio  # noqa: F401
+
+    await asyncio.to_thread(load)
+    _sdk_imported = True
+
+
 async def _list_tools(client: Client) -> dict[str, ServerTool]:
     tools: dict[str, ServerTool] = {}
     cursor: str | None = None
@@ -346,6 +364,7 @@ class McpPool:
             if current is not None:
                 await current.close()
                 self._sessions.pop(name, None)
+            await _import_sdk()
             fresh = _Session(server, self.workspace)
             await fresh.start(self.start_timeout)
             self._sessions[name] = fresh
