@@ -164,6 +164,18 @@ export interface ServerSettings {
     mcpServers: Record<string, McpServerConfig>;
     mcpCallTimeout: number;
     agentFolders: string[];
+    runCommand: RunCommandSettings;
+    confirmEdits: boolean;
+    /** VS Code's workspace trust, sent as the server's `trustWorkspace` setting. */
+    trustWorkspace: boolean | null;
+}
+
+/** `agentls.runCommand.*`: see docs/security.md. */
+export interface RunCommandSettings {
+    enabled: boolean;
+    allow: string[];
+    timeoutSeconds: number;
+    passEnv: string[];
 }
 
 export interface InitializationOptions {

@@ -3,7 +3,16 @@
 import type { InitializationOptions, McpServerConfig, ServerSettings } from './protocol';
 
 /** Settings that a workspace must not set unless it is trusted: they run programs or send code elsewhere. */
-export const restrictedSettings: readonly string[] = ['python', 'baseUrl', 'mcpServers', 'agentFolders'];
+export const restrictedSettings: readonly string[] = [
+    'python',
+    'baseUrl',
+    'mcpServers',
+    'agentFolders',
+    'runCommand.enabled',
+    'runCommand.allow',
+    'runCommand.timeoutSeconds',
+    'runCommand.passEnv',
+];
 
 /** What `WorkspaceConfiguration.inspect` returns for one key, reduced to what we use. */
 export interface InspectedValue<T = unknown> {
@@ -59,6 +68,9 @@ const defaults: ServerSettings = {
     mcpServers: {},
     mcpCallTimeout: 60,
     agentFolders: [],
+    runCommand: { enabled: false, allow: [], timeoutSeconds: 120, passEnv: [] },
+    confirmEdits: false,
+    trustWorkspace: null,
 };
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -69,7 +81,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  * Validates raw `agentls.*` values (as `get(key)` returns them) into the server's settings.
  * An invalid value falls back to its default and is reported in `problems`.
  */
-export function buildServerSettings(get: (key: string) => unknown, vars: Variables = {}): SettingsResult {
+export function buildServerSettings(
+    get: (key: string) => unknown,
+    vars: Variables = {},
+    workspaceTrusted: boolean | null = null,
+): SettingsResult {
     const problems: string[] = [];
     const invalid = (key: string, expected: string, value: unknown) =>
         problems.push(`agentls.${key} must be ${expected}; ignoring ${JSON.stringify(value)}.`);
@@ -103,6 +119,40 @@ export function buildServerSettings(get: (key: string) => unknown, vars: Variabl
         }
         if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
             invalid(key, `a whole number of at least ${min}`, value);
+            return fallback;
+        }
+        return value;
+    };
+
+    const flag = (key: string, fallback: boolean): boolean => {
+        const value = get(key);
+        if (value === undefined || value === null) {
+            return fallback;
+        }
+        if (typeof value !== 'boolean') {
+            invalid(key, 'true or false', value);
+            return fallback;
+        }
+        return value;
+    };
+    const strings = (key: string): string[] => {
+        const value = get(key);
+        if (value === undefined || value === null) {
+            return [];
+        }
+        if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+            invalid(key, 'a list of strings', value);
+            return [];
+        }
+        return value;
+    };
+    const seconds = (key: string, fallback: number): number => {
+        const value = get(key);
+        if (value === undefined || value === null) {
+            return fallback;
+        }
+        if (typeof value !== 'number' || !(value > 0) || value > 3600) {
+            invalid(key, 'a number of seconds above 0 and at most 3600', value);
             return fallback;
         }
         return value;
@@ -173,6 +223,14 @@ export function buildServerSettings(get: (key: string) => unknown, vars: Variabl
             mcpServers,
             mcpCallTimeout,
             agentFolders,
+            runCommand: {
+                enabled: flag('runCommand.enabled', defaults.runCommand.enabled),
+                allow: strings('runCommand.allow'),
+                timeoutSeconds: seconds('runCommand.timeoutSeconds', defaults.runCommand.timeoutSeconds),
+                passEnv: strings('runCommand.passEnv'),
+            },
+            confirmEdits: flag('confirmEdits', defaults.confirmEdits),
+            trustWorkspace: workspaceTrusted,
         },
         problems,
     };
@@ -236,6 +294,11 @@ export const settingKeys: readonly string[] = [
     'mcpServers',
     'mcpCallTimeout',
     'agentFolders',
+    'runCommand.enabled',
+    'runCommand.allow',
+    'runCommand.timeoutSeconds',
+    'runCommand.passEnv',
+    'confirmEdits',
 ];
 
 /** Keys whose change needs a new server process rather than didChangeConfiguration. */

@@ -23,6 +23,9 @@ describe('buildServerSettings', () => {
             mcpServers: {},
             mcpCallTimeout: 60,
             agentFolders: [],
+            runCommand: { enabled: false, allow: [], timeoutSeconds: 120, passEnv: [] },
+            confirmEdits: false,
+            trustWorkspace: null,
         });
         assert.deepEqual(problems, []);
     });
@@ -43,8 +46,14 @@ describe('buildServerSettings', () => {
                 },
                 mcpCallTimeout: 120,
                 agentFolders: ['~/agents'],
+                'runCommand.enabled': true,
+                'runCommand.allow': ['python -m pytest **'],
+                'runCommand.timeoutSeconds': 30,
+                'runCommand.passEnv': ['PYTHONPATH'],
+                confirmEdits: true,
             }),
             { workspaceFolder: '/ws', userHome: '/home/me' },
+            true,
         );
         assert.deepEqual(settings, {
             model: 'gpt-4.1-mini',
@@ -58,7 +67,30 @@ describe('buildServerSettings', () => {
             },
             mcpCallTimeout: 120,
             agentFolders: ['/home/me/agents'],
+            runCommand: { enabled: true, allow: ['python -m pytest **'], timeoutSeconds: 30, passEnv: ['PYTHONPATH'] },
+            confirmEdits: true,
+            trustWorkspace: true,
         });
+    });
+
+    test('falls back to the defaults for invalid run-command and confirmation values', () => {
+        const { settings, problems } = buildServerSettings(
+            getter({
+                'runCommand.enabled': 'yes',
+                'runCommand.allow': ['pytest **', 7],
+                'runCommand.timeoutSeconds': 0,
+                confirmEdits: 1,
+            }),
+        );
+        assert.deepEqual(settings.runCommand, { enabled: false, allow: [], timeoutSeconds: 120, passEnv: [] });
+        assert.equal(settings.confirmEdits, false);
+        assert.equal(problems.length, 4);
+        assert.ok(problems.some((p) => p.startsWith('agentls.runCommand.allow must be a list of strings')));
+    });
+
+    test("sends VS Code's workspace trust as the server's trustWorkspace setting", () => {
+        assert.equal(buildServerSettings(getter({}), {}, false).settings.trustWorkspace, false);
+        assert.equal(buildServerSettings(getter({}), {}, true).settings.trustWorkspace, true);
     });
 
     test('falls back to the default for an invalid value and says why', () => {
@@ -105,6 +137,11 @@ describe('effectiveValue', () => {
     test('ignores the workspace value of a restricted setting in an untrusted workspace', () => {
         assert.deepEqual(effectiveValue('mcpServers', inspected, false), { user: { command: 'a' } });
         assert.equal(effectiveValue('python', { defaultValue: '', workspaceValue: './evil' }, false), '');
+    });
+    test('ignores a workspace allow-list for commands in an untrusted workspace', () => {
+        const allow = { defaultValue: [], globalValue: ['npm test'], workspaceValue: ['sh **'] };
+        assert.deepEqual(effectiveValue('runCommand.allow', allow, false), ['npm test']);
+        assert.equal(effectiveValue('runCommand.enabled', { defaultValue: false, workspaceValue: true }, false), false);
     });
     test('keeps workspace values of harmless settings in an untrusted workspace', () => {
         assert.equal(effectiveValue('maxParallel', { defaultValue: 8, workspaceValue: 2 }, false), 2);

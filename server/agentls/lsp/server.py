@@ -16,6 +16,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from agentls import __version__
+from agentls.lsp.protocol import AgentProtocol
 from agentls.lsp.settings import LspSettings, parse_settings
 
 if TYPE_CHECKING:
@@ -28,10 +29,13 @@ log = logging.getLogger("agentls.lsp")
 
 class AgentLanguageServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("agentls", __version__)
+        super().__init__("agentls", __version__, protocol_cls=AgentProtocol)
         self.settings = LspSettings()
         self.init_settings: dict[str, Any] = {}
-        self.trusted = True
+        # Workspace trust (lsp/trust.py): untrusted until a setting or the client says otherwise.
+        self.trusted = False
+        self.client_trust: bool | None = None
+        self.told_untrusted = False
         self._runtime: AgentRuntime | None = None
         self.bridge: EventBridge | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -52,9 +56,19 @@ class AgentLanguageServer(LanguageServer):
     def runtime(self) -> AgentRuntime:
         if self._runtime is None:
             from agentls.core.engine import build_runtime
+            from agentls.core.state_check import StateError
+            from agentls.lsp.approvals import command_approver
             from agentls.lsp.events import EventBridge
+            from agentls.lsp.state_errors import state_unavailable
 
-            self._runtime = build_runtime(self.root, self.settings.engine(trusted=self.trusted))
+            try:
+                self._runtime = build_runtime(
+                    self.root,
+                    self.settings.engine(trusted=self.trusted),
+                    approver=command_approver(self),
+                )
+            except StateError as exc:
+                raise state_unavailable(self, exc) from None
             # Tools read what the user sees: open buffers, unsaved changes included.
             self._runtime.sandbox.overlay = self.buffer_text
             self.bridge = EventBridge(self, self._runtime)
@@ -67,6 +81,9 @@ class AgentLanguageServer(LanguageServer):
         for problem in problems:
             self.show_warning(problem)
         self.settings = settings
+        from agentls.lsp.trust import update_trust
+
+        update_trust(self)
         if self._runtime is not None:
             from agentls.core.engine import ModelPool, apply_budget_settings, apply_mcp_settings
 
@@ -82,6 +99,8 @@ class AgentLanguageServer(LanguageServer):
             self._runtime.config.max_depth = engine.max_depth
             self._runtime.config.max_output_tokens = engine.max_output_tokens
             self._runtime.config.default_run_budget = engine.budget.per_run
+            if self._runtime.commands is not None:
+                self._runtime.commands.settings = engine.run_command
             self.reload_registry()
             apply_budget_settings(self._runtime.budgeter, engine.budget)
             apply_mcp_settings(self._runtime, engine)
@@ -142,11 +161,11 @@ def create_server() -> AgentLanguageServer:
         commands,
         configuration,
         definition_files,
-        shutdown,
+        lifecycle,
     )
 
     server = AgentLanguageServer()
-    for feature in (configuration, commands, code_actions, definition_files, shutdown):
+    for feature in (configuration, commands, code_actions, definition_files, lifecycle):
         feature.register(server)
     return server
 

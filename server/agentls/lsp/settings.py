@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from agentls.core.engine import BudgetSettings, EngineSettings, McpServerSettings
 from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT
+from agentls.core.tools.command import CommandSettings
 
 _WIRE = ConfigDict(
     alias_generator=AliasGenerator(validation_alias=to_camel, serialization_alias=to_camel),
@@ -28,6 +29,12 @@ class WireBudget(BaseModel):
     total: int | None = Field(default=None, ge=0)
     per_run: int | None = Field(default=None, gt=0)
     per_agent: dict[str, int] = Field(default_factory=dict)
+
+
+class WireRunCommand(CommandSettings):
+    """`runCommand`: enabled, allow (patterns), timeoutSeconds, passEnv (see core/tools/command.py)."""
+
+    model_config = _WIRE
 
 
 class LspSettings(BaseModel):
@@ -46,6 +53,21 @@ class LspSettings(BaseModel):
     mcp_call_timeout: float = Field(default=DEFAULT_CALL_TIMEOUT, gt=0, le=3600)
     agent_folders: list[str] = Field(default_factory=list)
     allow_generated_edit_tools: bool = False
+    run_command: WireRunCommand = Field(default_factory=WireRunCommand)
+    # Every agent edit goes to the editor marked as needing the user's confirmation.
+    confirm_edits: bool = False
+    # Workspace trust for editors without their own (VS Code sends it from its workspace trust);
+    # unset: untrusted unless the client said otherwise or the folder is in trustedFolders.
+    trust_workspace: bool | None = None
+    trusted_folders: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_folders")
+    @classmethod
+    def _absolute(cls, folders: list[str]) -> list[str]:
+        for folder in folders:
+            if not Path(folder).expanduser().is_absolute():
+                raise ValueError(f"{folder!r} is not an absolute path (or ~/...)")
+        return folders
 
     def engine(self, *, trusted: bool) -> EngineSettings:
         return EngineSettings(
@@ -61,6 +83,7 @@ class LspSettings(BaseModel):
             agent_folders=[Path(p).expanduser() for p in self.agent_folders],
             allow_generated_edit_tools=self.allow_generated_edit_tools,
             workspace_trusted=trusted,
+            run_command=CommandSettings(**self.run_command.model_dump()),
         )
 
 

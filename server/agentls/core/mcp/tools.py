@@ -21,6 +21,7 @@ from agentls.core.definitions import AgentDefinition
 from agentls.core.llm import ToolSpec
 from agentls.core.mcp.config import McpConfig, McpServerSettings, load_mcp_config
 from agentls.core.tools.base import MAX_RESULT_CHARS, Tool, ToolResult, truncate
+from agentls.core.tools.delegation import CHILD_SERVER
 
 if TYPE_CHECKING:
     from agentls.core.mcp.pool import McpPool, ServerTool
@@ -189,14 +190,17 @@ class McpToolProvider:
         return config
 
     async def __call__(self, definition: AgentDefinition) -> dict[str, Tool]:
-        if not definition.mcp:
+        # `agentls` names the per-run child agentls (core/tools/delegation.py), never a pool
+        # server: a project's .mcp.json entry for agentls must not stand in for it.
+        wanted = {s: a for s, a in definition.mcp.items() if s != CHILD_SERVER}
+        if not wanted:
             return {}
         from agentls.core.mcp.pool import McpServerError
 
         await self.reload()
-        listed = await asyncio.gather(*(self.pool.tools(server) for server in definition.mcp))
+        listed = await asyncio.gather(*(self.pool.tools(server) for server in wanted))
         chosen: list[tuple[str, ServerTool]] = []
-        for (server, allowed), available in zip(definition.mcp.items(), listed, strict=True):
+        for (server, allowed), available in zip(wanted.items(), listed, strict=True):
             if allowed == "*":
                 chosen.extend((server, t) for t in available.values())
                 continue
