@@ -191,4 +191,4 @@ def test_agentls_run_gives_an_agent_the_servers_of_the_workspace_config(
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["text"] == "42"
         tool = [m for m in model.requests[1]["messages"] if m["role"] == "tool"]
-        assert tool[0]["content"] == "The sum of 2 and 40 is 42."
+        assert "\nThe sum of 2 and 40 is 42.\n" in tool[0]["content"]

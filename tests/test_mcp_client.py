@@ -27,6 +27,7 @@ from agentls.core.mcp.config import McpServerSettings, load_mcp_config, user_con
 from agentls.core.mcp.pool import McpPool, McpServerError
 from agentls.core.mcp.tools import McpToolProvider, render_result, tool_name, unique_names
 from agentls.core.runtime import AgentRuntime, RunResult, RuntimeConfig
+from agentls.core.tools.framing import CLOSE_TAG, OPEN_TAG
 
 REPO = Path(__file__).resolve().parents[1]
 NODE_SERVERS = REPO / "tests" / "node" / "node_modules" / "@modelcontextprotocol"
@@ -71,6 +72,15 @@ def workspace(tmp_path: Path) -> Path:
     return root
 
 
+def unframe(message: str) -> str:
+    """A tool message without the data frame tool output gets (core/tools/framing.py); the
+    runtime's own messages (an unknown tool) come unframed."""
+    lines = message.split("\n")
+    if not (lines[0].startswith(OPEN_TAG) and lines[-1].startswith(CLOSE_TAG)):
+        return message
+    return "\n".join(lines[2:-1])
+
+
 class Harness:
     """A runtime whose MCP servers come from the editor setting, and what it recorded."""
 
@@ -84,9 +94,9 @@ class Harness:
         return await self.runtime.delegate(definition, goal)
 
     def tool_message(self, request: int) -> str:
-        """The last tool message of the request the model received `request`-th (0-based)."""
+        """The content of the last tool message of the `request`-th request (0-based), unframed."""
         messages = self.model.requests[request]["messages"]
-        return str([m for m in messages if m["role"] == "tool"][-1]["content"])
+        return unframe(str([m for m in messages if m["role"] == "tool"][-1]["content"]))
 
     def offered(self, request: int = 0) -> list[str]:
         return [t["function"]["name"] for t in self.model.requests[request].get("tools", [])]

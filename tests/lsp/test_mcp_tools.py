@@ -82,7 +82,7 @@ async def test_an_mcp_tool_call_is_an_event_and_a_log_line(
     assert events[0]["data"]["arguments"] == "a=2, b=40"
     # The model read the server's answer.
     tool_messages = [m for m in model.requests[1]["messages"] if m["role"] == "tool"]
-    assert tool_messages[0]["content"] == "The sum of 2 and 40 is 42."
+    assert "\nThe sum of 2 and 40 is 42.\n" in tool_messages[0]["content"]
     logged = await editor.wait_until(
         lambda: [
             m.message
@@ -133,7 +133,8 @@ async def test_shutdown_ends_the_mcp_server_processes(
     model.enqueue(ToolCall("mcp__faulty__pid", {}), Text("done"))
     result = await execute(client, "agentls.delegate", {"agent": "pid", "goal": "pid", "uri": uri})
     assert result["status"] == "finished", result.get("error")
-    pid = int(next(m for m in model.requests[1]["messages"] if m["role"] == "tool")["content"])
+    framed = next(m for m in model.requests[1]["messages"] if m["role"] == "tool")["content"]
+    pid = int(framed.split("\n")[2])
     os.kill(pid, 0)  # running while the editor is open
 
     # Before `exit`: the language server still runs, so only its shutdown can have ended the child.
