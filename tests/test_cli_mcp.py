@@ -192,3 +192,14 @@ def test_agentls_run_gives_an_agent_the_servers_of_the_workspace_config(
         assert json.loads(done.stdout)["text"] == "42"
         tool = [m for m in model.requests[1]["messages"] if m["role"] == "tool"]
         assert "\nThe sum of 2 and 40 is 42.\n" in tool[0]["content"]
+
+
+def test_untrusted_leaves_the_workspace_servers_out(with_everything: Path) -> None:
+    listing = agentls(with_everything, "--untrusted", "mcp", "list")
+    assert listing.returncode == 0, listing.stderr
+    assert (
+        listing.stdout == "everything  [not used: --untrusted leaves out the workspace's servers]\n"
+    )
+    call = agentls(with_everything, "--untrusted", "mcp", "call", "everything", "get-sum", "{}")
+    assert call.returncode == 2
+    assert "SERVER 'everything': comes from the workspace's configuration" in call.stderr
