@@ -633,7 +633,7 @@ def test_a_bad_server_in_the_editor_setting_leaves_only_that_server_out() -> Non
     assert engine.mcp_call_timeout == 5
     assert len(problems) == 1
     assert problems[0].startswith("setting agentls.mcpServers.both: Value error, give exactly one")
-    assert problems[0].endswith("; leaving this server out")
+    assert problems[0].endswith("; keeping the default")
 
 
 async def test_a_message_too_big_ends_the_connection_and_the_next_call_restarts(

@@ -44,10 +44,9 @@ class Lifecycle:
         await asyncio.shield(self._stopping)
 
     async def _stop_engine(self) -> None:
-        ls = self.server
-        if not ls.has_runtime:
-            return
-        await ls.runtime.aclose()
+        runtimes = self.server.folders.runtimes()
+        if runtimes:
+            await asyncio.gather(*(runtime.aclose() for runtime in runtimes))
 
     async def on_shutdown(self, *args: Any) -> None:
         self.shutting_down = True
@@ -65,8 +64,9 @@ class Lifecycle:
         if protocol.writer is not None:
             # pygls closes the output next; what the runs still report as they end is dropped.
             protocol.writer = _ClosingWriter(protocol.writer)
-        if self._stopping is None and self.server.has_runtime:
-            self.server.runtime.cancel()
+        if self._stopping is None:
+            for runtime in self.server.folders.runtimes():
+                runtime.cancel()
 
     def _cancel_pending_requests(self) -> None:
         protocol = self.server.protocol
