@@ -15,6 +15,9 @@ from agentls.lsp.settings import LspSettings
 
 # Never a setting: the API key reaches the server only in initializationOptions, from secret storage.
 SECRET_KEYS = frozenset({"apiKey"})
+# Settings for editors without workspace trust of their own; the VS Code client fills
+# `trustWorkspace` from VS Code's workspace trust, so it contributes neither.
+NOT_CONTRIBUTED = frozenset({"trustWorkspace", "trustedFolders"})
 _SCHEMA_WORDS = (
     "type",
     "minimum",
@@ -48,7 +51,7 @@ def _flatten(
     out: dict[str, dict[str, Any]],
 ) -> None:
     for name, prop in schema.get("properties", {}).items():
-        if name in SECRET_KEYS:
+        if name in SECRET_KEYS or (prefix == "agentls" and name in NOT_CONTRIBUTED):
             continue
         key = f"{prefix}.{name}"
         resolved = _resolve(root, prop)
