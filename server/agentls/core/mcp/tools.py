@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from agentls.core.tools.delegation import CHILD_SERVER
 
 if TYPE_CHECKING:
     from agentls.core.mcp.pool import McpPool, ServerTool
+
+log = logging.getLogger("agentls.mcp")
 
 PREFIX = "mcp__"
 MAX_NAME = 64
@@ -173,12 +176,17 @@ class McpToolProvider:
         self.pool = pool
         self.editor_servers = dict(editor_servers or {})
         self.trusted = trusted
+        self._reported: set[str] = set()
 
     async def reload(self) -> McpConfig:
         config = await asyncio.to_thread(
             load_mcp_config, self.pool.workspace, self.editor_servers, trusted=self.trusted
         )
         await self.pool.close_sessions(self.pool.reconfigure(config))
+        for error in config.errors:
+            if error not in self._reported:  # once per problem, not once per run
+                self._reported.add(error)
+                log.warning("MCP configuration: %s", error)
         return config
 
     async def __call__(self, definition: AgentDefinition) -> dict[str, Tool]:
