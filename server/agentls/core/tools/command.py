@@ -25,6 +25,7 @@ import os
 import re
 import shlex
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -261,9 +262,12 @@ def command_env(
     return env
 
 
-def _kill_group(pid: int) -> None:
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+        if sys.platform == "win32":  # no process groups: the command itself
+            proc.kill()
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 async def execute(
@@ -304,13 +308,13 @@ async def execute(
         timed_out = True
     except BaseException:
         # Cancelled (or failed): the command dies with its children before the cancel goes on.
-        _kill_group(proc.pid)
+        _kill_group(proc)
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(proc.wait(), 5)
         raise
     finally:
         # Whatever the command left running in its group (background jobs) ends with it.
-        _kill_group(proc.pid)
+        _kill_group(proc)
     if timed_out:
         await proc.wait()
     text = head.decode("utf-8", "replace")
