@@ -281,6 +281,24 @@ async def test_cancel_while_waiting_for_approval_runs_nothing(
     assert not (workspace / "ran.txt").exists()
 
 
+async def test_a_command_request_cut_short_by_a_cancel_is_still_audited(
+    server: ScriptedOpenAI, runtime: AgentRuntime, audit: AuditStore
+) -> None:
+    approvals = Approvals(Decision.run_once())
+    approvals.hold = True
+    approve_with(runtime, approvals)
+    command = py("print(1)")
+    server.enqueue(ToolCall("run_command", {"command": command}), Text("ok"))
+    run = asyncio.create_task(runtime.delegate("tester", "Run"))
+    await approvals.waiting.wait()
+    runtime.cancel()
+    await run
+    (event,) = tool_events(audit)
+    assert event.error == "cancelled"
+    assert event.data["command"].endswith(" -c 'print(1)'")
+    assert (event.data["decision"], event.data["cancelled"]) == ("none", True)
+
+
 # --- no shell --------------------------------------------------------------------------------
 
 
@@ -438,7 +456,7 @@ async def test_a_command_over_its_time_limit_is_killed_with_its_children(
 
 
 async def test_cancelling_the_run_kills_the_command_and_its_children(
-    server: ScriptedOpenAI, runtime: AgentRuntime, workspace: Path
+    server: ScriptedOpenAI, runtime: AgentRuntime, workspace: Path, audit: AuditStore
 ) -> None:
     allow(runtime, "/bin/sh -c **", timeout=600)
     server.enqueue(ToolCall("run_command", {"command": shlex.join(["/bin/sh", "-c", SPAWN])}))
@@ -449,6 +467,8 @@ async def test_cancelling_the_run_kills_the_command_and_its_children(
     result = await run
     assert result.status is RunStatus.CANCELLED
     await asyncio.wait_for(_until_dead(child), 10)
+    (event,) = tool_events(audit)
+    assert (event.data["decided_by"], event.data["cancelled"]) == ("allow_list", True)
 
 
 async def test_an_unknown_program_is_an_error_for_the_model(

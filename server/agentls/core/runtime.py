@@ -428,7 +428,14 @@ class AgentRuntime:
         messages = self._first_messages(run)
         tools = await self._tools_for(d)
         if self.commands is not None and d.mode is Mode.TOOLS:
-            tools.update(self.commands.tools_for(d.tools, run.run_id, d.name, run.goal))
+
+            def record_cancelled(data: dict[str, Any]) -> None:
+                info = {"turn": run.turn, "tool": "run_command", "is_error": True, **data}
+                emit(run.event(EventKind.TOOL_CALL, error="cancelled", data=info))
+
+            tools.update(
+                self.commands.tools_for(d.tools, run.run_id, d.name, run.goal, record_cancelled)
+            )
         structured = run.structured
         turns = d.max_turns + (structured.repairs if structured else 0)
         for turn in range(1, turns + 1):

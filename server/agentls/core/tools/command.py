@@ -35,7 +35,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agentls.core.llm import ToolSpec
-from agentls.core.tools.base import Tool, ToolResult
+from agentls.core.tools.base import Tool, ToolResult, summarize_arguments
 
 COMMAND_TOOL = "run_command"
 SHELL_PREFIX = "shell:"
@@ -349,12 +349,17 @@ class CommandPolicy:
         return [AllowPattern.parse(p) for p in self.settings.allow]
 
     def tools_for(
-        self, tools: Sequence[str], run_id: str, agent: str, goal: str
+        self,
+        tools: Sequence[str],
+        run_id: str,
+        agent: str,
+        goal: str,
+        record: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Tool]:
         """run_command for a run whose agent lists it, when available."""
         if COMMAND_TOOL not in tools or not self.available:
             return {}
-        return {COMMAND_TOOL: RunCommand(self, run_id, agent, goal)}
+        return {COMMAND_TOOL: RunCommand(self, run_id, agent, goal, record)}
 
     async def decide(
         self, request: CommandRequest, parsed: ParsedCommand
@@ -381,6 +386,8 @@ def describe(data: dict[str, Any]) -> str:
     decision, by = data.get("decision"), data.get("decided_by")
     if decision is None or decision == "invalid":
         return ""
+    if decision == "none":
+        return "cancelled before anyone decided"
     if by == "allow_list":
         who = f"allowed by pattern {data.get('pattern')!r}"
     elif by == "session":
@@ -389,6 +396,8 @@ def describe(data: dict[str, Any]) -> str:
         who = "not run: no one to ask" if by == "no_approver" else "denied by the user"
     else:
         who = "always allowed by the user" if decision == "always" else "allowed once by the user"
+    if data.get("cancelled"):
+        return f"{who}; cancelled"
     if data.get("timed_out"):
         return f"{who}; killed at the time limit"
     if "exit_code" in data and data["exit_code"] is not None:
@@ -401,11 +410,20 @@ class RunCommand:
 
     read_only = False
 
-    def __init__(self, policy: CommandPolicy, run_id: str, agent: str, goal: str) -> None:
+    def __init__(
+        self,
+        policy: CommandPolicy,
+        run_id: str,
+        agent: str,
+        goal: str,
+        record: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.policy = policy
         self.run_id = run_id
         self.agent = agent
         self.goal = goal
+        # Records a command the run's cancel cut short (the runtime records the others).
+        self.record = record
 
     @property
     def spec(self) -> ToolSpec:
@@ -448,13 +466,28 @@ class RunCommand:
             cwd=self.policy.workspace,
             pattern=exact_pattern(parsed),
         )
+        audit: dict[str, Any] = {"command": parsed.display, "shell": parsed.shell}
+        try:
+            return await self._decide_and_run(request, parsed, audit)
+        except asyncio.CancelledError:
+            # The run was cancelled while the user was asked or the command ran: the request,
+            # any decision, and the cancel still belong in the audit trail.
+            if self.record is not None:
+                self.record(
+                    {
+                        "arguments": summarize_arguments(arguments),
+                        **audit,
+                        "decision": audit.get("decision", "none"),
+                        "cancelled": True,
+                    }
+                )
+            raise
+
+    async def _decide_and_run(
+        self, request: CommandRequest, parsed: ParsedCommand, audit: dict[str, Any]
+    ) -> ToolResult:
         decision, decided_by = await self.policy.decide(request, parsed)
-        audit: dict[str, Any] = {
-            "command": parsed.display,
-            "shell": parsed.shell,
-            "decision": decision.label,
-            **decided_by,
-        }
+        audit.update(decision=decision.label, **decided_by)
         if not decision.allow:
             result = ToolResult.error(
                 f"the command was not run: {decision.reason or 'denied'}. Do not retry it; "
