@@ -36,16 +36,16 @@ def test_budget_shows_an_unlimited_fresh_workspace(tmp_path: Path, capsys: Captu
 def test_budget_set_persists_total_and_agent_limits(tmp_path: Path, capsys: CaptureFixture) -> None:
     assert budget(tmp_path, "set", "200k") == 0
     assert "200,000" in capsys.readouterr().out
-    assert budget(tmp_path, "set", "5_000", "--agent", "reviewer") == 0
+    assert budget(tmp_path, "set", "5_000", "--agent", "review") == 0
     out = capsys.readouterr().out
-    assert "agent reviewer" in out and "5,000" in out
+    assert "agent review" in out and "5,000" in out
     with TokenBudgeter.for_workspace(tmp_path) as b:
         snap = b.snapshot()
-    assert snap.limit == 200_000 and snap.agents["reviewer"].limit == 5_000
+    assert snap.limit == 200_000 and snap.agents["review"].limit == 5_000
 
     assert budget(tmp_path, "--json") == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["limit"] == 200_000 and shown["agents"]["reviewer"]["limit"] == 5_000
+    assert shown["limit"] == 200_000 and shown["agents"]["review"]["limit"] == 5_000
 
     assert budget(tmp_path, "set", "none") == 0
     assert "unlimited" in capsys.readouterr().out
@@ -169,7 +169,12 @@ def test_audit_json_prints_jsonl_and_filters(tmp_path: Path, capsys: CaptureFixt
 
     assert audit(tmp_path, "--json", "--run", "bbbb") == 0  # a prefix is enough
     lines = capsys.readouterr().out.splitlines()
-    assert {json.loads(line)["run_id"] for line in lines} == {"bbbb2222"}
+    # The run and the child run it delegated to: --run shows the whole tree.
+    assert {json.loads(line)["run_id"] for line in lines} == {"bbbb2222", "cccc3333"}
+
+    assert audit(tmp_path, "--json", "--run", "cccc") == 0  # a child alone: no parent
+    lines = capsys.readouterr().out.splitlines()
+    assert {json.loads(line)["run_id"] for line in lines} == {"cccc3333"}
 
     assert audit(tmp_path, "--json", "--since", "1h") == 0
     lines = capsys.readouterr().out.splitlines()

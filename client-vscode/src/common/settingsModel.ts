@@ -66,6 +66,7 @@ const defaults: ServerSettings = {
     maxParallel: 8,
     maxDepth: 2,
     mcpServers: {},
+    mcpCallTimeout: 60,
     agentFolders: [],
     runCommand: { enabled: false, allow: [], timeoutSeconds: 120, passEnv: [] },
     confirmEdits: false,
@@ -179,11 +180,23 @@ export function buildServerSettings(
             if (server) {
                 mcpServers[name] = server;
             } else {
-                invalid(`mcpServers.${name}`, 'an object with a "command" string, "args" strings and "env" strings', value);
+                invalid(
+                    `mcpServers.${name}`,
+                    'an object with a "command" string, "args" strings and "env" strings, or a "url" (http/https) and "headers" strings',
+                    value,
+                );
             }
         }
     } else if (rawMcp !== undefined && rawMcp !== null) {
-        invalid('mcpServers', 'an object of server name to {command, args, env}', rawMcp);
+        invalid('mcpServers', 'an object of server name to {command, args, env} or {url, headers}', rawMcp);
+    }
+
+    let mcpCallTimeout = defaults.mcpCallTimeout;
+    const rawTimeout = get('mcpCallTimeout');
+    if (typeof rawTimeout === 'number' && rawTimeout > 0 && rawTimeout <= 3600) {
+        mcpCallTimeout = rawTimeout;
+    } else if (rawTimeout !== undefined && rawTimeout !== null) {
+        invalid('mcpCallTimeout', 'a number of seconds above 0 and at most 3600', rawTimeout);
     }
 
     const agentFolders: string[] = [];
@@ -208,6 +221,7 @@ export function buildServerSettings(
             maxParallel: integer('maxParallel', 1, defaults.maxParallel),
             maxDepth: integer('maxDepth', 0, defaults.maxDepth),
             mcpServers,
+            mcpCallTimeout,
             agentFolders,
             runCommand: {
                 enabled: flag('runCommand.enabled', defaults.runCommand.enabled),
@@ -222,8 +236,22 @@ export function buildServerSettings(
     };
 }
 
+function isStringRecord(value: unknown): value is Record<string, string> {
+    return isRecord(value) && Object.values(value).every((v) => typeof v === 'string');
+}
+
 function parseMcpServer(value: unknown, vars: Variables): McpServerConfig | undefined {
-    if (!isRecord(value) || typeof value.command !== 'string' || !value.command.trim()) {
+    if (!isRecord(value)) {
+        return undefined;
+    }
+    if (typeof value.url === 'string' && value.command === undefined) {
+        const headers = value.headers ?? {};
+        if (!/^https?:\/\//.test(value.url.trim()) || !isStringRecord(headers)) {
+            return undefined;
+        }
+        return { url: value.url.trim(), headers };
+    }
+    if (typeof value.command !== 'string' || !value.command.trim() || value.url !== undefined) {
         return undefined;
     }
     const args = value.args ?? [];
@@ -231,13 +259,13 @@ function parseMcpServer(value: unknown, vars: Variables): McpServerConfig | unde
     if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) {
         return undefined;
     }
-    if (!isRecord(env) || !Object.values(env).every((v) => typeof v === 'string')) {
+    if (!isStringRecord(env)) {
         return undefined;
     }
     return {
         command: substituteVariables(value.command.trim(), vars),
         args: args.map((a) => substituteVariables(a, vars)),
-        env: env as Record<string, string>,
+        env,
     };
 }
 
@@ -264,6 +292,7 @@ export const settingKeys: readonly string[] = [
     'maxParallel',
     'maxDepth',
     'mcpServers',
+    'mcpCallTimeout',
     'agentFolders',
     'runCommand.enabled',
     'runCommand.allow',

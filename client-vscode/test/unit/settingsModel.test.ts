@@ -21,6 +21,7 @@ describe('buildServerSettings', () => {
             maxParallel: 8,
             maxDepth: 2,
             mcpServers: {},
+            mcpCallTimeout: 60,
             agentFolders: [],
             runCommand: { enabled: false, allow: [], timeoutSeconds: 120, passEnv: [] },
             confirmEdits: false,
@@ -39,7 +40,11 @@ describe('buildServerSettings', () => {
                 'budget.perAgent': { review: 5000 },
                 maxParallel: 4,
                 maxDepth: 1,
-                mcpServers: { fs: { command: 'node', args: ['server.js', '${workspaceFolder}'] } },
+                mcpServers: {
+                    fs: { command: 'node', args: ['server.js', '${workspaceFolder}'] },
+                    tracker: { url: 'https://mcp.example.com/mcp', headers: { Authorization: 'Bearer t' } },
+                },
+                mcpCallTimeout: 120,
                 agentFolders: ['~/agents'],
                 'runCommand.enabled': true,
                 'runCommand.allow': ['python -m pytest **'],
@@ -56,7 +61,11 @@ describe('buildServerSettings', () => {
             budget: { total: 100_000, perRun: 20_000, perAgent: { review: 5000 } },
             maxParallel: 4,
             maxDepth: 1,
-            mcpServers: { fs: { command: 'node', args: ['server.js', '/ws'], env: {} } },
+            mcpServers: {
+                fs: { command: 'node', args: ['server.js', '/ws'], env: {} },
+                tracker: { url: 'https://mcp.example.com/mcp', headers: { Authorization: 'Bearer t' } },
+            },
+            mcpCallTimeout: 120,
             agentFolders: ['/home/me/agents'],
             runCommand: { enabled: true, allow: ['python -m pytest **'], timeoutSeconds: 30, passEnv: ['PYTHONPATH'] },
             confirmEdits: true,
@@ -93,6 +102,25 @@ describe('buildServerSettings', () => {
         assert.deepEqual(settings.mcpServers, {});
         assert.equal(problems.length, 3);
         assert.ok(problems.some((p) => p.startsWith('agentls.budget.total must be a whole number')));
+    });
+
+    test('rejects an MCP server with both or neither of command and url, keeping the others', () => {
+        const { settings, problems } = buildServerSettings(
+            getter({
+                mcpServers: {
+                    both: { command: 'node', url: 'http://127.0.0.1:1/mcp' },
+                    ftp: { url: 'ftp://host/mcp' },
+                    ok: { url: 'http://127.0.0.1:1/mcp' },
+                },
+                mcpCallTimeout: 0,
+            }),
+        );
+        assert.deepEqual(settings.mcpServers, { ok: { url: 'http://127.0.0.1:1/mcp', headers: {} } });
+        assert.equal(settings.mcpCallTimeout, 60);
+        assert.deepEqual(
+            problems.map((p) => p.split(' must ')[0]),
+            ['agentls.mcpServers.both', 'agentls.mcpServers.ftp', 'agentls.mcpCallTimeout'],
+        );
     });
 
     test('treats an empty model string as unset', () => {

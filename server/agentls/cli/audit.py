@@ -2,7 +2,8 @@
 
     agentls audit [--run ID] [--agent NAME] [--since T] [--limit N] [--json]
 
-`--run` takes a full run id or a unique prefix of one; `--since` an ISO-8601 time or an age such
+`--run` takes a full run id or a unique prefix of one, and shows the runs it delegated too (child
+agentls runs, at every depth); `--since` an ISO-8601 time or an age such
 as 30m, 2h, 1d. Runs whose process died are first closed as interrupted.
 """
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from agentls.core.events import RunEvent, Usage
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# SQLite integers are 64-bit; no trail holds more events than this.
+MAX_EVENTS = 10**15
+_LAST = 253402300799.0  # 9999-12-31T23:59:59Z
 _STATUS_STYLE = {
     "finished": "green",
     "failed": "red",
@@ -37,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="show the audit trail and per-agent token totals",
         description="Every run event of this workspace: runs, model and tool calls, edits, errors.",
     )
-    parser.add_argument("--run", metavar="ID", help="one run (full id or unique prefix)")
+    parser.add_argument(
+        "--run", metavar="ID", help="one run and the runs it delegated (full id or unique prefix)"
+    )
     parser.add_argument("--agent", metavar="NAME", help="only this agent's events")
     parser.add_argument(
         "--since", metavar="T", help="events from T on: ISO-8601 (2025-01-31T09:00) or 30m/2h/1d"
@@ -50,29 +56,41 @@ def register(sub: argparse._SubParsersAction) -> None:
 def parse_since(text: str, now: float | None = None) -> float:
     """An ISO-8601 date/time (local time unless it names a zone) or an age like 30m, 2h, 1d."""
     value = text.strip()
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", value.lower())
+    shown = text if len(text) <= 40 else text[:39] + "…"
+    match = re.fullmatch(r"(\d{1,30}(?:\.\d{1,30})?)\s*([smhdw])", value.lower())
+    now = time.time() if now is None else now
     if match:
-        now = time.time() if now is None else now
-        return now - float(match.group(1)) * _UNITS[match.group(2)]
+        # An age older than the epoch means "everything": clamp instead of overflowing.
+        return max(0.0, now - float(match.group(1)) * _UNITS[match.group(2)])
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
         raise CliError(
-            f"--since {text!r}: expected an ISO-8601 time (e.g. 2025-01-31 or 2025-01-31T09:00) "
+            f"--since {shown!r}: expected an ISO-8601 time (e.g. 2025-01-31 or 2025-01-31T09:00) "
             "or an age such as 45s, 30m, 2h, 1d, 1w"
         ) from None
-    return when.timestamp()  # naive values are local time
+    try:
+        stamp = when.timestamp()  # naive values are local time
+    except (OverflowError, OSError, ValueError):
+        stamp = None
+    if stamp is None or when.year < 1970 or stamp > _LAST:
+        raise CliError(
+            f"--since {shown!r}: expected a time from 1970-01-01 to 9999-12-31 (the audit trail "
+            "holds nothing older than 1970)"
+        )
+    return max(stamp, 0.0)  # 1970-01-01 local time east of UTC is just before the epoch
 
 
 def parse_limit(text: str | None) -> int | None:
     if text is None:
         return None
+    shown = text if len(text) <= 40 else text[:39] + "…"
     try:
         number = int(text)
     except ValueError:
-        raise CliError(f"--limit {text!r}: expected a whole number of events") from None
-    if number <= 0:
-        raise CliError(f"--limit {text!r}: expected a number above 0")
+        raise CliError(f"--limit {shown!r}: expected a whole number of events") from None
+    if not 0 < number <= MAX_EVENTS:
+        raise CliError(f"--limit {shown!r}: expected a number from 1 to {MAX_EVENTS:,}")
     return number
 
 
@@ -102,12 +120,19 @@ def run(args: argparse.Namespace) -> int:
         run_id = _resolve_run(store, args.run)
         if args.json:
             store.export_jsonl(
-                sys.stdout, run_id=run_id, agent=args.agent, since=since, limit=limit
+                sys.stdout,
+                run_id=run_id,
+                agent=args.agent,
+                since=since,
+                limit=limit,
+                descendants=True,
             )
             return 0
-        events = store.query(run_id=run_id, agent=args.agent, since=since, limit=limit)
+        events = store.query(
+            run_id=run_id, agent=args.agent, since=since, limit=limit, descendants=True
+        )
         totals = store.totals_by_agent(since=since)
-        runs = store.runs(run_id=run_id, agent=args.agent, since=since)
+        runs = store.runs(run_id=run_id, agent=args.agent, since=since, descendants=True)
     finally:
         store.close()
     if args.agent is not None:

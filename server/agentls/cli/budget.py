@@ -8,13 +8,17 @@ agentls budget reset [--agent NAME]  zero the committed usage (limits stay)
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
+from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentls.cli import CliError, workspace_of
+from agentls.cli.common import MAX_TOKENS
 
 if TYPE_CHECKING:
-    from agentls.core.budget import BudgetScopeSnapshot, BudgetSnapshot
+    from agentls.core.budget import BudgetScopeSnapshot, BudgetSnapshot, TokenBudgeter
 
 _UNLIMITED = ("none", "unlimited", "off")
 _SUFFIXES = {"": 1, "k": 1_000, "m": 1_000_000}
@@ -35,41 +39,72 @@ def register(sub: argparse._SubParsersAction) -> None:
     set_parser.add_argument("--agent", metavar="NAME", help="limit this agent instead of the total")
     reset_parser = actions.add_parser("reset", help="zero the used tokens (limits stay)")
     reset_parser.add_argument("--agent", metavar="NAME", help="reset only this agent")
+    for p in (set_parser, reset_parser):
+        p.add_argument(
+            "--allow-unknown-agent",
+            action="store_true",
+            help="accept an --agent name that no definition has (yet)",
+        )
     for p in (parser, set_parser, reset_parser):
         p.set_defaults(func=run)
 
 
 def parse_limit(text: str) -> int | None:
-    """'20000', '20_000', '20,000', '20k', '1.5M' -> tokens; 'none'/'unlimited' -> None."""
+    """'20000', '20_000', '20,000', '20k', '1.5M', '2e5' -> tokens; 'none'/'unlimited' -> None."""
     value = text.strip().lower()
     if value in _UNLIMITED:
         return None
-    match = re.fullmatch(r"(\d[\d_,]*(?:\.\d+)?)([km]?)", value)
+    shown = text if len(text) <= 40 else text[:39] + "…"
+    match = re.fullmatch(r"(\d[\d_,]{0,30}(?:\.\d{1,30})?(?:e\+?\d{1,4})?)([km]?)", value)
     if match is None:
         if re.fullmatch(r"-\s*\d.*", value):
-            raise CliError(f"budget set N: the limit cannot be negative, got {text!r}")
+            raise CliError(f"budget set N: the limit cannot be negative, got {shown!r}")
         raise CliError(
             f"budget set N: expected a number of tokens (e.g. 200000, 200k, 1.5M) or 'none', "
-            f"got {text!r}"
+            f"got {shown!r}"
         )
-    number = float(match.group(1).replace("_", "").replace(",", ""))
-    tokens = number * _SUFFIXES[match.group(2)]
-    if tokens != int(tokens):
-        raise CliError(f"budget set N: {text!r} is not a whole number of tokens")
+    # Decimal, not float: exact for every digit given, and no overflow on 1e400.
+    tokens = Decimal(match.group(1).replace("_", "").replace(",", "")) * _SUFFIXES[match.group(2)]
+    if tokens > MAX_TOKENS:
+        raise CliError(
+            f"budget set N: {shown!r} is more than the largest limit, {MAX_TOKENS:,} tokens "
+            "(use 'none' for no limit)"
+        )
+    if tokens != tokens.to_integral_value():
+        raise CliError(f"budget set N: {shown!r} is not a whole number of tokens")
     return int(tokens)
+
+
+def check_agent(workspace: Path, agent: str, budgeter: TokenBudgeter) -> None:
+    """Refuse a limit or reset for an agent nobody defined (a typo would limit nothing)."""
+    from agentls.core.engine import EngineSettings, load_registry
+
+    known = set(load_registry(workspace, EngineSettings()).names())
+    known.update(budgeter.snapshot().agents)  # agents with spend or a limit in the ledger
+    if agent in known:
+        return
+    close = difflib.get_close_matches(agent, sorted(known), n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise CliError(
+        f"--agent {agent!r}: no agent of that name in this workspace; {hint}"
+        "pass --allow-unknown-agent to set it anyway (e.g. for an agent you will add later)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from agentls.core.budget import TokenBudgeter
 
-    budgeter = TokenBudgeter.for_workspace(workspace_of(args))
+    workspace = workspace_of(args)
+    action = getattr(args, "budget_action", None)
+    agent = getattr(args, "agent", None)
+    if agent is not None and not agent.strip():
+        raise CliError("--agent: the agent name is empty")
+    limit = parse_limit(args.limit) if action == "set" else None
+    budgeter = TokenBudgeter.for_workspace(workspace)
     try:
-        action = getattr(args, "budget_action", None)
-        agent = getattr(args, "agent", None)
-        if agent is not None and not agent.strip():
-            raise CliError("--agent: the agent name is empty")
+        if agent is not None and not getattr(args, "allow_unknown_agent", False):
+            check_agent(workspace, agent, budgeter)
         if action == "set":
-            limit = parse_limit(args.limit)
             budgeter.set_limit(limit, agent=agent)
             target = f"agent '{agent}'" if agent else "the workspace total"
             shown = "unlimited" if limit is None else f"{limit:,} tokens"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from agentls.cli import CliError, workspace_of
 from agentls.core.engine import BudgetSettings, EngineSettings
-from agentls.core.target import Target, TextRange
+from agentls.core.target import Target, TextRange, read_exact
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -26,14 +26,25 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Token counts and limits are stored as SQLite integers (64-bit): anything past this is a typo.
+MAX_TOKENS = 10**15
+
+
 def positive_int(value: str) -> int:
+    """A whole number from 1 to MAX_TOKENS (argparse names the option when this refuses)."""
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {value}")
+    if not 0 < number <= MAX_TOKENS:
+        raise argparse.ArgumentTypeError(
+            f"expected a number from 1 to {MAX_TOKENS:,}, got {_shown(value)}"
+        )
     return number
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def settings_from(args: argparse.Namespace) -> EngineSettings:
@@ -90,14 +101,14 @@ def target_from(args: argparse.Namespace, file: Path, lines: str | None) -> Targ
     if workspace != path and workspace not in path.parents:
         raise CliError(f"--file {file}: outside the workspace {workspace} (use --workspace)")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_exact(path)
     except UnicodeDecodeError:
         raise CliError(f"--file {file}: not a UTF-8 text file") from None
     if lines is None:
-        return Target(path=path)
+        return Target.read_as(path, text)
     first, last = parse_lines(lines)
     try:
         rng = TextRange.whole_lines(first, last, text)
     except ValueError as exc:
         raise CliError(f"--lines {lines}: {exc}") from None
-    return Target(path=path, range=rng)
+    return Target.read_as(path, text, rng)

@@ -64,14 +64,22 @@ def run(args: argparse.Namespace) -> int:
     answer_out = None if definition.mode is Mode.EDIT else sys.stdout
     progress = TerminalProgress(stream_output=not args.json, output=answer_out)
 
+    refused: dict[str, str] = {}  # path -> why its edits were not written
+
     async def apply(edits: list[ProposedEdit]) -> list[tuple[bool, str | None]]:
-        if not args.confirm:
-            return write_edits(workspace, edits)
-        diffs = {i: unified_diff(workspace, [e]) for i, e in enumerate(edits)}
-        refusals = await confirm_each(prompt, edits, diffs)
+        # The edit-mode target's edits apply to the text the run read, nothing newer.
+        bases = {str(target.path.relative_to(workspace)): target.content_sha256()}
+        refusals: list[str | None] = [None] * len(edits)
+        if args.confirm:
+            diffs = {i: unified_diff(workspace, [e]) for i, e in enumerate(edits)}
+            refusals = await confirm_each(prompt, edits, diffs)
         chosen = [e for e, why in zip(edits, refusals, strict=True) if why is None]
-        written = iter(write_edits(workspace, chosen))
-        return [(False, why) if why is not None else next(written) for why in refusals]
+        written = iter(await asyncio.to_thread(write_edits, workspace, chosen, bases))
+        outcomes = [(False, why) if why is not None else next(written) for why in refusals]
+        for edit, (ok, reason) in zip(edits, outcomes, strict=True):
+            if not ok:
+                refused[edit.path] = reason or "not written"
+        return outcomes
 
     async def go() -> RunResult:
         try:
@@ -88,11 +96,17 @@ def run(args: argparse.Namespace) -> int:
 
     result = asyncio.run(go())
     out = Console(highlight=False)
+    for reason in refused.values():
+        print(f"agentls: not written: {reason}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"agentls: warning: {warning}", file=sys.stderr)
     if args.json:
         print(result.model_dump_json(indent=2))
     elif result.edits and not args.apply:
         out.print("[bold]Proposed edits[/bold] (run again with --apply to write them):")
         print(unified_diff(workspace, result.edits), end="")
-    elif result.edits:
-        out.print(f"[green]Wrote[/green] {', '.join(sorted({e.path for e in result.edits}))}")
+    elif written := sorted({e.path for e in result.edits} - set(refused)):
+        out.print(f"[green]Wrote[/green] {', '.join(written)}")
+    if refused:
+        return 1
     return 0 if result.status is RunStatus.FINISHED else 1

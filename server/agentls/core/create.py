@@ -137,6 +137,7 @@ async def create_agent(
     parent_run_id: str | None = None,
     run_id: str | None = None,
     depth: int = 0,
+    ancestor_run_ids: tuple[str, ...] = (),
 ) -> CreatedAgent:
     """Have the model write a definition for `prompt`; register it (and save it when asked)."""
     goal = f"Write an agent definition for this request: {prompt}"
@@ -148,6 +149,7 @@ async def create_agent(
         parent_run_id=parent_run_id,
         run_id=run_id,
         depth=depth,
+        ancestor_run_ids=ancestor_run_ids,
         structured=StructuredOutput(
             schema=AgentDefinition.json_schema_for_generation(), check=validation_problems
         ),

@@ -12,12 +12,23 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from agentls.core.safe_yaml import (
+    MAX_BYTES,
+    YamlProblem,
+    compose_untrusted,
+    construct,
+    duplicate_keys,
+)
+
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+
+# A file with more problems than this is reported by its first ones.
+MAX_ERRORS_PER_FILE = 20
 
 READ_ONLY_TOOLS = ("read_file", "list_files", "search")
 # run_command is offered only when settings enable it (see core/tools/command.py).
@@ -51,7 +62,8 @@ class AgentDefinition(BaseModel):
     instructions: str = Field(min_length=1)
     mode: Mode = Mode.ANSWER
     tools: list[BuiltinToolName] = Field(default_factory=list)
-    mcp: dict[str, list[str]] = Field(default_factory=dict)
+    # Allowed MCP tools per server: a list of tool names, or "*" for all of the server's tools.
+    mcp: dict[str, list[str] | Literal["*"]] = Field(default_factory=dict)
     model: str | None = None
     budget: int | None = Field(default=None, gt=0)
     max_turns: int = Field(default=8, ge=1, le=100)
@@ -132,19 +144,31 @@ class UnknownAgentError(LookupError):
         super().__init__(f"unknown agent {name!r}; known agents: {names}")
 
 
-def _key_positions(node: yaml.Node, prefix: tuple[str | int, ...] = ()) -> dict[tuple, yaml.Node]:
-    """Map each key path in a YAML document to the node of its key (or item), for error positions."""
+def _key_positions(node: yaml.Node) -> dict[tuple, yaml.Node]:
+    """Map each key path in a YAML document to the node of its key (or item), for error positions.
+
+    An aliased node is walked once, at its first use: positions never expand aliases.
+    """
     positions: dict[tuple, yaml.Node] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            path = (*prefix, key_node.value)
-            positions[path] = key_node
-            positions.update(_key_positions(value_node, path))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            path = (*prefix, index)
-            positions[path] = item
-            positions.update(_key_positions(item, path))
+    walked: set[int] = set()
+    stack: list[tuple[yaml.Node, tuple[str | int, ...]]] = [(node, ())]
+    while stack:
+        current, prefix = stack.pop()
+        if id(current) in walked:
+            continue
+        walked.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            for key_node, value_node in current.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                path = (*prefix, key_node.value)
+                positions.setdefault(path, key_node)
+                stack.append((value_node, path))
+        elif isinstance(current, yaml.SequenceNode):
+            for index, item in enumerate(current.value):
+                path = (*prefix, index)
+                positions.setdefault(path, item)
+                stack.append((item, path))
     return positions
 
 
@@ -153,7 +177,7 @@ def _errors_from_validation(
 ) -> list[DefinitionError]:
     positions = _key_positions(root) if root is not None else {}
     errors = []
-    for err in exc.errors():
+    for err in exc.errors()[:MAX_ERRORS_PER_FILE]:
         loc = tuple(err["loc"])
         dotted = ".".join(str(p) for p in loc) or None
         node = None
@@ -225,15 +249,36 @@ def parse_definition_text(
         source, body = match.group(1), match.group(2)
         line_offset = 1
     try:
-        root = yaml.compose(source)
-        data = yaml.safe_load(source)
+        root = compose_untrusted(source)
+        duplicates = duplicate_keys(root) if root is not None else []
+        if duplicates:
+            return None, [
+                DefinitionError(path, p.message, p.line + line_offset, p.column) for p in duplicates
+            ]
+        data = construct(root)
+    except YamlProblem as exc:
+        return None, [DefinitionError(path, exc.message, exc.line + line_offset, exc.column)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = (mark.line + 1 + line_offset) if mark else 1
         column = (mark.column + 1) if mark else 1
         return None, [DefinitionError(path, f"invalid YAML: {exc.problem or exc}", line, column)]
+    except yaml.YAMLError as exc:
+        return None, [DefinitionError(path, f"invalid YAML: {exc}", 1 + line_offset)]
     if not isinstance(data, dict):
         return None, [DefinitionError(path, "expected a mapping of fields (name: ..., ...)")]
+    if isinstance(root, yaml.MappingNode):
+        for key_node, _ in root.value:
+            if key_node.tag != "tag:yaml.org,2002:str":
+                mark = key_node.start_mark
+                return None, [
+                    DefinitionError(
+                        path,
+                        f"field names are words such as 'name'; got {key_node.value!r}",
+                        mark.line + 1 + line_offset,
+                        mark.column + 1,
+                    )
+                ]
     if path.suffix == ".md":
         if claude:
             data = _claude_to_definition(dict(data), body)
@@ -248,6 +293,11 @@ def parse_definition_text(
 def load_file(path: Path, source: str, *, claude: bool = False) -> LoadResult:
     result = LoadResult()
     try:
+        if path.stat().st_size > MAX_BYTES:
+            result.errors.append(
+                DefinitionError(path, f"the file is larger than {MAX_BYTES // 1024} KB")
+            )
+            return result
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         result.errors.append(DefinitionError(path, f"cannot read file: {exc}"))
@@ -312,12 +362,28 @@ class AgentRegistry:
     @classmethod
     def load(cls, sources: Sequence[DefinitionSource]) -> AgentRegistry:
         merged = LoadResult()
+        # Later sources override earlier ones on purpose (a workspace agent replaces a built-in);
+        # two files of one source naming the same agent is a mistake, reported on the second.
+        defined_in: dict[tuple[str, str], Path] = {}
         for src in sources:
             suffixes = (".md",) if src.claude else (".yaml", ".yml", ".md")
             for path in _definition_files(src.folder, suffixes):
                 one = load_file(path, src.source, claude=src.claude)
-                merged.agents.extend(one.agents)
                 merged.errors.extend(one.errors)
+                for agent in one.agents:
+                    key = (src.source, agent.definition.name)
+                    first = defined_in.setdefault(key, path)
+                    if first != path:
+                        merged.errors.append(
+                            DefinitionError(
+                                path,
+                                f"agent {agent.definition.name!r} is already defined in {first}; "
+                                "rename one of them (this file is ignored)",
+                                field="name",
+                            )
+                        )
+                        continue
+                    merged.agents.append(agent)
         return cls(merged)
 
     def add(self, agent: LoadedAgent) -> None:

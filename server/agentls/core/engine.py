@@ -15,16 +15,15 @@ from agentls.core.audit import AuditStore
 from agentls.core.budget import TokenBudgeter
 from agentls.core.definitions import AgentRegistry, default_sources
 from agentls.core.llm import ChatModel, ModelSettings, create_model
+from agentls.core.mcp.config import McpServerSettings
+from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT, McpPool
+from agentls.core.mcp.tools import McpToolProvider
 from agentls.core.runtime import AgentRuntime, RuntimeConfig
 from agentls.core.tools.command import Approver, CommandPolicy, CommandSettings
+from agentls.core.tools.delegation import ChildAgentls
 from agentls.core.trust import inside
 
-
-class McpServerSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    command: str
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
+__all__ = ["McpServerSettings"]  # re-exported: adapters build settings from here
 
 
 class BudgetSettings(BaseModel):
@@ -47,6 +46,8 @@ class EngineSettings(BaseModel):
     max_depth: int = Field(default=2, ge=0, le=8)
     max_output_tokens: int = Field(default=1024, ge=16)
     mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
+    # Seconds one MCP tool call may take before it is cancelled.
+    mcp_call_timeout: float = Field(default=DEFAULT_CALL_TIMEOUT, gt=0, le=3600)
     agent_folders: list[Path] = Field(default_factory=list)
     # Generated agents get read-only tools unless this is set.
     allow_generated_edit_tools: bool = False
@@ -112,7 +113,7 @@ def build_runtime(
         max_parallel=settings.max_parallel,
         max_depth=settings.max_depth,
     )
-    return AgentRuntime(
+    runtime = AgentRuntime(
         workspace,
         registry if registry is not None else load_registry(workspace, settings),
         ModelPool(settings),
@@ -122,7 +123,24 @@ def build_runtime(
         commands=CommandPolicy(
             workspace.resolve(), settings.run_command, settings.workspace_trusted, approver
         ),
+        extra_tools=McpToolProvider(
+            McpPool(workspace, call_timeout=settings.mcp_call_timeout),
+            settings.mcp_servers,
+            trusted=settings.workspace_trusted,
+        ),
     )
+    # Orchestrating agents (`mcp: {agentls: [...]}`) delegate to a child agentls per run.
+    runtime.delegation_tools = ChildAgentls(workspace.resolve(), settings.model_dump_json())
+    return runtime
+
+
+def apply_mcp_settings(runtime: AgentRuntime, settings: EngineSettings) -> None:
+    """New MCP settings apply from the next run (changed servers restart when next used)."""
+    provider = runtime.extra_tools
+    if isinstance(provider, McpToolProvider):
+        provider.editor_servers = dict(settings.mcp_servers)
+        provider.trusted = settings.workspace_trusted
+        provider.pool.call_timeout = settings.mcp_call_timeout
 
 
 def apply_budget_settings(budgeter: TokenBudgeter, budget: BudgetSettings) -> None:

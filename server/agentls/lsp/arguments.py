@@ -15,10 +15,15 @@ _ARGS = ConfigDict(
 )
 
 
+# LSP positions are uintegers (at most 2^31 - 1); token counts fit SQLite's 64-bit integers.
+MAX_POSITION = 2**31 - 1
+MAX_TOKENS = 10**15
+
+
 class WirePosition(BaseModel):
     model_config = _ARGS
-    line: int = Field(ge=0)
-    character: int = Field(ge=0)
+    line: int = Field(ge=0, le=MAX_POSITION)
+    character: int = Field(ge=0, le=MAX_POSITION)
 
 
 class WireRange(BaseModel):
@@ -33,7 +38,7 @@ class DelegateArgs(BaseModel):
     goal: str | None = None
     uri: str = Field(min_length=1)
     range: WireRange | None = None
-    budget: int | None = Field(default=None, gt=0)
+    budget: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
 
 
 class TaskArgs(BaseModel):
@@ -42,7 +47,7 @@ class TaskArgs(BaseModel):
     goal: str | None = None
     uri: str | None = None
     range: WireRange | None = None
-    budget: int | None = Field(default=None, gt=0)
+    budget: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
 
 
 class DelegateParallelArgs(BaseModel):
@@ -57,7 +62,7 @@ class CreateAgentArgs(BaseModel):
     goal: str | None = None
     uri: str | None = None
     range: WireRange | None = None
-    budget: int | None = Field(default=None, gt=0)
+    budget: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
     save: bool = False
     run: bool = True
 
@@ -70,7 +75,7 @@ class CancelArgs(BaseModel):
 class BudgetArgs(BaseModel):
     model_config = _ARGS
     action: Literal["get", "set", "reset"] = "get"
-    limit: int | None = Field(default=None, ge=0)
+    limit: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
     agent: str | None = None
 
 

@@ -101,6 +101,7 @@ def run_result(ls: AgentLanguageServer, result: RunResult) -> dict[str, Any]:
         "usage": wire.usage(result.usage),
         "durationMs": round(result.duration_ms, 1),
         "error": result.error,
+        "warnings": result.warnings,
     }
 
 

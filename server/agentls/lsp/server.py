@@ -16,6 +16,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from agentls import __version__
+from agentls.lsp.protocol import AgentProtocol
 from agentls.lsp.settings import LspSettings, parse_settings
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ log = logging.getLogger("agentls.lsp")
 
 class AgentLanguageServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("agentls", __version__)
+        super().__init__("agentls", __version__, protocol_cls=AgentProtocol)
         self.settings = LspSettings()
         self.init_settings: dict[str, Any] = {}
         # Workspace trust (lsp/trust.py): untrusted until a setting or the client says otherwise.
@@ -55,14 +56,19 @@ class AgentLanguageServer(LanguageServer):
     def runtime(self) -> AgentRuntime:
         if self._runtime is None:
             from agentls.core.engine import build_runtime
+            from agentls.core.state_check import StateError
             from agentls.lsp.approvals import command_approver
             from agentls.lsp.events import EventBridge
+            from agentls.lsp.state_errors import state_unavailable
 
-            self._runtime = build_runtime(
-                self.root,
-                self.settings.engine(trusted=self.trusted),
-                approver=command_approver(self),
-            )
+            try:
+                self._runtime = build_runtime(
+                    self.root,
+                    self.settings.engine(trusted=self.trusted),
+                    approver=command_approver(self),
+                )
+            except StateError as exc:
+                raise state_unavailable(self, exc) from None
             # Tools read what the user sees: open buffers, unsaved changes included.
             self._runtime.sandbox.overlay = self.buffer_text
             self.bridge = EventBridge(self, self._runtime)
@@ -79,7 +85,7 @@ class AgentLanguageServer(LanguageServer):
 
         update_trust(self)
         if self._runtime is not None:
-            from agentls.core.engine import ModelPool, apply_budget_settings
+            from agentls.core.engine import ModelPool, apply_budget_settings, apply_mcp_settings
 
             engine = settings.engine(trusted=self.trusted)
             old_pool = self._runtime.model_factory
@@ -97,6 +103,7 @@ class AgentLanguageServer(LanguageServer):
                 self._runtime.commands.settings = engine.run_command
             self.reload_registry()
             apply_budget_settings(self._runtime.budgeter, engine.budget)
+            apply_mcp_settings(self._runtime, engine)
             if isinstance(old_pool, ModelPool) and not same_model:
                 # Runs in flight still use the old pool's clients: close it once they end.
                 closing = asyncio.get_running_loop().create_task(
@@ -154,10 +161,11 @@ def create_server() -> AgentLanguageServer:
         commands,
         configuration,
         definition_files,
+        lifecycle,
     )
 
     server = AgentLanguageServer()
-    for feature in (configuration, commands, code_actions, definition_files):
+    for feature in (configuration, commands, code_actions, definition_files, lifecycle):
         feature.register(server)
     return server
 

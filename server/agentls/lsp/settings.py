@@ -14,6 +14,7 @@ from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic.alias_generators import to_camel
 
 from agentls.core.engine import BudgetSettings, EngineSettings, McpServerSettings
+from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT
 from agentls.core.tools.command import CommandSettings
 
 _WIRE = ConfigDict(
@@ -28,13 +29,6 @@ class WireBudget(BaseModel):
     total: int | None = Field(default=None, ge=0)
     per_run: int | None = Field(default=None, gt=0)
     per_agent: dict[str, int] = Field(default_factory=dict)
-
-
-class WireMcpServer(BaseModel):
-    model_config = _WIRE
-    command: str
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
 
 
 class WireRunCommand(CommandSettings):
@@ -54,7 +48,9 @@ class LspSettings(BaseModel):
     max_parallel: int = Field(default=8, ge=1, le=256)
     max_depth: int = Field(default=2, ge=0, le=8)
     max_output_tokens: int = Field(default=1024, ge=16)
-    mcp_servers: dict[str, WireMcpServer] = Field(default_factory=dict)
+    # The same entries as the mcpServers files: `command`/`args`/`env`, or `url`/`headers`.
+    mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
+    mcp_call_timeout: float = Field(default=DEFAULT_CALL_TIMEOUT, gt=0, le=3600)
     agent_folders: list[str] = Field(default_factory=list)
     allow_generated_edit_tools: bool = False
     run_command: WireRunCommand = Field(default_factory=WireRunCommand)
@@ -82,9 +78,8 @@ class LspSettings(BaseModel):
             max_parallel=self.max_parallel,
             max_depth=self.max_depth,
             max_output_tokens=self.max_output_tokens,
-            mcp_servers={
-                k: McpServerSettings(**v.model_dump()) for k, v in self.mcp_servers.items()
-            },
+            mcp_servers=dict(self.mcp_servers),
+            mcp_call_timeout=self.mcp_call_timeout,
             agent_folders=[Path(p).expanduser() for p in self.agent_folders],
             allow_generated_edit_tools=self.allow_generated_edit_tools,
             workspace_trusted=trusted,
@@ -93,9 +88,17 @@ class LspSettings(BaseModel):
 
 
 def _drop(data: dict[str, Any], loc: tuple[Any, ...]) -> None:
-    """Remove the offending top-level setting so the rest still applies."""
-    if loc and isinstance(data, dict):
-        data.pop(str(loc[0]), None)
+    """Remove the offending top-level setting so the rest still applies.
+
+    One bad MCP server drops only that server: the others stay usable.
+    """
+    if not loc or not isinstance(data, dict):
+        return
+    servers = data.get("mcpServers")
+    if loc[0] == "mcpServers" and len(loc) > 1 and isinstance(servers, dict):
+        data["mcpServers"] = {k: v for k, v in servers.items() if k != str(loc[1])}
+        return
+    data.pop(str(loc[0]), None)
 
 
 def parse_settings(*layers: Any) -> tuple[LspSettings, list[str]]:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from agentls.core.llm import ToolSpec
 from agentls.core.target import ProposedEdit
 
 MAX_RESULT_CHARS = 20_000
+# Seconds a tool call may take before the run gets an error instead of its result.
+TOOL_TIME_LIMIT = 30.0
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -55,3 +64,68 @@ def summarize_arguments(arguments: dict[str, Any] | None, limit: int = 160) -> s
         parts.append(f"{key}={shown}")
     line = ", ".join(parts)
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class Deadline:
+    """When work on a worker thread must stop: its time limit passed, or its caller gave up."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._ends = time.monotonic() + seconds
+        self._abandoned = threading.Event()
+
+    def abandon(self) -> None:
+        self._abandoned.set()
+
+    @property
+    def expired(self) -> bool:
+        return self._abandoned.is_set() or time.monotonic() >= self._ends
+
+
+async def off_loop(work: Callable[[], T], deadline: Deadline | None = None) -> T:
+    """Run blocking `work` on a daemon thread and await its result.
+
+    Not the loop's default executor: a worker that never returns (a stuck read) must not keep
+    the process from exiting, and a cancelled await returns at once whatever the thread does
+    (the thread is told through `deadline`, which its work checks).
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def hand_over(outcome: Callable[[], None]) -> None:
+        # RuntimeError: the loop closed meanwhile, so nobody waits any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, outcome)
+
+    def target() -> None:
+        try:
+            value = work()
+        except BaseException as exc:  # handed to the awaiting task, which decides
+            error = exc
+            hand_over(lambda: future.set_exception(error))
+        else:
+            hand_over(lambda: future.set_result(value))
+
+    threading.Thread(target=target, name="agentls-tool", daemon=True).start()
+    try:
+        return await future
+    finally:
+        if deadline is not None and not future.done():
+            deadline.abandon()
+
+
+async def call_with_limit(
+    tool: Tool, arguments: dict[str, Any], seconds: float = TOOL_TIME_LIMIT
+) -> ToolResult:
+    """Call a tool with a time limit: past it the run gets an error result, not a hang."""
+    try:
+        return await asyncio.wait_for(tool.call(arguments), seconds)
+    except TimeoutError:
+        return ToolResult.error(
+            f"{tool.spec.name} did not finish within {seconds:g} s and was stopped; "
+            "narrow the request (a smaller folder, a simpler pattern)"
+        )

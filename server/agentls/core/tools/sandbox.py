@@ -23,7 +23,7 @@ class WorkspaceSandbox:
         """A file's text as the user sees it: the editor's buffer when open, else the disk."""
         if self.overlay is not None and (text := self.overlay(path)) is not None:
             return text
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes().decode("utf-8")  # exactly as stored: CRLF stays CRLF
 
     def resolve(self, relative: str, *, must_exist: bool = True) -> Path:
         """The real path for a workspace-relative path, or SandboxError."""

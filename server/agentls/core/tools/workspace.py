@@ -8,13 +8,17 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import re2
+
+from agentls.core.lines import line_body, split_lines
 from agentls.core.llm import ToolSpec
-from agentls.core.target import ProposedEdit, TextRange, position_of
-from agentls.core.tools.base import Tool, ToolResult, truncate
+from agentls.core.target import ProposedEdit, TextRange, position_of, text_sha256
+from agentls.core.tools.base import Deadline, Tool, ToolResult, off_loop, truncate
 from agentls.core.tools.sandbox import SandboxError, WorkspaceSandbox
 
 SKIPPED_DIRS = frozenset(
@@ -37,17 +41,82 @@ SKIPPED_DIRS = frozenset(
 MAX_LISTED = 300
 MAX_MATCHES = 100
 MAX_FILE_BYTES = 1_000_000
+MAX_PATTERN_CHARS = 2_000
+# Seconds a walk (list_files, search) runs before it returns what it found so far.
+WALK_TIME_LIMIT = 10.0
 
 
-def _walk(root: Path, start: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(start):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
-        base = Path(dirpath)
-        for name in sorted(filenames):
-            path = base / name
-            if path.is_symlink() and root not in path.resolve().parents:
+def _walk(root: Path, start: Path, deadline: Deadline) -> Iterator[Path]:
+    """Regular files under `start`, folders in name order, without following links out of `root`.
+
+    FIFOs, sockets and devices are skipped (opening a FIFO blocks until a writer comes); folder
+    links are not followed; file links count only when they land on a regular file inside root.
+    """
+    folders = [start]
+    while folders:
+        if deadline.expired:
+            raise _Stopped
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+        except OSError:
+            continue
+        subfolders = []
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name not in SKIPPED_DIRS:
+                        subfolders.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False) or (
+                    entry.is_symlink() and _links_to_file_inside(Path(entry.path), root)
+                ):
+                    yield Path(entry.path)
+            except OSError:
                 continue
-            yield path
+        folders.extend(reversed(subfolders))
+
+
+def _links_to_file_inside(link: Path, root: Path) -> bool:
+    target = link.resolve()
+    if root not in target.parents:
+        return False
+    try:
+        return stat.S_ISREG(os.stat(target).st_mode)
+    except OSError:
+        return False
+
+
+class _Stopped(Exception):
+    """The walk's deadline passed."""
+
+
+def _read_bounded(path: Path, limit: int) -> str | None:
+    """A regular file's UTF-8 text, or None for anything else (special, too large, binary).
+
+    Opened without blocking and checked on the open descriptor, so a file swapped for a FIFO
+    after the walk saw it cannot hang the read.
+    """
+    try:
+        fd = os.open(path.resolve(), os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _string(arguments: dict[str, Any], name: str, default: str | None = None) -> str:
@@ -99,7 +168,7 @@ class ReadFile:
         if path.stat().st_size > MAX_FILE_BYTES:
             return ToolResult.error(f"{arguments['path']!r} is larger than {MAX_FILE_BYTES} bytes")
         try:
-            lines = self.sandbox.read_text(path).splitlines()
+            lines = [line_body(line) for line in split_lines(self.sandbox.read_text(path))]
         except UnicodeDecodeError:
             return ToolResult.error(f"{arguments['path']!r} is not a UTF-8 text file")
         try:
@@ -133,8 +202,9 @@ class ListFiles:
         },
     )
 
-    def __init__(self, sandbox: WorkspaceSandbox) -> None:
+    def __init__(self, sandbox: WorkspaceSandbox, time_limit: float = WALK_TIME_LIMIT) -> None:
         self.sandbox = sandbox
+        self.time_limit = time_limit
 
     async def call(self, arguments: dict[str, Any]) -> ToolResult:
         try:
@@ -142,35 +212,48 @@ class ListFiles:
             pattern = _string(arguments, "pattern", "*")
         except SandboxError as exc:
             return ToolResult.error(str(exc))
+        if len(pattern) > MAX_PATTERN_CHARS:
+            return ToolResult.error(f"pattern is longer than {MAX_PATTERN_CHARS} characters")
         if not folder.is_dir():
             return ToolResult.error(f"{arguments.get('path')!r} is not a folder")
+        deadline = Deadline(self.time_limit)
+        return await off_loop(lambda: self._list(folder, pattern, deadline), deadline)
+
+    def _list(self, folder: Path, pattern: str, deadline: Deadline) -> ToolResult:
         found = []
-        for path in _walk(self.sandbox.root, folder):
-            if fnmatch.fnmatch(path.name, pattern):
-                found.append(self.sandbox.relative(path))
-                if len(found) >= MAX_LISTED:
-                    found.append(f"… (stopped after {MAX_LISTED} files)")
-                    break
-        return ToolResult("\n".join(found) or "(no files)")
+        try:
+            for path in _walk(self.sandbox.root, folder, deadline):
+                if fnmatch.fnmatch(path.name, pattern):
+                    found.append(self.sandbox.relative(path))
+                    if len(found) >= MAX_LISTED:
+                        found.append(f"… (stopped after {MAX_LISTED} files)")
+                        break
+        except _Stopped:
+            found.append(f"… (stopped after {self.time_limit:g} s; list a smaller folder)")
+        return ToolResult(truncate("\n".join(found) or "(no files)"))
 
 
 class Search:
     read_only = True
     spec = ToolSpec(
         name="search",
-        description="Search workspace text files for a regular expression; returns path:line: text.",
+        description=(
+            "Search workspace text files for a regular expression (RE2 syntax: no backreferences "
+            "or lookaround); returns path:line: text."
+        ),
         parameters={
             "type": "object",
             "properties": {
-                "query": {"type": "string", "description": "regular expression (Python syntax)"},
+                "query": {"type": "string", "description": "regular expression (RE2 syntax)"},
                 "path": {"type": "string", "description": "folder to search in", "default": "."},
             },
             "required": ["query"],
         },
     )
 
-    def __init__(self, sandbox: WorkspaceSandbox) -> None:
+    def __init__(self, sandbox: WorkspaceSandbox, time_limit: float = WALK_TIME_LIMIT) -> None:
         self.sandbox = sandbox
+        self.time_limit = time_limit
 
     async def call(self, arguments: dict[str, Any]) -> ToolResult:
         try:
@@ -178,24 +261,54 @@ class Search:
             folder = self.sandbox.resolve(_string(arguments, "path", "."))
         except SandboxError as exc:
             return ToolResult.error(str(exc))
-        try:
-            regex = re.compile(query)
-        except re.error as exc:
-            return ToolResult.error(f"query {query!r} is not a valid regular expression: {exc}")
+        if len(query) > MAX_PATTERN_CHARS:
+            return ToolResult.error(f"query is longer than {MAX_PATTERN_CHARS} characters")
+        deadline = Deadline(self.time_limit)
+        return await off_loop(lambda: self._search(query, folder, deadline), deadline)
+
+    def _search(self, query: str, folder: Path, deadline: Deadline) -> ToolResult:
+        regex = _compile(query)
+        if isinstance(regex, ToolResult):
+            return regex
         matches: list[str] = []
-        for path in _walk(self.sandbox.root, folder):
-            if path.stat().st_size > MAX_FILE_BYTES:
-                continue
-            try:
-                text = self.sandbox.read_text(path)
-            except (UnicodeDecodeError, OSError):
-                continue
-            for n, line in enumerate(text.splitlines(), 1):
-                if regex.search(line):
-                    matches.append(f"{self.sandbox.relative(path)}:{n}: {line.strip()[:200]}")
-                    if len(matches) >= MAX_MATCHES:
-                        return ToolResult("\n".join([*matches, f"… (stopped after {MAX_MATCHES})"]))
-        return ToolResult("\n".join(matches) or "(no matches)")
+        try:
+            for path in _walk(self.sandbox.root, folder, deadline):
+                text = self.sandbox.overlay(path) if self.sandbox.overlay else None
+                if text is None:
+                    text = _read_bounded(path, MAX_FILE_BYTES)
+                if text is None:
+                    continue
+                for n, line in enumerate(text.splitlines(), 1):
+                    if regex.search(line):
+                        matches.append(f"{self.sandbox.relative(path)}:{n}: {line.strip()[:200]}")
+                        if len(matches) >= MAX_MATCHES:
+                            matches.append(f"… (stopped after {MAX_MATCHES})")
+                            return ToolResult(truncate("\n".join(matches)))
+                if deadline.expired:
+                    raise _Stopped
+        except _Stopped:
+            matches.append(f"… (stopped after {self.time_limit:g} s; search a smaller folder)")
+        return ToolResult(truncate("\n".join(matches) or "(no matches)"))
+
+
+def _compile(query: str) -> Any:
+    """The RE2 program for a query (linear time, whatever the pattern), or the error to return."""
+    options = re2.Options()
+    options.log_errors = False
+    options.max_mem = 32 << 20
+    try:
+        return re2.compile(query, options)
+    except re2.error as exc:
+        unsupported = any(token in query for token in ("(?=", "(?!", "(?<=", "(?<!")) or (
+            re.search(r"\\[1-9]", query) is not None
+        )
+        hint = (
+            " (backreferences and lookaround are not supported: search cannot take a pattern "
+            "that might run for ever)"
+            if unsupported
+            else ""
+        )
+        return ToolResult.error(f"query {query!r} is not a valid regular expression: {exc}{hint}")
 
 
 class ProposeEdit:
@@ -259,6 +372,11 @@ class ProposeEdit:
         except UnicodeDecodeError:
             return ToolResult.error(f"{rel!r} is not a UTF-8 text file")
         count = text.count(old)
+        if count == 0 and "\r\n" in text and "\n" in old and "\r" not in old:
+            # The model sees lines without their endings (read_file): match the file's CRLF and
+            # write the new text with the same endings.
+            old, new = old.replace("\n", "\r\n"), new.replace("\r\n", "\n").replace("\n", "\r\n")
+            count = text.count(old)
         if count != 1:
             return ToolResult.error(
                 f"old_text occurs {count} times in {rel}; it must occur exactly once (add context lines)"
@@ -266,7 +384,12 @@ class ProposeEdit:
         start = text.index(old)
         rng = TextRange(start=position_of(text, start), end=position_of(text, start + len(old)))
         edit = ProposedEdit(
-            path=rel, range=rng, new_text=new, agent=self.agent, description=description
+            path=rel,
+            range=rng,
+            new_text=new,
+            agent=self.agent,
+            description=description,
+            base_sha256=text_sha256(text),
         )
         return ToolResult(f"proposed an edit of {rel} at line {rng.start.line + 1}", edits=[edit])
 

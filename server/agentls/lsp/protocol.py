@@ -1,0 +1,119 @@
+"""JSON-RPC framing rules pygls leaves out: every invalid request that carries an id is answered.
+
+pygls drops a request with no method, with params it cannot structure (`"params": "x"`), or with
+`"jsonrpc": "1.0"` after logging it, so the client waits for ever. Here each gets the JSON-RPC
+error the specification asks for: -32600 Invalid Request or -32602 Invalid params, with its id.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from lsprotocol.types import ResponseError
+from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
+from pygls.protocol import LanguageServerProtocol
+
+log = logging.getLogger("agentls.lsp")
+
+VERSION = "2.0"
+
+
+@dataclass(frozen=True)
+class _Rejected:
+    """A message that cannot be handled; answered with `code` when it carries an id."""
+
+    id: int | str | None
+    code: int
+    message: str
+    has_id: bool
+
+
+def _usable_id(data: dict[str, Any]) -> int | str | None:
+    value = data.get("id")
+    return value if isinstance(value, int | str) and not isinstance(value, bool) else None
+
+
+class AgentProtocol(LanguageServerProtocol):
+    """pygls's LSP protocol, answering invalid requests instead of dropping them."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        # Called for every JSON object in a message, innermost first; only a message has "jsonrpc".
+        if "jsonrpc" not in data:
+            return data
+        has_id = "id" in data
+        rejected = self._invalid(data)
+        if rejected is not None:
+            return rejected
+        try:
+            return super().structure_message(data)
+        except Exception as exc:
+            method = data.get("method")
+            detail = f"invalid params of {method}" if method else "invalid message"
+            cause = exc.__cause__ or exc
+            return _Rejected(
+                _usable_id(data),
+                JsonRpcInvalidParams.CODE,
+                f"{detail}: {_first_line(cause)}",
+                has_id,
+            )
+
+    def _invalid(self, data: dict[str, Any]) -> _Rejected | None:
+        has_id = "id" in data
+        msg_id = _usable_id(data)
+        code = JsonRpcInvalidRequest.CODE
+        if data.get("jsonrpc") != VERSION:
+            return _Rejected(
+                msg_id, code, f"'jsonrpc' must be \"2.0\", got {data.get('jsonrpc')!r}", has_id
+            )
+        if has_id and msg_id is None and data.get("id") is not None:
+            return _Rejected(None, code, "'id' must be a number or a string", True)
+        method = data.get("method")
+        if "method" in data and not isinstance(method, str):
+            return _Rejected(msg_id, code, "'method' must be a string", has_id)
+        if has_id and "method" not in data and "result" not in data and "error" not in data:
+            return _Rejected(msg_id, code, "a request needs a 'method'", True)
+        params = data.get("params")
+        if "method" in data and params is not None and not isinstance(params, dict | list):
+            return _Rejected(
+                msg_id,
+                JsonRpcInvalidParams.CODE,
+                f"'params' of {method} must be an object or an array, got {type(params).__name__}",
+                has_id,
+            )
+        return None
+
+    def handle_message(self, message: Any) -> None:
+        if isinstance(message, _Rejected):
+            self._reject(message)
+        elif isinstance(message, dict):  # a top-level object without "jsonrpc"
+            self._reject(
+                _Rejected(
+                    _usable_id(message),
+                    JsonRpcInvalidRequest.CODE,
+                    "'jsonrpc' must be \"2.0\"",
+                    "id" in message,
+                )
+            )
+        elif not hasattr(message, "jsonrpc"):  # an array, a number, a string
+            self._reject(
+                _Rejected(None, JsonRpcInvalidRequest.CODE, "expected a JSON-RPC object", True)
+            )
+        else:
+            super().handle_message(message)
+
+    def _reject(self, rejected: _Rejected) -> None:
+        log.warning("invalid JSON-RPC message: %s", rejected.message)
+        if not rejected.has_id:
+            return  # an invalid notification has nobody waiting for an answer
+        self._send_response(
+            rejected.id,  # type: ignore[arg-type]
+            None,
+            ResponseError(code=rejected.code, message=rejected.message),
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

@@ -1,0 +1,65 @@
+"""Invalid JSON-RPC requests get the JSON-RPC error for their id, and the server keeps serving."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.lsp.raw_stdio import RawServer
+
+INVALID_REQUEST = -32600
+INVALID_PARAMS = -32602
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RawServer]:
+    with RawServer(tmp_path) as raw:
+        yield raw
+
+
+def list_agents(server: RawServer, msg_id: Any) -> dict[str, Any]:
+    return server.request(
+        msg_id, "workspace/executeCommand", {"command": "agentls.listAgents", "arguments": []}
+    )
+
+
+def test_a_request_without_a_method_is_answered_invalid_request(server: RawServer) -> None:
+    server.send({"jsonrpc": "2.0", "id": 7})
+    answer = server.answer(7)
+    assert answer["error"]["code"] == INVALID_REQUEST
+    assert "method" in answer["error"]["message"]
+    assert list_agents(server, 8)["result"]
+
+
+def test_params_that_are_a_string_are_answered_invalid_params(server: RawServer) -> None:
+    answer = server.request(9, "workspace/executeCommand", "x")
+    assert answer["error"]["code"] == INVALID_PARAMS
+    assert "params" in answer["error"]["message"]
+    assert list_agents(server, 10)["result"]
+
+
+def test_params_of_the_wrong_shape_are_answered_invalid_params(server: RawServer) -> None:
+    answer = server.request(11, "workspace/executeCommand", {"command": 5, "arguments": "no"})
+    assert answer["error"]["code"] == INVALID_PARAMS
+    assert list_agents(server, 12)["result"]
+
+
+def test_a_json_rpc_1_request_is_answered_invalid_request(server: RawServer) -> None:
+    server.send({"jsonrpc": "1.0", "id": 13, "method": "workspace/executeCommand", "params": {}})
+    answer = server.answer(13)
+    assert answer["error"]["code"] == INVALID_REQUEST
+    assert "2.0" in answer["error"]["message"]
+    assert list_agents(server, 14)["result"]
+
+
+def test_a_request_without_jsonrpc_is_answered_invalid_request(server: RawServer) -> None:
+    server.send({"id": 15, "method": "workspace/executeCommand", "params": {}})
+    assert server.answer(15)["error"]["code"] == INVALID_REQUEST
+
+
+def test_a_method_that_is_not_a_string_is_answered_invalid_request(server: RawServer) -> None:
+    server.send({"jsonrpc": "2.0", "id": 16, "method": ["agentls.listAgents"]})
+    assert server.answer(16)["error"]["code"] == INVALID_REQUEST
+    assert list_agents(server, 17)["result"]
