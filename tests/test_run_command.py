@@ -552,3 +552,24 @@ async def test_a_command_line_that_could_deceive_the_reader_is_refused_unasked(
     await runtime.delegate("tester", "Deceive")
     assert approvals.asked == []
     assert "control or invisible character" in tool_reply(server)
+
+
+async def test_waiting_for_the_users_answer_is_not_cut_at_the_generic_tool_limit(
+    workspace: Path,
+) -> None:
+    from agentls.core.tools.base import call_with_limit
+
+    approvals = Approvals(Decision.run_once())
+    approvals.hold = True
+    policy = CommandPolicy(workspace, CommandSettings(enabled=True), approver=approvals)
+    (tool,) = policy.tools_for(["run_command"], "run", "tester", "goal").values()
+
+    async def answer_late() -> None:
+        await approvals.waiting.wait()
+        await asyncio.sleep(0.2)  # well past the 0.01 s limit below
+        approvals.release.set()
+
+    answering = asyncio.create_task(answer_late())
+    result = await call_with_limit(tool, {"command": py("print('late but ran')")}, seconds=0.01)
+    await answering
+    assert "late but ran" in result.content

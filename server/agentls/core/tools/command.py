@@ -409,6 +409,9 @@ class RunCommand:
     """The run_command tool of one run."""
 
     read_only = False
+    # Not cut at the generic tool limit: it has its own (runCommand.timeoutSeconds), and waiting
+    # for the user's answer takes as long as the user takes (a cancel still ends it).
+    call_time_limit: float | None = None
 
     def __init__(
         self,
