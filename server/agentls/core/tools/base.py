@@ -121,11 +121,18 @@ async def off_loop(work: Callable[[], T], deadline: Deadline | None = None) -> T
 async def call_with_limit(
     tool: Tool, arguments: dict[str, Any], seconds: float = TOOL_TIME_LIMIT
 ) -> ToolResult:
-    """Call a tool with a time limit: past it the run gets an error result, not a hang."""
+    """Call a tool with a time limit: past it the run gets an error result, not a hang.
+
+    A tool whose `call_time_limit` is None bounds itself (run_command: its own time limit, and
+    the wait for the user's answer must not be cut at the default).
+    """
+    limit = getattr(tool, "call_time_limit", seconds)
+    if limit is None:
+        return await tool.call(arguments)
     try:
-        return await asyncio.wait_for(tool.call(arguments), seconds)
+        return await asyncio.wait_for(tool.call(arguments), limit)
     except TimeoutError:
         return ToolResult.error(
-            f"{tool.spec.name} did not finish within {seconds:g} s and was stopped; "
+            f"{tool.spec.name} did not finish within {limit:g} s and was stopped; "
             "narrow the request (a smaller folder, a simpler pattern)"
         )
