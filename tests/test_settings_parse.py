@@ -58,7 +58,8 @@ def test_an_mcp_server_without_a_command_drops_only_that_server():
 
     assert list(settings.mcp_servers) == ["good"]
     assert settings.max_parallel == 3
-    assert [p.split(":")[0] for p in problems] == ["setting agentls.mcpServers.bad.command"]
+    # The server entry as a whole is invalid (it needs `command` or `url`): it is what is dropped.
+    assert [p.split(":")[0] for p in problems] == ["setting agentls.mcpServers.bad"]
 
 
 def test_an_invalid_list_item_drops_only_that_item():

@@ -339,6 +339,7 @@ async def test_settings_can_allow_generated_agents_edit_tools(
 async def test_create_agent_invalid_twice_is_an_error_naming_the_problems(
     client: LanguageClient, workspace: Path, model: ScriptedOpenAI
 ) -> None:
+    before = [a["name"] for a in await execute(client, "agentls.listAgents")]
     model.enqueue(Text('{"name": "Bad Name"}'), Text('{"name": "Still Bad"}'))
     with pytest.raises(JsonRpcException) as raised:
         await execute(client, "agentls.createAgent", {"prompt": "anything", "save": True})
@@ -349,7 +350,7 @@ async def test_create_agent_invalid_twice_is_an_error_naming_the_problems(
     assert len(model.requests) == 2
     assert "failed validation" in model.requests[1]["messages"][-1]["content"]
     agents = [a["name"] for a in await execute(client, "agentls.listAgents")]
-    assert "bad-name" not in agents and len(agents) == 6
+    assert agents == before  # nothing was added, not even in memory
     assert not (workspace / ".agentls" / "agents").exists()
 
 

@@ -48,7 +48,13 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def settings_of(model: ScriptedOpenAI) -> dict[str, Any]:
-    return {"baseUrl": model.url, "model": "scripted-model", "apiKey": "sk-test"}
+    # Trusted, so each folder's own definitions load (docs/security.md#workspace-trust).
+    return {
+        "baseUrl": model.url,
+        "model": "scripted-model",
+        "apiKey": "sk-test",
+        "trustWorkspace": True,
+    }
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER_COMMAND, server_env=SERVER_ENV))
