@@ -26,6 +26,7 @@ from agentls.lsp.arguments import (
     DelegateArgs,
     DelegateParallelArgs,
     WireRange,
+    check_known_agent,
     parse_args,
 )
 from agentls.lsp.edits import applier
@@ -196,6 +197,9 @@ def register(server: AgentLanguageServer) -> None:
 
         args = parse_args(BUDGET, BudgetArgs, raw)
         budgeter = ls.runtime.budgeter
+        if args.agent is not None and args.action != "get" and not args.allow_unknown_agent:
+            known = {*ls.runtime.registry.names(), *budgeter.snapshot().agents}
+            check_known_agent(BUDGET, args.agent, known)
         if args.action == "set":
             budgeter.set_limit(args.limit, agent=args.agent)
         elif args.action == "reset":
