@@ -14,8 +14,9 @@ from agentls.core.llm import ToolSpec
 from agentls.core.target import ProposedEdit
 
 MAX_RESULT_CHARS = 20_000
-# Seconds a tool call may take before the run gets an error instead of its result.
-TOOL_TIME_LIMIT = 30.0
+# Seconds a tool call may take before the run gets an error instead of its result, for tools
+# that do not set their own `time_limit` (an MCP tool may delegate to a whole child agent).
+TOOL_TIME_LIMIT = 600.0
 
 T = TypeVar("T")
 
@@ -32,6 +33,8 @@ class ToolResult:
 
 
 class Tool(Protocol):
+    """A tool the turn loop can call. It may also set `time_limit` (seconds; see call_with_limit)."""
+
     @property
     def spec(self) -> ToolSpec: ...
 
@@ -117,9 +120,12 @@ async def off_loop(work: Callable[[], T], deadline: Deadline | None = None) -> T
 
 
 async def call_with_limit(
-    tool: Tool, arguments: dict[str, Any], seconds: float = TOOL_TIME_LIMIT
+    tool: Tool, arguments: dict[str, Any], seconds: float | None = None
 ) -> ToolResult:
-    """Call a tool with a time limit: past it the run gets an error result, not a hang."""
+    """Call a tool with a time limit (its own `time_limit` attribute, else TOOL_TIME_LIMIT):
+    past it the run gets an error result, not a hang."""
+    if seconds is None:
+        seconds = float(getattr(tool, "time_limit", None) or TOOL_TIME_LIMIT)
     try:
         return await asyncio.wait_for(tool.call(arguments), seconds)
     except TimeoutError:
