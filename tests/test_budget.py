@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -522,3 +523,215 @@ def test_budget_exceeded_survives_pickling() -> None:
         120,
     )
     assert str(copy) == str(exc)
+
+
+# Contention: runs wait for calls in flight instead of refusing each other.
+
+PROMPT, OUTPUT = 80, 40  # a "120-token call"
+
+
+async def _call(b: TokenBudgeter, run_id: str, **kw: object) -> bool:
+    """One model call of a run: reserve (waiting if need be), "call", commit 120 tokens."""
+    try:
+        r = await b.areserve(
+            run_id=run_id,
+            agent="a",
+            prompt_tokens=PROMPT,
+            max_tokens=1024,
+            **kw,  # type: ignore[arg-type]
+        )
+    except BudgetExceeded:
+        return False
+    assert r.max_tokens >= OUTPUT
+    await asyncio.sleep(0)  # other runs reserve while this call is in flight
+    await b.acommit(r, Usage(input_tokens=PROMPT, output_tokens=OUTPUT))
+    return True
+
+
+@pytest.mark.parametrize(("limit", "runs", "calls"), [(1000, 16, 8), (500, 8, 3)])
+async def test_parallel_runs_wait_for_calls_in_flight_and_use_the_budget(
+    ledger: TokenBudgeter, limit: int, runs: int, calls: int
+) -> None:
+    ledger.set_limit(limit)
+    made = await asyncio.gather(*(_call(ledger, f"r{i}") for i in range(runs)))
+    snap = ledger.snapshot()
+    assert sum(made) == calls
+    assert snap.used == calls * (PROMPT + OUTPUT) <= limit
+    # Refused only when committed spend left no room for one more minimal call (80 + 64).
+    assert limit - snap.used < PROMPT + 64
+    assert snap.reserved == 0
+
+
+async def test_a_thousand_token_budget_serves_eight_120_token_calls_at_90_percent(
+    ledger: TokenBudgeter,
+) -> None:
+    ledger.set_limit(1000)
+    await asyncio.gather(*(_call(ledger, f"r{i}") for i in range(16)))
+    assert 900 <= ledger.snapshot().used <= 1000
+
+
+_CONTEND = """
+import asyncio, sys
+from pathlib import Path
+from agentls.core.budget import BudgetExceeded, TokenBudgeter
+from agentls.core.events import Usage
+
+async def main() -> None:
+    b = TokenBudgeter(Path(sys.argv[1]))
+    go = Path(sys.argv[2])
+    print("ready", flush=True)
+    while not go.exists():
+        await asyncio.sleep(0.01)
+
+    async def call(i: int) -> bool:
+        try:
+            r = await b.areserve(run_id=f"{sys.argv[3]}-{i}", agent="a", prompt_tokens=80,
+                                 max_tokens=1024)
+        except BudgetExceeded:
+            return False
+        await asyncio.sleep(0.01)
+        await b.acommit(r, Usage(input_tokens=80, output_tokens=40))
+        return True
+
+    made = await asyncio.gather(*(call(i) for i in range(4)))
+    print(sum(made), flush=True)
+    b.close()
+
+asyncio.run(main())
+"""
+
+
+def test_runs_in_several_processes_wait_for_each_other_and_use_the_budget(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.db"
+    with TokenBudgeter(path) as b:
+        b.set_limit(1000)
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CONTEND, str(path), str(go), f"p{n}"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    go.touch()  # 16 runs in 4 processes start together
+    made = [int(p.communicate(timeout=120)[0].strip()) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    with TokenBudgeter(path) as b:
+        snap = b.snapshot()
+    assert sum(made) == 8
+    assert snap.used == 960 and snap.reserved == 0
+
+
+async def test_a_call_that_cannot_fit_in_committed_spend_is_refused_at_once(
+    ledger: TokenBudgeter,
+) -> None:
+    ledger.set_limit(1000)
+    held = ledger.reserve(run_id="r0", agent="a", prompt_tokens=100, max_tokens=300)
+    done = ledger.reserve(run_id="r1", agent="a", prompt_tokens=500, max_tokens=100)
+    ledger.commit(done, Usage(input_tokens=500, output_tokens=100))
+    # 400 committed-free < 500 + 64: no settle could make room, so no wait (not even 1 s).
+    with pytest.raises(BudgetExceeded) as info:
+        await ledger.areserve(
+            run_id="r2", agent="a", prompt_tokens=500, max_tokens=100, wait_seconds=3600
+        )
+    assert info.value.waited == 0 and "waited" not in str(info.value)
+    ledger.release(held)
+
+
+async def test_a_call_waits_for_a_reservation_in_flight_then_runs(ledger: TokenBudgeter) -> None:
+    ledger.set_limit(1000)
+    held = ledger.reserve(run_id="r0", agent="a", prompt_tokens=100, max_tokens=900)
+    waiting = asyncio.create_task(
+        ledger.areserve(run_id="r1", agent="a", prompt_tokens=100, max_tokens=500)
+    )
+    await _until(lambda: _waiters(ledger) == 1)
+    assert not waiting.done()
+    await ledger.acommit(held, Usage(input_tokens=100, output_tokens=50))
+    granted = await waiting
+    assert granted.max_tokens == 500
+    assert _waiters(ledger) == 0
+
+
+async def test_a_wait_is_bounded_and_the_refusal_says_it_waited(ledger: TokenBudgeter) -> None:
+    ledger.set_limit(1000)
+    held = ledger.reserve(run_id="r0", agent="a", prompt_tokens=100, max_tokens=900)
+    with pytest.raises(BudgetExceeded) as info:
+        await ledger.areserve(
+            run_id="r1", agent="a", prompt_tokens=100, max_tokens=500, wait_seconds=0.2
+        )
+    assert info.value.waited >= 0.2
+    assert "waited" in str(info.value) and "calls in flight" in str(info.value)
+    assert _waiters(ledger) == 0
+    ledger.release(held)
+
+
+async def test_cancelling_a_waiting_call_leaves_nothing_behind(ledger: TokenBudgeter) -> None:
+    ledger.set_limit(1000)
+    held = ledger.reserve(run_id="r0", agent="a", prompt_tokens=100, max_tokens=900)
+    waiting = asyncio.create_task(
+        ledger.areserve(run_id="r1", agent="a", prompt_tokens=100, max_tokens=500)
+    )
+    await _until(lambda: _waiters(ledger) == 1)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert _waiters(ledger) == 0
+    ledger.release(held)
+    assert ledger.snapshot().reserved == 0
+
+
+async def test_waiting_runs_get_a_fair_share_not_the_whole_rest(ledger: TokenBudgeter) -> None:
+    ledger.set_limit(1000)
+    held = ledger.reserve(run_id="r0", agent="a", prompt_tokens=100, max_tokens=900)
+    waiting = [
+        asyncio.create_task(
+            ledger.areserve(run_id=f"w{i}", agent="a", prompt_tokens=100, max_tokens=1024)
+        )
+        for i in range(3)
+    ]
+    await _until(lambda: _waiters(ledger) == 3)
+    await ledger.arelease(held)
+    grants = await asyncio.gather(*waiting)
+    # All three fit at once; nobody took the whole 1,000 and left the others waiting.
+    assert sum(g.tokens for g in grants) <= 1000
+    assert all(g.max_tokens >= 64 for g in grants)
+    assert ledger.snapshot().reserved == sum(g.tokens for g in grants)
+
+
+async def test_a_reserve_cancelled_while_the_ledger_is_busy_does_not_leak(
+    ledger: TokenBudgeter,
+) -> None:
+    assert ledger.path is not None
+    ledger.set_limit(1000)
+    # Another process holds the ledger's write lock: the reserve waits on SQLite's busy timeout.
+    other = sqlite3.connect(str(ledger.path), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    reserving = asyncio.create_task(
+        ledger.areserve(run_id="r", agent="a", prompt_tokens=10, max_tokens=10)
+    )
+    for _ in range(20):
+        await asyncio.sleep(0)  # the event loop keeps running while the ledger is busy
+    assert not reserving.done()
+    reserving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reserving
+    other.execute("COMMIT")
+    other.close()
+    await ledger.asettled()  # the worker thread granted it after the cancel, then released it
+    snap = await ledger.asnapshot()
+    assert snap.reserved == 0
+
+
+def _waiters(b: TokenBudgeter) -> int:
+    with b._tx(write=False) as conn:
+        return int(conn.execute("SELECT COUNT(DISTINCT id) FROM waiters").fetchone()[0])
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.005)

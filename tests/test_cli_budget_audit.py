@@ -169,7 +169,12 @@ def test_audit_json_prints_jsonl_and_filters(tmp_path: Path, capsys: CaptureFixt
 
     assert audit(tmp_path, "--json", "--run", "bbbb") == 0  # a prefix is enough
     lines = capsys.readouterr().out.splitlines()
-    assert {json.loads(line)["run_id"] for line in lines} == {"bbbb2222"}
+    # The run and the child run it delegated to: --run shows the whole tree.
+    assert {json.loads(line)["run_id"] for line in lines} == {"bbbb2222", "cccc3333"}
+
+    assert audit(tmp_path, "--json", "--run", "cccc") == 0  # a child alone: no parent
+    lines = capsys.readouterr().out.splitlines()
+    assert {json.loads(line)["run_id"] for line in lines} == {"cccc3333"}
 
     assert audit(tmp_path, "--json", "--since", "1h") == 0
     lines = capsys.readouterr().out.splitlines()

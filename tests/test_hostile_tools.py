@@ -251,3 +251,9 @@ def test_the_event_loop_keeps_turning_while_search_walks(workspace: Path) -> Non
     result = finishes(go)
     assert result.content == "(no matches)"
     assert ticks > 1  # the loop ran other work while the walk went on
+
+
+async def test_search_counts_lines_as_editors_do(workspace: Path) -> None:
+    (workspace / "ff.txt").write_text("x = 1\x0c\nb = 1\u2028c = 2\nneedle\n")
+    found = (await Search(WorkspaceSandbox(workspace)).call({"query": "needle"})).content
+    assert "ff.txt:3: needle" in found

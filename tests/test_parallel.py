@@ -398,7 +398,7 @@ def _reservation_size(runtime: AgentRuntime, server: ScriptedOpenAI, goal: str) 
     return model.prompt_token_bound(request) + request.max_tokens
 
 
-async def test_total_limit_holds_across_the_group(
+async def test_total_limit_holds_across_the_group_and_waiting_runs_use_it(
     runtime: AgentRuntime, server: ScriptedOpenAI
 ) -> None:
     server.latency = 0.2  # every reservation is made before any call returns
@@ -413,19 +413,22 @@ async def test_total_limit_holds_across_the_group(
 
     finished = [r for r in result.results if r.status is RunStatus.FINISHED]
     refused = [r for r in result.results if r.status is RunStatus.BUDGET_EXCEEDED]
-    assert len(finished) == 3
-    assert len(refused) == 5
-    for r in refused:
-        assert "Workspace token budget exhausted" in (r.error or "")
-        assert r.usage == Usage()
+    # Calls in flight made the others wait, not fail: they ran once spend left room.
+    assert len(finished) > 3
+    assert len(finished) + len(refused) == 8
     snap = runtime.budgeter.snapshot()
     assert snap.used <= limit
     assert snap.reserved == 0
+    for r in refused:
+        assert "Workspace token budget exhausted" in (r.error or "")
+        assert r.usage == Usage()
+    if refused:
+        # Refused only because committed spend left no room for one more call's minimum.
+        assert limit - snap.used < size
     assert snap.used == result.usage.total == sum(r.usage.total for r in finished)
     # The server got exactly the calls that were allowed, none of the refused ones.
     finished_goals = [r.text.removeprefix("answer to ") for r in finished]
     assert sorted(goal_of(b) for b in server.requests) == sorted(finished_goals)
-    assert len(server.requests) == 3
 
 
 async def test_total_limit_holds_for_multi_turn_runs_refused_midway(

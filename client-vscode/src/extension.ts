@@ -3,6 +3,7 @@
 import { workspace, type ExtensionContext } from 'vscode';
 import { AuditChannel } from './common/auditChannel';
 import { registerCommands } from './common/commands';
+import { CONFIG_SECTION } from './common/constants';
 import { createLogChannel, traceInfo } from './common/logging';
 import { onDidChangePythonInterpreter } from './common/python';
 import { ApiKeyStore } from './common/secrets';
@@ -42,7 +43,15 @@ export async function activate(context: ExtensionContext): Promise<void> {
             }
         }),
         apiKeys.onDidChange(() => current.scheduleRestart('the API key changed')),
-        workspace.onDidGrantWorkspaceTrust(() => current.scheduleRestart('the workspace is now trusted')),
+        workspace.onDidGrantWorkspaceTrust(() => {
+            // Trust reaches the server as a setting; only a workspace interpreter now in force needs a new process.
+            const python = workspace.getConfiguration(CONFIG_SECTION).inspect<string>('python');
+            if (python?.workspaceValue || python?.workspaceFolderValue) {
+                current.scheduleRestart('the workspace is now trusted');
+            } else {
+                current.notifySettingsChanged();
+            }
+        }),
     );
     const interpreterListener = await onDidChangePythonInterpreter(() => {
         if (!workspace.getConfiguration('agentls').get<string>('python')) {

@@ -51,9 +51,13 @@ def workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(model: ScriptedOpenAI, request: pytest.FixtureRequest) -> dict[str, Any]:
-    """The `settings` of initializationOptions; indirect parametrization adds to them."""
+    """The `settings` of initializationOptions; indirect parametrization adds to them.
+
+    The test workspace is trusted (its definitions load) unless a test says otherwise.
+    """
     extra = getattr(request, "param", {})
-    return {"baseUrl": model.url, "model": "scripted-model", "apiKey": "sk-test", **extra}
+    base = {"baseUrl": model.url, "model": "scripted-model", "apiKey": "sk-test"}
+    return {**base, "trustWorkspace": True, **extra}
 
 
 @pytest.fixture

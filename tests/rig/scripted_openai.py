@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import http
 import inspect
 import itertools
@@ -318,8 +319,35 @@ def _text_pieces(reply: Text) -> list[str]:
 
 def _prompt_tokens(body: dict[str, Any]) -> int:
     tools = body.get("tools")
+    model = body.get("model")
+    if isinstance(model, str) and (encoding := _openai_encoding(model)) is not None:
+        # As OpenAI bills: its tokenizer, 3 tokens of template per message and 3 per request.
+        count = encoding.encode_ordinary
+        total = 3
+        for m in _messages(body):
+            if isinstance(m, dict):
+                total += (
+                    3
+                    + len(count(str(m.get("role", ""))))
+                    + len(count(_content_text(m.get("content"))))
+                )
+                if m.get("tool_calls"):
+                    total += len(count(json.dumps(m["tool_calls"])))
+        tools_json = json.dumps(tools, ensure_ascii=False) if isinstance(tools, list) else ""
+        return total + len(count(tools_json))
     payload = _messages(body) + (tools if isinstance(tools, list) else [])
     return math.ceil(len(json.dumps(payload).encode()) / 4)
+
+
+@functools.cache
+def _openai_encoding(model: str) -> Any:
+    """The tokenizer of an OpenAI model name (bpe-openai ships them offline), else None."""
+    import bpe_openai
+
+    try:
+        return bpe_openai.get_encoding(bpe_openai.encoding_name_for_model(model))
+    except (KeyError, ValueError, LookupError):
+        return None
 
 
 def _estimate_tokens(text: str) -> int:

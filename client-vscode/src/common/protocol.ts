@@ -145,11 +145,10 @@ export interface DelegateArgs {
     budget?: number;
 }
 
-export interface McpServerConfig {
-    command: string;
-    args?: string[];
-    env?: Record<string, string>;
-}
+/** A server on stdio (`command`, `args`, `env`) or over Streamable HTTP (`url`, `headers`). */
+export type McpServerConfig =
+    | { command: string; args?: string[]; env?: Record<string, string> }
+    | { url: string; headers?: Record<string, string> };
 
 /** The `settings` object of initializationOptions; also the `agentls` configuration section (minus apiKey). */
 export interface ServerSettings {
@@ -163,7 +162,20 @@ export interface ServerSettings {
     maxParallel: number;
     maxDepth: number;
     mcpServers: Record<string, McpServerConfig>;
+    mcpCallTimeout: number;
     agentFolders: string[];
+    runCommand: RunCommandSettings;
+    confirmEdits: boolean;
+    /** VS Code's workspace trust, sent as the server's `trustWorkspace` setting. */
+    trustWorkspace: boolean | null;
+}
+
+/** `agentls.runCommand.*`: see docs/security.md. */
+export interface RunCommandSettings {
+    enabled: boolean;
+    allow: string[];
+    timeoutSeconds: number;
+    passEnv: string[];
 }
 
 export interface InitializationOptions {

@@ -24,7 +24,7 @@ export function readSettings(): ClientSettings {
     const config = workspace.getConfiguration(CONFIG_SECTION);
     const get = (key: string): unknown => effectiveValue<unknown>(key, config.inspect<unknown>(key), trusted);
     const vars = variables();
-    const { settings, problems } = buildServerSettings(get, vars);
+    const { settings, problems } = buildServerSettings(get, vars, trusted);
     const python = get('python');
     return {
         python: typeof python === 'string' ? substituteVariables(python.trim(), vars) : '',

@@ -3,7 +3,16 @@
 import type { InitializationOptions, McpServerConfig, ServerSettings } from './protocol';
 
 /** Settings that a workspace must not set unless it is trusted: they run programs or send code elsewhere. */
-export const restrictedSettings: readonly string[] = ['python', 'baseUrl', 'mcpServers', 'agentFolders'];
+export const restrictedSettings: readonly string[] = [
+    'python',
+    'baseUrl',
+    'mcpServers',
+    'agentFolders',
+    'runCommand.enabled',
+    'runCommand.allow',
+    'runCommand.timeoutSeconds',
+    'runCommand.passEnv',
+];
 
 /** What `WorkspaceConfiguration.inspect` returns for one key, reduced to what we use. */
 export interface InspectedValue<T = unknown> {
@@ -57,7 +66,11 @@ const defaults: ServerSettings = {
     maxParallel: 8,
     maxDepth: 2,
     mcpServers: {},
+    mcpCallTimeout: 60,
     agentFolders: [],
+    runCommand: { enabled: false, allow: [], timeoutSeconds: 120, passEnv: [] },
+    confirmEdits: false,
+    trustWorkspace: null,
 };
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -68,7 +81,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  * Validates raw `agentls.*` values (as `get(key)` returns them) into the server's settings.
  * An invalid value falls back to its default and is reported in `problems`.
  */
-export function buildServerSettings(get: (key: string) => unknown, vars: Variables = {}): SettingsResult {
+export function buildServerSettings(
+    get: (key: string) => unknown,
+    vars: Variables = {},
+    workspaceTrusted: boolean | null = null,
+): SettingsResult {
     const problems: string[] = [];
     const invalid = (key: string, expected: string, value: unknown) =>
         problems.push(`agentls.${key} must be ${expected}; ignoring ${JSON.stringify(value)}.`);
@@ -107,6 +124,40 @@ export function buildServerSettings(get: (key: string) => unknown, vars: Variabl
         return value;
     };
 
+    const flag = (key: string, fallback: boolean): boolean => {
+        const value = get(key);
+        if (value === undefined || value === null) {
+            return fallback;
+        }
+        if (typeof value !== 'boolean') {
+            invalid(key, 'true or false', value);
+            return fallback;
+        }
+        return value;
+    };
+    const strings = (key: string): string[] => {
+        const value = get(key);
+        if (value === undefined || value === null) {
+            return [];
+        }
+        if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+            invalid(key, 'a list of strings', value);
+            return [];
+        }
+        return value;
+    };
+    const seconds = (key: string, fallback: number): number => {
+        const value = get(key);
+        if (value === undefined || value === null) {
+            return fallback;
+        }
+        if (typeof value !== 'number' || !(value > 0) || value > 3600) {
+            invalid(key, 'a number of seconds above 0 and at most 3600', value);
+            return fallback;
+        }
+        return value;
+    };
+
     const perAgent: Record<string, number> = {};
     const rawPerAgent = get('budget.perAgent');
     if (isRecord(rawPerAgent)) {
@@ -129,11 +180,23 @@ export function buildServerSettings(get: (key: string) => unknown, vars: Variabl
             if (server) {
                 mcpServers[name] = server;
             } else {
-                invalid(`mcpServers.${name}`, 'an object with a "command" string, "args" strings and "env" strings', value);
+                invalid(
+                    `mcpServers.${name}`,
+                    'an object with a "command" string, "args" strings and "env" strings, or a "url" (http/https) and "headers" strings',
+                    value,
+                );
             }
         }
     } else if (rawMcp !== undefined && rawMcp !== null) {
-        invalid('mcpServers', 'an object of server name to {command, args, env}', rawMcp);
+        invalid('mcpServers', 'an object of server name to {command, args, env} or {url, headers}', rawMcp);
+    }
+
+    let mcpCallTimeout = defaults.mcpCallTimeout;
+    const rawTimeout = get('mcpCallTimeout');
+    if (typeof rawTimeout === 'number' && rawTimeout > 0 && rawTimeout <= 3600) {
+        mcpCallTimeout = rawTimeout;
+    } else if (rawTimeout !== undefined && rawTimeout !== null) {
+        invalid('mcpCallTimeout', 'a number of seconds above 0 and at most 3600', rawTimeout);
     }
 
     const agentFolders: string[] = [];
@@ -158,14 +221,37 @@ export function buildServerSettings(get: (key: string) => unknown, vars: Variabl
             maxParallel: integer('maxParallel', 1, defaults.maxParallel),
             maxDepth: integer('maxDepth', 0, defaults.maxDepth),
             mcpServers,
+            mcpCallTimeout,
             agentFolders,
+            runCommand: {
+                enabled: flag('runCommand.enabled', defaults.runCommand.enabled),
+                allow: strings('runCommand.allow'),
+                timeoutSeconds: seconds('runCommand.timeoutSeconds', defaults.runCommand.timeoutSeconds),
+                passEnv: strings('runCommand.passEnv'),
+            },
+            confirmEdits: flag('confirmEdits', defaults.confirmEdits),
+            trustWorkspace: workspaceTrusted,
         },
         problems,
     };
 }
 
+function isStringRecord(value: unknown): value is Record<string, string> {
+    return isRecord(value) && Object.values(value).every((v) => typeof v === 'string');
+}
+
 function parseMcpServer(value: unknown, vars: Variables): McpServerConfig | undefined {
-    if (!isRecord(value) || typeof value.command !== 'string' || !value.command.trim()) {
+    if (!isRecord(value)) {
+        return undefined;
+    }
+    if (typeof value.url === 'string' && value.command === undefined) {
+        const headers = value.headers ?? {};
+        if (!/^https?:\/\//.test(value.url.trim()) || !isStringRecord(headers)) {
+            return undefined;
+        }
+        return { url: value.url.trim(), headers };
+    }
+    if (typeof value.command !== 'string' || !value.command.trim() || value.url !== undefined) {
         return undefined;
     }
     const args = value.args ?? [];
@@ -173,13 +259,13 @@ function parseMcpServer(value: unknown, vars: Variables): McpServerConfig | unde
     if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) {
         return undefined;
     }
-    if (!isRecord(env) || !Object.values(env).every((v) => typeof v === 'string')) {
+    if (!isStringRecord(env)) {
         return undefined;
     }
     return {
         command: substituteVariables(value.command.trim(), vars),
         args: args.map((a) => substituteVariables(a, vars)),
-        env: env as Record<string, string>,
+        env,
     };
 }
 
@@ -206,7 +292,13 @@ export const settingKeys: readonly string[] = [
     'maxParallel',
     'maxDepth',
     'mcpServers',
+    'mcpCallTimeout',
     'agentFolders',
+    'runCommand.enabled',
+    'runCommand.allow',
+    'runCommand.timeoutSeconds',
+    'runCommand.passEnv',
+    'confirmEdits',
 ];
 
 /** Keys whose change needs a new server process rather than didChangeConfiguration. */

@@ -21,7 +21,11 @@ describe('buildServerSettings', () => {
             maxParallel: 8,
             maxDepth: 2,
             mcpServers: {},
+            mcpCallTimeout: 60,
             agentFolders: [],
+            runCommand: { enabled: false, allow: [], timeoutSeconds: 120, passEnv: [] },
+            confirmEdits: false,
+            trustWorkspace: null,
         });
         assert.deepEqual(problems, []);
     });
@@ -36,10 +40,20 @@ describe('buildServerSettings', () => {
                 'budget.perAgent': { review: 5000 },
                 maxParallel: 4,
                 maxDepth: 1,
-                mcpServers: { fs: { command: 'node', args: ['server.js', '${workspaceFolder}'] } },
+                mcpServers: {
+                    fs: { command: 'node', args: ['server.js', '${workspaceFolder}'] },
+                    tracker: { url: 'https://mcp.example.com/mcp', headers: { Authorization: 'Bearer t' } },
+                },
+                mcpCallTimeout: 120,
                 agentFolders: ['~/agents'],
+                'runCommand.enabled': true,
+                'runCommand.allow': ['python -m pytest **'],
+                'runCommand.timeoutSeconds': 30,
+                'runCommand.passEnv': ['PYTHONPATH'],
+                confirmEdits: true,
             }),
             { workspaceFolder: '/ws', userHome: '/home/me' },
+            true,
         );
         assert.deepEqual(settings, {
             model: 'gpt-4.1-mini',
@@ -47,9 +61,36 @@ describe('buildServerSettings', () => {
             budget: { total: 100_000, perRun: 20_000, perAgent: { review: 5000 } },
             maxParallel: 4,
             maxDepth: 1,
-            mcpServers: { fs: { command: 'node', args: ['server.js', '/ws'], env: {} } },
+            mcpServers: {
+                fs: { command: 'node', args: ['server.js', '/ws'], env: {} },
+                tracker: { url: 'https://mcp.example.com/mcp', headers: { Authorization: 'Bearer t' } },
+            },
+            mcpCallTimeout: 120,
             agentFolders: ['/home/me/agents'],
+            runCommand: { enabled: true, allow: ['python -m pytest **'], timeoutSeconds: 30, passEnv: ['PYTHONPATH'] },
+            confirmEdits: true,
+            trustWorkspace: true,
         });
+    });
+
+    test('falls back to the defaults for invalid run-command and confirmation values', () => {
+        const { settings, problems } = buildServerSettings(
+            getter({
+                'runCommand.enabled': 'yes',
+                'runCommand.allow': ['pytest **', 7],
+                'runCommand.timeoutSeconds': 0,
+                confirmEdits: 1,
+            }),
+        );
+        assert.deepEqual(settings.runCommand, { enabled: false, allow: [], timeoutSeconds: 120, passEnv: [] });
+        assert.equal(settings.confirmEdits, false);
+        assert.equal(problems.length, 4);
+        assert.ok(problems.some((p) => p.startsWith('agentls.runCommand.allow must be a list of strings')));
+    });
+
+    test("sends VS Code's workspace trust as the server's trustWorkspace setting", () => {
+        assert.equal(buildServerSettings(getter({}), {}, false).settings.trustWorkspace, false);
+        assert.equal(buildServerSettings(getter({}), {}, true).settings.trustWorkspace, true);
     });
 
     test('falls back to the default for an invalid value and says why', () => {
@@ -61,6 +102,25 @@ describe('buildServerSettings', () => {
         assert.deepEqual(settings.mcpServers, {});
         assert.equal(problems.length, 3);
         assert.ok(problems.some((p) => p.startsWith('agentls.budget.total must be a whole number')));
+    });
+
+    test('rejects an MCP server with both or neither of command and url, keeping the others', () => {
+        const { settings, problems } = buildServerSettings(
+            getter({
+                mcpServers: {
+                    both: { command: 'node', url: 'http://127.0.0.1:1/mcp' },
+                    ftp: { url: 'ftp://host/mcp' },
+                    ok: { url: 'http://127.0.0.1:1/mcp' },
+                },
+                mcpCallTimeout: 0,
+            }),
+        );
+        assert.deepEqual(settings.mcpServers, { ok: { url: 'http://127.0.0.1:1/mcp', headers: {} } });
+        assert.equal(settings.mcpCallTimeout, 60);
+        assert.deepEqual(
+            problems.map((p) => p.split(' must ')[0]),
+            ['agentls.mcpServers.both', 'agentls.mcpServers.ftp', 'agentls.mcpCallTimeout'],
+        );
     });
 
     test('treats an empty model string as unset', () => {
@@ -77,6 +137,11 @@ describe('effectiveValue', () => {
     test('ignores the workspace value of a restricted setting in an untrusted workspace', () => {
         assert.deepEqual(effectiveValue('mcpServers', inspected, false), { user: { command: 'a' } });
         assert.equal(effectiveValue('python', { defaultValue: '', workspaceValue: './evil' }, false), '');
+    });
+    test('ignores a workspace allow-list for commands in an untrusted workspace', () => {
+        const allow = { defaultValue: [], globalValue: ['npm test'], workspaceValue: ['sh **'] };
+        assert.deepEqual(effectiveValue('runCommand.allow', allow, false), ['npm test']);
+        assert.equal(effectiveValue('runCommand.enabled', { defaultValue: false, workspaceValue: true }, false), false);
     });
     test('keeps workspace values of harmless settings in an untrusted workspace', () => {
         assert.equal(effectiveValue('maxParallel', { defaultValue: 8, workspaceValue: 2 }, false), 2);

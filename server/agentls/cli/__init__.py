@@ -9,9 +9,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from agentls.core.state_check import StateError
+
 # Each module defines `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
 # Modules import their heavy dependencies inside `func`, so `agentls serve` starts fast.
-COMMAND_MODULES = ("agents", "run", "parallel", "create", "budget", "audit", "serve", "mcp_server")
+COMMAND_MODULES = (
+    "agents",
+    "run",
+    "parallel",
+    "create",
+    "budget",
+    "audit",
+    "serve",
+    "mcp_server",
+    "doctor",
+    "mcp",
+    "acp",
+)
 
 
 class CliError(Exception):
@@ -28,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="workspace root (default: the current directory); state lives in WORKSPACE/.agentls/",
+    )
+    parser.add_argument(
+        "--untrusted",
+        action="store_true",
+        help="do not use the workspace's agent definitions, MCP servers or run_command "
+        "(for a folder you have not reviewed, e.g. a fresh clone)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -58,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CliError as exc:
+        print(f"agentls: error: {exc}", file=sys.stderr)
+        return 2
+    except StateError as exc:  # a broken ledger or audit trail: the file and what to do
         print(f"agentls: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -19,9 +19,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
+    from agentls.cli.common import warn_if_untrusted
     from agentls.core.engine import EngineSettings, load_registry
 
-    registry = load_registry(workspace_of(args), EngineSettings())
+    settings = EngineSettings(workspace_trusted=not args.untrusted)
+    warn_if_untrusted(workspace_of(args), settings)
+    registry = load_registry(workspace_of(args), settings)
     if args.json:
         print(
             json.dumps(

@@ -2,7 +2,8 @@
 
     agentls audit [--run ID] [--agent NAME] [--since T] [--limit N] [--json]
 
-`--run` takes a full run id or a unique prefix of one; `--since` an ISO-8601 time or an age such
+`--run` takes a full run id or a unique prefix of one, and shows the runs it delegated too (child
+agentls runs, at every depth); `--since` an ISO-8601 time or an age such
 as 30m, 2h, 1d. Runs whose process died are first closed as interrupted.
 """
 
@@ -40,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="show the audit trail and per-agent token totals",
         description="Every run event of this workspace: runs, model and tool calls, edits, errors.",
     )
-    parser.add_argument("--run", metavar="ID", help="one run (full id or unique prefix)")
+    parser.add_argument(
+        "--run", metavar="ID", help="one run and the runs it delegated (full id or unique prefix)"
+    )
     parser.add_argument("--agent", metavar="NAME", help="only this agent's events")
     parser.add_argument(
         "--since", metavar="T", help="events from T on: ISO-8601 (2025-01-31T09:00) or 30m/2h/1d"
@@ -117,12 +120,19 @@ def run(args: argparse.Namespace) -> int:
         run_id = _resolve_run(store, args.run)
         if args.json:
             store.export_jsonl(
-                sys.stdout, run_id=run_id, agent=args.agent, since=since, limit=limit
+                sys.stdout,
+                run_id=run_id,
+                agent=args.agent,
+                since=since,
+                limit=limit,
+                descendants=True,
             )
             return 0
-        events = store.query(run_id=run_id, agent=args.agent, since=since, limit=limit)
+        events = store.query(
+            run_id=run_id, agent=args.agent, since=since, limit=limit, descendants=True
+        )
         totals = store.totals_by_agent(since=since)
-        runs = store.runs(run_id=run_id, agent=args.agent, since=since)
+        runs = store.runs(run_id=run_id, agent=args.agent, since=since, descendants=True)
     finally:
         store.close()
     if args.agent is not None:
@@ -178,6 +188,10 @@ def _detail(event: RunEvent) -> str:
         name = data.get("tool") or data.get("name") or "tool"
         args = data.get("arguments") or data.get("summary") or ""
         call = f"{name}({args})"
+        from agentls.core.tools.command import describe
+
+        if phrase := describe(data):  # run_command: who allowed it, how it ended
+            call += f" [{phrase}]"
         return f"{call} → {event.error}" if event.error else call
     if event.error:
         return event.error

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from agentls.cli import CliError, workspace_of
 from agentls.core.engine import BudgetSettings, EngineSettings
-from agentls.core.target import Target, TextRange
+from agentls.core.target import Target, TextRange, read_exact
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -47,12 +48,32 @@ def _shown(value: str, limit: int = 40) -> str:
 
 
 def settings_from(args: argparse.Namespace) -> EngineSettings:
-    return EngineSettings(
+    from agentls.cli.approvals import command_settings
+
+    settings = EngineSettings(
         model=getattr(args, "model", None),
         base_url=getattr(args, "base_url", None),
         max_output_tokens=getattr(args, "max_output_tokens", 1024),
         budget=BudgetSettings(),
+        workspace_trusted=not getattr(args, "untrusted", False),
+        run_command=command_settings(args),
     )
+    warn_if_untrusted(workspace_of(args), settings)
+    return settings
+
+
+def warn_if_untrusted(workspace: Path, settings: EngineSettings) -> None:
+    """With --untrusted, say what the workspace has that this command does not use."""
+    if settings.workspace_trusted:
+        return
+    from agentls.core.trust import ignored_when_untrusted, untrusted_message
+
+    items = ignored_when_untrusted(
+        workspace, settings.agent_folders, run_command=settings.run_command.enabled
+    )
+    if items:
+        message = untrusted_message(items, "Run without --untrusted to use them.")
+        print(f"agentls: warning: {message}", file=sys.stderr)
 
 
 def parse_lines(spec: str) -> tuple[int, int]:
@@ -80,14 +101,14 @@ def target_from(args: argparse.Namespace, file: Path, lines: str | None) -> Targ
     if workspace != path and workspace not in path.parents:
         raise CliError(f"--file {file}: outside the workspace {workspace} (use --workspace)")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_exact(path)
     except UnicodeDecodeError:
         raise CliError(f"--file {file}: not a UTF-8 text file") from None
     if lines is None:
-        return Target(path=path)
+        return Target.read_as(path, text)
     first, last = parse_lines(lines)
     try:
         rng = TextRange.whole_lines(first, last, text)
     except ValueError as exc:
         raise CliError(f"--lines {lines}: {exc}") from None
-    return Target(path=path, range=rng)
+    return Target.read_as(path, text, rng)

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from agentls.core.events import EventKind, RunEvent, RunStatus, Usage
+from agentls.core.tools.command import describe
 
 
 def tokens(usage: Usage) -> str:
@@ -88,6 +89,8 @@ class TerminalProgress:
         elif kind is EventKind.TOOL_CALL:
             ok = "[red]✗[/red]" if data.get("is_error") else "[green]✓[/green]"
             detail = f" — {escape(event.error)}" if event.error else ""
+            if phrase := describe(data):  # run_command: who allowed it, how it ended
+                detail = f" ({escape(phrase)})" + detail
             self._line(
                 event,
                 f"  tool {escape(str(data.get('tool')))}"

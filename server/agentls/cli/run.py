@@ -1,4 +1,4 @@
-"""`agentls run AGENT --goal TEXT --file PATH [--lines A-B] [--budget N] [--apply]`."""
+"""`agentls run AGENT --goal TEXT --file PATH [--lines A-B] [--budget N] [--apply [--confirm]]`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from agentls.cli import CliError, workspace_of
+from agentls.cli.approvals import add_security_options
 from agentls.cli.common import add_model_options, positive_int, settings_from, target_from
 
 
@@ -25,12 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--apply", action="store_true", help="write proposed edits to disk")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     add_model_options(parser)
+    add_security_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from agentls.cli.approvals import TerminalPrompt, confirm_each, terminal_approver
     from agentls.cli.edits import unified_diff, write_edits
     from agentls.cli.progress import TerminalProgress
     from agentls.core.definitions import Mode, UnknownAgentError
@@ -40,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from agentls.core.target import ProposedEdit
 
     # Check every argument before the workspace's state is opened (or created).
+    if args.confirm and not args.apply:
+        raise CliError("--confirm asks before writing each edit: use it with --apply")
     workspace = workspace_of(args)
     target = target_from(args, args.file, args.lines)
     settings = settings_from(args)
@@ -50,14 +55,31 @@ def run(args: argparse.Namespace) -> int:
         definition = registry.get(args.agent).definition
     except UnknownAgentError as exc:
         raise CliError(str(exc)) from None
-    runtime = build_runtime(workspace, settings, registry=registry)
+    prompt = TerminalPrompt()
+    runtime = build_runtime(
+        workspace, settings, registry=registry, approver=terminal_approver(prompt)
+    )
     # The answer is the result (stdout); an edit agent's result is the diff, so its raw answer
     # streams with the progress lines (stderr).
     answer_out = None if definition.mode is Mode.EDIT else sys.stdout
     progress = TerminalProgress(stream_output=not args.json, output=answer_out)
 
+    refused: dict[str, str] = {}  # path -> why its edits were not written
+
     async def apply(edits: list[ProposedEdit]) -> list[tuple[bool, str | None]]:
-        return write_edits(workspace, edits)
+        # The edit-mode target's edits apply to the text the run read, nothing newer.
+        bases = {str(target.path.relative_to(workspace)): target.content_sha256()}
+        refusals: list[str | None] = [None] * len(edits)
+        if args.confirm:
+            diffs = {i: unified_diff(workspace, [e]) for i, e in enumerate(edits)}
+            refusals = await confirm_each(prompt, edits, diffs)
+        chosen = [e for e, why in zip(edits, refusals, strict=True) if why is None]
+        written = iter(await asyncio.to_thread(write_edits, workspace, chosen, bases))
+        outcomes = [(False, why) if why is not None else next(written) for why in refusals]
+        for edit, (ok, reason) in zip(edits, outcomes, strict=True):
+            if not ok:
+                refused[edit.path] = reason or "not written"
+        return outcomes
 
     async def go() -> RunResult:
         try:
@@ -74,11 +96,17 @@ def run(args: argparse.Namespace) -> int:
 
     result = asyncio.run(go())
     out = Console(highlight=False)
+    for reason in refused.values():
+        print(f"agentls: not written: {reason}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"agentls: warning: {warning}", file=sys.stderr)
     if args.json:
         print(result.model_dump_json(indent=2))
     elif result.edits and not args.apply:
         out.print("[bold]Proposed edits[/bold] (run again with --apply to write them):")
         print(unified_diff(workspace, result.edits), end="")
-    elif result.edits:
-        out.print(f"[green]Wrote[/green] {', '.join(sorted({e.path for e in result.edits}))}")
+    elif written := sorted({e.path for e in result.edits} - set(refused)):
+        out.print(f"[green]Wrote[/green] {', '.join(written)}")
+    if refused:
+        return 1
     return 0 if result.status is RunStatus.FINISHED else 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterable
@@ -28,6 +29,7 @@ from agentls.core.events import (
 )
 from agentls.core.redact import redact
 from agentls.core.sqlite import SqliteFile, process_alive, state_dir
+from agentls.core.state_check import error_from_sqlite
 
 AUDIT_FILE = "audit.db"
 
@@ -47,7 +49,14 @@ CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, kind);
 CREATE INDEX IF NOT EXISTS events_by_time ON events (time);
 CREATE INDEX IF NOT EXISTS events_by_agent ON events (agent, time);
 CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, time);
+CREATE INDEX IF NOT EXISTS events_by_parent ON events (parent_run_id);
 """
+
+# The run ids of a run and every run below it (child agentls runs name their parent).
+_TREE = (
+    "run_id IN (WITH RECURSIVE tree(id) AS (SELECT ? UNION "
+    "SELECT e.run_id FROM events e JOIN tree t ON e.parent_run_id = t.id) SELECT id FROM tree)"
+)
 
 _TERMINAL_VALUES = tuple(sorted(k.value for k in TERMINAL_KINDS))
 _INTERRUPTED_NS = uuid.UUID("6f1c2f0e-7a43-4b8e-9a51-3c0d6c1b2a77")
@@ -99,13 +108,17 @@ class AuditStore:
         if event.kind in TRANSIENT_KINDS:
             return
         clean = redact_event(event)
-        with self._db.lock:
-            self._db.connection().execute(
-                "INSERT OR IGNORE INTO events "
-                "(event_id, time, run_id, parent_run_id, depth, agent, kind, status, json) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _row(clean),
-            )
+        try:
+            with self._db.lock:
+                self._db.connection().execute(
+                    "INSERT OR IGNORE INTO events "
+                    "(event_id, time, run_id, parent_run_id, depth, agent, kind, status, json) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _row(clean),
+                )
+        except (sqlite3.Error, OSError) as exc:
+            # Read-only, disk full, damaged: the run must stop rather than go on unaudited.
+            raise error_from_sqlite(self.path or Path(":memory:"), exc) from exc
 
     def recover_interrupted(self) -> list[str]:
         """Close, as INTERRUPTED, the open runs whose process is gone; return their run ids.
@@ -153,14 +166,16 @@ class AuditStore:
         since: float | None = None,
         kinds: Iterable[EventKind] | None = None,
         limit: int | None = None,
+        descendants: bool = False,
     ) -> list[RunEvent]:
         """Events matching every filter given, ordered by time, then insertion.
 
-        With `limit`, the latest `limit` matching events (still in chronological order).
+        With `limit`, the latest `limit` matching events (still in chronological order). With
+        `descendants`, `run_id` also matches every run delegated from it, at any depth.
         """
         return [
             RunEvent.model_validate_json(raw)
-            for raw in self._select_json(run_id, agent, since, kinds, limit)
+            for raw in self._select_json(run_id, agent, since, kinds, limit, descendants)
         ]
 
     def runs(
@@ -171,12 +186,20 @@ class AuditStore:
         since: float | None = None,
         kinds: Iterable[EventKind] | None = None,
         limit: int | None = None,
+        descendants: bool = False,
     ) -> list[RunEvent]:
         """Closing events only: one per finished, failed, cancelled, budget-stopped or lost run."""
         closing = set(TERMINAL_KINDS) if kinds is None else set(kinds) & TERMINAL_KINDS
         if not closing:
             return []
-        return self.query(run_id=run_id, agent=agent, since=since, kinds=closing, limit=limit)
+        return self.query(
+            run_id=run_id,
+            agent=agent,
+            since=since,
+            kinds=closing,
+            limit=limit,
+            descendants=descendants,
+        )
 
     def totals_by_agent(self, since: float | None = None) -> dict[str, Usage]:
         """Tokens used per agent, top-level and child runs alike, each model call counted once.
@@ -232,10 +255,11 @@ class AuditStore:
         since: float | None = None,
         kinds: Iterable[EventKind] | None = None,
         limit: int | None = None,
+        descendants: bool = False,
     ) -> int:
         """Write the matching events to `out`, one JSON object a line; return how many."""
         count = 0
-        for raw in self._select_json(run_id, agent, since, kinds, limit):
+        for raw in self._select_json(run_id, agent, since, kinds, limit, descendants):
             out.write(raw)
             out.write("\n")
             count += 1
@@ -248,11 +272,12 @@ class AuditStore:
         since: float | None,
         kinds: Iterable[EventKind] | None,
         limit: int | None,
+        descendants: bool = False,
     ) -> list[str]:
         where: list[str] = []
         params: list[Any] = []
         if run_id is not None:
-            where.append("run_id = ?")
+            where.append(_TREE if descendants else "run_id = ?")
             params.append(run_id)
         if agent is not None:
             where.append("agent = ?")

@@ -8,6 +8,16 @@ a reservation only succeeds when `limit - committed - reserved` covers it, and u
 was reserved (the prompt estimate is an upper bound, see DESIGN.md), committed usage never exceeds
 a limit however many runs and processes share the ledger.
 
+A call is refused only when committed spend leaves no room for its minimum (prompt plus the
+smallest useful answer). When other calls' reservations are what is in the way, `areserve` waits
+for them to settle (cancellable, bounded by `wait_seconds`), polling the ledger with backoff so
+that runs in other processes are seen too; while runs wait, grants shrink to a fair share of what
+is left (never below the minimum), so waiting runs share the budget instead of refusing each other.
+
+Async code uses the `a*` methods: every SQLite transaction then runs on a worker thread, so a busy
+ledger never stalls the event loop, and a reservation granted after its caller was cancelled is
+released.
+
 The ledger lives at `<workspace>/.agentls/ledger.db` (WAL), so totals survive restarts.
 Reservations carry the owning process's pid and start time; those of a process that died (kill -9)
 are dropped when a ledger is opened and whenever they would block a reservation.
@@ -15,15 +25,19 @@ are dropped when a ledger is opened and whenever they would block a reservation.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -62,7 +76,20 @@ CREATE TABLE IF NOT EXISTS reserved (
     PRIMARY KEY (scope, res_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS reserved_by_res ON reserved (res_id);
+CREATE TABLE IF NOT EXISTS waiters (       -- calls waiting for in-flight reservations to settle
+    scope     TEXT NOT NULL,
+    id        TEXT NOT NULL,
+    pid       INTEGER NOT NULL,
+    pid_start TEXT,
+    since     REAL NOT NULL,
+    PRIMARY KEY (scope, id)
+) WITHOUT ROWID;
 """
+
+# How long a call waits for other calls' reservations to settle before it is refused.
+DEFAULT_WAIT_SECONDS = 60.0
+_POLL_FIRST_S = 0.005
+_POLL_MAX_S = 0.25
 
 
 class BudgetExceeded(Exception):
@@ -74,19 +101,41 @@ class BudgetExceeded(Exception):
     """
 
     def __init__(
-        self, scope: str, needed: int, remaining: int, limit: int, in_flight: int = 0
+        self,
+        scope: str,
+        needed: int,
+        remaining: int,
+        limit: int,
+        in_flight: int = 0,
+        waited: float = 0.0,
+        *,
+        waitable: bool = False,
     ) -> None:
         self.scope = scope
         self.needed = needed
         self.remaining = max(0, remaining)
         self.limit = limit
         self.in_flight = in_flight
+        # Seconds the call waited for in-flight calls to settle before it gave up.
+        self.waited = waited
+        # Committed spend leaves room: only reservations in flight are in the way.
+        self.waitable = waitable
         super().__init__(self._message())
 
-    def __reduce__(self) -> tuple[type[BudgetExceeded], tuple[str, int, int, int, int]]:
+    def __reduce__(
+        self,
+    ) -> tuple[Callable[..., BudgetExceeded], tuple[str, int, int, int, int, float, bool]]:
         return (
-            BudgetExceeded,
-            (self.scope, self.needed, self.remaining, self.limit, self.in_flight),
+            _rebuild_budget_exceeded,
+            (
+                self.scope,
+                self.needed,
+                self.remaining,
+                self.limit,
+                self.in_flight,
+                self.waited,
+                self.waitable,
+            ),
         )
 
     @property
@@ -101,24 +150,41 @@ class BudgetExceeded(Exception):
         need = f"the next model call needs at least {self.needed:,} tokens"
         held = f", {self.in_flight:,} more held by calls in flight," if self.in_flight else ""
         left = f"only {self.remaining:,}{held} of"
+        waited = (
+            f" (waited {self.waited:.3g} s for calls in flight to settle)"
+            if self.waited > 0
+            else ""
+        )
         if self.scope == TOTAL:
             return (
                 f"Workspace token budget exhausted: {need} but {left} the {self.limit:,}-token "
-                "total remain; raise it with `agentls budget set N` or start over with "
+                f"total remain{waited}; raise it with `agentls budget set N` or start over with "
                 "`agentls budget reset`."
             )
         if (agent := self.agent) is not None:
             return (
                 f"Token budget of agent '{agent}' exhausted: {need} but {left} its "
-                f"{self.limit:,}-token limit remain; raise it with "
+                f"{self.limit:,}-token limit remain{waited}; raise it with "
                 f"`agentls budget set N --agent {agent}` or start over with "
                 f"`agentls budget reset --agent {agent}`."
             )
         return (
             f"Token budget of run {self.run_id} exhausted: {need} but {left} the run's "
-            f"{self.limit:,}-token budget remain; raise the agent's `budget:` in its definition "
-            "or pass a larger budget for the run."
+            f"{self.limit:,}-token budget remain{waited}; raise the agent's `budget:` in its "
+            "definition or pass a larger budget for the run."
         )
+
+
+def _rebuild_budget_exceeded(
+    scope: str,
+    needed: int,
+    remaining: int,
+    limit: int,
+    in_flight: int,
+    waited: float,
+    waitable: bool,
+) -> BudgetExceeded:
+    return BudgetExceeded(scope, needed, remaining, limit, in_flight, waited, waitable=waitable)
 
 
 @dataclass(eq=False)
@@ -157,6 +223,7 @@ class BudgetSnapshot(BaseModel):
 
 
 Listener = Callable[[BudgetSnapshot], None]
+_T = TypeVar("_T")
 
 
 def _usage_of(row: Sequence[int] | None) -> Usage:
@@ -187,14 +254,18 @@ def _check_limit(limit: int | None) -> None:
 class TokenBudgeter:
     """The ledger of limits, committed usage and outstanding reservations.
 
-    Every method is synchronous and short (one SQLite transaction); it is safe to call from several
-    threads and from async code directly, and several processes may share one ledger file.
+    Every plain method is synchronous and short (one SQLite transaction) and safe to call from
+    several threads; async code uses the `a*` methods, which run them on a worker thread. Several
+    processes may share one ledger file.
     """
 
     def __init__(self, ledger_path: Path | None = None) -> None:
         self.path = ledger_path
         self._db = SqliteFile(ledger_path, _SCHEMA, synchronous="NORMAL")
         self._listeners: list[Listener] = []
+        # Events of this process's calls waiting in `areserve`, set when the ledger changes.
+        self._wakers: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._pending: set[Future[Any]] = set()
         with self._tx() as conn:
             self._sweep_dead(conn)
 
@@ -248,8 +319,196 @@ class TokenBudgeter:
         Scopes: `run:<run_id>` (limited by `run_limit`, remembered for the run's later calls),
         `agent:<agent>`, `total`, and `run:<id>` of each ancestor run (a child run's calls count
         against its parents' run budgets). When the tightest scope cannot cover the full request
-        but can cover the prompt plus at least `min_output_tokens`, `max_tokens` shrinks to fit.
+        but can cover the prompt plus at least `min_output_tokens`, `max_tokens` shrinks to fit;
+        while other calls wait on a scope, the grant is at most a fair share of what it has left.
+        This never waits: `areserve` waits when only calls in flight are in the way.
         """
+        reservation = self._reserve_tx(
+            run_id=run_id,
+            agent=agent,
+            prompt_tokens=prompt_tokens,
+            max_tokens=max_tokens,
+            run_limit=run_limit,
+            min_output_tokens=min_output_tokens,
+            ancestor_run_ids=ancestor_run_ids,
+        )
+        self._settled()
+        self._notify()
+        return reservation
+
+    async def areserve(
+        self,
+        *,
+        run_id: str,
+        agent: str,
+        prompt_tokens: int,
+        max_tokens: int,
+        run_limit: int | None = None,
+        min_output_tokens: int = 64,
+        ancestor_run_ids: Sequence[str] = (),
+        wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    ) -> Reservation:
+        """`reserve` off the event loop, waiting (up to `wait_seconds`) while calls in flight hold
+        what this call needs; refused at once when committed spend alone leaves no room.
+
+        Cancelling the caller cancels the wait; a reservation that its worker thread granted after
+        the cancel is released.
+        """
+        loop = asyncio.get_running_loop()
+        waiter = uuid.uuid4().hex
+        began = loop.time()
+        deadline = began + max(0.0, wait_seconds)
+        delay = _POLL_FIRST_S
+        waited_from: float | None = None
+        try:
+            while True:
+                # Registered before the attempt, so a settle in between is never missed.
+                wake = asyncio.Event()
+                self._wakers.add((loop, wake))
+                try:
+                    try:
+                        return await self._in_thread(
+                            self._reserve_tx,
+                            run_id=run_id,
+                            agent=agent,
+                            prompt_tokens=prompt_tokens,
+                            max_tokens=max_tokens,
+                            run_limit=run_limit,
+                            min_output_tokens=min_output_tokens,
+                            ancestor_run_ids=ancestor_run_ids,
+                            waiter_id=waiter,
+                        )
+                    except BudgetExceeded as exc:
+                        left = deadline - loop.time()
+                        if not exc.waitable or left <= 0:
+                            if waited_from is None or not exc.waitable:
+                                raise
+                            raise BudgetExceeded(
+                                exc.scope,
+                                exc.needed,
+                                exc.remaining,
+                                exc.limit,
+                                exc.in_flight,
+                                waited=loop.time() - began,
+                            ) from None
+                        waited_from = loop.time() if waited_from is None else waited_from
+                    # Another call of this process settling wakes us at once; other processes'
+                    # settles are seen by polling.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), min(delay, left))
+                    delay = min(delay * 2, _POLL_MAX_S)
+                finally:
+                    self._wakers.discard((loop, wake))
+        finally:
+            if waited_from is not None:
+                await self._in_thread(self._leave_queue, waiter, shielded=True)
+
+    async def acommit(self, reservation: Reservation, usage: Usage) -> None:
+        """`commit` on a worker thread; a cancel of the caller does not undo or lose it."""
+        await self._in_thread(self._commit_tx, reservation, usage, shielded=True)
+
+    async def arelease(self, reservation: Reservation) -> None:
+        """`release` on a worker thread; a cancel of the caller does not stop it."""
+        await self._in_thread(self._release_tx, reservation, shielded=True)
+
+    async def asnapshot(self) -> BudgetSnapshot:
+        return await asyncio.to_thread(self.snapshot)
+
+    async def arun_snapshot(self, run_id: str) -> BudgetScopeSnapshot:
+        return await asyncio.to_thread(self.run_snapshot, run_id)
+
+    async def asettled(self) -> None:
+        """Wait until every ledger operation started from async code has finished."""
+        while self._pending:
+            await asyncio.wait([asyncio.wrap_future(f) for f in list(self._pending)])
+            await asyncio.sleep(0.001)  # done jobs leave `_pending` right after their result
+
+    async def _in_thread(
+        self, fn: Callable[..., _T], *args: object, shielded: bool = False, **kwargs: object
+    ) -> _T:
+        """Run one ledger transaction on a worker thread, then notify listeners on this loop.
+
+        The thread cannot be stopped: when the caller is cancelled it finishes anyway, and a
+        reservation it granted is then released (a commit or release simply completes).
+        """
+        loop = asyncio.get_running_loop()
+
+        def work() -> _T:
+            result = fn(*args, **kwargs)
+            self._settled()
+            if self._listeners:
+                snap = self.snapshot()
+                loop.call_soon_threadsafe(self._deliver, snap)
+            return result
+
+        job: Future[_T] = self._executor_submit(work)
+        try:
+            return await asyncio.shield(asyncio.wrap_future(job))
+        except asyncio.CancelledError:
+            if not shielded:
+                job.add_done_callback(self._release_abandoned)
+            raise
+
+    def _executor_submit(self, work: Callable[[], _T]) -> Future[_T]:
+        job: Future[_T] = Future()
+
+        def run() -> None:
+            if not job.set_running_or_notify_cancel():
+                return
+            # Done callbacks (which may queue a release) run before the job leaves `_pending`,
+            # so `asettled` never sees a gap.
+            try:
+                job.set_result(work())
+            except BaseException as exc:
+                job.set_exception(exc)
+            finally:
+                self._pending.discard(job)
+
+        self._pending.add(job)
+        threading.Thread(target=run, name="agentls-ledger", daemon=True).start()
+        return job
+
+    def _release_abandoned(self, job: Future[Any]) -> None:
+        if job.cancelled() or job.exception() is not None:
+            return
+        result = job.result()
+        if isinstance(result, Reservation) and not result.settled:
+            # Granted after its caller gave up: the call will never be made.
+            def release() -> None:
+                if self._release_tx(result):
+                    self._settled()
+
+            self._executor_submit(release)
+
+    def _deliver(self, snap: BudgetSnapshot) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(snap)
+            except Exception:
+                log.exception("budget listener %r failed", fn)
+
+    def _settled(self) -> None:
+        """Wake this process's waiting calls: something changed in the ledger."""
+        for loop, wake in list(self._wakers):
+            with contextlib.suppress(RuntimeError):  # a loop that has closed
+                loop.call_soon_threadsafe(wake.set)
+
+    def _leave_queue(self, waiter_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM waiters WHERE id = ?", (waiter_id,))
+
+    def _reserve_tx(
+        self,
+        *,
+        run_id: str,
+        agent: str,
+        prompt_tokens: int,
+        max_tokens: int,
+        run_limit: int | None = None,
+        min_output_tokens: int = 64,
+        ancestor_run_ids: Sequence[str] = (),
+        waiter_id: str | None = None,
+    ) -> Reservation:
         if prompt_tokens < 0 or max_tokens < 1:
             raise ValueError("prompt_tokens must be >= 0 and max_tokens >= 1")
         _check_limit(run_limit)
@@ -260,6 +519,7 @@ class TokenBudgeter:
             )
         )
         res_id = uuid.uuid4().hex
+        min_out = min(max_tokens, max(1, min_output_tokens))
         with self._tx() as conn:
             if run_limit is not None:
                 conn.execute(
@@ -267,20 +527,22 @@ class TokenBudgeter:
                     "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim",
                     (run_scope, run_limit, time.time()),
                 )
-            tightest = self._tightest(conn, scopes)
-            granted = _grant(tightest, prompt_tokens, max_tokens, min_output_tokens)
-            if granted is None and self._sweep_dead(conn):
-                tightest = self._tightest(conn, scopes)
-                granted = _grant(tightest, prompt_tokens, max_tokens, min_output_tokens)
-            if granted is None:
-                # Leave the transaction normally so the sweep and the run limit are kept.
-                assert tightest is not None
-                scope, remaining, limit, held = tightest
-                needed = prompt_tokens + min(max_tokens, min_output_tokens)
-                refused = BudgetExceeded(scope, needed, remaining, limit, held)
+            state = self._limited(conn, scopes, waiter_id)
+            outcome = _grant(state, prompt_tokens, max_tokens, min_out)
+            if isinstance(outcome, BudgetExceeded) and self._sweep_dead(conn):
+                state = self._limited(conn, scopes, waiter_id)
+                outcome = _grant(state, prompt_tokens, max_tokens, min_out)
+            if isinstance(outcome, BudgetExceeded):
+                # Leave the transaction normally so the sweep, the run limit and the place in
+                # the queue are kept.
+                if outcome.waitable and waiter_id is not None:
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO waiters (scope, id, pid, pid_start, since) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        [(s, waiter_id, os.getpid(), _own_start(), time.time()) for s in scopes],
+                    )
             else:
-                refused = None
-                tokens = prompt_tokens + granted
+                tokens = prompt_tokens + outcome
                 conn.execute(
                     "INSERT INTO reservations (id, run_id, agent, tokens, pid, pid_start, created) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -290,22 +552,27 @@ class TokenBudgeter:
                     "INSERT INTO reserved (scope, res_id, tokens) VALUES (?, ?, ?)",
                     [(s, res_id, tokens) for s in scopes],
                 )
-        if refused is not None:
-            raise refused
-        assert granted is not None
-        self._notify()
+                if waiter_id is not None:
+                    conn.execute("DELETE FROM waiters WHERE id = ?", (waiter_id,))
+        if isinstance(outcome, BudgetExceeded):
+            raise outcome
         return Reservation(
             id=res_id,
             run_id=run_id,
             agent=agent,
             tokens=tokens,
-            max_tokens=granted,
+            max_tokens=outcome,
             prompt_tokens=prompt_tokens,
             scopes=scopes,
         )
 
     def commit(self, reservation: Reservation, usage: Usage) -> None:
         """Replace the reservation with what the call really used, in every scope it held."""
+        self._commit_tx(reservation, usage)
+        self._settled()
+        self._notify()
+
+    def _commit_tx(self, reservation: Reservation, usage: Usage) -> None:
         if reservation.settled:
             raise ValueError(f"reservation {reservation.id} was already committed or released")
         if usage.total > reservation.tokens:
@@ -339,19 +606,23 @@ class TokenBudgeter:
                 ],
             )
         reservation.settled = True
-        self._notify()
 
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation whose call was not made or failed before reporting usage.
 
         Releasing a settled reservation does nothing: `finally: release(r)` after a commit is safe.
         """
+        if self._release_tx(reservation):
+            self._settled()
+            self._notify()
+
+    def _release_tx(self, reservation: Reservation) -> bool:
         if reservation.settled:
-            return
+            return False
         with self._tx() as conn:
             self._drop(conn, reservation.id)
         reservation.settled = True
-        self._notify()
+        return True
 
     def set_limit(self, limit: int | None, agent: str | None = None) -> None:
         """Set the workspace total's limit (agent=None) or one agent's; None means unlimited."""
@@ -363,6 +634,7 @@ class TokenBudgeter:
                 "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim, updated = excluded.updated",
                 (scope, limit, time.time()),
             )
+        self._settled()
         self._notify()
 
     def set_run_limit(self, run_id: str, limit: int | None) -> None:
@@ -390,6 +662,7 @@ class TokenBudgeter:
                 f"estimated = 0, updated = ? WHERE {where}",
                 (time.time(), *params),
             )
+        self._settled()
         self._notify()
 
     def snapshot(self) -> BudgetSnapshot:
@@ -445,10 +718,10 @@ class TokenBudgeter:
         )
 
     @staticmethod
-    def _tightest(
-        conn: sqlite3.Connection, scopes: Sequence[str]
-    ) -> tuple[str, int, int, int] | None:
-        """(scope, remaining, limit, reserved) of the limited scope with the least left, or None."""
+    def _limited(
+        conn: sqlite3.Connection, scopes: Sequence[str], waiter_id: str | None
+    ) -> list[_ScopeState]:
+        """The limited scopes among `scopes`, with their committed, reserved and waiting calls."""
         marks = ",".join("?" * len(scopes))
         limits = conn.execute(
             f"SELECT scope, lim, input + output FROM scopes WHERE scope IN ({marks}) "
@@ -456,19 +729,24 @@ class TokenBudgeter:
             scopes,
         ).fetchall()
         if not limits:
-            return None
+            return []
         reserved = dict(
             conn.execute(
                 f"SELECT scope, SUM(tokens) FROM reserved WHERE scope IN ({marks}) GROUP BY scope",
                 scopes,
             ).fetchall()
         )
-        candidates = [
-            (scope, lim - used - held, lim, held)
+        waiting = dict(
+            conn.execute(
+                f"SELECT scope, COUNT(*) FROM waiters WHERE scope IN ({marks}) AND id IS NOT ? "
+                "GROUP BY scope",
+                (*scopes, waiter_id),
+            ).fetchall()
+        )
+        return [
+            _ScopeState(scope, lim, used, int(reserved.get(scope, 0)), int(waiting.get(scope, 0)))
             for scope, lim, used in limits
-            for held in [int(reserved.get(scope, 0))]
         ]
-        return min(candidates, key=lambda c: c[1])
 
     @staticmethod
     def _drop(conn: sqlite3.Connection, res_id: str) -> None:
@@ -479,8 +757,9 @@ class TokenBudgeter:
     def _sweep_dead(conn: sqlite3.Connection) -> int:
         """Drop reservations of processes that no longer run; return how many were dropped."""
         owners = conn.execute(
-            "SELECT DISTINCT pid, pid_start FROM reservations WHERE pid != ? OR pid_start IS NOT ?",
-            (os.getpid(), _own_start()),
+            "SELECT pid, pid_start FROM reservations WHERE pid != ? OR pid_start IS NOT ? "
+            "UNION SELECT pid, pid_start FROM waiters WHERE pid != ? OR pid_start IS NOT ?",
+            (os.getpid(), _own_start(), os.getpid(), _own_start()),
         ).fetchall()
         dropped = 0
         for pid, start in owners:
@@ -494,24 +773,51 @@ class TokenBudgeter:
             ]
             conn.executemany("DELETE FROM reserved WHERE res_id = ?", [(i,) for i in ids])
             conn.executemany("DELETE FROM reservations WHERE id = ?", [(i,) for i in ids])
+            conn.execute("DELETE FROM waiters WHERE pid = ? AND pid_start IS ?", (pid, start))
             dropped += len(ids)
             log.info("dropped %d reservation(s) of dead process %d", len(ids), pid)
         return dropped
 
 
+@dataclass(frozen=True)
+class _ScopeState:
+    scope: str
+    limit: int
+    committed: int
+    reserved: int
+    waiting: int  # other calls waiting on this scope
+
+    @property
+    def free(self) -> int:
+        return self.limit - self.committed - self.reserved
+
+
 def _grant(
-    tightest: tuple[str, int, int, int] | None, prompt_tokens: int, max_tokens: int, min_output: int
-) -> int | None:
-    """The max_tokens the budget allows (maybe shrunk), or None if no useful answer fits."""
-    if tightest is None:
-        return max_tokens
-    remaining = tightest[1]
-    if remaining >= prompt_tokens + max_tokens:
-        return max_tokens
-    allowed = remaining - prompt_tokens
-    if allowed >= max(1, min_output):
+    states: Sequence[_ScopeState], prompt_tokens: int, max_tokens: int, min_out: int
+) -> int | BudgetExceeded:
+    """The max_tokens the budget allows (maybe shrunk), or why not (`waitable` when only
+    reservations in flight are in the way).
+
+    While other calls wait on a scope, a call gets at most an even share of what is left there,
+    but never less than its minimum (prompt + `min_out`) when that fits.
+    """
+    needed = prompt_tokens + min_out
+    for st in sorted(states, key=lambda st: st.limit - st.committed):
+        if st.limit - st.committed < needed:
+            return BudgetExceeded(st.scope, needed, st.free, st.limit, st.reserved)
+    allowed = max_tokens
+    for st in states:
+        share = st.free // (st.waiting + 1)
+        allowed = min(allowed, share - prompt_tokens)
+    if allowed >= min_out:
         return allowed
-    return None
+    short = [st for st in states if st.free < needed]
+    if not short:
+        return min_out
+    tightest = min(short, key=lambda st: st.free)
+    return BudgetExceeded(
+        tightest.scope, needed, tightest.free, tightest.limit, tightest.reserved, waitable=True
+    )
 
 
 _own_start_cache: dict[int, str | None] = {}

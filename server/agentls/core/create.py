@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from agentls.core.definitions import (
+    COMMAND_TOOLS,
     READ_ONLY_TOOLS,
     AgentDefinition,
     LoadedAgent,
@@ -95,7 +96,7 @@ def restrict(
     MCP tools cannot be told apart as read-only, so a generated agent keeps none unless allowed.
     """
     tools = (
-        definition.tools
+        [t for t in definition.tools if t not in COMMAND_TOOLS]
         if allow_edit_tools
         else [t for t in definition.tools if t in READ_ONLY_TOOLS]
     )
@@ -136,6 +137,7 @@ async def create_agent(
     parent_run_id: str | None = None,
     run_id: str | None = None,
     depth: int = 0,
+    ancestor_run_ids: tuple[str, ...] = (),
 ) -> CreatedAgent:
     """Have the model write a definition for `prompt`; register it (and save it when asked)."""
     goal = f"Write an agent definition for this request: {prompt}"
@@ -147,6 +149,7 @@ async def create_agent(
         parent_run_id=parent_run_id,
         run_id=run_id,
         depth=depth,
+        ancestor_run_ids=ancestor_run_ids,
         structured=StructuredOutput(
             schema=AgentDefinition.json_schema_for_generation(), check=validation_problems
         ),

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -31,7 +31,9 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 MAX_ERRORS_PER_FILE = 20
 
 READ_ONLY_TOOLS = ("read_file", "list_files", "search")
-BUILTIN_TOOLS = (*READ_ONLY_TOOLS, "propose_edit")
+# run_command is offered only when settings enable it (see core/tools/command.py).
+COMMAND_TOOLS = ("run_command",)
+BUILTIN_TOOLS = (*READ_ONLY_TOOLS, "propose_edit", *COMMAND_TOOLS)
 
 
 def _known_tool(tool: str) -> str:
@@ -60,7 +62,8 @@ class AgentDefinition(BaseModel):
     instructions: str = Field(min_length=1)
     mode: Mode = Mode.ANSWER
     tools: list[BuiltinToolName] = Field(default_factory=list)
-    mcp: dict[str, list[str]] = Field(default_factory=dict)
+    # Allowed MCP tools per server: a list of tool names, or "*" for all of the server's tools.
+    mcp: dict[str, list[str] | Literal["*"]] = Field(default_factory=dict)
     model: str | None = None
     budget: int | None = Field(default=None, gt=0)
     max_turns: int = Field(default=8, ge=1, le=100)
@@ -78,7 +81,11 @@ class AgentDefinition(BaseModel):
                 "mode": {"type": "string", "enum": [m.value for m in Mode]},
                 "tools": {
                     "type": "array",
-                    "items": {"type": "string", "enum": list(BUILTIN_TOOLS)},
+                    # Generated agents never run commands.
+                    "items": {
+                        "type": "string",
+                        "enum": [t for t in BUILTIN_TOOLS if t not in COMMAND_TOOLS],
+                    },
                 },
                 "max_turns": {"type": "integer", "minimum": 1, "maximum": 20},
                 "code_action": {"type": "string"},

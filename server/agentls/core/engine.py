@@ -15,14 +15,15 @@ from agentls.core.audit import AuditStore
 from agentls.core.budget import TokenBudgeter
 from agentls.core.definitions import AgentRegistry, default_sources
 from agentls.core.llm import ChatModel, ModelSettings, create_model
+from agentls.core.mcp.config import McpServerSettings
+from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT, McpPool
+from agentls.core.mcp.tools import McpToolProvider
 from agentls.core.runtime import AgentRuntime, RuntimeConfig
+from agentls.core.tools.command import Approver, CommandPolicy, CommandSettings
+from agentls.core.tools.delegation import ChildAgentls
+from agentls.core.trust import inside
 
-
-class McpServerSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    command: str
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
+__all__ = ["McpServerSettings"]  # re-exported: adapters build settings from here
 
 
 class BudgetSettings(BaseModel):
@@ -45,11 +46,15 @@ class EngineSettings(BaseModel):
     max_depth: int = Field(default=2, ge=0, le=8)
     max_output_tokens: int = Field(default=1024, ge=16)
     mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
+    # Seconds one MCP tool call may take before it is cancelled.
+    mcp_call_timeout: float = Field(default=DEFAULT_CALL_TIMEOUT, gt=0, le=3600)
     agent_folders: list[Path] = Field(default_factory=list)
     # Generated agents get read-only tools unless this is set.
     allow_generated_edit_tools: bool = False
-    # In an untrusted workspace, its definitions and MCP servers are not loaded.
+    # In an untrusted workspace, its definitions and MCP servers are not loaded (core/trust.py).
     workspace_trusted: bool = True
+    # run_command: off by default; never offered in an untrusted workspace.
+    run_command: CommandSettings = Field(default_factory=CommandSettings)
 
     def model_settings(self) -> ModelSettings:
         return ModelSettings(model=self.model, base_url=self.base_url, api_key=self.api_key)
@@ -83,13 +88,19 @@ def load_registry(workspace: Path | None, settings: EngineSettings) -> AgentRegi
     folders = [
         f if f.is_absolute() or workspace is None else workspace / f for f in settings.agent_folders
     ]
+    if workspace is not None and not settings.workspace_trusted:
+        folders = [f for f in folders if not inside(f, workspace)]
     return AgentRegistry.load(
         default_sources(workspace, folders, include_workspace=settings.workspace_trusted)
     )
 
 
 def build_runtime(
-    workspace: Path, settings: EngineSettings, *, registry: AgentRegistry | None = None
+    workspace: Path,
+    settings: EngineSettings,
+    *,
+    registry: AgentRegistry | None = None,
+    approver: Approver | None = None,
 ) -> AgentRuntime:
     """The runtime for a workspace with its persisted ledger and audit store."""
     budgeter = TokenBudgeter.for_workspace(workspace)
@@ -102,14 +113,34 @@ def build_runtime(
         max_parallel=settings.max_parallel,
         max_depth=settings.max_depth,
     )
-    return AgentRuntime(
+    runtime = AgentRuntime(
         workspace,
         registry if registry is not None else load_registry(workspace, settings),
         ModelPool(settings),
         budgeter,
         audit,
         config,
+        commands=CommandPolicy(
+            workspace.resolve(), settings.run_command, settings.workspace_trusted, approver
+        ),
+        extra_tools=McpToolProvider(
+            McpPool(workspace, call_timeout=settings.mcp_call_timeout),
+            settings.mcp_servers,
+            trusted=settings.workspace_trusted,
+        ),
     )
+    # Orchestrating agents (`mcp: {agentls: [...]}`) delegate to a child agentls per run.
+    runtime.delegation_tools = ChildAgentls(workspace.resolve(), settings.model_dump_json())
+    return runtime
+
+
+def apply_mcp_settings(runtime: AgentRuntime, settings: EngineSettings) -> None:
+    """New MCP settings apply from the next run (changed servers restart when next used)."""
+    provider = runtime.extra_tools
+    if isinstance(provider, McpToolProvider):
+        provider.editor_servers = dict(settings.mcp_servers)
+        provider.trusted = settings.workspace_trusted
+        provider.pool.call_timeout = settings.mcp_call_timeout
 
 
 def apply_budget_settings(budgeter: TokenBudgeter, budget: BudgetSettings) -> None:

@@ -7,6 +7,7 @@ into one sentence a user can act on.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import openai
@@ -24,6 +25,7 @@ from agentls.core.llm import (
     ToolCallRequest,
     utf8_prompt_bound,
 )
+from agentls.core.prompt_tokens import counted_prompt_bound, encoder_for
 
 DEFAULT_MODEL = "gpt-4o-mini"
 # Local servers (Ollama, llama.cpp, vLLM without auth) accept any key but the SDK insists on one.
@@ -48,7 +50,14 @@ class OpenAIChatModel:
         return self._model
 
     def prompt_token_bound(self, request: ChatRequest) -> int:
-        return utf8_prompt_bound(request)
+        """Exact for OpenAI model names (their tokenizer ships in bpe-openai), else the byte bound.
+
+        Loads the tokenizer on first use (tens of ms): call it off the event loop.
+        """
+        encoder = encoder_for(self._model)
+        if encoder is None:
+            return utf8_prompt_bound(request)
+        return counted_prompt_bound(request, encoder)
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -117,14 +126,14 @@ class OpenAIChatModel:
             )
         answer = "".join(text)
         if usage is None:
-            # The server sent no usage (llama.cpp's server, some proxies): count by the byte bound,
-            # which for output never exceeds max_tokens (the server stops there), so an estimate
-            # never commits more than the call reserved.
+            # The server sent no usage (llama.cpp's server, some proxies): count the prompt as it
+            # was reserved and the output by the byte bound, which never exceeds max_tokens (the
+            # server stops there), so an estimate never commits more than the call reserved.
             output_bytes = len(answer.encode()) + sum(
                 len((c["name"] + c["arguments"]).encode()) for c in calls.values()
             )
             usage = Usage(
-                input_tokens=utf8_prompt_bound(request),
+                input_tokens=await asyncio.to_thread(self.prompt_token_bound, request),
                 output_tokens=min(output_bytes, request.max_tokens),
                 estimated=True,
             )

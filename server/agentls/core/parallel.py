@@ -88,6 +88,7 @@ async def delegate_parallel(
     listener: EventListener | None = None,
     parent_run_id: str | None = None,
     depth: int = 0,
+    ancestor_run_ids: tuple[str, ...] = (),
 ) -> ParallelResult:
     """Run every task; results come back in task order, each with its own status."""
     group = group or ParallelGroup(new_id(), [t.run_id for t in tasks])
@@ -129,6 +130,7 @@ async def delegate_parallel(
                     run_id=task.run_id,
                     parent_run_id=parent_run_id,
                     depth=depth,
+                    ancestor_run_ids=ancestor_run_ids,
                     apply=apply(task) if apply else None,
                     listener=track,
                     slot=limit,
@@ -141,7 +143,18 @@ async def delegate_parallel(
                 on_progress(progress)
 
     started = time.monotonic()
-    results = list(await asyncio.gather(*(one(t) for t in tasks)))
+    # Not gather: a cancelled gather returns when its first child ends, while the others may
+    # still be settling their ledger entries; the group ends only after every run has.
+    children = [asyncio.ensure_future(one(t)) for t in tasks]
+    try:
+        if children:
+            await asyncio.wait(children)
+    except asyncio.CancelledError:
+        for child in children:
+            child.cancel()
+        await asyncio.wait(children)
+        raise
+    results = [child.result() for child in children]
     per_agent: dict[str, Usage] = {}
     total = Usage()
     for r in results:

@@ -7,10 +7,12 @@ The runtime never writes files: edits are artifacts handed to the adapter's `app
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,15 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agentls.core.audit import AuditStore
-from agentls.core.budget import BudgetExceeded, TokenBudgeter
+from agentls.core.budget import DEFAULT_WAIT_SECONDS, BudgetExceeded, TokenBudgeter
 from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
 from agentls.core.events import EventKind, RunEvent, RunStatus, Usage, new_id
+from agentls.core.lines import with_line_endings_of
 from agentls.core.llm import ChatModel, ChatRequest, ChatResponse, ModelError, ToolCallRequest
+from agentls.core.redact import redact, redact_text
 from agentls.core.target import ProposedEdit, Target
 from agentls.core.tools.base import Tool, ToolResult, call_with_limit, summarize_arguments
+from agentls.core.tools.command import CommandPolicy
 from agentls.core.tools.framing import frame_tool_output
 from agentls.core.tools.sandbox import SandboxError, WorkspaceSandbox
 from agentls.core.tools.workspace import workspace_tools
@@ -32,6 +37,24 @@ EventListener = Callable[[RunEvent], None]
 # Applies edits in the adapter (editor buffer, file, ...); returns one (applied, reason) per edit.
 EditApplier = Callable[[list[ProposedEdit]], Awaitable[list[tuple[bool, str | None]]]]
 ModelFactory = Callable[[str | None], ChatModel]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """Who is asking for per-run tools: the run, its place in a delegation tree, its budget."""
+
+    run_id: str
+    definition: AgentDefinition
+    depth: int
+    ancestor_run_ids: tuple[str, ...]
+    budget: int | None
+
+
+# Tools that live as long as one run (a child agentls to delegate to); entered at the run's
+# start, exited at its end, whatever the end.
+RunToolSource = Callable[[RunScope], contextlib.AbstractAsyncContextManager[dict[str, "Tool"]]]
 
 MAX_TARGET_CHARS = 60_000
 _FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
@@ -46,6 +69,8 @@ class RuntimeConfig:
     default_run_budget: int | None = None
     max_parallel: int = 8
     max_depth: int = 2
+    # How long a model call waits for other runs' in-flight reservations before it is refused.
+    budget_wait_seconds: float = DEFAULT_WAIT_SECONDS
 
 
 class RunResult(BaseModel):
@@ -58,6 +83,8 @@ class RunResult(BaseModel):
     duration_ms: float = 0.0
     error: str | None = None
     parent_run_id: str | None = None
+    # Things the user should know that did not stop the run (e.g. a provider's overshoot).
+    warnings: list[str] = Field(default_factory=list)
 
 
 class RunFailed(Exception):
@@ -87,6 +114,7 @@ class _Run:
     parent_run_id: str | None
     depth: int
     budget: int | None
+    ancestors: tuple[str, ...] = ()
     started: float = field(default_factory=time.monotonic)
     usage: Usage = field(default_factory=Usage)
     text: str = ""
@@ -96,6 +124,7 @@ class _Run:
     streamed: list[str] = field(default_factory=list)
     structured: StructuredOutput | None = None
     repairs_used: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     def event(self, kind: EventKind, **fields: Any) -> RunEvent:
         return RunEvent(
@@ -125,6 +154,7 @@ class AgentRuntime:
         audit: AuditStore | None = None,
         config: RuntimeConfig | None = None,
         extra_tools: Callable[[AgentDefinition], Awaitable[dict[str, Tool]]] | None = None,
+        commands: CommandPolicy | None = None,
     ) -> None:
         self.workspace = workspace.resolve()
         self.sandbox = WorkspaceSandbox(self.workspace)
@@ -134,15 +164,32 @@ class AgentRuntime:
         self.audit = audit
         self.config = config or RuntimeConfig()
         self.extra_tools = extra_tools
+        # run_command: off unless settings enable it; approvals come from the adapter.
+        self.commands = commands
+        # Delegation to a child agentls; offered only to runs above config.max_depth.
+        self.delegation_tools: RunToolSource | None = None
         self._listeners: list[EventListener] = []
         self._tasks: dict[str, asyncio.Task[RunResult]] = {}
         self._cancel_at_start: set[str] = set()
 
-    async def aclose(self) -> None:
-        """Close what this runtime holds: model clients (and connections), ledger, audit store."""
+    async def aclose(self, grace: float = 30.0) -> None:
+        """Stop every run, then close model clients (and connections), ledger and audit store.
+
+        Each run is cancelled and given up to `grace` seconds to commit what it spent and record
+        itself cancelled (cancel wins at every await, so this is quick unless a tool ignores it).
+        """
+        self.cancel()
+        running = [t for t in self._tasks.values() if not t.done()]
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace)
+            for task in late:
+                log.warning("run %s did not end within %.0f s of closing", task.get_name(), grace)
         aclose = getattr(self.model_factory, "aclose", None)
         if aclose is not None:
             await aclose()
+        close_tools = getattr(self.extra_tools, "aclose", None)  # MCP sessions and their processes
+        if close_tools is not None:
+            await close_tools()
         self.budgeter.close()
         if self.audit is not None:
             self.audit.close()
@@ -194,11 +241,13 @@ class AgentRuntime:
         listener: EventListener | None = None,
         structured: StructuredOutput | None = None,
         slot: asyncio.Semaphore | None = None,
+        ancestor_run_ids: Sequence[str] = (),
     ) -> RunResult:
         """Run `agent` on `goal` (and `target`) to its end; cancel via `cancel(run_id)` or the caller's task.
 
         With `slot`, the run waits for it before its first step (a queue behind a cap on runs in
-        flight); `cancel(run_id)` reaches it while it waits.
+        flight); `cancel(run_id)` reaches it while it waits. Every model call is also charged to
+        the run scopes of `ancestor_run_ids` (the runs this one was delegated from).
         """
         definition = self.resolve_agent(agent)
         if target is not None and not self.sandbox.contains(target.path):
@@ -212,6 +261,7 @@ class AgentRuntime:
             depth=depth,
             budget=budget or definition.budget or self.config.default_run_budget,
             structured=structured,
+            ancestors=tuple(ancestor_run_ids),
         )
         task = asyncio.create_task(
             self._queued(run, apply, listener, slot), name=f"agentls-run-{run.run_id}"
@@ -320,7 +370,8 @@ class AgentRuntime:
                 self._cancel_at_start.discard(run.run_id)
                 raise asyncio.CancelledError
             model = self.model_factory(d.model)
-            await self._loop(run, model, emit)
+            async with contextlib.AsyncExitStack() as stack:
+                await self._loop(run, model, emit, stack)
             if run.edits and apply is not None:
                 await self._apply(run, apply, emit)
         except asyncio.CancelledError:
@@ -351,7 +402,7 @@ class AgentRuntime:
                 duration_ms=run.elapsed_ms(),
                 artifacts=artifacts,
                 error=error,
-                data={"turns": run.turn},
+                data={"turns": run.turn, **({"warnings": run.warnings} if run.warnings else {})},
             )
         )
         return RunResult(
@@ -364,6 +415,7 @@ class AgentRuntime:
             duration_ms=run.elapsed_ms(),
             error=error,
             parent_run_id=run.parent_run_id,
+            warnings=run.warnings,
         )
 
     def _relative(self, path: Path) -> str:
@@ -420,10 +472,21 @@ class AgentRuntime:
             tools.update(await self.extra_tools(d))
         return tools
 
-    async def _loop(self, run: _Run, model: ChatModel, emit: EventListener) -> None:
+    async def _loop(
+        self, run: _Run, model: ChatModel, emit: EventListener, stack: contextlib.AsyncExitStack
+    ) -> None:
         d = run.definition
         messages = self._first_messages(run)
         tools = await self._tools_for(d)
+        if self.commands is not None and d.mode is Mode.TOOLS:
+            tools.update(self.commands.tools_for(d.tools, run.run_id, d.name, run.goal))
+        if (
+            d.mode is Mode.TOOLS
+            and self.delegation_tools is not None
+            and run.depth < self.config.max_depth
+        ):
+            scope = RunScope(run.run_id, d, run.depth, run.ancestors, run.budget)
+            tools.update(await stack.enter_async_context(self.delegation_tools(scope)))
         structured = run.structured
         turns = d.max_turns + (structured.repairs if structured else 0)
         for turn in range(1, turns + 1):
@@ -456,13 +519,16 @@ class AgentRuntime:
     async def _call_model(
         self, run: _Run, model: ChatModel, request: ChatRequest, emit: EventListener
     ) -> ChatResponse:
-        prompt_bound = model.prompt_token_bound(request)
-        reservation = self.budgeter.reserve(
+        # Tokenizing (and loading a tokenizer) and the ledger's transactions run off the loop.
+        prompt_bound = await asyncio.to_thread(model.prompt_token_bound, request)
+        reservation = await self.budgeter.areserve(
             run_id=run.run_id,
             agent=run.definition.name,
             prompt_tokens=prompt_bound,
             max_tokens=request.max_tokens,
             run_limit=run.budget,
+            wait_seconds=self.config.budget_wait_seconds,
+            ancestor_run_ids=run.ancestors,
         )
         request.max_tokens = reservation.max_tokens
         streamed_before = len(run.streamed)
@@ -480,18 +546,21 @@ class AgentRuntime:
             # lost from the ledger.
             spent = sum(len(s.encode()) for s in run.streamed[streamed_before:])
             if isinstance(exc, ModelError) and exc.usage is not None:
-                self.budgeter.commit(reservation, exc.usage)
                 run.usage = run.usage + exc.usage
+                await self.budgeter.acommit(reservation, exc.usage)
             elif spent:
                 used = Usage(input_tokens=prompt_bound, output_tokens=spent, estimated=True)
                 used = _clamped(used, reservation.tokens)
-                self.budgeter.commit(reservation, used)
                 run.usage = run.usage + used
+                await self.budgeter.acommit(reservation, used)
             else:
-                self.budgeter.release(reservation)
+                await self.budgeter.arelease(reservation)
             raise
-        self.budgeter.commit(reservation, response.usage)
         run.usage = run.usage + response.usage
+        await self.budgeter.acommit(reservation, response.usage)
+        overshoot = _overshoot(response.usage, request.max_tokens, reservation.tokens)
+        if overshoot is not None:
+            run.warnings.append(overshoot)
         emit(
             run.event(
                 EventKind.MODEL_CALL,
@@ -503,6 +572,8 @@ class AgentRuntime:
                     "finish_reason": response.finish_reason,
                     "tool_calls": [c.name for c in response.tool_calls],
                     "max_tokens": request.max_tokens,
+                    "reserved": reservation.tokens,
+                    **({"warning": overshoot} if overshoot else {}),
                 },
             )
         )
@@ -517,7 +588,9 @@ class AgentRuntime:
                     "the answer was cut off at the output token limit before its code was "
                     "complete; select a smaller range or raise the output token limit"
                 )
-            new_text = _replacement(response.text, run.target.selected())
+            new_text = with_line_endings_of(
+                _replacement(response.text, run.target.selected()), run.target.content()
+            )
             if not new_text.strip():
                 raise RunFailed("the model returned no code to replace the target with")
             edit = ProposedEdit(
@@ -534,7 +607,12 @@ class AgentRuntime:
         self, run: _Run, tools: dict[str, Tool], call: ToolCallRequest, emit: EventListener
     ) -> dict[str, Any]:
         arguments = call.arguments
-        summary = summarize_arguments(arguments) if arguments else call.raw_arguments[:160]
+        # Redacted before it is cut short: a secret cut in half no longer looks like one.
+        summary = (
+            summarize_arguments(redact(arguments))
+            if arguments
+            else redact_text(call.raw_arguments)[:160]
+        )
         emit(
             run.event(
                 EventKind.TOOL_STARTED,
@@ -567,6 +645,7 @@ class AgentRuntime:
                     "arguments": summary,
                     "is_error": result.is_error,
                     "result_chars": len(result.content),
+                    **result.data,
                 },
             )
         )
@@ -619,10 +698,11 @@ def _replacement(answer: str, original: str) -> str:
         code = answer[opened.end() :]
     else:
         code = answer.strip("\n")
-    if original.endswith("\n") and not code.endswith("\n"):
+    ends = ("\n", "\r")  # LSP's line endings (a CRLF ends in "\n")
+    if original.endswith(ends) and not code.endswith(ends):
         code += "\n"
-    if not original.endswith("\n") and code.endswith("\n"):
-        code = code.rstrip("\n")
+    if not original.endswith(ends) and code.endswith(ends):
+        code = code.rstrip("\r\n")
     return code
 
 
@@ -636,6 +716,23 @@ def _repair_prompt(problems: list[str]) -> str:
 def _summary(text: str, limit: int = 200) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _overshoot(usage: Usage, max_tokens: int, reserved: int) -> str | None:
+    """A warning when the provider reported more than the call was allowed (it was committed)."""
+    if usage.output_tokens > max_tokens:
+        what = (
+            f"the model provider reported {usage.output_tokens:,} output tokens for a call "
+            f"limited to {max_tokens:,}"
+        )
+    elif usage.total > reserved:
+        what = (
+            f"the model provider reported {usage.total:,} tokens for a call that reserved "
+            f"{reserved:,} (its prompt count was higher than agentls' bound)"
+        )
+    else:
+        return None
+    return f"{what}; the ledger recorded what it reported, so a budget may now be over its limit"
 
 
 def _clamped(usage: Usage, limit: int) -> Usage:

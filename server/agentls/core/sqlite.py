@@ -12,23 +12,36 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
+from agentls.core.state_check import (
+    STATE_DIR,
+    check_database,
+    check_state_folder,
+    error_from_sqlite,
+)
+
 log = logging.getLogger(__name__)
 
-STATE_DIR = ".agentls"
 # The state folder also holds the workspace's agent definitions (agents/), which belong in version
 # control; the databases do not.
-_STATE_GITIGNORE = "# agentls state: ledger and audit trail (agents/ stays tracked)\n*.db\n*.db-*\n"
+_STATE_GITIGNORE = (
+    "# agentls state: ledger and audit trail (agents/ stays tracked)\n*.db\n*.db-*\n*.corrupt-*\n"
+)
 
 
 def state_dir(root: Path) -> Path:
     """`<root>/.agentls`, created on first use with a .gitignore that keeps the databases out of git."""
+    check_state_folder(root)
     state = Path(root) / STATE_DIR
-    state.mkdir(parents=True, exist_ok=True)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error_from_sqlite(state, exc) from exc
     ignore = state / ".gitignore"
     if not ignore.exists():
         # A read-only checkout still works; git may just list the files.
@@ -126,8 +139,16 @@ class SqliteFile:
         self._conn_pid = 0
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
-        with self._lock:
-            self.connection()
+        if path is not None:
+            check_database(path)
+        try:
+            if path is not None and not path.exists():
+                _create_whole(path, schema)
+            with self._lock:
+                self.connection()
+        except (sqlite3.Error, OSError) as exc:
+            self.close()
+            raise error_from_sqlite(path or Path(":memory:"), exc) from exc
 
     def connection(self) -> sqlite3.Connection:
         """The open connection; callers must hold `lock`."""
@@ -200,6 +221,34 @@ def _checkpoint_loop(path: Path, stop: threading.Event, owner: weakref.ref[Sqlit
     finally:
         if conn is not None:
             conn.close()
+
+
+def _create_whole(path: Path, schema: str) -> None:
+    """Create a new database under a temporary name and link it into place once it is whole.
+
+    So a database file of ours is never empty: a zero-length one is lost history, not a fresh
+    file (core/state_check.py). Another process creating it at the same time wins the link.
+    """
+    temp = path.with_name(f".{path.name}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        conn = sqlite3.connect(str(temp), isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            _create_schema(conn, schema)
+        finally:
+            conn.close()  # the last connection checkpoints and removes the WAL
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass
+        except OSError:
+            # No hard links here (some network or FUSE filesystems): create in place instead.
+            if not path.exists():
+                os.rename(temp, path)
+    finally:
+        for leftover in (temp, Path(f"{temp}-wal"), Path(f"{temp}-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
 
 
 def _create_schema(conn: sqlite3.Connection, schema: str) -> None:

@@ -1,14 +1,18 @@
 """What an agent works on (a file or a range in it) and the edits it proposes, free of editor types.
 
 Positions are 0-based lines and characters with an exclusive end, as in LSP, so adapters
-translate nothing but names. Characters count Unicode code points.
+translate nothing but names. Characters count Unicode code points; lines end at `\n`, `\r\n` or
+`\r` only (see `core.lines`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from agentls.core import lines as _lines
 
 
 class Position(BaseModel):
@@ -35,13 +39,13 @@ class TextRange(BaseModel):
     @classmethod
     def whole_lines(cls, first: int, last: int, text: str) -> TextRange:
         """Lines first..last (1-based, inclusive) of text, as a range; clamps to the text."""
-        lines = text.splitlines(keepends=True)
+        lines = _lines.split_lines(text)
         if first < 1 or last < first:
             raise ValueError(f"line range {first}-{last} is empty or starts before line 1")
         if first > max(len(lines), 1):
             raise ValueError(f"line {first} is past the end of the file ({len(lines)} lines)")
         last = min(last, len(lines))
-        if last == len(lines) and lines and not lines[-1].endswith("\n"):
+        if last == len(lines) and lines and not lines[-1].endswith(_lines.LINE_ENDINGS):
             return cls.of(first - 1, 0, last - 1, len(lines[-1]))
         return cls.of(first - 1, 0, last, 0)
 
@@ -51,18 +55,21 @@ class TextRange(BaseModel):
 
 def offset_of(text: str, pos: Position) -> int:
     """Index into text of a position, clamped to the line's end and to the text's end."""
-    lines = text.splitlines(keepends=True)
-    if pos.line >= len(lines):
-        return len(text)
-    line = lines[pos.line]
-    body = line.rstrip("\r\n")
-    return sum(len(x) for x in lines[: pos.line]) + min(pos.character, len(body))
+    return _lines.offset_at(text, pos.line, pos.character)
 
 
 def position_of(text: str, offset: int) -> Position:
-    before = text[:offset]
-    line = before.count("\n")
-    return Position(line=line, character=offset - (before.rfind("\n") + 1))
+    line, character = _lines.position_at(text, offset)
+    return Position(line=line, character=character)
+
+
+def read_exact(path: Path) -> str:
+    """A file's text exactly as stored: no newline translation (CRLF and lone CR stay)."""
+    return path.read_bytes().decode("utf-8")
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def slice_range(text: str, rng: TextRange) -> str:
@@ -79,11 +86,28 @@ class Target(BaseModel):
     path: Path
     range: TextRange | None = None
     text: str | None = None
+    # What the run read from disk, kept so that every later look (and the edit's base) agrees.
+    _read: str | None = PrivateAttr(default=None)
 
     def content(self) -> str:
         if self.text is not None:
             return self.text
-        return self.path.read_text(encoding="utf-8")
+        if self._read is None:
+            self._read = read_exact(self.path)
+        return self._read
+
+    @classmethod
+    def read_as(cls, path: Path, text: str, rng: TextRange | None = None) -> Target:
+        """A target on disk whose text was already read (so the range and the run see one text)."""
+        target = cls(path=path, range=rng)
+        target._read = text
+        return target
+
+    def content_sha256(self) -> str | None:
+        """The hash of the text the run worked on, or None before anything was read."""
+        if self.text is not None:
+            return text_sha256(self.text)
+        return None if self._read is None else text_sha256(self._read)
 
     def selected(self) -> str:
         whole = self.content()
@@ -105,3 +129,6 @@ class ProposedEdit(BaseModel):
     agent: str
     description: str = ""
     creates_file: bool = False
+    # sha256 of the file's text the range refers to: an adapter that writes files refuses the
+    # edit when the file no longer has that text.
+    base_sha256: str | None = None

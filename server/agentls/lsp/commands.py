@@ -102,6 +102,7 @@ def run_result(ls: AgentLanguageServer, result: RunResult) -> dict[str, Any]:
         "usage": wire.usage(result.usage),
         "durationMs": round(result.duration_ms, 1),
         "error": result.error,
+        "warnings": result.warnings,
     }
 
 
@@ -153,7 +154,7 @@ async def run_with_progress(
         target,
         budget=budget,
         run_id=run_id,
-        apply=applier(ls, definition.name, versions),
+        apply=applier(ls, definition.name, versions, goal),
     )
     return run_result(ls, result)
 

@@ -17,15 +17,18 @@ from agentls.lsp.settings import parse_settings
 SECTION = "agentls"
 
 
-def _init_options(raw: Any) -> tuple[dict[str, Any], bool]:
+def _init_options(raw: Any) -> tuple[dict[str, Any], bool | None]:
     if not isinstance(raw, dict):
-        return {}, True
+        return {}, None
     # `{"settings": {...}}`, or `{"agentls": {...}}` from editors that send one config object as
     # both the initialization options and the workspace/configuration answers (Helix), or the
     # section itself.
     settings = raw.get("settings", raw.get(SECTION, raw))
-    trusted = raw.get("workspaceTrusted", True)
-    return (settings if isinstance(settings, dict) else {}), trusted is not False
+    # A client with its own workspace trust (VS Code) says so; see lsp/trust.py.
+    trusted = raw.get("workspaceTrusted")
+    return (settings if isinstance(settings, dict) else {}), (
+        trusted if isinstance(trusted, bool) else None
+    )
 
 
 async def pull_configuration(ls: AgentLanguageServer) -> None:
@@ -52,10 +55,13 @@ async def pull_configuration(ls: AgentLanguageServer) -> None:
 def register(server: AgentLanguageServer) -> None:
     @server.feature(types.INITIALIZE)
     def on_initialize(ls: AgentLanguageServer, params: types.InitializeParams) -> None:
-        ls.init_settings, ls.trusted = _init_options(params.initialization_options)
+        ls.init_settings, ls.client_trust = _init_options(params.initialization_options)
         ls.settings, problems = parse_settings(ls.init_settings)
         for problem in problems:
             ls.show_warning(problem)
+        from agentls.lsp.trust import workspace_trusted
+
+        ls.trusted = workspace_trusted(ls)
 
     @server.feature(types.INITIALIZED)
     async def on_initialized(ls: AgentLanguageServer, params: types.InitializedParams) -> None:

@@ -30,14 +30,16 @@ def workspace_edit(
 ) -> types.WorkspaceEdit:
     by_uri: dict[str, list[types.TextEdit]] = defaultdict(list)
     creates: list[str] = []
+    encoding = str(getattr(ls.workspace.position_encoding, "value", None) or "utf-16")
     for edit in edits:
         uri = from_fs_path(str(ls.runtime.workspace / edit.path))
         doc = ls.workspace.text_documents.get(uri) if not edit.creates_file else None
         if edit.creates_file:
             creates.append(uri)
-        by_uri[uri].append(
-            types.TextEdit(range=wire.client_range(doc, edit.range), new_text=edit.new_text)
-        )
+        # Positions count in the client's units over the text the client holds (the buffer when
+        # open, else the file as stored).
+        text = None if edit.creates_file else wire.document_text(doc, uri)
+        by_uri[uri].append(wire.text_edit(text, edit, encoding))
     if not _supports_document_changes(ls):
         return types.WorkspaceEdit(changes=dict(by_uri))
     changes: list[types.TextDocumentEdit | types.CreateFile] = []
@@ -55,11 +57,18 @@ def workspace_edit(
     return types.WorkspaceEdit(document_changes=changes)
 
 
-def applier(ls: AgentLanguageServer, agent: str, versions: dict[str, int | None]) -> EditApplier:
+def applier(
+    ls: AgentLanguageServer, agent: str, versions: dict[str, int | None], goal: str = ""
+) -> EditApplier:
     async def apply(edits: list[ProposedEdit]) -> list[tuple[bool, str | None]]:
-        params = types.ApplyWorkspaceEditParams(
-            edit=workspace_edit(ls, edits, versions), label=f"agentls: {agent}"
-        )
+        edit = workspace_edit(ls, edits, versions)
+        if ls.settings.confirm_edits:
+            from agentls.lsp.confirm_edits import confirmed
+
+            edit, refused = await confirmed(ls, edit, agent, goal, len(edits))
+            if refused is not None:
+                return [(False, refused)] * len(edits)
+        params = types.ApplyWorkspaceEditParams(edit=edit, label=f"agentls: {agent}")
         try:
             result = await ls.workspace_apply_edit_async(params)
         except Exception as exc:

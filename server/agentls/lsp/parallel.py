@@ -87,7 +87,7 @@ async def delegate_parallel(ls: AgentLanguageServer, args: DelegateParallelArgs)
         max_parallel=args.max_parallel,
         group=group,
         on_progress=on_progress,
-        apply=lambda t: applier(ls, t.agent_name, versions.get(index[t.run_id], {})),
+        apply=lambda t: applier(ls, t.agent_name, versions.get(index[t.run_id], {}), t.goal or ""),
     )
     if token:
         counts = ", ".join(f"{n} {s}" for s, n in result.counts().items())

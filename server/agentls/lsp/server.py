@@ -32,7 +32,10 @@ class AgentLanguageServer(LanguageServer):
         super().__init__("agentls", __version__, protocol_cls=AgentProtocol)
         self.settings = LspSettings()
         self.init_settings: dict[str, Any] = {}
-        self.trusted = True
+        # Workspace trust (lsp/trust.py): untrusted until a setting or the client says otherwise.
+        self.trusted = False
+        self.client_trust: bool | None = None
+        self.told_untrusted = False
         self._runtime: AgentRuntime | None = None
         self.bridge: EventBridge | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -53,9 +56,19 @@ class AgentLanguageServer(LanguageServer):
     def runtime(self) -> AgentRuntime:
         if self._runtime is None:
             from agentls.core.engine import build_runtime
+            from agentls.core.state_check import StateError
+            from agentls.lsp.approvals import command_approver
             from agentls.lsp.events import EventBridge
+            from agentls.lsp.state_errors import state_unavailable
 
-            self._runtime = build_runtime(self.root, self.settings.engine(trusted=self.trusted))
+            try:
+                self._runtime = build_runtime(
+                    self.root,
+                    self.settings.engine(trusted=self.trusted),
+                    approver=command_approver(self),
+                )
+            except StateError as exc:
+                raise state_unavailable(self, exc) from None
             # Tools read what the user sees: open buffers, unsaved changes included.
             self._runtime.sandbox.overlay = self.buffer_text
             self.bridge = EventBridge(self, self._runtime)
@@ -68,8 +81,11 @@ class AgentLanguageServer(LanguageServer):
         for problem in problems:
             self.show_warning(problem)
         self.settings = settings
+        from agentls.lsp.trust import update_trust
+
+        update_trust(self)
         if self._runtime is not None:
-            from agentls.core.engine import ModelPool, apply_budget_settings
+            from agentls.core.engine import ModelPool, apply_budget_settings, apply_mcp_settings
 
             engine = settings.engine(trusted=self.trusted)
             old_pool = self._runtime.model_factory
@@ -83,8 +99,11 @@ class AgentLanguageServer(LanguageServer):
             self._runtime.config.max_depth = engine.max_depth
             self._runtime.config.max_output_tokens = engine.max_output_tokens
             self._runtime.config.default_run_budget = engine.budget.per_run
+            if self._runtime.commands is not None:
+                self._runtime.commands.settings = engine.run_command
             self.reload_registry()
             apply_budget_settings(self._runtime.budgeter, engine.budget)
+            apply_mcp_settings(self._runtime, engine)
             if isinstance(old_pool, ModelPool) and not same_model:
                 # Runs in flight still use the old pool's clients: close it once they end.
                 closing = asyncio.get_running_loop().create_task(
@@ -142,10 +161,11 @@ def create_server() -> AgentLanguageServer:
         commands,
         configuration,
         definition_files,
+        lifecycle,
     )
 
     server = AgentLanguageServer()
-    for feature in (configuration, commands, code_actions, definition_files):
+    for feature in (configuration, commands, code_actions, definition_files, lifecycle):
         feature.register(server)
     return server
 

@@ -1,7 +1,8 @@
 """Engine values in their wire form (camelCase JSON) and LSP positions in engine form.
 
-The engine counts characters in code points; LSP clients usually count UTF-16 units. The
-document's position codec converts both ways, so a line with emoji still edits the right text.
+The engine counts characters in code points; LSP clients usually count UTF-16 units (or the
+encoding negotiated at initialize). Positions convert both ways over LSP's line model
+(`core.lines`), so a line with emoji or a form feed still edits the right text.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
-from pygls.uris import from_fs_path
+from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace import TextDocument
 
+from agentls.core import lines
 from agentls.core.events import RunEvent, Usage
-from agentls.core.target import Position, ProposedEdit, TextRange
+from agentls.core.target import Position, ProposedEdit, TextRange, position_of, read_exact
 
 
 def usage(u: Usage) -> dict[str, Any]:
@@ -85,41 +87,90 @@ def log_line(e: RunEvent) -> str:
         head += f" tokens={e.usage.total} duration={(e.duration_ms or 0) / 1000:.1f}s"
     if e.error:
         head += f" error={e.error}"
+    for warning in ([d["warning"]] if d.get("warning") else []) + list(d.get("warnings") or []):
+        head += f" warning={warning}"
     return f"{head} run={e.run_id[:8]}"
 
 
+def position_encoding(doc: TextDocument | None) -> str:
+    """The negotiated position encoding ('utf-16' unless the client chose another)."""
+    enc = doc.position_codec.encoding if doc is not None else None
+    return str(getattr(enc, "value", enc) or "utf-16")
+
+
+def document_text(doc: TextDocument | None, uri: str | None = None) -> str | None:
+    """The text positions refer to: the open buffer, else the file on disk exactly as stored."""
+    if doc is not None:
+        return doc.source
+    path = to_fs_path(uri) if uri else None
+    if path is None:
+        return None
+    try:
+        return read_exact(Path(path))
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def engine_range(doc: TextDocument, rng: types.Range) -> TextRange:
-    return TextRange(start=_engine_position(doc, rng.start), end=_engine_position(doc, rng.end))
-
-
-def _engine_position(doc: TextDocument, pos: types.Position) -> Position:
-    lines = doc.lines
-    if pos.line >= len(lines):
-        # The line after the last is the end of the document (a selection of whole lines ends
-        # there); pygls would clamp it into the last line and leave the final newline out.
-        if not lines or lines[-1].endswith(("\n", "\r")):
-            return Position(line=len(lines), character=0)
-        return Position(line=len(lines) - 1, character=len(lines[-1]))
-    body = lines[pos.line].rstrip("\r\n")
-    if pos.character >= doc.position_codec.client_num_units(body):
-        # Past the end of a line means its end (pygls would stop one character short of it).
-        return Position(line=pos.line, character=len(body))
-    server = doc.position_codec.position_from_client_units(lines, pos)
-    return Position(line=server.line, character=server.character)
-
-
-def client_range(doc: TextDocument | None, rng: TextRange) -> types.Range:
-    raw = types.Range(
-        start=types.Position(line=rng.start.line, character=rng.start.character),
-        end=types.Position(line=rng.end.line, character=rng.end.character),
+    text, encoding = doc.source, position_encoding(doc)
+    return TextRange(
+        start=engine_position(text, rng.start, encoding),
+        end=engine_position(text, rng.end, encoding),
     )
-    if doc is None:
-        return raw
-    return doc.position_codec.range_to_client_units(doc.lines, raw)
+
+
+def engine_position(text: str, pos: types.Position, encoding: str = "utf-16") -> Position:
+    """An LSP position (in `encoding` units) as a code-point position of `text`.
+
+    Lines are LSP's (`core.lines`), not pygls's `doc.lines`, which also splits on form feeds and
+    other separators. A line past the last is the end of the text (a selection of whole lines
+    ends there); a character past a line's end is that end.
+    """
+    if pos.line >= lines.line_count(text):
+        return position_of(text, len(text))
+    return Position(
+        line=pos.line,
+        character=lines.from_client_character(text, pos.line, pos.character, encoding),
+    )
+
+
+def client_position(text: str, pos: Position, encoding: str = "utf-16") -> types.Position:
+    character = lines.to_client_character(text, pos.line, pos.character, encoding)
+    return types.Position(line=pos.line, character=character)
+
+
+def client_range(
+    doc: TextDocument | None, rng: TextRange, *, text: str | None = None
+) -> types.Range:
+    """An engine range in the client's units; without a text (a file to create) as it is."""
+    text = doc.source if text is None and doc is not None else text
+    if text is None:
+        return types.Range(
+            start=types.Position(line=rng.start.line, character=rng.start.character),
+            end=types.Position(line=rng.end.line, character=rng.end.character),
+        )
+    encoding = position_encoding(doc)
+    return types.Range(
+        start=client_position(text, rng.start, encoding),
+        end=client_position(text, rng.end, encoding),
+    )
+
+
+def text_edit(text: str | None, e: ProposedEdit, encoding: str = "utf-16") -> types.TextEdit:
+    """The TextEdit that makes a client apply `e` to `text` (positions in `encoding` units)."""
+    if text is None:
+        rng = client_range(None, e.range)
+    else:
+        rng = types.Range(
+            start=client_position(text, e.range.start, encoding),
+            end=client_position(text, e.range.end, encoding),
+        )
+    return types.TextEdit(range=rng, new_text=e.new_text)
 
 
 def edit(e: ProposedEdit, uri: str, doc: TextDocument | None) -> dict[str, Any]:
-    r = client_range(doc, e.range)
+    text = None if e.creates_file else document_text(doc, uri)
+    r = text_edit(text, e, position_encoding(doc)).range
     return {
         "uri": uri,
         "range": {

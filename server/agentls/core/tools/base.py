@@ -26,6 +26,8 @@ class ToolResult:
     content: str
     is_error: bool = False
     edits: list[ProposedEdit] = field(default_factory=list)
+    # Extra fields for the tool call's audit event (run_command: the command, decision, outcome).
+    data: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def error(cls, message: str) -> ToolResult:

@@ -35,8 +35,8 @@ class WorkspaceSandbox:
                 raise SandboxError(
                     f"{path.name!r} is not a regular file (a pipe, socket or device)"
                 )
-            with open(fd, encoding="utf-8", closefd=False) as f:
-                return f.read()
+            with open(fd, "rb", closefd=False) as f:
+                return f.read().decode("utf-8")  # exactly as stored: CRLF stays CRLF
         finally:
             os.close(fd)
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import re2
 
+from agentls.core.lines import line_body, split_lines
 from agentls.core.llm import ToolSpec
-from agentls.core.target import ProposedEdit, TextRange, position_of
+from agentls.core.target import ProposedEdit, TextRange, position_of, text_sha256
 from agentls.core.tools.base import Deadline, Tool, ToolResult, off_loop, truncate
 from agentls.core.tools.sandbox import SandboxError, WorkspaceSandbox
 
@@ -169,7 +170,7 @@ class ReadFile:
         if path.stat().st_size > MAX_FILE_BYTES:
             return ToolResult.error(f"{arguments['path']!r} is larger than {MAX_FILE_BYTES} bytes")
         try:
-            lines = self.sandbox.read_text(path).splitlines()
+            lines = [line_body(line) for line in split_lines(self.sandbox.read_text(path))]
         except UnicodeDecodeError:
             return ToolResult.error(f"{arguments['path']!r} is not a UTF-8 text file")
         try:
@@ -281,7 +282,8 @@ class Search:
                     text = _read_bounded(path, MAX_FILE_BYTES)
                 if text is None:
                     continue
-                for n, line in enumerate(text.splitlines(), 1):
+                for n, raw in enumerate(split_lines(text), 1):
+                    line = line_body(raw)
                     if regex.search(line):
                         matches.append(f"{self.sandbox.relative(path)}:{n}: {line.strip()[:200]}")
                         if len(matches) >= MAX_MATCHES:
@@ -375,6 +377,11 @@ class ProposeEdit:
         except UnicodeDecodeError:
             return ToolResult.error(f"{rel!r} is not a UTF-8 text file")
         count = text.count(old)
+        if count == 0 and "\r\n" in text and "\n" in old and "\r" not in old:
+            # The model sees lines without their endings (read_file): match the file's CRLF and
+            # write the new text with the same endings.
+            old, new = old.replace("\n", "\r\n"), new.replace("\r\n", "\n").replace("\n", "\r\n")
+            count = text.count(old)
         if count != 1:
             return ToolResult.error(
                 f"old_text occurs {count} times in {rel}; it must occur exactly once (add context lines)"
@@ -382,7 +389,12 @@ class ProposeEdit:
         start = text.index(old)
         rng = TextRange(start=position_of(text, start), end=position_of(text, start + len(old)))
         edit = ProposedEdit(
-            path=rel, range=rng, new_text=new, agent=self.agent, description=description
+            path=rel,
+            range=rng,
+            new_text=new,
+            agent=self.agent,
+            description=description,
+            base_sha256=text_sha256(text),
         )
         return ToolResult(f"proposed an edit of {rel} at line {rng.start.line + 1}", edits=[edit])
 

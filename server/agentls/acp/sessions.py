@@ -1,0 +1,191 @@
+"""ACP sessions: one engine per workspace, and each session's history kept under the workspace.
+
+A session is a conversation in an agent panel; its prompts run on the workspace's AgentRuntime
+(built by core.engine, so the ledger and audit trail are the ones the LSP and the CLI use). The
+history lives in WORKSPACE/.agentls/acp-sessions/ID.json, so `session/list` and `session/load`
+work across restarts of the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agentls.core.engine import EngineSettings, McpServerSettings, build_runtime
+from agentls.core.events import new_id
+from agentls.core.runtime import AgentRuntime
+
+SESSIONS_DIR = "acp-sessions"
+MAX_HISTORY = 200
+MAX_MESSAGE_CHARS = 20_000
+MAX_LISTED = 500
+
+
+@dataclass
+class Session:
+    session_id: str
+    workspace: Path
+    runtime: AgentRuntime
+    title: str | None = None
+    updated: float = field(default_factory=time.time)
+    # [{"role": "user" | "agent", "text": ...}], oldest first.
+    history: list[dict[str, str]] = field(default_factory=list)
+    # Where a prompt without a /command goes (the panel's agent picker); None: the default rule.
+    agent: str | None = None
+    # Edits written without asking once the user chose "always allow" in this session.
+    always_allow_edits: bool = False
+    prompt_task: asyncio.Task[Any] | None = None
+
+    def record(self, role: str, text: str) -> None:
+        if not text:
+            return
+        if role == "user" and self.title is None:
+            self.title = " ".join(text.split())[:80]
+        self.history.append({"role": role, "text": text[:MAX_MESSAGE_CHARS]})
+        del self.history[:-MAX_HISTORY]
+        self.updated = time.time()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "sessionId": self.session_id,
+            "cwd": str(self.workspace),
+            "title": self.title,
+            "updatedAt": _iso(self.updated),
+        }
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _folder(workspace: Path) -> Path:
+    return workspace / ".agentls" / SESSIONS_DIR
+
+
+def save(session: Session) -> None:
+    """Write the session's record atomically (blocking: call it off the event loop)."""
+    folder = _folder(session.workspace)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {
+        "sessionId": session.session_id,
+        "cwd": str(session.workspace),
+        "title": session.title,
+        "agent": session.agent,
+        "updated": session.updated,
+        "history": session.history,
+    }
+    tmp = folder / f".{session.session_id}.tmp"
+    tmp.write_text(json.dumps(record), encoding="utf-8")
+    os.replace(tmp, folder / f"{session.session_id}.json")
+
+
+def load_record(workspace: Path, session_id: str) -> dict[str, Any] | None:
+    if not session_id.isalnum():
+        return None
+    path = _folder(workspace) / f"{session_id}.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def list_records(workspace: Path) -> list[dict[str, Any]]:
+    """Saved sessions of a workspace, most recent first (blocking)."""
+    records = []
+    with contextlib.suppress(OSError):
+        for path in sorted(_folder(workspace).glob("*.json"))[:MAX_LISTED]:
+            with contextlib.suppress(OSError, ValueError):
+                record = json.loads(path.read_text(encoding="utf-8"))
+                if isinstance(record, dict) and isinstance(record.get("sessionId"), str):
+                    records.append(record)
+    records.sort(key=lambda r: float(r.get("updated") or 0), reverse=True)
+    return records
+
+
+def record_info(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "sessionId": record["sessionId"],
+        "cwd": str(record.get("cwd") or ""),
+        "title": record.get("title"),
+        "updatedAt": _iso(float(record.get("updated") or 0)),
+    }
+
+
+class Sessions:
+    """Live sessions and the runtimes they share: one per workspace and set of panel MCP servers."""
+
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
+        self.live: dict[str, Session] = {}
+        self._runtimes: dict[tuple[Path, str], AgentRuntime] = {}
+        self._building: dict[tuple[Path, str], asyncio.Task[AgentRuntime]] = {}
+
+    async def runtime_for(
+        self, workspace: Path, mcp: dict[str, McpServerSettings] | None = None
+    ) -> AgentRuntime:
+        """The workspace's runtime; a panel's MCP servers join the settings' own."""
+        mcp = mcp or {}
+        key = (workspace, json.dumps({k: v.model_dump() for k, v in sorted(mcp.items())}))
+        if key in self._runtimes:
+            return self._runtimes[key]
+        if key not in self._building:
+            settings = self.settings.model_copy(
+                update={"mcp_servers": {**self.settings.mcp_servers, **mcp}}
+            )
+            # Opening the ledger and loading definitions touch the disk: off the event loop.
+            self._building[key] = asyncio.create_task(
+                asyncio.to_thread(build_runtime, workspace, settings)
+            )
+        try:
+            runtime = await asyncio.shield(self._building[key])
+        finally:
+            if key in self._building and self._building[key].done():
+                self._building.pop(key, None)
+        self._runtimes[key] = runtime
+        return runtime
+
+    async def open(
+        self,
+        workspace: Path,
+        session_id: str | None = None,
+        record: dict[str, Any] | None = None,
+        mcp: dict[str, McpServerSettings] | None = None,
+    ) -> Session:
+        runtime = await self.runtime_for(workspace, mcp)
+        session = Session(session_id or new_id(), workspace, runtime)
+        if record is not None:
+            session.title = record.get("title")
+            agent = record.get("agent")
+            session.agent = agent if isinstance(agent, str) else None
+            session.updated = float(record.get("updated") or time.time())
+            history = record.get("history")
+            if isinstance(history, list):
+                session.history = [
+                    {"role": str(m.get("role")), "text": str(m.get("text"))}
+                    for m in history
+                    if isinstance(m, dict)
+                ][-MAX_HISTORY:]
+        self.live[session.session_id] = session
+        return session
+
+    def workspaces(self) -> list[Path]:
+        return sorted({workspace for workspace, _ in self._runtimes})
+
+    async def aclose(self) -> None:
+        running = [s.prompt_task for s in self.live.values() if s.prompt_task is not None]
+        for task in running:
+            task.cancel()
+        # Let cancelled runs record their end in the audit trail before the stores close.
+        if running:
+            await asyncio.wait(running, timeout=10)
+        for runtime in self._runtimes.values():
+            await runtime.aclose()
+        self._runtimes.clear()

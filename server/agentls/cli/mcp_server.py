@@ -1,0 +1,173 @@
+"""`agentls mcp-server [--http HOST:PORT]`: agentls agents as MCP tools for any MCP host.
+
+On stdio by default (what Claude Code, Codex and VS Code start); `--http` serves Streamable HTTP
+at http://HOST:PORT/mcp for several clients at once, on a loopback address unless
+`--allow-remote` says otherwise (the tools spend tokens and read the workspace).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from agentls.cli import CliError, workspace_of
+from agentls.cli.common import add_model_options, settings_from
+
+if TYPE_CHECKING:
+    from mcp.server import MCPServer
+
+    from agentls.core.engine import EngineSettings
+    from agentls.core.runtime import AgentRuntime
+    from agentls.mcp.server import Lineage
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "mcp-server",
+        help="serve agentls agents as MCP tools (stdio, or --http)",
+        description="Tools: list_agents, delegate, delegate_parallel, create_agent, budget. "
+        "Proposed edits come back as unified diffs; nothing is written.",
+    )
+    parser.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve Streamable HTTP at http://HOST:PORT/mcp instead of stdio (port 0: any free)",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow --http on a non-loopback address (anyone who reaches it spends your tokens)",
+    )
+    parser.add_argument(
+        "--max-depth",
+        type=int,
+        default=None,
+        metavar="N",
+        help="delegation levels below a top-level run (default 2)",
+    )
+    # Set by a delegating parent: the run ids above this server's runs, root first.
+    parser.add_argument("--lineage", default="", help=argparse.SUPPRESS)
+    add_model_options(parser)
+    parser.set_defaults(func=run)
+
+
+def parse_http(spec: str, allow_remote: bool) -> tuple[str, int]:
+    host, sep, port_s = spec.rpartition(":")
+    host = host.strip("[]")
+    try:
+        port = int(port_s)
+    except ValueError:
+        port = -1
+    if not sep or not host or not 0 <= port <= 65535:
+        raise CliError(f"--http {spec!r}: expected HOST:PORT, e.g. --http 127.0.0.1:8765")
+    if not allow_remote and not _is_loopback(host):
+        raise CliError(
+            f"--http {spec!r}: {host} is not a loopback address; anyone who reaches it could "
+            "spend your tokens. Use 127.0.0.1, or add --allow-remote if you mean it"
+        )
+    return host, port
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from agentls.core.engine import EngineSettings, build_runtime, load_registry
+    from agentls.core.tools.delegation import SETTINGS_ENV
+    from agentls.mcp.server import Lineage
+
+    workspace = workspace_of(args)
+    http = parse_http(args.http, args.allow_remote) if args.http else None
+    if raw := os.environ.get(SETTINGS_ENV):
+        try:
+            settings = EngineSettings.model_validate_json(raw)
+        except ValidationError as exc:
+            raise CliError(f"{SETTINGS_ENV}: not valid agentls settings: {exc}") from None
+    else:
+        settings = settings_from(args)
+    if args.max_depth is not None:
+        if not 0 <= args.max_depth <= 8:
+            raise CliError(f"--max-depth {args.max_depth}: expected 0 to 8")
+        settings = settings.model_copy(update={"max_depth": args.max_depth})
+    lineage = Lineage(tuple(i for i in args.lineage.split(",") if i))
+    registry = load_registry(workspace, settings)
+    for error in registry.errors:
+        print(f"agentls: warning: {error}", file=sys.stderr)
+    runtime = build_runtime(workspace, settings, registry=registry)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the runs were cancelled, quietly
+        asyncio.run(_serve(runtime, settings, lineage, http))
+    if http is None:
+        # The ledger and audit trail are closed. After a cancelled run the interpreter's teardown
+        # takes most of a second, and a delegating parent unwinding a cancel waits on our exit.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
+
+
+async def _serve(
+    runtime: AgentRuntime,
+    settings: EngineSettings,
+    lineage: Lineage,
+    http: tuple[str, int] | None,
+) -> None:
+    import asyncio
+    import signal
+
+    from agentls.mcp.server import build_server
+
+    server = build_server(runtime, lineage, allow_edit_tools=settings.allow_generated_edit_tools)
+    main = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if main is not None:
+        # SIGTERM (a parent closing us) cancels the runs, so each records its end.
+        loop.add_signal_handler(signal.SIGTERM, main.cancel)
+    try:
+        if http is None:
+            await server.run_stdio_async()
+        else:
+            await _serve_http(server, *http)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await runtime.aclose()
+
+
+async def _serve_http(server: MCPServer, host: str, port: int) -> None:
+    import asyncio
+
+    import uvicorn
+
+    app = server.streamable_http_app(host=host)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    web = uvicorn.Server(config)
+    task = asyncio.create_task(web.serve())
+    while not web.started and not task.done():
+        await asyncio.sleep(0.02)
+    if task.done():
+        await task
+        raise CliError(f"--http {host}:{port}: could not listen there")
+    bound = web.servers[0].sockets[0].getsockname()
+    shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+    print(f"agentls mcp-server: listening on http://{shown}:{bound[1]}/mcp", file=sys.stderr)
+    sys.stderr.flush()
+    try:
+        await task
+    finally:
+        web.should_exit = True

@@ -1,0 +1,211 @@
+"""MCP tools as agent tools: the allow-list of a definition, OpenAI-safe names, bounded results.
+
+A definition's `mcp: {server: [tool, ...]}` (or `{server: "*"}`) offers exactly those tools,
+each named `mcp__<server>__<tool>`. OpenAI function names allow only `[a-zA-Z0-9_-]` and 64
+characters, so other characters become `_` and a long name is cut and given a short hash; names
+stay unique within an agent's tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agentls.core.definitions import AgentDefinition
+from agentls.core.llm import ToolSpec
+from agentls.core.mcp.config import McpConfig, McpServerSettings, load_mcp_config
+from agentls.core.tools.base import MAX_RESULT_CHARS, Tool, ToolResult, truncate
+
+if TYPE_CHECKING:
+    from agentls.core.mcp.pool import McpPool, ServerTool
+
+PREFIX = "mcp__"
+MAX_NAME = 64
+MAX_DESCRIPTION = 1_000
+MAX_SCHEMA_CHARS = 20_000
+_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def tool_name(server: str, tool: str) -> str:
+    """`mcp__<server>__<tool>`, made a valid OpenAI function name."""
+    name = _UNSAFE.sub("_", f"{PREFIX}{server}__{tool}")
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(f"{server}\0{tool}".encode()).hexdigest()[:8]
+    return f"{name[: MAX_NAME - 9]}_{digest}"
+
+
+def unique_names(pairs: Iterable[tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """Function name -> (server, tool) for each pair; a clash after sanitizing gets `_2`, `_3`..."""
+    names: dict[str, tuple[str, str]] = {}
+    for server, tool in pairs:
+        name = tool_name(server, tool)
+        n = 2
+        while name in names:
+            suffix = f"_{n}"
+            name = tool_name(server, tool)[: MAX_NAME - len(suffix)] + suffix
+            n += 1
+        names[name] = (server, tool)
+    return names
+
+
+def render_result(result: Any, limit: int = MAX_RESULT_CHARS) -> ToolResult:
+    """A CallToolResult as the text the model reads: text blocks, then structured content."""
+    parts: list[str] = []
+    size = 0
+    for block in result.content or []:
+        if size > limit:
+            break  # the rest would be cut anyway; do not build a huge string first
+        text = _block_text(block)
+        parts.append(text)
+        size += len(text)
+    structured = result.structured_content
+    # Servers often send the same data as text too (the SDK wraps a plain return value in
+    # {"result": ...}): send it once.
+    repeated = structured is not None and bool(parts) and _repeats(structured, "\n".join(parts))
+    if structured is not None and size <= limit and not repeated:
+        dumped = json.dumps(structured, ensure_ascii=False, default=str)
+        parts.append(f"structured content: {dumped}")
+    text = "\n".join(parts) if parts else "(the tool returned no content)"
+    is_error = bool(result.is_error)
+    if is_error:
+        text = f"error: {text}"
+    return ToolResult(content=truncate(text, limit), is_error=is_error)
+
+
+def _block_text(block: Any) -> str:
+    kind = getattr(block, "type", None)
+    if kind == "text":
+        return str(block.text)
+    if kind in ("image", "audio"):
+        return f"[{kind} {block.mime_type}, {len(block.data) * 3 // 4} bytes, not shown]"
+    if kind == "resource_link":
+        return f"[resource {block.uri}" + (f": {block.name}]" if block.name else "]")
+    if kind == "resource":
+        resource = block.resource
+        text = getattr(resource, "text", None)
+        if text is not None:
+            return f"[resource {resource.uri}]\n{text}"
+        return f"[resource {resource.uri}, binary, not shown]"
+    return f"[{kind} content, not shown]"
+
+
+def _repeats(structured: Any, text: str) -> bool:
+    """True when the text already holds the structured content: as JSON, or every value in it."""
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            if json.loads(text) == structured:
+                return True
+        except ValueError:
+            pass
+    leaves: list[Any] = []
+    stack = [structured]
+    while stack and len(leaves) <= 1_000:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif item is not None:
+            leaves.append(item)
+    if not leaves or len(leaves) > 1_000:
+        return False
+    return all(
+        (leaf if isinstance(leaf, str) else json.dumps(leaf)).strip() in text for leaf in leaves
+    )
+
+
+def parameters_of(schema: Any) -> dict[str, Any]:
+    """The tool's input schema as function parameters; a hostile or huge one is replaced."""
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        return {"type": "object", "properties": {}}
+    if len(json.dumps(schema, default=str)) > MAX_SCHEMA_CHARS:
+        return {"type": "object", "properties": {}, "additionalProperties": True}
+    return schema
+
+
+@dataclass
+class McpTool:
+    """One allowed tool of one server, called through the shared pool."""
+
+    pool: McpPool
+    server: str
+    tool: ServerTool
+    name: str
+
+    read_only = False  # MCP annotations are hints from the server, not a guarantee
+
+    @property
+    def spec(self) -> ToolSpec:
+        description = (self.tool.description or f"{self.tool.name} (MCP server {self.server})")[
+            :MAX_DESCRIPTION
+        ]
+        return ToolSpec(
+            name=self.name,
+            description=f"[MCP {self.server}] {description}",
+            parameters=parameters_of(self.tool.input_schema),
+        )
+
+    async def call(self, arguments: dict[str, Any]) -> ToolResult:
+        return await self.pool.call_tool(self.server, self.tool.name, arguments)
+
+
+class McpToolProvider:
+    """`AgentRuntime(extra_tools=...)`: the MCP tools a definition allows, from a shared pool.
+
+    The configuration is read again at each run that uses MCP, so edits to the config files
+    apply to the next run; sessions of servers whose entry changed are restarted.
+    """
+
+    def __init__(
+        self,
+        pool: McpPool,
+        editor_servers: Mapping[str, McpServerSettings] | None = None,
+        *,
+        trusted: bool = True,
+    ) -> None:
+        self.pool = pool
+        self.editor_servers = dict(editor_servers or {})
+        self.trusted = trusted
+
+    async def reload(self) -> McpConfig:
+        config = await asyncio.to_thread(
+            load_mcp_config, self.pool.workspace, self.editor_servers, trusted=self.trusted
+        )
+        await self.pool.close_sessions(self.pool.reconfigure(config))
+        return config
+
+    async def __call__(self, definition: AgentDefinition) -> dict[str, Tool]:
+        if not definition.mcp:
+            return {}
+        from agentls.core.mcp.pool import McpServerError
+
+        await self.reload()
+        listed = await asyncio.gather(*(self.pool.tools(server) for server in definition.mcp))
+        chosen: list[tuple[str, ServerTool]] = []
+        for (server, allowed), available in zip(definition.mcp.items(), listed, strict=True):
+            if allowed == "*":
+                chosen.extend((server, t) for t in available.values())
+                continue
+            missing = [name for name in allowed if name not in available]
+            if missing:
+                raise McpServerError(
+                    f"agent {definition.name!r} allows {', '.join(map(repr, missing))} of MCP "
+                    f"server {server!r}, which has no such tool (it has: "
+                    f"{', '.join(sorted(available)) or 'none'})"
+                )
+            chosen.extend((server, available[name]) for name in allowed)
+        by_key = {(server, t.name): t for server, t in chosen}
+        names = unique_names((server, t.name) for server, t in chosen)
+        return {
+            name: McpTool(self.pool, server, by_key[(server, tool)], name)
+            for name, (server, tool) in names.items()
+        }
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()

@@ -1,0 +1,180 @@
+"""Delegation to a child agentls over MCP: the tools of an orchestrating run.
+
+A run whose definition names the reserved MCP server `agentls` (`mcp: {agentls: [delegate, ...]}`)
+gets its own child `agentls mcp-server` process on stdio, started when the run starts and closed
+(its process group killed if need be) when the run ends, whatever the end. The child learns its
+place in the tree from `--lineage` (the run ids above it, root first): its runs are this run's
+children, one level deeper, charged to every ancestor's run budget in the shared ledger, and
+recorded in the shared audit trail with this run as their parent. The runtime offers these tools
+only below the maximum depth; the child refuses to start runs past it too.
+
+The child's tools appear to the model as `mcp__agentls__<tool>`. Edits the child's agents propose
+come back in the structured result and become this run's proposed edits, never written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from agentls.core.llm import ToolSpec
+from agentls.core.runtime import RunFailed, RunScope
+from agentls.core.target import ProposedEdit
+from agentls.core.tools.base import Tool, ToolResult, truncate
+
+if TYPE_CHECKING:
+    from mcp import Client, StdioServerParameters
+    from mcp_types import CallToolResult
+    from mcp_types import Tool as McpTool
+
+CHILD_SERVER = "agentls"
+TOOL_PREFIX = f"mcp__{CHILD_SERVER}__"
+# What a delegating parent hands its child: settings as JSON (see cli/mcp_server.py reads it).
+SETTINGS_ENV = "AGENTLS_SETTINGS"
+# The model connection may come from the environment; a stdio child gets only a few variables.
+PASSED_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL", "PYTHONPATH")
+
+
+@dataclass
+class ChildTool:
+    """One tool of the child agentls, called over its MCP session."""
+
+    client: Client
+    tool: McpTool
+
+    @property
+    def spec(self) -> ToolSpec:
+        return ToolSpec(
+            name=TOOL_PREFIX + self.tool.name,
+            description=self.tool.description or self.tool.name,
+            parameters=self.tool.input_schema,
+        )
+
+    @property
+    def read_only(self) -> bool:
+        return True  # the child proposes edits; nothing is written
+
+    async def call(self, arguments: dict[str, Any]) -> ToolResult:
+        from mcp.shared.exceptions import MCPError
+
+        try:
+            result = await self.client.call_tool(self.tool.name, arguments)
+        except MCPError as exc:
+            return ToolResult.error(
+                f"the child agentls failed during {self.tool.name} ({exc.error.message}); it may "
+                "have crashed or been stopped. Its runs are recorded in the audit trail"
+            )
+        return _tool_result(result)
+
+
+def _tool_result(result: CallToolResult) -> ToolResult:
+    from mcp_types import TextContent
+
+    text = "\n".join(c.text for c in result.content if isinstance(c, TextContent))
+    edits = _edits_in(result.structured_content) if not result.is_error else []
+    return ToolResult(content=truncate(text), is_error=result.is_error, edits=edits)
+
+
+def _edits_in(structured: dict[str, Any] | None) -> list[ProposedEdit]:
+    """The child's proposed edits: a delegate result's `edits`, or each parallel result's."""
+    if not structured:
+        return []
+    runs = structured.get("results")
+    if not isinstance(runs, list):
+        runs = [structured.get("run", structured)]
+    edits: list[ProposedEdit] = []
+    for run in runs:
+        for raw in run.get("edits", []) if isinstance(run, dict) else []:
+            with contextlib.suppress(ValidationError):
+                edits.append(ProposedEdit.model_validate(raw))
+    return edits
+
+
+@dataclass
+class ChildAgentls:
+    """The runtime's delegation tool source: one child agentls per orchestrating run."""
+
+    workspace: Path
+    settings_json: str
+
+    def __call__(self, scope: RunScope) -> contextlib.AbstractAsyncContextManager[dict[str, Tool]]:
+        return self._session(scope)
+
+    def parameters(self, scope: RunScope) -> StdioServerParameters:
+        from mcp import StdioServerParameters
+
+        lineage = ",".join((*scope.ancestor_run_ids, scope.run_id))
+        env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+        env[SETTINGS_ENV] = self.settings_json
+        return StdioServerParameters(
+            command=sys.executable,
+            args=[
+                "-m",
+                "agentls",
+                "--workspace",
+                str(self.workspace),
+                "mcp-server",
+                "--lineage",
+                lineage,
+            ],
+            env=env,
+            cwd=str(self.workspace),
+        )
+
+    @contextlib.asynccontextmanager
+    async def _session(self, scope: RunScope) -> AsyncIterator[dict[str, Tool]]:
+        allowed = scope.definition.mcp.get(CHILD_SERVER)
+        if not allowed:
+            yield {}
+            return
+        # The SDK takes a second to import on a busy machine: not on the event loop.
+        await asyncio.to_thread(importlib.import_module, "mcp")
+        from mcp import Client
+        from mcp.shared.exceptions import MCPError
+
+        # The run's own end (an answer, a budget stop, a cancel) is kept out of the client's task
+        # group, which would wrap it in an ExceptionGroup; it is raised again once the child is closed.
+        ended: BaseException | None = None
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    # On exit the SDK closes stdin, waits 2 s, then kills the child's process group.
+                    client = await stack.enter_async_context(Client(self.parameters(scope)))
+                    listed = await client.list_tools()
+                except (OSError, MCPError) as exc:
+                    raise RunFailed(
+                        f"could not start the child agentls to delegate to: {exc}"
+                    ) from exc
+                try:
+                    yield {
+                        TOOL_PREFIX + t.name: ChildTool(client, t)
+                        for t in listed.tools
+                        if "*" in allowed or t.name in allowed
+                    }
+                except BaseException as exc:
+                    ended = exc
+        except BaseExceptionGroup as group:
+            if ended is None:
+                cause = _leaf(group)
+                raise RunFailed(
+                    f"the child agentls to delegate to failed ({type(cause).__name__}: {cause}); "
+                    "its own message, if it printed one, is in this process's stderr log"
+                ) from group
+        if ended is not None:
+            raise ended
+
+
+def _leaf(error: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error

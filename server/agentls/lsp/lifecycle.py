@@ -1,0 +1,107 @@
+"""shutdown and exit: stop every run cleanly before answering, then answer nothing but `exit`.
+
+On `shutdown` the server cancels every run, waits for each to commit what it spent and record
+itself cancelled, closes the ledger, the audit store and the model clients, and only then answers.
+From the moment `shutdown` arrives, other requests get InvalidRequest (the LSP spec's answer after
+shutdown) instead of pygls' silence. `exit` without `shutdown` (and the editor going away) stops
+the runs the same way before the process ends.
+
+pygls cancels the requests still pending after our handler by iterating its table of request
+futures, whose done-callbacks remove entries from that very table ("dictionary changed size during
+iteration"); cancelling them here first, from a snapshot, leaves it nothing to trip on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Future as ThreadFuture
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidRequest
+
+if TYPE_CHECKING:
+    from agentls.lsp.server import AgentLanguageServer
+
+log = logging.getLogger("agentls.lsp")
+
+SHUT_DOWN_MESSAGE = "agentls is shut down: it answers only `exit` now"
+
+
+class Lifecycle:
+    """The server's stop sequence, run once whichever of shutdown, exit or EOF comes first."""
+
+    def __init__(self, server: AgentLanguageServer) -> None:
+        self.server = server
+        self.shutting_down = False
+        self._stopping: asyncio.Task[None] | None = None
+
+    async def stop_engine(self) -> None:
+        """Cancel every run, let each record its end, close stores and model clients (once)."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop_engine())
+        await asyncio.shield(self._stopping)
+
+    async def _stop_engine(self) -> None:
+        ls = self.server
+        if not ls.has_runtime:
+            return
+        await ls.runtime.aclose()
+
+    async def on_shutdown(self, *args: Any) -> None:
+        self.shutting_down = True
+        await self.stop_engine()
+        self._cancel_pending_requests()
+
+    async def on_exit(self, *args: Any) -> None:
+        self.shutting_down = True
+        await self.stop_engine()
+
+    def _cancel_pending_requests(self) -> None:
+        protocol = self.server.protocol
+        current = protocol.msg_id
+        for msg_id, future in list(protocol._request_futures.items()):
+            if msg_id != current and not future.done():
+                future.cancel()
+        # Thread futures run their callbacks (which pop the table) inside cancel(); asyncio ones
+        # later. Either way, what remains for pygls' own loop is already done.
+        for msg_id, future in list(protocol._request_futures.items()):
+            if msg_id != current and isinstance(future, ThreadFuture) and future.done():
+                protocol._request_futures.pop(msg_id, None)
+
+    def refuse_after_shutdown(self, message: Any) -> bool:
+        """Answer a request that arrives after `shutdown` with InvalidRequest; True if handled."""
+        if not self.shutting_down:
+            return False
+        method = getattr(message, "method", None)
+        msg_id = getattr(message, "id", None)
+        if method is None or method == types.EXIT:
+            return False  # responses to our requests and `exit` go through
+        if msg_id is not None:
+            error = JsonRpcInvalidRequest(f"{SHUT_DOWN_MESSAGE}; {method} was not run")
+            self.server.protocol._send_response(msg_id, None, error.to_response_error())
+        return True
+
+
+def register(server: AgentLanguageServer) -> Lifecycle:
+    lifecycle = Lifecycle(server)
+    protocol = server.protocol
+    handle_message = protocol.handle_message
+
+    def guarded(message: Any) -> None:
+        if not lifecycle.refuse_after_shutdown(message):
+            handle_message(message)
+
+    # Wrapped on the instance, so it composes with any protocol class the server uses.
+    setattr(protocol, "handle_message", guarded)  # noqa: B010
+
+    @server.feature(types.SHUTDOWN)
+    async def on_shutdown(ls: AgentLanguageServer, *args: Any) -> None:
+        await lifecycle.on_shutdown()
+
+    @server.feature(types.EXIT)
+    async def on_exit(ls: AgentLanguageServer, *args: Any) -> None:
+        await lifecycle.on_exit()
+
+    return lifecycle

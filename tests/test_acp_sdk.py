@@ -1,0 +1,386 @@
+"""`agentls acp` driven by the Python SDK's own client side over stdio: edits on disk (line endings
+and mode kept), reject and always-allow, /parallel, /create, and sessions across restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from acp.schema import (
+    AllowedOutcome,
+    ClientCapabilities,
+    FileSystemCapabilities,
+    RequestPermissionResponse,
+)
+from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text
+
+import acp
+
+SOURCE = "def add(a, b):\r\n    return a + b\r\n"
+NEW_ADD = "def add(left, right):\n    return left + right\n"
+
+
+class Panel:
+    """The client side: records updates and answers permission requests with `choice`."""
+
+    def __init__(self, choice: str = "allow-once", while_asked: Any = None) -> None:
+        self.choice = choice
+        self.while_asked = while_asked  # what the user does before answering
+        self.updates: list[Any] = []
+        self.permissions: list[Any] = []
+
+    async def session_update(self, session_id: str, update: Any, **kwargs: Any) -> None:
+        self.updates.append(update)
+
+    async def request_permission(
+        self, session_id: str, tool_call: Any, options: list[Any], **kwargs: Any
+    ) -> RequestPermissionResponse:
+        self.permissions.append(tool_call)
+        if self.while_asked is not None:
+            self.while_asked()
+        return RequestPermissionResponse(
+            outcome=AllowedOutcome(outcome="selected", option_id=self.choice)
+        )
+
+    def text(self) -> str:
+        return "".join(
+            u.content.text for u in self.updates if u.session_update == "agent_message_chunk"
+        )
+
+    def of_kind(self, kind: str) -> list[Any]:
+        return [u for u in self.updates if u.session_update == kind]
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedOpenAI]:
+    with ScriptedOpenAI() as s:
+        yield s
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    root.mkdir()
+    app = root / "app.py"
+    app.write_bytes(SOURCE.encode())
+    app.chmod(0o755)
+    return root
+
+
+@asynccontextmanager
+async def agent(
+    panel: Panel, server: ScriptedOpenAI, workspace: Path, *, client_fs: bool = False
+) -> AsyncIterator[acp.ClientSideConnection]:  # type: ignore[name-defined]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AGENTLS_"))}
+    env |= {"OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "sk-test"}
+    async with acp.spawn_agent_process(
+        panel,  # type: ignore[arg-type]
+        sys.executable,
+        "-m",
+        "agentls",
+        "acp",
+        "--model",
+        "scripted-model",
+        env=env,
+        cwd=workspace,
+    ) as (conn, _process):
+        await conn.initialize(
+            protocol_version=acp.PROTOCOL_VERSION,
+            client_capabilities=ClientCapabilities(
+                fs=FileSystemCapabilities(read_text_file=client_fs, write_text_file=client_fs)
+            ),
+        )
+        yield conn
+
+
+def link(path: Path) -> Any:
+    return acp.resource_link_block(name=path.name, uri=path.as_uri())
+
+
+async def test_edit_without_client_fs_is_written_to_disk_keeping_crlf_and_mode(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    server.enqueue(Text(f"```python\n{NEW_ADD}```"))
+    panel = Panel()
+    async with agent(panel, server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        response = await conn.prompt(
+            session_id=session.session_id,
+            prompt=[acp.text_block("/refactor better names"), link(workspace / "app.py")],
+        )
+    assert response.stop_reason == "end_turn"
+    app = workspace / "app.py"
+    assert app.read_bytes() == NEW_ADD.replace("\n", "\r\n").encode()
+    assert stat.S_IMODE(app.stat().st_mode) == 0o755
+    assert len(panel.permissions) == 1
+
+
+async def test_rejected_edit_leaves_the_file_and_says_why(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    server.enqueue(Text(f"```python\n{NEW_ADD}```"))
+    panel = Panel(choice="reject")
+    async with agent(panel, server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        await conn.prompt(
+            session_id=session.session_id,
+            prompt=[acp.text_block("/refactor"), link(workspace / "app.py")],
+        )
+    assert (workspace / "app.py").read_bytes() == SOURCE.encode()
+    (closing,) = [
+        u
+        for u in panel.of_kind("tool_call_update")
+        if u.tool_call_id == panel.permissions[0].tool_call_id
+    ]
+    assert closing.status == "failed"
+    assert "rejected by the user" in closing.content[0].content.text
+
+
+async def test_edit_is_not_written_over_a_file_changed_while_asking(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    server.enqueue(Text(f"```python\n{NEW_ADD}```"))
+    app = workspace / "app.py"
+    changed = "def plus(a, b):\n    return a + b\n"
+    panel = Panel(while_asked=lambda: app.write_text(changed, encoding="utf-8"))
+    async with agent(panel, server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        await conn.prompt(
+            session_id=session.session_id,
+            prompt=[acp.text_block("/refactor"), link(app)],
+        )
+    assert app.read_text(encoding="utf-8") == changed
+    closing = panel.of_kind("tool_call_update")[-1]
+    assert closing.status == "failed"
+    assert "app.py changed where the edit applies" in closing.content[0].content.text
+
+
+async def test_always_allow_writes_later_edits_without_asking(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    server.enqueue(
+        Text(f"```python\n{NEW_ADD}```"), Text("```python\ndef add(x, y):\n    return x + y\n```")
+    )
+    panel = Panel(choice="allow-always")
+    async with agent(panel, server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        for _ in range(2):
+            await conn.prompt(
+                session_id=session.session_id,
+                prompt=[acp.text_block("/refactor"), link(workspace / "app.py")],
+            )
+    assert len(panel.permissions) == 1
+    assert b"def add(x, y):\r\n" in (workspace / "app.py").read_bytes()
+
+
+async def test_parallel_runs_each_agent_and_reports_each_result(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    server.enqueue(Text("Looks fine."), Text("Looks fine."))
+    panel = Panel()
+    async with agent(panel, server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        response = await conn.prompt(
+            session_id=session.session_id,
+            prompt=[
+                acp.text_block("/parallel review,explain check it"),
+                link(workspace / "app.py"),
+            ],
+        )
+    assert response.stop_reason == "end_turn"
+    text = panel.text()
+    assert "### review (finished" in text and "### explain (finished" in text
+    assert len(server.requests) == 2
+
+
+async def test_create_makes_an_agent_runs_it_and_offers_it_as_a_command(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    definition = (
+        '{"name": "todo-lister", "description": "Lists the TODO comments", '
+        '"instructions": "List every TODO comment with its line.", "mode": "answer"}'
+    )
+    server.enqueue(Text(definition), Text("There are no TODOs."))
+    panel = Panel()
+    async with agent(panel, server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        response = await conn.prompt(
+            session_id=session.session_id,
+            prompt=[
+                acp.text_block("/create an agent that lists TODOs"),
+                link(workspace / "app.py"),
+            ],
+        )
+    assert response.stop_reason == "end_turn"
+    assert "Created **todo-lister**" in panel.text()
+    assert panel.text().endswith("There are no TODOs.")
+    offers = panel.of_kind("available_commands_update")
+    assert "todo-lister" in [c.name for c in offers[-1].available_commands]
+
+
+async def test_a_session_is_listed_and_loaded_after_the_agent_restarts(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    server.enqueue(Text("It adds two numbers."))
+    async with agent(Panel(), server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        await conn.prompt(
+            session_id=session.session_id, prompt=[acp.text_block("/explain what is add?")]
+        )
+    panel = Panel()
+    async with agent(panel, server, workspace) as conn:
+        listed = await conn.list_sessions(cwd=str(workspace))
+        assert [s.session_id for s in listed.sessions] == [session.session_id]
+        await conn.load_session(cwd=str(workspace), session_id=session.session_id)
+    users = [u.content.text for u in panel.of_kind("user_message_chunk")]
+    assert users == ["/explain what is add?"]
+    assert "It adds two numbers." in panel.text()
+
+
+async def test_loading_an_unknown_session_is_an_error_naming_it(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    async with agent(Panel(), server, workspace) as conn:
+        with pytest.raises(acp.RequestError) as caught:
+            await conn.load_session(cwd=str(workspace), session_id="0123abcd")
+    assert "0123abcd" in str(caught.value.data)
+
+
+async def test_editor_context_that_is_not_a_file_goes_into_the_goal(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    server.enqueue(Text("Bien."))
+    rule = acp.resource_block(
+        acp.embedded_text_resource("zed:///agent/rules/1", "Always answer in French.")
+    )
+    panel = Panel()
+    async with agent(panel, server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        response = await conn.prompt(
+            session_id=session.session_id,
+            prompt=[acp.text_block("/explain"), rule, link(workspace / "app.py")],
+        )
+    assert response.stop_reason == "end_turn"
+    user = server.requests[0]["messages"][1]["content"]
+    assert "Always answer in French." in user and "app.py" in user
+
+
+async def until(check: Any, timeout: float = 30.0) -> None:
+    """Wait for a condition the agent's work makes true (the server's request log)."""
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.02)
+
+
+async def test_cancel_stops_every_run_of_a_parallel_prompt(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    from agentls.core.audit import AuditStore
+
+    server.enqueue(Hang(60), Hang(60))
+    panel = Panel()
+    async with agent(panel, server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        turn = asyncio.ensure_future(
+            conn.prompt(
+                session_id=session.session_id,
+                prompt=[acp.text_block("/parallel review,explain go"), link(workspace / "app.py")],
+            )
+        )
+        await until(lambda: len(server.requests) == 2)
+        await conn.cancel(session_id=session.session_id)
+        response = await turn
+    assert response.stop_reason == "cancelled"
+    with AuditStore.for_workspace(workspace) as audit:
+        closing = {(e.agent, e.status.value) for e in audit.runs()}
+    assert closing == {("review", "cancelled"), ("explain", "cancelled")}
+
+
+async def test_a_resumed_session_takes_prompts_without_replaying_history(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    server.enqueue(Text("First answer."), Text("Second answer."))
+    async with agent(Panel(), server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        await conn.prompt(session_id=session.session_id, prompt=[acp.text_block("/explain one")])
+    panel = Panel()
+    async with agent(panel, server, workspace) as conn:
+        await conn.resume_session(cwd=str(workspace), session_id=session.session_id)
+        response = await conn.prompt(
+            session_id=session.session_id, prompt=[acp.text_block("/explain two")]
+        )
+        listed = await conn.list_sessions(cwd=str(workspace))
+    assert response.stop_reason == "end_turn"
+    assert panel.of_kind("user_message_chunk") == []
+    assert panel.text() == "Second answer."
+    (info,) = listed.sessions
+    assert info.title == "/explain one"
+
+
+async def test_a_workspace_whose_state_cannot_open_is_an_error_naming_it(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    (workspace / ".agentls").write_text("not a folder", encoding="utf-8")
+    async with agent(Panel(), server, workspace) as conn:
+        with pytest.raises(acp.RequestError) as caught:
+            await conn.new_session(cwd=str(workspace))
+        other = workspace.parent / "other"
+        other.mkdir()
+        assert (await conn.new_session(cwd=str(other))).session_id  # the agent still serves
+    assert f"agentls cannot open the workspace {workspace}" in str(caught.value.data)
+
+
+class PanelWithoutTheFile(Panel):
+    """A panel that offers file access but cannot read the attached file."""
+
+    async def read_text_file(self, session_id: str, path: str, **kwargs: Any) -> Any:
+        raise acp.RequestError(-32002, "Resource not found", {"path": path})
+
+
+async def test_a_file_the_editor_cannot_read_is_named_in_the_session(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    panel = PanelWithoutTheFile()
+    async with agent(panel, server, workspace, client_fs=True) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        response = await conn.prompt(
+            session_id=session.session_id,
+            prompt=[acp.text_block("/explain"), link(workspace / "app.py")],
+        )
+    assert response.stop_reason == "end_turn"
+    assert f"Cannot read the attachment {workspace / 'app.py'}: the editor could not read" in (
+        panel.text()
+    )
+    assert server.requests == []
+
+
+async def test_the_agent_picker_chooses_where_plain_prompts_go(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    server.enqueue(Text("Reviewed."))
+    async with agent(Panel(), server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        (picker,) = session.config_options
+        assert picker.id == "agent"
+        assert "review" in [o.value for o in picker.options]
+        changed = await conn.set_config_option(
+            config_id="agent", session_id=session.session_id, value="review"
+        )
+        assert changed.config_options[0].current_value == "review"
+        with pytest.raises(acp.RequestError) as caught:
+            await conn.set_config_option(
+                config_id="agent", session_id=session.session_id, value="nosuch"
+            )
+        await conn.prompt(session_id=session.session_id, prompt=[acp.text_block("look at it")])
+    assert "no agent 'nosuch'" in str(caught.value.data)
+    assert server.requests[0]["messages"][0]["content"].startswith(
+        "You are a careful senior reviewer"
+    )

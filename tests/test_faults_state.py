@@ -1,0 +1,203 @@
+"""Broken workspace state: every command says which file is wrong and what to do, never a
+traceback; `agentls doctor` finds it and `agentls doctor --repair` moves it aside, keeping it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from agentls.cli import main
+from agentls.core.audit import AuditStore
+from agentls.core.budget import TokenBudgeter
+from agentls.core.events import EventKind, RunEvent, RunStatus, Usage
+from agentls.core.state_check import StateError, check_database
+
+CaptureFixture = pytest.CaptureFixture[str]
+REPAIR = "agentls doctor --repair"
+
+
+def cli(ws: Path, *argv: str) -> int:
+    return main(["--workspace", str(ws), *argv])
+
+
+def state(ws: Path) -> Path:
+    return ws / ".agentls"
+
+
+def with_history(ws: Path, runs: int = 300) -> None:
+    """A workspace whose ledger and audit trail hold real history (several pages each)."""
+    with TokenBudgeter.for_workspace(ws) as budget:
+        budget.set_limit(1_000_000)
+        for n in range(runs):
+            r = budget.reserve(run_id=f"r{n}", agent="reviewer", prompt_tokens=10, max_tokens=5)
+            budget.commit(r, Usage(input_tokens=10, output_tokens=5))
+    with AuditStore.for_workspace(ws) as audit:
+        for n in range(runs):
+            audit.append(
+                RunEvent(
+                    run_id=f"r{n}",
+                    agent="reviewer",
+                    goal="review the parser " * 20,
+                    kind=EventKind.FINISHED,
+                    status=RunStatus.FINISHED,
+                )
+            )
+
+
+def truncate_half(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def one_clear_line(err: str, path: Path, *hints: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert str(path) in lines[0]
+    for hint in hints:
+        assert hint in lines[0]
+
+
+def test_garbage_audit_db_names_the_file_and_the_repair(
+    tmp_path: Path, capsys: CaptureFixture
+) -> None:
+    state(tmp_path).mkdir()
+    (state(tmp_path) / "audit.db").write_bytes(os.urandom(4096))
+    assert cli(tmp_path, "audit") == 2
+    one_clear_line(capsys.readouterr().err, state(tmp_path) / "audit.db", "not an SQLite", REPAIR)
+
+
+def test_half_truncated_ledger_names_the_file_and_the_repair(
+    tmp_path: Path, capsys: CaptureFixture
+) -> None:
+    with_history(tmp_path)
+    truncate_half(state(tmp_path) / "ledger.db")
+    assert cli(tmp_path, "budget") == 2
+    one_clear_line(capsys.readouterr().err, state(tmp_path) / "ledger.db", "cut short", REPAIR)
+
+
+def test_half_truncated_audit_db_names_the_file(tmp_path: Path, capsys: CaptureFixture) -> None:
+    with_history(tmp_path)
+    truncate_half(state(tmp_path) / "audit.db")
+    assert cli(tmp_path, "audit") == 2
+    one_clear_line(capsys.readouterr().err, state(tmp_path) / "audit.db", REPAIR)
+
+
+def test_audit_db_that_is_a_directory_names_it(tmp_path: Path, capsys: CaptureFixture) -> None:
+    (state(tmp_path) / "audit.db").mkdir(parents=True)
+    assert cli(tmp_path, "audit") == 2
+    one_clear_line(capsys.readouterr().err, state(tmp_path) / "audit.db", "is a directory", REPAIR)
+
+
+def test_state_folder_that_is_a_file_says_to_move_it(
+    tmp_path: Path, capsys: CaptureFixture
+) -> None:
+    state(tmp_path).write_text("not a folder")
+    assert cli(tmp_path, "budget") == 2
+    one_clear_line(capsys.readouterr().err, state(tmp_path), "is a file", "move the file aside")
+
+
+def test_run_with_broken_state_fails_before_calling_any_model(
+    tmp_path: Path, capsys: CaptureFixture
+) -> None:
+    state(tmp_path).mkdir()
+    (state(tmp_path) / "ledger.db").write_bytes(b"\x00" * 100)
+    (tmp_path / "app.py").write_text("print('hi')\n")
+    # No model is configured: the state check must come first and be the error shown.
+    assert cli(tmp_path, "run", "review", "--file", str(tmp_path / "app.py")) == 2
+    one_clear_line(capsys.readouterr().err, state(tmp_path) / "ledger.db", REPAIR)
+
+
+def test_zero_length_audit_db_is_reported_not_silently_started_over(
+    tmp_path: Path, capsys: CaptureFixture
+) -> None:
+    with_history(tmp_path)
+    (state(tmp_path) / "audit.db").write_bytes(b"")
+    assert cli(tmp_path, "audit") == 2
+    one_clear_line(capsys.readouterr().err, state(tmp_path) / "audit.db", "0 bytes", REPAIR)
+    assert (state(tmp_path) / "audit.db").stat().st_size == 0  # nothing was written over it
+
+
+def test_a_new_database_is_never_left_empty(tmp_path: Path) -> None:
+    with AuditStore.for_workspace(tmp_path):
+        path = state(tmp_path) / "audit.db"
+        assert path.stat().st_size > 0
+    check_database(path)
+    assert sorted(p.name for p in state(tmp_path).iterdir() if ".new-" in p.name) == []
+
+
+def test_doctor_finds_nothing_wrong_in_a_healthy_workspace(
+    tmp_path: Path, capsys: CaptureFixture
+) -> None:
+    with_history(tmp_path, runs=3)
+    assert cli(tmp_path, "doctor") == 0
+    out = capsys.readouterr().out
+    assert "ledger.db: ok" in out and "audit.db: ok" in out
+
+
+def test_doctor_reports_each_broken_file_and_changes_nothing(
+    tmp_path: Path, capsys: CaptureFixture
+) -> None:
+    with_history(tmp_path)
+    truncate_half(state(tmp_path) / "audit.db")
+    before = (state(tmp_path) / "audit.db").read_bytes()
+    assert cli(tmp_path, "doctor") == 1
+    out = capsys.readouterr().out
+    assert f"BAD {state(tmp_path) / 'audit.db'}" in out
+    assert f"ok  {state(tmp_path) / 'ledger.db'}" in out
+    assert (state(tmp_path) / "audit.db").read_bytes() == before
+
+
+def test_doctor_finds_damage_inside_a_database_with_a_sound_header(tmp_path: Path) -> None:
+    with_history(tmp_path)
+    path = state(tmp_path) / "audit.db"
+    data = bytearray(path.read_bytes())
+    data[8192:12288] = os.urandom(4096)  # pages in the middle, header and size intact
+    path.write_bytes(bytes(data))
+    assert cli(tmp_path, "doctor") == 1
+
+
+def test_repair_keeps_the_bad_file_and_starts_a_new_one(
+    tmp_path: Path, capsys: CaptureFixture
+) -> None:
+    with_history(tmp_path)
+    truncate_half(state(tmp_path) / "ledger.db")
+    damaged = (state(tmp_path) / "ledger.db").read_bytes()
+    assert cli(tmp_path, "doctor", "--repair") == 0
+    out = capsys.readouterr().out
+    kept = [p for p in state(tmp_path).iterdir() if p.name.startswith("ledger.db.corrupt-")]
+    assert len(kept) == 1 and kept[0].read_bytes() == damaged
+    assert str(kept[0]) in out
+    assert cli(tmp_path, "budget", "--json") == 0
+    # The audit trail was sound and is untouched: its history is still there.
+    with AuditStore.for_workspace(tmp_path) as audit:
+        assert len(audit.runs()) == 300
+
+
+def test_repair_of_a_state_folder_that_is_a_file_keeps_the_file(tmp_path: Path) -> None:
+    state(tmp_path).write_text("notes someone saved here")
+    assert cli(tmp_path, "doctor", "--repair") == 0
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith(".agentls.corrupt-")]
+    assert len(kept) == 1 and kept[0].read_text() == "notes someone saved here"
+    assert (state(tmp_path) / "audit.db").is_file() and (state(tmp_path) / "ledger.db").is_file()
+
+
+def test_repair_of_a_zero_length_audit_db_keeps_it_aside(tmp_path: Path) -> None:
+    with_history(tmp_path, runs=3)
+    (state(tmp_path) / "audit.db").write_bytes(b"")
+    assert cli(tmp_path, "doctor", "--repair") == 0
+    kept = [p for p in state(tmp_path).iterdir() if p.name.startswith("audit.db.corrupt-")]
+    assert len(kept) == 1 and kept[0].stat().st_size == 0
+    with AuditStore.for_workspace(tmp_path) as audit:
+        assert audit.query() == []
+
+
+def test_state_error_says_what_to_do_when_pickled(tmp_path: Path) -> None:
+    """Errors cross process boundaries (parallel children): the message survives."""
+    import pickle
+
+    error = StateError(tmp_path / "audit.db", "is damaged")
+    again = pickle.loads(pickle.dumps(error))
+    assert str(again) == str(error) and REPAIR in str(again)
