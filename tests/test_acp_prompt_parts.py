@@ -90,7 +90,7 @@ def test_unknown_command_lists_the_commands(registry: AgentRegistry) -> None:
 
 def test_a_missing_default_agent_says_how_to_choose(registry: AgentRegistry) -> None:
     with pytest.raises(CommandError, match="--default-agent"):
-        parse_command("hello", registry, "orchestrator")
+        parse_command("hello", registry, "no-such-agent")
 
 
 def test_commands_offer_every_agent_and_the_builtins(registry: AgentRegistry) -> None:
@@ -191,9 +191,9 @@ async def test_sessions_with_other_mcp_servers_get_their_own_runtime(
     built: list[EngineSettings] = []
     real = sessions.build_runtime
 
-    def spy(workspace: Path, settings: EngineSettings) -> object:
+    def spy(workspace: Path, settings: EngineSettings, **kwargs: object) -> object:
         built.append(settings)
-        return real(workspace, settings)
+        return real(workspace, settings, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(sessions, "build_runtime", spy)
     store = sessions.Sessions(EngineSettings())

@@ -20,7 +20,7 @@ from acp.schema import (
     FileSystemCapabilities,
     RequestPermissionResponse,
 )
-from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text
+from tests.rig.scripted_openai import Hang, Reply, ScriptedOpenAI, Text, ToolCall
 
 import acp
 
@@ -77,7 +77,11 @@ def workspace(tmp_path: Path) -> Path:
 
 @asynccontextmanager
 async def agent(
-    panel: Panel, server: ScriptedOpenAI, workspace: Path, *, client_fs: bool = False
+    panel: Panel,
+    server: ScriptedOpenAI,
+    workspace: Path,
+    *options: str,
+    client_fs: bool = False,
 ) -> AsyncIterator[acp.ClientSideConnection]:  # type: ignore[name-defined]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AGENTLS_"))}
     env |= {"OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "sk-test"}
@@ -89,6 +93,7 @@ async def agent(
         "acp",
         "--model",
         "scripted-model",
+        *options,
         env=env,
         cwd=workspace,
     ) as (conn, _process):
@@ -384,3 +389,139 @@ async def test_the_agent_picker_chooses_where_plain_prompts_go(
     assert server.requests[0]["messages"][0]["content"].startswith(
         "You are a careful senior reviewer"
     )
+
+
+RUNNER = """\
+name: runner
+description: Runs a command and reports
+instructions: Run the command you are asked to run, then say what it printed.
+mode: tools
+tools: [run_command]
+max_turns: 3
+"""
+
+
+async def run_echo(server: ScriptedOpenAI, workspace: Path, choice: str) -> Panel:
+    (workspace / ".agentls" / "agents").mkdir(parents=True)
+    (workspace / ".agentls" / "agents" / "runner.yaml").write_text(RUNNER, encoding="utf-8")
+    server.enqueue(ToolCall("run_command", {"command": "echo hi-from-echo"}), Text("Done."))
+    panel = Panel(choice=choice)
+    async with agent(panel, server, workspace, "--run-commands") as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        await conn.prompt(
+            session_id=session.session_id, prompt=[acp.text_block("/runner echo something")]
+        )
+    return panel
+
+
+def tool_result(server: ScriptedOpenAI) -> str:
+    (message,) = [m for m in server.requests[1]["messages"] if m["role"] == "tool"]
+    return str(message["content"])
+
+
+async def test_a_command_runs_after_the_panel_allows_it(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    panel = await run_echo(server, workspace, "run-once")
+    (asked,) = panel.permissions
+    (card,) = [u for u in panel.of_kind("tool_call") if "run_command" in u.title]
+    assert asked.tool_call_id == card.tool_call_id
+    assert asked.kind == "execute" and "echo hi-from-echo" in asked.title
+    assert "hi-from-echo" in tool_result(server)
+
+
+async def test_a_denied_command_does_not_run(server: ScriptedOpenAI, workspace: Path) -> None:
+    panel = await run_echo(server, workspace, "deny")
+    assert len(panel.permissions) == 1
+    assert "denied" in tool_result(server)
+    assert "hi-from-echo\n" not in tool_result(server)
+
+
+DELEGATE = "mcp__agentls__delegate"
+
+
+def orchestrated(child: Reply) -> Any:
+    """The orchestrator delegates to explain once, then sums up; the child answers `child`."""
+
+    def respond(body: dict[str, Any]) -> Reply:
+        offered = {t["function"]["name"] for t in body.get("tools") or []}
+        if any(m["role"] == "tool" for m in body["messages"]):
+            return Text("Summary: it adds.")
+        if DELEGATE in offered:
+            return ToolCall(DELEGATE, {"agent": "explain", "goal": "explain add", "file": "app.py"})
+        return child
+
+    return respond
+
+
+def closing_runs(workspace: Path) -> dict[str, tuple[str, int]]:
+    from agentls.core.audit import AuditStore
+
+    with AuditStore.for_workspace(workspace) as audit:
+        return {e.agent: (e.status.value, e.depth) for e in audit.runs()}
+
+
+async def test_a_plain_prompt_goes_to_the_orchestrator_which_delegates(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    server.responder = orchestrated(Text("It adds two numbers."))
+    panel = Panel()
+    async with agent(panel, server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        response = await conn.prompt(
+            session_id=session.session_id, prompt=[acp.text_block("what does app.py do?")]
+        )
+    assert response.stop_reason == "end_turn"
+    assert panel.text() == "Summary: it adds."
+    (call,) = [u for u in panel.of_kind("tool_call") if DELEGATE in u.title]
+    done = [u for u in panel.of_kind("tool_call_update") if u.tool_call_id == call.tool_call_id]
+    assert [u.status for u in done] == ["completed"]
+    assert closing_runs(workspace) == {
+        "orchestrator": ("finished", 0),
+        "explain": ("finished", 1),
+    }
+
+
+async def test_cancel_stops_the_orchestrator_and_the_run_it_delegated(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    server.responder = orchestrated(Hang(60))
+    panel = Panel()
+    async with agent(panel, server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        turn = asyncio.ensure_future(
+            conn.prompt(session_id=session.session_id, prompt=[acp.text_block("explain app.py")])
+        )
+        await until(lambda: len(server.requests) == 2)  # the delegated run asked the model
+        await conn.cancel(session_id=session.session_id)
+        response = await turn
+    assert response.stop_reason == "cancelled"
+    runs = closing_runs(workspace)
+    assert runs["orchestrator"] == ("cancelled", 0)
+    assert runs["explain"][1] == 1 and runs["explain"][0] in {"cancelled", "interrupted"}
+
+
+async def test_an_edit_a_delegated_run_proposes_is_asked_for_and_written(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    typed = "def add(a: int, b: int) -> int:\n    return a + b\n"
+
+    def respond(body: dict[str, Any]) -> Reply:
+        offered = {t["function"]["name"] for t in body.get("tools") or []}
+        if any(m["role"] == "tool" for m in body["messages"]):
+            return Text("Typed add.")
+        if DELEGATE in offered:
+            return ToolCall(DELEGATE, {"agent": "refactor", "goal": "add types", "file": "app.py"})
+        return Text(f"```python\n{typed}```")  # the refactor agent, in the child agentls
+
+    server.responder = respond
+    panel = Panel()
+    async with agent(panel, server, workspace) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        response = await conn.prompt(
+            session_id=session.session_id, prompt=[acp.text_block("add type hints to app.py")]
+        )
+    assert response.stop_reason == "end_turn"
+    (asked,) = panel.permissions
+    assert asked.kind == "edit" and "app.py" in asked.title
+    assert (workspace / "app.py").read_bytes() == typed.replace("\n", "\r\n").encode()

@@ -735,3 +735,87 @@ def _waiters(b: TokenBudgeter) -> int:
 async def _until(condition: Callable[[], bool]) -> None:
     while not condition():
         await asyncio.sleep(0.005)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario=scenario_st)
+def test_runs_that_wait_for_each_other_never_commit_over_a_limit(scenario: dict) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        b = TokenBudgeter(Path(tmp) / "ledger.db")
+        book = Ledgerbook()
+        b.add_listener(_limits_listener(book, scenario))
+        _apply_limits(b, scenario)
+
+        async def run(i: int, spec: dict) -> None:
+            run_id = f"run{i}"
+            for call in spec["calls"]:
+                try:
+                    r = await b.areserve(
+                        run_id=run_id,
+                        agent=spec["agent"],
+                        prompt_tokens=call["prompt"],
+                        max_tokens=call["max_tokens"],
+                        run_limit=spec["limit"],
+                        min_output_tokens=MIN_OUT,
+                        wait_seconds=0.5,
+                    )
+                except BudgetExceeded as exc:
+                    assert exc.remaining < exc.needed
+                    return
+                assert MIN_OUT <= r.max_tokens <= call["max_tokens"] or (
+                    r.max_tokens == call["max_tokens"] < MIN_OUT
+                )
+                for _ in range(call["yields"]):
+                    await asyncio.sleep(0)
+                if call["fails"]:
+                    await b.arelease(r)
+                    continue
+                usage = _usage_for(call, r.max_tokens)
+                await b.acommit(r, usage)
+                book.record(spec["agent"], run_id, usage)
+
+        async def main() -> None:
+            await asyncio.gather(*(run(i, spec) for i, spec in enumerate(scenario["runs"])))
+            await b.asettled()
+
+        asyncio.run(main())
+        _check_totals(b, book, scenario)
+        assert _waiters(b) == 0
+        b.close()
+
+
+async def test_a_reserve_cancelled_while_it_joins_the_queue_leaves_no_waiter(
+    ledger: TokenBudgeter,
+) -> None:
+    assert ledger.path is not None
+    ledger.set_limit(1000)
+    held = ledger.reserve(run_id="r0", agent="a", prompt_tokens=100, max_tokens=900)
+    other = sqlite3.connect(str(ledger.path), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the attempt blocks inside SQLite
+    reserving = asyncio.create_task(
+        ledger.areserve(run_id="r1", agent="a", prompt_tokens=100, max_tokens=500)
+    )
+    for _ in range(20):
+        await asyncio.sleep(0)
+    reserving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reserving
+    other.execute("COMMIT")
+    other.close()
+    await ledger.asettled()  # the attempt joined the queue after the cancel, then left it
+    assert _waiters(ledger) == 0
+    ledger.release(held)
+
+
+async def test_a_call_that_does_not_wait_leaves_no_place_in_the_queue(
+    ledger: TokenBudgeter,
+) -> None:
+    ledger.set_limit(1000)
+    held = ledger.reserve(run_id="r0", agent="a", prompt_tokens=100, max_tokens=900)
+    with pytest.raises(BudgetExceeded) as info:
+        await ledger.areserve(
+            run_id="r1", agent="a", prompt_tokens=100, max_tokens=500, wait_seconds=0
+        )
+    assert info.value.in_flight == 1000
+    assert _waiters(ledger) == 0
+    ledger.release(held)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.rig.scripted_openai import ScriptedOpenAI, Text, ToolCall
 
 REPO = Path(__file__).resolve().parents[1]
 AGENTLS = str(Path(sys.executable).with_name("agentls"))
@@ -153,3 +154,52 @@ def test_list_warns_about_a_broken_config_file_and_still_lists_the_rest(
     assert done.returncode == 1
     assert "mcpServers: expected an object of server name to server" in done.stderr
     assert done.stdout.startswith("everything  [running]")
+
+
+ADDER = """\
+name: adder
+description: Adds numbers with an MCP tool
+instructions: Add the numbers with the tool.
+mode: tools
+mcp:
+  everything: [get-sum]
+"""
+
+
+def test_agentls_run_gives_an_agent_the_servers_of_the_workspace_config(
+    with_everything: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    agents = with_everything / ".agentls" / "agents"
+    agents.mkdir(parents=True)
+    (agents / "adder.yaml").write_text(ADDER, encoding="utf-8")
+    (with_everything / "sum.txt").write_text("2 + 40\n", encoding="utf-8")
+    with ScriptedOpenAI() as model:
+        model.enqueue(ToolCall("mcp__everything__get-sum", {"a": 2, "b": 40}), Text("42"))
+        done = agentls(
+            with_everything,
+            "run",
+            "adder",
+            "--file",
+            str(with_everything / "sum.txt"),
+            "--base-url",
+            model.url,
+            "--model",
+            "scripted-model",
+            "--json",
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["text"] == "42"
+        tool = [m for m in model.requests[1]["messages"] if m["role"] == "tool"]
+        assert "\nThe sum of 2 and 40 is 42.\n" in tool[0]["content"]
+
+
+def test_untrusted_leaves_the_workspace_servers_out(with_everything: Path) -> None:
+    listing = agentls(with_everything, "--untrusted", "mcp", "list")
+    assert listing.returncode == 0, listing.stderr
+    assert (
+        listing.stdout == "everything  [not used: --untrusted leaves out the workspace's servers]\n"
+    )
+    call = agentls(with_everything, "--untrusted", "mcp", "call", "everything", "get-sum", "{}")
+    assert call.returncode == 2
+    assert "SERVER 'everything': comes from the workspace's configuration" in call.stderr

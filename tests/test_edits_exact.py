@@ -277,3 +277,12 @@ def test_a_new_file_gets_the_default_mode(tmp_path: Path) -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE((tmp_path / "new.sh").stat().st_mode) == 0o666 & ~mask
+
+
+def test_apply_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
+    (tmp_path / "real.txt").write_text("one\n")
+    (tmp_path / "link.txt").symlink_to("real.txt")
+    edit = ProposedEdit(path="link.txt", range=TextRange.of(0, 0, 0, 3), new_text="ONE", agent="t")
+    assert write_edits(tmp_path, [edit]) == [(True, None)]
+    assert (tmp_path / "link.txt").is_symlink()
+    assert (tmp_path / "real.txt").read_text() == "ONE\n"

@@ -159,6 +159,19 @@ def test_doctor_finds_damage_inside_a_database_with_a_sound_header(tmp_path: Pat
     assert cli(tmp_path, "doctor") == 1
 
 
+@pytest.mark.parametrize(("name", "command"), [("audit.db", "audit"), ("ledger.db", "budget")])
+def test_damage_past_the_header_names_the_file_when_it_is_read(
+    tmp_path: Path, capsys: CaptureFixture, name: str, command: str
+) -> None:
+    with_history(tmp_path)
+    path = state(tmp_path) / name
+    data = bytearray(path.read_bytes())
+    data[4096:-4096] = os.urandom(len(data) - 8192)  # every page but the first and last
+    path.write_bytes(bytes(data))
+    assert cli(tmp_path, command) == 2
+    one_clear_line(capsys.readouterr().err, path, "is damaged", REPAIR)
+
+
 def test_repair_keeps_the_bad_file_and_starts_a_new_one(
     tmp_path: Path, capsys: CaptureFixture
 ) -> None:

@@ -19,7 +19,7 @@ from tests.rig.scripted_openai import ScriptedOpenAI, Text, ToolCall
 
 from agentls.core.audit import AuditStore
 from agentls.core.budget import TokenBudgeter
-from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
+from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode, load_file
 from agentls.core.events import EventKind, RunStatus
 from agentls.core.llm import ModelSettings
 from agentls.core.llm_openai import OpenAIChatModel
@@ -27,6 +27,7 @@ from agentls.core.mcp.config import McpServerSettings, load_mcp_config, user_con
 from agentls.core.mcp.pool import McpPool, McpServerError
 from agentls.core.mcp.tools import McpToolProvider, render_result, tool_name, unique_names
 from agentls.core.runtime import AgentRuntime, RunResult, RuntimeConfig
+from agentls.core.tools.framing import CLOSE_TAG, OPEN_TAG
 
 REPO = Path(__file__).resolve().parents[1]
 NODE_SERVERS = REPO / "tests" / "node" / "node_modules" / "@modelcontextprotocol"
@@ -71,6 +72,15 @@ def workspace(tmp_path: Path) -> Path:
     return root
 
 
+def unframe(message: str) -> str:
+    """A tool message without the data frame tool output gets (core/tools/framing.py); the
+    runtime's own messages (an unknown tool) come unframed."""
+    lines = message.split("\n")
+    if not (lines[0].startswith(OPEN_TAG) and lines[-1].startswith(CLOSE_TAG)):
+        return message
+    return "\n".join(lines[2:-1])
+
+
 class Harness:
     """A runtime whose MCP servers come from the editor setting, and what it recorded."""
 
@@ -84,9 +94,9 @@ class Harness:
         return await self.runtime.delegate(definition, goal)
 
     def tool_message(self, request: int) -> str:
-        """The last tool message of the request the model received `request`-th (0-based)."""
+        """The content of the last tool message of the `request`-th request (0-based), unframed."""
         messages = self.model.requests[request]["messages"]
-        return str([m for m in messages if m["role"] == "tool"][-1]["content"])
+        return unframe(str([m for m in messages if m["role"] == "tool"][-1]["content"]))
 
     def offered(self, request: int = 0) -> list[str]:
         return [t["function"]["name"] for t in self.model.requests[request].get("tools", [])]
@@ -548,3 +558,94 @@ def test_a_definition_allows_all_tools_of_a_server_with_a_star() -> None:
     assert agent({"everything": "*"}).mcp == {"everything": "*"}
     with pytest.raises(ValueError, match=r"mcp\.everything"):
         agent({"everything": "all"})
+
+
+async def test_cancelling_a_run_in_an_mcp_call_ends_it_and_keeps_the_session(
+    harness: Harness,
+) -> None:
+    harness.model.enqueue(ToolCall("mcp__faulty__hang", {}))
+    calling = asyncio.Event()
+    harness.runtime.subscribe(lambda e: calling.set() if e.kind is EventKind.TOOL_STARTED else None)
+    run = asyncio.create_task(harness.run(agent({"faulty": ["hang"]})))
+    await calling.wait()
+    harness.runtime.cancel()
+    result = await run
+    assert result.status is RunStatus.CANCELLED
+    after = await harness.pool.call_tool("faulty", "pid", {})
+    assert after.content.split("\n")[0].isdigit()
+    assert harness.pool.starts["faulty"] == 1
+
+
+async def test_a_broken_config_file_is_logged_once_and_the_run_goes_on(
+    harness: Harness, workspace: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (workspace / ".mcp.json").write_text("{oops", encoding="utf-8")
+    harness.model.enqueue(
+        ToolCall("mcp__everything__get-sum", {"a": 1, "b": 2}), Text("3"), Text("again")
+    )
+    first = await harness.run(agent({"everything": ["get-sum"]}))
+    second = await harness.run(agent({"everything": ["get-sum"]}))
+    assert [first.status, second.status] == [RunStatus.FINISHED, RunStatus.FINISHED]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "agentls.mcp"]
+    assert warnings == [
+        f"MCP configuration: {workspace / '.mcp.json'}:1:2: invalid JSON: "
+        "Expecting property name enclosed in double quotes"
+    ]
+
+
+CLAUDE_MCP_AGENT = """\
+---
+name: issue-filer
+description: Files issues
+tools: Read, mcp__github__create_issue, mcp__github__list_issues, mcp__time
+---
+File an issue for each bug you find.
+"""
+
+
+def test_a_claude_code_agent_keeps_its_mcp_tools(tmp_path: Path) -> None:
+    path = tmp_path / ".claude" / "agents" / "issue-filer.md"
+    path.parent.mkdir(parents=True)
+    path.write_text(CLAUDE_MCP_AGENT, encoding="utf-8")
+    loaded = load_file(path, "claude", claude=True)
+    assert loaded.errors == []
+    definition = loaded.agents[0].definition
+    assert definition.mode is Mode.TOOLS
+    assert definition.tools == ["read_file"]
+    assert definition.mcp == {"github": ["create_issue", "list_issues"], "time": "*"}
+
+
+def test_a_bad_server_in_the_editor_setting_leaves_only_that_server_out() -> None:
+    from agentls.lsp.settings import parse_settings
+
+    settings, problems = parse_settings(
+        {
+            "mcpServers": {
+                "both": {"command": "x", "url": "http://127.0.0.1:1/mcp"},
+                "fine": {"command": "node", "args": ["server.js"]},
+                "web": {"url": "http://127.0.0.1:1/mcp"},
+            },
+            "mcpCallTimeout": 5,
+        }
+    )
+    engine = settings.engine(trusted=True)
+    assert sorted(engine.mcp_servers) == ["fine", "web"]
+    assert engine.mcp_call_timeout == 5
+    assert len(problems) == 1
+    assert problems[0].startswith("setting agentls.mcpServers.both: Value error, give exactly one")
+    assert problems[0].endswith("; keeping the default")
+
+
+async def test_a_message_too_big_ends_the_connection_and_the_next_call_restarts(
+    harness: Harness,
+) -> None:
+    harness.model.enqueue(
+        ToolCall("mcp__faulty__flood", {}), ToolCall("mcp__faulty__pid", {}), Text("ok")
+    )
+    result = await harness.run(agent({"faulty": ["flood", "pid"]}))
+    assert result.status is RunStatus.FINISHED, result.error
+    flood = harness.tool_message(1)
+    assert flood.startswith("error: MCP server 'faulty'")
+    assert "sent a message of more than 16,777,216 characters" in flood
+    assert harness.tool_message(2).isdigit()
+    assert harness.pool.starts["faulty"] == 2

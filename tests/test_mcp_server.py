@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from mcp_types import CallToolResult, TextContent
 from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text
 
@@ -275,6 +275,33 @@ async def test_progress_notifications_follow_the_run(
     assert messages[0].startswith("explain: started")
     assert any("turn 1 done" in m for m in messages)
     assert messages[-1].startswith("explain: finished")
+
+
+async def test_progress_notifications_arrive_over_stdio(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    scripted.responder = lambda body: Text("fine")
+    env = child_env(scripted)
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "agentls", "--workspace", str(workspace), "mcp-server"],
+        env={k: env[k] for k in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL")},
+    )
+    steps: list[tuple[float, str]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        steps.append((progress, message or ""))
+
+    async with Client(params) as client:
+        result = await client.call_tool(
+            "delegate",
+            {"agent": "explain", "goal": "explain", "file": "calc.py"},
+            progress_callback=on_progress,
+        )
+    assert result.is_error is False
+    assert [p for p, _ in steps] == sorted({p for p, _ in steps})  # strictly increasing
+    assert steps[0][1].startswith("explain: started")
+    assert steps[-1][1].startswith("explain: finished")
 
 
 async def test_cancelling_the_call_cancels_the_run_and_records_it(

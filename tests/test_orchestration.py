@@ -168,6 +168,22 @@ async def test_max_depth_zero_offers_the_top_level_run_no_delegation(
     assert not any(n.startswith("mcp__agentls__") for n in offered(scripted.requests[0]))
 
 
+async def test_max_depth_one_lets_only_the_top_level_run_delegate(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    scripted.responder = delegate_down
+    runtime = runtime_for(workspace, scripted, max_depth=1)
+    try:
+        result = await orchestrate(runtime, workspace)
+    finally:
+        await runtime.aclose()
+    assert result.text == "level 0 combined"
+    first_turns = {level_of(b): offered(b) for b in scripted.requests if not tool_results(b)}
+    assert set(first_turns) == {0, 1}
+    assert DELEGATE in first_turns[0]
+    assert not any(name.startswith("mcp__agentls__") for name in first_turns[1])
+
+
 def fan_out(body: dict[str, Any]) -> Reply:
     """Level 0 fans out to an orchestrator and two explainers at once; level 1 delegates once."""
     level = level_of(body)
@@ -317,3 +333,26 @@ async def test_a_child_that_cannot_start_fails_the_run_with_a_clear_error(
     assert result.error is not None
     assert result.error.startswith("could not start the child agentls to delegate to")
     assert not scripted.requests  # no model call was made for a run that could not be set up
+
+
+async def test_edits_a_child_proposes_become_the_parent_runs_proposed_edits(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    typed = "def add(a: int, b: int) -> int:\n    return a + b\n"
+
+    def respond(body: dict[str, Any]) -> Reply:
+        if level_of(body) == 1:  # the refactor agent, in the child agentls
+            return Text(f"```python\n{typed}```")
+        if tool_results(body):
+            return Text("typed add")
+        return ToolCall(DELEGATE, {"agent": "refactor", "goal": "level 1", "file": "calc.py"})
+
+    scripted.responder = respond
+    runtime = runtime_for(workspace, scripted)
+    try:
+        result = await orchestrate(runtime, workspace)
+    finally:
+        await runtime.aclose()
+    assert result.status is RunStatus.FINISHED
+    assert [(e.path, e.new_text, e.agent) for e in result.edits] == [("calc.py", typed, "refactor")]
+    assert (workspace / "calc.py").read_text(encoding="utf-8") == CALC  # proposed, not written

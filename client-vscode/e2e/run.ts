@@ -488,6 +488,69 @@ async function main(): Promise<void> {
         await step.shot('budget-tooltip');
         await page.mouse.move(700, 300);
 
+        // One settings edit reaches the server once: one didChangeConfiguration, then one pull.
+        const traceBefore = outputLog().length;
+        const newTrace = () => outputLog().slice(traceBefore);
+        await runCommand(page, 'Preferences: Open User Settings');
+        const settingsSearch = page
+            .locator('.settings-editor .settings-header .monaco-editor textarea, .settings-editor .suggest-input-container textarea')
+            .first();
+        await settingsSearch.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+        await settingsSearch.fill('agentls.maxOutputTokens');
+        const tokensInput = page.locator('.setting-item-contents', { hasText: 'Most output tokens one model call' }).locator('input').first();
+        await tokensInput.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+        await tokensInput.fill('2048');
+        await tokensInput.press('Tab');
+        await waitFor('the server to pull the changed settings', () =>
+            Promise.resolve(/Received request 'workspace\/configuration/.test(newTrace()) ? true : undefined),
+        );
+        // Every sender reacts to the same change event, before the server's pull can arrive.
+        const sent = newTrace().split("Sending notification 'workspace/didChangeConfiguration'").length - 1;
+        if (sent !== 1) {
+            fail(`one settings edit sent ${sent} didChangeConfiguration notifications, expected 1`);
+        }
+        await page.keyboard.press('Escape');
+        log('a settings edit reached the server once');
+
+        // Multi-root: each folder is its own workspace. A file of the second folder runs in (and keeps
+        // its state in) that folder, not the first.
+        const secondDir = path.join(tmp, 'second');
+        mkdirSync(secondDir);
+        writeFileSync(path.join(secondDir, 'other.py'), 'def sub(a, b):\n    return a - b\n');
+        const workspaceFile = path.join(tmp, 'two-folders.code-workspace');
+        writeFileSync(workspaceFile, JSON.stringify({ folders: [{ path: workspaceDir }, { path: secondDir }] }));
+        await scriptReplies(model.url, [{ text: 'It subtracts b from a.' }]);
+        await page.goto(`${base}/?workspace=${encodeURIComponent(workspaceFile)}`);
+        await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: 60_000 });
+        await waitFor(
+            'the budget in the two-folder window',
+            async () => {
+                const text = await statusText(page!);
+                return /\d+(\.\d+)?[kM]? \/ /.test(text) ? text : undefined;
+            },
+            90_000,
+        );
+        await page.keyboard.press('F1');
+        const quickOpen = page.locator('.quick-input-widget input');
+        await quickOpen.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+        await quickOpen.fill('other.py');
+        await page.locator('.quick-input-list .monaco-list-row', { hasText: 'other.py' }).first().click();
+        const otherEditor = page.locator('.editor-instance .monaco-editor').first();
+        await waitFor('other.py in the editor', async () => ((await editorText(otherEditor)).includes('def sub') ? true : undefined));
+        await otherEditor.locator('.view-lines').click();
+        await page.keyboard.press('Control+A');
+        await runCommand(page, 'agentls: Delegate Selection…');
+        const explainPick = page.locator('.quick-input-list .monaco-list-row', { has: page.locator('.label-name', { hasText: /^explain$/ }) });
+        await explainPick.first().click();
+        await page.locator('.quick-input-widget input').press('Enter');
+        const explained = page.locator('.notifications-toasts .notification-toast', { hasText: /explain answered/ });
+        await explained.first().waitFor({ state: 'visible', timeout: 60_000 });
+        if (!existsSync(path.join(secondDir, '.agentls', 'audit.db'))) {
+            fail('the run on a file of the second folder kept no state in that folder');
+        }
+        await step.shot('multi-root');
+        log('multi-root: a file of the second folder ran in that folder');
+
         // A broken interpreter setting: the server restarts and fails with one toast naming the fix.
         const broken = path.join(tmp, 'no-such-python');
         await runCommand(page, 'Preferences: Open User Settings');

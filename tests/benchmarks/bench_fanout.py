@@ -153,7 +153,9 @@ def floor_requests(runtime: Any) -> tuple[list[dict[str, Any]], list[dict[str, A
     definition = runtime.resolve_agent("research")
     tools = workspace_tools(runtime.sandbox, definition.name)
     specs = [tools[name].spec.to_openai() for name in definition.tools if name in tools]
-    messages = runtime._first_messages(_FakeRun(definition, "Do the totals add up? (task 0)"))
+    from agentls.core.prompts import first_messages
+
+    messages = first_messages(_FakeRun(definition, "Do the totals add up? (task 0)"), "")
     return messages, specs, APP
 
 

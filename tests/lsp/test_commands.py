@@ -15,7 +15,15 @@ from pytest_lsp import LanguageClient
 from tests.lsp.harness import Editor, execute, lsp_range, open_file, uri_of
 from tests.rig.scripted_openai import ScriptedOpenAI, Text
 
-BUILTIN_AGENTS = {"document", "explain", "refactor", "research", "review", "write-tests"}
+BUILTIN_AGENTS = {
+    "document",
+    "explain",
+    "orchestrator",
+    "refactor",
+    "research",
+    "review",
+    "write-tests",
+}
 
 
 async def still_serving(client: LanguageClient) -> None:

@@ -161,9 +161,12 @@ export interface ServerSettings {
     };
     maxParallel: number;
     maxDepth: number;
+    maxOutputTokens: number;
     mcpServers: Record<string, McpServerConfig>;
     mcpCallTimeout: number;
     agentFolders: string[];
+    allowGeneratedEditTools: boolean;
+    audit: { retentionDays: number | null };
     runCommand: RunCommandSettings;
     confirmEdits: boolean;
     /** VS Code's workspace trust, sent as the server's `trustWorkspace` setting. */

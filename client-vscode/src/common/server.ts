@@ -144,7 +144,10 @@ export class AgentlsServer implements Disposable {
         return execute<T>(client, command, argument);
     }
 
-    /** Re-reads the settings and tells the server (didChangeConfiguration carries the whole section). */
+    /**
+     * Re-reads the settings and tells the server, once per change: didChangeConfiguration carries
+     * the whole section, and a server that can pull asks for it with workspace/configuration.
+     */
     notifySettingsChanged(): void {
         this.settings = readSettings();
         this.logProblems(this.settings);
@@ -224,14 +227,17 @@ export class AgentlsServer implements Disposable {
         };
         const apiKey = await this.apiKeys.get();
         const clientOptions: LanguageClientOptions = {
-            documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
+            // Files only: an untitled buffer has no workspace folder to keep state in or edit on disk,
+            // so it is offered no code actions (the server refuses non-file URIs too).
+            documentSelector: [{ scheme: 'file' }],
             outputChannel: this.channel,
             traceOutputChannel: this.channel,
             revealOutputChannelOn: RevealOutputChannelOn.Never,
             errorHandler: new CrashHandler(),
             initializationFailedHandler: () => false,
             initializationOptions: buildInitializationOptions(settings.server, apiKey, settings.workspaceTrusted),
-            synchronize: { configurationSection: CONFIG_SECTION },
+            // No `synchronize.configurationSection`: notifySettingsChanged is the one path by which a
+            // settings edit reaches the server (once; the server then pulls the section).
             middleware: {
                 workspace: {
                     configuration: async (params, token, next) => {
@@ -246,12 +252,6 @@ export class AgentlsServer implements Disposable {
                                 ? configurationSection(server, item.section)
                                 : values[i],
                         );
-                    },
-                    didChangeConfiguration: async () => {
-                        const server = (this.settings ?? readSettings()).server;
-                        await this.client?.sendNotification(DidChangeConfigurationNotification.type, {
-                            settings: { [CONFIG_SECTION]: server },
-                        });
                     },
                 },
                 executeCommand: async (command, args, next) => {

@@ -59,19 +59,50 @@ export interface SettingsResult {
     problems: string[];
 }
 
-const defaults: ServerSettings = {
+/** Defaults of the server's settings model (package.json declares the same; a unit test checks). */
+export const settingDefaults: ServerSettings = {
     model: null,
     baseUrl: null,
     budget: { total: null, perRun: null, perAgent: {} },
     maxParallel: 8,
     maxDepth: 2,
+    maxOutputTokens: 1024,
     mcpServers: {},
     mcpCallTimeout: 60,
     agentFolders: [],
     runCommand: { enabled: false, allow: [], timeoutSeconds: 120, passEnv: [] },
     confirmEdits: false,
     trustWorkspace: null,
+    allowGeneratedEditTools: false,
+    audit: { retentionDays: null },
 };
+
+/**
+ * Bounds of the whole-number settings, as the server's model declares them (package.json carries
+ * the same `minimum`/`maximum`; tests/test_settings_schema.py checks it against the server and a
+ * unit test checks this table against package.json).
+ */
+export const settingBounds: Readonly<Record<string, { minimum: number; maximum?: number }>> = {
+    'budget.total': { minimum: 0 },
+    'budget.perRun': { minimum: 1 },
+    'budget.perAgent': { minimum: 0 },
+    maxParallel: { minimum: 1, maximum: 256 },
+    maxDepth: { minimum: 0, maximum: 8 },
+    maxOutputTokens: { minimum: 16 },
+    'audit.retentionDays': { minimum: 1, maximum: 36500 },
+};
+
+function inBounds(key: string, value: number): boolean {
+    const bounds = settingBounds[key];
+    return value >= bounds.minimum && (bounds.maximum === undefined || value <= bounds.maximum);
+}
+
+function describeBounds(key: string): string {
+    const { minimum, maximum } = settingBounds[key];
+    return maximum === undefined ? `at least ${minimum}` : `from ${minimum} to ${maximum}`;
+}
+
+const defaults = settingDefaults;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
     return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -106,24 +137,23 @@ export function buildServerSettings(
         if (value === undefined || value === null) {
             return null;
         }
-        if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-            invalid(key, 'a whole number of tokens (0 or more) or null', value);
+        if (typeof value !== 'number' || !Number.isInteger(value) || !inBounds(key, value)) {
+            invalid(key, `a whole number ${describeBounds(key)}, or null`, value);
             return null;
         }
         return value;
     };
-    const integer = (key: string, min: number, fallback: number): number => {
+    const integer = (key: string, fallback: number): number => {
         const value = get(key);
         if (value === undefined || value === null) {
             return fallback;
         }
-        if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-            invalid(key, `a whole number of at least ${min}`, value);
+        if (typeof value !== 'number' || !Number.isInteger(value) || !inBounds(key, value)) {
+            invalid(key, `a whole number ${describeBounds(key)}`, value);
             return fallback;
         }
         return value;
     };
-
     const flag = (key: string, fallback: boolean): boolean => {
         const value = get(key);
         if (value === undefined || value === null) {
@@ -162,7 +192,7 @@ export function buildServerSettings(
     const rawPerAgent = get('budget.perAgent');
     if (isRecord(rawPerAgent)) {
         for (const [name, value] of Object.entries(rawPerAgent)) {
-            if (typeof value === 'number' && Number.isInteger(value) && value >= 0) {
+            if (typeof value === 'number' && Number.isInteger(value) && inBounds('budget.perAgent', value)) {
                 perAgent[name] = value;
             } else {
                 invalid(`budget.perAgent.${name}`, 'a whole number of tokens', value);
@@ -218,8 +248,9 @@ export function buildServerSettings(
             model: optionalString('model'),
             baseUrl: optionalString('baseUrl'),
             budget: { total: limit('budget.total'), perRun: limit('budget.perRun'), perAgent },
-            maxParallel: integer('maxParallel', 1, defaults.maxParallel),
-            maxDepth: integer('maxDepth', 0, defaults.maxDepth),
+            maxParallel: integer('maxParallel', defaults.maxParallel),
+            maxDepth: integer('maxDepth', defaults.maxDepth),
+            maxOutputTokens: integer('maxOutputTokens', defaults.maxOutputTokens),
             mcpServers,
             mcpCallTimeout,
             agentFolders,
@@ -231,6 +262,8 @@ export function buildServerSettings(
             },
             confirmEdits: flag('confirmEdits', defaults.confirmEdits),
             trustWorkspace: workspaceTrusted,
+            allowGeneratedEditTools: flag('allowGeneratedEditTools', defaults.allowGeneratedEditTools),
+            audit: { retentionDays: limit('audit.retentionDays') },
         },
         problems,
     };
@@ -291,6 +324,7 @@ export const settingKeys: readonly string[] = [
     'budget.perAgent',
     'maxParallel',
     'maxDepth',
+    'maxOutputTokens',
     'mcpServers',
     'mcpCallTimeout',
     'agentFolders',
@@ -299,6 +333,8 @@ export const settingKeys: readonly string[] = [
     'runCommand.timeoutSeconds',
     'runCommand.passEnv',
     'confirmEdits',
+    'allowGeneratedEditTools',
+    'audit.retentionDays',
 ];
 
 /** Keys whose change needs a new server process rather than didChangeConfiguration. */

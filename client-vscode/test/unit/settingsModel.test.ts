@@ -1,11 +1,74 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import {
     buildInitializationOptions,
     buildServerSettings,
     effectiveValue,
+    settingBounds,
+    settingDefaults,
+    settingKeys,
     substituteVariables,
 } from '../../src/common/settingsModel';
+
+interface Property {
+    default?: unknown;
+    minimum?: number;
+    maximum?: number;
+    additionalProperties?: { minimum?: number; maximum?: number };
+}
+
+// package.json is checked against the server's settings model by tests/test_settings_schema.py;
+// the client's model is checked against package.json here, so all three agree.
+const properties = (
+    JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
+        contributes: { configuration: { properties: Record<string, Property> } };
+    }
+).contributes.configuration.properties;
+
+function lookup(settings: unknown, dotted: string): unknown {
+    return dotted.split('.').reduce<unknown>((value, part) => (value as Record<string, unknown>)[part], settings);
+}
+
+describe('the client settings model agrees with package.json', () => {
+    test('reads every contributed setting and nothing else', () => {
+        const contributed = Object.keys(properties).map((key) => key.slice('agentls.'.length));
+        assert.deepEqual([...settingKeys, 'trace.server'].sort(), contributed.sort());
+    });
+
+    test('has the contributed default of every server setting', () => {
+        for (const key of settingKeys.filter((k) => k !== 'python')) {
+            assert.deepEqual(lookup(settingDefaults, key), properties[`agentls.${key}`].default, key);
+        }
+    });
+
+    test('enforces the contributed bounds of every whole-number setting', () => {
+        const bounded = Object.entries(properties).filter(
+            ([, p]) => p.minimum !== undefined || p.additionalProperties?.minimum !== undefined,
+        );
+        assert.deepEqual(Object.keys(settingBounds).sort(), bounded.map(([key]) => key.slice('agentls.'.length)).sort());
+        for (const [key, p] of bounded) {
+            const own = settingBounds[key.slice('agentls.'.length)];
+            const declared = p.additionalProperties ?? p;
+            assert.equal(own.minimum, declared.minimum, key);
+            assert.equal(own.maximum, declared.maximum, key);
+        }
+    });
+
+    test('refuses a value outside the bounds, naming the key', () => {
+        const { settings, problems } = buildServerSettings(
+            getter({ maxParallel: 257, 'budget.perRun': 0, maxOutputTokens: 8 }),
+        );
+        assert.equal(settings.maxParallel, 8);
+        assert.equal(settings.budget.perRun, null);
+        assert.equal(settings.maxOutputTokens, 1024);
+        assert.deepEqual(
+            problems.map((p) => p.split(' ')[0]),
+            ['agentls.budget.perRun', 'agentls.maxParallel', 'agentls.maxOutputTokens'],
+        );
+    });
+});
 
 function getter(values: Record<string, unknown>): (key: string) => unknown {
     return (key) => values[key];
@@ -20,12 +83,15 @@ describe('buildServerSettings', () => {
             budget: { total: null, perRun: null, perAgent: {} },
             maxParallel: 8,
             maxDepth: 2,
+            maxOutputTokens: 1024,
             mcpServers: {},
             mcpCallTimeout: 60,
             agentFolders: [],
             runCommand: { enabled: false, allow: [], timeoutSeconds: 120, passEnv: [] },
             confirmEdits: false,
             trustWorkspace: null,
+            allowGeneratedEditTools: false,
+            audit: { retentionDays: null },
         });
         assert.deepEqual(problems, []);
     });
@@ -40,6 +106,9 @@ describe('buildServerSettings', () => {
                 'budget.perAgent': { review: 5000 },
                 maxParallel: 4,
                 maxDepth: 1,
+                maxOutputTokens: 300,
+                allowGeneratedEditTools: true,
+                'audit.retentionDays': 30,
                 mcpServers: {
                     fs: { command: 'node', args: ['server.js', '${workspaceFolder}'] },
                     tracker: { url: 'https://mcp.example.com/mcp', headers: { Authorization: 'Bearer t' } },
@@ -61,6 +130,9 @@ describe('buildServerSettings', () => {
             budget: { total: 100_000, perRun: 20_000, perAgent: { review: 5000 } },
             maxParallel: 4,
             maxDepth: 1,
+            maxOutputTokens: 300,
+            allowGeneratedEditTools: true,
+            audit: { retentionDays: 30 },
             mcpServers: {
                 fs: { command: 'node', args: ['server.js', '/ws'], env: {} },
                 tracker: { url: 'https://mcp.example.com/mcp', headers: { Authorization: 'Bearer t' } },

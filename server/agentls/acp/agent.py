@@ -34,12 +34,14 @@ from acp.schema import (
 from acp import PROTOCOL_VERSION, RequestError, helpers
 from agentls import __version__
 from agentls.acp import sessions as store
+from agentls.acp.approvals import ask_command
 from agentls.acp.commands import AGENT_OPTION
 from agentls.acp.edits import FileAccess
 from agentls.acp.resources import split_prompt
 from agentls.acp.sessions import Session, Sessions
 from agentls.acp.turn import CANCELLED, Turn, agent_options, commands_update
 from agentls.core.engine import EngineSettings, McpServerSettings
+from agentls.core.tools.command import CommandRequest, Decision
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ class AgentlsAcpAgent:
     def __init__(self, settings: EngineSettings, default_agent: str | None = None) -> None:
         self.settings = settings
         self.default_agent = default_agent
-        self.sessions = Sessions(settings)
+        self.sessions = Sessions(settings, approver=self._approve_command)
         self.conn: Any = None
         self.client_reads = False
         self.client_writes = False
@@ -184,7 +186,7 @@ class AgentlsAcpAgent:
             allow_generated_edit_tools=self.settings.allow_generated_edit_tools,
         )
         task = asyncio.create_task(turn.run(split_prompt(prompt)), name="agentls-acp-prompt")
-        session.prompt_task = task
+        session.prompt_task, session.turn = task, turn
         try:
             stop = await task
         except asyncio.CancelledError:
@@ -194,7 +196,7 @@ class AgentlsAcpAgent:
                 raise
             stop = CANCELLED
         finally:
-            session.prompt_task = None
+            session.prompt_task = session.turn = None
             try:
                 await asyncio.to_thread(store.save, session)
             except OSError as exc:  # the answer stands; only reopening this session later suffers
@@ -223,6 +225,14 @@ class AgentlsAcpAgent:
             raise RequestError.internal_error(
                 {"details": f"agentls cannot open the workspace {workspace}: {exc}"}
             ) from None
+
+    async def _approve_command(self, request: CommandRequest) -> Decision:
+        """Ask in the session whose prompt started the run (the runtime serves every session)."""
+        for session in self.sessions.live.values():
+            turn = session.turn
+            if turn is not None and request.run_id in turn.renderer.runs:
+                return await ask_command(self.conn, session.session_id, turn.renderer, request)
+        return Decision.deny("no panel session is waiting on this run")
 
     def _session(self, session_id: str) -> Session:
         session = self.sessions.live.get(session_id)

@@ -21,6 +21,7 @@ from typing import Any
 from agentls.core.engine import EngineSettings, McpServerSettings, build_runtime
 from agentls.core.events import new_id
 from agentls.core.runtime import AgentRuntime
+from agentls.core.tools.command import Approver
 
 SESSIONS_DIR = "acp-sessions"
 MAX_HISTORY = 200
@@ -42,6 +43,7 @@ class Session:
     # Edits written without asking once the user chose "always allow" in this session.
     always_allow_edits: bool = False
     prompt_task: asyncio.Task[Any] | None = None
+    turn: Any = None  # the turn.Turn in flight, which owns its runs' questions
 
     def record(self, role: str, text: str) -> None:
         if not text:
@@ -122,8 +124,9 @@ def record_info(record: dict[str, Any]) -> dict[str, Any]:
 class Sessions:
     """Live sessions and the runtimes they share: one per workspace and set of panel MCP servers."""
 
-    def __init__(self, settings: EngineSettings) -> None:
+    def __init__(self, settings: EngineSettings, approver: Approver | None = None) -> None:
         self.settings = settings
+        self.approver = approver
         self.live: dict[str, Session] = {}
         self._runtimes: dict[tuple[Path, str], AgentRuntime] = {}
         self._building: dict[tuple[Path, str], asyncio.Task[AgentRuntime]] = {}
@@ -142,7 +145,7 @@ class Sessions:
             )
             # Opening the ledger and loading definitions touch the disk: off the event loop.
             self._building[key] = asyncio.create_task(
-                asyncio.to_thread(build_runtime, workspace, settings)
+                asyncio.to_thread(build_runtime, workspace, settings, approver=self.approver)
             )
         try:
             runtime = await asyncio.shield(self._building[key])

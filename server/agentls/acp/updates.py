@@ -91,6 +91,11 @@ class RunRenderer:
         self.runs.add(run_id)
         self._roots.add(run_id)
 
+    def open_call(self, run_id: str, tool: str) -> str | None:
+        """The id of the tool call of `tool` in flight in a run (its latest), if any."""
+        pending = self._open_tools.get((run_id, tool))
+        return pending[-1] if pending else None
+
     def say(self, text: str) -> None:
         self._put(_Text(text))
 

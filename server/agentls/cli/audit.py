@@ -1,10 +1,13 @@
 """`agentls audit`: the workspace's audit trail as a table with per-agent totals, or as JSONL.
 
     agentls audit [--run ID] [--agent NAME] [--since T] [--limit N] [--json]
+    agentls audit prune --before T
+
 
 `--run` takes a full run id or a unique prefix of one, and shows the runs it delegated too (child
-agentls runs, at every depth); `--since` an ISO-8601 time or an age such
-as 30m, 2h, 1d. Runs whose process died are first closed as interrupted.
+agentls runs, at every depth); `--since` an ISO-8601 time or an age such as 30m, 2h, 1d. Runs
+whose process died are first closed as interrupted. `prune` removes the finished runs whose last
+event is older than T (same forms), so the store cannot grow without bound.
 """
 
 from __future__ import annotations
@@ -51,9 +54,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", metavar="N", help="only the latest N events")
     parser.add_argument("--json", action="store_true", help="print the events as JSON Lines")
     parser.set_defaults(func=run)
+    actions = parser.add_subparsers(dest="audit_action", metavar="ACTION")
+    prune = actions.add_parser(
+        "prune",
+        help="remove finished runs older than T",
+        description="Remove every finished run whose last event is older than T; runs in flight stay.",
+    )
+    prune.add_argument(
+        "--before",
+        metavar="T",
+        required=True,
+        help="ISO-8601 time (2025-01-31T09:00) or an age such as 30d, 12h",
+    )
+    prune.set_defaults(func=run_prune)
 
 
-def parse_since(text: str, now: float | None = None) -> float:
+def run_prune(args: argparse.Namespace) -> int:
+    from agentls.core.audit import AuditStore
+
+    before = parse_since(args.before, option="--before")
+    store = AuditStore.for_workspace(workspace_of(args))
+    try:
+        store.recover_interrupted()
+        removed = store.prune(before=before)
+    finally:
+        store.close()
+    print(f"removed {removed} audit event{'' if removed == 1 else 's'} older than {args.before}")
+    return 0
+
+
+def parse_since(text: str, now: float | None = None, *, option: str = "--since") -> float:
     """An ISO-8601 date/time (local time unless it names a zone) or an age like 30m, 2h, 1d."""
     value = text.strip()
     shown = text if len(text) <= 40 else text[:39] + "…"
@@ -66,7 +96,7 @@ def parse_since(text: str, now: float | None = None) -> float:
         when = datetime.fromisoformat(value)
     except ValueError:
         raise CliError(
-            f"--since {shown!r}: expected an ISO-8601 time (e.g. 2025-01-31 or 2025-01-31T09:00) "
+            f"{option} {shown!r}: expected an ISO-8601 time (e.g. 2025-01-31 or 2025-01-31T09:00) "
             "or an age such as 45s, 30m, 2h, 1d, 1w"
         ) from None
     try:

@@ -30,8 +30,10 @@ def _umask() -> int:
 def write_exact(path: Path, text: str) -> None:
     """Replace `path` with `text` atomically: a unique temp file beside it, then os.replace.
 
-    The new file keeps the old one's permission bits (a new file gets the umask's default).
+    The new file keeps the old one's permission bits (a new file gets the umask's default); a
+    symlink stays a symlink (its target is replaced).
     """
+    path = Path(os.path.realpath(path))
     try:
         mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:

@@ -109,7 +109,8 @@ def _seconds(value: str) -> float:
 def _config(args: argparse.Namespace) -> McpConfig:
     from agentls.core.mcp.config import load_mcp_config
 
-    config = load_mcp_config(workspace_of(args))
+    # `agentls --untrusted mcp ...`: the workspace's own servers are not used, as in a run.
+    config = load_mcp_config(workspace_of(args), trusted=not getattr(args, "untrusted", False))
     for error in config.errors:
         print(f"agentls: warning: {error}", file=sys.stderr)
     return config
@@ -146,9 +147,12 @@ def list_servers(args: argparse.Namespace) -> int:
 
     servers = asyncio.run(go())
     if args.json:
-        print(json.dumps({"servers": servers, "errors": config.errors}, indent=2))
-    elif not servers:
+        out = {"servers": servers, "untrusted": config.untrusted, "errors": config.errors}
+        print(json.dumps(out, indent=2))
+    elif not servers and not config.untrusted:
         print(f"No MCP servers configured for {workspace} (add one: agentls mcp add NAME -- CMD)")
+    for name in [] if args.json else config.untrusted:
+        print(f"{name}  [not used: --untrusted leaves out the workspace's servers]")
     for s in [] if args.json else servers:
         print(f"{s['name']}  [{s['state']}]  {s['target']}")
         print(f"  from: {s['source']}" + (f" ({s['path']})" if s["path"] else ""))
@@ -174,6 +178,11 @@ def call_tool(args: argparse.Namespace) -> int:
         raise CliError(f"JSON {args.arguments[:60]!r}: tool arguments must be a JSON object")
     workspace = workspace_of(args)
     config = _config(args)
+    if args.server in config.untrusted:
+        raise CliError(
+            f"SERVER {args.server!r}: comes from the workspace's configuration, "
+            "which --untrusted leaves out"
+        )
     if args.server not in config.servers:
         known = ", ".join(sorted(config.servers)) or "none"
         raise CliError(f"SERVER {args.server!r}: no such MCP server (configured: {known})")

@@ -68,13 +68,13 @@ def run(args: argparse.Namespace) -> int:
 
     async def apply(edits: list[ProposedEdit]) -> list[tuple[bool, str | None]]:
         # The edit-mode target's edits apply to the text the run read, nothing newer.
-        bases = {str(target.path.relative_to(workspace)): target.content_sha256()}
+        bases = {runtime.sandbox.relative(target.path): target.content_sha256()}
         refusals: list[str | None] = [None] * len(edits)
         if args.confirm:
-            diffs = {i: unified_diff(workspace, [e]) for i, e in enumerate(edits)}
+            diffs = {i: unified_diff(runtime.workspace, [e]) for i, e in enumerate(edits)}
             refusals = await confirm_each(prompt, edits, diffs)
         chosen = [e for e, why in zip(edits, refusals, strict=True) if why is None]
-        written = iter(await asyncio.to_thread(write_edits, workspace, chosen, bases))
+        written = iter(await asyncio.to_thread(write_edits, runtime.workspace, chosen, bases))
         outcomes = [(False, why) if why is not None else next(written) for why in refusals]
         for edit, (ok, reason) in zip(edits, outcomes, strict=True):
             if not ok:

@@ -116,6 +116,7 @@ class AuditStore:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     _row(clean),
                 )
+                self._db.wrote()
         except (sqlite3.Error, OSError) as exc:
             # Read-only, disk full, damaged: the run must stop rather than go on unaudited.
             raise error_from_sqlite(self.path or Path(":memory:"), exc) from exc
@@ -177,6 +178,22 @@ class AuditStore:
             RunEvent.model_validate_json(raw)
             for raw in self._select_json(run_id, agent, since, kinds, limit, descendants)
         ]
+
+    def prune(self, *, before: float) -> int:
+        """Remove every event older than `before` (epoch seconds); return how many were removed.
+
+        Whole runs go together: a run is removed when its latest event is older than `before`, so
+        no trail is left without its start or its end. Open runs (no closing event) stay.
+        """
+        marks = ",".join("?" * len(_TERMINAL_VALUES))
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM events WHERE run_id IN ("
+                "SELECT run_id FROM events GROUP BY run_id HAVING MAX(time) < ? "
+                f"AND SUM(kind IN ({marks})) > 0)",
+                (before, *_TERMINAL_VALUES),
+            )
+            return cursor.rowcount
 
     def runs(
         self,

@@ -34,7 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -266,6 +266,8 @@ class TokenBudgeter:
         # Events of this process's calls waiting in `areserve`, set when the ledger changes.
         self._wakers: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._pending: set[Future[Any]] = set()
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
         with self._tx() as conn:
             self._sweep_dead(conn)
 
@@ -277,6 +279,11 @@ class TokenBudgeter:
         return self._db.transaction(write=write)
 
     def close(self) -> None:
+        """Finish the transactions still queued by async callers, then close the ledger."""
+        with self._executor_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
         self._db.close()
 
     def __enter__(self) -> TokenBudgeter:
@@ -359,7 +366,7 @@ class TokenBudgeter:
         began = loop.time()
         deadline = began + max(0.0, wait_seconds)
         delay = _POLL_FIRST_S
-        waited_from: float | None = None
+        queued = False  # a refusal put this call in the ledger's wait queue
         try:
             while True:
                 # Registered before the attempt, so a settle in between is never missed.
@@ -367,7 +374,7 @@ class TokenBudgeter:
                 self._wakers.add((loop, wake))
                 try:
                     try:
-                        return await self._in_thread(
+                        reservation = await self._in_thread(
                             self._reserve_tx,
                             run_id=run_id,
                             agent=agent,
@@ -378,10 +385,15 @@ class TokenBudgeter:
                             ancestor_run_ids=ancestor_run_ids,
                             waiter_id=waiter,
                         )
+                        queued = False  # the grant took it out of the queue
+                        return reservation
                     except BudgetExceeded as exc:
+                        queued = queued or exc.waitable
                         left = deadline - loop.time()
-                        if not exc.waitable or left <= 0:
-                            if waited_from is None or not exc.waitable:
+                        if not exc.waitable:
+                            raise
+                        if left <= 0:
+                            if wait_seconds <= 0:
                                 raise
                             raise BudgetExceeded(
                                 exc.scope,
@@ -391,7 +403,6 @@ class TokenBudgeter:
                                 exc.in_flight,
                                 waited=loop.time() - began,
                             ) from None
-                        waited_from = loop.time() if waited_from is None else waited_from
                     # Another call of this process settling wakes us at once; other processes'
                     # settles are seen by polling.
                     with contextlib.suppress(TimeoutError):
@@ -400,7 +411,7 @@ class TokenBudgeter:
                 finally:
                     self._wakers.discard((loop, wake))
         finally:
-            if waited_from is not None:
+            if queued:
                 await self._in_thread(self._leave_queue, waiter, shielded=True)
 
     async def acommit(self, reservation: Reservation, usage: Usage) -> None:
@@ -420,7 +431,10 @@ class TokenBudgeter:
     async def asettled(self) -> None:
         """Wait until every ledger operation started from async code has finished."""
         while self._pending:
-            await asyncio.wait([asyncio.wrap_future(f) for f in list(self._pending)])
+            jobs = [asyncio.wrap_future(f) for f in list(self._pending)]
+            await asyncio.wait(jobs)
+            for job in jobs:  # their outcomes belong to their callers
+                _ = job.cancelled() or job.exception()
             await asyncio.sleep(0.001)  # done jobs leave `_pending` right after their result
 
     async def _in_thread(
@@ -442,11 +456,19 @@ class TokenBudgeter:
             return result
 
         job: Future[_T] = self._executor_submit(work)
+        outcome = asyncio.wrap_future(job)
         try:
-            return await asyncio.shield(asyncio.wrap_future(job))
+            return await asyncio.shield(outcome)
         except asyncio.CancelledError:
+            # Nobody awaits the outcome any more: retrieve it so asyncio does not log it.
+            outcome.add_done_callback(lambda f: f.cancelled() or f.exception())
             if not shielded:
-                job.add_done_callback(self._release_abandoned)
+                waiter = kwargs.get("waiter_id")
+                job.add_done_callback(
+                    lambda done: self._undo_abandoned(
+                        done, waiter if isinstance(waiter, str) else None
+                    )
+                )
             raise
 
     def _executor_submit(self, work: Callable[[], _T]) -> Future[_T]:
@@ -465,20 +487,29 @@ class TokenBudgeter:
                 self._pending.discard(job)
 
         self._pending.add(job)
-        threading.Thread(target=run, name="agentls-ledger", daemon=True).start()
+        with self._executor_lock:
+            if self._executor is None:
+                # Transactions serialize on the ledger's lock anyway: two threads are plenty.
+                self._executor = ThreadPoolExecutor(2, thread_name_prefix="agentls-ledger")
+            self._executor.submit(run)
         return job
 
-    def _release_abandoned(self, job: Future[Any]) -> None:
-        if job.cancelled() or job.exception() is not None:
+    def _undo_abandoned(self, job: Future[Any], waiter_id: str | None) -> None:
+        """Undo what a reserve did after its caller gave up: the call will never be made."""
+        if job.cancelled():
             return
-        result = job.result()
-        if isinstance(result, Reservation) and not result.settled:
-            # Granted after its caller gave up: the call will never be made.
-            def release() -> None:
-                if self._release_tx(result):
-                    self._settled()
+        exc = job.exception()
+        result = job.result() if exc is None else None
 
-            self._executor_submit(release)
+        def undo() -> None:
+            changed = isinstance(result, Reservation) and self._release_tx(result)
+            if waiter_id is not None and isinstance(exc, BudgetExceeded) and exc.waitable:
+                self._leave_queue(waiter_id)  # it had just joined the queue
+            if changed:
+                self._settled()
+
+        if isinstance(result, Reservation) or (isinstance(exc, BudgetExceeded) and exc.waitable):
+            self._executor_submit(undo)
 
     def _deliver(self, snap: BudgetSnapshot) -> None:
         for fn in list(self._listeners):
@@ -626,6 +657,15 @@ class TokenBudgeter:
 
     def set_limit(self, limit: int | None, agent: str | None = None) -> None:
         """Set the workspace total's limit (agent=None) or one agent's; None means unlimited."""
+        self._set_limit_tx(limit, agent)
+        self._settled()
+        self._notify()
+
+    async def aset_limit(self, limit: int | None, agent: str | None = None) -> None:
+        """`set_limit` on a worker thread."""
+        await self._in_thread(self._set_limit_tx, limit, agent, shielded=True)
+
+    def _set_limit_tx(self, limit: int | None, agent: str | None) -> None:
         _check_limit(limit)
         scope = TOTAL if agent is None else f"agent:{agent}"
         with self._tx() as conn:
@@ -634,8 +674,6 @@ class TokenBudgeter:
                 "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim, updated = excluded.updated",
                 (scope, limit, time.time()),
             )
-        self._settled()
-        self._notify()
 
     def set_run_limit(self, run_id: str, limit: int | None) -> None:
         """Set a run's limit ahead of its first call (e.g. a parent run that only delegates)."""
@@ -653,6 +691,15 @@ class TokenBudgeter:
 
         Limits stay; reservations of calls in flight stay and are committed as usual.
         """
+        self._reset_tx(agent)
+        self._settled()
+        self._notify()
+
+    async def areset(self, agent: str | None = None) -> None:
+        """`reset` on a worker thread."""
+        await self._in_thread(self._reset_tx, agent, shielded=True)
+
+    def _reset_tx(self, agent: str | None) -> None:
         where, params = ("scope = ? OR scope LIKE 'agent:%'", (TOTAL,))
         if agent is not None:
             where, params = "scope = ?", (f"agent:{agent}",)
@@ -662,8 +709,6 @@ class TokenBudgeter:
                 f"estimated = 0, updated = ? WHERE {where}",
                 (time.time(), *params),
             )
-        self._settled()
-        self._notify()
 
     def snapshot(self) -> BudgetSnapshot:
         """Used, limit, remaining and reserved tokens for the total and every known agent."""

@@ -222,17 +222,34 @@ def _claude_to_definition(data: dict[str, Any], body: str) -> dict[str, Any]:
     if isinstance(raw_tools, list):
         names = [str(t) for t in raw_tools]
     tools = sorted({claude_tools[t] for t in names if t in claude_tools})
+    mcp = _claude_mcp_tools(names)
     out: dict[str, Any] = {
         "name": data.pop("name", None),
         "description": data.pop("description", None),
         "instructions": body.strip(),
-        "mode": "tools" if tools else "answer",
+        "mode": "tools" if tools or mcp else "answer",
         "tools": tools,
+        "mcp": mcp or None,
     }
     data.pop("model", None)  # Claude model aliases (sonnet, opus) mean nothing to other backends
     data.pop("color", None)
     out.update(data)  # anything else is validated (and reported) like our own fields
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _claude_mcp_tools(names: list[str]) -> dict[str, Any]:
+    """Claude's `mcp__server__tool` entries as our `mcp` allow-list (`mcp__server`: all its tools)."""
+    mcp: dict[str, Any] = {}
+    for name in names:
+        parts = name.split("__")
+        if parts[0] != "mcp" or len(parts) < 2 or not parts[1]:
+            continue
+        server = parts[1]
+        if len(parts) == 2:
+            mcp[server] = "*"
+        elif mcp.get(server) != "*":
+            mcp.setdefault(server, []).append("__".join(parts[2:]))
+    return mcp
 
 
 def parse_definition_text(

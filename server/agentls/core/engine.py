@@ -6,6 +6,7 @@ on where state lives and how settings apply.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,12 @@ class BudgetSettings(BaseModel):
     per_agent: dict[str, int] = Field(default_factory=dict)
 
 
+class AuditSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # Events older than this many days are removed when a runtime starts; None keeps everything.
+    retention_days: int | None = Field(default=None, ge=1)
+
+
 class EngineSettings(BaseModel):
     """Everything a user can set; adapters fill it from their own sources."""
 
@@ -51,6 +58,7 @@ class EngineSettings(BaseModel):
     agent_folders: list[Path] = Field(default_factory=list)
     # Generated agents get read-only tools unless this is set.
     allow_generated_edit_tools: bool = False
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     # In an untrusted workspace, its definitions and MCP servers are not loaded (core/trust.py).
     workspace_trusted: bool = True
     # run_command: off by default; never offered in an untrusted workspace.
@@ -107,6 +115,8 @@ def build_runtime(
     apply_budget_settings(budgeter, settings.budget)
     audit = AuditStore.for_workspace(workspace)
     audit.recover_interrupted()
+    if settings.audit.retention_days is not None:
+        audit.prune(before=time.time() - settings.audit.retention_days * 86400)
     config = RuntimeConfig(
         max_output_tokens=settings.max_output_tokens,
         default_run_budget=settings.budget.per_run,

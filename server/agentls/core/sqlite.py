@@ -125,7 +125,9 @@ class SqliteFile:
 
     WAL checkpoints (copying the log into the database, with an fsync) run on a background thread
     rather than inside whichever transaction crosses the threshold, so the hot path never waits
-    for the disk; the connection's own auto-checkpoint stays as a far-off safety net.
+    for the disk; the connection's own auto-checkpoint stays as a far-off safety net. The thread
+    is started by a write and ends once a checkpoint interval passes without one: an idle store
+    has no thread and no wake-ups.
     """
 
     def __init__(self, path: Path | None, schema: str, *, synchronous: str = "NORMAL") -> None:
@@ -139,6 +141,10 @@ class SqliteFile:
         self._conn_pid = 0
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
+        # Guards `_dirty` and `_checkpointer`; never held while waiting for the disk.
+        self._checkpoint_lock = threading.Lock()
+        self._dirty = False
+        self.checkpoints = 0  # completed background checkpoints (tests and diagnostics)
         if path is not None:
             check_database(path)
         try:
@@ -165,18 +171,46 @@ class SqliteFile:
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute(f"PRAGMA wal_autocheckpoint={_FALLBACK_CHECKPOINT_PAGES}")
         _retry_locked(lambda: _create_schema(conn, self._schema))
-        self._conn, self._conn_pid = conn, pid
-        if self.path is not None:
-            # Threads do not survive a fork either, so this also restarts it in a child.
+        if self._conn_pid != pid or self._stop.is_set():
+            # Threads do not survive a fork: a child (or a reopened file) starts its own on its
+            # first write.
             self._stop = threading.Event()
-            self._checkpointer = threading.Thread(
-                target=_checkpoint_loop,
-                args=(self.path, self._stop, weakref.ref(self)),
-                name=f"agentls-checkpoint:{self.path.name}",
-                daemon=True,
-            )
-            self._checkpointer.start()
+            self._checkpoint_lock = threading.Lock()
+            self._checkpointer = None
+        self._conn, self._conn_pid = conn, pid
         return conn
+
+    def wrote(self) -> None:
+        """Note a committed write: a checkpoint follows within one interval, off the caller's thread."""
+        if self.path is None:
+            return
+        with self._checkpoint_lock:
+            self._dirty = True
+            if self._stop.is_set():
+                return
+            if self._checkpointer is None or not self._checkpointer.is_alive():
+                self._checkpointer = threading.Thread(
+                    target=_checkpoint_after_writes,
+                    args=(self.path, self._stop, weakref.ref(self)),
+                    name=f"agentls-checkpoint:{self.path.name}",
+                    daemon=True,
+                )
+                self._checkpointer.start()
+
+    def _take_dirty(self) -> bool:
+        """Called by the checkpoint thread: True to checkpoint; False ends the thread (idle)."""
+        with self._checkpoint_lock:
+            if not self._dirty or self._stop.is_set():
+                self._checkpointer = None
+                return False
+            self._dirty = False
+            return True
+
+    @property
+    def checkpointing(self) -> bool:
+        """Whether a checkpoint thread is alive (it ends once writes stop)."""
+        thread = self._checkpointer
+        return thread is not None and thread.is_alive()
 
     @property
     def lock(self) -> threading.RLock:
@@ -187,30 +221,45 @@ class SqliteFile:
         """BEGIN IMMEDIATE (write) or a read snapshot (BEGIN); COMMIT on success, else ROLLBACK."""
         with self._lock:
             conn = self.connection()
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            changes = conn.total_changes
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                if _state_failure(exc):  # damaged, read-only, full: say which file, what to do
+                    raise error_from_sqlite(self.path or Path(":memory:"), exc) from exc
                 raise
-            conn.execute("COMMIT")
+            if conn.total_changes != changes:
+                self.wrote()
 
     def close(self) -> None:
         with self._lock:
             self._stop.set()
+            thread = self._checkpointer
             if self._conn is not None and self._conn_pid == os.getpid():
-                if self._checkpointer is not None:
-                    self._checkpointer.join(timeout=5)
+                if thread is not None:
+                    thread.join(timeout=5)
                 self._conn.close()
             self._conn = None
             self._checkpointer = None
 
 
-def _checkpoint_loop(path: Path, stop: threading.Event, owner: weakref.ref[SqliteFile]) -> None:
+def _checkpoint_after_writes(
+    path: Path, stop: threading.Event, owner: weakref.ref[SqliteFile]
+) -> None:
+    """Checkpoint once per interval while writes keep coming; return after a quiet interval."""
     conn: sqlite3.Connection | None = None
     try:
-        # Ends with close(), or once the owner was dropped without being closed.
-        while not stop.wait(_CHECKPOINT_INTERVAL_S) and owner() is not None:
+        while not stop.wait(_CHECKPOINT_INTERVAL_S):
+            store = owner()
+            if store is None or not store._take_dirty():
+                return
+            del store
             try:
                 if conn is None:
                     conn = sqlite3.connect(str(path), timeout=1.0, isolation_level=None)
@@ -218,9 +267,21 @@ def _checkpoint_loop(path: Path, stop: threading.Event, owner: weakref.ref[Sqlit
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except sqlite3.Error as exc:
                 log.debug("background checkpoint of %s failed: %s", path, exc)
+            else:
+                if (store := owner()) is not None:
+                    store.checkpoints += 1
     finally:
         if conn is not None:
             conn.close()
+
+
+_STATE_FAILURES = ("SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_FULL", "SQLITE_READONLY")
+
+
+def _state_failure(exc: sqlite3.DatabaseError) -> bool:
+    """Is this the file's fault (damage, no space, no write access), not a transient lock?"""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith(_STATE_FAILURES) or "malformed" in str(exc)
 
 
 def _create_whole(path: Path, schema: str) -> None:

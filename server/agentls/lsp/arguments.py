@@ -99,6 +99,7 @@ class AuditArgs(BaseModel):
     model_config = _ARGS
     run_id: str | None = None
     agent: str | None = None
+    since: float | None = Field(default=None, ge=0)  # epoch seconds
     limit: int = Field(default=200, ge=1, le=10_000)
 
 

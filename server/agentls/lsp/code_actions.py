@@ -1,19 +1,28 @@
 """textDocument/codeAction: on a non-empty selection, one action per agent that offers one.
 
 Each action carries the `agentls.delegate` command for that range, so any LSP client can run it.
+Only files inside a workspace folder get actions (an `untitled:` buffer has nowhere to keep state
+and nothing to edit on disk). Answering needs only the folder's agent registry, loaded off the
+event loop: selecting text creates no state, opens no database and runs no recovery.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lsprotocol import types
 
-from agentls.lsp.commands import DELEGATE
-from agentls.lsp.server import AgentLanguageServer
+from agentls.lsp.command_ids import DELEGATE
+
+if TYPE_CHECKING:
+    from agentls.lsp.server import AgentLanguageServer
 
 KIND = types.CodeActionKind.Refactor + ".agentls"
 
 
-def actions_for(ls: AgentLanguageServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+async def actions_for(
+    ls: AgentLanguageServer, params: types.CodeActionParams
+) -> list[types.CodeAction]:
     rng = params.range
     if rng.start == rng.end:
         return []
@@ -21,11 +30,11 @@ def actions_for(ls: AgentLanguageServer, params: types.CodeActionParams) -> list
     if only and not any(KIND.startswith(kind) for kind in only):
         return []
     path = ls.path_of(params.text_document.uri)
-    root = ls.root
-    if path is None or (path != root and root not in path.parents):
+    root = ls.folders.root_of(path) if path is not None else None
+    if root is None:
         return []
     actions = []
-    for agent in ls.runtime.registry:
+    for agent in await ls.folders.engine(root).agents():
         d = agent.definition
         if not d.code_action:
             continue
@@ -54,7 +63,7 @@ def register(server: AgentLanguageServer) -> None:
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(code_action_kinds=[KIND], resolve_provider=False),
     )
-    def on_code_action(
+    async def on_code_action(
         ls: AgentLanguageServer, params: types.CodeActionParams
     ) -> list[types.CodeAction] | None:
-        return actions_for(ls, params) or None
+        return await actions_for(ls, params) or None

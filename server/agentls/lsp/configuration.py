@@ -7,11 +7,13 @@ it in secret storage, never in settings files).
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from agentls.lsp.server import AgentLanguageServer
+if TYPE_CHECKING:
+    from agentls.lsp.server import AgentLanguageServer
 from agentls.lsp.settings import parse_settings
 
 SECTION = "agentls"
@@ -66,6 +68,9 @@ def register(server: AgentLanguageServer) -> None:
     @server.feature(types.INITIALIZED)
     async def on_initialized(ls: AgentLanguageServer, params: types.InitializedParams) -> None:
         await pull_configuration(ls)
+        # Load each folder's agents now, off the loop, so the first lightbulb finds them ready.
+        for root in ls.folders.roots():
+            ls.keep(asyncio.ensure_future(ls.folders.engine(root).registry()))
         from agentls.lsp.definition_files import watch_definition_files
 
         await watch_definition_files(ls)

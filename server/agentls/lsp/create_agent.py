@@ -4,7 +4,7 @@ selection (when given) and is saved to the workspace's .agentls/agents/ when ask
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
@@ -13,34 +13,46 @@ from agentls.core.create import create_agent as create
 from agentls.core.events import new_id
 from agentls.core.target import Target
 from agentls.lsp.arguments import CreateAgentArgs
-from agentls.lsp.commands import (
-    CREATE_AGENT,
-    link_request_cancel,
-    run_result,
-    run_with_progress,
-    target_for,
-)
-from agentls.lsp.server import AgentLanguageServer
+from agentls.lsp.command_ids import CREATE_AGENT
+from agentls.lsp.request_cancel import on_request_cancelled
+from agentls.lsp.runs import run_result, run_with_progress, target_for
+
+if TYPE_CHECKING:
+    from agentls.lsp.folders import FolderEngine
+    from agentls.lsp.server import AgentLanguageServer
 
 
 async def create_agent(ls: AgentLanguageServer, args: CreateAgentArgs) -> dict[str, Any]:
-    runtime = ls.runtime
     target: Target | None = None
     versions: dict[str, int | None] = {}
+    folder: FolderEngine
     if args.uri:
-        target, versions = target_for(ls, CREATE_AGENT, args.uri, args.range)
+        folder, target, versions = target_for(ls, CREATE_AGENT, args.uri, args.range)
     elif args.range is not None:
         raise JsonRpcInvalidParams(f"{CREATE_AGENT}: argument 'range' needs 'uri'")
+    else:
+        folder = ls.folders.default(CREATE_AGENT)
     creation_id, run_id = new_id(), new_id()
 
     def cancel_both() -> None:
-        for rid in (creation_id, run_id):
-            runtime.cancel_when_started(rid)
+        if folder.runtime is not None:
+            for rid in (creation_id, run_id):
+                folder.runtime.cancel_when_started(rid)
 
-    # Linked before the progress round trip, so a cancel that arrives meanwhile still counts.
-    link_request_cancel(ls, cancel_both)
-    assert ls.bridge is not None
-    await ls.bridge.begin_progress(creation_id, f"{CREATOR.name}: {args.prompt}")
+    # Linked before the first await, so a cancel that arrives meanwhile still counts.
+    cancelled = False
+
+    def on_cancel() -> None:
+        nonlocal cancelled
+        cancelled = True
+        cancel_both()
+
+    on_request_cancelled(ls, on_cancel)
+    runtime = await folder.runtime_for_run()
+    if cancelled:
+        cancel_both()
+    assert folder.bridge is not None
+    await folder.bridge.begin_progress(creation_id, f"{CREATOR.name}: {args.prompt}")
     try:
         created = await create(
             runtime,
@@ -53,7 +65,9 @@ async def create_agent(ls: AgentLanguageServer, args: CreateAgentArgs) -> dict[s
         )
     except CreateAgentError as exc:
         raise JsonRpcException(
-            f"{CREATE_AGENT}: {exc}", code=-32603, data={"creation": run_result(ls, exc.creation)}
+            f"{CREATE_AGENT}: {exc}",
+            code=-32603,
+            data={"creation": run_result(ls, runtime, exc.creation)},
         ) from None
     except FileExistsError as exc:
         raise JsonRpcInvalidParams(
@@ -63,11 +77,11 @@ async def create_agent(ls: AgentLanguageServer, args: CreateAgentArgs) -> dict[s
     out: dict[str, Any] = {
         "definition": definition.model_dump(mode="json"),
         "savedTo": str(created.saved_to) if created.saved_to else None,
-        "creation": run_result(ls, created.creation),
+        "creation": run_result(ls, runtime, created.creation),
         "result": None,
     }
     if args.run:
         out["result"] = await run_with_progress(
-            ls, run_id, definition, args.goal or args.prompt, target, versions, args.budget
+            ls, folder, run_id, definition, args.goal or args.prompt, target, versions, args.budget
         )
     return out

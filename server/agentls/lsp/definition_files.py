@@ -5,11 +5,14 @@ edited, and a registry reload when they change on disk.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
 from agentls.core.definitions import parse_definition_text
-from agentls.lsp.server import AgentLanguageServer
+
+if TYPE_CHECKING:
+    from agentls.lsp.server import AgentLanguageServer
 
 WATCH_GLOBS = ("**/.agentls/agents/*", "**/.claude/agents/*.md")
 SUFFIXES = (".yaml", ".yml", ".md")
@@ -25,7 +28,11 @@ def definition_kind(ls: AgentLanguageServer, path: Path | None) -> str | None:
     if parent.name == "agents" and parent.parent.name == ".claude" and path.suffix == ".md":
         return "claude"
     folders = [Path(f).expanduser() for f in ls.settings.agent_folders]
-    resolved = [(f if f.is_absolute() else ls.root / f).resolve() for f in folders]
+    # Relative agent folders belong to each workspace folder, like load_registry reads them.
+    root = ls.folders.root_of(path)
+    resolved = [f.resolve() for f in folders if f.is_absolute()]
+    if root is not None:
+        resolved += [(root / f).resolve() for f in folders if not f.is_absolute()]
     return "agentls" if parent.resolve() in resolved else None
 
 

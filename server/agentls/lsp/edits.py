@@ -7,6 +7,7 @@ rather than overwriting text the user typed meanwhile; the refusal is recorded a
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -26,13 +27,16 @@ def _supports_document_changes(ls: AgentLanguageServer) -> bool:
 
 
 def workspace_edit(
-    ls: AgentLanguageServer, edits: list[ProposedEdit], versions: dict[str, int | None]
+    ls: AgentLanguageServer,
+    edits: list[ProposedEdit],
+    versions: dict[str, int | None],
+    workspace: Path,
 ) -> types.WorkspaceEdit:
     by_uri: dict[str, list[types.TextEdit]] = defaultdict(list)
     creates: list[str] = []
     encoding = str(getattr(ls.workspace.position_encoding, "value", None) or "utf-16")
     for edit in edits:
-        uri = from_fs_path(str(ls.runtime.workspace / edit.path))
+        uri = from_fs_path(str(workspace / edit.path))
         doc = ls.workspace.text_documents.get(uri) if not edit.creates_file else None
         if edit.creates_file:
             creates.append(uri)
@@ -58,10 +62,16 @@ def workspace_edit(
 
 
 def applier(
-    ls: AgentLanguageServer, agent: str, versions: dict[str, int | None], goal: str = ""
+    ls: AgentLanguageServer,
+    agent: str,
+    versions: dict[str, int | None],
+    workspace: Path,
+    goal: str = "",
 ) -> EditApplier:
+    """Applies a run's edits (paths relative to `workspace`, the run's folder) in the editor."""
+
     async def apply(edits: list[ProposedEdit]) -> list[tuple[bool, str | None]]:
-        edit = workspace_edit(ls, edits, versions)
+        edit = workspace_edit(ls, edits, versions, workspace)
         if ls.settings.confirm_edits:
             from agentls.lsp.confirm_edits import confirmed
 

@@ -19,7 +19,7 @@ from concurrent.futures import Future as ThreadFuture
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidRequest
+from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidRequest
 
 if TYPE_CHECKING:
     from agentls.lsp.server import AgentLanguageServer
@@ -44,25 +44,36 @@ class Lifecycle:
         await asyncio.shield(self._stopping)
 
     async def _stop_engine(self) -> None:
-        ls = self.server
-        if not ls.has_runtime:
-            return
-        await ls.runtime.aclose()
+        runtimes = self.server.folders.runtimes()
+        if runtimes:
+            await asyncio.gather(*(runtime.aclose() for runtime in runtimes))
 
     async def on_shutdown(self, *args: Any) -> None:
         self.shutting_down = True
         await self.stop_engine()
         self._cancel_pending_requests()
 
-    async def on_exit(self, *args: Any) -> None:
+    def on_exit(self, *args: Any) -> None:
+        """Cancel what still runs; the runs record their end as the event loop winds down.
+
+        Synchronous on purpose: pygls exits before it reads stdin again only when the exit
+        handler returns at once (an awaiting one leaves a reader thread blocked forever).
+        """
         self.shutting_down = True
-        await self.stop_engine()
+        protocol = self.server.protocol
+        if protocol.writer is not None:
+            # pygls closes the output next; what the runs still report as they end is dropped.
+            protocol.writer = _ClosingWriter(protocol.writer)
+        if self._stopping is None:
+            for runtime in self.server.folders.runtimes():
+                runtime.cancel()
 
     def _cancel_pending_requests(self) -> None:
         protocol = self.server.protocol
         current = protocol.msg_id
+        this_handler = asyncio.current_task()  # pygls files it there too, under a made-up id
         for msg_id, future in list(protocol._request_futures.items()):
-            if msg_id != current and not future.done():
+            if msg_id != current and future is not this_handler and not future.done():
                 future.cancel()
         # Thread futures run their callbacks (which pop the table) inside cancel(); asyncio ones
         # later. Either way, what remains for pygls' own loop is already done.
@@ -84,6 +95,23 @@ class Lifecycle:
         return True
 
 
+class _ClosingWriter:
+    """The server's writer, made to drop writes once closed instead of raising on each."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._closed = False
+
+    def write(self, data: bytes) -> Any:
+        if not self._closed:
+            return self._inner.write(data)
+        return None
+
+    def close(self) -> Any:
+        self._closed = True
+        return self._inner.close()
+
+
 def register(server: AgentLanguageServer) -> Lifecycle:
     lifecycle = Lifecycle(server)
     protocol = server.protocol
@@ -96,12 +124,24 @@ def register(server: AgentLanguageServer) -> Lifecycle:
     # Wrapped on the instance, so it composes with any protocol class the server uses.
     setattr(protocol, "handle_message", guarded)  # noqa: B010
 
+    report_server_error = server.report_server_error
+
+    def report(error: Exception, source: Any) -> None:
+        # pygls reports a failed send by sending a message, which fails the same way, and so on
+        # until the stack runs out (minutes of tracebacks when the editor has gone).
+        if source is JsonRpcInternalError:
+            log.debug("could not send to the editor: %s", error)
+            return
+        report_server_error(error, source)
+
+    setattr(server, "report_server_error", report)  # noqa: B010
+
     @server.feature(types.SHUTDOWN)
     async def on_shutdown(ls: AgentLanguageServer, *args: Any) -> None:
         await lifecycle.on_shutdown()
 
     @server.feature(types.EXIT)
-    async def on_exit(ls: AgentLanguageServer, *args: Any) -> None:
-        await lifecycle.on_exit()
+    def on_exit(ls: AgentLanguageServer, *args: Any) -> None:
+        lifecycle.on_exit()
 
     return lifecycle

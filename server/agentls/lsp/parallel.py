@@ -6,27 +6,30 @@ cancels only that run.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 
 from agentls.core.events import new_id
 from agentls.core.parallel import GroupProgress, ParallelGroup, ParallelTask
 from agentls.core.parallel import delegate_parallel as run_group
+from agentls.core.target import Target
 from agentls.lsp import wire
 from agentls.lsp.arguments import DelegateParallelArgs
-from agentls.lsp.commands import (
-    DELEGATE_PARALLEL,
-    known_agent,
-    link_request_cancel,
-    run_result,
-    target_for,
-)
+from agentls.lsp.command_ids import DELEGATE_PARALLEL
 from agentls.lsp.edits import applier
-from agentls.lsp.server import AgentLanguageServer
+from agentls.lsp.request_cancel import on_request_cancelled
+from agentls.lsp.runs import known_agent, run_result, target_for
+
+if TYPE_CHECKING:
+    from agentls.core.runtime import AgentRuntime
+    from agentls.lsp.server import AgentLanguageServer
 
 
-async def _parent_progress(ls: AgentLanguageServer, title: str, group: ParallelGroup) -> str | None:
+async def _parent_progress(
+    ls: AgentLanguageServer, runtime: AgentRuntime, title: str, group: ParallelGroup
+) -> str | None:
     window = ls.client_capabilities.window
     if not (window and window.work_done_progress):
         return None
@@ -38,37 +41,66 @@ async def _parent_progress(ls: AgentLanguageServer, title: str, group: ParallelG
     ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=True))
     future = ls.work_done_progress.tokens.get(token)
     if future is not None:
-        future.add_done_callback(lambda f: group.cancel(ls.runtime) if f.cancelled() else None)
+        future.add_done_callback(lambda f: group.cancel(runtime) if f.cancelled() else None)
     return token
 
 
 async def delegate_parallel(ls: AgentLanguageServer, args: DelegateParallelArgs) -> dict[str, Any]:
-    runtime = ls.runtime
-    tasks: list[ParallelTask] = []
+    """The tasks run in one workspace folder: that of their files (all in the same folder), or the
+    first folder when none names a file."""
+    group_id = new_id()
+    cancelled = False
+    started: tuple[ParallelGroup, AgentRuntime] | None = None
+
+    def on_cancel() -> None:
+        nonlocal cancelled
+        cancelled = True
+        if started is not None:
+            started[0].cancel(started[1])
+
+    # Linked before the first await, so a cancel that arrives meanwhile still counts.
+    on_request_cancelled(ls, on_cancel)
+    folder = None
+    targets: list[Target | None] = []
     versions: dict[str, dict[str, int | None]] = {}
     for i, wanted in enumerate(args.tasks):
         command = f"{DELEGATE_PARALLEL} tasks[{i}]"
-        known_agent(ls, command, wanted.agent)
         target = None
         if wanted.uri:
-            target, versions[str(i)] = target_for(ls, command, wanted.uri, wanted.range)
+            task_folder, target, versions[str(i)] = target_for(
+                ls, command, wanted.uri, wanted.range
+            )
+            if folder is not None and task_folder is not folder:
+                raise JsonRpcInvalidParams(
+                    f"{command}: argument 'uri' is in workspace folder {task_folder.root}, the "
+                    f"other tasks in {folder.root}; delegate each folder's files separately"
+                )
+            folder = task_folder
+        targets.append(target)
+    if folder is None:
+        folder = ls.folders.default(DELEGATE_PARALLEL)
+    runtime = await folder.runtime_for_run()
+    tasks: list[ParallelTask] = []
+    for i, wanted in enumerate(args.tasks):
+        known_agent(runtime, f"{DELEGATE_PARALLEL} tasks[{i}]", wanted.agent)
         tasks.append(
             ParallelTask(
                 agent=wanted.agent,
                 goal=wanted.goal,
-                target=target,
+                target=targets[i],
                 budget=wanted.budget,
                 run_id=new_id(),
             )
         )
-    group = ParallelGroup(new_id(), [t.run_id for t in tasks])
-    # Linked before the progress round trips, so a cancel that arrives meanwhile still counts.
-    link_request_cancel(ls, lambda: group.cancel(runtime))
-    token = await _parent_progress(ls, f"agentls: {len(tasks)} agents in parallel", group)
-    assert ls.bridge is not None
+    group = ParallelGroup(group_id, [t.run_id for t in tasks])
+    started = (group, runtime)
+    if cancelled:
+        group.cancel(runtime)
+    token = await _parent_progress(ls, runtime, f"agentls: {len(tasks)} agents in parallel", group)
+    assert folder.bridge is not None
     for t in tasks:
         d = runtime.resolve_agent(t.agent)
-        await ls.bridge.begin_progress(t.run_id, f"{d.name}: {t.goal or d.description}")
+        await folder.bridge.begin_progress(t.run_id, f"{d.name}: {t.goal or d.description}")
 
     def on_progress(p: GroupProgress) -> None:
         if token:
@@ -87,7 +119,9 @@ async def delegate_parallel(ls: AgentLanguageServer, args: DelegateParallelArgs)
         max_parallel=args.max_parallel,
         group=group,
         on_progress=on_progress,
-        apply=lambda t: applier(ls, t.agent_name, versions.get(index[t.run_id], {}), t.goal or ""),
+        apply=lambda t: applier(
+            ls, t.agent_name, versions.get(index[t.run_id], {}), runtime.workspace, t.goal or ""
+        ),
     )
     if token:
         counts = ", ".join(f"{n} {s}" for s, n in result.counts().items())
@@ -95,7 +129,7 @@ async def delegate_parallel(ls: AgentLanguageServer, args: DelegateParallelArgs)
         ls.work_done_progress.tokens.pop(token, None)
     return {
         "groupId": result.group_id,
-        "results": [run_result(ls, r) for r in result.results],
+        "results": [run_result(ls, runtime, r) for r in result.results],
         "wallMs": round(result.wall_ms, 1),
         "usage": wire.usage(result.usage),
         "perAgent": {name: wire.usage(u) for name, u in result.per_agent.items()},

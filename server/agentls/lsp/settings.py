@@ -1,19 +1,22 @@
 """One settings model for the editor: filled from initializationOptions, workspace/configuration
 and workspace/didChangeConfiguration, camelCase on the wire, turned into EngineSettings.
 
-Invalid values never stop the server: each problem is reported (naming the setting) and that
-setting falls back to its default.
+Invalid values never stop the server: each problem is reported (naming the exact key, e.g.
+`agentls.budget.perRun`) and only that key keeps the value in force before (its default at first),
+so a typo in one limit never lifts the others. This model is the one source of the settings schema:
+`settings_schema.py` derives the VS Code contribution from it and a test checks package.json.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from agentls.core.engine import BudgetSettings, EngineSettings, McpServerSettings
+from agentls.core.engine import AuditSettings, BudgetSettings, EngineSettings, McpServerSettings
 from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT
 from agentls.core.tools.command import CommandSettings
 
@@ -28,7 +31,12 @@ class WireBudget(BaseModel):
     model_config = _WIRE
     total: int | None = Field(default=None, ge=0)
     per_run: int | None = Field(default=None, gt=0)
-    per_agent: dict[str, int] = Field(default_factory=dict)
+    per_agent: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+
+
+class WireAudit(BaseModel):
+    model_config = _WIRE
+    retention_days: int | None = Field(default=None, ge=1, le=36_500)
 
 
 class WireRunCommand(CommandSettings):
@@ -69,6 +77,8 @@ class LspSettings(BaseModel):
                 raise ValueError(f"{folder!r} is not an absolute path (or ~/...)")
         return folders
 
+    audit: WireAudit = Field(default_factory=WireAudit)
+
     def engine(self, *, trusted: bool) -> EngineSettings:
         return EngineSettings(
             model=self.model or None,
@@ -82,29 +92,59 @@ class LspSettings(BaseModel):
             mcp_call_timeout=self.mcp_call_timeout,
             agent_folders=[Path(p).expanduser() for p in self.agent_folders],
             allow_generated_edit_tools=self.allow_generated_edit_tools,
+            audit=AuditSettings(**self.audit.model_dump()),
             workspace_trusted=trusted,
             run_command=CommandSettings(**self.run_command.model_dump()),
         )
 
 
-def _drop(data: dict[str, Any], loc: tuple[Any, ...]) -> None:
-    """Remove the offending top-level setting so the rest still applies.
+_MISSING = object()
 
-    One bad MCP server drops only that server: the others stay usable.
+
+def _lookup(data: Any, path: list[Any]) -> Any:
+    for key in path:
+        if (isinstance(data, dict) and key in data) or (
+            isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data)
+        ):
+            data = data[key]
+        else:
+            return _MISSING
+    return data
+
+
+def _replace(data: dict[str, Any], loc: tuple[Any, ...], previous: dict[str, Any]) -> bool:
+    """Put back the previous value of the invalid key at `loc`, or remove the key; True if changed.
+
+    A missing required field invalidates the object that needs it (an MCP server without
+    `command`): that object is what gets replaced.
     """
-    if not loc or not isinstance(data, dict):
-        return
-    servers = data.get("mcpServers")
-    if loc[0] == "mcpServers" and len(loc) > 1 and isinstance(servers, dict):
-        data["mcpServers"] = {k: v for k, v in servers.items() if k != str(loc[1])}
-        return
-    data.pop(str(loc[0]), None)
+    path = list(loc)
+    while path and _lookup(data, path) is _MISSING:
+        path.pop()
+    if not path:
+        return False
+    parent = _lookup(data, path[:-1])
+    key = path[-1]
+    before = _lookup(previous, path)
+    if isinstance(parent, dict):
+        if before is _MISSING:
+            del parent[key]
+        else:
+            parent[key] = before
+        return True
+    if isinstance(parent, list) and isinstance(key, int):
+        del parent[key]
+        return True
+    return False
 
 
-def parse_settings(*layers: Any) -> tuple[LspSettings, list[str]]:
+def parse_settings(
+    *layers: Any, previous: LspSettings | None = None
+) -> tuple[LspSettings, list[str]]:
     """Merge layers (later wins, key by key at the top level) and validate.
 
-    Returns the settings and one message per invalid setting (which falls back to its default).
+    Returns the settings and one message per invalid key, which keeps its value from `previous`
+    (the settings in force) or else its default; its siblings still apply.
     """
     merged: dict[str, Any] = {}
     problems: list[str] = []
@@ -114,13 +154,23 @@ def parse_settings(*layers: Any) -> tuple[LspSettings, list[str]]:
         if not isinstance(layer, dict):
             problems.append(f"agentls settings must be an object, got {type(layer).__name__}")
             continue
-        merged.update({k: v for k, v in layer.items() if v is not None})
-    for _ in range(len(merged) + 1):
+        merged.update({k: copy.deepcopy(v) for k, v in layer.items() if v is not None})
+    before = (previous or LspSettings()).model_dump(by_alias=True)
+    for _ in range(64):
         try:
             return LspSettings.model_validate(merged), problems
         except ValidationError as exc:
-            for err in exc.errors():
+            changed = False
+            # Later list items first, so removing one does not shift the others' positions.
+            for err in sorted(
+                exc.errors(),
+                key=lambda e: [(1, p) if isinstance(p, int) else (0, str(p)) for p in e["loc"]],
+                reverse=True,
+            ):
                 name = "agentls." + ".".join(str(p) for p in err["loc"])
-                problems.append(f"setting {name}: {err['msg']}; using the default")
-                _drop(merged, tuple(err["loc"]))
-    return LspSettings(), problems
+                kept = "the previous value" if previous is not None else "the default"
+                problems.append(f"setting {name}: {err['msg']}; keeping {kept}")
+                changed = _replace(merged, tuple(err["loc"]), before) or changed
+            if not changed:
+                break
+    return previous or LspSettings(), problems

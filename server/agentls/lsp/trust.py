@@ -33,18 +33,22 @@ def workspace_trusted(ls: AgentLanguageServer) -> bool:
     if ls.client_trust is not None:
         return ls.client_trust
     folders = [Path(f).expanduser() for f in settings.trusted_folders]
-    return any(f.is_absolute() and inside(ls.root, f) for f in folders)
+    root = ls.root
+    return root is not None and any(f.is_absolute() and inside(root, f) for f in folders)
 
 
 def update_trust(ls: AgentLanguageServer) -> None:
     """Re-evaluate trust after a settings change; the caller reloads what depends on it."""
     ls.trusted = workspace_trusted(ls)
-    if ls.has_runtime and ls.runtime.commands is not None:
-        ls.runtime.commands.trusted = ls.trusted
+    for runtime in ls.folders.runtimes():
+        if runtime.commands is not None:
+            runtime.commands.trusted = ls.trusted
     if ls.trusted:
         ls.told_untrusted = False
         return
     if ls.told_untrusted:
+        return
+    if ls.root is None:
         return
     folders = [Path(p).expanduser() for p in ls.settings.agent_folders]
     items = ignored_when_untrusted(ls.root, folders, run_command=ls.settings.run_command.enabled)

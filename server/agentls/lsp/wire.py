@@ -111,8 +111,10 @@ def document_text(doc: TextDocument | None, uri: str | None = None) -> str | Non
         return None
 
 
-def engine_range(doc: TextDocument, rng: types.Range) -> TextRange:
-    text, encoding = doc.source, position_encoding(doc)
+def engine_range(doc: TextDocument, rng: types.Range, *, text: str | None = None) -> TextRange:
+    """A client range of `text` (default: the document's) in engine positions."""
+    text = doc.source if text is None else text
+    encoding = position_encoding(doc)
     return TextRange(
         start=engine_position(text, rng.start, encoding),
         end=engine_position(text, rng.end, encoding),

@@ -31,6 +31,7 @@ log = logging.getLogger("agentls.mcp")
 DEFAULT_CALL_TIMEOUT = 60.0
 DEFAULT_START_TIMEOUT = 30.0
 STDERR_TAIL_BYTES = 4_000
+MAX_MESSAGE_CHARS = 16 * 1024 * 1024  # one JSON-RPC message from a stdio server
 MAX_TOOL_PAGES = 50
 MAX_TOOLS = 1_000
 
@@ -81,6 +82,7 @@ class _Session:
         self.stderr = _StderrTail()
         self.roots_requested = asyncio.Event()
         self.broken = False
+        self.fault: str | None = None  # why agentls itself ended the connection
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stderr_pipe: asyncio.ReadTransport | None = None
@@ -148,13 +150,16 @@ class _Session:
                 await self._wait_for_exit()
                 ready.set_exception(McpServerError(self._failure(_reason(exc))))
             else:
-                log.warning("MCP server %r: connection ended: %s", self.server.name, exc)
+                log.warning(
+                    "MCP server %r: connection ended: %s", self.server.name, exc, exc_info=True
+                )
         finally:
             self.broken = True
 
     async def _transport(self, stack: contextlib.AsyncExitStack) -> Any:
         from mcp import StdioServerParameters
-        from mcp.client.stdio import stdio_client
+
+        from agentls.core.mcp.stdio import bounded_stdio_client
 
         settings = self.server.settings
         if settings.url is not None:
@@ -175,7 +180,19 @@ class _Session:
             env=settings.env or None,
             cwd=self.workspace,
         )
-        return _ClosingParentEnd(stdio_client(params, errlog=errlog), errlog)
+        return _ClosingParentEnd(
+            bounded_stdio_client(
+                params, errlog, max_line_chars=MAX_MESSAGE_CHARS, on_oversize=self._oversize
+            ),
+            errlog,
+        )
+
+    def _oversize(self, size: int) -> None:
+        self.fault = (
+            f"sent a message of more than {MAX_MESSAGE_CHARS:,} characters, so agentls closed "
+            "the connection"
+        )
+        self.broken = True
 
     async def _http_transport(self, stack: contextlib.AsyncExitStack) -> Any:
         import httpx2
@@ -248,6 +265,24 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, MCPError):
         return f"did not start: {exc.message} (MCP error {exc.code})"
     return f"did not start: {type(exc).__name__}: {exc}"
+
+
+_sdk_imported = False
+
+
+async def _import_sdk() -> None:
+    """The SDK takes a while to import the first time: do it on a worker thread, once."""
+    global _sdk_imported
+    if _sdk_imported:
+        return
+
+    def load() -> None:
+        import mcp.client.streamable_http  # noqa: F401
+
+        import agentls.core.mcp.stdio  # noqa: F401
+
+    await asyncio.to_thread(load)
+    _sdk_imported = True
 
 
 async def _list_tools(client: Client) -> dict[str, ServerTool]:
@@ -329,6 +364,7 @@ class McpPool:
             if current is not None:
                 await current.close()
                 self._sessions.pop(name, None)
+            await _import_sdk()
             fresh = _Session(server, self.workspace)
             await fresh.start(self.start_timeout)
             self._sessions[name] = fresh
@@ -360,12 +396,13 @@ class McpPool:
             if exc.code != CONNECTION_CLOSED:
                 return ToolResult.error(f"MCP server {server!r} refused {tool}: {exc.message}")
             session.broken = True
-            await session._wait_for_exit()
+            if session.fault is not None:
+                reason = f"{session.fault} during {tool}"
+            else:
+                await session._wait_for_exit()
+                reason = f"closed the connection during {tool} (the server exited?)"
             return ToolResult.error(
-                session.call_failure(
-                    f"closed the connection during {tool} (the server exited?); "
-                    "it is started again on the next call"
-                )
+                session.call_failure(f"{reason}; it is started again on the next call")
             )
         except Exception as exc:  # a broken transport: start afresh next time
             session.broken = True

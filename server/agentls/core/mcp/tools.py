@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -20,9 +21,12 @@ from agentls.core.definitions import AgentDefinition
 from agentls.core.llm import ToolSpec
 from agentls.core.mcp.config import McpConfig, McpServerSettings, load_mcp_config
 from agentls.core.tools.base import MAX_RESULT_CHARS, Tool, ToolResult, truncate
+from agentls.core.tools.delegation import CHILD_SERVER
 
 if TYPE_CHECKING:
     from agentls.core.mcp.pool import McpPool, ServerTool
+
+log = logging.getLogger("agentls.mcp")
 
 PREFIX = "mcp__"
 MAX_NAME = 64
@@ -172,23 +176,31 @@ class McpToolProvider:
         self.pool = pool
         self.editor_servers = dict(editor_servers or {})
         self.trusted = trusted
+        self._reported: set[str] = set()
 
     async def reload(self) -> McpConfig:
         config = await asyncio.to_thread(
             load_mcp_config, self.pool.workspace, self.editor_servers, trusted=self.trusted
         )
         await self.pool.close_sessions(self.pool.reconfigure(config))
+        for error in config.errors:
+            if error not in self._reported:  # once per problem, not once per run
+                self._reported.add(error)
+                log.warning("MCP configuration: %s", error)
         return config
 
     async def __call__(self, definition: AgentDefinition) -> dict[str, Tool]:
-        if not definition.mcp:
+        # `agentls` names the per-run child agentls (core/tools/delegation.py), never a pool
+        # server: a project's .mcp.json entry for agentls must not stand in for it.
+        wanted = {s: a for s, a in definition.mcp.items() if s != CHILD_SERVER}
+        if not wanted:
             return {}
         from agentls.core.mcp.pool import McpServerError
 
         await self.reload()
-        listed = await asyncio.gather(*(self.pool.tools(server) for server in definition.mcp))
+        listed = await asyncio.gather(*(self.pool.tools(server) for server in wanted))
         chosen: list[tuple[str, ServerTool]] = []
-        for (server, allowed), available in zip(definition.mcp.items(), listed, strict=True):
+        for (server, allowed), available in zip(wanted.items(), listed, strict=True):
             if allowed == "*":
                 chosen.extend((server, t) for t in available.values())
                 continue

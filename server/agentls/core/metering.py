@@ -1,0 +1,111 @@
+"""Budget metering of one model call: reserve before it, commit what it really used after it.
+
+The prompt bound and the ledger's transactions run off the event loop. Whatever ends the call
+(an answer, an error, a cancel), the ledger ends up holding what the provider billed, or a bound of
+it, and never a stale reservation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from agentls.core.budget import TokenBudgeter
+from agentls.core.events import EventKind, Usage
+from agentls.core.llm import ChatModel, ChatRequest, ChatResponse, ModelError
+from agentls.core.run_state import EventListener, RunState
+
+
+async def metered_call(
+    budgeter: TokenBudgeter,
+    run: RunState,
+    model: ChatModel,
+    request: ChatRequest,
+    emit: EventListener,
+    *,
+    wait_seconds: float,
+) -> ChatResponse:
+    """Make one model call within the run's budgets; raises BudgetExceeded before an unaffordable one."""
+    prompt_bound = await asyncio.to_thread(model.prompt_token_bound, request)
+    reservation = await budgeter.areserve(
+        run_id=run.run_id,
+        agent=run.definition.name,
+        prompt_tokens=prompt_bound,
+        max_tokens=request.max_tokens,
+        run_limit=run.budget,
+        wait_seconds=wait_seconds,
+        ancestor_run_ids=run.ancestors,
+    )
+    request.max_tokens = reservation.max_tokens
+    streamed_before = len(run.streamed)
+
+    def on_delta(delta: str) -> None:
+        run.streamed.append(delta)
+        emit(run.event(EventKind.OUTPUT_DELTA, data={"delta": delta, "turn": run.turn}))
+
+    started = time.monotonic()
+    try:
+        response = await model.complete(request, on_delta)
+    except BaseException as exc:
+        # Cancelled or failed mid-call: the provider may have billed what it streamed. Commit
+        # what it reported, else a bound of it (prompt + streamed bytes), so the spend is never
+        # lost from the ledger.
+        spent = sum(len(s.encode()) for s in run.streamed[streamed_before:])
+        if isinstance(exc, ModelError) and exc.usage is not None:
+            run.usage = run.usage + exc.usage
+            await budgeter.acommit(reservation, exc.usage)
+        elif spent:
+            used = Usage(input_tokens=prompt_bound, output_tokens=spent, estimated=True)
+            used = clamped(used, reservation.tokens)
+            run.usage = run.usage + used
+            await budgeter.acommit(reservation, used)
+        else:
+            await budgeter.arelease(reservation)
+        raise
+    run.usage = run.usage + response.usage
+    await budgeter.acommit(reservation, response.usage)
+    warning = overshoot(response.usage, request.max_tokens, reservation.tokens)
+    if warning is not None:
+        run.warnings.append(warning)
+    emit(
+        run.event(
+            EventKind.MODEL_CALL,
+            duration_ms=(time.monotonic() - started) * 1000.0,
+            data={
+                "turn": run.turn,
+                "model": response.model,
+                "call_usage": response.usage.model_dump(),
+                "finish_reason": response.finish_reason,
+                "tool_calls": [c.name for c in response.tool_calls],
+                "max_tokens": request.max_tokens,
+                "reserved": reservation.tokens,
+                **({"warning": warning} if warning else {}),
+            },
+        )
+    )
+    return response
+
+
+def overshoot(usage: Usage, max_tokens: int, reserved: int) -> str | None:
+    """A warning when the provider reported more than the call was allowed (it was committed)."""
+    if usage.output_tokens > max_tokens:
+        what = (
+            f"the model provider reported {usage.output_tokens:,} output tokens for a call "
+            f"limited to {max_tokens:,}"
+        )
+    elif usage.total > reserved:
+        what = (
+            f"the model provider reported {usage.total:,} tokens for a call that reserved "
+            f"{reserved:,} (its prompt count was higher than agentls' bound)"
+        )
+    else:
+        return None
+    return f"{what}; the ledger recorded what it reported, so a budget may now be over its limit"
+
+
+def clamped(usage: Usage, limit: int) -> Usage:
+    """An estimate never claims more than was reserved for the call."""
+    if usage.total <= limit:
+        return usage
+    output = max(0, limit - usage.input_tokens)
+    return Usage(input_tokens=min(usage.input_tokens, limit), output_tokens=output, estimated=True)

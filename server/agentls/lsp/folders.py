@@ -1,0 +1,255 @@
+"""The editor's workspace folders, each its own agentls workspace: state, agents and budget.
+
+Nothing here runs on the event loop that could stall it. A folder's agent registry (all a code
+action needs) loads on a worker thread the first time it is asked for; its runtime (budget ledger,
+audit store, crash recovery, the engine's imports) is built on a worker thread on its first run,
+and requests that arrive meanwhile share that one build. State (`.agentls/`) is created then, not
+when text is merely selected. Without a folder there is no workspace: runs say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.uris import to_fs_path
+
+if TYPE_CHECKING:
+    from agentls.core.definitions import AgentRegistry
+    from agentls.core.engine import EngineSettings
+    from agentls.core.runtime import AgentRuntime
+    from agentls.core.tools.command import Approver
+    from agentls.lsp.events import EventBridge
+    from agentls.lsp.server import AgentLanguageServer
+
+log = logging.getLogger("agentls.lsp")
+
+T = TypeVar("T")
+
+
+def load_registry_off_loop(root: Path | None, settings: EngineSettings) -> AgentRegistry:
+    """Agent definitions of a folder (None: built-ins and the user's own only), on a worker thread."""
+    from agentls.core.engine import load_registry
+
+    return load_registry(root, settings)
+
+
+def _build_runtime(
+    root: Path, settings: EngineSettings, registry: AgentRegistry, approver: Approver
+) -> AgentRuntime:
+    # Imported here, on the worker thread, so the event loop never waits for the modules.
+    import agentls.lsp.events  # noqa: F401
+    from agentls.core.engine import build_runtime
+
+    return build_runtime(root, settings, registry=registry, approver=approver)
+
+
+def _warm_model_backend(runtime: AgentRuntime, settings: EngineSettings) -> None:
+    """Import the model SDK here too; an OpenAI-compatible client is also built (its TLS setup
+    costs ~20 ms). The embedded model's weights still load on its first run (200 MB)."""
+    from agentls.core.llm import EMBEDDED_NAMES
+
+    wanted = settings.model_settings().resolved()
+    embedded = wanted.model is not None and wanted.model.lower() in EMBEDDED_NAMES
+    try:
+        if not embedded and (wanted.base_url or wanted.api_key):
+            runtime.model_factory(None)
+        else:
+            import llama_cpp  # noqa: F401
+    except Exception as exc:  # the first run reports what is wrong with the model
+        log.debug("model backend not warmed: %s", exc)
+
+
+class FolderEngine:
+    """One workspace folder: its agent registry and, once something runs, its runtime."""
+
+    def __init__(self, ls: AgentLanguageServer, root: Path) -> None:
+        self.ls = ls
+        self.root = root
+        self.runtime: AgentRuntime | None = None
+        self.bridge: EventBridge | None = None
+        self._registry: asyncio.Task[AgentRegistry] | None = None
+        self._build: asyncio.Task[AgentRuntime] | None = None
+        self._warm: asyncio.Task[None] | None = None
+
+    def _engine_settings(self) -> EngineSettings:
+        return self.ls.settings.engine(trusted=self.ls.trusted)
+
+    async def registry(self) -> AgentRegistry:
+        """The folder's agents, loaded off the loop once (and again after `reload`)."""
+        if self._registry is None:
+            self._registry = _spawn(self.ls, self._load())
+        return await asyncio.shield(self._registry)
+
+    def reload(self) -> None:
+        """Reload definitions from disk (off the loop); agents created this session stay."""
+        if self._registry is None and self.runtime is None:
+            return  # nothing loaded yet: the first use loads the current files
+        self._registry = _spawn(self.ls, self._load())
+
+    async def _load(self) -> AgentRegistry:
+        fresh = await asyncio.to_thread(load_registry_off_loop, self.root, self._engine_settings())
+        self.ls.report_definition_errors(fresh)
+        if self.runtime is not None:
+            self._adopt(self.runtime, fresh)
+        return fresh
+
+    def _adopt(self, runtime: AgentRuntime, fresh: AgentRegistry) -> None:
+        if fresh is runtime.registry:
+            return
+        for agent in runtime.registry:
+            if agent.source == "generated" and agent.definition.name not in fresh:
+                fresh.add(agent)
+        runtime.registry = fresh
+
+    async def agents(self) -> AgentRegistry:
+        """The agents in effect, after any pending reload (with those created this session)."""
+        registry = await self.registry()
+        return self.runtime.registry if self.runtime is not None else registry
+
+    async def get_runtime(self) -> AgentRuntime:
+        """The folder's runtime, built off the loop on first use; concurrent callers share it.
+
+        A reload of the definitions that is under way finishes first, so a definition saved just
+        before a run is in effect for it.
+        """
+        if self.runtime is not None:
+            await self.registry()
+            return self.runtime
+        if self._build is None:
+            self._build = _spawn(self.ls, self._build_runtime())
+        try:
+            return await asyncio.shield(self._build)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._build = None  # the next request tries again (and reports the error again)
+            raise
+
+    async def runtime_for_run(self) -> AgentRuntime:
+        """The runtime plus the model SDK's import, both off the loop (a run is about to need it).
+
+        Kept apart from `get_runtime` so that reading the budget or the audit trail loads no SDK.
+        """
+        runtime = await self.get_runtime()
+        if self._warm is None:
+            self._warm = _spawn(
+                self.ls, asyncio.to_thread(_warm_model_backend, runtime, self._engine_settings())
+            )
+        await asyncio.shield(self._warm)
+        return runtime
+
+    async def _build_runtime(self) -> AgentRuntime:
+        from agentls.core.state_check import StateError
+        from agentls.lsp.approvals import command_approver
+        from agentls.lsp.state_errors import state_unavailable
+
+        registry = await self.registry()
+        try:
+            runtime = await asyncio.to_thread(
+                _build_runtime,
+                self.root,
+                self._engine_settings(),
+                registry,
+                command_approver(self.ls),
+            )
+        except StateError as exc:
+            raise state_unavailable(self.ls, exc) from None
+        from agentls.lsp.events import EventBridge
+
+        # Tools read what the user sees: open buffers, unsaved changes included.
+        runtime.sandbox.overlay = self.ls.buffer_text
+        self.bridge = EventBridge(self.ls, runtime)
+        self.runtime = runtime
+        # Settings or definitions that changed while it was being built.
+        self.ls.configure_runtime(runtime)
+        self._adopt(runtime, await self.registry())
+        return runtime
+
+
+class Folders:
+    """The open workspace folders by root path; a file belongs to the innermost folder holding it."""
+
+    def __init__(self, ls: AgentLanguageServer) -> None:
+        self.ls = ls
+        self._engines: dict[Path, FolderEngine] = {}
+
+    def roots(self) -> list[Path]:
+        """The editor's workspace folders in its order (the root URI for clients without folders)."""
+        try:
+            ws = self.ls.workspace
+        except RuntimeError:  # before initialize
+            return []
+        roots: list[Path] = []
+        for folder in ws.folders.values():
+            path = to_fs_path(folder.uri) if folder.uri.startswith("file:") else None
+            if path:
+                roots.append(Path(path).resolve())
+        if not roots and ws.root_path:
+            roots.append(Path(ws.root_path).resolve())
+        return list(dict.fromkeys(roots))
+
+    def root_of(self, path: Path) -> Path | None:
+        holding = [r for r in self.roots() if path == r or r in path.parents]
+        return max(holding, key=lambda r: len(r.parts)) if holding else None
+
+    def engine(self, root: Path) -> FolderEngine:
+        if root not in self._engines:
+            self._engines[root] = FolderEngine(self.ls, root)
+        return self._engines[root]
+
+    def engines(self) -> list[FolderEngine]:
+        """Engines of the folders used so far."""
+        return list(self._engines.values())
+
+    def runtimes(self) -> list[AgentRuntime]:
+        return [e.runtime for e in self._engines.values() if e.runtime is not None]
+
+    def for_uri(self, command: str, uri: str, argument: str = "uri") -> tuple[FolderEngine, Path]:
+        """The folder a file URI belongs to and the file's path; InvalidParams naming the argument."""
+        path = self.ls.path_of(uri)
+        if path is None:
+            raise JsonRpcInvalidParams(
+                f"{command}: argument '{argument}' {uri!r} is not a file URI; save the file in a "
+                "workspace folder first"
+            )
+        roots = self.roots()
+        if not roots:
+            raise JsonRpcInvalidParams(no_folder_message(command))
+        root = self.root_of(path)
+        if root is None:
+            shown = ", ".join(str(r) for r in roots)
+            raise JsonRpcInvalidParams(
+                f"{command}: argument '{argument}' {uri!r} is outside the workspace folders ({shown})"
+            )
+        return self.engine(root), path
+
+    def default(self, command: str, uri: str | None = None) -> FolderEngine:
+        """The folder of `uri` when given, else the first workspace folder."""
+        if uri is not None:
+            return self.for_uri(command, uri)[0]
+        roots = self.roots()
+        if not roots:
+            raise JsonRpcInvalidParams(no_folder_message(command))
+        return self.engine(roots[0])
+
+    def reload(self) -> None:
+        for engine in self._engines.values():
+            engine.reload()
+
+
+def no_folder_message(command: str) -> str:
+    return (
+        f"{command}: no workspace folder is open; open a folder first (agentls keeps each "
+        "folder's budget ledger, audit trail and agents in its .agentls/)"
+    )
+
+
+def _spawn(ls: AgentLanguageServer, work: Awaitable[T]) -> asyncio.Task[T]:
+    task: asyncio.Task[T] = asyncio.ensure_future(work)
+    ls.keep(task)
+    return task

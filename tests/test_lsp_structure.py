@@ -1,0 +1,55 @@
+"""The LSP layer has no import cycles: feature modules import the server module for types only
+(under TYPE_CHECKING), nothing imports the command registry but the server, and the engine
+(`core/`) imports nothing from the adapters."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent / "server" / "agentls"
+LSP_MODULES = sorted(p for p in (PACKAGE / "lsp").glob("*.py") if p.name != "__init__.py")
+
+
+def runtime_imports(path: Path) -> set[str]:
+    """Modules imported outside `if TYPE_CHECKING:` blocks (inside functions too)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+@pytest.mark.parametrize(
+    "module", [p for p in LSP_MODULES if p.name != "server.py"], ids=lambda p: p.name
+)
+def test_features_import_the_server_module_for_types_only(module: Path) -> None:
+    assert "agentls.lsp.server" not in runtime_imports(module)
+
+
+@pytest.mark.parametrize(
+    "module", [p for p in LSP_MODULES if p.name != "server.py"], ids=lambda p: p.name
+)
+def test_only_the_server_imports_the_command_registry(module: Path) -> None:
+    assert "agentls.lsp.commands" not in runtime_imports(module)
+
+
+@pytest.mark.parametrize("module", sorted((PACKAGE / "core").rglob("*.py")), ids=lambda p: p.name)
+def test_the_engine_imports_no_adapter(module: Path) -> None:
+    adapters = ("agentls.lsp", "agentls.cli", "agentls.mcp", "agentls.acp")
+    assert not [m for m in runtime_imports(module) if m.startswith(adapters)]

@@ -1,0 +1,78 @@
+"""One invalid setting costs only that key: its siblings apply, the warning names its exact path,
+and it keeps the value in force before, so a typo never lifts a budget limit."""
+
+from __future__ import annotations
+
+from agentls.lsp.settings import LspSettings, parse_settings
+
+
+def test_an_invalid_nested_key_drops_only_that_key():
+    settings, problems = parse_settings(
+        {"budget": {"total": 1000, "perRun": 0, "perAgent": {"review": 50}}}
+    )
+
+    assert settings.budget.total == 1000
+    assert settings.budget.per_agent == {"review": 50}
+    assert settings.budget.per_run is None
+    assert len(problems) == 1
+    assert problems[0].startswith("setting agentls.budget.perRun: ")
+
+
+def test_an_invalid_key_keeps_the_value_in_force():
+    before, _ = parse_settings({"budget": {"total": 1000, "perRun": 500}})
+
+    after, problems = parse_settings({"budget": {"total": 2000, "perRun": -3}}, previous=before)
+
+    assert after.budget.total == 2000
+    assert after.budget.per_run == 500
+    assert problems == [
+        "setting agentls.budget.perRun: Input should be greater than 0; keeping the previous value"
+    ]
+
+
+def test_a_budget_that_is_not_an_object_keeps_the_budget_in_force():
+    before, _ = parse_settings({"budget": {"total": 1000}})
+
+    after, problems = parse_settings({"budget": "lots"}, previous=before)
+
+    assert after.budget.total == 1000
+    assert [p.split(":")[0] for p in problems] == ["setting agentls.budget"]
+
+
+def test_one_bad_agent_limit_keeps_the_other_agents_limits():
+    settings, problems = parse_settings(
+        {"budget": {"perAgent": {"review": 50, "explain": -1, "document": "many"}}}
+    )
+
+    assert settings.budget.per_agent == {"review": 50}
+    assert sorted(p.split(":")[0] for p in problems) == [
+        "setting agentls.budget.perAgent.document",
+        "setting agentls.budget.perAgent.explain",
+    ]
+
+
+def test_an_mcp_server_without_a_command_drops_only_that_server():
+    settings, problems = parse_settings(
+        {"mcpServers": {"good": {"command": "node"}, "bad": {"args": ["x"]}}, "maxParallel": 3}
+    )
+
+    assert list(settings.mcp_servers) == ["good"]
+    assert settings.max_parallel == 3
+    assert [p.split(":")[0] for p in problems] == ["setting agentls.mcpServers.bad.command"]
+
+
+def test_an_invalid_list_item_drops_only_that_item():
+    settings, problems = parse_settings({"agentFolders": ["a", 3, "b", None]})
+
+    assert settings.agent_folders == ["a", "b"]
+    assert len(problems) == 2
+
+
+def test_valid_settings_report_nothing():
+    settings, problems = parse_settings({"budget": {"total": 5}, "audit": {"retentionDays": 30}})
+
+    assert problems == []
+    assert settings.audit.retention_days == 30
+    assert settings == LspSettings.model_validate(
+        {"budget": {"total": 5}, "audit": {"retentionDays": 30}}
+    )
