@@ -27,7 +27,7 @@ def workspace(tmp_path: Path) -> Path:
     return root.resolve()
 
 
-async def until(check: object, timeout: float = 30.0) -> None:
+async def until(check: object, timeout: float = 20.0) -> None:
     async def poll() -> None:
         while not check():  # type: ignore[operator]
             await asyncio.sleep(0.02)
