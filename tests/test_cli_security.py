@@ -275,3 +275,26 @@ def test_the_progress_and_the_audit_say_who_allowed_a_command_and_how_it_ended(
     trail = capsys.readouterr().out
     assert "run_command(" in trail
     assert "allowed by pattern" in trail and "exit code 0]" in trail
+
+
+def test_parallel_runs_allow_listed_commands_too(server: ScriptedOpenAI, workspace: Path) -> None:
+    server.enqueue(ToolCall("run_command", {"command": WRITE_MARKER}), Text("ran"))
+
+    status = cli(
+        "--workspace",
+        str(workspace),
+        "parallel",
+        "--agent",
+        "tester",
+        "--file",
+        str(workspace / "calc.py"),
+        "--base-url",
+        server.url,
+        "--model",
+        "scripted-model",
+        "--allow-command",
+        f"{PY} -c **",
+    )
+
+    assert status == 0
+    assert (workspace / "ran.txt").read_text() == "ran"

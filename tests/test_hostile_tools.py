@@ -206,13 +206,13 @@ async def test_a_tool_past_its_time_limit_gives_the_model_an_error() -> None:
 
 async def test_a_tool_s_own_time_limit_is_the_one_applied() -> None:
     stuck = _Stuck()
-    stuck.time_limit = 0.05  # type: ignore[attr-defined]
+    stuck.call_time_limit = 0.05  # type: ignore[attr-defined]
     try:
         result = await call_with_limit(stuck, {})
     finally:
         stuck.release.set()
     assert "within 0.05 s" in result.content
-    assert Search(WorkspaceSandbox(Path("."))).time_limit >= 30
+    assert Search(WorkspaceSandbox(Path("."))).call_time_limit >= 30
 
 
 async def test_cancel_wins_over_a_tool_that_never_returns(

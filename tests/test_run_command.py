@@ -215,7 +215,7 @@ async def test_a_command_the_user_denies_is_not_run_and_the_model_gets_an_error(
     server.enqueue(ToolCall("run_command", {"command": command}), Text("could not run"))
     await runtime.delegate("tester", "Run it")
     assert not (workspace / "ran.txt").exists()
-    assert tool_reply(server).startswith("error: the command was not run: the user denied it")
+    assert "error: the command was not run: the user denied it" in tool_reply(server)
     (event,) = tool_events(audit)
     assert event.data["decision"] == "deny"
     assert event.data["decided_by"] == "user"
@@ -280,6 +280,24 @@ async def test_cancel_while_waiting_for_approval_runs_nothing(
     result = await run
     assert result.status is RunStatus.CANCELLED
     assert not (workspace / "ran.txt").exists()
+
+
+async def test_a_command_request_cut_short_by_a_cancel_is_still_audited(
+    server: ScriptedOpenAI, runtime: AgentRuntime, audit: AuditStore
+) -> None:
+    approvals = Approvals(Decision.run_once())
+    approvals.hold = True
+    approve_with(runtime, approvals)
+    command = py("print(1)")
+    server.enqueue(ToolCall("run_command", {"command": command}), Text("ok"))
+    run = asyncio.create_task(runtime.delegate("tester", "Run"))
+    await approvals.waiting.wait()
+    runtime.cancel()
+    await run
+    (event,) = tool_events(audit)
+    assert event.error == "cancelled"
+    assert event.data["command"].endswith(" -c 'print(1)'")
+    assert (event.data["decision"], event.data["cancelled"]) == ("none", True)
 
 
 # --- no shell --------------------------------------------------------------------------------
@@ -439,7 +457,7 @@ async def test_a_command_over_its_time_limit_is_killed_with_its_children(
 
 
 async def test_cancelling_the_run_kills_the_command_and_its_children(
-    server: ScriptedOpenAI, runtime: AgentRuntime, workspace: Path
+    server: ScriptedOpenAI, runtime: AgentRuntime, workspace: Path, audit: AuditStore
 ) -> None:
     allow(runtime, "/bin/sh -c **", timeout=600)
     server.enqueue(ToolCall("run_command", {"command": shlex.join(["/bin/sh", "-c", SPAWN])}))
@@ -450,6 +468,8 @@ async def test_cancelling_the_run_kills_the_command_and_its_children(
     result = await run
     assert result.status is RunStatus.CANCELLED
     await asyncio.wait_for(_until_dead(child), 10)
+    (event,) = tool_events(audit)
+    assert (event.data["decided_by"], event.data["cancelled"]) == ("allow_list", True)
 
 
 async def test_an_unknown_program_is_an_error_for_the_model(
@@ -533,3 +553,24 @@ async def test_a_command_line_that_could_deceive_the_reader_is_refused_unasked(
     await runtime.delegate("tester", "Deceive")
     assert approvals.asked == []
     assert "control or invisible character" in tool_reply(server)
+
+
+async def test_waiting_for_the_users_answer_is_not_cut_at_the_generic_tool_limit(
+    workspace: Path,
+) -> None:
+    from agentls.core.tools.base import call_with_limit
+
+    approvals = Approvals(Decision.run_once())
+    approvals.hold = True
+    policy = CommandPolicy(workspace, CommandSettings(enabled=True), approver=approvals)
+    (tool,) = policy.tools_for(["run_command"], "run", "tester", "goal").values()
+
+    async def answer_late() -> None:
+        await approvals.waiting.wait()
+        await asyncio.sleep(0.2)  # well past the 0.01 s limit below
+        approvals.release.set()
+
+    answering = asyncio.create_task(answer_late())
+    result = await call_with_limit(tool, {"command": py("print('late but ran')")}, seconds=0.01)
+    await answering
+    assert "late but ran" in result.content

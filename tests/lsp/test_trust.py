@@ -5,13 +5,14 @@ trust granted later (a settings change) brings them in without a restart.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
-from tests.lsp.harness import Editor, execute, open_file
+from tests.lsp.harness import WAIT, Editor, execute, open_file
 from tests.rig.scripted_openai import ScriptedOpenAI, Text
 
 CHECKER = "name: checker\ndescription: Checks things\ninstructions: Check.\n"
@@ -59,6 +60,26 @@ async def change_settings(client: LanguageClient, editor: Editor, section: dict[
     await editor.wait_until(lambda: editor.configuration_requests > seen)
 
 
+async def until_listed(client: LanguageClient, name: str) -> list[str]:
+    """The agent names once `name` is among them (settings apply just after the pull answer)."""
+
+    async def poll() -> list[str]:
+        while name not in (names := await agent_names(client)):
+            await asyncio.sleep(0.05)
+        return names
+
+    return await asyncio.wait_for(poll(), WAIT)
+
+
+@pytest.fixture
+def outside_agents(workspace: Path) -> Path:
+    """A folder of the user's own agents, outside the workspace: trusted whatever the workspace."""
+    folder = workspace.parent / "user-agents"
+    folder.mkdir()
+    (folder / "marker.yaml").write_text(CHECKER.replace("checker", "marker"))
+    return folder
+
+
 async def test_an_untrusted_workspace_agent_is_not_listed(client: LanguageClient) -> None:
     names = await agent_names(client)
     assert "checker" not in names
@@ -74,11 +95,12 @@ async def test_the_user_is_told_what_was_ignored_and_how_to_trust(
     assert "agentls.trustWorkspace" in notice and "Manage Workspace Trust" in notice
 
 
-async def test_the_user_is_told_only_once(client: LanguageClient, editor: Editor) -> None:
+async def test_the_user_is_told_only_once(
+    client: LanguageClient, editor: Editor, outside_agents: Path
+) -> None:
     await editor.wait_until(lambda: trust_notice(client))
-    await agent_names(client)
-    await change_settings(client, editor, {"maxParallel": 3})
-    await agent_names(client)
+    await change_settings(client, editor, {"agentFolders": [str(outside_agents)]})
+    await until_listed(client, "marker")
     assert len([m for m in warnings(client) if "not trusted" in m]) == 1
 
 
@@ -89,20 +111,24 @@ async def test_trust_granted_in_the_settings_brings_the_workspace_agent_in(
 
     await change_settings(client, editor, {"trustWorkspace": True})
 
+    await until_listed(client, "checker")
     agents = {a["name"]: a for a in await execute(client, "agentls.listAgents")}
     assert agents["checker"]["source"] == "workspace"
 
 
 async def test_run_command_is_never_offered_in_an_untrusted_workspace(
-    client: LanguageClient, workspace: Path, model: ScriptedOpenAI, editor: Editor
+    client: LanguageClient,
+    workspace: Path,
+    model: ScriptedOpenAI,
+    editor: Editor,
+    outside_agents: Path,
 ) -> None:
-    # A user-level agent (not from the workspace) that lists run_command, enabled in settings.
-    user_agents = workspace.parent / "user-agents"
-    user_agents.mkdir()
-    (user_agents / "runner.yaml").write_text(RUNNER)
+    # The user's own agent (not from the workspace) lists run_command, enabled in settings.
+    (outside_agents / "runner.yaml").write_text(RUNNER)
     await change_settings(
-        client, editor, {"agentFolders": [str(user_agents)], "runCommand": {"enabled": True}}
+        client, editor, {"agentFolders": [str(outside_agents)], "runCommand": {"enabled": True}}
     )
+    await until_listed(client, "runner")
     model.enqueue(Text("nothing run"))
     uri = open_file(client, workspace / "src" / "app.py")
 
@@ -144,14 +170,14 @@ class TestAnExplicitlyUntrustedWorkspace:
         return {"settings": settings, "workspaceTrusted": False}
 
     async def test_definitions_in_agent_folders_inside_it_are_ignored_too(
-        self, client: LanguageClient, workspace: Path, editor: Editor
+        self, client: LanguageClient, workspace: Path, editor: Editor, outside_agents: Path
     ) -> None:
         (workspace / "agents").mkdir()
         (workspace / "agents" / "sneaky.yaml").write_text(CHECKER.replace("checker", "sneaky"))
 
-        await change_settings(client, editor, {"agentFolders": ["agents"]})
+        await change_settings(client, editor, {"agentFolders": ["agents", str(outside_agents)]})
 
-        assert "sneaky" not in await agent_names(client)
+        assert "sneaky" not in await until_listed(client, "marker")
 
 
 class TestARelativeTrustedFolder:

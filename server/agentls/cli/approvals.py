@@ -23,7 +23,7 @@ from agentls.core.target import ProposedEdit
 from agentls.core.tools.command import Approver, CommandRequest, CommandSettings, Decision
 
 
-def add_security_options(parser: argparse.ArgumentParser) -> None:
+def add_security_options(parser: argparse.ArgumentParser, *, confirm: bool = True) -> None:
     group = parser.add_argument_group("commands and confirmations (see docs/security.md)")
     group.add_argument(
         "--run-commands",
@@ -38,11 +38,12 @@ def add_security_options(parser: argparse.ArgumentParser) -> None:
         help="run commands matching PATTERN without asking, e.g. 'pytest **' (implies "
         "--run-commands; repeatable)",
     )
-    group.add_argument(
-        "--confirm",
-        action="store_true",
-        help="with --apply: show each edit and ask before writing it",
-    )
+    if confirm:
+        group.add_argument(
+            "--confirm",
+            action="store_true",
+            help="with --apply: show each edit and ask before writing it",
+        )
 
 
 def command_settings(args: argparse.Namespace) -> CommandSettings:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agentls.cli import CliError, workspace_of
+from agentls.cli.approvals import add_security_options
 from agentls.cli.common import (
     MAX_TOKENS,
     add_model_options,
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     add_model_options(parser)
+    add_security_options(parser, confirm=False)
     parser.set_defaults(func=run)
 
 
@@ -125,7 +127,11 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     progress = TerminalProgress(console, stream_output=False, prefix_agents=True)
 
-    runtime = build_runtime(workspace, settings, registry=registry)
+    from agentls.cli.approvals import TerminalPrompt, terminal_approver
+
+    # Questions from parallel runs queue on the terminal, one at a time.
+    approver = terminal_approver(TerminalPrompt())
+    runtime = build_runtime(workspace, settings, registry=registry, approver=approver)
 
     async def go() -> ParallelResult:
         try:

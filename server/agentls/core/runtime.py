@@ -38,7 +38,7 @@ from agentls.core.run_state import (
 )
 from agentls.core.target import Target
 from agentls.core.tools.base import Tool
-from agentls.core.tools.command import CommandPolicy
+from agentls.core.tools.command import COMMAND_TOOL, CommandPolicy, RunCommand
 from agentls.core.tools.sandbox import SandboxError, WorkspaceSandbox
 from agentls.core.tools.workspace import workspace_tools
 
@@ -393,6 +393,13 @@ class AgentRuntime:
         d = run.definition
         messages = first_messages(run, self._relative(run.target.path) if run.target else "")
         tools = await self._tools_for(run, stack)
+        if isinstance(command := tools.get(COMMAND_TOOL), RunCommand):
+            # A command cut short by a cancel (asking or running) is still recorded.
+            def record_cancelled(data: dict[str, Any]) -> None:
+                info = {"turn": run.turn, "tool": COMMAND_TOOL, "is_error": True, **data}
+                emit(run.event(EventKind.TOOL_CALL, error="cancelled", data=info))
+
+            command.record = record_cancelled
         structured = run.structured
         turns = d.max_turns + (structured.repairs if structured else 0)
         for turn in range(1, turns + 1):

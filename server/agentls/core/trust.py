@@ -23,8 +23,10 @@ def inside(path: Path, workspace: Path) -> bool:
 
 
 def _count_definitions(folder: Path) -> int:
+    # Claude Code's folder holds Markdown agents only; ours YAML and Markdown.
+    suffixes = (".md",) if folder.parent.name == ".claude" else _SUFFIXES
     try:
-        return sum(1 for p in folder.iterdir() if p.suffix in _SUFFIXES and p.is_file())
+        return sum(1 for p in folder.iterdir() if p.suffix in suffixes and p.is_file())
     except OSError:
         return 0
 

@@ -15,7 +15,7 @@ from agentls.core.target import ProposedEdit
 
 MAX_RESULT_CHARS = 20_000
 # Seconds a tool call may take before the run gets an error instead of its result, for tools
-# that do not set their own `time_limit` (an MCP tool may delegate to a whole child agent).
+# that do not set their own `call_time_limit` (an MCP tool may delegate to a whole child agent).
 TOOL_TIME_LIMIT = 600.0
 
 T = TypeVar("T")
@@ -35,7 +35,7 @@ class ToolResult:
 
 
 class Tool(Protocol):
-    """A tool the turn loop can call. It may also set `time_limit` (seconds; see call_with_limit)."""
+    """A tool the turn loop can call. It may also set `call_time_limit` (see call_with_limit)."""
 
     @property
     def spec(self) -> ToolSpec: ...
@@ -124,14 +124,20 @@ async def off_loop(work: Callable[[], T], deadline: Deadline | None = None) -> T
 async def call_with_limit(
     tool: Tool, arguments: dict[str, Any], seconds: float | None = None
 ) -> ToolResult:
-    """Call a tool with a time limit (its own `time_limit` attribute, else TOOL_TIME_LIMIT):
-    past it the run gets an error result, not a hang."""
-    if seconds is None:
-        seconds = float(getattr(tool, "time_limit", None) or TOOL_TIME_LIMIT)
+    """Call a tool with a time limit: the tool's own `call_time_limit`, else `seconds`, else
+    TOOL_TIME_LIMIT. Past it the run gets an error result, not a hang.
+
+    A tool whose `call_time_limit` is None bounds itself (run_command: its own time limit, and
+    the wait for the user's answer must not be cut at the default).
+    """
+    default = TOOL_TIME_LIMIT if seconds is None else seconds
+    limit = getattr(tool, "call_time_limit", default)
+    if limit is None:
+        return await tool.call(arguments)
     try:
-        return await asyncio.wait_for(tool.call(arguments), seconds)
+        return await asyncio.wait_for(tool.call(arguments), limit)
     except TimeoutError:
         return ToolResult.error(
-            f"{tool.spec.name} did not finish within {seconds:g} s and was stopped; "
+            f"{tool.spec.name} did not finish within {limit:g} s and was stopped; "
             "narrow the request (a smaller folder, a simpler pattern)"
         )

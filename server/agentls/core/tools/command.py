@@ -25,6 +25,7 @@ import os
 import re
 import shlex
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agentls.core.llm import ToolSpec
-from agentls.core.tools.base import Tool, ToolResult
+from agentls.core.tools.base import Tool, ToolResult, summarize_arguments
 
 COMMAND_TOOL = "run_command"
 SHELL_PREFIX = "shell:"
@@ -261,9 +262,12 @@ def command_env(
     return env
 
 
-def _kill_group(pid: int) -> None:
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+        if sys.platform == "win32":  # no process groups: the command itself
+            proc.kill()
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 async def execute(
@@ -304,13 +308,13 @@ async def execute(
         timed_out = True
     except BaseException:
         # Cancelled (or failed): the command dies with its children before the cancel goes on.
-        _kill_group(proc.pid)
+        _kill_group(proc)
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(proc.wait(), 5)
         raise
     finally:
         # Whatever the command left running in its group (background jobs) ends with it.
-        _kill_group(proc.pid)
+        _kill_group(proc)
     if timed_out:
         await proc.wait()
     text = head.decode("utf-8", "replace")
@@ -345,12 +349,17 @@ class CommandPolicy:
         return [AllowPattern.parse(p) for p in self.settings.allow]
 
     def tools_for(
-        self, tools: Sequence[str], run_id: str, agent: str, goal: str
+        self,
+        tools: Sequence[str],
+        run_id: str,
+        agent: str,
+        goal: str,
+        record: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Tool]:
         """run_command for a run whose agent lists it, when available."""
         if COMMAND_TOOL not in tools or not self.available:
             return {}
-        return {COMMAND_TOOL: RunCommand(self, run_id, agent, goal)}
+        return {COMMAND_TOOL: RunCommand(self, run_id, agent, goal, record)}
 
     async def decide(
         self, request: CommandRequest, parsed: ParsedCommand
@@ -377,6 +386,8 @@ def describe(data: dict[str, Any]) -> str:
     decision, by = data.get("decision"), data.get("decided_by")
     if decision is None or decision == "invalid":
         return ""
+    if decision == "none":
+        return "cancelled before anyone decided"
     if by == "allow_list":
         who = f"allowed by pattern {data.get('pattern')!r}"
     elif by == "session":
@@ -385,6 +396,8 @@ def describe(data: dict[str, Any]) -> str:
         who = "not run: no one to ask" if by == "no_approver" else "denied by the user"
     else:
         who = "always allowed by the user" if decision == "always" else "allowed once by the user"
+    if data.get("cancelled"):
+        return f"{who}; cancelled"
     if data.get("timed_out"):
         return f"{who}; killed at the time limit"
     if "exit_code" in data and data["exit_code"] is not None:
@@ -396,12 +409,24 @@ class RunCommand:
     """The run_command tool of one run."""
 
     read_only = False
+    # Not cut at the generic tool limit: it has its own (runCommand.timeoutSeconds), and waiting
+    # for the user's answer takes as long as the user takes (a cancel still ends it).
+    call_time_limit: float | None = None
 
-    def __init__(self, policy: CommandPolicy, run_id: str, agent: str, goal: str) -> None:
+    def __init__(
+        self,
+        policy: CommandPolicy,
+        run_id: str,
+        agent: str,
+        goal: str,
+        record: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.policy = policy
         self.run_id = run_id
         self.agent = agent
         self.goal = goal
+        # Records a command the run's cancel cut short (the runtime records the others).
+        self.record = record
 
     @property
     def spec(self) -> ToolSpec:
@@ -444,13 +469,28 @@ class RunCommand:
             cwd=self.policy.workspace,
             pattern=exact_pattern(parsed),
         )
+        audit: dict[str, Any] = {"command": parsed.display, "shell": parsed.shell}
+        try:
+            return await self._decide_and_run(request, parsed, audit)
+        except asyncio.CancelledError:
+            # The run was cancelled while the user was asked or the command ran: the request,
+            # any decision, and the cancel still belong in the audit trail.
+            if self.record is not None:
+                self.record(
+                    {
+                        "arguments": summarize_arguments(arguments),
+                        **audit,
+                        "decision": audit.get("decision", "none"),
+                        "cancelled": True,
+                    }
+                )
+            raise
+
+    async def _decide_and_run(
+        self, request: CommandRequest, parsed: ParsedCommand, audit: dict[str, Any]
+    ) -> ToolResult:
         decision, decided_by = await self.policy.decide(request, parsed)
-        audit: dict[str, Any] = {
-            "command": parsed.display,
-            "shell": parsed.shell,
-            "decision": decision.label,
-            **decided_by,
-        }
+        audit.update(decision=decision.label, **decided_by)
         if not decision.allow:
             result = ToolResult.error(
                 f"the command was not run: {decision.reason or 'denied'}. Do not retry it; "

@@ -207,7 +207,7 @@ class ListFiles:
     def __init__(self, sandbox: WorkspaceSandbox, walk_limit: float = WALK_TIME_LIMIT) -> None:
         self.sandbox = sandbox
         self.walk_limit = walk_limit
-        self.time_limit = max(WALK_CALL_LIMIT, walk_limit)
+        self.call_time_limit = max(WALK_CALL_LIMIT, walk_limit)
 
     async def call(self, arguments: dict[str, Any]) -> ToolResult:
         try:
@@ -257,7 +257,7 @@ class Search:
     def __init__(self, sandbox: WorkspaceSandbox, walk_limit: float = WALK_TIME_LIMIT) -> None:
         self.sandbox = sandbox
         self.walk_limit = walk_limit
-        self.time_limit = max(WALK_CALL_LIMIT, walk_limit)
+        self.call_time_limit = max(WALK_CALL_LIMIT, walk_limit)
 
     async def call(self, arguments: dict[str, Any]) -> ToolResult:
         try:
