@@ -58,3 +58,15 @@ def test_random_settings_layers_give_settings_and_warnings(given_layers: list[An
 def test_a_valid_budget_survives_any_other_setting(junk: dict[str, Any], total: int) -> None:
     parsed, _ = parse_settings({**junk, "budget": {"total": total}})
     assert parsed.budget.total == total
+
+
+@FUZZ
+@given(
+    st.dictionaries(st.sampled_from(["perRun", "perAgent", "other"]), json_values, max_size=3),
+    st.integers(min_value=0, max_value=10**12),
+)
+def test_a_valid_total_survives_bad_neighbours_inside_budget(
+    junk: dict[str, Any], total: int
+) -> None:
+    parsed, _ = parse_settings({"budget": {**junk, "total": total}})
+    assert parsed.budget.total == total

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text, ToolCall
+from tests.test_hostile_definitions import BOMB
 
 from agentls.cli import main
 from agentls.core.budget import TokenBudgeter
@@ -143,3 +144,14 @@ def test_ctrl_c_ends_a_run_after_a_catastrophic_search(
     kinds = [json.loads(line)["kind"] for line in audit.stdout.splitlines()]
     assert kinds[-1] == "cancelled"
     assert "tool_call" in kinds
+
+
+def test_an_anchor_bomb_tasks_file_is_a_one_line_error(
+    tmp_path: Path, capsys: CaptureFixture
+) -> None:
+    nested = BOMB.replace("name: bomb", "n: 1").replace("\n", "\n    ")
+    tasks = tmp_path / "tasks.yaml"
+    tasks.write_text("- agent: explain\n  goal: go\n  lines:\n    " + nested)
+    assert cli("--workspace", str(tmp_path), "parallel", "--tasks", str(tasks)) == 2
+    line = one_line_error(capsys)
+    assert "tasks.yaml" in line and "aliases" in line

@@ -115,6 +115,20 @@ def test_search_skips_a_fifo_and_finds_the_rest(workspace: Path, server: Scripte
     assert "a-pipe" not in reply
 
 
+def test_read_file_of_a_fifo_is_a_tool_error_not_a_hang(
+    workspace: Path, server: ScriptedOpenAI
+) -> None:
+    os.mkfifo(workspace / "a-pipe.txt")
+    server.enqueue(ToolCall("read_file", {"path": "a-pipe.txt"}), Text("could not read it"))
+
+    async def go() -> Any:
+        return await make_runtime(workspace, server).delegate("finder", "read")
+
+    result = finishes(go)
+    assert result.status is RunStatus.FINISHED
+    assert "not a regular file" in tool_reply(server)
+
+
 async def test_list_files_leaves_out_fifos(workspace: Path) -> None:
     os.mkfifo(workspace / "a-pipe.txt")
     listed = (await ListFiles(WorkspaceSandbox(workspace)).call({})).content
@@ -156,7 +170,7 @@ async def test_search_skips_files_over_the_size_bound(workspace: Path) -> None:
 
 
 async def test_a_walk_past_its_time_limit_returns_what_it_found(workspace: Path) -> None:
-    result = await Search(WorkspaceSandbox(workspace), time_limit=0).call({"query": "needle"})
+    result = await Search(WorkspaceSandbox(workspace), walk_limit=0).call({"query": "needle"})
     assert not result.is_error
     assert "stopped after 0 s" in result.content
 
@@ -188,6 +202,17 @@ async def test_a_tool_past_its_time_limit_gives_the_model_an_error() -> None:
         stuck.release.set()
     assert result.is_error
     assert "stuck did not finish within 0.05 s" in result.content
+
+
+async def test_a_tool_s_own_time_limit_is_the_one_applied() -> None:
+    stuck = _Stuck()
+    stuck.call_time_limit = 0.05  # type: ignore[attr-defined]
+    try:
+        result = await call_with_limit(stuck, {})
+    finally:
+        stuck.release.set()
+    assert "within 0.05 s" in result.content
+    assert Search(WorkspaceSandbox(Path("."))).call_time_limit >= 30
 
 
 async def test_cancel_wins_over_a_tool_that_never_returns(
@@ -226,3 +251,9 @@ def test_the_event_loop_keeps_turning_while_search_walks(workspace: Path) -> Non
     result = finishes(go)
     assert result.content == "(no matches)"
     assert ticks > 1  # the loop ran other work while the walk went on
+
+
+async def test_search_counts_lines_as_editors_do(workspace: Path) -> None:
+    (workspace / "ff.txt").write_text("x = 1\x0c\nb = 1\u2028c = 2\nneedle\n")
+    found = (await Search(WorkspaceSandbox(workspace)).call({"query": "needle"})).content
+    assert "ff.txt:3: needle" in found

@@ -33,6 +33,7 @@ from agentls.core.tools.command import (
     ParsedCommand,
     command_env,
 )
+from agentls.core.tools.framing import unframe
 
 PY = sys.executable
 TESTER = AgentDefinition(
@@ -125,7 +126,7 @@ def tool_reply(server: ScriptedOpenAI, request: int = 1) -> str:
     """What the model was sent back for the last tool call before request number `request`."""
     message = server.requests[request]["messages"][-1]
     assert message["role"] == "tool"
-    return str(message["content"])
+    return unframe(str(message["content"]))
 
 
 def tool_events(audit: AuditStore) -> list[RunEvent]:

@@ -27,7 +27,7 @@ def workspace(tmp_path: Path) -> Path:
     return root.resolve()
 
 
-async def until(check: object, timeout: float = 30.0) -> None:
+async def until(check: object, timeout: float = 20.0) -> None:
     async def poll() -> None:
         while not check():  # type: ignore[operator]
             await asyncio.sleep(0.02)
@@ -97,3 +97,23 @@ async def test_a_huge_budget_limit_is_an_argument_error(client: LanguageClient) 
     assert "argument 'limit'" in caught.value.message
     snapshot = await execute(client, "agentls.budget")
     assert snapshot["limit"] is None
+
+
+async def test_a_budget_for_a_misspelt_agent_is_refused_with_a_suggestion(
+    client: LanguageClient,
+) -> None:
+    with pytest.raises(JsonRpcException) as caught:
+        await execute(client, "agentls.budget", {"action": "set", "limit": 500, "agent": "reveiw"})
+    assert "argument 'agent' 'reveiw'" in caught.value.message
+    assert "did you mean 'review'" in caught.value.message
+    snapshot = await execute(client, "agentls.budget")
+    assert "reveiw" not in snapshot["agents"]
+
+
+async def test_a_budget_for_an_unknown_agent_is_set_when_allowed(client: LanguageClient) -> None:
+    snapshot = await execute(
+        client,
+        "agentls.budget",
+        {"action": "set", "limit": 500, "agent": "later", "allowUnknownAgent": True},
+    )
+    assert snapshot["agents"]["later"]["limit"] == 500

@@ -17,6 +17,8 @@ from pytest_lsp import LanguageClient
 from tests.lsp.harness import Editor, execute, open_file
 from tests.rig.scripted_openai import ScriptedOpenAI, Text, ToolCall
 
+from agentls.core.tools.framing import unframe
+
 PY = sys.executable
 TESTER = """\
 name: tester
@@ -80,7 +82,7 @@ async def delegate(client: LanguageClient, workspace: Path) -> dict[str, Any]:
 def tool_reply(model: ScriptedOpenAI, request: int = 1) -> str:
     message = model.requests[request]["messages"][-1]
     assert message["role"] == "tool"
-    return str(message["content"])
+    return unframe(str(message["content"]))
 
 
 def command_events(editor: Editor) -> list[dict[str, Any]]:

@@ -10,7 +10,13 @@ from typing import Any
 
 from agentls.cli import CliError, workspace_of
 from agentls.cli.approvals import add_security_options
-from agentls.cli.common import add_model_options, positive_int, settings_from, target_from
+from agentls.cli.common import (
+    MAX_TOKENS,
+    add_model_options,
+    positive_int,
+    settings_from,
+    target_from,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,12 +46,16 @@ def _tasks_from_file(args: argparse.Namespace) -> list[Any]:
     import yaml
 
     from agentls.core.parallel import ParallelTask
+    from agentls.core.safe_yaml import YamlProblem, compose_untrusted, construct
 
     path: Path = args.tasks
     try:
-        entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # A tasks file may come with a repository: bounded like a definition file.
+        entries = construct(compose_untrusted(path.read_text(encoding="utf-8")))
     except OSError as exc:
         raise CliError(f"--tasks {path}: {exc.strerror}") from None
+    except YamlProblem as exc:
+        raise CliError(f"--tasks {path}:{exc.line}: {exc.message}") from None
     except yaml.YAMLError as exc:
         raise CliError(f"--tasks {path}: not valid YAML/JSON: {exc}") from None
     if not isinstance(entries, list) or not entries:
@@ -75,9 +85,11 @@ def _tasks_from_file(args: argparse.Namespace) -> list[Any]:
                 raise CliError(f"{where}: {str(exc).lstrip('-')}") from None
         budget = entry.get("budget", args.budget)
         if budget is not None and (
-            isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0
+            isinstance(budget, bool) or not isinstance(budget, int) or not 0 < budget <= MAX_TOKENS
         ):
-            raise CliError(f"{where}: budget must be a whole number above 0")
+            raise CliError(
+                f"{where}: budget must be a whole number above 0 (at most {MAX_TOKENS:,})"
+            )
         tasks.append(
             ParallelTask(agent=entry["agent"], goal=entry.get("goal"), target=target, budget=budget)
         )

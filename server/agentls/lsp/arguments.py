@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any, Literal, TypeVar
 
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError
@@ -77,6 +79,20 @@ class BudgetArgs(BaseModel):
     action: Literal["get", "set", "reset"] = "get"
     limit: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
     agent: str | None = None
+    allow_unknown_agent: bool = False
+
+
+def check_known_agent(command: str, agent: str, known: Iterable[str]) -> None:
+    """A limit or reset for an agent nobody defined is a typo until said otherwise."""
+    names = sorted(known)
+    if agent in names:
+        return
+    close = difflib.get_close_matches(agent, names, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise JsonRpcInvalidParams(
+        f"{command}: argument 'agent' {agent!r} names no agent of this workspace; {hint}"
+        "pass allowUnknownAgent: true to set it anyway"
+    )
 
 
 class AuditArgs(BaseModel):

@@ -21,6 +21,7 @@ from agentls.lsp.arguments import (
     CreateAgentArgs,
     DelegateArgs,
     DelegateParallelArgs,
+    check_known_agent,
     parse_args,
 )
 from agentls.lsp.command_ids import (
@@ -67,6 +68,9 @@ async def budget(ls: AgentLanguageServer, args: BudgetArgs) -> dict[str, Any]:
     runtime = await ls.folders.default(BUDGET).get_runtime()
     budgeter = runtime.budgeter
     # Ledger transactions run on a worker thread: a busy ledger never stalls the server.
+    if args.agent is not None and args.action != "get" and not args.allow_unknown_agent:
+        known = {*runtime.registry.names(), *(await budgeter.asnapshot()).agents}
+        check_known_agent(BUDGET, args.agent, known)
     if args.action == "set":
         await budgeter.aset_limit(args.limit, agent=args.agent)
     elif args.action == "reset":

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from agentls.core.definitions import parse_definition_text
+from agentls.core.lines import line_body, split_lines
 
 if TYPE_CHECKING:
     from agentls.lsp.server import AgentLanguageServer
@@ -42,7 +43,7 @@ def diagnostics_for(ls: AgentLanguageServer, uri: str, text: str) -> list[types.
     if kind is None or path is None:
         return None
     _, errors = parse_definition_text(text, path, claude=kind == "claude")
-    lines = text.splitlines()
+    lines = [line_body(line) for line in split_lines(text)]
     out = []
     for err in errors:
         line = max(err.line - 1, 0)

@@ -14,8 +14,9 @@ from agentls.core.llm import ToolSpec
 from agentls.core.target import ProposedEdit
 
 MAX_RESULT_CHARS = 20_000
-# Seconds a tool call may take before the run gets an error instead of its result.
-TOOL_TIME_LIMIT = 30.0
+# Seconds a tool call may take before the run gets an error instead of its result, for tools
+# that do not set their own `call_time_limit` (an MCP tool may delegate to a whole child agent).
+TOOL_TIME_LIMIT = 600.0
 
 T = TypeVar("T")
 
@@ -34,6 +35,8 @@ class ToolResult:
 
 
 class Tool(Protocol):
+    """A tool the turn loop can call. It may also set `call_time_limit` (see call_with_limit)."""
+
     @property
     def spec(self) -> ToolSpec: ...
 
@@ -119,14 +122,16 @@ async def off_loop(work: Callable[[], T], deadline: Deadline | None = None) -> T
 
 
 async def call_with_limit(
-    tool: Tool, arguments: dict[str, Any], seconds: float = TOOL_TIME_LIMIT
+    tool: Tool, arguments: dict[str, Any], seconds: float | None = None
 ) -> ToolResult:
-    """Call a tool with a time limit: past it the run gets an error result, not a hang.
+    """Call a tool with a time limit: the tool's own `call_time_limit`, else `seconds`, else
+    TOOL_TIME_LIMIT. Past it the run gets an error result, not a hang.
 
     A tool whose `call_time_limit` is None bounds itself (run_command: its own time limit, and
     the wait for the user's answer must not be cut at the default).
     """
-    limit = getattr(tool, "call_time_limit", seconds)
+    default = TOOL_TIME_LIMIT if seconds is None else seconds
+    limit = getattr(tool, "call_time_limit", default)
     if limit is None:
         return await tool.call(arguments)
     try:

@@ -36,3 +36,11 @@ def frame_tool_output(tool: str, content: str, *, is_error: bool = False) -> str
         f"{defuse(content)}\n"
         f'{CLOSE_TAG} id="{nonce}">>>'
     )
+
+
+def unframe(message: str) -> str:
+    """The content of a framed tool message (defused markers stay defused); other text as is."""
+    lines = message.split("\n")
+    if len(lines) < 3 or not (lines[0].startswith(OPEN_TAG) and lines[-1].startswith(CLOSE_TAG)):
+        return message
+    return "\n".join(lines[2:-1])

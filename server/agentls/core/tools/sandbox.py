@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
@@ -20,10 +22,23 @@ class WorkspaceSandbox:
         self.overlay = overlay
 
     def read_text(self, path: Path) -> str:
-        """A file's text as the user sees it: the editor's buffer when open, else the disk."""
+        """A file's text as the user sees it: the editor's buffer when open, else the disk.
+
+        Only regular files are read: a FIFO would block the read (and the event loop) until a
+        writer came, a device would never end. The check is made on the opened descriptor.
+        """
         if self.overlay is not None and (text := self.overlay(path)) is not None:
             return text
-        return path.read_bytes().decode("utf-8")  # exactly as stored: CRLF stays CRLF
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise SandboxError(
+                    f"{path.name!r} is not a regular file (a pipe, socket or device)"
+                )
+            with open(fd, "rb", closefd=False) as f:
+                return f.read().decode("utf-8")  # exactly as stored: CRLF stays CRLF
+        finally:
+            os.close(fd)
 
     def resolve(self, relative: str, *, must_exist: bool = True) -> Path:
         """The real path for a workspace-relative path, or SandboxError."""

@@ -42,8 +42,10 @@ MAX_LISTED = 300
 MAX_MATCHES = 100
 MAX_FILE_BYTES = 1_000_000
 MAX_PATTERN_CHARS = 2_000
-# Seconds a walk (list_files, search) runs before it returns what it found so far.
+# Seconds a walk (list_files, search) runs before it returns what it found so far, and the
+# limit of the whole call (the walk stops well before it).
 WALK_TIME_LIMIT = 10.0
+WALK_CALL_LIMIT = 30.0
 
 
 def _walk(root: Path, start: Path, deadline: Deadline) -> Iterator[Path]:
@@ -202,9 +204,10 @@ class ListFiles:
         },
     )
 
-    def __init__(self, sandbox: WorkspaceSandbox, time_limit: float = WALK_TIME_LIMIT) -> None:
+    def __init__(self, sandbox: WorkspaceSandbox, walk_limit: float = WALK_TIME_LIMIT) -> None:
         self.sandbox = sandbox
-        self.time_limit = time_limit
+        self.walk_limit = walk_limit
+        self.call_time_limit = max(WALK_CALL_LIMIT, walk_limit)
 
     async def call(self, arguments: dict[str, Any]) -> ToolResult:
         try:
@@ -216,7 +219,7 @@ class ListFiles:
             return ToolResult.error(f"pattern is longer than {MAX_PATTERN_CHARS} characters")
         if not folder.is_dir():
             return ToolResult.error(f"{arguments.get('path')!r} is not a folder")
-        deadline = Deadline(self.time_limit)
+        deadline = Deadline(self.walk_limit)
         return await off_loop(lambda: self._list(folder, pattern, deadline), deadline)
 
     def _list(self, folder: Path, pattern: str, deadline: Deadline) -> ToolResult:
@@ -229,7 +232,7 @@ class ListFiles:
                         found.append(f"… (stopped after {MAX_LISTED} files)")
                         break
         except _Stopped:
-            found.append(f"… (stopped after {self.time_limit:g} s; list a smaller folder)")
+            found.append(f"… (stopped after {self.walk_limit:g} s; list a smaller folder)")
         return ToolResult(truncate("\n".join(found) or "(no files)"))
 
 
@@ -251,9 +254,10 @@ class Search:
         },
     )
 
-    def __init__(self, sandbox: WorkspaceSandbox, time_limit: float = WALK_TIME_LIMIT) -> None:
+    def __init__(self, sandbox: WorkspaceSandbox, walk_limit: float = WALK_TIME_LIMIT) -> None:
         self.sandbox = sandbox
-        self.time_limit = time_limit
+        self.walk_limit = walk_limit
+        self.call_time_limit = max(WALK_CALL_LIMIT, walk_limit)
 
     async def call(self, arguments: dict[str, Any]) -> ToolResult:
         try:
@@ -263,7 +267,7 @@ class Search:
             return ToolResult.error(str(exc))
         if len(query) > MAX_PATTERN_CHARS:
             return ToolResult.error(f"query is longer than {MAX_PATTERN_CHARS} characters")
-        deadline = Deadline(self.time_limit)
+        deadline = Deadline(self.walk_limit)
         return await off_loop(lambda: self._search(query, folder, deadline), deadline)
 
     def _search(self, query: str, folder: Path, deadline: Deadline) -> ToolResult:
@@ -278,7 +282,8 @@ class Search:
                     text = _read_bounded(path, MAX_FILE_BYTES)
                 if text is None:
                     continue
-                for n, line in enumerate(text.splitlines(), 1):
+                for n, raw in enumerate(split_lines(text), 1):
+                    line = line_body(raw)
                     if regex.search(line):
                         matches.append(f"{self.sandbox.relative(path)}:{n}: {line.strip()[:200]}")
                         if len(matches) >= MAX_MATCHES:
@@ -287,7 +292,7 @@ class Search:
                 if deadline.expired:
                     raise _Stopped
         except _Stopped:
-            matches.append(f"… (stopped after {self.time_limit:g} s; search a smaller folder)")
+            matches.append(f"… (stopped after {self.walk_limit:g} s; search a smaller folder)")
         return ToolResult(truncate("\n".join(matches) or "(no matches)"))
 
 
