@@ -59,6 +59,11 @@ describe('eventLogLine', () => {
         const line = eventLogLine(event('tool_call', { data: { tool: 'read_file', arguments: { path: 'a.py' } } }));
         assert.equal(line.message, '[run-1234] document tool_call: read_file {"path":"a.py"}');
     });
+    test('shows an MCP tool call like a built-in one, by its mcp__server__tool name', () => {
+        const data = { tool: 'mcp__everything__get-sum', arguments: { a: 2, b: 3 } };
+        const line = eventLogLine(event('tool_call', { data }));
+        assert.equal(line.message, '[run-1234] document tool_call: mcp__everything__get-sum {"a":2,"b":3}');
+    });
     test('indents child runs and names their parent', () => {
         const line = eventLogLine(event('started', { depth: 1, parentRunId: 'parent-999999', goal: null }));
         assert.equal(line.message, '  [run-1234] document started (child of parent-9)');
