@@ -48,12 +48,14 @@ def server() -> Iterator[ScriptedOpenAI]:
 def agentls(workspace: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     """The real CLI in a child process with capped memory; it reports its peak RSS on stderr."""
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "from agentls.cli import main\n"
         "try:\n"
         "    status = main(sys.argv[1:])\n"
         "finally:\n"
-        "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        # VmHWM is this program's own peak: ru_maxrss would keep the forked test process's.
+        "    status_lines = open('/proc/self/status').read().splitlines()\n"
+        "    peak = next(int(x.split()[1]) for x in status_lines if x.startswith('VmHWM:'))\n"
         "    print(f'PEAK_RSS_KB {peak}', file=sys.stderr)\n"
         "sys.exit(status)\n"
     )

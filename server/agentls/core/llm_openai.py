@@ -59,6 +59,17 @@ class OpenAIChatModel:
             return utf8_prompt_bound(request)
         return counted_prompt_bound(request, encoder)
 
+    def warm(self) -> None:
+        """Do, on the calling (worker) thread, what the first call would otherwise do on the event
+        loop: openai builds its resources on first access and the transport imports its socket
+        backend on the first request (together ~30 ms); the tokenizer loads on first count."""
+        import importlib
+
+        _ = self._client.chat.completions
+        for module in ("anyio._backends._asyncio", "anyio.streams.memory", "anyio.streams.stapled"):
+            importlib.import_module(module)
+        encoder_for(self._model)
+
     async def aclose(self) -> None:
         await self._client.close()
 

@@ -57,7 +57,10 @@ def _warm_model_backend(runtime: AgentRuntime, settings: EngineSettings) -> None
     embedded = wanted.model is not None and wanted.model.lower() in EMBEDDED_NAMES
     try:
         if not embedded and (wanted.base_url or wanted.api_key):
-            runtime.model_factory(None)
+            model = runtime.model_factory(None)
+            warm = getattr(model, "warm", None)
+            if warm is not None:
+                warm()
         else:
             import llama_cpp  # noqa: F401
     except Exception as exc:  # the first run reports what is wrong with the model
