@@ -1,6 +1,6 @@
 /** Formatting of token counts, budgets, durations and usage for the status bar and the log. */
 
-import type { AgentBudget, BudgetSnapshot, Usage } from './protocol';
+import type { AgentBudget, BudgetSnapshot, RunResult, Usage } from './protocol';
 
 /** Compact token count: `850`, `1.2k`, `12.3k`, `100k`, `1.5M`. */
 export function formatTokens(count: number): string {
@@ -140,4 +140,9 @@ export function parseTokenAmount(input: string): number | null | undefined {
     }
     const factor = match[2] === 'k' ? 1e3 : match[2] === 'm' ? 1e6 : 1;
     return Math.round(parseFloat(match[1]) * factor);
+}
+
+/** One warning toast text per warning a run ended with, naming the agent. */
+export function runWarningMessages(result: Pick<RunResult, 'agent' | 'warnings'>): string[] {
+    return (result.warnings ?? []).filter((w) => w.trim()).map((w) => `${result.agent}: ${w}`);
 }

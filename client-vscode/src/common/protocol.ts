@@ -52,6 +52,8 @@ export interface RunResult {
     usage: Usage;
     durationMs: number;
     error?: string | null;
+    /** What the user should know that did not stop the run (e.g. a provider's overshoot). */
+    warnings?: string[];
 }
 
 export interface ParallelResult {

@@ -2,7 +2,7 @@
 
 import { commands, window, workspace } from 'vscode';
 import { Command } from './constants';
-import { formatDuration, formatTokens } from './format';
+import { formatDuration, formatTokens, runWarningMessages } from './format';
 import { showErrorWithLogs, showLogs } from './logging';
 import type { CreateAgentResult, ParallelResult, RunResult } from './protocol';
 
@@ -26,6 +26,9 @@ function cost(result: RunResult): string {
 export function presentRunResult(result: unknown): void {
     if (!isRunResult(result)) {
         return;
+    }
+    for (const warning of runWarningMessages(result)) {
+        void window.showWarningMessage(warning, 'Show Logs').then((choice) => choice && showLogs());
     }
     switch (result.status) {
         case 'finished': {

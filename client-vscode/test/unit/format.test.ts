@@ -9,6 +9,7 @@ import {
     formatTokens,
     formatUsage,
     parseTokenAmount,
+    runWarningMessages,
 } from '../../src/common/format';
 
 describe('formatTokens', () => {
@@ -104,5 +105,18 @@ describe('parseTokenAmount', () => {
     test('rejects anything else', () => {
         assert.equal(parseTokenAmount('lots'), undefined);
         assert.equal(parseTokenAmount('-5'), undefined);
+    });
+});
+
+describe('runWarningMessages', () => {
+    test('names the agent in each warning of a run, such as a provider overshoot', () => {
+        const warnings = ['the model provider reported 900 output tokens for a call limited to 64'];
+        assert.deepEqual(runWarningMessages({ agent: 'review', warnings }), [
+            'review: the model provider reported 900 output tokens for a call limited to 64',
+        ]);
+    });
+    test('is empty for a run without warnings (older servers send none)', () => {
+        assert.deepEqual(runWarningMessages({ agent: 'review' }), []);
+        assert.deepEqual(runWarningMessages({ agent: 'review', warnings: [' '] }), []);
     });
 });
