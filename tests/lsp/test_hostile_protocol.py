@@ -63,3 +63,20 @@ def test_a_method_that_is_not_a_string_is_answered_invalid_request(server: RawSe
     server.send({"jsonrpc": "2.0", "id": 16, "method": ["agentls.listAgents"]})
     assert server.answer(16)["error"]["code"] == INVALID_REQUEST
     assert list_agents(server, 17)["result"]
+
+
+PARSE_ERROR = -32700
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"jsonrpc": "2.0", "id": 9, "method": ', b"\xff\xfe not utf-8", b"[1, 2"],
+    ids=["cut-short", "not-utf8", "unclosed-array"],
+)
+def test_a_body_that_is_not_json_is_answered_parse_error(server: RawServer, body: bytes) -> None:
+    # The id cannot be read from such a body, so the answer carries id null (JSON-RPC 2.0, 5.1).
+    server.send_bytes(body)
+    answer = server.answer(None)
+    assert answer["error"]["code"] == PARSE_ERROR
+    assert "not valid JSON" in answer["error"]["message"]
+    assert list_agents(server, 10)["result"]

@@ -3,10 +3,12 @@
 pygls drops a request with no method, with params it cannot structure (`"params": "x"`), or with
 `"jsonrpc": "1.0"` after logging it, so the client waits for ever. Here each gets the JSON-RPC
 error the specification asks for: -32600 Invalid Request or -32602 Invalid params, with its id.
+A body that is not JSON at all (cut short, not UTF-8) gets -32700 Parse error with id null.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +20,7 @@ from pygls.protocol import LanguageServerProtocol
 log = logging.getLogger("agentls.lsp")
 
 VERSION = "2.0"
+PARSE_ERROR = -32700
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,18 @@ class AgentProtocol(LanguageServerProtocol):
             )
         else:
             super().handle_message(message)
+
+    def answer_parse_error(self, exc: Exception) -> bool:
+        """Answer a body pygls could not decode (its reader hands the error to the server's
+        error handler); True when `exc` was such an error."""
+        if not isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+            return False
+        self._reject(
+            _Rejected(
+                None, PARSE_ERROR, f"the message body is not valid JSON: {_first_line(exc)}", True
+            )
+        )
+        return True
 
     def _reject(self, rejected: _Rejected) -> None:
         log.warning("invalid JSON-RPC message: %s", rejected.message)

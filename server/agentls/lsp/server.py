@@ -120,6 +120,13 @@ class AgentLanguageServer(LanguageServer):
                 types.LogMessageParams(type=types.MessageType.Warning, message=f"[agentls] {error}")
             )
 
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """pygls's handler for errors outside a request; a body that is not JSON is answered."""
+        protocol = self.protocol
+        if isinstance(protocol, AgentProtocol) and protocol.answer_parse_error(error):
+            return
+        super().report_server_error(error, source)
+
     def show_warning(self, message: str) -> None:
         log.warning(message)
         self.window_show_message(
