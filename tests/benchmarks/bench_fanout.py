@@ -23,7 +23,6 @@ import gc
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -51,43 +50,18 @@ APP = "def total(prices):\n    return sum(prices)\n\n\ndef mean(values):\n    re
 
 def serve(latency: float) -> int:
     """Child process: serve turns(2) with a fixed latency until stdin closes."""
-    from tests.rig.scripted_openai import ScriptedOpenAI, turns
+    from tests.rig.scripted_openai import ScriptedOpenAI, serve_until_stdin_closes, turns
 
     server = ScriptedOpenAI(latency=latency)
     server.responder = turns(TOOL_TURNS, "read_file", TOOL_ARGS, final="The totals add up.")
-    server.start()
-    print(f"URL {server.url}", flush=True)
-    try:
-        while sys.stdin.read(1):
-            pass
-    finally:
-        server.stop()
-    return 0
+    return serve_until_stdin_closes(server)
 
 
-@contextlib.contextmanager
-def server_process(latency: float):  # type: ignore[no-untyped-def]
-    proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--serve", "--latency", str(latency)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line.startswith("URL "):
-            raise RuntimeError(f"the scripted server did not start: {line!r}")
-        yield line.split(" ", 1)[1].strip()
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def scripted_server(latency: float) -> contextlib.AbstractContextManager[str]:
+    """This file's `serve` in a child process; yields its URL."""
+    from tests.rig.scripted_openai import server_process
+
+    return server_process(Path(__file__).resolve(), "--serve", "--latency", str(latency), cwd=ROOT)
 
 
 # agentls
@@ -424,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop(key, None)
     os.environ["HOME"] = tempfile.mkdtemp(prefix="agentls-fanout-home-")  # no user agents
     ns = [n for n in (1, 2, 4, 8, 16, 32, 64, 128) if n <= args.max_n]
-    with server_process(args.latency) as url:
+    with scripted_server(args.latency) as url:
         rows = asyncio.run(measure(url, ns, args.repeat, args.latency))
     report(rows, args.latency, args.repeat)
     if args.json:

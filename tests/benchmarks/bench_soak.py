@@ -25,11 +25,9 @@ import argparse
 import asyncio
 import contextlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,43 +54,18 @@ def responder() -> Any:
 
 def serve(latency: float) -> int:
     """Child process: serve one tool turn then the answer, with a fixed latency, until stdin closes."""
-    from tests.rig.scripted_openai import ScriptedOpenAI
+    from tests.rig.scripted_openai import ScriptedOpenAI, serve_until_stdin_closes
 
     server = ScriptedOpenAI(latency=latency)
     server.responder = responder()
-    server.start()
-    print(f"URL {server.url}", flush=True)
-    try:
-        while sys.stdin.read(1):
-            pass
-    finally:
-        server.stop()
-    return 0
+    return serve_until_stdin_closes(server)
 
 
-@contextlib.contextmanager
-def server_process(latency: float) -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--serve", "--latency", str(latency)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line.startswith("URL "):
-            raise RuntimeError(f"the scripted server did not start: {line!r}")
-        yield line.split(" ", 1)[1].strip()
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def scripted_server(latency: float) -> contextlib.AbstractContextManager[str]:
+    """This file's `serve` in a child process; yields its URL."""
+    from tests.rig.scripted_openai import server_process
+
+    return server_process(Path(__file__).resolve(), "--serve", "--latency", str(latency), cwd=ROOT)
 
 
 def make_workspace() -> Path:
@@ -247,7 +220,7 @@ async def bare_soak(url: str, runtime: Any, runs: int, in_flight: int) -> tuple[
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    with server_process(args.latency) as url:
+    with scripted_server(args.latency) as url:
         workspace = make_workspace()
         runtime = make_runtime(workspace, url)
         try:

@@ -43,7 +43,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -868,6 +868,50 @@ class ScriptedOpenAI:
                 }
             )
         yield b"data: [DONE]\n\n"
+
+
+def serve_until_stdin_closes(server: ScriptedOpenAI) -> int:
+    """Child side of `server_process`: start `server`, print its URL, serve until stdin closes."""
+    server.start()
+    print(f"URL {server.url}", flush=True)
+    try:
+        while sys.stdin.read(1):
+            pass
+    finally:
+        server.stop()
+    return 0
+
+
+@contextlib.contextmanager
+def server_process(script: Path, *args: str, cwd: Path | None = None) -> Iterator[str]:
+    """Run `python script *args` (which calls `serve_until_stdin_closes`) and yield its URL.
+
+    A scripted server in its own process, so its streaming does not compete with the caller for
+    the interpreter (benchmarks); closing its stdin stops it.
+    """
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("URL "):
+            raise RuntimeError(f"the scripted server did not start: {line!r}")
+        yield line.split(" ", 1)[1].strip()
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _wait_for_stdin_eof(done: threading.Event) -> None:
