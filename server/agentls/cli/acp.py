@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from agentls.cli.approvals import add_security_options
 from agentls.cli.common import add_model_options
 
 
@@ -28,20 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="total token limit of each workspace (e.g. 200000, 200k); default: the ledger's",
     )
-    commands = parser.add_argument_group("commands (see docs/security.md)")
-    commands.add_argument(
-        "--run-commands",
-        action="store_true",
-        help="offer run_command to agents that list it; each command is asked in the panel",
-    )
-    commands.add_argument(
-        "--allow-command",
-        action="append",
-        default=[],
-        metavar="PATTERN",
-        help="run commands matching PATTERN without asking, e.g. 'pytest **' (implies "
-        "--run-commands; repeatable)",
-    )
+    add_security_options(parser, confirm=False, asked="in the panel")
     add_model_options(parser)
     parser.set_defaults(func=run)
 

@@ -23,12 +23,17 @@ from agentls.core.target import ProposedEdit
 from agentls.core.tools.command import Approver, CommandRequest, CommandSettings, Decision
 
 
-def add_security_options(parser: argparse.ArgumentParser, *, confirm: bool = True) -> None:
-    group = parser.add_argument_group("commands and confirmations (see docs/security.md)")
+def add_security_options(
+    parser: argparse.ArgumentParser, *, confirm: bool = True, asked: str = "on the terminal"
+) -> None:
+    """`--run-commands`, `--allow-command` (and `--confirm`); `asked` says where commands are
+    approved (the terminal, an agent panel)."""
+    title = "commands and confirmations" if confirm else "commands"
+    group = parser.add_argument_group(f"{title} (see docs/security.md)")
     group.add_argument(
         "--run-commands",
         action="store_true",
-        help="offer run_command to agents that list it; each command is asked on the terminal",
+        help=f"offer run_command to agents that list it; each command is asked {asked}",
     )
     group.add_argument(
         "--allow-command",
