@@ -47,10 +47,6 @@ class AgentLanguageServer(LanguageServer):
         roots = self.folders.roots()
         return roots[0] if roots else None
 
-    @property
-    def has_runtime(self) -> bool:
-        return bool(self.folders.runtimes())
-
     def keep(self, task: asyncio.Future[Any]) -> None:
         """Hold a reference to a background task until it ends."""
         self._background.add(task)
