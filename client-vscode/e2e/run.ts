@@ -522,6 +522,19 @@ async function main(): Promise<void> {
         await scriptReplies(model.url, [{ text: 'It subtracts b from a.' }]);
         await page.goto(`${base}/?workspace=${encodeURIComponent(workspaceFile)}`);
         await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: 60_000 });
+        // code-server can render a freshly opened .code-workspace before it has read its folders
+        // ("no folder opened"), a state it keeps until the window reloads: reload it once then.
+        const noFolder = page.getByText('You have not yet added a folder to the workspace.');
+        const folderRow = page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'second' });
+        const opened = await Promise.race([
+            folderRow.first().waitFor({ state: 'visible', timeout: 30_000 }).then(() => true, () => false),
+            noFolder.waitFor({ state: 'visible', timeout: 30_000 }).then(() => false, () => false),
+        ]);
+        if (!opened) {
+            log('the two-folder window showed no folders yet: reloading it once');
+            await page.reload();
+            await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: 60_000 });
+        }
         await waitFor(
             'the budget in the two-folder window',
             async () => {
