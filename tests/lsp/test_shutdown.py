@@ -136,9 +136,35 @@ async def test_exit_without_shutdown_still_records_every_run(
 
     client.exit(None)
 
-    # Exit without shutdown is abrupt, but nothing is lost.
-    assert await asyncio.wait_for(client._server.wait(), WAIT) is not None  # type: ignore[union-attr]
+    # Exit without shutdown is abrupt (status 1, as LSP says), but nothing is lost.
+    assert await asyncio.wait_for(client._server.wait(), WAIT) == 1  # type: ignore[union-attr]
     assert_cancelled_and_paid(workspace, run_ids(editor))
+
+
+async def test_exit_without_shutdown_ends_the_process_with_status_1(
+    client: LanguageClient,
+) -> None:
+    client.exit(None)
+
+    assert await asyncio.wait_for(client._server.wait(), WAIT) == 1  # type: ignore[union-attr]
+
+
+async def test_exit_after_shutdown_ends_the_process_with_status_0(client: LanguageClient) -> None:
+    await asyncio.wait_for(client.shutdown_async(None), WAIT)
+    client.exit(None)
+
+    assert await asyncio.wait_for(client._server.wait(), WAIT) == 0  # type: ignore[union-attr]
+
+
+async def test_a_second_shutdown_is_answered_with_invalid_request(client: LanguageClient) -> None:
+    await asyncio.wait_for(client.shutdown_async(None), WAIT)
+
+    with pytest.raises(JsonRpcException) as info:
+        await asyncio.wait_for(client.shutdown_async(None), WAIT)
+    assert info.value.code == types.ErrorCodes.InvalidRequest.value
+    assert "shut down" in info.value.message
+    client.exit(None)
+    assert await asyncio.wait_for(client._server.wait(), WAIT) == 0  # type: ignore[union-attr]
 
 
 async def test_editor_disconnecting_mid_run_cancels_runs_and_ends_the_server(

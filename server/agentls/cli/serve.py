@@ -14,5 +14,4 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from agentls.lsp.server import main
 
-    main()
-    return 0
+    return main()

@@ -3,8 +3,10 @@
 On `shutdown` the server cancels every run, waits for each to commit what it spent and record
 itself cancelled, closes the ledger, the audit store and the model clients, and only then answers.
 From the moment `shutdown` arrives, other requests get InvalidRequest (the LSP spec's answer after
-shutdown) instead of pygls' silence. `exit` without `shutdown` (and the editor going away) stops
-the runs the same way before the process ends.
+shutdown) instead of pygls' silence, and so does a second `shutdown`. `exit` without `shutdown`
+(and the editor going away) stops the runs the same way before the process ends; after `exit`
+without `shutdown` the process ends with status 1, as the LSP spec says (pygls computes that
+status, then swallows its own SystemExit, so the server's `exit_code` carries it to `main`).
 
 pygls cancels the requests still pending after our handler by iterating its table of request
 futures, whose done-callbacks remove entries from that very table ("dictionary changed size during
@@ -35,6 +37,7 @@ class Lifecycle:
     def __init__(self, server: AgentLanguageServer) -> None:
         self.server = server
         self.shutting_down = False
+        self.shutdown_requested = False
         self._stopping: asyncio.Task[None] | None = None
 
     async def stop_engine(self) -> None:
@@ -50,6 +53,7 @@ class Lifecycle:
 
     async def on_shutdown(self, *args: Any) -> None:
         self.shutting_down = True
+        self.shutdown_requested = True
         await self.stop_engine()
         self._cancel_pending_requests()
 
@@ -60,6 +64,7 @@ class Lifecycle:
         handler returns at once (an awaiting one leaves a reader thread blocked forever).
         """
         self.shutting_down = True
+        self.server.exit_code = 0 if self.shutdown_requested else 1
         protocol = self.server.protocol
         if protocol.writer is not None:
             # pygls closes the output next; what the runs still report as they end is dropped.

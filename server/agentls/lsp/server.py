@@ -40,6 +40,8 @@ class AgentLanguageServer(LanguageServer):
         self.told_untrusted = False
         self.folders = Folders(self)
         self._background: set[asyncio.Future[Any]] = set()
+        # The process's exit status (lsp/lifecycle.py): 1 after `exit` without `shutdown`.
+        self.exit_code = 0
 
     @property
     def root(self) -> Path | None:
@@ -157,6 +159,9 @@ def create_server() -> AgentLanguageServer:
     return server
 
 
-def main() -> None:
+def main() -> int:
+    """Serve over stdio until `exit` or the end of input; the process's exit status."""
     logging.basicConfig(level=logging.WARNING, format="agentls: %(levelname)s %(message)s")
-    create_server().start_io()
+    server = create_server()
+    server.start_io()
+    return server.exit_code
