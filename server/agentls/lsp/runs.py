@@ -22,6 +22,7 @@ from agentls.lsp.request_cancel import on_request_cancelled
 if TYPE_CHECKING:
     from agentls.core.definitions import AgentDefinition
     from agentls.core.runtime import AgentRuntime, RunResult
+    from agentls.lsp.events import EventBridge
     from agentls.lsp.folders import FolderEngine
     from agentls.lsp.server import AgentLanguageServer
 
@@ -126,16 +127,42 @@ async def run_with_progress(
     versions: dict[str, int | None],
     budget: int | None,
 ) -> dict[str, Any]:
-    """One run with its own progress, edits applied through the editor; the wire result."""
+    """One run with its own progress, edits applied through the editor; the wire result.
+
+    The progress always ends: a run refused before it starts (the audit trail cannot be written)
+    raises without a terminal event, so its progress is ended here with the error, and a state
+    error answers as every other one does (RequestFailed, shown to the user once).
+    """
+    from agentls.core.state_check import StateError
+    from agentls.lsp.state_errors import state_unavailable
+
     runtime = await folder.runtime_for_run()
-    assert folder.bridge is not None
-    await folder.bridge.begin_progress(run_id, f"{definition.name}: {goal}")
-    result = await runtime.delegate(
-        definition,
-        goal,
-        target,
-        budget=budget,
-        run_id=run_id,
-        apply=applier(ls, definition.name, versions, runtime.workspace, goal),
-    )
+    bridge = folder.bridge
+    assert bridge is not None
+    await bridge.begin_progress(run_id, f"{definition.name}: {goal}")
+    try:
+        result = await runtime.delegate(
+            definition,
+            goal,
+            target,
+            budget=budget,
+            run_id=run_id,
+            apply=applier(ls, definition.name, versions, runtime.workspace, goal),
+        )
+    except StateError as exc:
+        error = state_unavailable(ls, exc)
+        _end_progress(ls, bridge, run_id, error.message)
+        raise error from None
+    except BaseException as exc:
+        _end_progress(ls, bridge, run_id, f"failed: {exc}" if str(exc) else "stopped")
+        raise
     return run_result(ls, runtime, result)
+
+
+def _end_progress(ls: AgentLanguageServer, bridge: EventBridge, run_id: str, message: str) -> None:
+    """End the run's progress if no terminal event has ended it (the bridge files it by run)."""
+    token = bridge._tokens.pop(run_id, None)
+    if token is None:
+        return
+    ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+    ls.work_done_progress.tokens.pop(token, None)
