@@ -191,14 +191,38 @@ def test_two_files_defining_one_agent_is_an_error_naming_both(tmp_path: Path) ->
     folder = tmp_path / "agents"
     folder.mkdir()
     body = "description: d\ninstructions: i\n"
-    (folder / "a-first.yaml").write_text("name: same\n" + body)
-    (folder / "b-second.yaml").write_text("name: same\n" + body)
+    (folder / "a-first.yaml").write_text("# the first\nname: same\n" + body)
+    (folder / "b-second.yaml").write_text(body + "name: same\n")
     registry = AgentRegistry.load(default_sources(None, [folder]))
     assert registry.get("same").path == folder / "a-first.yaml"
     (error,) = registry.errors
     assert error.path == folder / "b-second.yaml"
-    assert "a-first.yaml" in error.message
-    assert "already defined" in error.message
+    assert (error.line, error.field) == (3, "name")
+    assert f"already defined in {folder / 'a-first.yaml'}:2;" in error.message
+    assert "this file is ignored" in error.message
+
+
+def test_a_file_knows_which_other_file_its_agent_name_clashes_with(tmp_path: Path) -> None:
+    folder = tmp_path / "agents"
+    folder.mkdir()
+    body = "description: d\ninstructions: i\n"
+    (folder / "a-first.yaml").write_text("name: same\n" + body)
+    (folder / "b-second.yaml").write_text("name: same\n" + body)
+    (folder / "c-other.yaml").write_text("name: other\n" + body)
+    registry = AgentRegistry.load(default_sources(None, [folder]))
+    first, second = (folder / "a-first.yaml").resolve(), (folder / "b-second.yaml").resolve()
+
+    ignored = registry.name_clash(second, "same")
+    kept = registry.name_clash(first, "same")
+
+    assert ignored is not None and ignored.this_is_ignored
+    assert ignored.other.path == folder / "a-first.yaml"
+    assert kept is not None and not kept.this_is_ignored
+    assert kept.other.path == folder / "b-second.yaml"
+    # What a buffer names now counts: renamed to a free name, or to another file's name.
+    assert registry.name_clash(second, "fresh") is None
+    renamed = registry.name_clash(first, "other")
+    assert renamed is not None and not renamed.this_is_ignored
 
 
 def test_a_workspace_agent_still_overrides_a_builtin_silently(tmp_path: Path) -> None:

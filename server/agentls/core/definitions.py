@@ -117,6 +117,7 @@ class LoadedAgent:
     definition: AgentDefinition
     source: str  # "builtin", "user", "workspace", "claude", "generated"
     path: Path | None = None
+    line: int = 1  # of its `name` field in the file (1-based)
 
     def summary(self) -> dict[str, Any]:
         """What listings show of an agent (CLI JSON, the editor's agent picker)."""
@@ -256,55 +257,86 @@ def parse_definition_text(
     text: str, path: Path, *, claude: bool = False
 ) -> tuple[AgentDefinition | None, list[DefinitionError]]:
     """Parse one definition file's text; returns the definition or the errors that stop it."""
+    definition, errors, _ = parse_definition(text, path, claude=claude)
+    return definition, errors
+
+
+def _name_line(root: yaml.Node | None, line_offset: int) -> int:
+    """The 1-based file line of the top-level `name` key (1 when there is none)."""
+    if isinstance(root, yaml.MappingNode):
+        for key_node, _ in root.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == "name":
+                return key_node.start_mark.line + 1 + line_offset
+    return 1 + line_offset
+
+
+def parse_definition(
+    text: str, path: Path, *, claude: bool = False
+) -> tuple[AgentDefinition | None, list[DefinitionError], int]:
+    """Like parse_definition_text, with the file line of the `name` field (for clash reports)."""
     line_offset = 0
     body = ""
     source = text
     if path.suffix == ".md":
         match = _FRONT_MATTER.match(text)
         if not match:
-            return None, [DefinitionError(path, "expected YAML front-matter between '---' lines")]
+            return (
+                None,
+                [DefinitionError(path, "expected YAML front-matter between '---' lines")],
+                1,
+            )
         source, body = match.group(1), match.group(2)
         line_offset = 1
     try:
         root = compose_untrusted(source)
         duplicates = duplicate_keys(root) if root is not None else []
         if duplicates:
-            return None, [
-                DefinitionError(path, p.message, p.line + line_offset, p.column) for p in duplicates
-            ]
+            return (
+                None,
+                [
+                    DefinitionError(path, p.message, p.line + line_offset, p.column)
+                    for p in duplicates
+                ],
+                1,
+            )
         data = construct(root)
     except YamlProblem as exc:
-        return None, [DefinitionError(path, exc.message, exc.line + line_offset, exc.column)]
+        return None, [DefinitionError(path, exc.message, exc.line + line_offset, exc.column)], 1
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = (mark.line + 1 + line_offset) if mark else 1
         column = (mark.column + 1) if mark else 1
-        return None, [DefinitionError(path, f"invalid YAML: {exc.problem or exc}", line, column)]
+        return None, [DefinitionError(path, f"invalid YAML: {exc.problem or exc}", line, column)], 1
     except yaml.YAMLError as exc:
-        return None, [DefinitionError(path, f"invalid YAML: {exc}", 1 + line_offset)]
+        return None, [DefinitionError(path, f"invalid YAML: {exc}", 1 + line_offset)], 1
     if not isinstance(data, dict):
-        return None, [DefinitionError(path, "expected a mapping of fields (name: ..., ...)")]
+        return None, [DefinitionError(path, "expected a mapping of fields (name: ..., ...)")], 1
     if isinstance(root, yaml.MappingNode):
         for key_node, _ in root.value:
             if key_node.tag != "tag:yaml.org,2002:str":
                 mark = key_node.start_mark
-                return None, [
-                    DefinitionError(
-                        path,
-                        f"field names are words such as 'name'; got {key_node.value!r}",
-                        mark.line + 1 + line_offset,
-                        mark.column + 1,
-                    )
-                ]
+                return (
+                    None,
+                    [
+                        DefinitionError(
+                            path,
+                            f"field names are words such as 'name'; got {key_node.value!r}",
+                            mark.line + 1 + line_offset,
+                            mark.column + 1,
+                        )
+                    ],
+                    1,
+                )
     if path.suffix == ".md":
         if claude:
             data = _claude_to_definition(dict(data), body)
         elif body.strip() and "instructions" not in data:
             data = {**data, "instructions": body.strip()}
+    name_line = _name_line(root, line_offset)
     try:
-        return AgentDefinition.model_validate(data), []
+        return AgentDefinition.model_validate(data), [], name_line
     except ValidationError as exc:
-        return None, _errors_from_validation(exc, path, root, line_offset)
+        return None, _errors_from_validation(exc, path, root, line_offset), name_line
 
 
 def load_file(path: Path, source: str, *, claude: bool = False) -> LoadResult:
@@ -319,10 +351,10 @@ def load_file(path: Path, source: str, *, claude: bool = False) -> LoadResult:
     except (OSError, UnicodeDecodeError) as exc:
         result.errors.append(DefinitionError(path, f"cannot read file: {exc}"))
         return result
-    definition, errors = parse_definition_text(text, path, claude=claude)
+    definition, errors, name_line = parse_definition(text, path, claude=claude)
     result.errors.extend(errors)
     if definition is not None:
-        result.agents.append(LoadedAgent(definition, source, path))
+        result.agents.append(LoadedAgent(definition, source, path, name_line))
     return result
 
 
@@ -365,12 +397,37 @@ def default_sources(
     return sources
 
 
+@dataclass(frozen=True)
+class NameClash:
+    """Another definition file of the same source that names the same agent.
+
+    Within one source the file that loads first (by name) is kept and the other is ignored; a
+    later source overriding an earlier one (a workspace agent replacing a built-in) is no clash.
+    """
+
+    other: LoadedAgent
+    this_is_ignored: bool
+
+    def message(self, name: str) -> str:
+        where = f"{self.other.path}:{self.other.line}"
+        if self.this_is_ignored:
+            return (
+                f"agent {name!r} is already defined in {where}; rename one of them "
+                "(this file is ignored)"
+            )
+        return f"agent {name!r} is also defined in {where}, which is ignored; rename one of them"
+
+
 class AgentRegistry:
     """The agents in effect, by name, with where each came from and the errors met loading them."""
 
     def __init__(self, result: LoadResult | None = None) -> None:
         self._agents: dict[str, LoadedAgent] = {}
         self.errors: list[DefinitionError] = []
+        # Every file that defined an agent, kept or ignored, with its load order and its source's
+        # folder (resolved off the event loop, at load), for `name_clash`.
+        self._files: list[tuple[tuple[int, Path], Path, LoadedAgent]] = []
+        self._folders: dict[Path, tuple[int, str]] = {}
         if result:
             for agent in result.agents:
                 self._agents[agent.definition.name] = agent
@@ -379,29 +436,58 @@ class AgentRegistry:
     @classmethod
     def load(cls, sources: Sequence[DefinitionSource]) -> AgentRegistry:
         merged = LoadResult()
+        files: list[tuple[tuple[int, Path], Path, LoadedAgent]] = []
+        folders: dict[Path, tuple[int, str]] = {}
         # Later sources override earlier ones on purpose (a workspace agent replaces a built-in);
         # two files of one source naming the same agent is a mistake, reported on the second.
-        defined_in: dict[tuple[str, str], Path] = {}
-        for src in sources:
+        defined_in: dict[tuple[str, str], LoadedAgent] = {}
+        for index, src in enumerate(sources):
+            folders.setdefault(src.folder.resolve(), (index, src.source))
             suffixes = (".md",) if src.claude else (".yaml", ".yml", ".md")
             for path in _definition_files(src.folder, suffixes):
                 one = load_file(path, src.source, claude=src.claude)
                 merged.errors.extend(one.errors)
                 for agent in one.agents:
+                    resolved = path.resolve()
+                    files.append(((index, resolved), resolved, agent))
                     key = (src.source, agent.definition.name)
-                    first = defined_in.setdefault(key, path)
-                    if first != path:
+                    first = defined_in.setdefault(key, agent)
+                    if first is not agent:
+                        clash = NameClash(first, this_is_ignored=True)
                         merged.errors.append(
                             DefinitionError(
                                 path,
-                                f"agent {agent.definition.name!r} is already defined in {first}; "
-                                "rename one of them (this file is ignored)",
+                                clash.message(agent.definition.name),
+                                line=agent.line,
                                 field="name",
                             )
                         )
                         continue
                     merged.agents.append(agent)
-        return cls(merged)
+        registry = cls(merged)
+        registry._files = files
+        registry._folders = folders
+        return registry
+
+    def name_clash(self, path: Path, name: str) -> NameClash | None:
+        """Whether a definition at `path` (resolved) naming `name` clashes with another file of
+        its source as loaded from disk, and which of the two is ignored.
+
+        `name` is the one the file says now (an editor's buffer), not necessarily on disk.
+        """
+        folder = self._folders.get(path.parent)
+        if folder is None:
+            return None
+        index, source = folder
+        others = [
+            (order, agent)
+            for order, file, agent in self._files
+            if file != path and agent.source == source and agent.definition.name == name
+        ]
+        if not others:
+            return None
+        order, other = min(others, key=lambda entry: entry[0])
+        return NameClash(other, this_is_ignored=order < (index, path))
 
     def add(self, agent: LoadedAgent) -> None:
         self._agents[agent.definition.name] = agent
