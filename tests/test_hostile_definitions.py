@@ -225,6 +225,22 @@ def test_a_file_knows_which_other_file_its_agent_name_clashes_with(tmp_path: Pat
     assert renamed is not None and not renamed.this_is_ignored
 
 
+def test_agents_command_points_at_the_ignored_name_and_the_kept_file(tmp_path: Path) -> None:
+    folder = tmp_path / ".agentls" / "agents"
+    folder.mkdir(parents=True)
+    first, second = folder / "a-first.yaml", folder / "b-second.yaml"
+    first.write_text("name: same\ndescription: First\ninstructions: One.\n")
+    second.write_text("description: Second\ninstructions: Two.\nname: same\n")
+
+    done = agentls(tmp_path, "agents")
+
+    assert done.returncode == 1, done.stderr
+    assert (
+        f"error {second}:3:1: name: agent 'same' is already defined in {first}:1; rename one "
+        "of them (this file is ignored)"
+    ) in done.stdout
+
+
 def test_a_workspace_agent_still_overrides_a_builtin_silently(tmp_path: Path) -> None:
     folder = tmp_path / ".agentls" / "agents"
     folder.mkdir(parents=True)

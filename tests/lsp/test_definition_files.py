@@ -233,3 +233,75 @@ async def test_a_broken_file_on_disk_is_reported_in_the_log_and_skipped(
     )
     assert warning.type == types.MessageType.Warning
     assert f"{path}:4:1: max_turns: " in warning.message
+
+
+def two_files_naming_one_agent(agents_folder: Path) -> tuple[Path, Path]:
+    """a-first.yaml (kept: it loads first) and b-second.yaml (ignored) both define `same`."""
+    first = agents_folder / "a-first.yaml"
+    second = agents_folder / "b-second.yaml"
+    first.write_text("name: same\ndescription: First\ninstructions: One.\n")
+    second.write_text("description: Second\ninstructions: Two.\nname: same\n")
+    return first, second
+
+
+async def test_a_file_whose_agent_name_is_taken_gets_an_error_naming_the_other_file(
+    client: LanguageClient, editor: Editor, agents_folder: Path
+) -> None:
+    first, second = two_files_naming_one_agent(agents_folder)
+
+    uri = open_file(client, second, language="yaml")
+    (diagnostic,) = await published(client, editor, uri)
+
+    assert diagnostic.range.start == at(2, 0)
+    assert diagnostic.severity == types.DiagnosticSeverity.Error
+    assert diagnostic.message == (
+        f"name: agent 'same' is already defined in {first}:1; rename one of them "
+        "(this file is ignored)"
+    )
+
+
+async def test_the_file_that_is_kept_warns_of_the_one_ignored(
+    client: LanguageClient, editor: Editor, agents_folder: Path
+) -> None:
+    first, second = two_files_naming_one_agent(agents_folder)
+
+    uri = open_file(client, first, language="yaml")
+    (diagnostic,) = await published(client, editor, uri)
+
+    assert diagnostic.range.start == at(0, 0)
+    assert diagnostic.severity == types.DiagnosticSeverity.Warning
+    assert f"also defined in {second}:3, which is ignored" in diagnostic.message
+
+
+async def test_renaming_the_agent_in_the_buffer_clears_the_clash(
+    client: LanguageClient, editor: Editor, agents_folder: Path
+) -> None:
+    _, second = two_files_naming_one_agent(agents_folder)
+    uri = open_file(client, second, language="yaml")
+    assert len(await published(client, editor, uri)) == 1
+
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangeWholeDocument(
+                    text=second.read_text().replace("name: same", "name: unique")
+                )
+            ],
+        )
+    )
+
+    await editor.wait_until(lambda: list(client.diagnostics[uri]) == [])
+
+
+async def test_renaming_the_other_file_on_disk_clears_the_open_files_clash(
+    client: LanguageClient, editor: Editor, agents_folder: Path
+) -> None:
+    first, second = two_files_naming_one_agent(agents_folder)
+    uri = open_file(client, first, language="yaml")
+    assert len(await published(client, editor, uri)) == 1
+
+    second.write_text(second.read_text().replace("name: same", "name: unique"))
+    file_changed(client, second, types.FileChangeType.Changed)
+
+    await editor.wait_until(lambda: list(client.diagnostics[uri]) == [])

@@ -96,7 +96,7 @@ class FolderEngine:
 
     async def _load(self) -> AgentRegistry:
         fresh = await asyncio.to_thread(load_registry_off_loop, self.root, self._engine_settings())
-        self.ls.report_definition_errors(fresh)
+        self.ls.report_definition_errors(self.root, fresh)
         if self.runtime is not None:
             self._adopt(self.runtime, fresh)
         return fresh

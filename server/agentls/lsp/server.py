@@ -111,12 +111,15 @@ class AgentLanguageServer(LanguageServer):
         """Reload definitions from disk, off the loop; agents created in this session stay."""
         self.folders.reload()
 
-    def report_definition_errors(self, registry: AgentRegistry) -> None:
-        """Log definition errors of files not open in the editor (open ones get diagnostics)."""
+    def report_definition_errors(self, root: Path, registry: AgentRegistry) -> None:
+        """Log a folder's definition errors; its open definition files get diagnostics again."""
+        from agentls.lsp.definition_files import republish_open
+
         for error in registry.errors:
             self.window_log_message(
                 types.LogMessageParams(type=types.MessageType.Warning, message=f"[agentls] {error}")
             )
+        republish_open(self, root, registry)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """pygls's handler for errors outside a request; a body that is not JSON is answered."""
