@@ -4,6 +4,9 @@ traceback; `agentls doctor` finds it and `agentls doctor --repair` moves it asid
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -214,3 +217,105 @@ def test_state_error_says_what_to_do_when_pickled(tmp_path: Path) -> None:
     error = StateError(tmp_path / "audit.db", "is damaged")
     again = pickle.loads(pickle.dumps(error))
     assert str(again) == str(error) and REPAIR in str(again)
+
+
+# A child that creates the ledger and is killed (SIGKILL, no cleanup) at a point of the creation.
+KILLED_WHILE_CREATING = """
+import os, signal, sys
+from pathlib import Path
+from agentls.core import sqlite
+from agentls.core.budget import TokenBudgeter
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if sys.argv[2] == "before-link":
+    os.link = die
+else:
+    create_schema = sqlite._create_schema
+    def schema_then_die(conn, schema):
+        create_schema(conn, schema)
+        die()
+    sqlite._create_schema = schema_then_die
+TokenBudgeter.for_workspace(Path(sys.argv[1]))
+"""
+
+
+def killed_while_creating_the_ledger(ws: Path, when: str) -> list[Path]:
+    """The temporary files the killed process left in the state folder."""
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_CREATING, str(ws), when], capture_output=True
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    return sorted(p for p in state(ws).iterdir() if p.name.startswith(".ledger.db.new-"))
+
+
+@pytest.mark.parametrize("when", ["before-link", "mid-schema"])
+def test_doctor_reports_the_temporary_database_of_a_killed_process(
+    tmp_path: Path, capsys: CaptureFixture, when: str
+) -> None:
+    left = killed_while_creating_the_ledger(tmp_path, when)
+    assert left
+
+    assert cli(tmp_path, "doctor") == 1
+
+    out = capsys.readouterr().out
+    for path in left:
+        assert f"BAD {path}: is a temporary database left by process" in out
+    assert all(path.exists() for path in left)  # doctor alone changes nothing
+
+
+@pytest.mark.parametrize("when", ["before-link", "mid-schema"])
+def test_repair_removes_the_temporary_database_of_a_killed_process(
+    tmp_path: Path, capsys: CaptureFixture, when: str
+) -> None:
+    left = killed_while_creating_the_ledger(tmp_path, when)
+
+    assert cli(tmp_path, "doctor", "--repair") == 0
+
+    out = capsys.readouterr().out
+    for path in left:
+        assert f"removed {path}" in out
+        assert not path.exists()
+    assert [p.name for p in state(tmp_path).iterdir() if ".new-" in p.name] == []
+    assert (state(tmp_path) / "ledger.db").is_file()
+
+
+def test_repair_leaves_files_that_only_look_like_temporary_databases(
+    tmp_path: Path, capsys: CaptureFixture
+) -> None:
+    folder = state(tmp_path)
+    folder.mkdir()
+    lookalikes = [
+        ".ledger.db.new-notes",
+        "ledger.db.new-123-abcdef12",
+        ".ledger.db.new-123-ABCDEF12",
+        ".notes.db.new-123-abcdef12",
+        ".audit.db.new-123-abcdef12.bak",
+    ]
+    for name in lookalikes:
+        (folder / name).write_text("mine")
+    (folder / ".audit.db.new-124-abcdef12").mkdir()  # a folder is never one of ours
+
+    assert cli(tmp_path, "doctor", "--repair") == 0
+    assert cli(tmp_path, "doctor") == 0
+
+    assert "temporary" not in capsys.readouterr().out
+    assert all((folder / name).read_text() == "mine" for name in lookalikes)
+    assert (folder / ".audit.db.new-124-abcdef12").is_dir()
+
+
+def test_repair_leaves_a_database_that_a_live_process_is_creating(
+    tmp_path: Path, capsys: CaptureFixture
+) -> None:
+    folder = state(tmp_path)
+    folder.mkdir()
+    creating = folder / f".audit.db.new-{os.getpid()}-0123abcd"
+    creating.write_bytes(b"SQLite format 3\x00")
+
+    assert cli(tmp_path, "doctor", "--repair") == 0
+
+    assert creating.exists()
+    assert f"ok  {creating}: is a database that process {os.getpid()} is creating now" in (
+        capsys.readouterr().out
+    )

@@ -3,7 +3,9 @@
     agentls doctor            check .agentls/ and its ledger and audit databases (read only)
     agentls doctor --repair   move each unusable file to <name>.corrupt-<UTC time>, start it anew
 
-Nothing is deleted: a file moved aside keeps whatever history can still be read from it.
+Nothing of the user's is deleted: a file moved aside keeps whatever history can still be read from
+it. The one thing removed is a temporary database (`.<name>.db.new-<pid>-<hex>`) that a process
+killed while creating the database left behind.
 Exit status: 0 when everything is usable (or was repaired), 1 when a problem remains.
 """
 
@@ -23,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--repair",
         action="store_true",
-        help="move unusable files aside to <name>.corrupt-<time> (kept) and recreate them",
+        help="move unusable files aside to <name>.corrupt-<time> (kept) and recreate them; "
+        "remove temporary databases left by killed processes",
     )
     parser.set_defaults(func=run)
 
@@ -39,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"agentls doctor: repair failed: {exc}")
             return 1
         for r in repairs:
-            print(f"repaired {r.path}: it {r.problem}; the old file is kept as {r.kept}")
+            if r.kept is None:
+                print(f"removed {r.path}: a temporary database that {r.problem}")
+            else:
+                print(f"repaired {r.path}: it {r.problem}; the old file is kept as {r.kept}")
         if not repairs:
             print("nothing to repair")
     problems = 0

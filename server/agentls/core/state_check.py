@@ -9,13 +9,16 @@ whose message names the file and says what to do; `diagnose` and `repair` are wh
 
 agentls creates a new database under a temporary name and links it into place once its schema is
 written (core/sqlite.py), so a zero-length database file is never one of ours: it is history that
-was lost (a truncation), and it is reported instead of silently starting over.
+was lost (a truncation), and it is reported instead of silently starting over. A process killed
+while creating one leaves that temporary file behind (with SQLite's -wal/-shm files next to it):
+`doctor` reports the ones whose process is gone and `--repair` removes them, and nothing else.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import sqlite3
 import stat
 import time
@@ -25,6 +28,12 @@ from pathlib import Path
 STATE_DIR = ".agentls"
 DATABASES = ("ledger.db", "audit.db")
 _HEADER = b"SQLite format 3\x00"
+# The name core/sqlite.py `_create_whole` gives a database it is creating, `.<name>.new-<pid>-<8
+# hex>`, and the files SQLite keeps next to it. Only these are ever removed.
+_TEMP_DATABASE = re.compile(
+    r"\.(?:" + "|".join(re.escape(n) for n in DATABASES) + r")\.new-(\d+)-[0-9a-f]{8}"
+    r"(?:-wal|-shm|-journal)?"
+)
 _REPAIR_HINT = "run `agentls doctor --repair` to move it aside (it is kept) and start a new one"
 
 
@@ -185,6 +194,56 @@ def diagnose(root: Path) -> list[Finding]:
             findings.append(Finding(path, True, "ok"))
         else:
             findings.append(Finding(path, True, "not created yet"))
+    return findings + _temp_findings(root)
+
+
+@dataclass(frozen=True)
+class TempDatabase:
+    """A temporary file of a database being created, and the process that was creating it."""
+
+    path: Path
+    pid: int
+
+    @property
+    def abandoned(self) -> bool:
+        """Its process is gone: it was killed before the database was put in place."""
+        if self.pid == os.getpid():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # alive, another user's
+            return False
+        return False
+
+
+def temp_databases(root: Path) -> list[TempDatabase]:
+    """The temporary database files in the state folder (regular files named as ours only)."""
+    state = Path(root) / STATE_DIR
+    try:
+        entries = sorted(state.iterdir())
+    except OSError:  # absent, a file, unreadable: the folder's own checks report that
+        return []
+    found = []
+    for entry in entries:
+        match = _TEMP_DATABASE.fullmatch(entry.name)
+        if match and stat.S_ISREG(entry.lstat().st_mode):
+            found.append(TempDatabase(entry, int(match.group(1))))
+    return found
+
+
+def _temp_findings(root: Path) -> list[Finding]:
+    findings = []
+    for temp in temp_databases(root):
+        if temp.abandoned:
+            message = (
+                f"is a temporary database left by process {temp.pid}, which ended before it was "
+                "put in place; run `agentls doctor --repair` to remove it"
+            )
+        else:
+            message = f"is a database that process {temp.pid} is creating now; left alone"
+        findings.append(Finding(temp.path, not temp.abandoned, message))
     return findings
 
 
@@ -212,15 +271,17 @@ def move_aside(path: Path) -> Path:
 
 @dataclass(frozen=True)
 class Repair:
-    """A bad file moved aside (`kept`) and recreated empty at `path`."""
+    """A bad file moved aside (`kept`) and recreated empty at `path`, or, with `kept` None, a
+    temporary file of ours that was removed."""
 
     path: Path
-    kept: Path
+    kept: Path | None
     problem: str
 
 
 def repair(root: Path) -> list[Repair]:
-    """Move every unusable state file aside (kept, never deleted) and recreate it empty."""
+    """Move every unusable state file aside (kept, never deleted) and recreate it empty; remove
+    the temporary database files of processes that were killed while creating one."""
     from agentls.core.audit import AuditStore
     from agentls.core.budget import TokenBudgeter
 
@@ -236,6 +297,12 @@ def repair(root: Path) -> list[Repair]:
         if problem is None:
             continue
         repairs.append(Repair(path, move_aside(path), problem))
+    for temp in temp_databases(root):
+        if temp.abandoned:
+            temp.path.unlink(missing_ok=True)
+            repairs.append(
+                Repair(temp.path, None, f"was left by process {temp.pid}, killed while creating it")
+            )
     # Recreate what was moved (and the folder), so the next command starts clean.
     TokenBudgeter.for_workspace(root).close()
     AuditStore.for_workspace(root).close()
