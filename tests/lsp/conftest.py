@@ -26,7 +26,7 @@ from tests.lsp.harness import (
     execute,
     lsp_range,
     open_file,
-    register_editor,
+    open_session,
     uri_of,
 )
 from tests.rig.scripted_openai import ScriptedOpenAI
@@ -95,16 +95,8 @@ async def client(
     capabilities: types.ClientCapabilities,
     editor: Editor,
 ) -> AsyncIterator[None]:
-    register_editor(lsp_client, editor)
-    lsp_client.set_configuration(editor_settings, section="agentls")
-    uri = uri_of(workspace)
-    await lsp_client.initialize_session(
-        types.InitializeParams(
-            capabilities=capabilities,
-            root_uri=uri,
-            workspace_folders=[types.WorkspaceFolder(uri=uri, name="ws")],
-            initialization_options=initialization_options,
-        )
+    await open_session(
+        lsp_client, editor, [workspace], initialization_options, capabilities, editor_settings
     )
     yield
     await lsp_client.shutdown_session()

@@ -195,6 +195,29 @@ def register_editor(lsp_client: LanguageClient, editor: Editor) -> None:
     lsp_client.get_configuration = counted_get_configuration  # type: ignore[method-assign]
 
 
+async def open_session(
+    lsp_client: LanguageClient,
+    editor: Editor,
+    folders: list[Path],
+    initialization_options: dict[str, Any],
+    capabilities: types.ClientCapabilities | None = None,
+    editor_settings: dict[str, Any] | None = None,
+) -> None:
+    """Register the editor on the client and initialize the server with `folders` open (the
+    first is also the root URI; none opens no folder)."""
+    register_editor(lsp_client, editor)
+    lsp_client.set_configuration(editor_settings or {}, section="agentls")
+    await lsp_client.initialize_session(
+        types.InitializeParams(
+            capabilities=capabilities or default_capabilities(),
+            root_uri=uri_of(folders[0]) if folders else None,
+            workspace_folders=[types.WorkspaceFolder(uri=uri_of(f), name=f.name) for f in folders]
+            or None,
+            initialization_options=initialization_options,
+        )
+    )
+
+
 def uri_of(path: Path) -> str:
     uri = from_fs_path(str(path))
     assert uri is not None

@@ -14,7 +14,7 @@ import pytest_lsp
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient
-from tests.lsp.harness import SERVER_ENV, Editor, execute, register_editor, uri_of
+from tests.lsp.harness import SERVER_ENV, Editor, execute, open_session, uri_of
 from tests.rig.scripted_openai import ScriptedOpenAI
 
 READ_ONLY_AUDIT_SERVER = [
@@ -33,16 +33,7 @@ async def client(
     capabilities: types.ClientCapabilities,
     editor: Editor,
 ) -> AsyncIterator[None]:
-    register_editor(lsp_client, editor)
-    uri = uri_of(workspace)
-    await lsp_client.initialize_session(
-        types.InitializeParams(
-            capabilities=capabilities,
-            root_uri=uri,
-            workspace_folders=[types.WorkspaceFolder(uri=uri, name="ws")],
-            initialization_options=initialization_options,
-        )
-    )
+    await open_session(lsp_client, editor, [workspace], initialization_options, capabilities)
     yield
     await lsp_client.shutdown_session()
 

@@ -20,7 +20,7 @@ from tests.lsp.harness import (
     WAIT,
     Editor,
     execute,
-    register_editor,
+    open_session,
     uri_of,
 )
 from tests.rig.scripted_openai import ScriptedOpenAI, Text
@@ -50,16 +50,7 @@ async def client(
     editor: Editor,
 ) -> AsyncIterator[None]:
     """Like the shared fixture, but each test ends the session itself."""
-    register_editor(lsp_client, editor)
-    uri = uri_of(workspace)
-    await lsp_client.initialize_session(
-        types.InitializeParams(
-            capabilities=capabilities,
-            root_uri=uri,
-            workspace_folders=[types.WorkspaceFolder(uri=uri, name="ws")],
-            initialization_options=initialization_options,
-        )
-    )
+    await open_session(lsp_client, editor, [workspace], initialization_options, capabilities)
     yield
     server = lsp_client._server
     if server is not None and server.returncode is None:

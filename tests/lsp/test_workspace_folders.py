@@ -19,10 +19,9 @@ from tests.lsp.harness import (
     SERVER_COMMAND,
     SERVER_ENV,
     Editor,
-    default_capabilities,
     execute,
     open_file,
-    register_editor,
+    open_session,
     uri_of,
 )
 from tests.rig.scripted_openai import ScriptedOpenAI, Text
@@ -61,20 +60,7 @@ def settings_of(model: ScriptedOpenAI) -> dict[str, Any]:
 async def two_folders(
     lsp_client: LanguageClient, folders: tuple[Path, Path], model: ScriptedOpenAI, editor: Editor
 ) -> AsyncIterator[None]:
-    register_editor(lsp_client, editor)
-    lsp_client.set_configuration({}, section="agentls")
-    a, b = folders
-    await lsp_client.initialize_session(
-        types.InitializeParams(
-            capabilities=default_capabilities(),
-            root_uri=uri_of(a),
-            workspace_folders=[
-                types.WorkspaceFolder(uri=uri_of(a), name="a"),
-                types.WorkspaceFolder(uri=uri_of(b), name="b"),
-            ],
-            initialization_options={"settings": settings_of(model)},
-        )
-    )
+    await open_session(lsp_client, editor, list(folders), {"settings": settings_of(model)})
     yield
     await lsp_client.shutdown_session()
 
@@ -83,16 +69,7 @@ async def two_folders(
 async def no_folder(
     lsp_client: LanguageClient, model: ScriptedOpenAI, editor: Editor
 ) -> AsyncIterator[None]:
-    register_editor(lsp_client, editor)
-    lsp_client.set_configuration({}, section="agentls")
-    await lsp_client.initialize_session(
-        types.InitializeParams(
-            capabilities=default_capabilities(),
-            root_uri=None,
-            workspace_folders=None,
-            initialization_options={"settings": settings_of(model)},
-        )
-    )
+    await open_session(lsp_client, editor, [], {"settings": settings_of(model)})
     yield
     await lsp_client.shutdown_session()
 
