@@ -7,10 +7,11 @@ scripted model server as the top-level run, so every level's requests are record
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +74,19 @@ def delegate_down(body: dict[str, Any]) -> Reply:
     return Text(f"level {level} leaf")
 
 
-def runtime_for(workspace: Path, scripted: ScriptedOpenAI, **settings: Any) -> AgentRuntime:
-    return build_runtime(
+@contextlib.asynccontextmanager
+async def running(
+    workspace: Path, scripted: ScriptedOpenAI, responder: Any, **settings: Any
+) -> AsyncIterator[AgentRuntime]:
+    """A runtime on the scripted model answering with `responder`, closed at the end."""
+    scripted.responder = responder
+    runtime = build_runtime(
         workspace, EngineSettings(model="scripted-model", base_url=scripted.url, **settings)
     )
+    try:
+        yield runtime
+    finally:
+        await runtime.aclose()
 
 
 async def orchestrate(
@@ -85,6 +95,14 @@ async def orchestrate(
     return await runtime.delegate(
         "orchestrator", "level 0", Target(path=workspace / "calc.py"), budget=budget
     )
+
+
+async def orchestrated(
+    workspace: Path, scripted: ScriptedOpenAI, responder: Any, **settings: Any
+) -> RunResult:
+    """One top-level orchestrator run ('level 0') on a runtime of its own."""
+    async with running(workspace, scripted, responder, **settings) as runtime:
+        return await orchestrate(runtime, workspace)
 
 
 def tree_events(workspace: Path, run_id: str) -> list[Any]:
@@ -103,12 +121,7 @@ def agentls_children() -> list[psutil.Process]:
 async def test_depth_limit_holds_exactly_two_levels_below_the_top(
     workspace: Path, scripted: ScriptedOpenAI
 ) -> None:
-    scripted.responder = delegate_down
-    runtime = runtime_for(workspace, scripted)
-    try:
-        result = await orchestrate(runtime, workspace)
-    finally:
-        await runtime.aclose()
+    result = await orchestrated(workspace, scripted, delegate_down)
     assert result.status is RunStatus.FINISHED and result.text == "level 0 combined"
     first_turns = {level_of(b): offered(b) for b in scripted.requests if not tool_results(b)}
     assert set(first_turns) == {0, 1, 2}  # never a level 3
@@ -124,12 +137,7 @@ async def test_depth_limit_holds_exactly_two_levels_below_the_top(
 async def test_a_delegate_result_counts_the_tokens_of_the_runs_below_it(
     workspace: Path, scripted: ScriptedOpenAI
 ) -> None:
-    scripted.responder = delegate_down
-    runtime = runtime_for(workspace, scripted)
-    try:
-        result = await orchestrate(runtime, workspace)
-    finally:
-        await runtime.aclose()
+    result = await orchestrated(workspace, scripted, delegate_down)
     events = tree_events(workspace, result.run_id)
     below = call_usage_total([e for e in events if e.depth >= 1])
     (last,) = [b for b in scripted.requests if level_of(b) == 0 and tool_results(b)]
@@ -140,12 +148,7 @@ async def test_a_delegate_result_counts_the_tokens_of_the_runs_below_it(
 async def test_audit_of_a_run_shows_the_runs_it_delegated(
     workspace: Path, scripted: ScriptedOpenAI, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    scripted.responder = delegate_down
-    runtime = runtime_for(workspace, scripted, max_depth=1)
-    try:
-        result = await orchestrate(runtime, workspace)
-    finally:
-        await runtime.aclose()
+    result = await orchestrated(workspace, scripted, delegate_down, max_depth=1)
     capsys.readouterr()
     assert main(["--workspace", str(workspace), "audit", "--run", result.run_id[:8], "--json"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -157,12 +160,7 @@ async def test_audit_of_a_run_shows_the_runs_it_delegated(
 async def test_max_depth_zero_offers_the_top_level_run_no_delegation(
     workspace: Path, scripted: ScriptedOpenAI
 ) -> None:
-    scripted.responder = delegate_down
-    runtime = runtime_for(workspace, scripted, max_depth=0)
-    try:
-        result = await orchestrate(runtime, workspace)
-    finally:
-        await runtime.aclose()
+    result = await orchestrated(workspace, scripted, delegate_down, max_depth=0)
     assert result.text == "level 0 leaf"
     assert len(scripted.requests) == 1
     assert not any(n.startswith("mcp__agentls__") for n in offered(scripted.requests[0]))
@@ -171,12 +169,7 @@ async def test_max_depth_zero_offers_the_top_level_run_no_delegation(
 async def test_max_depth_one_lets_only_the_top_level_run_delegate(
     workspace: Path, scripted: ScriptedOpenAI
 ) -> None:
-    scripted.responder = delegate_down
-    runtime = runtime_for(workspace, scripted, max_depth=1)
-    try:
-        result = await orchestrate(runtime, workspace)
-    finally:
-        await runtime.aclose()
+    result = await orchestrated(workspace, scripted, delegate_down, max_depth=1)
     assert result.text == "level 0 combined"
     first_turns = {level_of(b): offered(b) for b in scripted.requests if not tool_results(b)}
     assert set(first_turns) == {0, 1}
@@ -212,14 +205,10 @@ def call_usage_total(events: list[Any]) -> int:
 async def test_usage_across_levels_is_counted_once_in_the_ledger(
     workspace: Path, scripted: ScriptedOpenAI
 ) -> None:
-    scripted.responder = fan_out
-    runtime = runtime_for(workspace, scripted)
-    try:
+    async with running(workspace, scripted, fan_out) as runtime:
         result = await orchestrate(runtime, workspace)
         total = runtime.budgeter.snapshot().used
         top = runtime.budgeter.run_snapshot(result.run_id).used
-    finally:
-        await runtime.aclose()
     assert result.status is RunStatus.FINISHED
     events = tree_events(workspace, result.run_id)
     runs = {e.run_id for e in events}
@@ -232,15 +221,11 @@ async def test_usage_across_levels_is_counted_once_in_the_ledger(
 async def test_parallel_children_never_take_the_parent_past_its_budget(
     workspace: Path, scripted: ScriptedOpenAI
 ) -> None:
-    scripted.responder = fan_out
     limit = 8000  # room for the top's first call and some children, not for everything
-    runtime = runtime_for(workspace, scripted)
-    try:
+    async with running(workspace, scripted, fan_out) as runtime:
         result = await orchestrate(runtime, workspace, budget=limit)
         top = runtime.budgeter.run_snapshot(result.run_id)
         total = runtime.budgeter.snapshot().used
-    finally:
-        await runtime.aclose()
     events = tree_events(workspace, result.run_id)
     closings = [e for e in events if e.is_terminal]
     assert top.limit == limit and top.used <= limit
@@ -266,9 +251,7 @@ def hang_at(level: int, respond: Any = delegate_down) -> Any:
 async def test_a_top_level_cancel_unwinds_every_level_and_leaves_no_process(
     workspace: Path, scripted: ScriptedOpenAI
 ) -> None:
-    scripted.responder = hang_at(2)
-    runtime = runtime_for(workspace, scripted)
-    try:
+    async with running(workspace, scripted, hang_at(2)) as runtime:
         top = asyncio.create_task(orchestrate(runtime, workspace))
         while not any(level_of(b) == 2 for b in scripted.requests):
             await asyncio.sleep(0.05)  # all three levels are running
@@ -279,8 +262,6 @@ async def test_a_top_level_cancel_unwinds_every_level_and_leaves_no_process(
         runtime.cancel(run_id)  # what the editor's cancel and `agentls.cancel` do
         result = await top
         unwound = time.monotonic() - started
-    finally:
-        await runtime.aclose()
     print(f"top-level cancel unwound 3 levels in {unwound:.2f} s")
     assert result.status is RunStatus.CANCELLED
     _, alive = psutil.wait_procs(children, timeout=30)
@@ -293,9 +274,7 @@ async def test_a_top_level_cancel_unwinds_every_level_and_leaves_no_process(
 async def test_a_child_that_crashes_mid_call_gives_the_parent_a_clear_error(
     workspace: Path, scripted: ScriptedOpenAI
 ) -> None:
-    scripted.responder = hang_at(1)
-    runtime = runtime_for(workspace, scripted)
-    try:
+    async with running(workspace, scripted, hang_at(1)) as runtime:
         top = asyncio.create_task(orchestrate(runtime, workspace))
         while not any(level_of(b) == 1 for b in scripted.requests):
             await asyncio.sleep(0.05)
@@ -303,8 +282,6 @@ async def test_a_child_that_crashes_mid_call_gives_the_parent_a_clear_error(
         (child,) = [p for p in agentls_children() if "," not in p.cmdline()[-1]]
         child.kill()
         result = await top
-    finally:
-        await runtime.aclose()
     assert result.status is RunStatus.FINISHED  # the parent run goes on with the error in hand
     (last,) = [b for b in scripted.requests if level_of(b) == 0 and tool_results(b)]
     (message,) = tool_results(last)
@@ -320,15 +297,11 @@ async def test_a_child_that_crashes_mid_call_gives_the_parent_a_clear_error(
 async def test_a_child_that_cannot_start_fails_the_run_with_a_clear_error(
     workspace: Path, scripted: ScriptedOpenAI
 ) -> None:
-    scripted.responder = delegate_down
-    runtime = runtime_for(workspace, scripted)
     settings = EngineSettings(model="scripted-model", base_url=scripted.url)
-    # A child told to work in a folder that does not exist cannot start.
-    runtime.delegation_tools = ChildAgentls(workspace / "gone", settings.model_dump_json())
-    try:
+    async with running(workspace, scripted, delegate_down) as runtime:
+        # A child told to work in a folder that does not exist cannot start.
+        runtime.delegation_tools = ChildAgentls(workspace / "gone", settings.model_dump_json())
         result = await orchestrate(runtime, workspace)
-    finally:
-        await runtime.aclose()
     assert result.status is RunStatus.FAILED
     assert result.error is not None
     assert result.error.startswith("could not start the child agentls to delegate to")
@@ -347,12 +320,7 @@ async def test_edits_a_child_proposes_become_the_parent_runs_proposed_edits(
             return Text("typed add")
         return ToolCall(DELEGATE, {"agent": "refactor", "goal": "level 1", "file": "calc.py"})
 
-    scripted.responder = respond
-    runtime = runtime_for(workspace, scripted)
-    try:
-        result = await orchestrate(runtime, workspace)
-    finally:
-        await runtime.aclose()
+    result = await orchestrated(workspace, scripted, respond)
     assert result.status is RunStatus.FINISHED
     assert [(e.path, e.new_text, e.agent) for e in result.edits] == [("calc.py", typed, "refactor")]
     assert (workspace / "calc.py").read_text(encoding="utf-8") == CALC  # proposed, not written
