@@ -34,6 +34,10 @@ def py(code: str) -> str:
     return shlex.join([PY, "-c", code])
 
 
+# A command whose effect shows whether it ran: it leaves ran.txt in the workspace.
+LEAVES_A_FILE = py("open('ran.txt', 'w').write('x')")
+
+
 class Questions:
     """The editor's side of window/showMessageRequest: scripted answers, recorded questions."""
 
@@ -79,6 +83,14 @@ async def delegate(client: LanguageClient, workspace: Path) -> dict[str, Any]:
     return result
 
 
+async def delegate_calling(
+    client: LanguageClient, workspace: Path, model: ScriptedOpenAI, command: str, then: str = "ok"
+) -> dict[str, Any]:
+    """A tester run whose model calls run_command with `command`, then answers `then`."""
+    model.enqueue(ToolCall("run_command", {"command": command}), Text(then))
+    return await delegate(client, workspace)
+
+
 def tool_reply(model: ScriptedOpenAI, request: int = 1) -> str:
     message = model.requests[request]["messages"][-1]
     assert message["role"] == "tool"
@@ -100,9 +112,8 @@ async def test_the_user_is_asked_with_the_exact_command_line(
     questions: Questions,
 ) -> None:
     questions.answers = ["Run once"]
-    model.enqueue(ToolCall("run_command", {"command": py("print('ok')")}), Text("done"))
 
-    await delegate(client, workspace)
+    await delegate_calling(client, workspace, model, py("print('ok')"), "done")
 
     (asked,) = questions.asked
     assert shlex.join([PY, "-c", "print('ok')"]) in asked.message
@@ -118,9 +129,8 @@ async def test_an_approved_command_runs_and_its_output_reaches_the_model(
     questions: Questions,
 ) -> None:
     questions.answers = ["Run once"]
-    model.enqueue(ToolCall("run_command", {"command": py("print('7 passed')")}), Text("all green"))
 
-    result = await delegate(client, workspace)
+    result = await delegate_calling(client, workspace, model, py("print('7 passed')"), "all green")
 
     assert result["status"] == "finished"
     assert "7 passed" in tool_reply(model)
@@ -140,12 +150,8 @@ async def test_a_denied_command_is_not_run_and_the_model_is_told(
     questions: Questions,
 ) -> None:
     questions.answers = ["Deny"]
-    model.enqueue(
-        ToolCall("run_command", {"command": py("open('ran.txt', 'w').write('x')")}),
-        Text("could not run them"),
-    )
 
-    result = await delegate(client, workspace)
+    result = await delegate_calling(client, workspace, model, LEAVES_A_FILE, "could not run them")
 
     assert result["status"] == "finished"
     assert not (workspace / "ran.txt").exists()
@@ -159,11 +165,8 @@ async def test_a_dismissed_question_counts_as_deny(
     client: LanguageClient, workspace: Path, model: ScriptedOpenAI, questions: Questions
 ) -> None:
     questions.answers = [None]
-    model.enqueue(
-        ToolCall("run_command", {"command": py("open('ran.txt', 'w').write('x')")}), Text("ok")
-    )
 
-    await delegate(client, workspace)
+    await delegate_calling(client, workspace, model, LEAVES_A_FILE)
 
     assert not (workspace / "ran.txt").exists()
     assert "the user dismissed the question" in tool_reply(model)
@@ -176,9 +179,8 @@ async def test_an_allow_listed_command_runs_without_a_question(
     editor: Editor,
     questions: Questions,
 ) -> None:
-    model.enqueue(ToolCall("run_command", {"command": py("print(42)")}), Text("42"))
 
-    await delegate(client, workspace)
+    await delegate_calling(client, workspace, model, py("print(42)"), "42")
 
     assert questions.asked == []
     assert "42" in tool_reply(model)
@@ -231,10 +233,7 @@ async def test_cancelling_the_run_withdraws_an_open_question_and_runs_nothing(
             withdrawn.set()
             raise
 
-    model.enqueue(
-        ToolCall("run_command", {"command": py("open('ran.txt', 'w').write('x')")}), Text("ok")
-    )
-    run = asyncio.create_task(delegate(client, workspace))
+    run = asyncio.create_task(delegate_calling(client, workspace, model, LEAVES_A_FILE))
     await asyncio.wait_for(asked.wait(), 30)
 
     await execute(client, "agentls.cancel", {})
@@ -263,12 +262,8 @@ class TestABadAllowListPattern:
         )
         assert "agentls.runCommand.allow" in problem and "'pytest ** -q'" in problem
         questions.answers = ["Deny"]
-        model.enqueue(
-            ToolCall("run_command", {"command": py("open('ran.txt', 'w').write('x')")}),
-            Text("ok"),
-        )
 
-        await delegate(client, workspace)
+        await delegate_calling(client, workspace, model, LEAVES_A_FILE)
 
         assert len(questions.asked) == 1, "with no valid allow-list, the user is asked"
         assert not (workspace / "ran.txt").exists()
