@@ -106,6 +106,29 @@ async def agent(
         yield conn
 
 
+@asynccontextmanager
+async def session_of(
+    panel: Panel, server: ScriptedOpenAI, workspace: Path, *options: str, client_fs: bool = False
+) -> AsyncIterator[tuple[Any, str]]:
+    """The agent started with `options` and a new session in the workspace: (conn, session id)."""
+    async with agent(panel, server, workspace, *options, client_fs=client_fs) as conn:
+        session = await conn.new_session(cwd=str(workspace))
+        yield conn, session.session_id
+
+
+async def prompt_once(
+    panel: Panel,
+    server: ScriptedOpenAI,
+    workspace: Path,
+    *blocks: Any,
+    options: tuple[str, ...] = (),
+    client_fs: bool = False,
+) -> Any:
+    """Start the agent, send one prompt in a new session, stop it; the prompt's response."""
+    async with session_of(panel, server, workspace, *options, client_fs=client_fs) as (conn, sid):
+        return await conn.prompt(session_id=sid, prompt=list(blocks))
+
+
 def link(path: Path) -> Any:
     return acp.resource_link_block(name=path.name, uri=path.as_uri())
 
@@ -115,12 +138,13 @@ async def test_edit_without_client_fs_is_written_to_disk_keeping_crlf_and_mode(
 ) -> None:
     server.enqueue(Text(f"```python\n{NEW_ADD}```"))
     panel = Panel()
-    async with agent(panel, server, workspace) as conn:
-        session = await conn.new_session(cwd=str(workspace))
-        response = await conn.prompt(
-            session_id=session.session_id,
-            prompt=[acp.text_block("/refactor better names"), link(workspace / "app.py")],
-        )
+    response = await prompt_once(
+        panel,
+        server,
+        workspace,
+        acp.text_block("/refactor better names"),
+        link(workspace / "app.py"),
+    )
     assert response.stop_reason == "end_turn"
     app = workspace / "app.py"
     assert app.read_bytes() == NEW_ADD.replace("\n", "\r\n").encode()
@@ -133,12 +157,9 @@ async def test_rejected_edit_leaves_the_file_and_says_why(
 ) -> None:
     server.enqueue(Text(f"```python\n{NEW_ADD}```"))
     panel = Panel(choice="reject")
-    async with agent(panel, server, workspace) as conn:
-        session = await conn.new_session(cwd=str(workspace))
-        await conn.prompt(
-            session_id=session.session_id,
-            prompt=[acp.text_block("/refactor"), link(workspace / "app.py")],
-        )
+    await prompt_once(
+        panel, server, workspace, acp.text_block("/refactor"), link(workspace / "app.py")
+    )
     assert (workspace / "app.py").read_bytes() == SOURCE.encode()
     (closing,) = [
         u
@@ -156,12 +177,7 @@ async def test_edit_is_not_written_over_a_file_changed_while_asking(
     app = workspace / "app.py"
     changed = "def plus(a, b):\n    return a + b\n"
     panel = Panel(while_asked=lambda: app.write_text(changed, encoding="utf-8"))
-    async with agent(panel, server, workspace) as conn:
-        session = await conn.new_session(cwd=str(workspace))
-        await conn.prompt(
-            session_id=session.session_id,
-            prompt=[acp.text_block("/refactor"), link(app)],
-        )
+    await prompt_once(panel, server, workspace, acp.text_block("/refactor"), link(app))
     assert app.read_text(encoding="utf-8") == changed
     closing = panel.of_kind("tool_call_update")[-1]
     assert closing.status == "failed"
@@ -175,11 +191,10 @@ async def test_always_allow_writes_later_edits_without_asking(
         Text(f"```python\n{NEW_ADD}```"), Text("```python\ndef add(x, y):\n    return x + y\n```")
     )
     panel = Panel(choice="allow-always")
-    async with agent(panel, server, workspace) as conn:
-        session = await conn.new_session(cwd=str(workspace))
+    async with session_of(panel, server, workspace) as (conn, sid):
         for _ in range(2):
             await conn.prompt(
-                session_id=session.session_id,
+                session_id=sid,
                 prompt=[acp.text_block("/refactor"), link(workspace / "app.py")],
             )
     assert len(panel.permissions) == 1
@@ -191,15 +206,13 @@ async def test_parallel_runs_each_agent_and_reports_each_result(
 ) -> None:
     server.enqueue(Text("Looks fine."), Text("Looks fine."))
     panel = Panel()
-    async with agent(panel, server, workspace) as conn:
-        session = await conn.new_session(cwd=str(workspace))
-        response = await conn.prompt(
-            session_id=session.session_id,
-            prompt=[
-                acp.text_block("/parallel review,explain check it"),
-                link(workspace / "app.py"),
-            ],
-        )
+    response = await prompt_once(
+        panel,
+        server,
+        workspace,
+        acp.text_block("/parallel review,explain check it"),
+        link(workspace / "app.py"),
+    )
     assert response.stop_reason == "end_turn"
     text = panel.text()
     assert "### review (finished" in text and "### explain (finished" in text
@@ -215,15 +228,13 @@ async def test_create_makes_an_agent_runs_it_and_offers_it_as_a_command(
     )
     server.enqueue(Text(definition), Text("There are no TODOs."))
     panel = Panel()
-    async with agent(panel, server, workspace) as conn:
-        session = await conn.new_session(cwd=str(workspace))
-        response = await conn.prompt(
-            session_id=session.session_id,
-            prompt=[
-                acp.text_block("/create an agent that lists TODOs"),
-                link(workspace / "app.py"),
-            ],
-        )
+    response = await prompt_once(
+        panel,
+        server,
+        workspace,
+        acp.text_block("/create an agent that lists TODOs"),
+        link(workspace / "app.py"),
+    )
     assert response.stop_reason == "end_turn"
     assert "Created **todo-lister**" in panel.text()
     assert panel.text().endswith("There are no TODOs.")
@@ -235,16 +246,13 @@ async def test_a_session_is_listed_and_loaded_after_the_agent_restarts(
     server: ScriptedOpenAI, workspace: Path
 ) -> None:
     server.enqueue(Text("It adds two numbers."))
-    async with agent(Panel(), server, workspace) as conn:
-        session = await conn.new_session(cwd=str(workspace))
-        await conn.prompt(
-            session_id=session.session_id, prompt=[acp.text_block("/explain what is add?")]
-        )
+    async with session_of(Panel(), server, workspace) as (conn, first):
+        await conn.prompt(session_id=first, prompt=[acp.text_block("/explain what is add?")])
     panel = Panel()
     async with agent(panel, server, workspace) as conn:
         listed = await conn.list_sessions(cwd=str(workspace))
-        assert [s.session_id for s in listed.sessions] == [session.session_id]
-        await conn.load_session(cwd=str(workspace), session_id=session.session_id)
+        assert [s.session_id for s in listed.sessions] == [first]
+        await conn.load_session(cwd=str(workspace), session_id=first)
     users = [u.content.text for u in panel.of_kind("user_message_chunk")]
     assert users == ["/explain what is add?"]
     assert "It adds two numbers." in panel.text()
@@ -267,12 +275,9 @@ async def test_editor_context_that_is_not_a_file_goes_into_the_goal(
         acp.embedded_text_resource("zed:///agent/rules/1", "Always answer in French.")
     )
     panel = Panel()
-    async with agent(panel, server, workspace) as conn:
-        session = await conn.new_session(cwd=str(workspace))
-        response = await conn.prompt(
-            session_id=session.session_id,
-            prompt=[acp.text_block("/explain"), rule, link(workspace / "app.py")],
-        )
+    response = await prompt_once(
+        panel, server, workspace, acp.text_block("/explain"), rule, link(workspace / "app.py")
+    )
     assert response.stop_reason == "end_turn"
     user = server.requests[0]["messages"][1]["content"]
     assert "Always answer in French." in user and "app.py" in user
@@ -292,16 +297,15 @@ async def test_cancel_stops_every_run_of_a_parallel_prompt(
 
     server.enqueue(Hang(60), Hang(60))
     panel = Panel()
-    async with agent(panel, server, workspace) as conn:
-        session = await conn.new_session(cwd=str(workspace))
+    async with session_of(panel, server, workspace) as (conn, sid):
         turn = asyncio.ensure_future(
             conn.prompt(
-                session_id=session.session_id,
+                session_id=sid,
                 prompt=[acp.text_block("/parallel review,explain go"), link(workspace / "app.py")],
             )
         )
         await until(lambda: len(server.requests) == 2)
-        await conn.cancel(session_id=session.session_id)
+        await conn.cancel(session_id=sid)
         response = await turn
     assert response.stop_reason == "cancelled"
     with AuditStore.for_workspace(workspace) as audit:
@@ -313,15 +317,12 @@ async def test_a_resumed_session_takes_prompts_without_replaying_history(
     server: ScriptedOpenAI, workspace: Path
 ) -> None:
     server.enqueue(Text("First answer."), Text("Second answer."))
-    async with agent(Panel(), server, workspace) as conn:
-        session = await conn.new_session(cwd=str(workspace))
-        await conn.prompt(session_id=session.session_id, prompt=[acp.text_block("/explain one")])
+    async with session_of(Panel(), server, workspace) as (conn, first):
+        await conn.prompt(session_id=first, prompt=[acp.text_block("/explain one")])
     panel = Panel()
     async with agent(panel, server, workspace) as conn:
-        await conn.resume_session(cwd=str(workspace), session_id=session.session_id)
-        response = await conn.prompt(
-            session_id=session.session_id, prompt=[acp.text_block("/explain two")]
-        )
+        await conn.resume_session(cwd=str(workspace), session_id=first)
+        response = await conn.prompt(session_id=first, prompt=[acp.text_block("/explain two")])
         listed = await conn.list_sessions(cwd=str(workspace))
     assert response.stop_reason == "end_turn"
     assert panel.of_kind("user_message_chunk") == []
@@ -354,12 +355,14 @@ async def test_a_file_the_editor_cannot_read_is_named_in_the_session(
     server: ScriptedOpenAI, workspace: Path
 ) -> None:
     panel = PanelWithoutTheFile()
-    async with agent(panel, server, workspace, client_fs=True) as conn:
-        session = await conn.new_session(cwd=str(workspace))
-        response = await conn.prompt(
-            session_id=session.session_id,
-            prompt=[acp.text_block("/explain"), link(workspace / "app.py")],
-        )
+    response = await prompt_once(
+        panel,
+        server,
+        workspace,
+        acp.text_block("/explain"),
+        link(workspace / "app.py"),
+        client_fs=True,
+    )
     assert response.stop_reason == "end_turn"
     assert f"Cannot read the attachment {workspace / 'app.py'}: the editor could not read" in (
         panel.text()
@@ -406,11 +409,13 @@ async def run_echo(server: ScriptedOpenAI, workspace: Path, choice: str) -> Pane
     (workspace / ".agentls" / "agents" / "runner.yaml").write_text(RUNNER, encoding="utf-8")
     server.enqueue(ToolCall("run_command", {"command": "echo hi-from-echo"}), Text("Done."))
     panel = Panel(choice=choice)
-    async with agent(panel, server, workspace, "--run-commands") as conn:
-        session = await conn.new_session(cwd=str(workspace))
-        await conn.prompt(
-            session_id=session.session_id, prompt=[acp.text_block("/runner echo something")]
-        )
+    await prompt_once(
+        panel,
+        server,
+        workspace,
+        acp.text_block("/runner echo something"),
+        options=("--run-commands",),
+    )
     return panel
 
 
@@ -466,11 +471,7 @@ async def test_a_plain_prompt_goes_to_the_orchestrator_which_delegates(
 ) -> None:
     server.responder = orchestrated(Text("It adds two numbers."))
     panel = Panel()
-    async with agent(panel, server, workspace) as conn:
-        session = await conn.new_session(cwd=str(workspace))
-        response = await conn.prompt(
-            session_id=session.session_id, prompt=[acp.text_block("what does app.py do?")]
-        )
+    response = await prompt_once(panel, server, workspace, acp.text_block("what does app.py do?"))
     assert response.stop_reason == "end_turn"
     assert panel.text() == "Summary: it adds."
     (call,) = [u for u in panel.of_kind("tool_call") if DELEGATE in u.title]
@@ -487,13 +488,12 @@ async def test_cancel_stops_the_orchestrator_and_the_run_it_delegated(
 ) -> None:
     server.responder = orchestrated(Hang(60))
     panel = Panel()
-    async with agent(panel, server, workspace) as conn:
-        session = await conn.new_session(cwd=str(workspace))
+    async with session_of(panel, server, workspace) as (conn, sid):
         turn = asyncio.ensure_future(
-            conn.prompt(session_id=session.session_id, prompt=[acp.text_block("explain app.py")])
+            conn.prompt(session_id=sid, prompt=[acp.text_block("explain app.py")])
         )
         await until(lambda: len(server.requests) == 2)  # the delegated run asked the model
-        await conn.cancel(session_id=session.session_id)
+        await conn.cancel(session_id=sid)
         response = await turn
     assert response.stop_reason == "cancelled"
     runs = closing_runs(workspace)
@@ -516,11 +516,9 @@ async def test_an_edit_a_delegated_run_proposes_is_asked_for_and_written(
 
     server.responder = respond
     panel = Panel()
-    async with agent(panel, server, workspace) as conn:
-        session = await conn.new_session(cwd=str(workspace))
-        response = await conn.prompt(
-            session_id=session.session_id, prompt=[acp.text_block("add type hints to app.py")]
-        )
+    response = await prompt_once(
+        panel, server, workspace, acp.text_block("add type hints to app.py")
+    )
     assert response.stop_reason == "end_turn"
     (asked,) = panel.permissions
     assert asked.kind == "edit" and "app.py" in asked.title
