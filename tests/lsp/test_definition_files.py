@@ -30,6 +30,16 @@ def at(line: int, character: int) -> types.Position:
     return types.Position(line=line, character=character)
 
 
+def type_into(client: LanguageClient, uri: str, version: int, text: str) -> None:
+    """The user replaces the whole buffer with `text` (its `version`th state)."""
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+        )
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "start", "message"),
     [
@@ -122,12 +132,7 @@ async def test_diagnostics_follow_the_buffer_as_it_is_edited(
     assert broken[0].range.start == at(3, 0)
     assert broken[0].message.startswith("max_turns: ")
 
-    client.text_document_did_change(
-        types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=3),
-            content_changes=[types.TextDocumentContentChangeWholeDocument(text=GOOD)],
-        )
-    )
+    type_into(client, uri, 3, GOOD)
     await editor.wait_until(lambda: list(client.diagnostics[uri]) == [])
 
 
@@ -280,16 +285,7 @@ async def test_renaming_the_agent_in_the_buffer_clears_the_clash(
     uri = open_file(client, second, language="yaml")
     assert len(await published(client, editor, uri)) == 1
 
-    client.text_document_did_change(
-        types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-            content_changes=[
-                types.TextDocumentContentChangeWholeDocument(
-                    text=second.read_text().replace("name: same", "name: unique")
-                )
-            ],
-        )
-    )
+    type_into(client, uri, 2, second.read_text().replace("name: same", "name: unique"))
 
     await editor.wait_until(lambda: list(client.diagnostics[uri]) == [])
 
