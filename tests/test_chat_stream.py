@@ -34,21 +34,33 @@ def answer_of(*chunks: Any) -> StreamedAnswer:
     return answer
 
 
-def test_text_deltas_join_in_order_and_each_reaches_the_callback() -> None:
-    seen: list[str] = []
-    answer = StreamedAnswer(seen.append)
-    for chunk in (
+def test_text_deltas_join_in_order() -> None:
+    answer = answer_of(
         delta(role="assistant", content=""),
         delta(content="Hello"),
         delta(content=", "),
         delta(content="wörld ✓"),
         delta("stop"),
-    ):
-        answer.add(chunk)
+    )
     assert answer.text == "Hello, wörld ✓"
-    assert seen == ["Hello", ", ", "wörld ✓"]  # the empty opening content is not a delta
     assert answer.finish_reason == "stop"
     assert answer.tool_calls() == []
+
+
+def test_each_flush_passes_on_the_text_added_since_the_last_as_one_delta() -> None:
+    seen: list[str] = []
+    answer = StreamedAnswer(seen.append)
+    answer.add(delta(role="assistant", content=""))
+    answer.flush()
+    assert seen == []  # no text yet: no empty delta
+    answer.add(delta(content="Hello"))
+    answer.add(delta(content=", "))
+    answer.flush()
+    answer.flush()
+    answer.add(delta(content="wörld ✓"))
+    answer.add(call_delta(0, id="c", function={"name": "f", "arguments": "{}"}))
+    answer.flush()
+    assert seen == ["Hello, ", "wörld ✓"]
 
 
 def test_tool_call_split_across_chunks_is_put_back_together() -> None:

@@ -8,7 +8,9 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 
+import httpx2
 import pytest
+from openai import AsyncOpenAI, DefaultAsyncHttpx2Client
 from tests.rig.scripted_openai import (
     CutStream,
     Hang,
@@ -91,14 +93,46 @@ async def test_streamed_text_is_returned_whole(
     assert response.model == MODEL
 
 
-async def test_each_delta_reaches_the_callback_in_order(
+async def test_the_deltas_reach_the_callback_in_order_and_make_the_answer(
     server: ScriptedOpenAI, model: OpenAIChatModel
 ) -> None:
-    server.enqueue(Text("one two three four"))
+    server.enqueue(Text("one two three four", chunks=4))
     deltas: list[str] = []
     response = await model.complete(request(), deltas.append)
-    assert len(deltas) == 4
-    assert "".join(deltas) == response.text == "one two three four"
+    assert deltas and "".join(deltas) == response.text == "one two three four"
+
+
+def sse_chunk(content: str | None = None, finish: str | None = None) -> bytes:
+    delta = {} if content is None else {"content": content}
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n"
+
+
+async def test_text_is_passed_on_per_network_read_and_never_held_for_the_next() -> None:
+    # The network is a gate the test opens: the second read exists only after the first delta.
+    second_read = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield sse_chunk("one ") + sse_chunk("two ")  # two chunks in one read: one delta
+        await second_read.wait()
+        yield sse_chunk("three") + sse_chunk(finish="stop") + b"data: [DONE]\n\n"
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+    http = DefaultAsyncHttpx2Client(transport=httpx2.MockTransport(answer))
+    client = AsyncOpenAI(base_url="http://model.test/v1", api_key="k", http_client=http)
+    model = OpenAIChatModel(ModelSettings(model=MODEL), client=client)
+    deltas: list[str] = []
+
+    def on_delta(delta: str) -> None:
+        deltas.append(delta)
+        second_read.set()
+
+    response = await asyncio.wait_for(model.complete(request(), on_delta), 30)
+    assert deltas == ["one two ", "three"]
+    assert response.text == "one two three"
+    await model.aclose()
 
 
 async def test_provider_usage_is_reported_by_part(

@@ -27,13 +27,19 @@ class StreamErrorEvent(Exception):
 
 
 class StreamedAnswer:
-    """Accumulates one answer: `add` every chunk in order, then read the fields."""
+    """Accumulates one answer: `add` every chunk in order, then read the fields.
 
-    __slots__ = ("_calls", "_on_delta", "_text", "finish_reason", "usage")
+    Text reaches `on_delta` when `flush` is called: the reader flushes after each network read,
+    so the text that arrived together is one delta (one run event, not one per token) and none
+    of it waits for the next read.
+    """
+
+    __slots__ = ("_calls", "_on_delta", "_sent", "_text", "finish_reason", "usage")
 
     def __init__(self, on_delta: OnDelta | None = None) -> None:
         self._on_delta = on_delta
         self._text: list[str] = []
+        self._sent = 0  # how many pieces of _text went to on_delta
         self._calls: dict[int, list[str]] = {}  # index -> [id, name, arguments]
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
@@ -41,6 +47,13 @@ class StreamedAnswer:
     @property
     def text(self) -> str:
         return "".join(self._text)
+
+    def flush(self) -> None:
+        """Pass the text added since the last flush to `on_delta`, as one delta."""
+        if self._on_delta is not None and len(self._text) > self._sent:
+            pending = self._text[self._sent :]
+            self._sent = len(self._text)
+            self._on_delta(pending[0] if len(pending) == 1 else "".join(pending))
 
     def tool_calls(self) -> list[ToolCallRequest]:
         """The calls in index order; a call the server sent without an id gets `call_<index>`."""
@@ -84,8 +97,6 @@ class StreamedAnswer:
                             f"'choices[{n}].delta.content' is {_kind(content)}, not a string"
                         )
                     self._text.append(content)
-                    if self._on_delta is not None:
-                        self._on_delta(content)
                 calls = delta.get("tool_calls")
                 if calls:
                     self._add_calls(calls, f"choices[{n}].delta.tool_calls")

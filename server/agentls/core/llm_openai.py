@@ -154,7 +154,7 @@ class OpenAIChatModel:
     async def _read(self, response: httpx2.Response, answer: StreamedAnswer) -> None:
         """Feed the response's server-sent events to `answer` until `[DONE]` or the end."""
         where = self._where
-        chunks = response.aiter_bytes()  # decoded (gzip...), as the SDK reads them
+        chunks = _flushing(response.aiter_bytes(), answer)  # decoded (gzip...) like the SDK's
         events = cast(AsyncGenerator[ServerSentEvent, None], SSEDecoder().aiter_bytes(chunks))
         try:
             async for event in events:
@@ -196,6 +196,7 @@ class OpenAIChatModel:
                 usage=answer.usage,
             ) from exc
         finally:
+            answer.flush()  # what arrived before an error was streamed too
             await events.aclose()
             await chunks.aclose()
 
@@ -243,6 +244,18 @@ class OpenAIChatModel:
         return ModelStreamError(
             f"The model server at {where} sent an answer that broke off: {_short(str(exc))}"
         )
+
+
+async def _flushing(
+    reads: AsyncGenerator[bytes, None], answer: StreamedAnswer
+) -> AsyncGenerator[bytes, None]:
+    """`reads`, flushing `answer`'s text each time the decoder has used one and asks for more."""
+    try:
+        async for data in reads:
+            yield data
+            answer.flush()
+    finally:
+        await reads.aclose()
 
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:
