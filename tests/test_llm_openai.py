@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx2
 import pytest
@@ -108,6 +108,27 @@ def sse_chunk(content: str | None = None, finish: str | None = None) -> bytes:
     return b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n"
 
 
+def model_behind(answer: Callable[[httpx2.Request], httpx2.Response]) -> OpenAIChatModel:
+    """The backend over the real SDK, with `answer` in place of the network."""
+    http = DefaultAsyncHttpx2Client(transport=httpx2.MockTransport(answer))
+    client = AsyncOpenAI(base_url="http://model.test/v1", api_key="k", http_client=http)
+    return OpenAIChatModel(ModelSettings(model=MODEL), client=client)
+
+
+async def test_a_web_page_instead_of_a_stream_says_to_check_the_base_url() -> None:
+    page = "<!doctype html><html><body>Welcome</body></html>"
+    model = model_behind(
+        lambda request: httpx2.Response(200, headers={"content-type": "text/html"}, text=page)
+    )
+    with pytest.raises(ModelStreamError) as info:
+        await model.complete(request())
+    message = str(info.value)
+    one_sentence(message)
+    assert "text/html" in message
+    assert "base URL" in message
+    await model.aclose()
+
+
 async def test_text_is_passed_on_per_network_read_and_never_held_for_the_next() -> None:
     # The network is a gate the test opens: the second read exists only after the first delta.
     second_read = asyncio.Event()
@@ -117,12 +138,11 @@ async def test_text_is_passed_on_per_network_read_and_never_held_for_the_next() 
         await second_read.wait()
         yield sse_chunk("three") + sse_chunk(finish="stop") + b"data: [DONE]\n\n"
 
-    def answer(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body())
-
-    http = DefaultAsyncHttpx2Client(transport=httpx2.MockTransport(answer))
-    client = AsyncOpenAI(base_url="http://model.test/v1", api_key="k", http_client=http)
-    model = OpenAIChatModel(ModelSettings(model=MODEL), client=client)
+    model = model_behind(
+        lambda request: httpx2.Response(
+            200, headers={"content-type": "text/event-stream"}, content=body()
+        )
+    )
     deltas: list[str] = []
 
     def on_delta(delta: str) -> None:

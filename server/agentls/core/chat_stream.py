@@ -34,7 +34,7 @@ class StreamedAnswer:
     of it waits for the next read.
     """
 
-    __slots__ = ("_calls", "_on_delta", "_sent", "_text", "finish_reason", "usage")
+    __slots__ = ("_calls", "_on_delta", "_sent", "_text", "chunks", "finish_reason", "usage")
 
     def __init__(self, on_delta: OnDelta | None = None) -> None:
         self._on_delta = on_delta
@@ -43,6 +43,7 @@ class StreamedAnswer:
         self._calls: dict[int, list[str]] = {}  # index -> [id, name, arguments]
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        self.chunks = 0  # how many chunks were added
 
     @property
     def text(self) -> str:
@@ -73,6 +74,7 @@ class StreamedAnswer:
         """Take one decoded chunk; raises StreamErrorEvent or ChunkError."""
         if type(chunk) is not dict:
             raise ChunkError(f"a chunk is {_kind(chunk)}, not an object")
+        self.chunks += 1
         if chunk.get("error") or chunk.get("object") == "error":
             raise StreamErrorEvent(error_message(chunk))
         usage = chunk.get("usage")

@@ -133,11 +133,7 @@ class OpenAIChatModel:
         finally:
             await response.aclose()  # a cancelled or failed call frees its connection
         if answer.finish_reason is None:
-            raise ModelStreamError(
-                f"The model server at {self._where} ended its answer before finishing it; "
-                "the run stopped instead of using a partial answer.",
-                usage=answer.usage,
-            )
+            raise self._unfinished(response, answer)
         text = answer.text
         usage = answer.usage
         if usage is None:
@@ -199,6 +195,21 @@ class OpenAIChatModel:
             answer.flush()  # what arrived before an error was streamed too
             await events.aclose()
             await chunks.aclose()
+
+    def _unfinished(self, response: httpx2.Response, answer: StreamedAnswer) -> ModelStreamError:
+        kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if answer.chunks == 0 and kind != "text/event-stream":
+            # A web page or some other API answered: most often a base URL without its /v1.
+            return ModelStreamError(
+                f"The model server at {self._where} answered with {kind or 'an untyped body'} "
+                "instead of a stream of chat chunks; check that the base URL is its "
+                "OpenAI-compatible API (it usually ends in /v1)."
+            )
+        return ModelStreamError(
+            f"The model server at {self._where} ended its answer before finishing it; "
+            "the run stopped instead of using a partial answer.",
+            usage=answer.usage,
+        )
 
     def _broken(self, why: str, answer: StreamedAnswer) -> ModelStreamError:
         # The answer had begun: the SDK does not retry, and a partial answer is no answer.
