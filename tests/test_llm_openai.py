@@ -405,6 +405,7 @@ async def test_stream_that_stops_before_its_finish_is_a_stream_error(
         ('{"error": {"message": "The engine is overloaded."}}', "error"),
         ('{"object": "error", "message": "The engine is overloaded.", "code": 500}', None),
         ("The engine is overloaded.", "error"),
+        ('"The engine is overloaded."', "error"),
     ],
 )
 async def test_an_error_event_mid_stream_is_a_stream_error_with_the_servers_message(

@@ -77,11 +77,10 @@ class OpenAIChatModel:
 
     def warm(self) -> None:
         """Do, on the calling (worker) thread, what the first call would otherwise do on the event
-        loop: openai builds its resources on first access and the transport imports its socket
-        backend on the first request (together ~30 ms); the tokenizer loads on first count."""
+        loop: the transport imports its socket backend on the first request (~30 ms); the
+        tokenizer loads on first count."""
         import importlib
 
-        _ = self._client.chat.completions
         for module in ("anyio._backends._asyncio", "anyio.streams.memory", "anyio.streams.stapled"):
             importlib.import_module(module)
         encoder_for(self._model)
@@ -166,8 +165,8 @@ class OpenAIChatModel:
                     if event.event == "error":
                         raise StreamErrorEvent(data) from None
                     raise ChunkError(f"a chunk is not JSON ({_short(data, 80)})") from None
-                if event.event == "error" and type(chunk) is dict:
-                    raise StreamErrorEvent(error_message(chunk))
+                if event.event == "error":
+                    raise StreamErrorEvent(error_message(chunk) if type(chunk) is dict else data)
                 answer.add(chunk)
         except httpx2.TimeoutException as exc:
             raise self._broken("stopped sending (timeout)", answer) from exc
