@@ -3,17 +3,21 @@ of backend from settings."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
+import httpx2
 import pytest
+from openai import AsyncOpenAI, DefaultAsyncHttpx2Client
 from tests.rig.scripted_openai import (
     CutStream,
     Hang,
     MalformedToolCall,
     ScriptedOpenAI,
     Status,
+    StreamEvent,
     Text,
     ToolCall,
     ToolCalls,
@@ -89,14 +93,66 @@ async def test_streamed_text_is_returned_whole(
     assert response.model == MODEL
 
 
-async def test_each_delta_reaches_the_callback_in_order(
+async def test_the_deltas_reach_the_callback_in_order_and_make_the_answer(
     server: ScriptedOpenAI, model: OpenAIChatModel
 ) -> None:
-    server.enqueue(Text("one two three four"))
+    server.enqueue(Text("one two three four", chunks=4))
     deltas: list[str] = []
     response = await model.complete(request(), deltas.append)
-    assert len(deltas) == 4
-    assert "".join(deltas) == response.text == "one two three four"
+    assert deltas and "".join(deltas) == response.text == "one two three four"
+
+
+def sse_chunk(content: str | None = None, finish: str | None = None) -> bytes:
+    delta = {} if content is None else {"content": content}
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n"
+
+
+def model_behind(answer: Callable[[httpx2.Request], httpx2.Response]) -> OpenAIChatModel:
+    """The backend over the real SDK, with `answer` in place of the network."""
+    http = DefaultAsyncHttpx2Client(transport=httpx2.MockTransport(answer))
+    client = AsyncOpenAI(base_url="http://model.test/v1", api_key="k", http_client=http)
+    return OpenAIChatModel(ModelSettings(model=MODEL), client=client)
+
+
+async def test_a_web_page_instead_of_a_stream_says_to_check_the_base_url() -> None:
+    page = "<!doctype html><html><body>Welcome</body></html>"
+    model = model_behind(
+        lambda request: httpx2.Response(200, headers={"content-type": "text/html"}, text=page)
+    )
+    with pytest.raises(ModelStreamError) as info:
+        await model.complete(request())
+    message = str(info.value)
+    one_sentence(message)
+    assert "text/html" in message
+    assert "base URL" in message
+    await model.aclose()
+
+
+async def test_text_is_passed_on_per_network_read_and_never_held_for_the_next() -> None:
+    # The network is a gate the test opens: the second read exists only after the first delta.
+    second_read = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield sse_chunk("one ") + sse_chunk("two ")  # two chunks in one read: one delta
+        await second_read.wait()
+        yield sse_chunk("three") + sse_chunk(finish="stop") + b"data: [DONE]\n\n"
+
+    model = model_behind(
+        lambda request: httpx2.Response(
+            200, headers={"content-type": "text/event-stream"}, content=body()
+        )
+    )
+    deltas: list[str] = []
+
+    def on_delta(delta: str) -> None:
+        deltas.append(delta)
+        second_read.set()
+
+    response = await asyncio.wait_for(model.complete(request(), on_delta), 30)
+    assert deltas == ["one two ", "three"]
+    assert response.text == "one two three"
+    await model.aclose()
 
 
 async def test_provider_usage_is_reported_by_part(
@@ -327,6 +383,111 @@ async def test_cut_stream_is_a_stream_error_never_a_short_answer(
     one_sentence(str(info.value))
     assert len(server.requests) == 1  # a started answer is not silently replayed
     await model.aclose()
+
+
+async def test_stream_that_stops_before_its_finish_is_a_stream_error(
+    server: ScriptedOpenAI, model: OpenAIChatModel
+) -> None:
+    # A proxy that gives up ends the body properly, with no finish chunk and no [DONE].
+    server.enqueue(CutStream(Text("a partial answer that never ends"), after_chunks=2, clean=True))
+    deltas: list[str] = []
+    with pytest.raises(ModelStreamError) as info:
+        await model.complete(request(), deltas.append)
+    one_sentence(str(info.value))
+    assert "before finishing" in str(info.value)
+    assert "".join(deltas) == "a partial "
+
+
+@pytest.mark.parametrize(
+    ("data", "event"),
+    [
+        ('{"error": {"message": "The engine is overloaded.", "type": "server_error"}}', None),
+        ('{"error": {"message": "The engine is overloaded."}}', "error"),
+        ('{"object": "error", "message": "The engine is overloaded.", "code": 500}', None),
+        ("The engine is overloaded.", "error"),
+        ('"The engine is overloaded."', "error"),
+    ],
+)
+async def test_an_error_event_mid_stream_is_a_stream_error_with_the_servers_message(
+    server: ScriptedOpenAI, model: OpenAIChatModel, data: str, event: str | None
+) -> None:
+    server.enqueue(StreamEvent(Text("one two three four"), data, after_chunks=2, event=event))
+    deltas: list[str] = []
+    with pytest.raises(ModelStreamError) as info:
+        await model.complete(request(), deltas.append)
+    message = str(info.value)
+    one_sentence(message)
+    assert "The engine is overloaded." in message
+    assert server.url in message
+    assert "".join(deltas) == "one two "  # nothing after the error is used
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ('{"choices": [{"index": 0, "delta": {"content": "x"', "not JSON"),
+        ('{"choices": [{"index": 0, "delta": {"content": 42}}]}', "choices[0].delta.content"),
+        ('{"choices": "none"}', "'choices'"),
+    ],
+)
+async def test_a_malformed_chunk_is_a_stream_error_naming_the_problem(
+    server: ScriptedOpenAI, model: OpenAIChatModel, data: str, named: str
+) -> None:
+    server.enqueue(StreamEvent(Text("one two three"), data, after_chunks=1))
+    with pytest.raises(ModelStreamError) as info:
+        await model.complete(request())
+    message = str(info.value)
+    one_sentence(message)
+    assert "malformed chunk" in message
+    assert named in message
+
+
+async def test_keep_alive_and_unknown_events_are_ignored(
+    server: ScriptedOpenAI, model: OpenAIChatModel
+) -> None:
+    server.enqueue(
+        StreamEvent(Text("one two three"), "", after_chunks=1),
+        StreamEvent(Text("one two three"), '{"type": "ping"}', after_chunks=2, event="ping"),
+    )
+    for _ in range(2):
+        response = await model.complete(request())
+        assert response.text == "one two three"
+        assert response.finish_reason == "stop"
+
+
+async def test_cancelling_a_call_mid_stream_frees_it_and_the_next_call_works(
+    server: ScriptedOpenAI, model: OpenAIChatModel
+) -> None:
+    server.enqueue(Text("slow words " * 20, chunk_delay=5.0), Text("next"))
+    first_delta = asyncio.Event()
+    call = asyncio.create_task(model.complete(request(), lambda _: first_delta.set()))
+    await asyncio.wait_for(first_delta.wait(), 30)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert (await model.complete(request())).text == "next"
+
+
+async def test_the_api_key_goes_to_the_server_as_a_bearer_token() -> None:
+    with ScriptedOpenAI(require_key="sk-right") as server:
+        model = OpenAIChatModel(
+            ModelSettings(model=MODEL, base_url=server.url, api_key="sk-right", max_retries=0)
+        )
+        server.enqueue(Text("welcome"))
+        assert (await model.complete(request())).text == "welcome"
+        await model.aclose()
+
+
+async def test_consecutive_calls_share_one_connection(
+    server: ScriptedOpenAI, model: OpenAIChatModel
+) -> None:
+    # After [DONE] the rest of the body is read, so HTTP/1.1 keeps the connection for the next call.
+    server.enqueue(Text("one"), Text("two"), Text("three"))
+    for _ in range(3):
+        await model.complete(request())
+    assert len(server.peers) == 3
+    assert len(set(server.peers)) == 1
 
 
 async def test_rejected_key_is_a_config_error_saying_what_to_do() -> None:

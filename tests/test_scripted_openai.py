@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import openai
 import pytest
 from openai import AsyncOpenAI
@@ -30,6 +31,7 @@ from tests.rig.scripted_openai import (
     MalformedToolCall,
     ScriptedOpenAI,
     Status,
+    StreamEvent,
     Text,
     ToolCall,
     ToolCalls,
@@ -305,6 +307,37 @@ async def test_cut_tool_call_stream_and_cut_non_stream(
         await client.chat.completions.create(model=MODEL, messages=USER)
 
 
+async def test_clean_cut_stream_ends_without_a_finish_chunk(
+    server: ScriptedOpenAI, client: AsyncOpenAI
+) -> None:
+    server.enqueue(CutStream(Text("one two three four"), after_chunks=2, clean=True))
+    chunks = await collect_stream(client)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "one two "
+    assert all(c.choices[0].finish_reason is None for c in chunks)
+
+
+async def test_stream_event_error_reaches_the_sdk_mid_stream(
+    server: ScriptedOpenAI, client: AsyncOpenAI
+) -> None:
+    server.enqueue(StreamEvent(Text("one two three"), '{"error": {"message": "melted"}}', 1))
+    stream = await client.chat.completions.create(model=MODEL, messages=USER, stream=True)
+    received: list[str] = []
+    with pytest.raises(openai.APIError, match="melted"):
+        async for chunk in stream:
+            received.append(chunk.choices[0].delta.content or "")
+    assert "".join(received) == "one "
+
+
+async def test_stream_event_is_sent_verbatim_with_its_name(server: ScriptedOpenAI) -> None:
+    server.enqueue(StreamEvent(Text("one two"), "not json", after_chunks=1, event="oops"))
+    body = {"model": MODEL, "messages": USER, "stream": True}
+    async with httpx2.AsyncClient() as http:
+        response = await http.post(f"{server.url}/chat/completions", json=body)
+    events = response.text.split("\n\n")
+    assert events[2] == "event: oops\ndata: not json"
+    assert events[-2] == "data: [DONE]"  # the reply goes on to its end
+
+
 async def test_unknown_model_is_not_found(server: ScriptedOpenAI, client: AsyncOpenAI) -> None:
     server.enqueue(Text("kept for later"))
     with pytest.raises(openai.NotFoundError) as missing:
@@ -419,7 +452,17 @@ def test_reply_from_json_forms() -> None:
     assert reply_from_json({"cut_stream": {"text": "x y"}, "after_chunks": 1}) == CutStream(
         Text("x y"), 1
     )
-    for bad in ({"text": "x", "colour": 1}, {"nothing": 1}, 3, {"cut_stream": {"status": 500}}):
+    assert reply_from_json({"cut_stream": "x", "clean": True}) == CutStream(Text("x"), clean=True)
+    assert reply_from_json(
+        {"stream_event": "x", "data": "{}", "event": "error", "after_chunks": 0}
+    ) == StreamEvent(Text("x"), "{}", 0, "error")
+    for bad in (
+        {"text": "x", "colour": 1},
+        {"nothing": 1},
+        3,
+        {"cut_stream": {"status": 500}},
+        {"stream_event": "x"},
+    ):
         with pytest.raises((ValueError, TypeError)):
             reply_from_json(bad)
 

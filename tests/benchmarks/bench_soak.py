@@ -11,6 +11,8 @@ disk (WAL, durable when `append` returns). The script checks, and prints:
 - CPU per model call: this process' CPU time (agentls, its SQLite threads and the SDK) divided by
   the model calls made, next to the bare `openai` SDK making the same streamed calls at the same
   concurrency against the same server. The goal is within 5 % of the bare SDK at 32 in flight.
+  Next to it, the model backend alone (`OpenAIChatModel.complete`, no runtime, ledger or audit)
+  making those calls: what agentls' model path costs, apart from its books.
 
 The scripted server runs in a child process, so its CPU is not counted. Nothing is asserted about
 speed; the invariants end the script with status 1 when broken.
@@ -219,6 +221,42 @@ async def bare_soak(url: str, runtime: Any, runs: int, in_flight: int) -> tuple[
     return wall, cpu
 
 
+async def backend_soak(url: str, runtime: Any, runs: int, in_flight: int) -> tuple[float, float]:
+    """(wall, cpu) of the same calls made by agentls' model backend alone, same concurrency."""
+    from agentls.core.llm import ChatRequest, ModelSettings
+    from agentls.core.llm_openai import OpenAIChatModel
+    from agentls.core.prompts import assistant_message
+    from agentls.core.tools.workspace import workspace_tools
+
+    definition = runtime.resolve_agent(AGENT)
+    tools = workspace_tools(runtime.sandbox, definition.name)
+    specs = [tools[name].spec for name in definition.tools if name in tools]
+    first = [
+        {"role": "system", "content": definition.instructions},
+        {"role": "user", "content": "Goal: Do the totals add up?"},
+    ]
+    model = OpenAIChatModel(
+        ModelSettings(model=MODEL, base_url=url, api_key=API_KEY, max_retries=0)
+    )
+    slot = asyncio.Semaphore(in_flight)
+
+    async def one() -> None:
+        async with slot:
+            history = [dict(m) for m in first]
+            response = await model.complete(ChatRequest(history, 1024, specs), lambda _: None)
+            (call,) = response.tool_calls
+            history.append(assistant_message(response))
+            history.append({"role": "tool", "tool_call_id": call.id, "content": APP})
+            await model.complete(ChatRequest(history, 1024, specs), lambda _: None)
+
+    await asyncio.gather(*(one() for _ in range(min(in_flight, runs))))  # warm-up
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(runs)))
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    await model.aclose()
+    return wall, cpu
+
+
 async def main_async(args: argparse.Namespace) -> int:
     with scripted_server(args.latency) as url:
         workspace = make_workspace()
@@ -229,11 +267,13 @@ async def main_async(args: argparse.Namespace) -> int:
             sample = max(1, args.runs // 4)
             result = await soak(runtime, args.runs, args.in_flight, sample_every=sample)
             rss_end = rss_mb()
+            backend_wall, backend_cpu = await backend_soak(url, runtime, args.runs, args.in_flight)
             bare_wall, bare_cpu = await bare_soak(url, runtime, args.runs, args.in_flight)
         finally:
             await runtime.aclose()
     calls = args.runs * CALLS_PER_RUN
     ours, bare = result.cpu_s / calls * 1000, bare_cpu / calls * 1000
+    backend = backend_cpu / calls * 1000
     print(
         f"soak: {args.runs} runs ({calls} model calls), {args.in_flight} in flight, "
         f"{args.latency * 1000:.0f} ms model latency, audit on disk at {workspace}"
@@ -242,6 +282,10 @@ async def main_async(args: argparse.Namespace) -> int:
     print(
         f"  CPU per call      agentls {ours:7.3f} ms   bare SDK {bare:7.3f} ms   "
         f"overhead {ours - bare:+.3f} ms ({(ours / bare - 1) * 100:+.1f} %; goal within 5 %)"
+    )
+    print(
+        f"  model call alone  backend {backend:7.3f} ms   bare SDK {bare:7.3f} ms   "
+        f"({(backend / bare - 1) * 100:+.1f} %; wall {backend_wall:.2f} s)"
     )
     print(
         f"  RSS               start {rss_start:.1f} MB   end {rss_end:.1f} MB   "

@@ -13,8 +13,9 @@ reply from a FIFO queue, or asks ``responder`` when the queue is empty::
 
 Replies: ``Text``, ``ToolCall``, ``ToolCalls`` (several calls in one message),
 ``MalformedToolCall`` (arguments that are not JSON), ``Status`` (an HTTP error with an
-OpenAI-style body), ``Hang`` (say nothing for a while) and ``CutStream`` (drop the connection in
-the middle of a reply). ``turns()`` and ``echo_last_user()`` build responders for benchmarks.
+OpenAI-style body), ``Hang`` (say nothing for a while), ``CutStream`` (drop the connection in
+the middle of a reply, or end it early) and ``StreamEvent`` (one extra server-sent event in a
+stream: an ``error`` event, a malformed chunk). ``turns()`` and ``echo_last_user()`` build responders for benchmarks.
 
 Latency, hangs and streaming delays are ``asyncio.sleep``s on the server's event loop, so any
 number of concurrent requests overlap. Responders run on the server's thread.
@@ -64,6 +65,7 @@ __all__ = [
     "Responder",
     "ScriptedOpenAI",
     "Status",
+    "StreamEvent",
     "Text",
     "ToolCall",
     "ToolCalls",
@@ -166,16 +168,47 @@ class CutStream:
     pieces or tool-argument pieces) are sent, then the connection is aborted with no finish
     chunk and no ``data: [DONE]``. Non-streaming: the headers and part of the JSON body are
     sent. Either way the client sees a transport error, not a short answer.
+
+    With ``clean`` a stream ends there properly instead (a proxy that gave up): the client sees
+    a well-formed stream that simply stops before the finish chunk.
     """
 
     reply: Text | ToolCall | ToolCalls | MalformedToolCall
     after_chunks: int = 1
+    clean: bool = False
 
 
-Reply: TypeAlias = Text | ToolCall | ToolCalls | MalformedToolCall | Status | Hang | CutStream
+@dataclass(frozen=True)
+class StreamEvent:
+    """Stream ``reply`` with one extra server-sent event after its first ``after_chunks`` chunks.
+
+    The event carries ``data`` verbatim (``data: <data>``) and is named ``event`` when that is set
+    (``event: error``); the reply then goes on to its finish chunk, usage and ``[DONE]``. This is
+    how a server reports an error mid-stream (``data`` of ``{"error": {"message": ...}}``) and how
+    a broken proxy's chunk looks (``data`` that is not JSON). Non-streaming requests get ``reply``.
+    """
+
+    reply: Text | ToolCall | ToolCalls | MalformedToolCall
+    data: str
+    after_chunks: int = 1
+    event: str | None = None
+
+
+Reply: TypeAlias = (
+    Text | ToolCall | ToolCalls | MalformedToolCall | Status | Hang | CutStream | StreamEvent
+)
 """Anything the server can answer a chat request with."""
 
-_REPLY_TYPES = (Text, ToolCall, ToolCalls, MalformedToolCall, Status, Hang, CutStream)
+_REPLY_TYPES = (
+    Text,
+    ToolCall,
+    ToolCalls,
+    MalformedToolCall,
+    Status,
+    Hang,
+    CutStream,
+    StreamEvent,
+)
 
 Responder: TypeAlias = Callable[[dict[str, Any]], "Reply | Awaitable[Reply]"]
 """Called with the request body when the script queue is empty."""
@@ -243,7 +276,8 @@ def reply_from_json(obj: Any) -> Reply:
     "content"?}}``, ``{"tool_calls": [{...}, ...], "content"?}``, ``{"malformed_tool_call":
     {"name", "raw_arguments"?}}``, ``{"status": 500, "message"?, "retry_after"?, "error_type"?,
     "error_code"?}``, ``{"hang": 5.0, "then"?: {...}}``, ``{"cut_stream": {...},
-    "after_chunks": 1}``. A bare string is ``{"text": ...}``.
+    "after_chunks"?: 1, "clean"?: false}``, ``{"stream_event": {...}, "data": "...",
+    "after_chunks"?: 1, "event"?: "error"}``. A bare string is ``{"text": ...}``.
     """
     if isinstance(obj, str):
         return Text(obj)
@@ -276,7 +310,20 @@ def reply_from_json(obj: Any) -> Reply:
         inner = reply_from_json(obj["cut_stream"])
         if not isinstance(inner, Text | ToolCall | ToolCalls | MalformedToolCall):
             raise ValueError("cut_stream must wrap a text or tool-call reply")
-        return CutStream(inner, int(obj.get("after_chunks", 1)))
+        return CutStream(inner, int(obj.get("after_chunks", 1)), bool(obj.get("clean", False)))
+    if "stream_event" in obj:
+        inner = reply_from_json(obj["stream_event"])
+        if not isinstance(inner, Text | ToolCall | ToolCalls | MalformedToolCall):
+            raise ValueError("stream_event must wrap a text or tool-call reply")
+        if not isinstance(obj.get("data"), str):
+            raise ValueError("stream_event needs its event's data as a string")
+        event = obj.get("event")
+        return StreamEvent(
+            inner,
+            obj["data"],
+            int(obj.get("after_chunks", 1)),
+            None if event is None else str(event),
+        )
     raise ValueError(f"unknown scripted reply: {obj!r}")
 
 
@@ -510,6 +557,8 @@ class ScriptedOpenAI:
         self.models: tuple[str, ...] = tuple(models)
         self.responder: Responder = _default_responder
         self.requests: list[dict[str, Any]] = []
+        # The client end (host, port) of each connection a chat request came on, in order.
+        self.peers: list[tuple[str, int]] = []
         self._port = port
         self._queue: deque[Reply] = deque()
         self._queue_lock = threading.Lock()
@@ -709,6 +758,8 @@ class ScriptedOpenAI:
         if not isinstance(body, dict):
             return _error(400, "The request body must be a JSON object.")
         self.requests.append(body)
+        if request.client is not None:
+            self.peers.append((request.client.host, request.client.port))
         if (denied := self._denied(request)) is not None:
             return denied
         if body.get("model") not in self.models:
@@ -735,8 +786,11 @@ class ScriptedOpenAI:
                 headers = {"Retry-After": f"{reply.retry_after:g}"}
             return _error(reply.code, reply.message, reply.error_type, reply.error_code, headers)
         cut_after: int | None = None
-        if isinstance(reply, CutStream):
-            cut_after = max(0, reply.after_chunks)
+        fault: CutStream | StreamEvent | None = None
+        if isinstance(reply, CutStream | StreamEvent):
+            fault = reply
+            if isinstance(reply, CutStream):
+                cut_after = max(0, reply.after_chunks)
             reply = reply.reply
         if not isinstance(reply, Text | ToolCall | ToolCalls | MalformedToolCall):
             return _error(500, f"not a scripted reply: {reply!r}")
@@ -747,7 +801,7 @@ class ScriptedOpenAI:
             options = body.get("stream_options")
             want_usage = isinstance(options, dict) and options.get("include_usage") is True
             return StreamingResponse(
-                self._stream(message, completion_id, model, want_usage, cut_after),
+                self._stream(message, completion_id, model, want_usage, fault),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache"},
             )
@@ -827,7 +881,7 @@ class ScriptedOpenAI:
         completion_id: str,
         model: str,
         want_usage: bool,
-        cut_after: int | None,
+        fault: CutStream | StreamEvent | None,
     ) -> AsyncIterator[bytes]:
         created = int(time.time())
 
@@ -846,15 +900,26 @@ class ScriptedOpenAI:
             return _sse(obj)
 
         head, body = message.deltas()
+        # Where the fault happens: after that many body chunks, at the latest before the finish.
+        at = min(max(0, fault.after_chunks), len(body)) if fault is not None else -1
+        extra = b""
+        if isinstance(fault, StreamEvent):
+            name = b"" if fault.event is None else b"event: " + fault.event.encode() + b"\n"
+            extra = name + b"data: " + fault.data.encode() + b"\n\n"
         yield chunk(head)
-        for n, delta in enumerate(body):
-            if cut_after is not None and n >= cut_after:
-                raise _ConnectionCut("scripted cut")
+        for n, delta in enumerate([*body, None]):
+            if n == at:
+                if isinstance(fault, StreamEvent):
+                    yield extra
+                elif fault is not None and fault.clean:
+                    return
+                else:
+                    raise _ConnectionCut("scripted cut")
+            if delta is None:
+                break
             if message.chunk_delay > 0 and not await self._sleep(message.chunk_delay):
                 raise _ConnectionCut("server stopping")
             yield chunk(delta)
-        if cut_after is not None:
-            raise _ConnectionCut("scripted cut")
         yield chunk({}, message.finish_reason)
         if want_usage and message.usage is not None:
             yield _sse(
