@@ -111,3 +111,48 @@ def test_the_exact_count_is_still_an_upper_bound_of_the_billed_prompt(
     body = {"model": name, "messages": messages, "tools": [t.to_openai() for t in tools] or None}
     assert bound >= _prompt_tokens(body)
     assert bound <= utf8_prompt_bound(request) + 16 * len(tools)
+
+
+class CountingEncoder:
+    """The real o200k encoder, recording the texts it is asked to encode."""
+
+    def __init__(self) -> None:
+        real = encoder_for("gpt-4o-mini")
+        assert real is not None
+        self._real = real
+        self.encoded: list[str] = []
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        self.encoded.append(text)
+        return self._real.encode_ordinary(text)
+
+
+def test_a_later_turn_tokenizes_only_its_new_text() -> None:
+    # Each turn resends the whole conversation; the tokenizer holds the GIL while it encodes, so a
+    # long file counted again on every turn would stall the server once per turn.
+    from agentls.core.prompt_tokens import counted_prompt_bound
+
+    encoder = CountingEncoder()
+    source = (ROOT / "server" / "agentls" / "core" / "runtime.py").read_text()
+    first = [{"role": "user", "content": f"Goal: review\n{source}"}]
+    later = [*first, {"role": "assistant", "content": "Looking. " * 100}]
+    one = counted_prompt_bound(ChatRequest(messages=first, max_tokens=1), encoder)
+    encoder.encoded.clear()
+    two = counted_prompt_bound(ChatRequest(messages=later, max_tokens=1), encoder)
+    assert not any(source in text for text in encoder.encoded)
+    assert two > one  # and the count is still the whole conversation's
+
+
+def test_the_count_cache_is_bounded_by_the_characters_it_keeps() -> None:
+    from agentls.core.prompt_tokens import _CountCache
+
+    encoder = CountingEncoder()
+    cache = _CountCache(max_chars=10_000)
+    texts = [f"{n} " + "word " * 600 for n in range(10)]  # ~3 KB each
+    counts = [cache.count(encoder, text) for text in texts]
+    assert cache.chars <= 10_000
+    assert counts == [len(encoder._real.encode_ordinary(t)) for t in texts]
+    encoder.encoded.clear()
+    cache.count(encoder, texts[-1])  # recent: kept
+    cache.count(encoder, texts[0])  # oldest: evicted, counted again
+    assert encoder.encoded == [texts[0]]

@@ -9,12 +9,17 @@ tokenizer is known, `llm.utf8_prompt_bound` (one token per UTF-8 byte at most) s
 
 Loading an encoding takes ~60-300 ms: it happens once per encoding, on the thread that first
 needs it (the runtime counts on a worker thread, never on the event loop).
+
+The tokenizer holds the GIL while it encodes (~9 ms for 60 KB), and every turn of a run sends the
+whole conversation again: counts of long texts are kept in a small cache bounded by the characters
+it holds, so each turn tokenizes only what is new.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from functools import cache
 from typing import Any, Protocol
 
@@ -63,11 +68,53 @@ def _encoding_name(model: str) -> str | None:
         return None
 
 
+# Texts shorter than this are counted afresh (cheaper than the bookkeeping); longer ones are kept
+# until the cache holds more than CACHE_MAX_CHARS characters, least recently used first out.
+CACHE_MIN_CHARS = 512
+CACHE_MAX_CHARS = 4_000_000
+
+
+class _CountCache:
+    """Token counts of long texts per encoder, bounded by the characters of the texts it keeps."""
+
+    def __init__(self, max_chars: int = CACHE_MAX_CHARS) -> None:
+        self._max_chars = max_chars
+        self._chars = 0
+        self._counts: OrderedDict[tuple[int, str], int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def count(self, encoder: Encoder, text: str) -> int:
+        if len(text) < CACHE_MIN_CHARS or len(text) > self._max_chars:
+            return len(encoder.encode_ordinary(text))
+        key = (id(encoder), text)  # encoders are loaded once and live as long as the process
+        with self._lock:
+            cached = self._counts.get(key)
+            if cached is not None:
+                self._counts.move_to_end(key)
+                return cached
+        tokens = len(encoder.encode_ordinary(text))
+        with self._lock:
+            if key not in self._counts:
+                self._counts[key] = tokens
+                self._chars += len(text)
+                while self._chars > self._max_chars:
+                    (_, old), _ = self._counts.popitem(last=False)
+                    self._chars -= len(old)
+        return tokens
+
+    @property
+    def chars(self) -> int:
+        return self._chars
+
+
+_cache = _CountCache()
+
+
 def counted_prompt_bound(request: ChatRequest, encoder: Encoder) -> int:
     """Prompt tokens of `request` with the model's tokenizer, plus the template's allowance."""
 
     def count(text: str) -> int:
-        return len(encoder.encode_ordinary(text))
+        return _cache.count(encoder, text)
 
     total = PER_REQUEST_OVERHEAD
     for message in request.messages:
