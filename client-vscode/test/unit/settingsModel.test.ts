@@ -80,7 +80,7 @@ describe('buildServerSettings', () => {
         assert.deepEqual(settings, {
             model: null,
             baseUrl: null,
-            budget: { total: null, perRun: null, perAgent: {} },
+            budget: { total: null, perRun: null, perAgent: {}, waitSeconds: 60, minOutputTokens: 32 },
             maxParallel: 8,
             maxDepth: 2,
             maxOutputTokens: 1024,
@@ -104,6 +104,8 @@ describe('buildServerSettings', () => {
                 'budget.total': 100_000,
                 'budget.perRun': 20_000,
                 'budget.perAgent': { review: 5000 },
+                'budget.waitSeconds': 5,
+                'budget.minOutputTokens': 64,
                 maxParallel: 4,
                 maxDepth: 1,
                 maxOutputTokens: 300,
@@ -127,7 +129,13 @@ describe('buildServerSettings', () => {
         assert.deepEqual(settings, {
             model: 'gpt-4.1-mini',
             baseUrl: 'http://127.0.0.1:8000/v1',
-            budget: { total: 100_000, perRun: 20_000, perAgent: { review: 5000 } },
+            budget: {
+                total: 100_000,
+                perRun: 20_000,
+                perAgent: { review: 5000 },
+                waitSeconds: 5,
+                minOutputTokens: 64,
+            },
             maxParallel: 4,
             maxDepth: 1,
             maxOutputTokens: 300,
