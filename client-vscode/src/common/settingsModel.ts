@@ -78,7 +78,7 @@ export const settingDefaults: ServerSettings = {
 };
 
 /**
- * Bounds of the whole-number settings, as the server's model declares them (package.json carries
+ * Bounds of the numeric settings, as the server's model declares them (package.json carries
  * the same `minimum`/`maximum`; tests/test_settings_schema.py checks it against the server and a
  * unit test checks this table against package.json).
  */
@@ -86,6 +86,7 @@ export const settingBounds: Readonly<Record<string, { minimum: number; maximum?:
     'budget.total': { minimum: 0 },
     'budget.perRun': { minimum: 1 },
     'budget.perAgent': { minimum: 0 },
+    'budget.waitSeconds': { minimum: 0, maximum: 3600 },
     'budget.minOutputTokens': { minimum: 1, maximum: 1000000 },
     maxParallel: { minimum: 1, maximum: 256 },
     maxDepth: { minimum: 0, maximum: 8 },
@@ -182,8 +183,8 @@ export function buildServerSettings(
         if (value === undefined || value === null) {
             return fallback;
         }
-        if (typeof value !== 'number' || !(value >= 0) || value > 3600) {
-            invalid(key, 'a number of seconds from 0 to 3600', value);
+        if (typeof value !== 'number' || !Number.isFinite(value) || !inBounds(key, value)) {
+            invalid(key, `a number of seconds ${describeBounds(key)}`, value);
             return fallback;
         }
         return value;

@@ -58,14 +58,28 @@ describe('the client settings model agrees with package.json', () => {
 
     test('refuses a value outside the bounds, naming the key', () => {
         const { settings, problems } = buildServerSettings(
-            getter({ maxParallel: 257, 'budget.perRun': 0, maxOutputTokens: 8 }),
+            getter({
+                maxParallel: 257,
+                'budget.perRun': 0,
+                'budget.waitSeconds': -1,
+                'budget.minOutputTokens': 0,
+                maxOutputTokens: 8,
+            }),
         );
         assert.equal(settings.maxParallel, 8);
         assert.equal(settings.budget.perRun, null);
+        assert.equal(settings.budget.waitSeconds, 60);
+        assert.equal(settings.budget.minOutputTokens, 32);
         assert.equal(settings.maxOutputTokens, 1024);
         assert.deepEqual(
             problems.map((p) => p.split(' ')[0]),
-            ['agentls.budget.perRun', 'agentls.maxParallel', 'agentls.maxOutputTokens'],
+            [
+                'agentls.budget.perRun',
+                'agentls.budget.waitSeconds',
+                'agentls.budget.minOutputTokens',
+                'agentls.maxParallel',
+                'agentls.maxOutputTokens',
+            ],
         );
     });
 });
