@@ -120,3 +120,12 @@ def test_bad_budget_flags_exit_2_naming_the_flag(
     assert cli(server, workspace, flag, value) == 2
     assert f"argument {flag}" in capsys.readouterr().err
     assert not (workspace / ".agentls").exists()
+
+
+def test_the_acp_agent_takes_the_same_budget_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        status = main(["acp", "--budget-wait", "-1"])
+    except SystemExit as exc:
+        status = int(exc.code or 0)
+    assert status == 2
+    assert "argument --budget-wait" in capsys.readouterr().err
