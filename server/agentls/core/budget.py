@@ -41,13 +41,36 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from agentls.core.budget_grants import (
+    DEFAULT_MIN_OUTPUT_TOKENS,
+    DEFAULT_WAIT_SECONDS,
+    MAX_WAIT_SECONDS,
+    TOTAL,
+    BudgetExceeded,
+    GrantRequest,
+    ScopeState,
+    check_limit,
+    grant,
+)
 from agentls.core.events import Usage
 from agentls.core.ledger_worker import LedgerOp, LedgerWorker
 from agentls.core.sqlite import SqliteFile, process_alive, process_start_ticks, state_dir
 
+# Re-exported: callers import the budget's names from here.
+__all__ = [
+    "DEFAULT_MIN_OUTPUT_TOKENS",
+    "DEFAULT_WAIT_SECONDS",
+    "MAX_WAIT_SECONDS",
+    "TOTAL",
+    "BudgetExceeded",
+    "BudgetScopeSnapshot",
+    "BudgetSnapshot",
+    "Reservation",
+    "TokenBudgeter",
+]
+
 log = logging.getLogger(__name__)
 
-TOTAL = "total"
 LEDGER_FILE = "ledger.db"
 
 _SCHEMA = """
@@ -87,110 +110,8 @@ CREATE TABLE IF NOT EXISTS waiters (       -- calls waiting for in-flight reserv
 ) WITHOUT ROWID;
 """
 
-# How long a call waits for other calls' reservations to settle before it is refused
-# (`budget.waitSeconds`), and the most that can be set.
-DEFAULT_WAIT_SECONDS = 60.0
-MAX_WAIT_SECONDS = 3600.0
-# The smallest answer a call is granted (`budget.minOutputTokens`): below it a call is refused
-# rather than cut short. Low enough that the last tokens of a budget still serve a short call.
-DEFAULT_MIN_OUTPUT_TOKENS = 32
 _POLL_FIRST_S = 0.005
 _POLL_MAX_S = 0.25
-
-
-class BudgetExceeded(Exception):
-    """A model call was refused because a scope's remaining budget cannot cover it.
-
-    `needed` is the least the call needed (prompt plus the smallest useful answer), `remaining`
-    what the tightest scope had left, `limit` that scope's limit, `in_flight` the tokens other
-    calls held in it at the time.
-    """
-
-    def __init__(
-        self,
-        scope: str,
-        needed: int,
-        remaining: int,
-        limit: int,
-        in_flight: int = 0,
-        waited: float = 0.0,
-        *,
-        waitable: bool = False,
-    ) -> None:
-        self.scope = scope
-        self.needed = needed
-        self.remaining = max(0, remaining)
-        self.limit = limit
-        self.in_flight = in_flight
-        # Seconds the call waited for in-flight calls to settle before it gave up.
-        self.waited = waited
-        # Committed spend leaves room: only reservations in flight are in the way.
-        self.waitable = waitable
-        super().__init__(self._message())
-
-    def __reduce__(
-        self,
-    ) -> tuple[Callable[..., BudgetExceeded], tuple[str, int, int, int, int, float, bool]]:
-        return (
-            _rebuild_budget_exceeded,
-            (
-                self.scope,
-                self.needed,
-                self.remaining,
-                self.limit,
-                self.in_flight,
-                self.waited,
-                self.waitable,
-            ),
-        )
-
-    @property
-    def agent(self) -> str | None:
-        return self.scope.removeprefix("agent:") if self.scope.startswith("agent:") else None
-
-    @property
-    def run_id(self) -> str | None:
-        return self.scope.removeprefix("run:") if self.scope.startswith("run:") else None
-
-    def _message(self) -> str:
-        need = f"the next model call needs at least {self.needed:,} tokens"
-        held = f", {self.in_flight:,} more held by calls in flight," if self.in_flight else ""
-        left = f"only {self.remaining:,}{held} of"
-        waited = (
-            f" (waited {self.waited:.3g} s for calls in flight to settle)"
-            if self.waited > 0
-            else ""
-        )
-        if self.scope == TOTAL:
-            return (
-                f"Workspace token budget exhausted: {need} but {left} the {self.limit:,}-token "
-                f"total remain{waited}; raise it with `agentls budget set N` or start over with "
-                "`agentls budget reset`."
-            )
-        if (agent := self.agent) is not None:
-            return (
-                f"Token budget of agent '{agent}' exhausted: {need} but {left} its "
-                f"{self.limit:,}-token limit remain{waited}; raise it with "
-                f"`agentls budget set N --agent {agent}` or start over with "
-                f"`agentls budget reset --agent {agent}`."
-            )
-        return (
-            f"Token budget of run {self.run_id} exhausted: {need} but {left} the run's "
-            f"{self.limit:,}-token budget remain{waited}; raise the agent's `budget:` in its "
-            "definition or pass a larger budget for the run."
-        )
-
-
-def _rebuild_budget_exceeded(
-    scope: str,
-    needed: int,
-    remaining: int,
-    limit: int,
-    in_flight: int,
-    waited: float,
-    waitable: bool,
-) -> BudgetExceeded:
-    return BudgetExceeded(scope, needed, remaining, limit, in_flight, waited, waitable=waitable)
 
 
 @dataclass(eq=False)
@@ -250,11 +171,6 @@ def _scope_snapshot(limit: int | None, usage: Usage, reserved: int) -> BudgetSco
     return BudgetScopeSnapshot(
         used=used, limit=limit, remaining=remaining, reserved=reserved, usage=usage
     )
-
-
-def _check_limit(limit: int | None) -> None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ValueError(f"a token limit must be a whole number >= 0 or None, got {limit!r}")
 
 
 class TokenBudgeter:
@@ -340,7 +256,7 @@ class TokenBudgeter:
         while other calls wait on a scope, the grant is at most a fair share of what it has left
         (see `_grant`). This never waits: `areserve` waits when only calls in flight are in the way.
         """
-        request = _Request.of(
+        request = GrantRequest.of(
             run_id, agent, prompt_tokens, max_tokens, run_limit, min_output_tokens, ancestor_run_ids
         )
         with self._tx() as conn:
@@ -368,7 +284,7 @@ class TokenBudgeter:
         Cancelling the caller cancels the wait; a reservation that the worker thread granted after
         the cancel is released.
         """
-        request = _Request.of(
+        request = GrantRequest.of(
             run_id, agent, prompt_tokens, max_tokens, run_limit, min_output_tokens, ancestor_run_ids
         )
         loop = asyncio.get_running_loop()
@@ -530,7 +446,7 @@ class TokenBudgeter:
     def _reserve_in(
         self,
         conn: sqlite3.Connection,
-        request: _Request,
+        request: GrantRequest,
         waiter_id: str | None,
         queued: bool,
     ) -> Reservation | BudgetExceeded:
@@ -540,10 +456,10 @@ class TokenBudgeter:
         of dead processes, the place in the queue) commit with the rest of the batch.
         """
         states = self._limited(conn, request, waiter_id if queued else None)
-        outcome = _grant(states, request.prompt_tokens, request.max_tokens, request.min_out)
+        outcome = grant(states, request.prompt_tokens, request.max_tokens, request.min_out)
         if isinstance(outcome, BudgetExceeded) and self._sweep_dead(conn):
             states = self._limited(conn, request, waiter_id if queued else None)
-            outcome = _grant(states, request.prompt_tokens, request.max_tokens, request.min_out)
+            outcome = grant(states, request.prompt_tokens, request.max_tokens, request.min_out)
         if isinstance(outcome, BudgetExceeded):
             if outcome.waitable and waiter_id is not None and not queued:
                 conn.executemany(
@@ -631,7 +547,7 @@ class TokenBudgeter:
 
     def set_limit(self, limit: int | None, agent: str | None = None) -> None:
         """Set the workspace total's limit (agent=None) or one agent's; None means unlimited."""
-        _check_limit(limit)
+        check_limit(limit)
         with self._tx() as conn:
             self._set_limit_in(conn, limit, agent)
         self._settled()
@@ -639,7 +555,7 @@ class TokenBudgeter:
 
     async def aset_limit(self, limit: int | None, agent: str | None = None) -> None:
         """`set_limit` on the worker thread."""
-        _check_limit(limit)
+        check_limit(limit)
         await self._submit(
             functools.partial(self._set_limit_in, limit=limit, agent=agent), frees=True
         )
@@ -650,7 +566,7 @@ class TokenBudgeter:
         Calls queue in order, so of two changes made one after the other the later one wins.
         """
         for limit, _ in limits:
-            _check_limit(limit)
+            check_limit(limit)
 
         def run(conn: sqlite3.Connection) -> None:
             for limit, agent in limits:
@@ -669,7 +585,7 @@ class TokenBudgeter:
 
     def set_run_limit(self, run_id: str, limit: int | None) -> None:
         """Set a run's limit ahead of its first call (e.g. a parent run that only delegates)."""
-        _check_limit(limit)
+        check_limit(limit)
         with self._tx() as conn:
             _set_run_limit_in(conn, f"run:{run_id}", limit)
         self._notify()
@@ -757,18 +673,22 @@ class TokenBudgeter:
 
     @staticmethod
     def _limited(
-        conn: sqlite3.Connection, request: _Request, waiter_id: str | None
-    ) -> list[_ScopeState]:
+        conn: sqlite3.Connection, request: GrantRequest, waiter_id: str | None
+    ) -> list[ScopeState]:
         """The limited scopes of a call, with their committed, reserved and waiting calls, in
         one query; the run's limit is written first when it is new or changed."""
-        rows = conn.execute(request.state_sql, (waiter_id, *request.scopes)).fetchall()
+        rows = conn.execute(
+            _state_sql(len(request.scopes)), (waiter_id, *request.scopes)
+        ).fetchall()
         if request.run_limit is not None and not any(
             scope == request.run_scope and lim == request.run_limit for scope, lim, *_ in rows
         ):
             _set_run_limit_in(conn, request.run_scope, request.run_limit)
-            rows = conn.execute(request.state_sql, (waiter_id, *request.scopes)).fetchall()
+            rows = conn.execute(
+                _state_sql(len(request.scopes)), (waiter_id, *request.scopes)
+            ).fetchall()
         return [
-            _ScopeState(scope, lim, used, reserved, waiting)
+            ScopeState(scope, lim, used, reserved, waiting)
             for scope, lim, used, reserved, waiting in rows
             if lim is not None
         ]
@@ -838,90 +758,6 @@ def _state_sql(scopes: int) -> str:
         "(SELECT COUNT(*) FROM waiters w WHERE w.scope = s.scope AND w.id IS NOT ?1) END "
         f"FROM scopes s WHERE s.scope IN ({marks})"
     )
-
-
-@dataclass(frozen=True)
-class _Request:
-    """One call's reservation request, checked."""
-
-    run_id: str
-    agent: str
-    prompt_tokens: int
-    max_tokens: int
-    run_limit: int | None
-    min_out: int
-    scopes: tuple[str, ...]
-
-    @classmethod
-    def of(
-        cls,
-        run_id: str,
-        agent: str,
-        prompt_tokens: int,
-        max_tokens: int,
-        run_limit: int | None,
-        min_output_tokens: int,
-        ancestor_run_ids: Sequence[str],
-    ) -> _Request:
-        if prompt_tokens < 0 or max_tokens < 1:
-            raise ValueError("prompt_tokens must be >= 0 and max_tokens >= 1")
-        _check_limit(run_limit)
-        scopes = tuple(
-            dict.fromkeys(
-                [f"run:{run_id}", f"agent:{agent}", TOTAL, *(f"run:{a}" for a in ancestor_run_ids)]
-            )
-        )
-        min_out = min(max_tokens, max(1, min_output_tokens))
-        return cls(run_id, agent, prompt_tokens, max_tokens, run_limit, min_out, scopes)
-
-    @property
-    def run_scope(self) -> str:
-        return self.scopes[0]
-
-    @property
-    def state_sql(self) -> str:
-        return _state_sql(len(self.scopes))
-
-
-@dataclass(frozen=True)
-class _ScopeState:
-    scope: str
-    limit: int
-    committed: int
-    reserved: int
-    waiting: int  # other calls waiting on this scope
-
-    @property
-    def free(self) -> int:
-        return self.limit - self.committed - self.reserved
-
-
-def _grant(
-    states: Sequence[_ScopeState], prompt_tokens: int, max_tokens: int, min_out: int
-) -> int | BudgetExceeded:
-    """The max_tokens the budget allows (maybe shrunk), or why not (`waitable` when only
-    reservations in flight are in the way).
-
-    The least a call is granted is its prompt plus `min_out` (the smallest useful answer). What a
-    scope has left is shared by the calls waiting on it, but only by as many as it can serve at
-    that minimum: 140 tokens left for several waiting 80-token prompts go whole to one call,
-    not in slices too small for any.
-    """
-    needed = prompt_tokens + min_out
-    for st in sorted(states, key=lambda st: st.limit - st.committed):
-        if st.limit - st.committed < needed:
-            return BudgetExceeded(st.scope, needed, st.free, st.limit, st.reserved)
-    short = [st for st in states if st.free < needed]
-    if short:
-        tightest = min(short, key=lambda st: st.free)
-        return BudgetExceeded(
-            tightest.scope, needed, tightest.free, tightest.limit, tightest.reserved, waitable=True
-        )
-    allowed = max_tokens
-    for st in states:
-        sharers = min(st.waiting + 1, st.free // needed)
-        allowed = min(allowed, st.free // sharers - prompt_tokens)
-    return allowed
 
 
 _own_start_cache: dict[int, str | None] = {}
