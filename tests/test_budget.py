@@ -18,7 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentls.core.budget import BudgetExceeded, BudgetSnapshot, TokenBudgeter
+from agentls.core.budget import (
+    DEFAULT_MIN_OUTPUT_TOKENS,
+    BudgetExceeded,
+    BudgetSnapshot,
+    Reservation,
+    TokenBudgeter,
+)
 from agentls.core.events import Usage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +77,7 @@ def test_total_limit_refuses_the_call_and_says_how_to_raise_it(ledger: TokenBudg
     exc = info.value
     assert exc.scope == "total"
     assert (exc.remaining, exc.limit) == (400, 1000)
-    assert exc.needed == 564  # the prompt plus the smallest useful answer (64)
+    assert exc.needed == 532  # the prompt plus the smallest useful answer (32 by default)
     message = str(exc)
     assert "agentls budget set" in message and "400" in message and "1,000" in message
     # The refused call holds nothing.
@@ -91,7 +97,7 @@ def test_the_tightest_scope_is_named(ledger: TokenBudgeter) -> None:
 
     with pytest.raises(BudgetExceeded) as info:
         ledger.reserve(
-            run_id="r3", agent="writer", prompt_tokens=100, max_tokens=100, run_limit=150
+            run_id="r3", agent="writer", prompt_tokens=100, max_tokens=100, run_limit=120
         )
     assert info.value.scope == "run:r3" and info.value.run_id == "r3"
     assert "budget" in str(info.value)
@@ -111,18 +117,24 @@ def test_max_tokens_shrinks_when_a_useful_answer_still_fits(ledger: TokenBudgete
     r = ledger.reserve(run_id="r1", agent="a", prompt_tokens=700, max_tokens=1024)
     assert r.max_tokens == 300 and r.tokens == 1000
     ledger.release(r)
-    # 936 + 64 = 1000 is the least that still leaves a useful (64-token) answer...
-    r = ledger.reserve(run_id="r1", agent="a", prompt_tokens=936, max_tokens=1024)
-    assert r.max_tokens == 64
+    # 968 + 32 = 1000 is the least that still leaves a useful (32-token) answer...
+    r = ledger.reserve(run_id="r1", agent="a", prompt_tokens=968, max_tokens=1024)
+    assert r.max_tokens == 32
     ledger.release(r)
     # ...one more prompt token and the call is not made.
     with pytest.raises(BudgetExceeded):
-        ledger.reserve(run_id="r1", agent="a", prompt_tokens=937, max_tokens=1024)
-    # The caller decides what "useful" means.
+        ledger.reserve(run_id="r1", agent="a", prompt_tokens=969, max_tokens=1024)
+    # The caller decides what "useful" means (`budget.minOutputTokens`).
     r = ledger.reserve(
-        run_id="r1", agent="a", prompt_tokens=937, max_tokens=1024, min_output_tokens=16
+        run_id="r1", agent="a", prompt_tokens=969, max_tokens=1024, min_output_tokens=16
     )
-    assert r.max_tokens == 63
+    assert r.max_tokens == 31
+    ledger.release(r)
+    with pytest.raises(BudgetExceeded) as info:
+        ledger.reserve(
+            run_id="r1", agent="a", prompt_tokens=900, max_tokens=1024, min_output_tokens=128
+        )
+    assert info.value.needed == 1028
 
 
 def test_release_frees_and_settled_reservations_cannot_be_reused(ledger: TokenBudgeter) -> None:
@@ -507,7 +519,7 @@ def test_one_budgeter_shared_by_many_threads(tmp_path: Path) -> None:
     assert snap.usage == book.total
     assert snap.used <= 50_000
     # The limit, not luck, stopped the threads: less than one call's reservation is left.
-    assert snap.remaining is not None and snap.remaining < 90 + 64
+    assert snap.remaining is not None and snap.remaining < 90 + DEFAULT_MIN_OUTPUT_TOKENS
     b.close()
 
 
@@ -527,11 +539,14 @@ def test_budget_exceeded_survives_pickling() -> None:
 
 # Contention: runs wait for calls in flight instead of refusing each other.
 
-PROMPT, OUTPUT = 80, 40  # a "120-token call"
+PROMPT, OUTPUT = 80, 40  # a "120-token call": an 80-token prompt, a 40-token answer
 
 
 async def _call(b: TokenBudgeter, run_id: str, **kw: object) -> bool:
-    """One model call of a run: reserve (waiting if need be), "call", commit 120 tokens."""
+    """One model call of a run: reserve (waiting if need be), "call", commit what it used.
+
+    Like a real model, it answers 40 tokens or `max_tokens`, whichever is fewer.
+    """
     try:
         r = await b.areserve(
             run_id=run_id,
@@ -542,24 +557,73 @@ async def _call(b: TokenBudgeter, run_id: str, **kw: object) -> bool:
         )
     except BudgetExceeded:
         return False
-    assert r.max_tokens >= OUTPUT
+    assert r.max_tokens >= DEFAULT_MIN_OUTPUT_TOKENS
     await asyncio.sleep(0)  # other runs reserve while this call is in flight
-    await b.acommit(r, Usage(input_tokens=PROMPT, output_tokens=OUTPUT))
+    await b.acommit(r, Usage(input_tokens=PROMPT, output_tokens=min(OUTPUT, r.max_tokens)))
     return True
 
 
-@pytest.mark.parametrize(("limit", "runs", "calls"), [(1000, 16, 8), (500, 8, 3)])
-async def test_parallel_runs_wait_for_calls_in_flight_and_use_the_budget(
+@pytest.mark.parametrize(("limit", "runs", "calls"), [(1000, 16, 8), (500, 8, 4)])
+async def test_parallel_runs_wait_for_calls_in_flight_and_use_90_percent_of_the_budget(
     ledger: TokenBudgeter, limit: int, runs: int, calls: int
 ) -> None:
     ledger.set_limit(limit)
     made = await asyncio.gather(*(_call(ledger, f"r{i}") for i in range(runs)))
     snap = ledger.snapshot()
     assert sum(made) == calls
-    assert snap.used == calls * (PROMPT + OUTPUT) <= limit
-    # Refused only when committed spend left no room for one more minimal call (80 + 64).
-    assert limit - snap.used < PROMPT + 64
+    assert 0.9 * limit <= snap.used <= limit
+    # Refused only when committed spend left no room for one more minimal call (80 + 32).
+    assert limit - snap.used < PROMPT + DEFAULT_MIN_OUTPUT_TOKENS
     assert snap.reserved == 0
+
+
+async def test_the_last_tokens_of_a_budget_go_whole_to_one_waiting_call(
+    ledger: TokenBudgeter,
+) -> None:
+    ledger.set_limit(500)
+    for i in range(3):
+        r = ledger.reserve(run_id=f"done{i}", agent="a", prompt_tokens=PROMPT, max_tokens=40)
+        ledger.commit(r, Usage(input_tokens=PROMPT, output_tokens=OUTPUT))
+    held = ledger.reserve(run_id="held", agent="a", prompt_tokens=0, max_tokens=140)
+    waiting = [
+        asyncio.create_task(
+            ledger.areserve(run_id=f"w{i}", agent="a", prompt_tokens=PROMPT, max_tokens=1024)
+        )
+        for i in range(5)
+    ]
+    await _until(lambda: _waiters(ledger) == 5)
+    await ledger.arelease(held)
+    # 140 left: one 80-token prompt with a 60-token answer, not five slices of 28 that serve none.
+    first = await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(_first(waiting))), 5)
+    assert (first.tokens, first.max_tokens) == (140, 60)
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    await ledger.asettled()
+    assert ledger.snapshot().reserved == 140 and _waiters(ledger) == 0
+    ledger.release(first)
+
+
+async def _first(tasks: list[asyncio.Task[Reservation]]) -> Reservation:
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    return next(iter(done)).result()
+
+
+async def test_the_minimum_answer_is_the_callers_to_choose(ledger: TokenBudgeter) -> None:
+    ledger.set_limit(500)
+    for i in range(3):
+        r = ledger.reserve(run_id=f"done{i}", agent="a", prompt_tokens=PROMPT, max_tokens=40)
+        ledger.commit(r, Usage(input_tokens=PROMPT, output_tokens=OUTPUT))
+    # 140 left: a run that needs at least 64 output tokens is refused at once, without waiting.
+    with pytest.raises(BudgetExceeded) as info:
+        await ledger.areserve(
+            run_id="r", agent="a", prompt_tokens=PROMPT, max_tokens=1024, min_output_tokens=64
+        )
+    assert info.value.needed == 144 and info.value.waited == 0
+    r = await ledger.areserve(
+        run_id="r", agent="a", prompt_tokens=PROMPT, max_tokens=1024, min_output_tokens=60
+    )
+    assert r.max_tokens == 60
 
 
 async def test_a_thousand_token_budget_serves_eight_120_token_calls_at_90_percent(
@@ -590,10 +654,10 @@ async def main() -> None:
         except BudgetExceeded:
             return False
         await asyncio.sleep(0.01)
-        await b.acommit(r, Usage(input_tokens=80, output_tokens=40))
+        await b.acommit(r, Usage(input_tokens=80, output_tokens=min(40, r.max_tokens)))
         return True
 
-    made = await asyncio.gather(*(call(i) for i in range(4)))
+    made = await asyncio.gather(*(call(i) for i in range(int(sys.argv[4]))))
     print(sum(made), flush=True)
     b.close()
 
@@ -601,16 +665,17 @@ asyncio.run(main())
 """
 
 
-def test_runs_in_several_processes_wait_for_each_other_and_use_the_budget(
-    tmp_path: Path,
+@pytest.mark.parametrize(("limit", "runs", "calls"), [(1000, 16, 8), (500, 8, 4)])
+def test_runs_in_four_processes_wait_for_each_other_and_use_90_percent_of_the_budget(
+    tmp_path: Path, limit: int, runs: int, calls: int
 ) -> None:
     path = tmp_path / "ledger.db"
     with TokenBudgeter(path) as b:
-        b.set_limit(1000)
+        b.set_limit(limit)
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _CONTEND, str(path), str(go), f"p{n}"],
+            [sys.executable, "-c", _CONTEND, str(path), str(go), f"p{n}", str(runs // 4)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -618,13 +683,13 @@ def test_runs_in_several_processes_wait_for_each_other_and_use_the_budget(
     ]
     for p in procs:
         assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-    go.touch()  # 16 runs in 4 processes start together
+    go.touch()  # the runs of 4 processes start together
     made = [int(p.communicate(timeout=120)[0].strip()) for p in procs]
     assert all(p.returncode == 0 for p in procs)
     with TokenBudgeter(path) as b:
         snap = b.snapshot()
-    assert sum(made) == 8
-    assert snap.used == 960 and snap.reserved == 0
+    assert sum(made) == calls
+    assert 0.9 * limit <= snap.used <= limit and snap.reserved == 0
 
 
 async def test_a_call_that_cannot_fit_in_committed_spend_is_refused_at_once(
@@ -634,7 +699,7 @@ async def test_a_call_that_cannot_fit_in_committed_spend_is_refused_at_once(
     held = ledger.reserve(run_id="r0", agent="a", prompt_tokens=100, max_tokens=300)
     done = ledger.reserve(run_id="r1", agent="a", prompt_tokens=500, max_tokens=100)
     ledger.commit(done, Usage(input_tokens=500, output_tokens=100))
-    # 400 committed-free < 500 + 64: no settle could make room, so no wait (not even 1 s).
+    # 400 committed-free < 500 + 32: no settle could make room, so no wait (not even 1 s).
     with pytest.raises(BudgetExceeded) as info:
         await ledger.areserve(
             run_id="r2", agent="a", prompt_tokens=500, max_tokens=100, wait_seconds=3600
@@ -699,7 +764,7 @@ async def test_waiting_runs_get_a_fair_share_not_the_whole_rest(ledger: TokenBud
     grants = await asyncio.gather(*waiting)
     # All three fit at once; nobody took the whole 1,000 and left the others waiting.
     assert sum(g.tokens for g in grants) <= 1000
-    assert all(g.max_tokens >= 64 for g in grants)
+    assert all(g.max_tokens >= DEFAULT_MIN_OUTPUT_TOKENS for g in grants)
     assert ledger.snapshot().reserved == sum(g.tokens for g in grants)
 
 

@@ -160,6 +160,8 @@ export interface ServerSettings {
         total: number | null;
         perRun: number | null;
         perAgent: Record<string, number>;
+        waitSeconds: number;
+        minOutputTokens: number;
     };
     maxParallel: number;
     maxDepth: number;

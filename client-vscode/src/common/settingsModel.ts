@@ -63,7 +63,7 @@ export interface SettingsResult {
 export const settingDefaults: ServerSettings = {
     model: null,
     baseUrl: null,
-    budget: { total: null, perRun: null, perAgent: {} },
+    budget: { total: null, perRun: null, perAgent: {}, waitSeconds: 60, minOutputTokens: 32 },
     maxParallel: 8,
     maxDepth: 2,
     maxOutputTokens: 1024,
@@ -78,7 +78,7 @@ export const settingDefaults: ServerSettings = {
 };
 
 /**
- * Bounds of the whole-number settings, as the server's model declares them (package.json carries
+ * Bounds of the numeric settings, as the server's model declares them (package.json carries
  * the same `minimum`/`maximum`; tests/test_settings_schema.py checks it against the server and a
  * unit test checks this table against package.json).
  */
@@ -86,6 +86,8 @@ export const settingBounds: Readonly<Record<string, { minimum: number; maximum?:
     'budget.total': { minimum: 0 },
     'budget.perRun': { minimum: 1 },
     'budget.perAgent': { minimum: 0 },
+    'budget.waitSeconds': { minimum: 0, maximum: 3600 },
+    'budget.minOutputTokens': { minimum: 1, maximum: 1000000 },
     maxParallel: { minimum: 1, maximum: 256 },
     maxDepth: { minimum: 0, maximum: 8 },
     maxOutputTokens: { minimum: 16 },
@@ -176,6 +178,17 @@ export function buildServerSettings(
         }
         return value;
     };
+    const waitSeconds = (key: string, fallback: number): number => {
+        const value = get(key);
+        if (value === undefined || value === null) {
+            return fallback;
+        }
+        if (typeof value !== 'number' || !Number.isFinite(value) || !inBounds(key, value)) {
+            invalid(key, `a number of seconds ${describeBounds(key)}`, value);
+            return fallback;
+        }
+        return value;
+    };
     const seconds = (key: string, fallback: number): number => {
         const value = get(key);
         if (value === undefined || value === null) {
@@ -247,7 +260,13 @@ export function buildServerSettings(
         settings: {
             model: optionalString('model'),
             baseUrl: optionalString('baseUrl'),
-            budget: { total: limit('budget.total'), perRun: limit('budget.perRun'), perAgent },
+            budget: {
+                total: limit('budget.total'),
+                perRun: limit('budget.perRun'),
+                perAgent,
+                waitSeconds: waitSeconds('budget.waitSeconds', defaults.budget.waitSeconds),
+                minOutputTokens: integer('budget.minOutputTokens', defaults.budget.minOutputTokens),
+            },
             maxParallel: integer('maxParallel', defaults.maxParallel),
             maxDepth: integer('maxDepth', defaults.maxDepth),
             maxOutputTokens: integer('maxOutputTokens', defaults.maxOutputTokens),
@@ -322,6 +341,8 @@ export const settingKeys: readonly string[] = [
     'budget.total',
     'budget.perRun',
     'budget.perAgent',
+    'budget.waitSeconds',
+    'budget.minOutputTokens',
     'maxParallel',
     'maxDepth',
     'maxOutputTokens',

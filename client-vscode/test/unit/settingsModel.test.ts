@@ -58,14 +58,28 @@ describe('the client settings model agrees with package.json', () => {
 
     test('refuses a value outside the bounds, naming the key', () => {
         const { settings, problems } = buildServerSettings(
-            getter({ maxParallel: 257, 'budget.perRun': 0, maxOutputTokens: 8 }),
+            getter({
+                maxParallel: 257,
+                'budget.perRun': 0,
+                'budget.waitSeconds': -1,
+                'budget.minOutputTokens': 0,
+                maxOutputTokens: 8,
+            }),
         );
         assert.equal(settings.maxParallel, 8);
         assert.equal(settings.budget.perRun, null);
+        assert.equal(settings.budget.waitSeconds, 60);
+        assert.equal(settings.budget.minOutputTokens, 32);
         assert.equal(settings.maxOutputTokens, 1024);
         assert.deepEqual(
             problems.map((p) => p.split(' ')[0]),
-            ['agentls.budget.perRun', 'agentls.maxParallel', 'agentls.maxOutputTokens'],
+            [
+                'agentls.budget.perRun',
+                'agentls.budget.waitSeconds',
+                'agentls.budget.minOutputTokens',
+                'agentls.maxParallel',
+                'agentls.maxOutputTokens',
+            ],
         );
     });
 });
@@ -80,7 +94,7 @@ describe('buildServerSettings', () => {
         assert.deepEqual(settings, {
             model: null,
             baseUrl: null,
-            budget: { total: null, perRun: null, perAgent: {} },
+            budget: { total: null, perRun: null, perAgent: {}, waitSeconds: 60, minOutputTokens: 32 },
             maxParallel: 8,
             maxDepth: 2,
             maxOutputTokens: 1024,
@@ -104,6 +118,8 @@ describe('buildServerSettings', () => {
                 'budget.total': 100_000,
                 'budget.perRun': 20_000,
                 'budget.perAgent': { review: 5000 },
+                'budget.waitSeconds': 5,
+                'budget.minOutputTokens': 64,
                 maxParallel: 4,
                 maxDepth: 1,
                 maxOutputTokens: 300,
@@ -127,7 +143,13 @@ describe('buildServerSettings', () => {
         assert.deepEqual(settings, {
             model: 'gpt-4.1-mini',
             baseUrl: 'http://127.0.0.1:8000/v1',
-            budget: { total: 100_000, perRun: 20_000, perAgent: { review: 5000 } },
+            budget: {
+                total: 100_000,
+                perRun: 20_000,
+                perAgent: { review: 5000 },
+                waitSeconds: 5,
+                minOutputTokens: 64,
+            },
             maxParallel: 4,
             maxDepth: 1,
             maxOutputTokens: 300,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from agentls.cli.approvals import add_security_options
-from agentls.cli.common import add_model_options
+from agentls.cli.common import add_budget_options, add_model_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="total token limit of each workspace (e.g. 200000, 200k); default: the ledger's",
     )
+    add_budget_options(parser)
     add_security_options(parser, confirm=False, asked="in the panel")
     add_model_options(parser)
     parser.set_defaults(func=run)

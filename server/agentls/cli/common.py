@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from agentls.cli import CliError, workspace_of
-from agentls.core.engine import BudgetSettings, EngineSettings
+from agentls.core.budget import DEFAULT_MIN_OUTPUT_TOKENS, DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS
+from agentls.core.engine import MAX_MIN_OUTPUT_TOKENS, BudgetSettings, EngineSettings
 from agentls.core.target import Target, TextRange, read_exact
 
 
@@ -28,6 +29,53 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 # Token counts and limits are stored as SQLite integers (64-bit): anything past this is a typo.
 MAX_TOKENS = 10**15
+
+
+def add_budget_options(parser: argparse.ArgumentParser) -> None:
+    """`--budget-wait` and `--min-output-tokens`: the CLI's `budget.waitSeconds` and
+    `budget.minOutputTokens` settings."""
+    group = parser.add_argument_group("budget")
+    group.add_argument(
+        "--budget-wait",
+        type=wait_seconds,
+        default=DEFAULT_WAIT_SECONDS,
+        metavar="SECONDS",
+        help="how long a model call waits for other runs' calls in flight to settle before the "
+        f"budget refuses it; 0: never wait (default: {DEFAULT_WAIT_SECONDS:g})",
+    )
+    group.add_argument(
+        "--min-output-tokens",
+        type=min_output_tokens,
+        default=DEFAULT_MIN_OUTPUT_TOKENS,
+        metavar="N",
+        help="the smallest answer worth a model call: fewer output tokens left in the budget "
+        f"refuse the call (default: {DEFAULT_MIN_OUTPUT_TOKENS})",
+    )
+
+
+def wait_seconds(value: str) -> float:
+    """Seconds from 0 to MAX_WAIT_SECONDS (argparse names the option when this refuses)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds, got {_shown(value)}"
+        ) from None
+    if not 0 <= number <= MAX_WAIT_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds from 0 to {MAX_WAIT_SECONDS:g}, got {_shown(value)}"
+        )
+    return number
+
+
+def min_output_tokens(value: str) -> int:
+    """A whole number from 1 to MAX_MIN_OUTPUT_TOKENS."""
+    number = positive_int(value)
+    if number > MAX_MIN_OUTPUT_TOKENS:
+        raise argparse.ArgumentTypeError(
+            f"expected a number from 1 to {MAX_MIN_OUTPUT_TOKENS:,}, got {_shown(value)}"
+        )
+    return number
 
 
 def positive_int(value: str) -> int:
@@ -54,7 +102,10 @@ def settings_from(args: argparse.Namespace) -> EngineSettings:
         model=getattr(args, "model", None),
         base_url=getattr(args, "base_url", None),
         max_output_tokens=getattr(args, "max_output_tokens", 1024),
-        budget=BudgetSettings(),
+        budget=BudgetSettings(
+            wait_seconds=getattr(args, "budget_wait", DEFAULT_WAIT_SECONDS),
+            min_output_tokens=getattr(args, "min_output_tokens", DEFAULT_MIN_OUTPUT_TOKENS),
+        ),
         workspace_trusted=not getattr(args, "untrusted", False),
         run_command=command_settings(args),
     )

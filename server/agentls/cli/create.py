@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 from agentls.cli import CliError, workspace_of
-from agentls.cli.common import add_model_options, positive_int, settings_from, target_from
+from agentls.cli.common import (
+    add_budget_options,
+    add_model_options,
+    positive_int,
+    settings_from,
+    target_from,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--save", action="store_true", help="save it to .agentls/agents/NAME.yaml")
     parser.add_argument("--no-run", action="store_true", help="only create (and save) the agent")
     parser.add_argument("--budget", type=positive_int, help="token budget per run")
+    add_budget_options(parser)
     add_model_options(parser)
     parser.set_defaults(func=run)
 

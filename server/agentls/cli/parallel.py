@@ -12,6 +12,7 @@ from agentls.cli import CliError, workspace_of
 from agentls.cli.approvals import add_security_options
 from agentls.cli.common import (
     MAX_TOKENS,
+    add_budget_options,
     add_model_options,
     positive_int,
     settings_from,
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--lines", help="line range A-B of --file")
     parser.add_argument("--tasks", type=Path, help="YAML/JSON file with a list of tasks")
     parser.add_argument("--budget", type=positive_int, help="token budget per run")
+    add_budget_options(parser)
     parser.add_argument(
         "--max-parallel", type=positive_int, default=8, help="runs in flight (default 8)"
     )

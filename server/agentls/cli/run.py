@@ -9,7 +9,13 @@ from pathlib import Path
 
 from agentls.cli import CliError, workspace_of
 from agentls.cli.approvals import add_security_options
-from agentls.cli.common import add_model_options, positive_int, settings_from, target_from
+from agentls.cli.common import (
+    add_budget_options,
+    add_model_options,
+    positive_int,
+    settings_from,
+    target_from,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--lines", help="line range A-B (1-based, inclusive); default: the whole file"
     )
     parser.add_argument("--budget", type=positive_int, help="token budget for this run")
+    add_budget_options(parser)
     parser.add_argument("--apply", action="store_true", help="write proposed edits to disk")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     add_model_options(parser)

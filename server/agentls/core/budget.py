@@ -9,14 +9,15 @@ was reserved (the prompt estimate is an upper bound, see DESIGN.md), committed u
 a limit however many runs and processes share the ledger.
 
 A call is refused only when committed spend leaves no room for its minimum (prompt plus the
-smallest useful answer). When other calls' reservations are what is in the way, `areserve` waits
-for them to settle (cancellable, bounded by `wait_seconds`), polling the ledger with backoff so
-that runs in other processes are seen too; while runs wait, grants shrink to a fair share of what
-is left (never below the minimum), so waiting runs share the budget instead of refusing each other.
+smallest useful answer, `min_output_tokens`, 32 by default). When other calls' reservations are
+what is in the way, `areserve` waits for them to settle (cancellable, bounded by `wait_seconds`),
+polling the ledger with backoff so that runs in other processes are seen too; while runs wait,
+what is left is shared by as many of them as it can serve at their minimum, so waiting runs share
+the budget instead of refusing each other, and the last tokens still serve one short call.
 
-Async code uses the `a*` methods: every SQLite transaction then runs on a worker thread, so a busy
-ledger never stalls the event loop, and a reservation granted after its caller was cancelled is
-released.
+Async code uses the `a*` methods: their transactions run on one worker thread, several to a
+transaction when calls queue up (ledger_worker.py), so a busy ledger never stalls the event loop;
+a reservation granted after its caller was cancelled is released.
 
 The ledger lives at `<workspace>/.agentls/ledger.db` (WAL), so totals survive restarts.
 Reservations carry the owning process's pid and start time; those of a process that died (kill -9)
@@ -27,26 +28,49 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from agentls.core.budget_grants import (
+    DEFAULT_MIN_OUTPUT_TOKENS,
+    DEFAULT_WAIT_SECONDS,
+    MAX_WAIT_SECONDS,
+    TOTAL,
+    BudgetExceeded,
+    GrantRequest,
+    ScopeState,
+    check_limit,
+    grant,
+)
 from agentls.core.events import Usage
+from agentls.core.ledger_worker import LedgerOp, LedgerWorker
 from agentls.core.sqlite import SqliteFile, process_alive, process_start_ticks, state_dir
+
+# Re-exported: callers import the budget's names from here.
+__all__ = [
+    "DEFAULT_MIN_OUTPUT_TOKENS",
+    "DEFAULT_WAIT_SECONDS",
+    "MAX_WAIT_SECONDS",
+    "TOTAL",
+    "BudgetExceeded",
+    "BudgetScopeSnapshot",
+    "BudgetSnapshot",
+    "Reservation",
+    "TokenBudgeter",
+]
 
 log = logging.getLogger(__name__)
 
-TOTAL = "total"
 LEDGER_FILE = "ledger.db"
 
 _SCHEMA = """
@@ -86,105 +110,8 @@ CREATE TABLE IF NOT EXISTS waiters (       -- calls waiting for in-flight reserv
 ) WITHOUT ROWID;
 """
 
-# How long a call waits for other calls' reservations to settle before it is refused.
-DEFAULT_WAIT_SECONDS = 60.0
 _POLL_FIRST_S = 0.005
 _POLL_MAX_S = 0.25
-
-
-class BudgetExceeded(Exception):
-    """A model call was refused because a scope's remaining budget cannot cover it.
-
-    `needed` is the least the call needed (prompt plus the smallest useful answer), `remaining`
-    what the tightest scope had left, `limit` that scope's limit, `in_flight` the tokens other
-    calls held in it at the time.
-    """
-
-    def __init__(
-        self,
-        scope: str,
-        needed: int,
-        remaining: int,
-        limit: int,
-        in_flight: int = 0,
-        waited: float = 0.0,
-        *,
-        waitable: bool = False,
-    ) -> None:
-        self.scope = scope
-        self.needed = needed
-        self.remaining = max(0, remaining)
-        self.limit = limit
-        self.in_flight = in_flight
-        # Seconds the call waited for in-flight calls to settle before it gave up.
-        self.waited = waited
-        # Committed spend leaves room: only reservations in flight are in the way.
-        self.waitable = waitable
-        super().__init__(self._message())
-
-    def __reduce__(
-        self,
-    ) -> tuple[Callable[..., BudgetExceeded], tuple[str, int, int, int, int, float, bool]]:
-        return (
-            _rebuild_budget_exceeded,
-            (
-                self.scope,
-                self.needed,
-                self.remaining,
-                self.limit,
-                self.in_flight,
-                self.waited,
-                self.waitable,
-            ),
-        )
-
-    @property
-    def agent(self) -> str | None:
-        return self.scope.removeprefix("agent:") if self.scope.startswith("agent:") else None
-
-    @property
-    def run_id(self) -> str | None:
-        return self.scope.removeprefix("run:") if self.scope.startswith("run:") else None
-
-    def _message(self) -> str:
-        need = f"the next model call needs at least {self.needed:,} tokens"
-        held = f", {self.in_flight:,} more held by calls in flight," if self.in_flight else ""
-        left = f"only {self.remaining:,}{held} of"
-        waited = (
-            f" (waited {self.waited:.3g} s for calls in flight to settle)"
-            if self.waited > 0
-            else ""
-        )
-        if self.scope == TOTAL:
-            return (
-                f"Workspace token budget exhausted: {need} but {left} the {self.limit:,}-token "
-                f"total remain{waited}; raise it with `agentls budget set N` or start over with "
-                "`agentls budget reset`."
-            )
-        if (agent := self.agent) is not None:
-            return (
-                f"Token budget of agent '{agent}' exhausted: {need} but {left} its "
-                f"{self.limit:,}-token limit remain{waited}; raise it with "
-                f"`agentls budget set N --agent {agent}` or start over with "
-                f"`agentls budget reset --agent {agent}`."
-            )
-        return (
-            f"Token budget of run {self.run_id} exhausted: {need} but {left} the run's "
-            f"{self.limit:,}-token budget remain{waited}; raise the agent's `budget:` in its "
-            "definition or pass a larger budget for the run."
-        )
-
-
-def _rebuild_budget_exceeded(
-    scope: str,
-    needed: int,
-    remaining: int,
-    limit: int,
-    in_flight: int,
-    waited: float,
-    waitable: bool,
-) -> BudgetExceeded:
-    return BudgetExceeded(scope, needed, remaining, limit, in_flight, waited, waitable=waitable)
 
 
 @dataclass(eq=False)
@@ -246,16 +173,12 @@ def _scope_snapshot(limit: int | None, usage: Usage, reserved: int) -> BudgetSco
     )
 
 
-def _check_limit(limit: int | None) -> None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ValueError(f"a token limit must be a whole number >= 0 or None, got {limit!r}")
-
-
 class TokenBudgeter:
     """The ledger of limits, committed usage and outstanding reservations.
 
     Every plain method is synchronous and short (one SQLite transaction) and safe to call from
-    several threads; async code uses the `a*` methods, which run them on a worker thread. Several
+    several threads. Async code uses the `a*` methods: their transactions run on the ledger's
+    worker thread (ledger_worker.py), batched with those of other calls queued meanwhile. Several
     processes may share one ledger file.
     """
 
@@ -263,11 +186,17 @@ class TokenBudgeter:
         self.path = ledger_path
         self._db = SqliteFile(ledger_path, _SCHEMA, synchronous="NORMAL")
         self._listeners: list[Listener] = []
-        # Events of this process's calls waiting in `areserve`, set when the ledger changes.
+        # Events of this process's calls waiting in `areserve`, set when room may have been made.
         self._wakers: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
-        self._pending: set[Future[Any]] = set()
-        self._executor: ThreadPoolExecutor | None = None
-        self._executor_lock = threading.Lock()
+        # Operations queued by async callers and not yet delivered back to their loop.
+        self._outstanding: set[LedgerOp] = set()
+        self._worker = LedgerWorker(
+            self._tx,
+            finish=self._finish_batch,
+            delivered=self._delivered,
+            batch_done=self._batch_done,
+            name="agentls-ledger",
+        )
         with self._tx() as conn:
             self._sweep_dead(conn)
 
@@ -278,12 +207,14 @@ class TokenBudgeter:
     def _tx(self, *, write: bool = True) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return self._db.transaction(write=write)
 
+    @property
+    def batches(self) -> int:
+        """Transactions the worker thread has committed for async callers (diagnostics)."""
+        return self._worker.batches
+
     def close(self) -> None:
         """Finish the transactions still queued by async callers, then close the ledger."""
-        with self._executor_lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True)
+        self._worker.stop()
         self._db.close()
 
     def __enter__(self) -> TokenBudgeter:
@@ -303,12 +234,7 @@ class TokenBudgeter:
     def _notify(self) -> None:
         if not self._listeners:
             return
-        snap = self.snapshot()
-        for fn in list(self._listeners):
-            try:
-                fn(snap)
-            except Exception:
-                log.exception("budget listener %r failed", fn)
+        self._deliver(self.snapshot())
 
     def reserve(
         self,
@@ -318,7 +244,7 @@ class TokenBudgeter:
         prompt_tokens: int,
         max_tokens: int,
         run_limit: int | None = None,
-        min_output_tokens: int = 64,
+        min_output_tokens: int = DEFAULT_MIN_OUTPUT_TOKENS,
         ancestor_run_ids: Sequence[str] = (),
     ) -> Reservation:
         """Hold `prompt_tokens + max_tokens` in every scope that applies, or raise BudgetExceeded.
@@ -327,21 +253,18 @@ class TokenBudgeter:
         `agent:<agent>`, `total`, and `run:<id>` of each ancestor run (a child run's calls count
         against its parents' run budgets). When the tightest scope cannot cover the full request
         but can cover the prompt plus at least `min_output_tokens`, `max_tokens` shrinks to fit;
-        while other calls wait on a scope, the grant is at most a fair share of what it has left.
-        This never waits: `areserve` waits when only calls in flight are in the way.
+        while other calls wait on a scope, the grant is at most a fair share of what it has left
+        (see `_grant`). This never waits: `areserve` waits when only calls in flight are in the way.
         """
-        reservation = self._reserve_tx(
-            run_id=run_id,
-            agent=agent,
-            prompt_tokens=prompt_tokens,
-            max_tokens=max_tokens,
-            run_limit=run_limit,
-            min_output_tokens=min_output_tokens,
-            ancestor_run_ids=ancestor_run_ids,
+        request = GrantRequest.of(
+            run_id, agent, prompt_tokens, max_tokens, run_limit, min_output_tokens, ancestor_run_ids
         )
-        self._settled()
+        with self._tx() as conn:
+            outcome = self._reserve_in(conn, request, None, queued=False)
+        if isinstance(outcome, BudgetExceeded):
+            raise outcome
         self._notify()
-        return reservation
+        return outcome
 
     async def areserve(
         self,
@@ -351,16 +274,19 @@ class TokenBudgeter:
         prompt_tokens: int,
         max_tokens: int,
         run_limit: int | None = None,
-        min_output_tokens: int = 64,
+        min_output_tokens: int = DEFAULT_MIN_OUTPUT_TOKENS,
         ancestor_run_ids: Sequence[str] = (),
         wait_seconds: float = DEFAULT_WAIT_SECONDS,
     ) -> Reservation:
         """`reserve` off the event loop, waiting (up to `wait_seconds`) while calls in flight hold
         what this call needs; refused at once when committed spend alone leaves no room.
 
-        Cancelling the caller cancels the wait; a reservation that its worker thread granted after
+        Cancelling the caller cancels the wait; a reservation that the worker thread granted after
         the cancel is released.
         """
+        request = GrantRequest.of(
+            run_id, agent, prompt_tokens, max_tokens, run_limit, min_output_tokens, ancestor_run_ids
+        )
         loop = asyncio.get_running_loop()
         waiter = uuid.uuid4().hex
         began = loop.time()
@@ -373,38 +299,32 @@ class TokenBudgeter:
                 wake = asyncio.Event()
                 self._wakers.add((loop, wake))
                 try:
-                    try:
-                        reservation = await self._in_thread(
-                            self._reserve_tx,
-                            run_id=run_id,
-                            agent=agent,
-                            prompt_tokens=prompt_tokens,
-                            max_tokens=max_tokens,
-                            run_limit=run_limit,
-                            min_output_tokens=min_output_tokens,
-                            ancestor_run_ids=ancestor_run_ids,
-                            waiter_id=waiter,
-                        )
+                    outcome = await self._submit(
+                        functools.partial(
+                            self._reserve_in, request=request, waiter_id=waiter, queued=queued
+                        ),
+                        abandoned=functools.partial(self._abandon_reserve, waiter),
+                    )
+                    if isinstance(outcome, Reservation):
                         queued = False  # the grant took it out of the queue
-                        return reservation
-                    except BudgetExceeded as exc:
-                        queued = queued or exc.waitable
-                        left = deadline - loop.time()
-                        if not exc.waitable:
-                            raise
-                        if left <= 0:
-                            if wait_seconds <= 0:
-                                raise
-                            raise BudgetExceeded(
-                                exc.scope,
-                                exc.needed,
-                                exc.remaining,
-                                exc.limit,
-                                exc.in_flight,
-                                waited=loop.time() - began,
-                            ) from None
-                    # Another call of this process settling wakes us at once; other processes'
-                    # settles are seen by polling.
+                        return outcome
+                    queued = queued or outcome.waitable
+                    left = deadline - loop.time()
+                    if not outcome.waitable:
+                        raise outcome
+                    if left <= 0:
+                        if wait_seconds <= 0:
+                            raise outcome
+                        raise BudgetExceeded(
+                            outcome.scope,
+                            outcome.needed,
+                            outcome.remaining,
+                            outcome.limit,
+                            outcome.in_flight,
+                            waited=loop.time() - began,
+                        )
+                    # Another call of this process making room wakes us at once; other
+                    # processes' settles are seen by polling.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), min(delay, left))
                     delay = min(delay * 2, _POLL_MAX_S)
@@ -412,15 +332,27 @@ class TokenBudgeter:
                     self._wakers.discard((loop, wake))
         finally:
             if queued:
-                await self._in_thread(self._leave_queue, waiter, shielded=True)
+                await self._submit(functools.partial(self._leave_queue_in, waiter), frees=True)
 
     async def acommit(self, reservation: Reservation, usage: Usage) -> None:
-        """`commit` on a worker thread; a cancel of the caller does not undo or lose it."""
-        await self._in_thread(self._commit_tx, reservation, usage, shielded=True)
+        """`commit` on the worker thread; a cancel of the caller does not undo or lose it."""
+        self._check_unsettled(reservation)
+        _warn_if_over(reservation, usage)
+        await self._submit(
+            functools.partial(self._commit_in, reservation=reservation, usage=usage),
+            after=functools.partial(_mark_settled, reservation),
+            frees=True,
+        )
 
     async def arelease(self, reservation: Reservation) -> None:
-        """`release` on a worker thread; a cancel of the caller does not stop it."""
-        await self._in_thread(self._release_tx, reservation, shielded=True)
+        """`release` on the worker thread; a cancel of the caller does not stop it."""
+        if reservation.settled:
+            return
+        await self._submit(
+            functools.partial(self._drop, res_id=reservation.id),
+            after=functools.partial(_mark_settled, reservation),
+            frees=True,
+        )
 
     async def asnapshot(self) -> BudgetSnapshot:
         return await asyncio.to_thread(self.snapshot)
@@ -429,87 +361,70 @@ class TokenBudgeter:
         return await asyncio.to_thread(self.run_snapshot, run_id)
 
     async def asettled(self) -> None:
-        """Wait until every ledger operation started from async code has finished."""
-        while self._pending:
-            jobs = [asyncio.wrap_future(f) for f in list(self._pending)]
-            await asyncio.wait(jobs)
-            for job in jobs:  # their outcomes belong to their callers
-                _ = job.cancelled() or job.exception()
-            await asyncio.sleep(0.001)  # done jobs leave `_pending` right after their result
+        """Wait until every ledger operation started from async code has finished (including
+        the undoing of reservations granted to callers that had gone)."""
+        while self._outstanding:
+            await asyncio.sleep(0.001)
 
-    async def _in_thread(
-        self, fn: Callable[..., _T], *args: object, shielded: bool = False, **kwargs: object
+    async def _submit(
+        self,
+        run: Callable[[sqlite3.Connection], _T],
+        *,
+        after: Callable[[Any], None] | None = None,
+        abandoned: Callable[[Any, BaseException | None], None] | None = None,
+        frees: bool = False,
     ) -> _T:
-        """Run one ledger transaction on a worker thread, then notify listeners on this loop.
+        """Queue one operation for the worker thread and wait for its result.
 
-        The thread cannot be stopped: when the caller is cancelled it finishes anyway, and a
-        reservation it granted is then released (a commit or release simply completes).
+        The operation runs whatever happens to the caller; a caller cancelled before the result
+        came back leaves the result to `abandoned`.
         """
         loop = asyncio.get_running_loop()
+        op = LedgerOp(run, loop, loop.create_future(), after, abandoned, frees)
+        self._outstanding.add(op)
+        self._worker.submit(op)
+        result: _T = await op.future
+        return result
 
-        def work() -> _T:
-            result = fn(*args, **kwargs)
+    def _finish_batch(self, conn: sqlite3.Connection) -> BudgetSnapshot | None:
+        """The snapshot listeners see after a batch, read in the batch's own transaction."""
+        return self._snapshot_in(conn) if self._listeners else None
+
+    def _batch_done(self, batch: list[LedgerOp]) -> None:
+        if any(op.frees for op in batch):
             self._settled()
-            if self._listeners:
-                snap = self.snapshot()
-                loop.call_soon_threadsafe(self._deliver, snap)
-            return result
 
-        job: Future[_T] = self._executor_submit(work)
-        outcome = asyncio.wrap_future(job)
-        try:
-            return await asyncio.shield(outcome)
-        except asyncio.CancelledError:
-            # Nobody awaits the outcome any more: retrieve it so asyncio does not log it.
-            outcome.add_done_callback(lambda f: f.cancelled() or f.exception())
-            if not shielded:
-                waiter = kwargs.get("waiter_id")
-                job.add_done_callback(
-                    lambda done: self._undo_abandoned(
-                        done, waiter if isinstance(waiter, str) else None
-                    )
-                )
-            raise
+    def _delivered(self, ops: list[LedgerOp], snap: BudgetSnapshot | None) -> None:
+        """On the callers' loop: hand each operation's outcome to its caller, or, when the caller
+        has gone, to its `abandoned` handler (which may queue an undo first)."""
+        for op in ops:
+            if op.future.cancelled():
+                if op.abandoned is not None:
+                    op.abandoned(op.result, op.error)
+            elif op.error is not None:
+                op.future.set_exception(op.error)
+            else:
+                op.future.set_result(op.result)
+            self._outstanding.discard(op)
+        if snap is not None:
+            self._deliver(snap)
 
-    def _executor_submit(self, work: Callable[[], _T]) -> Future[_T]:
-        job: Future[_T] = Future()
-
-        def run() -> None:
-            if not job.set_running_or_notify_cancel():
-                return
-            # Done callbacks (which may queue a release) run before the job leaves `_pending`,
-            # so `asettled` never sees a gap.
-            try:
-                job.set_result(work())
-            except BaseException as exc:
-                job.set_exception(exc)
-            finally:
-                self._pending.discard(job)
-
-        self._pending.add(job)
-        with self._executor_lock:
-            if self._executor is None:
-                # Transactions serialize on the ledger's lock anyway: two threads are plenty.
-                self._executor = ThreadPoolExecutor(2, thread_name_prefix="agentls-ledger")
-            self._executor.submit(run)
-        return job
-
-    def _undo_abandoned(self, job: Future[Any], waiter_id: str | None) -> None:
+    def _abandon_reserve(
+        self, waiter_id: str, outcome: Reservation | BudgetExceeded | None, _: object
+    ) -> None:
         """Undo what a reserve did after its caller gave up: the call will never be made."""
-        if job.cancelled():
-            return
-        exc = job.exception()
-        result = job.result() if exc is None else None
+        if isinstance(outcome, Reservation):
+            self._fire(functools.partial(self._drop, res_id=outcome.id), frees=True)
+        elif isinstance(outcome, BudgetExceeded) and outcome.waitable:
+            self._fire(functools.partial(self._leave_queue_in, waiter_id), frees=True)
 
-        def undo() -> None:
-            changed = isinstance(result, Reservation) and self._release_tx(result)
-            if waiter_id is not None and isinstance(exc, BudgetExceeded) and exc.waitable:
-                self._leave_queue(waiter_id)  # it had just joined the queue
-            if changed:
-                self._settled()
-
-        if isinstance(result, Reservation) or (isinstance(exc, BudgetExceeded) and exc.waitable):
-            self._executor_submit(undo)
+    def _fire(self, run: Callable[[sqlite3.Connection], object], *, frees: bool) -> None:
+        """Queue an operation nobody waits for (on the running loop, so `asettled` sees it)."""
+        loop = asyncio.get_running_loop()
+        op = LedgerOp(run, loop, loop.create_future(), frees=frees)
+        op.future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._outstanding.add(op)
+        self._worker.submit(op)
 
     def _deliver(self, snap: BudgetSnapshot) -> None:
         for fn in list(self._listeners):
@@ -519,171 +434,160 @@ class TokenBudgeter:
                 log.exception("budget listener %r failed", fn)
 
     def _settled(self) -> None:
-        """Wake this process's waiting calls: something changed in the ledger."""
+        """Wake this process's waiting calls: room may have been made in the ledger."""
         for loop, wake in list(self._wakers):
             with contextlib.suppress(RuntimeError):  # a loop that has closed
                 loop.call_soon_threadsafe(wake.set)
 
-    def _leave_queue(self, waiter_id: str) -> None:
-        with self._tx() as conn:
-            conn.execute("DELETE FROM waiters WHERE id = ?", (waiter_id,))
+    @staticmethod
+    def _leave_queue_in(waiter_id: str, conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM waiters WHERE id = ?", (waiter_id,))
 
-    def _reserve_tx(
+    def _reserve_in(
         self,
-        *,
-        run_id: str,
-        agent: str,
-        prompt_tokens: int,
-        max_tokens: int,
-        run_limit: int | None = None,
-        min_output_tokens: int = 64,
-        ancestor_run_ids: Sequence[str] = (),
-        waiter_id: str | None = None,
-    ) -> Reservation:
-        if prompt_tokens < 0 or max_tokens < 1:
-            raise ValueError("prompt_tokens must be >= 0 and max_tokens >= 1")
-        _check_limit(run_limit)
-        run_scope = f"run:{run_id}"
-        scopes = tuple(
-            dict.fromkeys(
-                [run_scope, f"agent:{agent}", TOTAL, *(f"run:{a}" for a in ancestor_run_ids)]
-            )
-        )
-        res_id = uuid.uuid4().hex
-        min_out = min(max_tokens, max(1, min_output_tokens))
-        with self._tx() as conn:
-            if run_limit is not None:
-                conn.execute(
-                    "INSERT INTO scopes (scope, lim, updated) VALUES (?, ?, ?) "
-                    "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim",
-                    (run_scope, run_limit, time.time()),
-                )
-            state = self._limited(conn, scopes, waiter_id)
-            outcome = _grant(state, prompt_tokens, max_tokens, min_out)
-            if isinstance(outcome, BudgetExceeded) and self._sweep_dead(conn):
-                state = self._limited(conn, scopes, waiter_id)
-                outcome = _grant(state, prompt_tokens, max_tokens, min_out)
-            if isinstance(outcome, BudgetExceeded):
-                # Leave the transaction normally so the sweep, the run limit and the place in
-                # the queue are kept.
-                if outcome.waitable and waiter_id is not None:
-                    conn.executemany(
-                        "INSERT OR IGNORE INTO waiters (scope, id, pid, pid_start, since) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        [(s, waiter_id, os.getpid(), _own_start(), time.time()) for s in scopes],
-                    )
-            else:
-                tokens = prompt_tokens + outcome
-                conn.execute(
-                    "INSERT INTO reservations (id, run_id, agent, tokens, pid, pid_start, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (res_id, run_id, agent, tokens, os.getpid(), _own_start(), time.time()),
-                )
-                conn.executemany(
-                    "INSERT INTO reserved (scope, res_id, tokens) VALUES (?, ?, ?)",
-                    [(s, res_id, tokens) for s in scopes],
-                )
-                if waiter_id is not None:
-                    conn.execute("DELETE FROM waiters WHERE id = ?", (waiter_id,))
+        conn: sqlite3.Connection,
+        request: GrantRequest,
+        waiter_id: str | None,
+        queued: bool,
+    ) -> Reservation | BudgetExceeded:
+        """The check and the reservation, inside the caller's transaction.
+
+        A refusal is returned, not raised, so that the writes it made (the run limit, the sweep
+        of dead processes, the place in the queue) commit with the rest of the batch.
+        """
+        states = self._limited(conn, request, waiter_id if queued else None)
+        outcome = grant(states, request.prompt_tokens, request.max_tokens, request.min_out)
+        if isinstance(outcome, BudgetExceeded) and self._sweep_dead(conn):
+            states = self._limited(conn, request, waiter_id if queued else None)
+            outcome = grant(states, request.prompt_tokens, request.max_tokens, request.min_out)
         if isinstance(outcome, BudgetExceeded):
-            raise outcome
+            if outcome.waitable and waiter_id is not None and not queued:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO waiters (scope, id, pid, pid_start, since) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (s, waiter_id, os.getpid(), _own_start(), time.time())
+                        for s in request.scopes
+                    ],
+                )
+            return outcome
+        res_id = uuid.uuid4().hex
+        tokens = request.prompt_tokens + outcome
+        conn.execute(
+            "INSERT INTO reservations (id, run_id, agent, tokens, pid, pid_start, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (res_id, request.run_id, request.agent, tokens, os.getpid(), _own_start(), time.time()),
+        )
+        conn.executemany(
+            "INSERT INTO reserved (scope, res_id, tokens) VALUES (?, ?, ?)",
+            [(s, res_id, tokens) for s in request.scopes],
+        )
+        if queued:
+            conn.execute("DELETE FROM waiters WHERE id = ?", (waiter_id,))
         return Reservation(
             id=res_id,
-            run_id=run_id,
-            agent=agent,
+            run_id=request.run_id,
+            agent=request.agent,
             tokens=tokens,
             max_tokens=outcome,
-            prompt_tokens=prompt_tokens,
-            scopes=scopes,
+            prompt_tokens=request.prompt_tokens,
+            scopes=request.scopes,
         )
 
     def commit(self, reservation: Reservation, usage: Usage) -> None:
         """Replace the reservation with what the call really used, in every scope it held."""
-        self._commit_tx(reservation, usage)
+        self._check_unsettled(reservation)
+        _warn_if_over(reservation, usage)
+        with self._tx() as conn:
+            self._commit_in(conn, reservation, usage)
+        reservation.settled = True
         self._settled()
         self._notify()
 
-    def _commit_tx(self, reservation: Reservation, usage: Usage) -> None:
+    @staticmethod
+    def _check_unsettled(reservation: Reservation) -> None:
         if reservation.settled:
             raise ValueError(f"reservation {reservation.id} was already committed or released")
-        if usage.total > reservation.tokens:
-            # The estimate was not an upper bound. The spend happened, so it is recorded as is.
-            log.warning(
-                "run %s used %d tokens but reserved only %d; the prompt estimate was too low",
-                reservation.run_id,
-                usage.total,
-                reservation.tokens,
-            )
+
+    def _commit_in(self, conn: sqlite3.Connection, reservation: Reservation, usage: Usage) -> None:
+        self._drop(conn, reservation.id)
         now = time.time()
-        with self._tx() as conn:
-            self._drop(conn, reservation.id)
-            conn.executemany(
-                "INSERT INTO scopes (scope, input, cached, output, reasoning, estimated, updated) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope) DO UPDATE SET "
-                "input = input + excluded.input, cached = cached + excluded.cached, "
-                "output = output + excluded.output, reasoning = reasoning + excluded.reasoning, "
-                "estimated = max(estimated, excluded.estimated), updated = excluded.updated",
-                [
-                    (
-                        s,
-                        usage.input_tokens,
-                        usage.cached_input_tokens,
-                        usage.output_tokens,
-                        usage.reasoning_tokens,
-                        int(usage.estimated),
-                        now,
-                    )
-                    for s in reservation.scopes
-                ],
-            )
-        reservation.settled = True
+        conn.executemany(
+            "INSERT INTO scopes (scope, input, cached, output, reasoning, estimated, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope) DO UPDATE SET "
+            "input = input + excluded.input, cached = cached + excluded.cached, "
+            "output = output + excluded.output, reasoning = reasoning + excluded.reasoning, "
+            "estimated = max(estimated, excluded.estimated), updated = excluded.updated",
+            [
+                (
+                    s,
+                    usage.input_tokens,
+                    usage.cached_input_tokens,
+                    usage.output_tokens,
+                    usage.reasoning_tokens,
+                    int(usage.estimated),
+                    now,
+                )
+                for s in reservation.scopes
+            ],
+        )
 
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation whose call was not made or failed before reporting usage.
 
         Releasing a settled reservation does nothing: `finally: release(r)` after a commit is safe.
         """
-        if self._release_tx(reservation):
-            self._settled()
-            self._notify()
-
-    def _release_tx(self, reservation: Reservation) -> bool:
         if reservation.settled:
-            return False
+            return
         with self._tx() as conn:
             self._drop(conn, reservation.id)
         reservation.settled = True
-        return True
+        self._settled()
+        self._notify()
 
     def set_limit(self, limit: int | None, agent: str | None = None) -> None:
         """Set the workspace total's limit (agent=None) or one agent's; None means unlimited."""
-        self._set_limit_tx(limit, agent)
+        check_limit(limit)
+        with self._tx() as conn:
+            self._set_limit_in(conn, limit, agent)
         self._settled()
         self._notify()
 
     async def aset_limit(self, limit: int | None, agent: str | None = None) -> None:
-        """`set_limit` on a worker thread."""
-        await self._in_thread(self._set_limit_tx, limit, agent, shielded=True)
+        """`set_limit` on the worker thread."""
+        check_limit(limit)
+        await self._submit(
+            functools.partial(self._set_limit_in, limit=limit, agent=agent), frees=True
+        )
 
-    def _set_limit_tx(self, limit: int | None, agent: str | None) -> None:
-        _check_limit(limit)
+    async def aset_limits(self, limits: Sequence[tuple[int | None, str | None]]) -> None:
+        """Several `set_limit`s (limit, agent) in one transaction on the worker thread.
+
+        Calls queue in order, so of two changes made one after the other the later one wins.
+        """
+        for limit, _ in limits:
+            check_limit(limit)
+
+        def run(conn: sqlite3.Connection) -> None:
+            for limit, agent in limits:
+                self._set_limit_in(conn, limit, agent)
+
+        await self._submit(run, frees=True)
+
+    @staticmethod
+    def _set_limit_in(conn: sqlite3.Connection, limit: int | None, agent: str | None) -> None:
         scope = TOTAL if agent is None else f"agent:{agent}"
-        with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO scopes (scope, lim, updated) VALUES (?, ?, ?) "
-                "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim, updated = excluded.updated",
-                (scope, limit, time.time()),
-            )
+        conn.execute(
+            "INSERT INTO scopes (scope, lim, updated) VALUES (?, ?, ?) "
+            "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim, updated = excluded.updated",
+            (scope, limit, time.time()),
+        )
 
     def set_run_limit(self, run_id: str, limit: int | None) -> None:
         """Set a run's limit ahead of its first call (e.g. a parent run that only delegates)."""
-        _check_limit(limit)
+        check_limit(limit)
         with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO scopes (scope, lim, updated) VALUES (?, ?, ?) "
-                "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim",
-                (f"run:{run_id}", limit, time.time()),
-            )
+            _set_run_limit_in(conn, f"run:{run_id}", limit)
         self._notify()
 
     def reset(self, agent: str | None = None) -> None:
@@ -691,40 +595,45 @@ class TokenBudgeter:
 
         Limits stay; reservations of calls in flight stay and are committed as usual.
         """
-        self._reset_tx(agent)
+        with self._tx() as conn:
+            self._reset_in(conn, agent)
         self._settled()
         self._notify()
 
     async def areset(self, agent: str | None = None) -> None:
-        """`reset` on a worker thread."""
-        await self._in_thread(self._reset_tx, agent, shielded=True)
+        """`reset` on the worker thread."""
+        await self._submit(functools.partial(self._reset_in, agent=agent), frees=True)
 
-    def _reset_tx(self, agent: str | None) -> None:
+    @staticmethod
+    def _reset_in(conn: sqlite3.Connection, agent: str | None) -> None:
         where, params = ("scope = ? OR scope LIKE 'agent:%'", (TOTAL,))
         if agent is not None:
             where, params = "scope = ?", (f"agent:{agent}",)
-        with self._tx() as conn:
-            conn.execute(
-                "UPDATE scopes SET input = 0, cached = 0, output = 0, reasoning = 0, "
-                f"estimated = 0, updated = ? WHERE {where}",
-                (time.time(), *params),
-            )
+        conn.execute(
+            "UPDATE scopes SET input = 0, cached = 0, output = 0, reasoning = 0, "
+            f"estimated = 0, updated = ? WHERE {where}",
+            (time.time(), *params),
+        )
 
     def snapshot(self) -> BudgetSnapshot:
         """Used, limit, remaining and reserved tokens for the total and every known agent."""
         with self._tx(write=False) as conn:
-            rows = conn.execute(
-                "SELECT scope, lim, input, cached, output, reasoning, estimated FROM scopes "
-                "WHERE scope = ? OR scope LIKE 'agent:%'",
+            return self._snapshot_in(conn)
+
+    @staticmethod
+    def _snapshot_in(conn: sqlite3.Connection) -> BudgetSnapshot:
+        rows = conn.execute(
+            "SELECT scope, lim, input, cached, output, reasoning, estimated FROM scopes "
+            "WHERE scope = ? OR scope LIKE 'agent:%'",
+            (TOTAL,),
+        ).fetchall()
+        reserved = dict(
+            conn.execute(
+                "SELECT scope, SUM(tokens) FROM reserved "
+                "WHERE scope = ? OR scope LIKE 'agent:%' GROUP BY scope",
                 (TOTAL,),
             ).fetchall()
-            reserved = dict(
-                conn.execute(
-                    "SELECT scope, SUM(tokens) FROM reserved "
-                    "WHERE scope = ? OR scope LIKE 'agent:%' GROUP BY scope",
-                    (TOTAL,),
-                ).fetchall()
-            )
+        )
         by_scope = {r[0]: r for r in rows}
         agents = {
             scope.removeprefix("agent:"): _scope_snapshot(
@@ -764,33 +673,24 @@ class TokenBudgeter:
 
     @staticmethod
     def _limited(
-        conn: sqlite3.Connection, scopes: Sequence[str], waiter_id: str | None
-    ) -> list[_ScopeState]:
-        """The limited scopes among `scopes`, with their committed, reserved and waiting calls."""
-        marks = ",".join("?" * len(scopes))
-        limits = conn.execute(
-            f"SELECT scope, lim, input + output FROM scopes WHERE scope IN ({marks}) "
-            "AND lim IS NOT NULL",
-            scopes,
+        conn: sqlite3.Connection, request: GrantRequest, waiter_id: str | None
+    ) -> list[ScopeState]:
+        """The limited scopes of a call, with their committed, reserved and waiting calls, in
+        one query; the run's limit is written first when it is new or changed."""
+        rows = conn.execute(
+            _state_sql(len(request.scopes)), (waiter_id, *request.scopes)
         ).fetchall()
-        if not limits:
-            return []
-        reserved = dict(
-            conn.execute(
-                f"SELECT scope, SUM(tokens) FROM reserved WHERE scope IN ({marks}) GROUP BY scope",
-                scopes,
+        if request.run_limit is not None and not any(
+            scope == request.run_scope and lim == request.run_limit for scope, lim, *_ in rows
+        ):
+            _set_run_limit_in(conn, request.run_scope, request.run_limit)
+            rows = conn.execute(
+                _state_sql(len(request.scopes)), (waiter_id, *request.scopes)
             ).fetchall()
-        )
-        waiting = dict(
-            conn.execute(
-                f"SELECT scope, COUNT(*) FROM waiters WHERE scope IN ({marks}) AND id IS NOT ? "
-                "GROUP BY scope",
-                (*scopes, waiter_id),
-            ).fetchall()
-        )
         return [
-            _ScopeState(scope, lim, used, int(reserved.get(scope, 0)), int(waiting.get(scope, 0)))
-            for scope, lim, used in limits
+            ScopeState(scope, lim, used, reserved, waiting)
+            for scope, lim, used, reserved, waiting in rows
+            if lim is not None
         ]
 
     @staticmethod
@@ -824,44 +724,39 @@ class TokenBudgeter:
         return dropped
 
 
-@dataclass(frozen=True)
-class _ScopeState:
-    scope: str
-    limit: int
-    committed: int
-    reserved: int
-    waiting: int  # other calls waiting on this scope
-
-    @property
-    def free(self) -> int:
-        return self.limit - self.committed - self.reserved
+def _set_run_limit_in(conn: sqlite3.Connection, scope: str, limit: int | None) -> None:
+    conn.execute(
+        "INSERT INTO scopes (scope, lim, updated) VALUES (?, ?, ?) "
+        "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim",
+        (scope, limit, time.time()),
+    )
 
 
-def _grant(
-    states: Sequence[_ScopeState], prompt_tokens: int, max_tokens: int, min_out: int
-) -> int | BudgetExceeded:
-    """The max_tokens the budget allows (maybe shrunk), or why not (`waitable` when only
-    reservations in flight are in the way).
+def _mark_settled(reservation: Reservation, _: object) -> None:
+    reservation.settled = True
 
-    While other calls wait on a scope, a call gets at most an even share of what is left there,
-    but never less than its minimum (prompt + `min_out`) when that fits.
-    """
-    needed = prompt_tokens + min_out
-    for st in sorted(states, key=lambda st: st.limit - st.committed):
-        if st.limit - st.committed < needed:
-            return BudgetExceeded(st.scope, needed, st.free, st.limit, st.reserved)
-    allowed = max_tokens
-    for st in states:
-        share = st.free // (st.waiting + 1)
-        allowed = min(allowed, share - prompt_tokens)
-    if allowed >= min_out:
-        return allowed
-    short = [st for st in states if st.free < needed]
-    if not short:
-        return min_out
-    tightest = min(short, key=lambda st: st.free)
-    return BudgetExceeded(
-        tightest.scope, needed, tightest.free, tightest.limit, tightest.reserved, waitable=True
+
+def _warn_if_over(reservation: Reservation, usage: Usage) -> None:
+    if usage.total > reservation.tokens:
+        # The estimate was not an upper bound. The spend happened, so it is recorded as is.
+        log.warning(
+            "run %s used %d tokens but reserved only %d; the prompt estimate was too low",
+            reservation.run_id,
+            usage.total,
+            reservation.tokens,
+        )
+
+
+@functools.lru_cache(maxsize=32)
+def _state_sql(scopes: int) -> str:
+    marks = ",".join("?" * scopes)
+    return (
+        "SELECT s.scope, s.lim, s.input + s.output, "
+        "CASE WHEN s.lim IS NULL THEN 0 ELSE "
+        "(SELECT COALESCE(SUM(r.tokens), 0) FROM reserved r WHERE r.scope = s.scope) END, "
+        "CASE WHEN s.lim IS NULL THEN 0 ELSE "
+        "(SELECT COUNT(*) FROM waiters w WHERE w.scope = s.scope AND w.id IS NOT ?1) END "
+        f"FROM scopes s WHERE s.scope IN ({marks})"
     )
 
 

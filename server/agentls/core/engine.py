@@ -13,7 +13,12 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentls.core.audit import AuditStore
-from agentls.core.budget import TokenBudgeter
+from agentls.core.budget import (
+    DEFAULT_MIN_OUTPUT_TOKENS,
+    DEFAULT_WAIT_SECONDS,
+    MAX_WAIT_SECONDS,
+    TokenBudgeter,
+)
 from agentls.core.definitions import AgentRegistry, default_sources
 from agentls.core.llm import ChatModel, ModelSettings, create_model
 from agentls.core.mcp.config import McpServerSettings
@@ -27,11 +32,22 @@ from agentls.core.trust import inside
 __all__ = ["McpServerSettings"]  # re-exported: adapters build settings from here
 
 
+# The most `budget.minOutputTokens` may ask for.
+MAX_MIN_OUTPUT_TOKENS = 1_000_000
+
+
 class BudgetSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     total: int | None = Field(default=None, ge=0)
     per_run: int | None = Field(default=None, gt=0)
     per_agent: dict[str, int] = Field(default_factory=dict)
+    # How long a model call waits for other calls' reservations to settle before it is refused.
+    wait_seconds: float = Field(default=DEFAULT_WAIT_SECONDS, ge=0, le=MAX_WAIT_SECONDS)
+    # The smallest answer worth a model call: a call is granted at least this many output tokens
+    # (or refused), and the last tokens of a budget go to calls of this size.
+    min_output_tokens: int = Field(
+        default=DEFAULT_MIN_OUTPUT_TOKENS, ge=1, le=MAX_MIN_OUTPUT_TOKENS
+    )
 
 
 class AuditSettings(BaseModel):
@@ -120,6 +136,8 @@ def build_runtime(
     config = RuntimeConfig(
         max_output_tokens=settings.max_output_tokens,
         default_run_budget=settings.budget.per_run,
+        budget_wait_seconds=settings.budget.wait_seconds,
+        min_output_tokens=settings.budget.min_output_tokens,
         max_parallel=settings.max_parallel,
         max_depth=settings.max_depth,
     )
@@ -153,9 +171,24 @@ def apply_mcp_settings(runtime: AgentRuntime, settings: EngineSettings) -> None:
         provider.pool.call_timeout = settings.mcp_call_timeout
 
 
+def budget_limits(budget: BudgetSettings) -> list[tuple[int | None, str | None]]:
+    """The (limit, agent) pairs settings impose; agent None is the workspace total."""
+    limits: list[tuple[int | None, str | None]] = []
+    if budget.total is not None:
+        limits.append((budget.total, None))
+    limits.extend((limit, agent) for agent, limit in budget.per_agent.items())
+    return limits
+
+
 def apply_budget_settings(budgeter: TokenBudgeter, budget: BudgetSettings) -> None:
     """Limits from settings win over limits stored in the ledger; unset ones leave it alone."""
-    if budget.total is not None:
-        budgeter.set_limit(budget.total)
-    for agent, limit in budget.per_agent.items():
+    for limit, agent in budget_limits(budget):
         budgeter.set_limit(limit, agent=agent)
+
+
+async def aapply_budget_settings(budgeter: TokenBudgeter, budget: BudgetSettings) -> None:
+    """`apply_budget_settings` from async code: one transaction on the ledger's worker thread, so
+    a ledger locked by another process never stalls the event loop. Changes apply in the order
+    they were made."""
+    if limits := budget_limits(budget):
+        await budgeter.aset_limits(limits)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from agentls.core.budget import TokenBudgeter
+from agentls.core.budget import DEFAULT_MIN_OUTPUT_TOKENS, TokenBudgeter
 from agentls.core.events import EventKind, Usage
 from agentls.core.llm import ChatModel, ChatRequest, ChatResponse, ModelError
 from agentls.core.run_state import EventListener, RunState
@@ -24,6 +24,7 @@ async def metered_call(
     emit: EventListener,
     *,
     wait_seconds: float,
+    min_output_tokens: int = DEFAULT_MIN_OUTPUT_TOKENS,
 ) -> ChatResponse:
     """Make one model call within the run's budgets; raises BudgetExceeded before an unaffordable one."""
     prompt_bound = await asyncio.to_thread(model.prompt_token_bound, request)
@@ -34,6 +35,7 @@ async def metered_call(
         max_tokens=request.max_tokens,
         run_limit=run.budget,
         wait_seconds=wait_seconds,
+        min_output_tokens=min_output_tokens,
         ancestor_run_ids=run.ancestors,
     )
     request.max_tokens = reservation.max_tokens

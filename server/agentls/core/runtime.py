@@ -21,7 +21,12 @@ from typing import Any
 
 from agentls.core.answers import edit_from_answer, summary
 from agentls.core.audit import AuditStore
-from agentls.core.budget import DEFAULT_WAIT_SECONDS, BudgetExceeded, TokenBudgeter
+from agentls.core.budget import (
+    DEFAULT_MIN_OUTPUT_TOKENS,
+    DEFAULT_WAIT_SECONDS,
+    BudgetExceeded,
+    TokenBudgeter,
+)
 from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
 from agentls.core.dispatch import dispatch_tool_call
 from agentls.core.events import EventKind, RunEvent, RunStatus, new_id
@@ -86,6 +91,8 @@ class RuntimeConfig:
     max_depth: int = 2
     # How long a model call waits for other runs' in-flight reservations before it is refused.
     budget_wait_seconds: float = DEFAULT_WAIT_SECONDS
+    # The smallest answer a model call is granted (or it is refused): `budget.minOutputTokens`.
+    min_output_tokens: int = DEFAULT_MIN_OUTPUT_TOKENS
 
 
 class AgentRuntime:
@@ -420,6 +427,7 @@ class AgentRuntime:
                 request,
                 emit,
                 wait_seconds=self.config.budget_wait_seconds,
+                min_output_tokens=self.config.min_output_tokens,
             )
             if tools and response.tool_calls and not offer_tools:
                 break  # the last turn still asked for tools: no final answer came

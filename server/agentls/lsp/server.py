@@ -23,7 +23,7 @@ from agentls.lsp.settings import LspSettings, parse_settings
 
 if TYPE_CHECKING:
     from agentls.core.definitions import AgentRegistry
-    from agentls.core.engine import ModelPool
+    from agentls.core.engine import EngineSettings, ModelPool
     from agentls.core.runtime import AgentRuntime
 
 log = logging.getLogger("agentls.lsp")
@@ -73,7 +73,7 @@ class AgentLanguageServer(LanguageServer):
 
     def configure_runtime(self, runtime: AgentRuntime) -> None:
         """Apply the settings in force to a built runtime (model, limits, budget, MCP, commands)."""
-        from agentls.core.engine import ModelPool, apply_budget_settings, apply_mcp_settings
+        from agentls.core.engine import ModelPool, apply_mcp_settings
 
         engine = self.settings.engine(trusted=self.trusted)
         old_pool = runtime.model_factory
@@ -87,10 +87,12 @@ class AgentLanguageServer(LanguageServer):
         runtime.config.max_depth = engine.max_depth
         runtime.config.max_output_tokens = engine.max_output_tokens
         runtime.config.default_run_budget = engine.budget.per_run
+        runtime.config.budget_wait_seconds = engine.budget.wait_seconds
+        runtime.config.min_output_tokens = engine.budget.min_output_tokens
         if runtime.commands is not None:
             runtime.commands.settings = engine.run_command
             runtime.commands.trusted = self.trusted
-        apply_budget_settings(runtime.budgeter, engine.budget)
+        self.keep(asyncio.get_running_loop().create_task(self._apply_limits(runtime, engine)))
         apply_mcp_settings(runtime, engine)
         if isinstance(old_pool, ModelPool) and not same_model:
             # Runs in flight still use the old pool's clients: close it once they end.
@@ -98,6 +100,17 @@ class AgentLanguageServer(LanguageServer):
                 asyncio.get_running_loop().create_task(
                     self._close_when_idle(old_pool, runtime, runtime.active_runs)
                 )
+            )
+
+    async def _apply_limits(self, runtime: AgentRuntime, engine: EngineSettings) -> None:
+        """Write the settings' limits to the ledger off the loop (it may be locked a while)."""
+        from agentls.core.engine import aapply_budget_settings
+
+        try:
+            await aapply_budget_settings(runtime.budgeter, engine.budget)
+        except Exception as exc:
+            self.show_warning(
+                f"agentls.budget: the limits could not be written to the ledger: {exc}"
             )
 
     async def _close_when_idle(

@@ -16,7 +16,14 @@ from typing import Annotated, Any
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from agentls.core.engine import AuditSettings, BudgetSettings, EngineSettings, McpServerSettings
+from agentls.core.budget import DEFAULT_MIN_OUTPUT_TOKENS, DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS
+from agentls.core.engine import (
+    MAX_MIN_OUTPUT_TOKENS,
+    AuditSettings,
+    BudgetSettings,
+    EngineSettings,
+    McpServerSettings,
+)
 from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT
 from agentls.core.tools.command import CommandSettings
 
@@ -32,6 +39,10 @@ class WireBudget(BaseModel):
     total: int | None = Field(default=None, ge=0)
     per_run: int | None = Field(default=None, gt=0)
     per_agent: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    wait_seconds: float = Field(default=DEFAULT_WAIT_SECONDS, ge=0, le=MAX_WAIT_SECONDS)
+    min_output_tokens: int = Field(
+        default=DEFAULT_MIN_OUTPUT_TOKENS, ge=1, le=MAX_MIN_OUTPUT_TOKENS
+    )
 
 
 class WireAudit(BaseModel):

@@ -1,0 +1,202 @@
+"""How much of its budgets a model call is granted, or why it is refused (`BudgetExceeded`).
+
+The ledger (budget.py) reads each scope's limit, committed spend, reservations in flight and
+waiting calls, and asks `grant` for the call's `max_tokens`. The least a call is granted is its
+prompt plus the smallest useful answer (`budget.minOutputTokens`); a refusal is `waitable` when
+only other calls' reservations are in the way, so the caller may wait for them to settle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+TOTAL = "total"
+
+# How long a call waits for other calls' reservations to settle before it is refused
+# (`budget.waitSeconds`), and the most that can be set.
+DEFAULT_WAIT_SECONDS = 60.0
+MAX_WAIT_SECONDS = 3600.0
+# The smallest answer a call is granted (`budget.minOutputTokens`): below it a call is refused
+# rather than cut short. Low enough that the last tokens of a budget still serve a short call.
+DEFAULT_MIN_OUTPUT_TOKENS = 32
+
+
+class BudgetExceeded(Exception):
+    """A model call was refused because a scope's remaining budget cannot cover it.
+
+    `needed` is the least the call needed (prompt plus the smallest useful answer), `remaining`
+    what the tightest scope had left, `limit` that scope's limit, `in_flight` the tokens other
+    calls held in it at the time.
+    """
+
+    def __init__(
+        self,
+        scope: str,
+        needed: int,
+        remaining: int,
+        limit: int,
+        in_flight: int = 0,
+        waited: float = 0.0,
+        *,
+        waitable: bool = False,
+    ) -> None:
+        self.scope = scope
+        self.needed = needed
+        self.remaining = max(0, remaining)
+        self.limit = limit
+        self.in_flight = in_flight
+        # Seconds the call waited for in-flight calls to settle before it gave up.
+        self.waited = waited
+        # Committed spend leaves room: only reservations in flight are in the way.
+        self.waitable = waitable
+        super().__init__(self._message())
+
+    def __reduce__(
+        self,
+    ) -> tuple[Callable[..., BudgetExceeded], tuple[str, int, int, int, int, float, bool]]:
+        return (
+            _rebuild_budget_exceeded,
+            (
+                self.scope,
+                self.needed,
+                self.remaining,
+                self.limit,
+                self.in_flight,
+                self.waited,
+                self.waitable,
+            ),
+        )
+
+    @property
+    def agent(self) -> str | None:
+        return self.scope.removeprefix("agent:") if self.scope.startswith("agent:") else None
+
+    @property
+    def run_id(self) -> str | None:
+        return self.scope.removeprefix("run:") if self.scope.startswith("run:") else None
+
+    def _message(self) -> str:
+        need = f"the next model call needs at least {self.needed:,} tokens"
+        held = f", {self.in_flight:,} more held by calls in flight," if self.in_flight else ""
+        left = f"only {self.remaining:,}{held} of"
+        waited = (
+            f" (waited {self.waited:.3g} s for calls in flight to settle)"
+            if self.waited > 0
+            else ""
+        )
+        if self.scope == TOTAL:
+            return (
+                f"Workspace token budget exhausted: {need} but {left} the {self.limit:,}-token "
+                f"total remain{waited}; raise it with `agentls budget set N` or start over with "
+                "`agentls budget reset`."
+            )
+        if (agent := self.agent) is not None:
+            return (
+                f"Token budget of agent '{agent}' exhausted: {need} but {left} its "
+                f"{self.limit:,}-token limit remain{waited}; raise it with "
+                f"`agentls budget set N --agent {agent}` or start over with "
+                f"`agentls budget reset --agent {agent}`."
+            )
+        return (
+            f"Token budget of run {self.run_id} exhausted: {need} but {left} the run's "
+            f"{self.limit:,}-token budget remain{waited}; raise the agent's `budget:` in its "
+            "definition or pass a larger budget for the run."
+        )
+
+
+def _rebuild_budget_exceeded(
+    scope: str,
+    needed: int,
+    remaining: int,
+    limit: int,
+    in_flight: int,
+    waited: float,
+    waitable: bool,
+) -> BudgetExceeded:
+    return BudgetExceeded(scope, needed, remaining, limit, in_flight, waited, waitable=waitable)
+
+
+def check_limit(limit: int | None) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"a token limit must be a whole number >= 0 or None, got {limit!r}")
+
+
+@dataclass(frozen=True)
+class GrantRequest:
+    """One call's reservation request, checked."""
+
+    run_id: str
+    agent: str
+    prompt_tokens: int
+    max_tokens: int
+    run_limit: int | None
+    min_out: int
+    scopes: tuple[str, ...]
+
+    @classmethod
+    def of(
+        cls,
+        run_id: str,
+        agent: str,
+        prompt_tokens: int,
+        max_tokens: int,
+        run_limit: int | None,
+        min_output_tokens: int,
+        ancestor_run_ids: Sequence[str],
+    ) -> GrantRequest:
+        if prompt_tokens < 0 or max_tokens < 1:
+            raise ValueError("prompt_tokens must be >= 0 and max_tokens >= 1")
+        check_limit(run_limit)
+        scopes = tuple(
+            dict.fromkeys(
+                [f"run:{run_id}", f"agent:{agent}", TOTAL, *(f"run:{a}" for a in ancestor_run_ids)]
+            )
+        )
+        min_out = min(max_tokens, max(1, min_output_tokens))
+        return cls(run_id, agent, prompt_tokens, max_tokens, run_limit, min_out, scopes)
+
+    @property
+    def run_scope(self) -> str:
+        return self.scopes[0]
+
+
+@dataclass(frozen=True)
+class ScopeState:
+    scope: str
+    limit: int
+    committed: int
+    reserved: int
+    waiting: int  # other calls waiting on this scope
+
+    @property
+    def free(self) -> int:
+        return self.limit - self.committed - self.reserved
+
+
+def grant(
+    states: Sequence[ScopeState], prompt_tokens: int, max_tokens: int, min_out: int
+) -> int | BudgetExceeded:
+    """The max_tokens the budget allows (maybe shrunk), or why not (`waitable` when only
+    reservations in flight are in the way).
+
+    The least a call is granted is its prompt plus `min_out` (the smallest useful answer). What a
+    scope has left is shared by the calls waiting on it, but only by as many as it can serve at
+    that minimum: 140 tokens left for several waiting 80-token prompts go whole to one call,
+    not in slices too small for any.
+    """
+    needed = prompt_tokens + min_out
+    for st in sorted(states, key=lambda st: st.limit - st.committed):
+        if st.limit - st.committed < needed:
+            return BudgetExceeded(st.scope, needed, st.free, st.limit, st.reserved)
+    short = [st for st in states if st.free < needed]
+    if short:
+        tightest = min(short, key=lambda st: st.free)
+        return BudgetExceeded(
+            tightest.scope, needed, tightest.free, tightest.limit, tightest.reserved, waitable=True
+        )
+    allowed = max_tokens
+    for st in states:
+        sharers = min(st.waiting + 1, st.free // needed)
+        allowed = min(allowed, st.free // sharers - prompt_tokens)
+    return allowed

@@ -1,0 +1,156 @@
+"""LedgerWorker: one thread that runs the ledger's operations for async callers, many to a transaction.
+
+Every model call reserves before it and commits after it. Run one by one, each would cost a thread
+hop and a SQLite transaction of its own; here the operations queued while the thread was busy
+(32 runs in flight queue many) run back to back inside one BEGIN IMMEDIATE transaction, in the
+order they were queued, so each still sees the effects of the ones before it: a reservation's
+check and its write stay atomic, across processes too. Results go back to each caller's event
+loop in one callback per loop and batch.
+
+An operation that fails rolls its batch back; the batch is then rerun one operation per
+transaction, so only the failing one fails. Cancelling a caller never stops its operation (it
+may already be in SQLite): its result goes to the operation's `abandoned` handler instead, which
+undoes what must not stay (a reservation nobody will use).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Operations one transaction takes at most, so a long queue still commits now and then.
+_BATCH_MAX = 64
+
+Transaction = Callable[[], contextlib.AbstractContextManager[sqlite3.Connection]]
+
+
+@dataclass(eq=False)
+class LedgerOp:
+    """One ledger operation of an async caller.
+
+    `run(conn)` runs inside the batch's transaction and must not raise for expected outcomes
+    (return them); `after(result)` runs on the worker once the transaction committed;
+    `abandoned(result, error)` runs on the caller's loop when the caller stopped waiting.
+    """
+
+    run: Callable[[sqlite3.Connection], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    after: Callable[[Any], None] | None = None
+    abandoned: Callable[[Any, BaseException | None], None] | None = None
+    # Whether it can make room in a budget (waiting calls should look again).
+    frees: bool = False
+    result: Any = field(default=None, repr=False)
+    error: BaseException | None = field(default=None, repr=False)
+
+
+class LedgerWorker:
+    """The thread and its queue. `finish(conn)` runs last in every batch's transaction; its
+    value goes to `delivered(batch, value)` on each loop that had operations in the batch."""
+
+    def __init__(
+        self,
+        transaction: Transaction,
+        *,
+        finish: Callable[[sqlite3.Connection], Any],
+        delivered: Callable[[list[LedgerOp], Any], None],
+        batch_done: Callable[[list[LedgerOp]], None],
+        name: str,
+    ) -> None:
+        self._transaction = transaction
+        self._finish = finish
+        self._delivered = delivered
+        self._batch_done = batch_done
+        self._name = name
+        self._queue: queue.SimpleQueue[LedgerOp | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+        self.batches = 0  # transactions run (tests and diagnostics)
+
+    def submit(self, op: LedgerOp) -> None:
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
+                self._pid = os.getpid()
+                self._thread.start()
+        self._queue.put(op)
+
+    def stop(self) -> None:
+        """Run what is queued, then end the thread."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None and self._pid == os.getpid():
+            self._queue.put(None)
+            thread.join()
+
+    def _serve(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < _BATCH_MAX:
+                try:
+                    op = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if op is None:
+                    stop = True
+                    break
+                batch.append(op)
+            try:
+                self._run_batch(batch)
+            except BaseException:  # never lose the thread: its callers would wait forever
+                log.exception("ledger batch failed")
+            if stop:
+                return
+
+    def _run_batch(self, batch: list[LedgerOp]) -> None:
+        value: Any = None
+        try:
+            with self._transaction() as conn:
+                for op in batch:
+                    op.result, op.error = op.run(conn), None
+                value = self._finish(conn)
+        except BaseException as exc:
+            if len(batch) == 1:
+                batch[0].result, batch[0].error = None, exc
+            else:
+                value = self._run_alone(batch)
+        else:
+            self.batches += 1
+        for op in batch:
+            if op.error is None and op.after is not None:
+                op.after(op.result)
+        self._batch_done(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[LedgerOp]] = {}
+        for op in batch:
+            by_loop.setdefault(op.loop, []).append(op)
+        for loop, ops in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a loop that has closed
+                loop.call_soon_threadsafe(self._delivered, ops, value)
+
+    def _run_alone(self, batch: list[LedgerOp]) -> Any:
+        value: Any = None
+        for op in batch:
+            try:
+                with self._transaction() as conn:
+                    op.result, op.error = op.run(conn), None
+                    value = self._finish(conn)
+            except BaseException as exc:
+                op.result, op.error = None, exc
+            else:
+                self.batches += 1
+        return value
