@@ -32,6 +32,7 @@ DEFAULT_CALL_TIMEOUT = 60.0
 DEFAULT_START_TIMEOUT = 30.0
 STDERR_TAIL_BYTES = 4_000
 MAX_MESSAGE_CHARS = 16 * 1024 * 1024  # one JSON-RPC message from a stdio server
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # one response body (or server-sent event) from a url server
 MAX_TOOL_PAGES = 50
 MAX_TOOLS = 1_000
 
@@ -195,15 +196,18 @@ class _Session:
         self.broken = True
 
     async def _http_transport(self, stack: contextlib.AsyncExitStack) -> Any:
-        import httpx2
         from mcp.client.streamable_http import streamable_http_client
+
+        from agentls.core.mcp.http import bounded_http_client
 
         settings = self.server.settings
         assert settings.url is not None
         http = await stack.enter_async_context(
-            httpx2.AsyncClient(headers=settings.headers, timeout=httpx2.Timeout(30.0, read=300.0))
+            bounded_http_client(settings.headers, MAX_MESSAGE_BYTES)
         )
-        return streamable_http_client(settings.url, http_client=http)
+        return streamable_http_client(
+            settings.url, http_client=http, max_sse_event_size=MAX_MESSAGE_BYTES
+        )
 
     async def _wait_for_exit(self) -> None:
         """Give a failed server's stderr a moment to arrive (bounded; it may not have exited)."""
@@ -267,6 +271,13 @@ def _reason(exc: BaseException) -> str:
     return f"did not start: {type(exc).__name__}: {exc}"
 
 
+def _refused_as_too_large(message: str) -> bool:
+    """A url server's answer cut off at the size bound (core/mcp/http.py; the SDK's SSE bound)."""
+    from agentls.core.mcp.http import OVERSIZE_NOTE
+
+    return OVERSIZE_NOTE in message or "Server-sent event exceeded" in message
+
+
 _sdk_imported = False
 
 
@@ -279,6 +290,7 @@ async def _import_sdk() -> None:
     def load() -> None:
         import mcp.client.streamable_http  # noqa: F401
 
+        import agentls.core.mcp.http
         import agentls.core.mcp.stdio  # noqa: F401
 
     await asyncio.to_thread(load)
@@ -393,6 +405,12 @@ class McpPool:
                 "(the per-call timeout, setting agentls.mcpCallTimeout); the call was cancelled"
             )
         except MCPError as exc:
+            if _refused_as_too_large(exc.message):
+                return ToolResult.error(
+                    f"MCP server {server!r}: {tool} answered with more than "
+                    f"{MAX_MESSAGE_BYTES:,} bytes, so agentls refused the result unread (the "
+                    "limit for one message); ask for less, e.g. a narrower query"
+                )
             if exc.code != CONNECTION_CLOSED:
                 return ToolResult.error(f"MCP server {server!r} refused {tool}: {exc.message}")
             session.broken = True
