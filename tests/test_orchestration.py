@@ -356,3 +356,70 @@ async def test_edits_a_child_proposes_become_the_parent_runs_proposed_edits(
     assert result.status is RunStatus.FINISHED
     assert [(e.path, e.new_text, e.agent) for e in result.edits] == [("calc.py", typed, "refactor")]
     assert (workspace / "calc.py").read_text(encoding="utf-8") == CALC  # proposed, not written
+
+
+async def test_a_child_silent_past_the_read_timeout_is_cancelled_with_a_clear_error(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    # The child's model never answers, so after its start the child reports nothing more.
+    scripted.responder = hang_at(1)
+    runtime = runtime_for(workspace, scripted, mcp_call_timeout=3)
+    try:
+        result = await asyncio.wait_for(orchestrate(runtime, workspace), 120)
+    finally:
+        await runtime.aclose()
+    assert result.status is RunStatus.FINISHED  # the parent run goes on with the error in hand
+    (last,) = [b for b in scripted.requests if level_of(b) == 0 and tool_results(b)]
+    (message,) = tool_results(last)
+    assert (
+        "the child agentls sent nothing for 3 s during delegate (the read timeout, setting "
+        "agentls.mcpCallTimeout); the call was cancelled, and with it the child's runs"
+    ) in message
+    events = tree_events(workspace, result.run_id)
+    (child_end,) = [e for e in events if e.depth == 1 and e.is_terminal]
+    assert child_end.kind is EventKind.CANCELLED
+    (call,) = [e for e in events if e.kind is EventKind.TOOL_CALL and e.depth == 0]
+    assert call.data["is_error"] is True
+
+
+SECRET = "AKIA" + "Q7X2M4B9K1Z8R5T3"
+
+
+def delegate_a_reading(body: dict[str, Any]) -> Reply:
+    """The top run delegates once; the child's run reads calc.py, then answers."""
+    level = level_of(body)
+    if tool_results(body):
+        return Text(f"level {level} done")
+    if level == 0:
+        goal = f"level 1 with key {SECRET}"
+        return ToolCall(DELEGATE, {"agent": "orchestrator", "goal": goal, "file": "calc.py"})
+    return ToolCall("read_file", {"path": "calc.py"})
+
+
+async def test_what_the_child_does_shows_in_the_parent_runs_progress(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    scripted.responder = delegate_a_reading
+    runtime = runtime_for(workspace, scripted)
+    seen: list[Any] = []
+    runtime.subscribe(seen.append)
+    try:
+        result = await orchestrate(runtime, workspace)
+    finally:
+        await runtime.aclose()
+    assert result.status is RunStatus.FINISHED
+    progress = [
+        e
+        for e in seen
+        if e.kind is EventKind.TOOL_STARTED and e.data.get("progress") and e.depth == 0
+    ]
+    shown = [e.data["arguments"] for e in progress]
+    assert all(e.data["tool"] == DELEGATE for e in progress)
+    assert any(
+        line.startswith("→ orchestrator: calling read_file(path='calc.py')") for line in shown
+    ), shown
+    assert all(len(line) <= 202 for line in shown)  # "→ " and one bounded line
+    assert not any(SECRET in line for line in shown)  # the child's goal came redacted
+    assert any("[REDACTED]" in line for line in shown), shown
+    persisted = tree_events(workspace, result.run_id)
+    assert not any(e.data.get("progress") for e in persisted)  # shown live, never stored

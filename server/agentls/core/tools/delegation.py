@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from agentls.core.llm import ToolSpec
 from agentls.core.runtime import RunFailed, RunScope
 from agentls.core.target import ProposedEdit
-from agentls.core.tools.base import Tool, ToolResult, truncate
+from agentls.core.tools.base import ProgressReport, Tool, ToolResult, truncate
 
 if TYPE_CHECKING:
     from mcp import Client, StdioServerParameters
@@ -42,14 +42,28 @@ TOOL_PREFIX = f"mcp__{CHILD_SERVER}__"
 SETTINGS_ENV = "AGENTLS_SETTINGS"
 # The model connection may come from the environment; a stdio child gets only a few variables.
 PASSED_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL", "PYTHONPATH")
+# A call to the child fails when the child sends nothing (no progress, no result) for this long;
+# its runs report every step, so only a stuck child or a model turn this slow is cut.
+DEFAULT_READ_TIMEOUT = 60.0
+# What one delegation (a child run and every run below it) may take in all.
+DELEGATION_TIME_LIMIT = 1800.0
 
 
 @dataclass
 class ChildTool:
-    """One tool of the child agentls, called over its MCP session."""
+    """One tool of the child agentls, called over its MCP session.
+
+    A call asks for progress and is bounded twice: the child must say something (a progress
+    notification or the result) at least every `read_timeout` seconds, and the whole call may
+    last `time_limit`. Either way the call is cancelled, which cancels the child's runs.
+    """
 
     client: Client
     tool: McpTool
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    time_limit: float = DELEGATION_TIME_LIMIT
+    # Bounded by the two limits above, not by the turn loop's default tool limit.
+    call_time_limit: float | None = None
 
     @property
     def spec(self) -> ToolSpec:
@@ -64,13 +78,49 @@ class ChildTool:
         return True  # the child proposes edits; nothing is written
 
     async def call(self, arguments: dict[str, Any]) -> ToolResult:
+        return await self.call_with_progress(arguments, lambda message: None)
+
+    async def call_with_progress(
+        self, arguments: dict[str, Any], report: ProgressReport
+    ) -> ToolResult:
         from mcp.shared.exceptions import MCPError
 
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + self.time_limit
+
+        def deadline() -> float:
+            return min(loop.time() + self.read_timeout, ends)
+
+        name = self.tool.name
         try:
-            result = await self.client.call_tool(self.tool.name, arguments)
+            async with asyncio.timeout(deadline()) as timer:
+
+                async def on_progress(
+                    progress: float, total: float | None, message: str | None
+                ) -> None:
+                    timer.reschedule(deadline())  # the child is alive and working
+                    if message:
+                        report(message)
+
+                result = await self.client.call_tool(name, arguments, progress_callback=on_progress)
+        except TimeoutError:
+            if loop.time() >= ends:
+                why = (
+                    f"did not finish {name} within {self.time_limit:g} s (the time limit of one "
+                    "delegation)"
+                )
+            else:
+                why = (
+                    f"sent nothing for {self.read_timeout:g} s during {name} (the read timeout, "
+                    "setting agentls.mcpCallTimeout)"
+                )
+            return ToolResult.error(
+                f"the child agentls {why}; the call was cancelled, and with it the child's runs "
+                "(recorded as cancelled in the audit trail)"
+            )
         except MCPError as exc:
             return ToolResult.error(
-                f"the child agentls failed during {self.tool.name} ({exc.error.message}); it may "
+                f"the child agentls failed during {name} ({exc.error.message}); it may "
                 "have crashed or been stopped. Its runs are recorded in the audit trail"
             )
         return _tool_result(result)
@@ -105,6 +155,8 @@ class ChildAgentls:
 
     workspace: Path
     settings_json: str
+    # Seconds the child may stay silent during a call (the MCP call timeout, mcpCallTimeout).
+    read_timeout: float = DEFAULT_READ_TIMEOUT
 
     def __call__(self, scope: RunScope) -> contextlib.AbstractAsyncContextManager[dict[str, Tool]]:
         return self._session(scope)
@@ -156,7 +208,7 @@ class ChildAgentls:
                     ) from exc
                 try:
                     yield {
-                        TOOL_PREFIX + t.name: ChildTool(client, t)
+                        TOOL_PREFIX + t.name: ChildTool(client, t, self.read_timeout)
                         for t in listed.tools
                         if "*" in allowed or t.name in allowed
                     }
