@@ -423,3 +423,45 @@ async def test_what_the_child_does_shows_in_the_parent_runs_progress(
     assert any("[REDACTED]" in line for line in shown), shown
     persisted = tree_events(workspace, result.run_id)
     assert not any(e.data.get("progress") for e in persisted)  # shown live, never stored
+
+
+async def test_an_acp_panel_shows_the_childs_steps_inside_the_delegate_call(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    from agentls.acp.updates import RunRenderer
+
+    scripted.responder = delegate_a_reading
+    runtime = runtime_for(workspace, scripted)
+    sent: list[Any] = []
+
+    async def send(update: Any) -> None:
+        sent.append(update.model_dump(by_alias=True, exclude_none=True))
+
+    async def current(path: Path) -> str | None:
+        return None
+
+    renderer = RunRenderer(send, runtime, current)
+    renderer.watch("top")
+    runtime.subscribe(renderer.on_event)
+    try:
+        result = await runtime.delegate(
+            "orchestrator", "level 0", Target(path=workspace / "calc.py"), run_id="top"
+        )
+        await renderer.flush()
+    finally:
+        await renderer.aclose()
+        await runtime.aclose()
+    assert result.status is RunStatus.FINISHED
+    started = [u for u in sent if u["sessionUpdate"] == "tool_call"]
+    assert [u["title"].split("(")[0] for u in started] == [DELEGATE]  # one call, not one a step
+    call_id = started[0]["toolCallId"]
+    steps = [
+        u["content"][0]["content"]["text"]
+        for u in sent
+        if u["sessionUpdate"] == "tool_call_update"
+        and u["toolCallId"] == call_id
+        and "content" in u
+    ]
+    assert any(s.startswith("→ orchestrator: calling read_file(path='calc.py')") for s in steps)
+    ends = [u.get("status") for u in sent if u.get("toolCallId") == call_id and u.get("status")]
+    assert ends == ["in_progress", "completed"]
