@@ -25,6 +25,7 @@ from agentls.core.budget import TokenBudgeter
 from agentls.core.engine import EngineSettings, build_runtime
 from agentls.core.events import EventKind
 from agentls.core.runtime import AgentRuntime
+from agentls.mcp.progress import OUTPUT_INTERVAL
 from agentls.mcp.server import Lineage, build_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -276,6 +277,29 @@ async def test_progress_notifications_follow_the_run(
     assert messages[0].startswith("explain: started")
     assert any("turn 1 done" in m for m in messages)
     assert messages[-1].startswith("explain: finished")
+
+
+async def test_a_streaming_answer_is_reported_as_writing_every_few_seconds(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    # About 4 s of streamed words: a caller waiting on the run hears that it is still writing.
+    scripted.enqueue(Text(" ".join(f"w{i}" for i in range(80)), chunk_delay=0.05))
+    messages: list[str] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    async with connected(workspace, scripted) as (client, _):
+        started = asyncio.get_running_loop().time()
+        await client.call_tool(
+            "delegate",
+            {"agent": "explain", "goal": "explain", "file": "calc.py"},
+            progress_callback=on_progress,
+        )
+        seconds = asyncio.get_running_loop().time() - started
+    writing = [m for m in messages if m.startswith("explain: writing (turn 1)")]
+    assert writing  # the first delta is reported at once
+    assert len(writing) <= seconds / OUTPUT_INTERVAL + 1  # then at most one per interval
 
 
 async def test_progress_notifications_arrive_over_stdio(

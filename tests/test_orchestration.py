@@ -20,6 +20,7 @@ from tests.rig.scripted_openai import Hang, Reply, ScriptedOpenAI, Text, ToolCal
 
 from agentls.cli import main
 from agentls.core.audit import AuditStore
+from agentls.core.budget import TokenBudgeter
 from agentls.core.engine import EngineSettings, build_runtime
 from agentls.core.events import EventKind, RunStatus
 from agentls.core.runtime import AgentRuntime, RunResult
@@ -380,6 +381,9 @@ async def test_a_child_silent_past_the_read_timeout_is_cancelled_with_a_clear_er
     assert child_end.kind is EventKind.CANCELLED
     (call,) = [e for e in events if e.kind is EventKind.TOOL_CALL and e.depth == 0]
     assert call.data["is_error"] is True
+    with TokenBudgeter.for_workspace(workspace) as ledger:  # the hung call holds nothing back
+        assert ledger.run_snapshot(child_end.run_id).reserved == 0
+        assert ledger.snapshot().reserved == 0
 
 
 SECRET = "AKIA" + "Q7X2M4B9K1Z8R5T3"
