@@ -469,3 +469,34 @@ async def test_an_acp_panel_shows_the_childs_steps_inside_the_delegate_call(
     assert any(s.startswith("→ orchestrator: calling read_file(path='calc.py')") for s in steps)
     ends = [u.get("status") for u in sent if u.get("toolCallId") == call_id and u.get("status")]
     assert ends == ["in_progress", "completed"]
+
+
+async def test_a_child_message_over_the_size_bound_ends_the_connection_not_the_run(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    def respond(body: dict[str, Any]) -> Reply:
+        if level_of(body) == 1:
+            return Text("x" * 60_000)  # the delegate result carries it: over the bound
+        if tool_results(body):
+            return Text("level 0 done")
+        return ToolCall(DELEGATE, {"agent": "explain", "goal": "level 1", "file": "calc.py"})
+
+    scripted.responder = respond
+    runtime = runtime_for(workspace, scripted)
+    settings = EngineSettings(model="scripted-model", base_url=scripted.url)
+    runtime.delegation_tools = ChildAgentls(
+        workspace, settings.model_dump_json(), max_message_chars=40_000
+    )
+    try:
+        result = await orchestrate(runtime, workspace)
+        children = agentls_children()
+    finally:
+        await runtime.aclose()
+    assert result.status is RunStatus.FINISHED, result.error
+    (last,) = [b for b in scripted.requests if level_of(b) == 0 and tool_results(b)]
+    (message,) = tool_results(last)
+    assert (
+        "the child agentls sent a message of more than 40,000 characters, so agentls closed the "
+        "connection (no more delegation in this run) during delegate"
+    ) in message
+    assert children == []  # closed with the run

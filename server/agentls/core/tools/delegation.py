@@ -20,9 +20,9 @@ import importlib
 import os
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import ValidationError
 
@@ -42,11 +42,27 @@ TOOL_PREFIX = f"mcp__{CHILD_SERVER}__"
 SETTINGS_ENV = "AGENTLS_SETTINGS"
 # The model connection may come from the environment; a stdio child gets only a few variables.
 PASSED_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL", "PYTHONPATH")
+# One message of the child, as for every stdio MCP server (core/mcp/stdio.py).
+MAX_MESSAGE_CHARS = 16 * 1024 * 1024
 # A call to the child fails when the child sends nothing (no progress, no result) for this long;
 # its runs report every step, so only a stuck child or a model turn this slow is cut.
 DEFAULT_READ_TIMEOUT = 60.0
 # What one delegation (a child run and every run below it) may take in all.
 DELEGATION_TIME_LIMIT = 1800.0
+
+
+@dataclass
+class ChildFault:
+    """Why agentls itself ended the connection to a run's child, when it did."""
+
+    max_message_chars: int
+    reason: str | None = None
+
+    def oversize(self, size: int) -> None:
+        self.reason = (
+            f"sent a message of more than {self.max_message_chars:,} characters, so agentls "
+            "closed the connection (no more delegation in this run)"
+        )
 
 
 @dataclass
@@ -61,6 +77,7 @@ class ChildTool:
     client: Client
     tool: McpTool
     read_timeout: float = DEFAULT_READ_TIMEOUT
+    fault: ChildFault = field(default_factory=lambda: ChildFault(MAX_MESSAGE_CHARS))
     time_limit: float = DELEGATION_TIME_LIMIT
     # Bounded by the two limits above, not by the turn loop's default tool limit.
     call_time_limit: float | None = None
@@ -119,6 +136,11 @@ class ChildTool:
                 "(recorded as cancelled in the audit trail)"
             )
         except MCPError as exc:
+            if self.fault.reason is not None:
+                return ToolResult.error(
+                    f"the child agentls {self.fault.reason} during {name}. Its runs are "
+                    "recorded in the audit trail"
+                )
             return ToolResult.error(
                 f"the child agentls failed during {name} ({exc.error.message}); it may "
                 "have crashed or been stopped. Its runs are recorded in the audit trail"
@@ -157,6 +179,8 @@ class ChildAgentls:
     settings_json: str
     # Seconds the child may stay silent during a call (the MCP call timeout, mcpCallTimeout).
     read_timeout: float = DEFAULT_READ_TIMEOUT
+    # Characters one message of the child may hold (the bound of every stdio MCP server).
+    max_message_chars: int = MAX_MESSAGE_CHARS
 
     def __call__(self, scope: RunScope) -> contextlib.AbstractAsyncContextManager[dict[str, Tool]]:
         return self._session(scope)
@@ -189,26 +213,36 @@ class ChildAgentls:
             yield {}
             return
         # The SDK takes a second to import on a busy machine: not on the event loop.
-        await asyncio.to_thread(importlib.import_module, "mcp")
+        await asyncio.to_thread(importlib.import_module, "agentls.core.mcp.stdio")
         from mcp import Client
         from mcp.shared.exceptions import MCPError
+
+        from agentls.core.mcp.stdio import bounded_stdio_client
 
         # The run's own end (an answer, a budget stop, a cancel) is kept out of the client's task
         # group, which would wrap it in an ExceptionGroup; it is raised again once the child is closed.
         ended: BaseException | None = None
+        fault = ChildFault(self.max_message_chars)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 try:
                     # On exit the SDK closes stdin, waits 2 s, then kills the child's process group.
-                    client = await stack.enter_async_context(Client(self.parameters(scope)))
+                    # One message over the size bound ends the connection, as for any MCP server.
+                    transport = bounded_stdio_client(
+                        self.parameters(scope),
+                        _stderr(),
+                        max_line_chars=self.max_message_chars,
+                        on_oversize=fault.oversize,
+                    )
+                    client = await stack.enter_async_context(Client(transport))
                     listed = await client.list_tools()
                 except (OSError, MCPError) as exc:
                     raise RunFailed(
-                        f"could not start the child agentls to delegate to: {exc}"
+                        f"could not start the child agentls to delegate to: {fault.reason or exc}"
                     ) from exc
                 try:
                     yield {
-                        TOOL_PREFIX + t.name: ChildTool(client, t, self.read_timeout)
+                        TOOL_PREFIX + t.name: ChildTool(client, t, self.read_timeout, fault)
                         for t in listed.tools
                         if "*" in allowed or t.name in allowed
                     }
@@ -217,12 +251,24 @@ class ChildAgentls:
         except BaseExceptionGroup as group:
             if ended is None:
                 cause = _leaf(group)
+                if isinstance(cause, RunFailed):
+                    raise cause from group
                 raise RunFailed(
                     f"the child agentls to delegate to failed ({type(cause).__name__}: {cause}); "
                     "its own message, if it printed one, is in this process's stderr log"
                 ) from group
         if ended is not None:
             raise ended
+
+
+def _stderr() -> TextIO:
+    """Where the child's stderr goes: ours, or the process's own when ours is no real file (a
+    capturing wrapper has no descriptor to hand a child)."""
+    try:
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return sys.__stderr__ or sys.stderr
+    return sys.stderr
 
 
 def _leaf(error: BaseException) -> BaseException:
