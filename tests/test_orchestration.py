@@ -21,7 +21,7 @@ from tests.rig.scripted_openai import Hang, Reply, ScriptedOpenAI, Text, ToolCal
 from agentls.cli import main
 from agentls.core.audit import AuditStore
 from agentls.core.budget import TokenBudgeter
-from agentls.core.engine import EngineSettings, build_runtime
+from agentls.core.engine import EngineSettings, apply_mcp_settings, build_runtime
 from agentls.core.events import EventKind, RunStatus
 from agentls.core.runtime import AgentRuntime, RunResult
 from agentls.core.target import Target
@@ -500,3 +500,16 @@ async def test_a_child_message_over_the_size_bound_ends_the_connection_not_the_r
         "connection (no more delegation in this run) during delegate"
     ) in message
     assert children == []  # closed with the run
+
+
+async def test_the_read_timeout_follows_the_mcp_call_timeout_setting(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    runtime = runtime_for(workspace, scripted, mcp_call_timeout=7)
+    try:
+        child = runtime.delegation_tools
+        assert isinstance(child, ChildAgentls) and child.read_timeout == 7
+        apply_mcp_settings(runtime, EngineSettings(mcp_call_timeout=9))  # the editor changed it
+        assert child.read_timeout == 9
+    finally:
+        await runtime.aclose()

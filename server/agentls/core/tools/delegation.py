@@ -8,6 +8,10 @@ children, one level deeper, charged to every ancestor's run budget in the shared
 recorded in the shared audit trail with this run as their parent. The runtime offers these tools
 only below the maximum depth; the child refuses to start runs past it too.
 
+A call to the child is bounded in time (a read timeout: the child must report progress or answer
+at least every `mcpCallTimeout` seconds; DELEGATION_TIME_LIMIT in all) and in size (one message,
+as for every stdio MCP server); what the child reports shows in this run's progress.
+
 The child's tools appear to the model as `mcp__agentls__<tool>`. Edits the child's agents propose
 come back in the structured result and become this run's proposed edits, never written.
 """
