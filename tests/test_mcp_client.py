@@ -685,3 +685,20 @@ async def test_a_url_server_result_too_big_is_refused_naming_server_and_tool(
         assert h.pool.starts["remote"] == 1
     finally:
         await h.runtime.aclose()
+
+
+async def test_a_servers_progress_shows_in_the_run_while_its_tool_works(
+    harness: Harness,
+) -> None:
+    # server-everything reports each of the 4 steps (progress/total, no message).
+    seen: list[Any] = []
+    harness.runtime.subscribe(seen.append)
+    operation = {"duration": 1.2, "steps": 4}
+    harness.model.enqueue(
+        ToolCall("mcp__everything__trigger-long-running-operation", operation), Text("done")
+    )
+    result = await harness.run(agent({"everything": ["trigger-long-running-operation"]}))
+    assert result.status is RunStatus.FINISHED, result.error
+    progress = [e.data for e in seen if e.kind is EventKind.TOOL_STARTED and e.data.get("progress")]
+    assert [p["arguments"] for p in progress] == ["→ 1/4", "→ 2/4", "→ 3/4", "→ 4/4"]
+    assert {p["tool"] for p in progress} == {"mcp__everything__trigger-long-running-operation"}

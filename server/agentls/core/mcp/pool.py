@@ -21,7 +21,7 @@ from agentls import __version__
 from agentls.core.mcp.config import ConfiguredServer, McpConfig
 from agentls.core.mcp.tools import render_result
 from agentls.core.runtime import RunFailed
-from agentls.core.tools.base import ToolResult
+from agentls.core.tools.base import ProgressReport, ToolResult
 
 if TYPE_CHECKING:
     from mcp import Client
@@ -271,6 +271,15 @@ def _reason(exc: BaseException) -> str:
     return f"did not start: {type(exc).__name__}: {exc}"
 
 
+def _passing_on(report: ProgressReport) -> Any:
+    """An SDK progress callback that hands each notification to `report` as one line."""
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        report(message or (f"{progress:g}/{total:g}" if total else f"{progress:g}"))
+
+    return on_progress
+
+
 def _refused_as_too_large(message: str) -> bool:
     """A url server's answer cut off at the size bound (core/mcp/http.py; the SDK's SSE bound)."""
     from agentls.core.mcp.http import OVERSIZE_NOTE
@@ -386,8 +395,18 @@ class McpPool:
     async def tools(self, name: str) -> dict[str, ServerTool]:
         return (await self.session(name)).tools
 
-    async def call_tool(self, server: str, tool: str, arguments: dict[str, Any]) -> ToolResult:
-        """Call one tool; every failure is a tool error the model (or the user) can read."""
+    async def call_tool(
+        self,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        report: ProgressReport | None = None,
+    ) -> ToolResult:
+        """Call one tool; every failure is a tool error the model (or the user) can read.
+
+        With `report`, the server's progress notifications for the call are passed on as lines
+        (its message, else `step/total`); the caller bounds and redacts them."""
         from mcp import MCPError
         from mcp.types import CONNECTION_CLOSED
 
@@ -398,7 +417,9 @@ class McpPool:
         assert session.client is not None
         try:
             async with asyncio.timeout(self.call_timeout):
-                result = await session.client.call_tool(tool, arguments)
+                result = await session.client.call_tool(
+                    tool, arguments, progress_callback=_passing_on(report) if report else None
+                )
         except TimeoutError:
             return ToolResult.error(
                 f"MCP server {server!r}: {tool} did not answer within {self.call_timeout:g} s "
