@@ -46,7 +46,7 @@ def describe(event: RunEvent) -> str:
     elif event.kind is EventKind.TOOL_CALL:
         step = f"called {data.get('tool')}"
     elif event.kind is EventKind.OUTPUT_DELTA:
-        step = f"writing (turn {event.data.get('turn', '?')})"
+        step = f"writing (turn {data.get('turn', '?')})"
     elif event.kind is EventKind.STARTED:
         step = f"started: {event.goal[:80]}"
     elif event.is_terminal and event.error:
