@@ -513,3 +513,35 @@ async def test_the_read_timeout_follows_the_mcp_call_timeout_setting(
         assert child.read_timeout == 9
     finally:
         await runtime.aclose()
+
+
+async def test_a_child_that_keeps_reporting_is_still_cut_at_the_time_limit(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    def respond(body: dict[str, Any]) -> Reply:
+        if level_of(body) == 1:  # streams for about 30 s, reporting "writing" every 2 s
+            return Text(" ".join(f"w{i}" for i in range(300)), chunk_delay=0.1)
+        if tool_results(body):
+            return Text("level 0 done")
+        return ToolCall(DELEGATE, {"agent": "explain", "goal": "level 1", "file": "calc.py"})
+
+    scripted.responder = respond
+    runtime = runtime_for(workspace, scripted, mcp_call_timeout=5)
+    settings = EngineSettings(model="scripted-model", base_url=scripted.url)
+    runtime.delegation_tools = ChildAgentls(
+        workspace, settings.model_dump_json(), read_timeout=5, time_limit=8
+    )
+    try:
+        result = await asyncio.wait_for(orchestrate(runtime, workspace), 120)
+    finally:
+        await runtime.aclose()
+    assert result.status is RunStatus.FINISHED
+    (last,) = [b for b in scripted.requests if level_of(b) == 0 and tool_results(b)]
+    (message,) = tool_results(last)
+    assert (
+        "the child agentls did not finish delegate within 8 s (the time limit of one delegation)"
+    ) in message
+    (child_end,) = [
+        e for e in tree_events(workspace, result.run_id) if e.depth == 1 and e.is_terminal
+    ]
+    assert child_end.kind is EventKind.CANCELLED

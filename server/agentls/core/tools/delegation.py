@@ -185,6 +185,8 @@ class ChildAgentls:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     # Characters one message of the child may hold (the bound of every stdio MCP server).
     max_message_chars: int = MAX_MESSAGE_CHARS
+    # Seconds one call to the child may take in all, however much it reports.
+    time_limit: float = DELEGATION_TIME_LIMIT
 
     def __call__(self, scope: RunScope) -> contextlib.AbstractAsyncContextManager[dict[str, Tool]]:
         return self._session(scope)
@@ -246,7 +248,9 @@ class ChildAgentls:
                     ) from exc
                 try:
                     yield {
-                        TOOL_PREFIX + t.name: ChildTool(client, t, self.read_timeout, fault)
+                        TOOL_PREFIX + t.name: ChildTool(
+                            client, t, self.read_timeout, fault, self.time_limit
+                        )
                         for t in listed.tools
                         if "*" in allowed or t.name in allowed
                     }
