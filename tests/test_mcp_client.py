@@ -501,14 +501,14 @@ async def test_a_config_file_edit_applies_to_the_next_run(
         await h.runtime.aclose()
 
 
-@pytest.fixture
-def http_server() -> Iterator[str]:
+def faulty_over_http(*options: str) -> Iterator[str]:
     """The faulty server over Streamable HTTP on 127.0.0.1; yields its URL once it listens."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    script = REPO / "tests" / "rig" / "faulty_mcp_server.py"
     process = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "rig" / "faulty_mcp_server.py"), "--http", str(port)],
+        [sys.executable, str(script), "--http", str(port), *options],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -524,6 +524,17 @@ def http_server() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    yield from faulty_over_http()
+
+
+@pytest.fixture
+def unsized_http_server() -> Iterator[str]:
+    """Its responses come chunked, with no Content-Length to refuse them by."""
+    yield from faulty_over_http("--no-length")
 
 
 async def test_a_url_server_is_reached_over_streamable_http(
@@ -649,3 +660,45 @@ async def test_a_message_too_big_ends_the_connection_and_the_next_call_restarts(
     assert "sent a message of more than 16,777,216 characters" in flood
     assert harness.tool_message(2).isdigit()
     assert harness.pool.starts["faulty"] == 2
+
+
+@pytest.mark.parametrize("length", ["announced", "not announced"])
+async def test_a_url_server_result_too_big_is_refused_naming_server_and_tool(
+    server: ScriptedOpenAI, workspace: Path, length: str, request: pytest.FixtureRequest
+) -> None:
+    # The same bound as a stdio server's messages: 16 MiB; `flood` answers with 20 MB of text
+    # (40 MB of JSON). Without a Content-Length the body is counted as it arrives.
+    url = request.getfixturevalue("http_server" if length == "announced" else "unsized_http_server")
+    h = await make_harness(server, workspace, {"remote": McpServerSettings(url=url)})
+    try:
+        server.enqueue(
+            ToolCall("mcp__remote__flood", {}), ToolCall("mcp__remote__pid", {}), Text("ok")
+        )
+        result = await h.run(agent({"remote": ["flood", "pid"]}))
+        assert result.status is RunStatus.FINISHED, result.error
+        flood = h.tool_message(1)
+        assert flood.startswith("error: MCP server 'remote': flood answered with more than "), (
+            flood[:300]
+        )
+        assert "16,777,216 bytes, so agentls refused the result" in flood
+        assert h.tool_message(2).isdigit()  # the session goes on serving
+        assert h.pool.starts["remote"] == 1
+    finally:
+        await h.runtime.aclose()
+
+
+async def test_a_servers_progress_shows_in_the_run_while_its_tool_works(
+    harness: Harness,
+) -> None:
+    # server-everything reports each of the 4 steps (progress/total, no message).
+    seen: list[Any] = []
+    harness.runtime.subscribe(seen.append)
+    operation = {"duration": 1.2, "steps": 4}
+    harness.model.enqueue(
+        ToolCall("mcp__everything__trigger-long-running-operation", operation), Text("done")
+    )
+    result = await harness.run(agent({"everything": ["trigger-long-running-operation"]}))
+    assert result.status is RunStatus.FINISHED, result.error
+    progress = [e.data for e in seen if e.kind is EventKind.TOOL_STARTED and e.data.get("progress")]
+    assert [p["arguments"] for p in progress] == ["→ 1/4", "→ 2/4", "→ 3/4", "→ 4/4"]
+    assert {p["tool"] for p in progress} == {"mcp__everything__trigger-long-running-operation"}

@@ -17,13 +17,15 @@ from typing import Any
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp_types import CallToolResult, TextContent
-from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text
+from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text, ToolCall
 
 from agentls.cli import main
 from agentls.core.audit import AuditStore
+from agentls.core.budget import TokenBudgeter
 from agentls.core.engine import EngineSettings, build_runtime
 from agentls.core.events import EventKind
 from agentls.core.runtime import AgentRuntime
+from agentls.mcp.progress import OUTPUT_INTERVAL
 from agentls.mcp.server import Lineage, build_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -277,6 +279,29 @@ async def test_progress_notifications_follow_the_run(
     assert messages[-1].startswith("explain: finished")
 
 
+async def test_a_streaming_answer_is_reported_as_writing_every_few_seconds(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    # About 4 s of streamed words: a caller waiting on the run hears that it is still writing.
+    scripted.enqueue(Text(" ".join(f"w{i}" for i in range(80)), chunk_delay=0.05))
+    messages: list[str] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    async with connected(workspace, scripted) as (client, _):
+        started = asyncio.get_running_loop().time()
+        await client.call_tool(
+            "delegate",
+            {"agent": "explain", "goal": "explain", "file": "calc.py"},
+            progress_callback=on_progress,
+        )
+        seconds = asyncio.get_running_loop().time() - started
+    writing = [m for m in messages if m.startswith("explain: writing (turn 1)")]
+    assert writing  # the first delta is reported at once
+    assert len(writing) <= seconds / OUTPUT_INTERVAL + 1  # then at most one per interval
+
+
 async def test_progress_notifications_arrive_over_stdio(
     workspace: Path, scripted: ScriptedOpenAI
 ) -> None:
@@ -323,6 +348,49 @@ async def test_cancelling_the_call_cancels_the_run_and_records_it(
     with AuditStore.for_workspace(workspace) as audit:
         closing = audit.runs(run_id=run_id)
     assert [e.kind for e in closing] == [EventKind.CANCELLED]
+
+
+async def test_cancelling_a_call_over_http_cancels_the_run_and_commits_what_it_spent(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    # Turn 1 (a read_file call) is spent; turn 2 waits on the model when the client cancels.
+    scripted.enqueue(ToolCall("read_file", {"path": "calc.py"}), Hang(120))
+    with http_server(workspace, scripted) as url:
+        async with Client(url) as client:
+            call = asyncio.create_task(
+                client.call_tool("delegate", {"agent": "research", "goal": "x", "file": "calc.py"})
+            )
+            while len(scripted.requests) < 2:
+                await asyncio.sleep(0.05)
+            call.cancel()  # the SDK sends notifications/cancelled for the call
+            with contextlib.suppress(asyncio.CancelledError):
+                await call
+            # The server is still up: only the cancel can end the run.
+            closing = await closing_events(workspace, timeout=60)
+    (end,) = closing
+    assert end.kind is EventKind.CANCELLED and end.agent == "research"
+    with AuditStore.for_workspace(workspace) as audit:
+        calls = audit.query(run_id=end.run_id, kinds=[EventKind.MODEL_CALL])
+    assert len(calls) == 1  # turn 1 was committed; the hung turn 2 spent nothing
+    spent = calls[0].usage.total
+    assert spent > 0 and end.usage.total == spent
+    with TokenBudgeter.for_workspace(workspace) as ledger:
+        run = ledger.run_snapshot(end.run_id)
+        total = ledger.snapshot()
+    assert (run.used, run.reserved) == (spent, 0)
+    assert (total.used, total.reserved) == (spent, 0)
+
+
+async def closing_events(workspace: Path, timeout: float) -> list[Any]:
+    """The closing events in the workspace's audit trail, once there is one (polled)."""
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + timeout
+    while True:
+        with AuditStore.for_workspace(workspace) as audit:
+            closing = audit.runs()
+        if closing or loop.time() > ends:
+            return closing
+        await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize(

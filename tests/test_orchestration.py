@@ -21,7 +21,8 @@ from tests.rig.scripted_openai import Hang, Reply, ScriptedOpenAI, Text, ToolCal
 
 from agentls.cli import main
 from agentls.core.audit import AuditStore
-from agentls.core.engine import EngineSettings, build_runtime
+from agentls.core.budget import TokenBudgeter
+from agentls.core.engine import EngineSettings, apply_mcp_settings, build_runtime
 from agentls.core.events import EventKind, RunStatus
 from agentls.core.runtime import AgentRuntime, RunResult
 from agentls.core.target import Target
@@ -324,3 +325,191 @@ async def test_edits_a_child_proposes_become_the_parent_runs_proposed_edits(
     assert result.status is RunStatus.FINISHED
     assert [(e.path, e.new_text, e.agent) for e in result.edits] == [("calc.py", typed, "refactor")]
     assert (workspace / "calc.py").read_text(encoding="utf-8") == CALC  # proposed, not written
+
+
+async def test_a_child_silent_past_the_read_timeout_is_cancelled_with_a_clear_error(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    # The child's model never answers, so after its start the child reports nothing more.
+    scripted.responder = hang_at(1)
+    runtime = runtime_for(workspace, scripted, mcp_call_timeout=3)
+    try:
+        result = await asyncio.wait_for(orchestrate(runtime, workspace), 120)
+    finally:
+        await runtime.aclose()
+    assert result.status is RunStatus.FINISHED  # the parent run goes on with the error in hand
+    (last,) = [b for b in scripted.requests if level_of(b) == 0 and tool_results(b)]
+    (message,) = tool_results(last)
+    assert (
+        "the child agentls sent nothing for 3 s during delegate (the read timeout, setting "
+        "agentls.mcpCallTimeout); the call was cancelled, and with it the child's runs"
+    ) in message
+    events = tree_events(workspace, result.run_id)
+    (child_end,) = [e for e in events if e.depth == 1 and e.is_terminal]
+    assert child_end.kind is EventKind.CANCELLED
+    (call,) = [e for e in events if e.kind is EventKind.TOOL_CALL and e.depth == 0]
+    assert call.data["is_error"] is True
+    with TokenBudgeter.for_workspace(workspace) as ledger:  # the hung call holds nothing back
+        assert ledger.run_snapshot(child_end.run_id).reserved == 0
+        assert ledger.snapshot().reserved == 0
+
+
+SECRET = "AKIA" + "Q7X2M4B9K1Z8R5T3"
+
+
+def delegate_a_reading(body: dict[str, Any]) -> Reply:
+    """The top run delegates once; the child's run reads calc.py, then answers."""
+    level = level_of(body)
+    if tool_results(body):
+        return Text(f"level {level} done")
+    if level == 0:
+        goal = f"level 1 with key {SECRET}"
+        return ToolCall(DELEGATE, {"agent": "orchestrator", "goal": goal, "file": "calc.py"})
+    return ToolCall("read_file", {"path": "calc.py"})
+
+
+async def test_what_the_child_does_shows_in_the_parent_runs_progress(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    scripted.responder = delegate_a_reading
+    runtime = runtime_for(workspace, scripted)
+    seen: list[Any] = []
+    runtime.subscribe(seen.append)
+    try:
+        result = await orchestrate(runtime, workspace)
+    finally:
+        await runtime.aclose()
+    assert result.status is RunStatus.FINISHED
+    progress = [
+        e
+        for e in seen
+        if e.kind is EventKind.TOOL_STARTED and e.data.get("progress") and e.depth == 0
+    ]
+    shown = [e.data["arguments"] for e in progress]
+    assert all(e.data["tool"] == DELEGATE for e in progress)
+    assert any(
+        line.startswith("→ orchestrator: calling read_file(path='calc.py')") for line in shown
+    ), shown
+    assert all(len(line) <= 202 for line in shown)  # "→ " and one bounded line
+    assert not any(SECRET in line for line in shown)  # the child's goal came redacted
+    assert any("[REDACTED]" in line for line in shown), shown
+    persisted = tree_events(workspace, result.run_id)
+    assert not any(e.data.get("progress") for e in persisted)  # shown live, never stored
+
+
+async def test_an_acp_panel_shows_the_childs_steps_inside_the_delegate_call(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    from agentls.acp.updates import RunRenderer
+
+    scripted.responder = delegate_a_reading
+    runtime = runtime_for(workspace, scripted)
+    sent: list[Any] = []
+
+    async def send(update: Any) -> None:
+        sent.append(update.model_dump(by_alias=True, exclude_none=True))
+
+    async def current(path: Path) -> str | None:
+        return None
+
+    renderer = RunRenderer(send, runtime, current)
+    renderer.watch("top")
+    runtime.subscribe(renderer.on_event)
+    try:
+        result = await runtime.delegate(
+            "orchestrator", "level 0", Target(path=workspace / "calc.py"), run_id="top"
+        )
+        await renderer.flush()
+    finally:
+        await renderer.aclose()
+        await runtime.aclose()
+    assert result.status is RunStatus.FINISHED
+    started = [u for u in sent if u["sessionUpdate"] == "tool_call"]
+    assert [u["title"].split("(")[0] for u in started] == [DELEGATE]  # one call, not one a step
+    call_id = started[0]["toolCallId"]
+    steps = [
+        u["content"][0]["content"]["text"]
+        for u in sent
+        if u["sessionUpdate"] == "tool_call_update"
+        and u["toolCallId"] == call_id
+        and "content" in u
+    ]
+    assert any(s.startswith("→ orchestrator: calling read_file(path='calc.py')") for s in steps)
+    ends = [u.get("status") for u in sent if u.get("toolCallId") == call_id and u.get("status")]
+    assert ends == ["in_progress", "completed"]
+
+
+async def test_a_child_message_over_the_size_bound_ends_the_connection_not_the_run(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    def respond(body: dict[str, Any]) -> Reply:
+        if level_of(body) == 1:
+            return Text("x" * 60_000)  # the delegate result carries it: over the bound
+        if tool_results(body):
+            return Text("level 0 done")
+        return ToolCall(DELEGATE, {"agent": "explain", "goal": "level 1", "file": "calc.py"})
+
+    scripted.responder = respond
+    runtime = runtime_for(workspace, scripted)
+    settings = EngineSettings(model="scripted-model", base_url=scripted.url)
+    runtime.delegation_tools = ChildAgentls(
+        workspace, settings.model_dump_json(), max_message_chars=40_000
+    )
+    try:
+        result = await orchestrate(runtime, workspace)
+        children = agentls_children()
+    finally:
+        await runtime.aclose()
+    assert result.status is RunStatus.FINISHED, result.error
+    (last,) = [b for b in scripted.requests if level_of(b) == 0 and tool_results(b)]
+    (message,) = tool_results(last)
+    assert (
+        "the child agentls sent a message of more than 40,000 characters, so agentls closed the "
+        "connection (no more delegation in this run) during delegate"
+    ) in message
+    assert children == []  # closed with the run
+
+
+async def test_the_read_timeout_follows_the_mcp_call_timeout_setting(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    runtime = runtime_for(workspace, scripted, mcp_call_timeout=7)
+    try:
+        child = runtime.delegation_tools
+        assert isinstance(child, ChildAgentls) and child.read_timeout == 7
+        apply_mcp_settings(runtime, EngineSettings(mcp_call_timeout=9))  # the editor changed it
+        assert child.read_timeout == 9
+    finally:
+        await runtime.aclose()
+
+
+async def test_a_child_that_keeps_reporting_is_still_cut_at_the_time_limit(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    def respond(body: dict[str, Any]) -> Reply:
+        if level_of(body) == 1:  # streams for about 30 s, reporting "writing" every 2 s
+            return Text(" ".join(f"w{i}" for i in range(300)), chunk_delay=0.1)
+        if tool_results(body):
+            return Text("level 0 done")
+        return ToolCall(DELEGATE, {"agent": "explain", "goal": "level 1", "file": "calc.py"})
+
+    scripted.responder = respond
+    runtime = runtime_for(workspace, scripted, mcp_call_timeout=5)
+    settings = EngineSettings(model="scripted-model", base_url=scripted.url)
+    runtime.delegation_tools = ChildAgentls(
+        workspace, settings.model_dump_json(), read_timeout=5, time_limit=8
+    )
+    try:
+        result = await asyncio.wait_for(orchestrate(runtime, workspace), 120)
+    finally:
+        await runtime.aclose()
+    assert result.status is RunStatus.FINISHED
+    (last,) = [b for b in scripted.requests if level_of(b) == 0 and tool_results(b)]
+    (message,) = tool_results(last)
+    assert (
+        "the child agentls did not finish delegate within 8 s (the time limit of one delegation)"
+    ) in message
+    (child_end,) = [
+        e for e in tree_events(workspace, result.run_id) if e.depth == 1 and e.is_terminal
+    ]
+    assert child_end.kind is EventKind.CANCELLED

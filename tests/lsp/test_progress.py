@@ -162,3 +162,29 @@ async def test_the_cancel_command_cancels_a_run_in_flight(
     result = await asyncio.wait_for(command, 1.0)
     assert result["status"] == "cancelled"
     await assert_cancelled_with_tokens_recorded(client, editor, run_id)
+
+
+async def test_a_delegating_run_shows_in_its_progress_what_the_child_agent_does(
+    client: LanguageClient, workspace: Path, model: ScriptedOpenAI
+) -> None:
+    uri = open_file(client, workspace / "src" / "app.py")
+
+    def respond(body: dict[str, Any]) -> Any:
+        messages = body["messages"]
+        if any(m["role"] == "tool" for m in messages):
+            return Text("done")
+        user = next(m["content"] for m in messages if m["role"] == "user")
+        if "Goal: split the work" in user:  # the orchestrator, in the language server
+            task = {"agent": "research", "goal": "look", "file": "src/app.py"}
+            return ToolCall("mcp__agentls__delegate", task)
+        return ToolCall("read_file", {"path": "src/app.py"})  # research, in the child agentls
+
+    model.responder = respond
+    result = await execute(
+        client, "agentls.delegate", {"agent": "orchestrator", "goal": "split the work", "uri": uri}
+    )
+
+    assert result["status"] == "finished", result.get("error")
+    messages = [r.message for r in progress_values(client) if hasattr(r, "message")]
+    step = "mcp__agentls__delegate(→ research: calling read_file(path='src/app.py')"
+    assert any(step in (m or "") for m in messages), messages

@@ -3,7 +3,8 @@
 `python tests/rig/faulty_mcp_server.py` serves: `pid` (this process id), `crash` (writes a line
 to stderr and exits in the middle of the call), `hang` (never answers until cancelled) and
 `flood` (answers with a 20 MB message).
-With `--http PORT` it serves the same over Streamable HTTP on 127.0.0.1:PORT/mcp instead.
+With `--http PORT` it serves the same over Streamable HTTP on 127.0.0.1:PORT/mcp instead; add
+`--no-length` to send every response without a Content-Length (chunked), as a hostile server may.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from typing import Any
 
 from mcp.server import MCPServer
 
@@ -44,8 +46,28 @@ async def flood() -> str:
     return "a" * 20_000_000
 
 
+def without_length(app: Any) -> Any:
+    """The ASGI app with Content-Length taken off its responses, so they go out chunked."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        async def send_unsized(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message["headers"] if k.lower() != b"content-length"]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, send_unsized)
+
+    return wrapped
+
+
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--http":
+    if sys.argv[1:2] == ["--http"] and sys.argv[3:] == ["--no-length"]:
+        import uvicorn
+
+        app = without_length(server.streamable_http_app(host="127.0.0.1"))
+        uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), lifespan="on")
+    elif len(sys.argv) == 3 and sys.argv[1] == "--http":
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
     else:
         server.run()

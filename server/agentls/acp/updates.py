@@ -112,6 +112,8 @@ class RunRenderer:
             if self.stream_output and event.run_id in self._roots:
                 self.streamed.add(event.run_id)
                 self._put(_Text(str(event.data.get("delta", ""))))
+        elif kind is EventKind.TOOL_STARTED and event.data.get("progress"):
+            self._tool_progress(event)
         elif kind is EventKind.TOOL_STARTED:
             self._tool_started(event)
         elif kind is EventKind.TOOL_CALL:
@@ -140,6 +142,14 @@ class RunRenderer:
                 raw_input={"tool": tool, "arguments": arguments},
             )
         )
+
+    def _tool_progress(self, event: RunEvent) -> None:
+        """A call in flight says what it does now (a child agentls): shown as the call's content."""
+        pending = self._open_tools.get((event.run_id, str(event.data.get("tool", "tool"))))
+        if not pending:
+            return
+        text = helpers.text_block(str(event.data.get("arguments", "")))
+        self._put(helpers.update_tool_call(pending[-1], content=[helpers.tool_content(text)]))
 
     def _tool_done(self, event: RunEvent) -> None:
         tool = str(event.data.get("tool", "tool"))

@@ -9,6 +9,7 @@ from agentls.core.events import EventKind
 from agentls.core.llm import ToolCallRequest
 from agentls.core.redact import redact, redact_text
 from agentls.core.run_state import EventListener, RunFailed, RunState
+from agentls.core.tool_progress import ProgressForwarder
 from agentls.core.tools.base import Tool, ToolResult, call_with_limit, summarize_arguments
 from agentls.core.tools.framing import frame_tool_output
 
@@ -43,10 +44,13 @@ async def dispatch_tool_call(
             f"the arguments of {call.name} are not a JSON object: {call.raw_arguments[:200]!r}"
         )
     else:
+        progress = ProgressForwarder(run, call.name, emit)
         try:
-            result = await call_with_limit(tools[call.name], arguments)
+            result = await call_with_limit(tools[call.name], arguments, report=progress)
         except Exception as exc:  # a tool's bug is the model's error message, not a crash
             result = ToolResult.error(f"{call.name} failed: {exc}")
+        finally:
+            progress.close()
     bad_call = call.name not in tools or arguments is None
     emit(
         run.event(

@@ -158,7 +158,9 @@ def build_runtime(
         ),
     )
     # Orchestrating agents (`mcp: {agentls: [...]}`) delegate to a child agentls per run.
-    runtime.delegation_tools = ChildAgentls(workspace.resolve(), settings.model_dump_json())
+    runtime.delegation_tools = ChildAgentls(
+        workspace.resolve(), settings.model_dump_json(), read_timeout=settings.mcp_call_timeout
+    )
     return runtime
 
 
@@ -169,6 +171,8 @@ def apply_mcp_settings(runtime: AgentRuntime, settings: EngineSettings) -> None:
         provider.editor_servers = dict(settings.mcp_servers)
         provider.trusted = settings.workspace_trusted
         provider.pool.call_timeout = settings.mcp_call_timeout
+    if isinstance(runtime.delegation_tools, ChildAgentls):
+        runtime.delegation_tools.read_timeout = settings.mcp_call_timeout
 
 
 def budget_limits(budget: BudgetSettings) -> list[tuple[int | None, str | None]]:

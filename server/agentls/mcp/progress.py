@@ -1,14 +1,23 @@
-"""Run events → MCP progress notifications for the tool call that started the runs."""
+"""Run events → MCP progress notifications for the tool call that started the runs.
+
+Every step is reported (start, each turn, each tool call with its redacted arguments, edits, the
+end), and streamed output at most every OUTPUT_INTERVAL seconds per run: a delegating agentls
+reads these as signs of life (its read timeout) and shows them in its own run.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 
 from agentls.core.events import EventKind, RunEvent
 
-# The few kinds worth a notification; output deltas would flood the client.
+# Seconds between two "writing" notifications of one run (every delta would flood the client).
+OUTPUT_INTERVAL = 2.0
+
+# The kinds worth a notification each time.
 _REPORTED = frozenset(
     {
         EventKind.STARTED,
@@ -30,10 +39,14 @@ def describe(event: RunEvent) -> str:
     step = event.kind.value
     if event.kind is EventKind.MODEL_CALL:
         step = f"turn {data.get('turn', '?')} done"
-    elif event.kind in (EventKind.TOOL_STARTED, EventKind.TOOL_CALL):
-        step = (
-            f"{'calling' if event.kind is EventKind.TOOL_STARTED else 'called'} {data.get('tool')}"
-        )
+    elif event.kind is EventKind.TOOL_STARTED and data.get("progress"):
+        step = f"{data.get('tool')} {data.get('arguments', '')}"  # what a child of it reports
+    elif event.kind is EventKind.TOOL_STARTED:
+        step = f"calling {data.get('tool')}({data.get('arguments', '')})"
+    elif event.kind is EventKind.TOOL_CALL:
+        step = f"called {data.get('tool')}"
+    elif event.kind is EventKind.OUTPUT_DELTA:
+        step = f"writing (turn {data.get('turn', '?')})"
     elif event.kind is EventKind.STARTED:
         step = f"started: {event.goal[:80]}"
     elif event.is_terminal and event.error:
@@ -52,10 +65,17 @@ async def progress_reporter(
     """
     queue: asyncio.Queue[RunEvent | None] = asyncio.Queue()
     step = 0
+    last_output: dict[str, float] = {}
 
     def listener(event: RunEvent) -> None:
-        if event.kind in _REPORTED:
-            queue.put_nowait(event)
+        if event.kind is EventKind.OUTPUT_DELTA:
+            now = time.monotonic()
+            if now - last_output.get(event.run_id, float("-inf")) < OUTPUT_INTERVAL:
+                return
+            last_output[event.run_id] = now
+        elif event.kind not in _REPORTED:
+            return
+        queue.put_nowait(event)
 
     async def pump() -> None:
         nonlocal step

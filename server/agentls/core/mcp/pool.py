@@ -21,7 +21,7 @@ from agentls import __version__
 from agentls.core.mcp.config import ConfiguredServer, McpConfig
 from agentls.core.mcp.tools import render_result
 from agentls.core.runtime import RunFailed
-from agentls.core.tools.base import ToolResult
+from agentls.core.tools.base import ProgressReport, ToolResult
 
 if TYPE_CHECKING:
     from mcp import Client
@@ -32,6 +32,7 @@ DEFAULT_CALL_TIMEOUT = 60.0
 DEFAULT_START_TIMEOUT = 30.0
 STDERR_TAIL_BYTES = 4_000
 MAX_MESSAGE_CHARS = 16 * 1024 * 1024  # one JSON-RPC message from a stdio server
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # one response body (or server-sent event) from a url server
 MAX_TOOL_PAGES = 50
 MAX_TOOLS = 1_000
 
@@ -195,15 +196,18 @@ class _Session:
         self.broken = True
 
     async def _http_transport(self, stack: contextlib.AsyncExitStack) -> Any:
-        import httpx2
         from mcp.client.streamable_http import streamable_http_client
+
+        from agentls.core.mcp.http import bounded_http_client
 
         settings = self.server.settings
         assert settings.url is not None
         http = await stack.enter_async_context(
-            httpx2.AsyncClient(headers=settings.headers, timeout=httpx2.Timeout(30.0, read=300.0))
+            bounded_http_client(settings.headers, MAX_MESSAGE_BYTES)
         )
-        return streamable_http_client(settings.url, http_client=http)
+        return streamable_http_client(
+            settings.url, http_client=http, max_sse_event_size=MAX_MESSAGE_BYTES
+        )
 
     async def _wait_for_exit(self) -> None:
         """Give a failed server's stderr a moment to arrive (bounded; it may not have exited)."""
@@ -267,6 +271,22 @@ def _reason(exc: BaseException) -> str:
     return f"did not start: {type(exc).__name__}: {exc}"
 
 
+def _passing_on(report: ProgressReport) -> Any:
+    """An SDK progress callback that hands each notification to `report` as one line."""
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        report(message or (f"{progress:g}/{total:g}" if total else f"{progress:g}"))
+
+    return on_progress
+
+
+def _refused_as_too_large(message: str) -> bool:
+    """A url server's answer cut off at the size bound (core/mcp/http.py; the SDK's SSE bound)."""
+    from agentls.core.mcp.http import OVERSIZE_NOTE
+
+    return OVERSIZE_NOTE in message or "Server-sent event exceeded" in message
+
+
 _sdk_imported = False
 
 
@@ -279,6 +299,7 @@ async def _import_sdk() -> None:
     def load() -> None:
         import mcp.client.streamable_http  # noqa: F401
 
+        import agentls.core.mcp.http
         import agentls.core.mcp.stdio  # noqa: F401
 
     await asyncio.to_thread(load)
@@ -374,8 +395,18 @@ class McpPool:
     async def tools(self, name: str) -> dict[str, ServerTool]:
         return (await self.session(name)).tools
 
-    async def call_tool(self, server: str, tool: str, arguments: dict[str, Any]) -> ToolResult:
-        """Call one tool; every failure is a tool error the model (or the user) can read."""
+    async def call_tool(
+        self,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        report: ProgressReport | None = None,
+    ) -> ToolResult:
+        """Call one tool; every failure is a tool error the model (or the user) can read.
+
+        With `report`, the server's progress notifications for the call are passed on as lines
+        (its message, else `step/total`); the caller bounds and redacts them."""
         from mcp import MCPError
         from mcp.types import CONNECTION_CLOSED
 
@@ -386,13 +417,21 @@ class McpPool:
         assert session.client is not None
         try:
             async with asyncio.timeout(self.call_timeout):
-                result = await session.client.call_tool(tool, arguments)
+                result = await session.client.call_tool(
+                    tool, arguments, progress_callback=_passing_on(report) if report else None
+                )
         except TimeoutError:
             return ToolResult.error(
                 f"MCP server {server!r}: {tool} did not answer within {self.call_timeout:g} s "
                 "(the per-call timeout, setting agentls.mcpCallTimeout); the call was cancelled"
             )
         except MCPError as exc:
+            if _refused_as_too_large(exc.message):
+                return ToolResult.error(
+                    f"MCP server {server!r}: {tool} answered with more than "
+                    f"{MAX_MESSAGE_BYTES:,} bytes, so agentls refused the result unread (the "
+                    "limit for one message); ask for less, e.g. a narrower query"
+                )
             if exc.code != CONNECTION_CLOSED:
                 return ToolResult.error(f"MCP server {server!r} refused {tool}: {exc.message}")
             session.broken = True

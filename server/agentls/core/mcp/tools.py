@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from agentls.core.definitions import AgentDefinition
 from agentls.core.llm import ToolSpec
 from agentls.core.mcp.config import McpConfig, McpServerSettings, load_mcp_config
-from agentls.core.tools.base import MAX_RESULT_CHARS, Tool, ToolResult, truncate
+from agentls.core.tools.base import MAX_RESULT_CHARS, ProgressReport, Tool, ToolResult, truncate
 from agentls.core.tools.delegation import CHILD_SERVER
 
 if TYPE_CHECKING:
@@ -157,6 +157,11 @@ class McpTool:
 
     async def call(self, arguments: dict[str, Any]) -> ToolResult:
         return await self.pool.call_tool(self.server, self.tool.name, arguments)
+
+    async def call_with_progress(
+        self, arguments: dict[str, Any], report: ProgressReport
+    ) -> ToolResult:
+        return await self.pool.call_tool(self.server, self.tool.name, arguments, report=report)
 
 
 class McpToolProvider:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -34,8 +34,13 @@ class ToolResult:
         return cls(content=f"error: {message}", is_error=True)
 
 
+# What a tool says about a call still in flight (one line, e.g. what a child agent is doing).
+ProgressReport = Callable[[str], None]
+
+
 class Tool(Protocol):
-    """A tool the turn loop can call. It may also set `call_time_limit` (see call_with_limit)."""
+    """A tool the turn loop can call. It may also set `call_time_limit` (see call_with_limit),
+    and offer `call_with_progress(arguments, report)` to report progress mid-call."""
 
     @property
     def spec(self) -> ToolSpec: ...
@@ -122,20 +127,29 @@ async def off_loop(work: Callable[[], T], deadline: Deadline | None = None) -> T
 
 
 async def call_with_limit(
-    tool: Tool, arguments: dict[str, Any], seconds: float | None = None
+    tool: Tool,
+    arguments: dict[str, Any],
+    seconds: float | None = None,
+    report: ProgressReport | None = None,
 ) -> ToolResult:
     """Call a tool with a time limit: the tool's own `call_time_limit`, else `seconds`, else
     TOOL_TIME_LIMIT. Past it the run gets an error result, not a hang.
 
     A tool whose `call_time_limit` is None bounds itself (run_command: its own time limit, and
-    the wait for the user's answer must not be cut at the default).
+    the wait for the user's answer must not be cut at the default; a child agentls: its read
+    timeout). A tool that reports progress gets `report`.
     """
     default = TOOL_TIME_LIMIT if seconds is None else seconds
     limit = getattr(tool, "call_time_limit", default)
+    with_progress = getattr(tool, "call_with_progress", None)
+    if report is not None and with_progress is not None:
+        work: Awaitable[ToolResult] = with_progress(arguments, report)
+    else:
+        work = tool.call(arguments)
     if limit is None:
-        return await tool.call(arguments)
+        return await work
     try:
-        return await asyncio.wait_for(tool.call(arguments), limit)
+        return await asyncio.wait_for(work, limit)
     except TimeoutError:
         return ToolResult.error(
             f"{tool.spec.name} did not finish within {limit:g} s and was stopped; "
