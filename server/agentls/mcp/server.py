@@ -129,11 +129,14 @@ def build_server(
         ),
     )
 
-    def budget_for(requested: int | None, definition: AgentDefinition) -> int | None:
-        """The run's budget: what was asked (or the agent's), at most what every ancestor has left."""
+    async def budget_for(requested: int | None, definition: AgentDefinition) -> int | None:
+        """The run's budget: what was asked (or the agent's), at most what every ancestor has left.
+
+        Reads the ledger off the event loop (another process may hold its lock).
+        """
         wanted = requested or definition.budget or runtime.config.default_run_budget
         for run_id in lineage.ancestors:
-            left = runtime.budgeter.run_snapshot(run_id).remaining
+            left = (await runtime.budgeter.arun_snapshot(run_id)).remaining
             if left is None:
                 continue
             if left <= 0:
@@ -192,7 +195,7 @@ def build_server(
         if not goal.strip():
             raise ArgumentError("goal", "empty; say what the agent should do")
         target = await target_of(workspace, file, lines)
-        run_budget = budget_for(budget, definition)
+        run_budget = await budget_for(budget, definition)
         async with progress_reporter(ctx.report_progress) as listener:
             result = await runtime.delegate(
                 definition,
@@ -233,7 +236,7 @@ def build_server(
                     agent=definition,
                     goal=task.goal,
                     target=target,
-                    budget=budget_for(task.budget, definition),
+                    budget=await budget_for(task.budget, definition),
                 )
             )
         started = time.monotonic()
@@ -289,7 +292,7 @@ def build_server(
                     runtime,
                     prompt,
                     selection=target,
-                    budget=budget_for(budget, CREATOR),
+                    budget=await budget_for(budget, CREATOR),
                     save=save,
                     allow_edit_tools=allow_edit_tools,
                     parent_run_id=lineage.parent,
@@ -309,7 +312,7 @@ def build_server(
                 created.definition,
                 prompt,
                 target,
-                budget=budget_for(budget, created.definition),
+                budget=await budget_for(budget, created.definition),
                 parent_run_id=lineage.parent,
                 depth=lineage.depth,
                 ancestor_run_ids=lineage.ancestors,
