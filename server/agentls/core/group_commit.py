@@ -1,0 +1,171 @@
+"""Group commit: writes from any thread or task, stored in batches by one writer thread.
+
+A store hands `GroupCommit` a function that writes a list of items in one transaction. `submit`
+queues an item and returns at once with the `Commit` of the batch it joined; whoever needs the
+item durable waits for that commit (`Commit.wait` on a thread, `committed` in a coroutine), which
+ends only once the transaction holding the item has committed, or raises what made it fail.
+Items are written in the order they were submitted, so a run's events keep their order.
+
+The writer thread is started by a submit and ends after `linger` seconds without one: an idle
+store has no thread and no wake-ups. A waiting coroutine's loop is woken once per batch, not
+once per item. Nothing here knows about SQLite, so another database can sit behind the same
+interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Commit:
+    """The outcome of one batch: pending, committed, or failed with an error."""
+
+    __slots__ = ("_done", "_error", "_lock", "_waiters")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._error: BaseException | None = None
+        self._waiters: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def error(self) -> BaseException | None:
+        """What made the batch fail (None while pending or once committed)."""
+        return self._error
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the batch committed (raise its error if it failed)."""
+        if not self._done.wait(timeout):
+            raise TimeoutError("the batch was not committed in time")
+        if self._error is not None:
+            raise self._error
+
+    def _waiter(self) -> asyncio.Future[None] | None:
+        """A future of the running loop's, resolved when the batch ends; None if it has ended."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._done.is_set():
+                return None
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.setdefault(loop, []).append(future)
+            return future
+
+    def _finish(self, error: BaseException | None) -> None:
+        with self._lock:
+            self._error = error
+            self._done.set()
+            waiters, self._waiters = self._waiters, {}
+        for loop, futures in waiters.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_wake, futures)
+
+
+def _wake(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
+
+
+async def committed(commits: Sequence[Commit]) -> None:
+    """Wait until every one of `commits` has ended; raise the first error among them.
+
+    Batches end in the order they were made, so waiting for the last one waits for them all.
+    A cancel of the caller does not undo anything: the batches still commit.
+    """
+    if not commits:
+        return
+    future = commits[-1]._waiter()
+    if future is not None:
+        await future
+    for commit in commits:
+        if commit.error is not None:
+            raise commit.error
+
+
+class GroupCommit(Generic[T]):
+    """Queues items and writes them in batches (one `write` call each) on a writer thread."""
+
+    def __init__(self, write: Callable[[list[T]], None], *, name: str, linger: float = 1.0) -> None:
+        self._write = write
+        self._name = name
+        self._linger = linger
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: list[T] = []
+        self._batch = Commit()
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self._last: Commit | None = None  # the batch of the latest submit
+        self.batches = 0  # transactions written (tests and diagnostics)
+
+    def submit(self, item: T) -> Commit:
+        """Queue `item`; return the commit of the batch it will be written in."""
+        if self._pid != os.getpid():
+            self._reset()  # a forked child: the parent's thread and queue are not ours
+        with self._cond:
+            self._queue.append(item)
+            batch = self._last = self._batch
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            elif len(self._queue) == 1:
+                self._cond.notify()
+        return batch
+
+    @property
+    def running(self) -> bool:
+        """Whether the writer thread is alive (it ends once submits stop)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def wait_written(self) -> None:
+        """Block until everything submitted so far has been written or has failed."""
+        last = self._last
+        if last is not None and self._pid == os.getpid():
+            last._done.wait()
+
+    def flush(self) -> None:
+        """Block until everything submitted so far is written, then end the writer thread."""
+        if self._pid != os.getpid():
+            self._reset()
+            return
+        with self._cond:
+            thread = self._thread
+            if thread is None:
+                return
+            self._closing = True
+            self._cond.notify()
+        if thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    if self._closing or (not self._cond.wait(self._linger) and not self._queue):
+                        # Idle (or flushed): end; the next submit starts a new thread.
+                        self._thread = None
+                        self._closing = False
+                        return
+                items, self._queue = self._queue, []
+                batch, self._batch = self._batch, Commit()
+            error: BaseException | None = None
+            try:
+                self._write(items)
+            except BaseException as exc:  # reported to every waiter of the batch
+                error = exc
+            self.batches += 1
+            batch._finish(error)
