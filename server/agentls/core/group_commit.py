@@ -27,16 +27,17 @@ T = TypeVar("T")
 class Commit:
     """The outcome of one batch: pending, committed, or failed with an error."""
 
-    __slots__ = ("_done", "_error", "_lock", "_waiters")
+    __slots__ = ("_done", "_error", "_event", "_lock", "_waiters")
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._done = threading.Event()
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock  # the writer's: a batch costs no lock or event of its own
+        self._done = False
         self._error: BaseException | None = None
-        self._waiters: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        self._event: threading.Event | None = None  # made only for a blocking waiter
+        self._waiters: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] | None = None
 
     def done(self) -> bool:
-        return self._done.is_set()
+        return self._done
 
     @property
     def error(self) -> BaseException | None:
@@ -45,7 +46,11 @@ class Commit:
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the batch committed (raise its error if it failed)."""
-        if not self._done.wait(timeout):
+        with self._lock:
+            if not self._done and self._event is None:
+                self._event = threading.Event()
+            event = None if self._done else self._event
+        if event is not None and not event.wait(timeout):
             raise TimeoutError("the batch was not committed in time")
         if self._error is not None:
             raise self._error
@@ -54,18 +59,23 @@ class Commit:
         """A future of the running loop's, resolved when the batch ends; None if it has ended."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            if self._done.is_set():
+            if self._done:
                 return None
             future: asyncio.Future[None] = loop.create_future()
+            if self._waiters is None:
+                self._waiters = {}
             self._waiters.setdefault(loop, []).append(future)
             return future
 
     def _finish(self, error: BaseException | None) -> None:
         with self._lock:
             self._error = error
-            self._done.set()
-            waiters, self._waiters = self._waiters, {}
-        for loop, futures in waiters.items():
+            self._done = True
+            waiters, event = self._waiters, self._event
+        if event is not None:
+            event.set()
+        for loop, futures in (waiters or {}).items():
+            # One wake-up per loop per batch, however many of its tasks wait.
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_wake, futures)
 
@@ -103,9 +113,10 @@ class GroupCommit(Generic[T]):
 
     def _reset(self) -> None:
         self._pid = os.getpid()
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._queue: list[T] = []
-        self._batch = Commit()
+        self._batch = Commit(self._lock)
         self._thread: threading.Thread | None = None
         self._closing = False
         self._last: Commit | None = None  # the batch of the latest submit
@@ -135,7 +146,8 @@ class GroupCommit(Generic[T]):
         """Block until everything submitted so far has been written or has failed."""
         last = self._last
         if last is not None and self._pid == os.getpid():
-            last._done.wait()
+            with contextlib.suppress(Exception):  # a failure is reported to the submitter
+                last.wait()
 
     def flush(self) -> None:
         """Block until everything submitted so far is written, then end the writer thread."""
@@ -161,7 +173,7 @@ class GroupCommit(Generic[T]):
                         self._closing = False
                         return
                 items, self._queue = self._queue, []
-                batch, self._batch = self._batch, Commit()
+                batch, self._batch = self._batch, Commit(self._lock)
             error: BaseException | None = None
             try:
                 self._write(items)
