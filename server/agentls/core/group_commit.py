@@ -15,13 +15,24 @@ interface.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import threading
+import weakref
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+# Writers with work queued at interpreter exit (a daemon thread would be stopped): flushed then.
+_live: weakref.WeakSet[GroupCommit[Any]] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for writer in list(_live):
+        writer.flush()
 
 
 class Commit:
@@ -110,6 +121,7 @@ class GroupCommit(Generic[T]):
         self._name = name
         self._linger = linger
         self._reset()
+        _live.add(self)
 
     def _reset(self) -> None:
         self._pid = os.getpid()
