@@ -114,12 +114,25 @@ async def committed(commits: Sequence[Commit]) -> None:
 
 
 class GroupCommit(Generic[T]):
-    """Queues items and writes them in batches (one `write` call each) on a writer thread."""
+    """Queues items and writes them in batches (one `write` call each) on a writer thread.
 
-    def __init__(self, write: Callable[[list[T]], None], *, name: str, linger: float = 1.0) -> None:
+    After a batch of more than one item (others are writing too), the writer waits `window`
+    seconds before taking the next, so that batches under load hold more items: 2 ms took the
+    soak's batches from 4 to 11 events. A lone writer's items are taken at once.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[T]], None],
+        *,
+        name: str,
+        linger: float = 1.0,
+        window: float = 0.002,
+    ) -> None:
         self._write = write
         self._name = name
         self._linger = linger
+        self._window = window
         self._reset()
         _live.add(self)
 
@@ -176,6 +189,7 @@ class GroupCommit(Generic[T]):
             thread.join()
 
     def _run(self) -> None:
+        grouping = False
         while True:
             with self._cond:
                 while not self._queue:
@@ -184,6 +198,10 @@ class GroupCommit(Generic[T]):
                         self._thread = None
                         self._closing = False
                         return
+                if grouping and not self._closing:
+                    # Others were writing with the last batch: give them a moment to join this
+                    # one (submits do not wake the writer meanwhile; a flush does).
+                    self._cond.wait(self._window)
                 items, self._queue = self._queue, []
                 batch, self._batch = self._batch, Commit(self._lock)
             error: BaseException | None = None
@@ -192,4 +210,5 @@ class GroupCommit(Generic[T]):
             except BaseException as exc:  # reported to every waiter of the batch
                 error = exc
             self.batches += 1
+            grouping = len(items) > 1
             batch._finish(error)
