@@ -23,6 +23,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -71,6 +72,15 @@ _INSERT = (
     "(event_id, time, run_id, parent_run_id, depth, agent, kind, status, json) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+# 9 parameters a row, well under SQLite's 32,766 parameters a statement.
+_ROWS_PER_INSERT = 500
+
+
+@lru_cache(maxsize=64)
+def _insert_rows(n: int) -> str:
+    return _INSERT + ", (?, ?, ?, ?, ?, ?, ?, ?, ?)" * (n - 1)
+
 
 _TERMINAL_VALUES = tuple(sorted(k.value for k in TERMINAL_KINDS))
 _INTERRUPTED_NS = uuid.UUID("6f1c2f0e-7a43-4b8e-9a51-3c0d6c1b2a77")
@@ -149,7 +159,10 @@ class AuditStore:
         try:
             rows = [_row(redact_event(e)) for e in events]
             with self._db.transaction() as conn:
-                conn.executemany(_INSERT, rows)
+                # One statement per chunk of rows: each step leaves and retakes the GIL.
+                for start in range(0, len(rows), _ROWS_PER_INSERT):
+                    chunk = rows[start : start + _ROWS_PER_INSERT]
+                    conn.execute(_insert_rows(len(chunk)), [v for row in chunk for v in row])
         except (sqlite3.Error, OSError) as exc:
             # Read-only, disk full, damaged: the runs must stop rather than go on unaudited.
             raise error_from_sqlite(self.path or Path(":memory:"), exc) from exc
