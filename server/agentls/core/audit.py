@@ -2,10 +2,17 @@
 
 Events are redacted (core/redact.py) and stored one row each: indexed columns for the fields that
 queries filter on, plus the full event JSON, so reading gives back equal RunEvents. SQLite in WAL
-mode lets the language server and child agentls processes append to one store at once; an append
-is committed when `append` returns, so a `kill -9` loses nothing already appended. Runs whose
-process died without a closing event are closed as INTERRUPTED by `recover_interrupted()`, which
-callers run at start-up. `export_jsonl` writes the same events as JSON Lines.
+mode lets the language server and child agentls processes append to one store at once.
+
+Appends are group-committed (core/group_commit.py): `submit` queues an event and returns the
+`Commit` of the batch it joined; a writer thread redacts and stores each batch in one transaction,
+so concurrent runs share commits and the event loop never waits for SQLite. An event is durable
+once its commit has ended: `append` (blocking) and `aappend` (awaited) return only then, and
+raise what made the batch fail. The runtime submits each event as it happens and awaits its
+run's commits before every step that acts (core/runtime.py), so a `kill -9` loses at most the
+events of the step in progress. Runs whose process died without a closing event are closed as
+INTERRUPTED by `recover_interrupted()`, which callers run at start-up. `export_jsonl` writes the
+same events as JSON Lines.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,6 +35,7 @@ from agentls.core.events import (
     RunStatus,
     Usage,
 )
+from agentls.core.group_commit import Commit, GroupCommit, committed
 from agentls.core.redact import redact
 from agentls.core.sqlite import SqliteFile, process_alive, state_dir
 from agentls.core.state_check import error_from_sqlite
@@ -58,6 +67,21 @@ _TREE = (
     "SELECT e.run_id FROM events e JOIN tree t ON e.parent_run_id = t.id) SELECT id FROM tree)"
 )
 
+_INSERT = (
+    "INSERT OR IGNORE INTO events "
+    "(event_id, time, run_id, parent_run_id, depth, agent, kind, status, json) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+# 9 parameters a row, well under SQLite's 32,766 parameters a statement.
+_ROWS_PER_INSERT = 500
+
+
+@lru_cache(maxsize=64)
+def _insert_rows(n: int) -> str:
+    return _INSERT + ", (?, ?, ?, ?, ?, ?, ?, ?, ?)" * (n - 1)
+
+
 _TERMINAL_VALUES = tuple(sorted(k.value for k in TERMINAL_KINDS))
 _INTERRUPTED_NS = uuid.UUID("6f1c2f0e-7a43-4b8e-9a51-3c0d6c1b2a77")
 
@@ -85,12 +109,18 @@ class AuditStore:
         """
         self.path = path
         self._db = SqliteFile(path, _SCHEMA, synchronous=synchronous)
+        name = "memory" if path is None else path.name
+        self._writer: GroupCommit[RunEvent] = GroupCommit(
+            self._store_batch, name=f"agentls-audit-writer:{name}"
+        )
 
     @classmethod
     def for_workspace(cls, root: Path, *, synchronous: str = "NORMAL") -> AuditStore:
         return cls(state_dir(root) / AUDIT_FILE, synchronous=synchronous)
 
     def close(self) -> None:
+        """Write every event submitted so far, then close the database."""
+        self._writer.flush()
         self._db.close()
 
     def __enter__(self) -> AuditStore:
@@ -99,27 +129,47 @@ class AuditStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def append(self, event: RunEvent) -> None:
-        """Redact and store one event; it is committed when this returns.
+    def submit(self, event: RunEvent) -> Commit | None:
+        """Queue one event for storing; return the commit to wait for (None: not stored).
 
         Transient events are not stored (OUTPUT holds the streamed text, TOOL_CALL the tool call).
         Appending an event id that is already stored does nothing, so a retry cannot duplicate.
         """
         if event.kind in TRANSIENT_KINDS:
-            return
-        clean = redact_event(event)
+            return None
+        return self._writer.submit(event)
+
+    def append(self, event: RunEvent) -> None:
+        """Store one event; it is committed when this returns (blocks the calling thread)."""
+        if (commit := self.submit(event)) is not None:
+            commit.wait()
+
+    async def aappend(self, event: RunEvent) -> None:
+        """Store one event; it is committed when this returns (the loop runs meanwhile)."""
+        if (commit := self.submit(event)) is not None:
+            await committed([commit])
+
+    @property
+    def writing(self) -> bool:
+        """Whether the writer thread is alive (it ends a moment after the last append)."""
+        return self._writer.running
+
+    def _store_batch(self, events: list[RunEvent]) -> None:
+        """The writer thread: redact and insert a batch of events in one transaction."""
         try:
-            with self._db.lock:
-                self._db.connection().execute(
-                    "INSERT OR IGNORE INTO events "
-                    "(event_id, time, run_id, parent_run_id, depth, agent, kind, status, json) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    _row(clean),
-                )
-                self._db.wrote()
+            rows = [_row(redact_event(e)) for e in events]
+            with self._db.transaction() as conn:
+                # One statement per chunk of rows: each step leaves and retakes the GIL.
+                for start in range(0, len(rows), _ROWS_PER_INSERT):
+                    chunk = rows[start : start + _ROWS_PER_INSERT]
+                    conn.execute(_insert_rows(len(chunk)), [v for row in chunk for v in row])
         except (sqlite3.Error, OSError) as exc:
-            # Read-only, disk full, damaged: the run must stop rather than go on unaudited.
+            # Read-only, disk full, damaged: the runs must stop rather than go on unaudited.
             raise error_from_sqlite(self.path or Path(":memory:"), exc) from exc
+
+    def _settle(self) -> None:
+        """Wait for the events submitted so far, so a read sees them (read your own writes)."""
+        self._writer.wait_written()
 
     def recover_interrupted(self) -> list[str]:
         """Close, as INTERRUPTED, the open runs whose process is gone; return their run ids.
@@ -130,6 +180,7 @@ class AuditStore:
         close a run twice.
         """
         recovered: list[str] = []
+        self._settle()
         with self._db.transaction() as conn:
             marks = ",".join("?" * len(_TERMINAL_VALUES))
             open_runs = conn.execute(
@@ -150,12 +201,7 @@ class AuditStore:
                     )
                 ]
                 closing = _interrupted(started, events, pid)
-                conn.execute(
-                    "INSERT OR IGNORE INTO events "
-                    "(event_id, time, run_id, parent_run_id, depth, agent, kind, status, json) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    _row(closing),
-                )
+                conn.execute(_INSERT, _row(closing))
                 recovered.append(started.run_id)
         return recovered
 
@@ -186,6 +232,7 @@ class AuditStore:
         no trail is left without its start or its end. Open runs (no closing event) stay.
         """
         marks = ",".join("?" * len(_TERMINAL_VALUES))
+        self._settle()
         with self._db.transaction() as conn:
             cursor = conn.execute(
                 "DELETE FROM events WHERE run_id IN ("
@@ -235,6 +282,7 @@ class AuditStore:
         if since is not None:
             sql += " AND time >= ?"
             params.append(since)
+        self._settle()
         with self._db.transaction(write=False) as conn:
             rows = conn.execute(sql + " ORDER BY time, rowid", params).fetchall()
         calls: dict[str, tuple[str, Usage]] = {}
@@ -255,6 +303,7 @@ class AuditStore:
     def run_ids(self, prefix: str) -> list[str]:
         """Run ids starting with `prefix` (what a user copies from a table), newest first."""
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        self._settle()
         with self._db.transaction(write=False) as conn:
             rows = conn.execute(
                 "SELECT run_id, MAX(time) AS t FROM events WHERE run_id LIKE ? ESCAPE '\\' "
@@ -318,6 +367,7 @@ class AuditStore:
             params.append(limit)
         else:
             sql += " ORDER BY time, rowid"
+        self._settle()
         with self._db.transaction(write=False) as conn:
             rows = [r[0] for r in conn.execute(sql, params)]
         if limit is not None:

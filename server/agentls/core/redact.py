@@ -59,6 +59,7 @@ _SECRET_SUFFIXES = ("apikey", "token", "secret", "password", "passwd", "accesske
 _NOT_SECRET_KEYS = frozenset({"maxtoken", "numtoken", "eostoken", "bostoken", "padtoken"})
 
 
+@lru_cache(maxsize=1024)
 def is_secret_key(key: str) -> bool:
     """True for a dict key or variable name whose value should never be stored."""
     norm = re.sub(r"[^a-z0-9]", "", key.lower())
@@ -196,6 +197,7 @@ def _env_secret_values() -> tuple[str, ...]:
 def refresh_env_secrets() -> None:
     """Re-read the environment (after a secret variable was set in this process)."""
     _env_secret_values.cache_clear()
+    _redact_short.cache_clear()
 
 
 def _sub_provider(m: re.Match[str]) -> str:
@@ -414,10 +416,19 @@ def redact_text(text: str) -> str:
     return _CANDIDATE_RE.sub(_sub_candidate, text)
 
 
+# Short strings recur in every event of a run (goal, model, tool names, paths): redact each once.
+_SHORT = 256
+
+
+@lru_cache(maxsize=2048)
+def _redact_short(text: str) -> str:
+    return redact_text(text)
+
+
 def redact(value: Any) -> Any:
     """Return `value` with secrets replaced by "[REDACTED]" (containers are copied, not mutated)."""
     if isinstance(value, str):
-        return redact_text(value)
+        return _redact_short(value) if len(value) <= _SHORT else redact_text(value)
     if isinstance(value, Mapping):
         return {
             k: (

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from agentls.core.definitions import AgentDefinition
 from agentls.core.events import EventKind, RunEvent, RunStatus, Usage
+from agentls.core.group_commit import Commit
 from agentls.core.target import ProposedEdit, Target
 
 EventListener = Callable[[RunEvent], None]
@@ -70,6 +71,8 @@ class RunState:
     structured: StructuredOutput | None = None
     repairs_used: int = 0
     warnings: list[str] = field(default_factory=list)
+    # Audit commits of this run's events not yet awaited (AgentRuntime waits before each step).
+    unsaved: list[Commit] = field(default_factory=list)
 
     def event(self, kind: EventKind, **fields: Any) -> RunEvent:
         return RunEvent(

@@ -30,6 +30,7 @@ from agentls.core.budget import (
 from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
 from agentls.core.dispatch import dispatch_tool_call
 from agentls.core.events import EventKind, RunEvent, RunStatus, new_id
+from agentls.core.group_commit import Commit, committed
 from agentls.core.llm import ChatModel, ChatRequest, ModelError
 from agentls.core.metering import metered_call
 from agentls.core.prompts import assistant_message, first_messages, output_limit, repair_prompt
@@ -41,6 +42,7 @@ from agentls.core.run_state import (
     RunState,
     StructuredOutput,
 )
+from agentls.core.state_check import StateError
 from agentls.core.target import Target
 from agentls.core.tools.base import Tool
 from agentls.core.tools.command import COMMAND_TOOL, CommandPolicy, RunCommand
@@ -171,11 +173,18 @@ class AgentRuntime:
         if not self.cancel(run_id):
             self._cancel_at_start.add(run_id)
 
-    def _emit(self, event: RunEvent, listener: EventListener | None = None) -> None:
-        if self.audit is not None:
-            self.audit.append(event)
+    def _emit(self, event: RunEvent, listener: EventListener | None = None) -> Commit | None:
+        """Queue the event for the audit trail (returning its commit) and tell the listeners."""
+        commit = self.audit.submit(event) if self.audit is not None else None
         for fn in (*self._listeners, *((listener,) if listener else ())):
             fn(event)
+        return commit
+
+    async def _saved(self, run: RunState) -> None:
+        """Wait until the run's events so far are in the audit trail; raise if they failed to be."""
+        if run.unsaved:
+            commits, run.unsaved = run.unsaved, []
+            await committed(commits)
 
     def resolve_agent(self, agent: str | AgentDefinition) -> AgentDefinition:
         return agent if isinstance(agent, AgentDefinition) else self.registry.get(agent).definition
@@ -308,7 +317,9 @@ class AgentRuntime:
         self, run: RunState, apply: EditApplier | None, listener: EventListener | None
     ) -> RunResult:
         def emit(event: RunEvent) -> None:
-            self._emit(event, listener)
+            commit = self._emit(event, listener)
+            if commit is not None and (not run.unsaved or run.unsaved[-1] is not commit):
+                run.unsaved.append(commit)
 
         d = run.definition
         started: dict[str, Any] = {"pid": os.getpid(), "mode": d.mode.value, "budget": run.budget}
@@ -319,6 +330,7 @@ class AgentRuntime:
         status, error = RunStatus.FINISHED, None
         emit(run.event(EventKind.STARTED, data=started))
         try:
+            await self._saved(run)  # no step is taken unaudited
             if run.run_id in self._cancel_at_start:
                 self._cancel_at_start.discard(run.run_id)
                 raise asyncio.CancelledError
@@ -331,7 +343,14 @@ class AgentRuntime:
             status, error = RunStatus.CANCELLED, "cancelled by the user"
         except BudgetExceeded as exc:
             status, error = RunStatus.BUDGET_EXCEEDED, str(exc)
-        except (ModelError, RunFailed, SandboxError, OSError, UnicodeDecodeError) as exc:
+        except (
+            ModelError,
+            RunFailed,
+            SandboxError,
+            StateError,
+            OSError,
+            UnicodeDecodeError,
+        ) as exc:
             status, error = RunStatus.FAILED, str(exc)
         except Exception as exc:  # a bug must still close the run in the audit trail
             status, error = RunStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}"
@@ -358,6 +377,10 @@ class AgentRuntime:
                 data={"turns": run.turn, **({"warnings": run.warnings} if run.warnings else {})},
             )
         )
+        # An audit failure is raised to the caller. A cancel here changes nothing: the run is
+        # over and its closing event queued, which closing the store writes.
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._saved(run)
         return RunResult(
             run_id=run.run_id,
             agent=d.name,
@@ -410,6 +433,7 @@ class AgentRuntime:
         structured = run.structured
         turns = d.max_turns + (structured.repairs if structured else 0)
         for turn in range(1, turns + 1):
+            await self._saved(run)
             run.turn = turn
             offer_tools = bool(tools) and turn < d.max_turns
             request = ChatRequest(
@@ -445,11 +469,13 @@ class AgentRuntime:
                     run.propose(edit_from_answer(run, response, path), emit)
                 return
             messages.append(assistant_message(response))
+            await self._saved(run)  # the call that asked for these tools is recorded first
             for call in response.tool_calls:
                 messages.append(await dispatch_tool_call(run, tools, call, emit))
         raise RunFailed(f"stopped after max_turns={d.max_turns} turns without a final answer")
 
     async def _apply(self, run: RunState, apply: EditApplier, emit: EventListener) -> None:
+        await self._saved(run)
         outcomes = await apply(run.edits)
         for edit, (applied, reason) in zip(run.edits, outcomes, strict=True):
             kind = EventKind.EDIT_APPLIED if applied else EventKind.EDIT_REJECTED

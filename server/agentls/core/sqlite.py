@@ -13,7 +13,6 @@ import sqlite3
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -51,9 +50,12 @@ def state_dir(root: Path) -> Path:
 
 
 _BUSY_TIMEOUT_S = 30.0
-_CHECKPOINT_INTERVAL_S = 0.2
-# Pages of WAL after which a connection checkpoints inline, should the background thread lag.
-_FALLBACK_CHECKPOINT_PAGES = 20_000
+# SQLite's own auto-checkpoint (PASSIVE, run by the committing connection once the WAL holds this
+# many pages): the stores commit off the event loop (the audit's writer thread, the ledger's
+# worker), so a checkpoint never holds up the loop, and batched commits make it rare.
+_CHECKPOINT_PAGES = 1000
+# After a checkpoint the WAL file is truncated to this size, so a burst does not leave it large.
+_WAL_SIZE_LIMIT = 4 * 1024 * 1024
 
 
 def _proc_stat(pid: int) -> list[str] | None:
@@ -123,11 +125,9 @@ class SqliteFile:
     `path=None` is an in-memory database. The connection is reopened in a forked child, since
     SQLite handles must not cross a fork. Used by the budget ledger and the audit store.
 
-    WAL checkpoints (copying the log into the database, with an fsync) run on a background thread
-    rather than inside whichever transaction crosses the threshold, so the hot path never waits
-    for the disk; the connection's own auto-checkpoint stays as a far-off safety net. The thread
-    is started by a write and ends once a checkpoint interval passes without one: an idle store
-    has no thread and no wake-ups.
+    The WAL is checkpointed by SQLite itself when a commit leaves it over `_CHECKPOINT_PAGES`
+    pages, on the thread that commits; the file keeps no thread of its own, so an idle store has
+    no wake-ups.
     """
 
     def __init__(self, path: Path | None, schema: str, *, synchronous: str = "NORMAL") -> None:
@@ -139,12 +139,6 @@ class SqliteFile:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._conn_pid = 0
-        self._stop = threading.Event()
-        self._checkpointer: threading.Thread | None = None
-        # Guards `_dirty` and `_checkpointer`; never held while waiting for the disk.
-        self._checkpoint_lock = threading.Lock()
-        self._dirty = False
-        self.checkpoints = 0  # completed background checkpoints (tests and diagnostics)
         if path is not None:
             check_database(path)
         try:
@@ -169,48 +163,11 @@ class SqliteFile:
         if self.path is not None:
             _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            conn.execute(f"PRAGMA wal_autocheckpoint={_FALLBACK_CHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
         _retry_locked(lambda: _create_schema(conn, self._schema))
-        if self._conn_pid != pid or self._stop.is_set():
-            # Threads do not survive a fork: a child (or a reopened file) starts its own on its
-            # first write.
-            self._stop = threading.Event()
-            self._checkpoint_lock = threading.Lock()
-            self._checkpointer = None
         self._conn, self._conn_pid = conn, pid
         return conn
-
-    def wrote(self) -> None:
-        """Note a committed write: a checkpoint follows within one interval, off the caller's thread."""
-        if self.path is None:
-            return
-        with self._checkpoint_lock:
-            self._dirty = True
-            if self._stop.is_set():
-                return
-            if self._checkpointer is None or not self._checkpointer.is_alive():
-                self._checkpointer = threading.Thread(
-                    target=_checkpoint_after_writes,
-                    args=(self.path, self._stop, weakref.ref(self)),
-                    name=f"agentls-checkpoint:{self.path.name}",
-                    daemon=True,
-                )
-                self._checkpointer.start()
-
-    def _take_dirty(self) -> bool:
-        """Called by the checkpoint thread: True to checkpoint; False ends the thread (idle)."""
-        with self._checkpoint_lock:
-            if not self._dirty or self._stop.is_set():
-                self._checkpointer = None
-                return False
-            self._dirty = False
-            return True
-
-    @property
-    def checkpointing(self) -> bool:
-        """Whether a checkpoint thread is alive (it ends once writes stop)."""
-        thread = self._checkpointer
-        return thread is not None and thread.is_alive()
 
     @property
     def lock(self) -> threading.RLock:
@@ -221,58 +178,25 @@ class SqliteFile:
         """BEGIN IMMEDIATE (write) or a read snapshot (BEGIN); COMMIT on success, else ROLLBACK."""
         with self._lock:
             conn = self.connection()
-            changes = conn.total_changes
             try:
                 conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:
                     yield conn
+                    conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:  # SQLite rolls back by itself on some errors (full)
+                        conn.execute("ROLLBACK")
                     raise
-                conn.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 if _state_failure(exc):  # damaged, read-only, full: say which file, what to do
                     raise error_from_sqlite(self.path or Path(":memory:"), exc) from exc
                 raise
-            if conn.total_changes != changes:
-                self.wrote()
 
     def close(self) -> None:
         with self._lock:
-            self._stop.set()
-            thread = self._checkpointer
             if self._conn is not None and self._conn_pid == os.getpid():
-                if thread is not None:
-                    thread.join(timeout=5)
                 self._conn.close()
             self._conn = None
-            self._checkpointer = None
-
-
-def _checkpoint_after_writes(
-    path: Path, stop: threading.Event, owner: weakref.ref[SqliteFile]
-) -> None:
-    """Checkpoint once per interval while writes keep coming; return after a quiet interval."""
-    conn: sqlite3.Connection | None = None
-    try:
-        while not stop.wait(_CHECKPOINT_INTERVAL_S):
-            store = owner()
-            if store is None or not store._take_dirty():
-                return
-            del store
-            try:
-                if conn is None:
-                    conn = sqlite3.connect(str(path), timeout=1.0, isolation_level=None)
-                # PASSIVE: copies what it can without waiting for, or blocking, anyone.
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error as exc:
-                log.debug("background checkpoint of %s failed: %s", path, exc)
-            else:
-                if (store := owner()) is not None:
-                    store.checkpoints += 1
-    finally:
-        if conn is not None:
-            conn.close()
 
 
 _STATE_FAILURES = ("SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_FULL", "SQLITE_READONLY")
