@@ -75,15 +75,20 @@ def delegate_down(body: dict[str, Any]) -> Reply:
     return Text(f"level {level} leaf")
 
 
+def runtime_for(workspace: Path, scripted: ScriptedOpenAI, **settings: Any) -> AgentRuntime:
+    """A runtime on the scripted model; the caller closes it."""
+    return build_runtime(
+        workspace, EngineSettings(model="scripted-model", base_url=scripted.url, **settings)
+    )
+
+
 @contextlib.asynccontextmanager
 async def running(
     workspace: Path, scripted: ScriptedOpenAI, responder: Any, **settings: Any
 ) -> AsyncIterator[AgentRuntime]:
     """A runtime on the scripted model answering with `responder`, closed at the end."""
     scripted.responder = responder
-    runtime = build_runtime(
-        workspace, EngineSettings(model="scripted-model", base_url=scripted.url, **settings)
-    )
+    runtime = runtime_for(workspace, scripted, **settings)
     try:
         yield runtime
     finally:
