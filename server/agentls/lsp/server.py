@@ -158,5 +158,7 @@ def create_server() -> AgentLanguageServer:
 
 
 def main() -> None:
+    from agentls.lsp import stdio
+
     logging.basicConfig(level=logging.WARNING, format="agentls: %(levelname)s %(message)s")
-    create_server().start_io()
+    stdio.start_io(create_server())
