@@ -109,6 +109,14 @@ class FolderEngine:
                 fresh.add(agent)
         runtime.registry = fresh
 
+    def loaded_agents(self) -> AgentRegistry | None:
+        """The agents in effect when loaded and no reload is pending (what `agents()` would
+        return without waiting); None otherwise."""
+        task = self._registry
+        if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+            return None
+        return self.runtime.registry if self.runtime is not None else task.result()
+
     async def agents(self) -> AgentRegistry:
         """The agents in effect, after any pending reload (with those created this session)."""
         registry = await self.registry()
