@@ -159,6 +159,9 @@ def create_server() -> AgentLanguageServer:
 
 def main() -> None:
     from agentls.lsp import stdio
+    from agentls.lsp.collector import loading
 
     logging.basicConfig(level=logging.WARNING, format="agentls: %(levelname)s %(message)s")
-    stdio.start_io(create_server())
+    with loading():  # the features' imports, before the server answers anything
+        server = create_server()
+    stdio.start_io(server)
