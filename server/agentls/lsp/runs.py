@@ -138,4 +138,5 @@ async def run_with_progress(
         run_id=run_id,
         apply=applier(ls, definition.name, versions, runtime.workspace, goal),
     )
+    await folder.bridge.settled()  # the run's events reach the editor before its result
     return run_result(ls, runtime, result)
