@@ -1,4 +1,5 @@
-"""The stdio transport: a client that stops reading the server's output cannot freeze it."""
+"""The stdio transport: a client that stops reading the server's output cannot freeze it, and
+framing it cannot parse is skipped like pygls skips it."""
 
 from __future__ import annotations
 
@@ -65,3 +66,25 @@ def test_the_server_handles_messages_while_the_client_does_not_read_its_answers(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_header_line_longer_than_any_real_one_is_skipped(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        SERVER_COMMAND,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=SERVER_ENV,
+        cwd=tmp_path,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        init = {"processId": None, "rootUri": uri_of(tmp_path), "capabilities": {}}
+        proc.stdin.write(b"X-Junk: " + b"j" * 300_000 + b"\r\n")
+        proc.stdin.write(frame({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init}))
+        proc.stdin.flush()
+        answer = read_message(proc.stdout)
+        assert answer.get("id") == 0 and "result" in answer
+    finally:
+        proc.kill()
+        proc.wait()

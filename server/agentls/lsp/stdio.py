@@ -46,7 +46,12 @@ class _Reader:
         self._stream = stream
 
     async def readline(self) -> bytes:
-        return await self._stream.readline()
+        try:
+            return await self._stream.readline()
+        except ValueError:
+            # Longer than the limit (the stream dropped it): an unknown header, as pygls treats
+            # any line it cannot parse; what follows it is read as usual.
+            return b"X-Overlong-Line: dropped\r\n"
 
     async def readexactly(self, n: int) -> bytes:
         try:
