@@ -9,7 +9,7 @@ from typing import Any
 
 from pytest_lsp import LanguageClient
 from tests.lsp.harness import Editor, execute, lsp_range, open_file
-from tests.rig.scripted_openai import ScriptedOpenAI, Text
+from tests.rig.scripted_openai import ScriptedOpenAI, Text, ToolCall
 
 # The contract: at most 20 agentls/output notifications per second per run.
 MAX_OUTPUTS_PER_SECOND = 20
@@ -40,6 +40,39 @@ async def test_every_audit_event_arrives_as_an_agentls_event(
     assert model_call["data"]["callUsage"]["outputTokens"] > 0
     assert finished["status"] == "finished"
     assert finished["usage"] == run["usage"]
+
+
+async def test_a_large_edit_is_redacted_and_every_event_still_arrives_in_order_before_the_result(
+    client: LanguageClient, workspace: Path, model: ScriptedOpenAI, editor: Editor
+) -> None:
+    folder = workspace / ".agentls" / "agents"
+    folder.mkdir(parents=True)
+    (folder / "scaffold.yaml").write_text(
+        "name: scaffold\ndescription: Creates files\ninstructions: You create files.\n"
+        "mode: tools\ntools: [propose_edit]\n"
+    )
+    secret = "sk-proj-" + "Q7x" * 16
+    # About 60 KB of new text: redacted on a worker thread, not on the event loop.
+    body = "".join(f"LINE_{i} = {i}\n" for i in range(5000)) + f'KEY = "{secret}"\n'
+    model.enqueue(
+        ToolCall("propose_edit", {"path": "src/big.py", "old_text": "", "new_text": body}),
+        Text("Created src/big.py."),
+    )
+    uri = open_file(client, workspace / "src" / "app.py")
+
+    run = await execute(
+        client, "agentls.delegate", {"agent": "scaffold", "goal": "add big", "uri": uri}
+    )
+
+    # Already there when the result is: no waiting.
+    sent = editor.run_events(run["runId"])
+    audit = await execute(client, "agentls.audit", {"runId": run["runId"]})
+    assert [e["eventId"] for e in sent] == [e["eventId"] for e in audit]
+    assert sent[-1]["kind"] == "finished"
+    (proposed,) = [e for e in sent if e["kind"] == "edit_proposed"]
+    new_text = proposed["artifacts"][0]["newText"]
+    assert secret not in new_text and "[REDACTED]" in new_text
+    assert new_text.startswith("LINE_0 = 0\nLINE_1 = 1\n")
 
 
 async def test_each_event_is_mirrored_as_one_log_line(

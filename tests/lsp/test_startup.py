@@ -45,6 +45,7 @@ class Probe:
     def __init__(self, client: LanguageClient, modules_file: Path, spawned: float) -> None:
         self.client = client
         self.modules_file = modules_file
+        self.gc_file = modules_file.with_name("full_collections.json")
         self.spawned = spawned
         self.editor = Editor()
         register_editor(client, self.editor)
@@ -69,6 +70,11 @@ class Probe:
     async def exit(self) -> None:
         await self.client.shutdown_session()
 
+    def full_collections(self) -> list[dict[str, Any]]:
+        """Each full garbage collection of the session: its thread and milliseconds."""
+        collections: list[dict[str, Any]] = json.loads(self.gc_file.read_text())
+        return collections
+
     def heavy_modules(self) -> list[str]:
         modules: list[str] = json.loads(self.modules_file.read_text())
         return [m for m in modules if m.split(".")[0] in HEAVY]
@@ -79,7 +85,11 @@ async def probe(tmp_path: Path) -> AsyncIterator[Probe]:
     modules_file = tmp_path / "modules.json"
     config = ClientServerConfig(
         server_command=[sys.executable, str(PROBE)],
-        server_env=SERVER_ENV | {"AGENTLS_PROBE_MODULES": str(modules_file)},
+        server_env=SERVER_ENV
+        | {
+            "AGENTLS_PROBE_MODULES": str(modules_file),
+            "AGENTLS_PROBE_GC": str(modules_file.with_name("full_collections.json")),
+        },
     )
     spawned = time.monotonic()
     client = await config.start()
@@ -150,3 +160,25 @@ async def test_the_first_run_loads_the_model_sdk(
     loaded = {m.split(".")[0] for m in probe.heavy_modules()}
     assert "openai" in loaded
     assert "llama_cpp" not in loaded, "the embedded model is not needed for an OpenAI-style model"
+
+
+async def test_loading_the_server_engine_and_model_sdk_stops_nothing_for_a_full_collection(
+    probe: Probe, workspace: Path, model: ScriptedOpenAI
+) -> None:
+    """A full pass of the garbage collector holds the interpreter lock (50-90 ms after the SDK's
+    imports), stopping the event loop even when a worker thread triggers it: none may run while
+    the server starts, builds the folder's engine and imports the model SDK."""
+    await probe.initialize(workspace, model)
+    model.enqueue(Text("fine"))
+    arguments: dict[str, Any] = {
+        "agent": "review",
+        "uri": uri_of(workspace / "src" / "app.py"),
+        "range": lsp_range((0, 0), (2, 0)),
+    }
+
+    result = await execute(probe.client, "agentls.delegate", arguments)
+    await probe.exit()
+
+    assert result["status"] == "finished"
+    assert "openai" in {m.split(".")[0] for m in probe.heavy_modules()}
+    assert probe.full_collections() == []

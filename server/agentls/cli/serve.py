@@ -12,6 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agentls.lsp.server import main
+    from agentls.lsp.collector import loading
 
+    with loading():  # the server's own imports, before it answers anything
+        from agentls.lsp.server import main
     return main()

@@ -8,6 +8,8 @@ event loop: selecting text creates no state, opens no database and runs no recov
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -15,26 +17,28 @@ from lsprotocol import types
 from agentls.lsp.command_ids import DELEGATE
 
 if TYPE_CHECKING:
+    from agentls.core.definitions import AgentRegistry
     from agentls.lsp.server import AgentLanguageServer
 
 KIND = types.CodeActionKind.Refactor + ".agentls"
 
 
-async def actions_for(
-    ls: AgentLanguageServer, params: types.CodeActionParams
-) -> list[types.CodeAction]:
+def _folder_root(ls: AgentLanguageServer, params: types.CodeActionParams) -> Path | None:
+    """The workspace folder to offer actions from; None when nothing is offered here."""
     rng = params.range
     if rng.start == rng.end:
-        return []
+        return None
     only = params.context.only
     if only and not any(KIND.startswith(kind) for kind in only):
-        return []
+        return None
     path = ls.path_of(params.text_document.uri)
-    root = ls.folders.root_of(path) if path is not None else None
-    if root is None:
-        return []
+    return ls.folders.root_of(path) if path is not None else None
+
+
+def _actions(registry: AgentRegistry, params: types.CodeActionParams) -> list[types.CodeAction]:
+    rng = params.range
     actions = []
-    for agent in await ls.folders.engine(root).agents():
+    for agent in registry:
         d = agent.definition
         if not d.code_action:
             continue
@@ -58,12 +62,31 @@ async def actions_for(
     return actions
 
 
+async def _actions_when_loaded(
+    ls: AgentLanguageServer, root: Path, params: types.CodeActionParams
+) -> list[types.CodeAction] | None:
+    return _actions(await ls.folders.engine(root).agents(), params) or None
+
+
+def code_actions(
+    ls: AgentLanguageServer, params: types.CodeActionParams
+) -> list[types.CodeAction] | asyncio.Future[list[types.CodeAction] | None] | None:
+    """The actions, answered in the loop iteration that read the request once the folder's agents
+    are loaded; before that, a future the protocol answers with when they are."""
+    root = _folder_root(ls, params)
+    if root is None:
+        return None
+    registry = ls.folders.engine(root).loaded_agents()
+    if registry is not None:
+        return _actions(registry, params) or None
+    return asyncio.ensure_future(_actions_when_loaded(ls, root, params))
+
+
 def register(server: AgentLanguageServer) -> None:
-    @server.feature(
+    # A plain function, not a coroutine: pygls runs a coroutine handler as a task (the next loop
+    # iteration) and sends its answer from a done callback (one more), each behind every chunk
+    # that streaming runs have waiting.
+    server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(code_action_kinds=[KIND], resolve_provider=False),
-    )
-    async def on_code_action(
-        ls: AgentLanguageServer, params: types.CodeActionParams
-    ) -> list[types.CodeAction] | None:
-        return await actions_for(ls, params) or None
+    )(code_actions)

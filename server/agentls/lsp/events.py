@@ -1,5 +1,9 @@
 """Renders the runtime's event stream for the editor: work-done progress per run, `agentls/event`
 (mirrored to window/logMessage), coalesced `agentls/output`, and `agentls/budget` snapshots.
+
+Events are sent in the order they happen. One that carries a lot of text (a run's answer, a file a
+tool read) is redacted on a worker thread and the events after it wait for it; commands await
+`settled()` before answering, so a run's events still arrive before its result.
 """
 
 from __future__ import annotations
@@ -7,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -25,6 +30,24 @@ log = logging.getLogger("agentls.lsp")
 # At most 20 agentls/output notifications per second per run, in any one-second window (timer
 # jitter would let exactly 50 ms fit 21 flushes into one); deltas in between are joined.
 OUTPUT_INTERVAL = 0.055
+# Redaction costs about 1 ms per KB of text (a run's whole answer, a file a tool read): an event
+# carrying this much is redacted on a worker thread, so the loop never stops that long.
+OFF_LOOP_CHARS = 4096
+
+
+def _text_size(e: RunEvent) -> int:
+    """Characters of text an event carries (what redaction scans)."""
+    size = 0
+    stack: list[Any] = [e.data, e.artifacts, e.error]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            size += len(value)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+    return size
 
 
 def budget_payload(snapshot: BudgetSnapshot) -> dict[str, Any]:
@@ -53,6 +76,8 @@ class EventBridge:
         self._tokens: dict[str, str] = {}
         self._outbox: dict[str, tuple[str, list[str]]] = {}
         self._flush_scheduled: set[str] = set()
+        self._pending: deque[RunEvent] = deque()
+        self._draining: asyncio.Future[None] | None = None
         runtime.subscribe(self.on_event)
         runtime.budgeter.add_listener(self.on_budget)
 
@@ -77,17 +102,20 @@ class EventBridge:
                 lambda f: self.runtime.cancel(run_id) if f.cancelled() else None
             )
 
+    def end_progress(self, run_id: str, message: str) -> None:
+        """End the run's progress with `message`, unless it has ended already."""
+        token = self._tokens.pop(run_id, None)
+        if token is None:
+            return
+        self.ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+        self.ls.work_done_progress.tokens.pop(token, None)
+
     def _report(self, e: RunEvent) -> None:
         token = self._tokens.get(e.run_id)
         if token is None:
             return
         if e.is_terminal:
-            self._tokens.pop(e.run_id, None)
-            self.ls.work_done_progress.end(
-                token,
-                types.WorkDoneProgressEnd(message=f"{e.status.value} · {e.usage.total:,} tokens"),
-            )
-            self.ls.work_done_progress.tokens.pop(token, None)
+            self.end_progress(e.run_id, f"{e.status.value} · {e.usage.total:,} tokens")
             return
         message = None
         if e.kind is EventKind.MODEL_CALL:
@@ -108,20 +136,49 @@ class EventBridge:
             if e.kind is EventKind.OUTPUT_DELTA:
                 self._queue_output(e)
                 return
-            if e.kind is EventKind.TOOL_STARTED:
-                self._report(e)
+            if self._pending or _text_size(e) >= OFF_LOOP_CHARS:
+                # Redacted on a worker thread; what follows waits its turn, so order is kept.
+                self._pending.append(e)
+                if self._draining is None or self._draining.done():
+                    self._draining = asyncio.ensure_future(self._drain())
+                    self.ls.keep(self._draining)
                 return
-            if e.is_terminal or e.kind is EventKind.OUTPUT:
-                self._flush(e.run_id)
-            # The editor's log is as durable as the audit store: the same redaction applies.
-            safe = redact_event(e)
-            self.ls.protocol.notify("agentls/event", wire.event(safe, self.runtime.workspace))
-            self.ls.window_log_message(
-                types.LogMessageParams(type=types.MessageType.Info, message=wire.log_line(safe))
-            )
-            self._report(e)
+            self._send(e, None if e.kind is EventKind.TOOL_STARTED else redact_event(e))
         except Exception:  # rendering must never break a run
             log.exception("failed to send event %s", e.kind)
+
+    async def _drain(self) -> None:
+        while self._pending:
+            e = self._pending[0]
+            try:
+                safe = None
+                if e.kind is not EventKind.TOOL_STARTED:
+                    large = _text_size(e) >= OFF_LOOP_CHARS
+                    safe = await asyncio.to_thread(redact_event, e) if large else redact_event(e)
+                self._send(e, safe)
+            except Exception:
+                log.exception("failed to send event %s", e.kind)
+            finally:
+                self._pending.popleft()
+
+    async def settled(self) -> None:
+        """Wait until every event emitted so far has reached the editor."""
+        while self._draining is not None and not self._draining.done():
+            await asyncio.shield(self._draining)
+
+    def _send(self, e: RunEvent, safe: RunEvent | None) -> None:
+        """An event's notifications; `safe` is its redacted copy (None: progress only)."""
+        if safe is None:
+            self._report(e)
+            return
+        if e.is_terminal or e.kind is EventKind.OUTPUT:
+            self._flush(e.run_id)
+        # The editor's log is as durable as the audit store: the same redaction applies.
+        self.ls.protocol.notify("agentls/event", wire.event(safe, self.runtime.workspace))
+        self.ls.window_log_message(
+            types.LogMessageParams(type=types.MessageType.Info, message=wire.log_line(safe))
+        )
+        self._report(e)
 
     def _queue_output(self, e: RunEvent) -> None:
         _, pieces = self._outbox.setdefault(e.run_id, (e.agent, []))

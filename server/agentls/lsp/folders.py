@@ -3,8 +3,9 @@
 Nothing here runs on the event loop that could stall it. A folder's agent registry (all a code
 action needs) loads on a worker thread the first time it is asked for; its runtime (budget ledger,
 audit store, crash recovery, the engine's imports) is built on a worker thread on its first run,
-and requests that arrive meanwhile share that one build. State (`.agentls/`) is created then, not
-when text is merely selected. Without a folder there is no workspace: runs say so.
+and requests that arrive meanwhile share that one build. Both pause garbage collection
+(`collector.py`). State (`.agentls/`) is created then, not when text is merely selected. Without a
+folder there is no workspace: runs say so.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import to_fs_path
+
+from agentls.lsp.collector import loads_code
 
 if TYPE_CHECKING:
     from agentls.core.definitions import AgentRegistry
@@ -31,6 +34,7 @@ log = logging.getLogger("agentls.lsp")
 T = TypeVar("T")
 
 
+@loads_code
 def load_registry_off_loop(root: Path | None, settings: EngineSettings) -> AgentRegistry:
     """Agent definitions of a folder (None: built-ins and the user's own only), on a worker thread."""
     from agentls.core.engine import load_registry
@@ -38,6 +42,7 @@ def load_registry_off_loop(root: Path | None, settings: EngineSettings) -> Agent
     return load_registry(root, settings)
 
 
+@loads_code
 def _build_runtime(
     root: Path, settings: EngineSettings, registry: AgentRegistry, approver: Approver
 ) -> AgentRuntime:
@@ -48,6 +53,7 @@ def _build_runtime(
     return build_runtime(root, settings, registry=registry, approver=approver)
 
 
+@loads_code
 def _warm_model_backend(runtime: AgentRuntime, settings: EngineSettings) -> None:
     """Import the model SDK here too; an OpenAI-compatible client is also built (its TLS setup
     costs ~20 ms). The embedded model's weights still load on its first run (200 MB)."""
@@ -108,6 +114,14 @@ class FolderEngine:
             if agent.source == "generated" and agent.definition.name not in fresh:
                 fresh.add(agent)
         runtime.registry = fresh
+
+    def loaded_agents(self) -> AgentRegistry | None:
+        """The agents in effect when loaded and no reload is pending (what `agents()` would
+        return without waiting); None otherwise."""
+        task = self._registry
+        if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+            return None
+        return self.runtime.registry if self.runtime is not None else task.result()
 
     async def agents(self) -> AgentRegistry:
         """The agents in effect, after any pending reload (with those created this session)."""

@@ -123,6 +123,7 @@ async def delegate_parallel(ls: AgentLanguageServer, args: DelegateParallelArgs)
             ls, t.agent_name, versions.get(index[t.run_id], {}), runtime.workspace, t.goal or ""
         ),
     )
+    await folder.bridge.settled()
     if token:
         counts = ", ".join(f"{n} {s}" for s, n in result.counts().items())
         ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=counts))

@@ -1,4 +1,5 @@
 """JSON-RPC framing rules pygls leaves out: every invalid request that carries an id is answered.
+(Also: a plain handler may answer with a future, see `_send_handler_result`.)
 
 pygls drops a request with no method, with params it cannot structure (`"params": "x"`), or with
 `"jsonrpc": "1.0"` after logging it, so the client waits for ever. Here each gets the JSON-RPC
@@ -8,9 +9,11 @@ A body that is not JSON at all (cut short, not UTF-8) gets -32700 Parse error wi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from lsprotocol.types import ResponseError
@@ -105,6 +108,18 @@ class AgentProtocol(LanguageServerProtocol):
             )
         else:
             super().handle_message(message)
+
+    def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:
+        """pygls's answer to a request; a plain handler may return an asyncio future instead of a
+        result (code actions before the agents load), answered when it completes and cancellable
+        like a coroutine handler's task."""
+        if not future.cancelled() and future.exception() is None:
+            pending = future.result()
+            if isinstance(pending, asyncio.Future):
+                self._request_futures[msg_id] = pending  # type: ignore[assignment]  # as pygls does
+                pending.add_done_callback(partial(self._send_handler_result, msg_id=msg_id))
+                return
+        super()._send_handler_result(future, msg_id=msg_id)
 
     def answer_parse_error(self, exc: Exception) -> bool:
         """Answer a body pygls could not decode (its reader hands the error to the server's

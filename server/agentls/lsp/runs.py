@@ -22,7 +22,6 @@ from agentls.lsp.request_cancel import on_request_cancelled
 if TYPE_CHECKING:
     from agentls.core.definitions import AgentDefinition
     from agentls.core.runtime import AgentRuntime, RunResult
-    from agentls.lsp.events import EventBridge
     from agentls.lsp.folders import FolderEngine
     from agentls.lsp.server import AgentLanguageServer
 
@@ -151,18 +150,10 @@ async def run_with_progress(
         )
     except StateError as exc:
         error = state_unavailable(ls, exc)
-        _end_progress(ls, bridge, run_id, error.message)
+        bridge.end_progress(run_id, error.message)
         raise error from None
     except BaseException as exc:
-        _end_progress(ls, bridge, run_id, f"failed: {exc}" if str(exc) else "stopped")
+        bridge.end_progress(run_id, f"failed: {exc}" if str(exc) else "stopped")
         raise
+    await bridge.settled()  # the run's events reach the editor before its result
     return run_result(ls, runtime, result)
-
-
-def _end_progress(ls: AgentLanguageServer, bridge: EventBridge, run_id: str, message: str) -> None:
-    """End the run's progress if no terminal event has ended it (the bridge files it by run)."""
-    token = bridge._tokens.pop(run_id, None)
-    if token is None:
-        return
-    ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
-    ls.work_done_progress.tokens.pop(token, None)

@@ -177,7 +177,11 @@ def create_server() -> AgentLanguageServer:
 
 def main() -> int:
     """Serve over stdio until `exit` or the end of input; the process's exit status."""
+    from agentls.lsp import stdio
+    from agentls.lsp.collector import loading
+
     logging.basicConfig(level=logging.WARNING, format="agentls: %(levelname)s %(message)s")
-    server = create_server()
-    server.start_io()
+    with loading():  # the features' imports, before the server answers anything
+        server = create_server()
+    stdio.start_io(server)
     return server.exit_code

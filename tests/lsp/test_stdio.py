@@ -1,0 +1,90 @@
+"""The stdio transport: a client that stops reading the server's output cannot freeze it, and
+framing it cannot parse is skipped like pygls skips it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from pathlib import Path
+from typing import IO
+
+from tests.lsp.harness import SERVER_COMMAND, SERVER_ENV, WAIT, uri_of
+
+
+def frame(message: dict[str, object]) -> bytes:
+    body = json.dumps(message).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def read_message(stdout: IO[bytes]) -> dict[str, object]:
+    length = 0
+    while (line := stdout.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return json.loads(stdout.read(length))  # type: ignore[no-any-return]
+
+
+def test_the_server_handles_messages_while_the_client_does_not_read_its_answers(
+    tmp_path: Path,
+) -> None:
+    proc = subprocess.Popen(
+        SERVER_COMMAND,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=SERVER_ENV,
+        cwd=tmp_path,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        init = {"processId": None, "rootUri": uri_of(tmp_path), "capabilities": {}}
+        proc.stdin.write(frame({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init}))
+        proc.stdin.flush()
+        while read_message(proc.stdout).get("id") != 0:
+            pass
+        # Far more answers than a pipe holds (64 KiB), none of them read; then shutdown and exit.
+        flood = b"".join(
+            frame({"jsonrpc": "2.0", "id": i, "method": "agentls/noSuchMethod", "params": {}})
+            for i in range(1, 3001)
+        )
+        flood += frame({"jsonrpc": "2.0", "id": "bye", "method": "shutdown"})
+        flood += frame({"jsonrpc": "2.0", "method": "exit"})
+        stdin = proc.stdin
+
+        def send() -> None:
+            try:
+                stdin.write(flood)
+                stdin.flush()
+            except (BrokenPipeError, ValueError):
+                pass
+
+        threading.Thread(target=send, daemon=True).start()
+        # A server blocked writing to the full pipe would never read `exit`.
+        assert proc.wait(WAIT) is not None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_header_line_longer_than_any_real_one_is_skipped(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        SERVER_COMMAND,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=SERVER_ENV,
+        cwd=tmp_path,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        init = {"processId": None, "rootUri": uri_of(tmp_path), "capabilities": {}}
+        proc.stdin.write(b"X-Junk: " + b"j" * 300_000 + b"\r\n")
+        proc.stdin.write(frame({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init}))
+        proc.stdin.flush()
+        answer = read_message(proc.stdout)
+        assert answer.get("id") == 0 and "result" in answer
+    finally:
+        proc.kill()
+        proc.wait()
