@@ -115,10 +115,10 @@ class EventBridge:
         if token is None:
             return
         if e.is_terminal:
-            message = f"{e.status.value} · {e.usage.total:,} tokens"
+            ending = f"{e.status.value} · {e.usage.total:,} tokens"
             if e.error:  # why it failed or stopped, where the user is looking
-                message += f" · {e.error if len(e.error) <= 400 else e.error[:399] + '…'}"
-            self.end_progress(e.run_id, message)
+                ending += f" · {e.error if len(e.error) <= 400 else e.error[:399] + '…'}"
+            self.end_progress(e.run_id, ending)
             return
         message = None
         if e.kind is EventKind.MODEL_CALL:
