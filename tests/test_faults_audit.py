@@ -15,15 +15,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from tests.rig.runtimes import runtime_over, scripted_model
 from tests.rig.scripted_openai import ScriptedOpenAI, Text
 
 from agentls.core.audit import AuditStore
-from agentls.core.budget import TokenBudgeter
-from agentls.core.definitions import AgentDefinition, AgentRegistry, LoadedAgent
+from agentls.core.definitions import AgentDefinition
 from agentls.core.events import EventKind, RunEvent, RunStatus
-from agentls.core.llm import ModelSettings
-from agentls.core.llm_openai import OpenAIChatModel
-from agentls.core.runtime import AgentRuntime, RuntimeConfig
+from agentls.core.runtime import AgentRuntime
 from agentls.core.state_check import StateWriteError, error_from_sqlite
 
 EXPLAIN = AgentDefinition(name="explainer", description="Explains", instructions="Explain.")
@@ -38,19 +36,7 @@ def server() -> Iterator[ScriptedOpenAI]:
 
 @pytest.fixture
 async def runtime(server: ScriptedOpenAI, tmp_path: Path) -> AsyncIterator[AgentRuntime]:
-    model = OpenAIChatModel(
-        ModelSettings(model="scripted-model", base_url=server.url, api_key="sk-test")
-    )
-    registry = AgentRegistry()
-    registry.add(LoadedAgent(EXPLAIN, "builtin"))
-    rt = AgentRuntime(
-        tmp_path,
-        registry,
-        lambda name: model,
-        TokenBudgeter.for_workspace(tmp_path),
-        AuditStore.for_workspace(tmp_path),
-        RuntimeConfig(max_output_tokens=256),
-    )
+    rt = runtime_over(tmp_path, scripted_model(server.url), [EXPLAIN], on_disk=True)
     yield rt
     await rt.aclose()
 

@@ -13,15 +13,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from tests.rig.runtimes import runtime_over, scripted_model
 from tests.rig.scripted_openai import CutStream, Hang, ScriptedOpenAI, Status, Text
 
-from agentls.core.audit import AuditStore
-from agentls.core.budget import TokenBudgeter
-from agentls.core.definitions import AgentDefinition, AgentRegistry, LoadedAgent
+from agentls.core.definitions import AgentDefinition
 from agentls.core.events import EventKind, RunStatus
-from agentls.core.llm import ModelSettings
-from agentls.core.llm_openai import OpenAIChatModel
-from agentls.core.runtime import AgentRuntime, RunResult, RuntimeConfig
+from agentls.core.runtime import AgentRuntime, RunResult
 
 EXPLAIN = AgentDefinition(name="explainer", description="Explains", instructions="Explain.")
 
@@ -35,25 +32,8 @@ def server() -> Iterator[ScriptedOpenAI]:
 @pytest.fixture
 async def runtime(server: ScriptedOpenAI, tmp_path: Path) -> AsyncIterator[AgentRuntime]:
     """A runtime whose ledger and audit trail are real files, with 2 retries and a 1 s timeout."""
-    model = OpenAIChatModel(
-        ModelSettings(
-            model="scripted-model",
-            base_url=server.url,
-            api_key="sk-test",
-            max_retries=2,
-            timeout=1.0,
-        )
-    )
-    registry = AgentRegistry()
-    registry.add(LoadedAgent(EXPLAIN, "builtin"))
-    rt = AgentRuntime(
-        tmp_path,
-        registry,
-        lambda name: model,
-        TokenBudgeter.for_workspace(tmp_path),
-        AuditStore.for_workspace(tmp_path),
-        RuntimeConfig(max_output_tokens=256),
-    )
+    model = scripted_model(server.url, max_retries=2, timeout=1.0)
+    rt = runtime_over(tmp_path, model, [EXPLAIN], on_disk=True)
     yield rt
     await rt.aclose()
 

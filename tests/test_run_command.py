@@ -14,16 +14,14 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from tests.rig.runtimes import runtime_over, scripted_model
 from tests.rig.scripted_openai import ScriptedOpenAI, Text, ToolCall
 
 from agentls.core.audit import AuditStore
-from agentls.core.budget import TokenBudgeter
-from agentls.core.definitions import AgentDefinition, AgentRegistry, LoadedAgent, Mode
+from agentls.core.definitions import AgentDefinition, Mode
 from agentls.core.engine import EngineSettings
 from agentls.core.events import EventKind, RunEvent, RunStatus
-from agentls.core.llm import ModelSettings
-from agentls.core.llm_openai import OpenAIChatModel
-from agentls.core.runtime import AgentRuntime, RuntimeConfig
+from agentls.core.runtime import AgentRuntime
 from agentls.core.tools.command import (
     AllowPattern,
     CommandPolicy,
@@ -92,18 +90,12 @@ def audit() -> AuditStore:
 async def runtime(
     server: ScriptedOpenAI, workspace: Path, audit: AuditStore
 ) -> AsyncIterator[AgentRuntime]:
-    model = OpenAIChatModel(
-        ModelSettings(model="scripted-model", base_url=server.url, api_key="sk-test")
-    )
-    registry = AgentRegistry()
-    registry.add(LoadedAgent(TESTER, "builtin"))
-    rt = AgentRuntime(
+    model = scripted_model(server.url)
+    rt = runtime_over(
         workspace,
-        registry,
-        lambda name: model,
-        TokenBudgeter(None),
-        audit,
-        RuntimeConfig(max_output_tokens=256),
+        model,
+        [TESTER],
+        audit=audit,
         commands=CommandPolicy(workspace, CommandSettings(enabled=True)),
     )
     yield rt

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from tests.rig.runtimes import runtime_over, scripted_model
 from tests.rig.scripted_openai import (
     MalformedToolCall,
     ScriptedOpenAI,
@@ -18,11 +19,10 @@ from tests.rig.scripted_openai import (
 
 from agentls.core.audit import AuditStore
 from agentls.core.budget import TokenBudgeter
-from agentls.core.definitions import AgentDefinition, AgentRegistry, LoadedAgent, Mode
+from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
 from agentls.core.events import EventKind, RunEvent, RunStatus
-from agentls.core.llm import ModelSettings
 from agentls.core.llm_openai import OpenAIChatModel
-from agentls.core.runtime import AgentRuntime, RunResult, RuntimeConfig
+from agentls.core.runtime import AgentRuntime, RunResult
 from agentls.core.target import ProposedEdit, Target, TextRange, apply_edit
 from agentls.core.tools.sandbox import SandboxError
 
@@ -73,20 +73,8 @@ class Recorder:
 
 @pytest.fixture
 async def runtime(server: ScriptedOpenAI, workspace: Path) -> AsyncIterator[AgentRuntime]:
-    model = OpenAIChatModel(
-        ModelSettings(model=MODEL, base_url=server.url, api_key="sk-test", max_retries=1)
-    )
-    registry = AgentRegistry()
-    for definition in (EXPLAIN, REWRITE, RESEARCH):
-        registry.add(LoadedAgent(definition, "builtin"))
-    rt = AgentRuntime(
-        workspace,
-        registry,
-        lambda name: model,
-        TokenBudgeter(None),
-        AuditStore(None),
-        RuntimeConfig(max_output_tokens=256),
-    )
+    model = scripted_model(server.url, MODEL, max_retries=1)
+    rt = runtime_over(workspace, model, [EXPLAIN, REWRITE, RESEARCH])
     yield rt
     await model.aclose()
 
