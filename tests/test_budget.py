@@ -4,6 +4,7 @@ invariant under parallel runs (hypothesis, asyncio tasks and threads)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pickle
 import sqlite3
 import subprocess
@@ -388,14 +389,24 @@ def _apply_limits(b: TokenBudgeter, scenario: dict) -> None:
         b.set_limit(limit, agent=agent)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenario=scenario_st)
-def test_parallel_async_runs_never_commit_over_a_limit(scenario: dict) -> None:
+@contextlib.contextmanager
+def _scenario_ledger(scenario: dict) -> Iterator[tuple[TokenBudgeter, Ledgerbook]]:
+    """A fresh ledger file with the scenario's limits, and the book its listener keeps."""
     with tempfile.TemporaryDirectory() as tmp:
         b = TokenBudgeter(Path(tmp) / "ledger.db")
         book = Ledgerbook()
         b.add_listener(_limits_listener(book, scenario))
         _apply_limits(b, scenario)
+        try:
+            yield b, book
+        finally:
+            b.close()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario=scenario_st)
+def test_parallel_async_runs_never_commit_over_a_limit(scenario: dict) -> None:
+    with _scenario_ledger(scenario) as (b, book):
 
         async def run(i: int, spec: dict) -> None:
             run_id = f"run{i}"
@@ -438,7 +449,6 @@ def test_parallel_async_runs_never_commit_over_a_limit(scenario: dict) -> None:
 
         asyncio.run(main())
         _check_totals(b, book, scenario)
-        b.close()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -805,11 +815,7 @@ async def _until(condition: Callable[[], bool]) -> None:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario=scenario_st)
 def test_runs_that_wait_for_each_other_never_commit_over_a_limit(scenario: dict) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        b = TokenBudgeter(Path(tmp) / "ledger.db")
-        book = Ledgerbook()
-        b.add_listener(_limits_listener(book, scenario))
-        _apply_limits(b, scenario)
+    with _scenario_ledger(scenario) as (b, book):
 
         async def run(i: int, spec: dict) -> None:
             run_id = f"run{i}"
@@ -846,7 +852,6 @@ def test_runs_that_wait_for_each_other_never_commit_over_a_limit(scenario: dict)
         asyncio.run(main())
         _check_totals(b, book, scenario)
         assert _waiters(b) == 0
-        b.close()
 
 
 async def test_a_reserve_cancelled_while_it_joins_the_queue_leaves_no_waiter(
