@@ -94,21 +94,13 @@ class StreamedAnswer:
                     raise ChunkError(f"'choices[{n}].delta' is {_kind(delta)}, not an object")
                 content = delta.get("content")
                 if content:
-                    if type(content) is not str:
-                        raise ChunkError(
-                            f"'choices[{n}].delta.content' is {_kind(content)}, not a string"
-                        )
-                    self._text.append(content)
+                    self._text.append(_string(content, f"choices[{n}].delta.content"))
                 calls = delta.get("tool_calls")
                 if calls:
                     self._add_calls(calls, f"choices[{n}].delta.tool_calls")
             finish = choice.get("finish_reason")
             if finish:
-                if type(finish) is not str:
-                    raise ChunkError(
-                        f"'choices[{n}].finish_reason' is {_kind(finish)}, not a string"
-                    )
-                self.finish_reason = finish
+                self.finish_reason = _string(finish, f"choices[{n}].finish_reason")
 
     def _add_calls(self, calls: Any, where: str) -> None:
         if type(calls) is not list:
