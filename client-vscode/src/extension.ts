@@ -42,6 +42,7 @@ export async function activate(context: ExtensionContext): Promise<void> {
                 current.notifySettingsChanged();
             }
         }),
+        workspace.onDidChangeWorkspaceFolders(() => current.onWorkspaceFoldersChanged()),
         apiKeys.onDidChange(() => current.scheduleRestart('the API key changed')),
         workspace.onDidGrantWorkspaceTrust(() => {
             // Trust reaches the server as a setting; only a workspace interpreter now in force needs a new process.

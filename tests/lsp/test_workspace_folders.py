@@ -167,3 +167,27 @@ async def test_an_untitled_buffer_gets_no_code_actions(two_folders: LanguageClie
     assert await action_agents(two_folders, uri) == []
     with pytest.raises(JsonRpcInvalidParams, match="is not a file URI; save the file"):
         await execute(two_folders, "agentls.delegate", {"agent": "explain", "uri": uri})
+
+
+async def test_a_folder_added_later_is_served_from_then_on(
+    no_folder: LanguageClient, folders: tuple[Path, Path], model: ScriptedOpenAI
+) -> None:
+    a, _ = folders
+    uri = open_file(no_folder, a / "src" / "app.py")
+    with pytest.raises(JsonRpcInvalidParams, match="no workspace folder is open"):
+        await execute(no_folder, "agentls.budget")
+
+    # "Add Folder to Workspace…" in the editor.
+    no_folder.workspace_did_change_workspace_folders(
+        types.DidChangeWorkspaceFoldersParams(
+            event=types.WorkspaceFoldersChangeEvent(
+                added=[types.WorkspaceFolder(uri=uri_of(a), name=a.name)], removed=[]
+            )
+        )
+    )
+    model.enqueue(Text("fine"))
+
+    assert (await execute(no_folder, "agentls.budget"))["used"] == 0
+    result = await execute(no_folder, "agentls.delegate", {"agent": "explain", "uri": uri})
+    assert result["status"] == "finished"
+    assert (a / ".agentls" / "audit.db").is_file()

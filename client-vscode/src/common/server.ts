@@ -159,6 +159,28 @@ export class AgentlsServer implements Disposable {
         }
     }
 
+    /**
+     * Reads the budget again when the workspace folders change: a window opened without folders
+     * has no budget to show until one is added (the server learns of it by didChangeWorkspaceFolders,
+     * which the language client sends from its own listener of the same event, hence the timer).
+     */
+    onWorkspaceFoldersChanged(): void {
+        this.notifySettingsChanged(); // ${workspaceFolder} in settings may now mean another folder
+        setTimeout(() => {
+            const client = this.client;
+            if (client?.isRunning() && workspace.workspaceFolders?.length) {
+                this.readBudget(client);
+            }
+        }, 0);
+    }
+
+    private readBudget(client: LanguageClient): void {
+        execute<BudgetSnapshot>(client, ServerCommand.budget, { action: 'get' }).then(
+            (snapshot) => this.handlers.onBudget(snapshot),
+            (error: unknown) => traceWarn(`Could not read the budget: ${errorMessage(error)}`),
+        );
+    }
+
     private enqueue(task: () => Promise<void>): Promise<void> {
         this.queue = this.queue.then(task, task).catch((error: unknown) => traceError('Server lifecycle step failed', error));
         return this.queue;
@@ -290,10 +312,7 @@ export class AgentlsServer implements Disposable {
             } else {
                 this.handlers.onState('running');
                 // Also after the client restarted a crashed server: the budget may have changed.
-                execute<BudgetSnapshot>(client, ServerCommand.budget, { action: 'get' }).then(
-                    (snapshot) => this.handlers.onBudget(snapshot),
-                    (error: unknown) => traceWarn(`Could not read the budget: ${errorMessage(error)}`),
-                );
+                this.readBudget(client);
             }
         });
         this.client = client;
