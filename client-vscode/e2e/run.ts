@@ -531,6 +531,14 @@ async function main(): Promise<void> {
         // The server runs (and has tried to read a budget) but there is no folder to have one.
         await page.locator('[aria-label^="agentls budget: server running"]').first().waitFor({ state: 'visible', timeout: 60_000 });
         const noFolderStatus = await statusText(page);
+        // Its tooltip says why there is no budget (hovered again until the failed read has set it).
+        await waitFor('the status tooltip saying no folder is open', async () => {
+            await page!.mouse.move(700, 300);
+            await page!.locator('[aria-label^="agentls budget"]').first().hover();
+            const tip = page!.locator('.monaco-hover, .workbench-hover', { hasText: 'no folder is open' }).first();
+            return (await tip.waitFor({ state: 'visible', timeout: 2_000 }).then(() => true, () => undefined));
+        });
+        await page.mouse.move(700, 300);
         writeFileSync(workspaceFile, JSON.stringify({ folders: [{ path: workspaceDir }, { path: secondDir }] }));
         await noFolder.waitFor({ state: 'hidden', timeout: 60_000 });
         const twoFolderStatus = await waitFor(

@@ -85,6 +85,9 @@ class CrashHandler implements ErrorHandler {
     }
 }
 
+/** The status bar's tooltip in a window without folders: there is no budget to show. */
+export const NO_FOLDER_TOOLTIP = 'agentls: no folder is open. Each folder has its own token budget; open a folder to see it.';
+
 export class AgentlsServer implements Disposable {
     private client: LanguageClient | undefined;
     private settings: ClientSettings | undefined;
@@ -177,7 +180,12 @@ export class AgentlsServer implements Disposable {
     private readBudget(client: LanguageClient): void {
         execute<BudgetSnapshot>(client, ServerCommand.budget, { action: 'get' }).then(
             (snapshot) => this.handlers.onBudget(snapshot),
-            (error: unknown) => traceWarn(`Could not read the budget: ${errorMessage(error)}`),
+            (error: unknown) => {
+                traceWarn(`Could not read the budget: ${errorMessage(error)}`);
+                if (!workspace.workspaceFolders?.length) {
+                    this.handlers.onState('running', NO_FOLDER_TOOLTIP);
+                }
+            },
         );
     }
 
