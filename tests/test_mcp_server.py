@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent
 from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text, ToolCall
 
@@ -25,6 +29,7 @@ from agentls.core.budget import TokenBudgeter
 from agentls.core.engine import EngineSettings, build_runtime
 from agentls.core.events import EventKind
 from agentls.core.runtime import AgentRuntime
+from agentls.mcp import quiet_errors
 from agentls.mcp.progress import OUTPUT_INTERVAL
 from agentls.mcp.server import Lineage, build_server
 
@@ -115,8 +120,12 @@ def test_inspector_lists_the_tools_over_stdio(workspace: Path, scripted: Scripte
 
 
 @contextlib.contextmanager
-def http_server(workspace: Path, scripted: ScriptedOpenAI) -> Iterator[str]:
-    """`agentls mcp-server --http 127.0.0.1:0` in a subprocess; yields its URL."""
+def http_process(
+    workspace: Path, scripted: ScriptedOpenAI, log: list[str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`agentls mcp-server --http 127.0.0.1:0` in a subprocess; yields its URL and the process.
+    What it writes to stderr after it listens goes to `log`."""
+    log = [] if log is None else log
     proc = subprocess.Popen(
         [*AGENTLS_STDIO, "--workspace", str(workspace), "mcp-server", "--http", "127.0.0.1:0"],
         env=child_env(scripted),
@@ -124,18 +133,36 @@ def http_server(workspace: Path, scripted: ScriptedOpenAI) -> Iterator[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stderr is not None
+    stderr = proc.stderr
+    # Drains stderr once the server listens: a full pipe would block its next log line.
+    drain = threading.Thread(target=lambda: log.extend(stderr), daemon=True)
     try:
-        assert proc.stderr is not None
         url = None
-        for line in proc.stderr:
+        for line in stderr:
             if match := re.search(r"listening on (http://\S+)", line):
                 url = match.group(1)
                 break
         assert url is not None, "the server ended before it listened"
-        yield url
+        drain.start()
+        yield url, proc
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.returncode is None:
+                proc.kill()  # so that no later test finds it among its children
+                proc.wait()
+            if drain.is_alive():
+                drain.join(timeout=10)
+            stderr.close()
+
+
+@contextlib.contextmanager
+def http_server(workspace: Path, scripted: ScriptedOpenAI) -> Iterator[str]:
+    with http_process(workspace, scripted) as (url, _):
+        yield url
 
 
 def test_inspector_delegates_over_streamable_http(
@@ -381,6 +408,49 @@ async def test_cancelling_a_call_over_http_cancels_the_run_and_commits_what_it_s
     assert (total.used, total.reserved) == (spent, 0)
 
 
+async def test_sigterm_stops_the_http_server_and_records_the_run_in_flight_cancelled(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    # A client holds its session (and event stream) open with a run waiting on the model: SIGTERM
+    # still stops the server, and the run is recorded cancelled with what it spent committed.
+    scripted.enqueue(ToolCall("read_file", {"path": "calc.py"}), Hang(300))
+    stderr: list[str] = []
+    with http_process(workspace, scripted, stderr) as (url, proc):
+        async with Client(url) as client:
+            call = asyncio.create_task(
+                client.call_tool("delegate", {"agent": "research", "goal": "x", "file": "calc.py"})
+            )
+            while len(scripted.requests) < 2:
+                await asyncio.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(proc.wait, 60)
+            call.cancel()
+            with contextlib.suppress(BaseException):
+                await call
+    assert code == 0
+    assert "Traceback" not in "".join(stderr)  # a quiet stop, not a cancelled server's dump
+    (end,) = await closing_events(workspace, timeout=0)
+    assert end.kind is EventKind.CANCELLED and end.agent == "research"
+    with TokenBudgeter.for_workspace(workspace) as ledger:
+        total = ledger.snapshot()
+    assert total.used == end.usage.total > 0 and total.reserved == 0
+
+
+async def test_an_unknown_prompt_is_an_error_answer_and_one_log_line(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    stderr: list[str] = []
+    with http_process(workspace, scripted, stderr) as (url, _):
+        async with Client(url) as client:
+            with pytest.raises(MCPError):  # the SDK answers "Internal server error" over HTTP
+                await client.get_prompt("nope")
+            # The server keeps serving, and said it in one line, not a traceback.
+            assert "delegate" in {t.name for t in (await client.list_tools()).tools}
+    logged = "".join(stderr)
+    assert "Unknown prompt: nope" in logged
+    assert "Traceback" not in logged
+
+
 async def closing_events(workspace: Path, timeout: float) -> list[Any]:
     """The closing events in the workspace's audit trail, once there is one (polled)."""
     loop = asyncio.get_running_loop()
@@ -522,3 +592,23 @@ async def test_a_child_server_clamps_its_runs_to_what_the_parent_run_has_left(
         (started,) = audit.query(run_id=out["run_id"], kinds=[EventKind.STARTED])
     assert started.data["budget"] == 900
     assert parent.used == out["usage"]["total_tokens"]  # charged to the parent's run scope
+
+
+@pytest.mark.parametrize("logger", quiet_errors.DISPATCHER_LOGGERS)
+def test_an_sdk_handler_error_for_an_unknown_name_is_logged_as_one_line(
+    logger: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    quiet_errors.install()
+    try:
+        raise ValueError("Unknown prompt: 100% made up")
+    except ValueError:
+        logging.getLogger(logger).exception("handler for %r raised", "prompts/get")
+    try:
+        raise KeyError("a bug")
+    except KeyError:
+        logging.getLogger(logger).exception("handler for %r raised", "tools/call")
+
+    unknown, bug = caplog.records[-2:]
+    assert unknown.getMessage() == "handler for 'prompts/get' raised: Unknown prompt: 100% made up"
+    assert unknown.levelno == logging.WARNING and unknown.exc_info is None
+    assert bug.levelno == logging.ERROR and bug.exc_info is not None  # a bug keeps its traceback

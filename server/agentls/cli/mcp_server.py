@@ -18,6 +18,8 @@ from agentls.cli import CliError, workspace_of
 from agentls.cli.common import add_model_options, settings_from
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from mcp.server import MCPServer
 
     from agentls.core.engine import EngineSettings
@@ -135,39 +137,74 @@ async def _serve(
     server = build_server(runtime, lineage, allow_edit_tools=settings.allow_generated_edit_tools)
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
-    if main is not None:
-        # SIGTERM (a parent closing us) cancels the runs, so each records its end.
-        loop.add_signal_handler(signal.SIGTERM, main.cancel)
     try:
         if http is None:
+            if main is not None:
+                # SIGTERM (a parent closing us) cancels the runs, so each records its end.
+                loop.add_signal_handler(signal.SIGTERM, main.cancel)
             await server.run_stdio_async()
         else:
-            await _serve_http(server, *http)
+            await _serve_http(server, *http, cancel_runs=runtime.cancel)
     except asyncio.CancelledError:
         pass
     finally:
         await runtime.aclose()
 
 
-async def _serve_http(server: MCPServer, host: str, port: int) -> None:
+# After SIGTERM or Ctrl-C the runs are cancelled (each records its end and answers its call), and
+# requests still under way get this long before uvicorn cancels them. Without a bound it would wait
+# for every connection to close, and a client's event stream never does.
+SHUTDOWN_GRACE_SECONDS = 2
+
+
+async def _serve_http(
+    server: MCPServer, host: str, port: int, cancel_runs: Callable[[], object]
+) -> None:
     import asyncio
+    import signal
 
     import uvicorn
 
+    class Web(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # agentls handles the signals on the event loop (below); uvicorn would re-raise them
+            # after its shutdown, which would cancel the runtime's own closing.
+            yield
+
     app = server.streamable_http_app(host=host)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-    web = uvicorn.Server(config)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
+    web = Web(config)
+
+    def stop() -> None:
+        if web.should_exit:  # a second Ctrl-C: no more waiting
+            web.force_exit = True
+        web.should_exit = True
+        cancel_runs()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
     task = asyncio.create_task(web.serve())
-    while not web.started and not task.done():
-        await asyncio.sleep(0.02)
-    if task.done():
-        await task
-        raise CliError(f"--http {host}:{port}: could not listen there")
-    bound = web.servers[0].sockets[0].getsockname()
-    shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-    print(f"agentls mcp-server: listening on http://{shown}:{bound[1]}/mcp", file=sys.stderr)
-    sys.stderr.flush()
     try:
+        while not web.started and not task.done():
+            await asyncio.sleep(0.02)
+        if task.done():
+            await task
+            raise CliError(f"--http {host}:{port}: could not listen there")
+        bound = web.servers[0].sockets[0].getsockname()
+        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        print(f"agentls mcp-server: listening on http://{shown}:{bound[1]}/mcp", file=sys.stderr)
+        sys.stderr.flush()
         await task
     finally:
-        web.should_exit = True
+        stop()
+        if not task.done():  # cancelled from outside: let uvicorn shut down all the same
+            await asyncio.shield(task)

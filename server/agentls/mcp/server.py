@@ -32,6 +32,7 @@ from agentls.core.events import RunEvent, new_id
 from agentls.core.parallel import ParallelTask
 from agentls.core.parallel import delegate_parallel as run_parallel
 from agentls.core.runtime import AgentRuntime, RunResult
+from agentls.mcp import quiet_errors
 from agentls.mcp.arguments import ArgumentError, agent_of, target_of
 from agentls.mcp.progress import progress_reporter
 from agentls.mcp.results import (
@@ -128,6 +129,7 @@ def build_server(
             "as a unified diff (never applied)."
         ),
     )
+    quiet_errors.install()
 
     async def budget_for(requested: int | None, definition: AgentDefinition) -> int | None:
         """The run's budget: what was asked (or the agent's), at most what every ancestor has left.
