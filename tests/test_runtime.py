@@ -537,6 +537,33 @@ async def test_cancelled_run_records_the_tokens_it_spent(
     assert runtime.budgeter.run_usage(run_id).total == result.usage.total
 
 
+async def test_a_run_whose_end_is_recorded_is_over_for_cancel(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    # Between its closing event and that event's commit the run's task still lives: a cancel then
+    # ("Cancel Run…", agentls.cancel) reports nothing in flight and leaves the run finished.
+    model = scripted_model(server.url, MODEL)
+    runtime = runtime_over(workspace, model, [EXPLAIN], on_disk=True)
+    loop = asyncio.get_running_loop()
+    seen: list[tuple[list[str], bool]] = []
+
+    def on_event(event: RunEvent) -> None:
+        if event.kind is EventKind.FINISHED:
+            loop.call_soon(
+                lambda: seen.append((runtime.cancel(), event.run_id in runtime.active_runs))
+            )
+
+    runtime.subscribe(on_event)
+    server.enqueue(Text("It adds two numbers."))
+    try:
+        result = await runtime.delegate("explainer", "Explain add", target(workspace))
+    finally:
+        await runtime.aclose()
+        await model.aclose()
+    assert seen == [([], True)]  # asked while the run was still tracked
+    assert result.status is RunStatus.FINISHED
+
+
 async def test_cancel_all_cancels_every_run(
     server: ScriptedOpenAI, runtime: AgentRuntime, recorder: Recorder
 ) -> None:

@@ -126,6 +126,9 @@ class AgentRuntime:
         self._listeners: list[EventListener] = []
         self._tasks: dict[str, asyncio.Task[RunResult]] = {}
         self._cancel_at_start: set[str] = set()
+        # Runs whose closing event is out (their task may still await its commit): over, so a
+        # cancel no longer reaches or reports them.
+        self._ended: set[str] = set()
 
     async def aclose(self, grace: float = 30.0) -> None:
         """Stop every run, then close model clients (and connections), ledger and audit store.
@@ -158,12 +161,12 @@ class AgentRuntime:
         return list(self._tasks)
 
     def cancel(self, run_id: str | None = None) -> list[str]:
-        """Cancel one run (or all); returns the ids of runs that were in flight."""
+        """Cancel one run (or all); returns the ids of runs that were in flight (not yet ended)."""
         ids = [run_id] if run_id else list(self._tasks)
         cancelled = []
         for rid in ids:
             task = self._tasks.get(rid)
-            if task and not task.done():
+            if task and not task.done() and rid not in self._ended:
                 task.cancel()
                 cancelled.append(rid)
         return cancelled
@@ -251,6 +254,7 @@ class AgentRuntime:
             )
         finally:
             self._tasks.pop(run.run_id, None)
+            self._ended.discard(run.run_id)
 
     def not_started(
         self,
@@ -377,6 +381,7 @@ class AgentRuntime:
                 data={"turns": run.turn, **({"warnings": run.warnings} if run.warnings else {})},
             )
         )
+        self._ended.add(run.run_id)
         # An audit failure is raised to the caller. A cancel here changes nothing: the run is
         # over and its closing event queued, which closing the store writes.
         with contextlib.suppress(asyncio.CancelledError):
