@@ -83,15 +83,11 @@ class StreamedAnswer:
         choices = chunk.get("choices")
         if choices is None:
             return
-        if type(choices) is not list:
-            raise ChunkError(f"'choices' is {_kind(choices)}, not a list")
-        for n, choice in enumerate(choices):
-            if type(choice) is not dict:
-                raise ChunkError(f"'choices[{n}]' is {_kind(choice)}, not an object")
+        for n, item in enumerate(_list(choices, "choices")):
+            choice = _object(item, f"choices[{n}]")
             delta = choice.get("delta")
             if delta:
-                if type(delta) is not dict:
-                    raise ChunkError(f"'choices[{n}].delta' is {_kind(delta)}, not an object")
+                delta = _object(delta, f"choices[{n}].delta")
                 content = delta.get("content")
                 if content:
                     self._text.append(_string(content, f"choices[{n}].delta.content"))
@@ -103,12 +99,9 @@ class StreamedAnswer:
                 self.finish_reason = _string(finish, f"choices[{n}].finish_reason")
 
     def _add_calls(self, calls: Any, where: str) -> None:
-        if type(calls) is not list:
-            raise ChunkError(f"'{where}' is {_kind(calls)}, not a list")
-        for position, call in enumerate(calls):
+        for position, item in enumerate(_list(calls, where)):
             at = f"{where}[{position}]"
-            if type(call) is not dict:
-                raise ChunkError(f"'{at}' is {_kind(call)}, not an object")
+            call = _object(item, at)
             # Some servers leave out `index` when each chunk carries whole calls: use the position.
             index = call.get("index", position)
             if type(index) is not int or index < 0:
@@ -121,8 +114,7 @@ class StreamedAnswer:
                 slot[0] = _string(call_id, f"{at}.id")
             function = call.get("function")
             if function:
-                if type(function) is not dict:
-                    raise ChunkError(f"'{at}.function' is {_kind(function)}, not an object")
+                function = _object(function, f"{at}.function")
                 name = function.get("name")
                 if name:
                     slot[1] += _string(name, f"{at}.function.name")
@@ -149,6 +141,18 @@ def _string(value: Any, where: str) -> str:
     return value
 
 
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise ChunkError(f"'{where}' is {_kind(value)}, not an object")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if type(value) is not list:
+        raise ChunkError(f"'{where}' is {_kind(value)}, not a list")
+    return value
+
+
 def _count(value: Any, where: str) -> int:
     if value is None:
         return 0
@@ -160,24 +164,17 @@ def _count(value: Any, where: str) -> int:
 
 
 def _usage_of(raw: Any) -> Usage:
-    if type(raw) is not dict:
-        raise ChunkError(f"'usage' is {_kind(raw)}, not an object")
+    raw = _object(raw, "usage")
     prompt_details = raw.get("prompt_tokens_details")
     completion_details = raw.get("completion_tokens_details")
     cached = reasoning = 0
     if prompt_details:
-        if type(prompt_details) is not dict:
-            raise ChunkError(
-                f"'usage.prompt_tokens_details' is {_kind(prompt_details)}, not an object"
-            )
+        prompt_details = _object(prompt_details, "usage.prompt_tokens_details")
         cached = _count(
             prompt_details.get("cached_tokens"), "usage.prompt_tokens_details.cached_tokens"
         )
     if completion_details:
-        if type(completion_details) is not dict:
-            raise ChunkError(
-                f"'usage.completion_tokens_details' is {_kind(completion_details)}, not an object"
-            )
+        completion_details = _object(completion_details, "usage.completion_tokens_details")
         reasoning = _count(
             completion_details.get("reasoning_tokens"),
             "usage.completion_tokens_details.reasoning_tokens",
