@@ -64,6 +64,13 @@ def tool_results(body: dict[str, Any]) -> list[str]:
     return [m["content"] for m in body["messages"] if m["role"] == "tool"]
 
 
+def top_tool_result(scripted: ScriptedOpenAI) -> str:
+    """The one tool result the top-level orchestrator's model was given (its delegate call's)."""
+    (last,) = [b for b in scripted.requests if level_of(b) == 0 and tool_results(b)]
+    (message,) = tool_results(last)
+    return message
+
+
 def delegate_down(body: dict[str, Any]) -> Reply:
     """Every orchestrator that may delegate hands 'level N+1' to another orchestrator."""
     level = level_of(body)
@@ -146,8 +153,7 @@ async def test_a_delegate_result_counts_the_tokens_of_the_runs_below_it(
     result = await orchestrated(workspace, scripted, delegate_down)
     events = tree_events(workspace, result.run_id)
     below = call_usage_total([e for e in events if e.depth >= 1])
-    (last,) = [b for b in scripted.requests if level_of(b) == 0 and tool_results(b)]
-    (message,) = tool_results(last)
+    message = top_tool_result(scripted)
     assert f"{below:,} with the runs it delegated" in message
 
 
@@ -289,8 +295,7 @@ async def test_a_child_that_crashes_mid_call_gives_the_parent_a_clear_error(
         child.kill()
         result = await top
     assert result.status is RunStatus.FINISHED  # the parent run goes on with the error in hand
-    (last,) = [b for b in scripted.requests if level_of(b) == 0 and tool_results(b)]
-    (message,) = tool_results(last)
+    message = top_tool_result(scripted)
     assert "child agentls failed during delegate" in message
     tool_calls = [
         e
@@ -343,8 +348,7 @@ async def test_a_child_silent_past_the_read_timeout_is_cancelled_with_a_clear_er
     finally:
         await runtime.aclose()
     assert result.status is RunStatus.FINISHED  # the parent run goes on with the error in hand
-    (last,) = [b for b in scripted.requests if level_of(b) == 0 and tool_results(b)]
-    (message,) = tool_results(last)
+    message = top_tool_result(scripted)
     assert (
         "the child agentls sent nothing for 3 s during delegate (the read timeout, setting "
         "agentls.mcpCallTimeout); the call was cancelled, and with it the child's runs"
@@ -466,8 +470,7 @@ async def test_a_child_message_over_the_size_bound_ends_the_connection_not_the_r
     finally:
         await runtime.aclose()
     assert result.status is RunStatus.FINISHED, result.error
-    (last,) = [b for b in scripted.requests if level_of(b) == 0 and tool_results(b)]
-    (message,) = tool_results(last)
+    message = top_tool_result(scripted)
     assert (
         "the child agentls sent a message of more than 40,000 characters, so agentls closed the "
         "connection (no more delegation in this run) during delegate"
@@ -509,8 +512,7 @@ async def test_a_child_that_keeps_reporting_is_still_cut_at_the_time_limit(
     finally:
         await runtime.aclose()
     assert result.status is RunStatus.FINISHED
-    (last,) = [b for b in scripted.requests if level_of(b) == 0 and tool_results(b)]
-    (message,) = tool_results(last)
+    message = top_tool_result(scripted)
     assert (
         "the child agentls did not finish delegate within 8 s (the time limit of one delegation)"
     ) in message

@@ -142,9 +142,8 @@ async def test_no_model_sdk_or_mcp_loads_until_a_run_needs_one(
     assert probe.heavy_modules() == []
 
 
-async def test_the_first_run_loads_the_model_sdk(
-    probe: Probe, workspace: Path, model: ScriptedOpenAI
-) -> None:
+async def first_review(probe: Probe, workspace: Path, model: ScriptedOpenAI) -> dict[str, Any]:
+    """Start the server, run `review` on the first lines of app.py, exit; the run's result."""
     await probe.initialize(workspace, model)
     model.enqueue(Text("fine"))
     arguments: dict[str, Any] = {
@@ -152,9 +151,15 @@ async def test_the_first_run_loads_the_model_sdk(
         "uri": uri_of(workspace / "src" / "app.py"),
         "range": lsp_range((0, 0), (2, 0)),
     }
-
-    result = await execute(probe.client, "agentls.delegate", arguments)
+    result: dict[str, Any] = await execute(probe.client, "agentls.delegate", arguments)
     await probe.exit()
+    return result
+
+
+async def test_the_first_run_loads_the_model_sdk(
+    probe: Probe, workspace: Path, model: ScriptedOpenAI
+) -> None:
+    result = await first_review(probe, workspace, model)
 
     assert result["status"] == "finished"
     loaded = {m.split(".")[0] for m in probe.heavy_modules()}
@@ -168,16 +173,7 @@ async def test_loading_the_server_engine_and_model_sdk_stops_nothing_for_a_full_
     """A full pass of the garbage collector holds the interpreter lock (50-90 ms after the SDK's
     imports), stopping the event loop even when a worker thread triggers it: none may run while
     the server starts, builds the folder's engine and imports the model SDK."""
-    await probe.initialize(workspace, model)
-    model.enqueue(Text("fine"))
-    arguments: dict[str, Any] = {
-        "agent": "review",
-        "uri": uri_of(workspace / "src" / "app.py"),
-        "range": lsp_range((0, 0), (2, 0)),
-    }
-
-    result = await execute(probe.client, "agentls.delegate", arguments)
-    await probe.exit()
+    result = await first_review(probe, workspace, model)
 
     assert result["status"] == "finished"
     assert "openai" in {m.split(".")[0] for m in probe.heavy_modules()}

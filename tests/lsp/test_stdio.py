@@ -3,9 +3,11 @@ framing it cannot parse is skipped like pygls skips it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -25,23 +27,38 @@ def read_message(stdout: IO[bytes]) -> dict[str, object]:
     return json.loads(stdout.read(length))  # type: ignore[no-any-return]
 
 
-def test_the_server_handles_messages_while_the_client_does_not_read_its_answers(
-    tmp_path: Path,
-) -> None:
+@contextlib.contextmanager
+def raw_server(folder: Path) -> Iterator[tuple[IO[bytes], IO[bytes], subprocess.Popen[bytes]]]:
+    """The language server over pipes this test writes and reads byte by byte; killed after."""
     proc = subprocess.Popen(
         SERVER_COMMAND,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=SERVER_ENV,
-        cwd=tmp_path,
+        cwd=folder,
     )
     assert proc.stdin is not None and proc.stdout is not None
     try:
-        init = {"processId": None, "rootUri": uri_of(tmp_path), "capabilities": {}}
-        proc.stdin.write(frame({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init}))
-        proc.stdin.flush()
-        while read_message(proc.stdout).get("id") != 0:
+        yield proc.stdin, proc.stdout, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def initialize(folder: Path) -> bytes:
+    init = {"processId": None, "rootUri": uri_of(folder), "capabilities": {}}
+    return frame({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init})
+
+
+def test_the_server_handles_messages_while_the_client_does_not_read_its_answers(
+    tmp_path: Path,
+) -> None:
+    with raw_server(tmp_path) as (stdin, stdout, proc):
+        stdin.write(initialize(tmp_path))
+        stdin.flush()
+        while read_message(stdout).get("id") != 0:
             pass
         # Far more answers than a pipe holds (64 KiB), none of them read; then shutdown and exit.
         flood = b"".join(
@@ -50,7 +67,6 @@ def test_the_server_handles_messages_while_the_client_does_not_read_its_answers(
         )
         flood += frame({"jsonrpc": "2.0", "id": "bye", "method": "shutdown"})
         flood += frame({"jsonrpc": "2.0", "method": "exit"})
-        stdin = proc.stdin
 
         def send() -> None:
             try:
@@ -62,29 +78,12 @@ def test_the_server_handles_messages_while_the_client_does_not_read_its_answers(
         threading.Thread(target=send, daemon=True).start()
         # A server blocked writing to the full pipe would never read `exit`.
         assert proc.wait(WAIT) is not None
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_a_header_line_longer_than_any_real_one_is_skipped(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        SERVER_COMMAND,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=SERVER_ENV,
-        cwd=tmp_path,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        init = {"processId": None, "rootUri": uri_of(tmp_path), "capabilities": {}}
-        proc.stdin.write(b"X-Junk: " + b"j" * 300_000 + b"\r\n")
-        proc.stdin.write(frame({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init}))
-        proc.stdin.flush()
-        answer = read_message(proc.stdout)
+    with raw_server(tmp_path) as (stdin, stdout, _):
+        stdin.write(b"X-Junk: " + b"j" * 300_000 + b"\r\n")
+        stdin.write(initialize(tmp_path))
+        stdin.flush()
+        answer = read_message(stdout)
         assert answer.get("id") == 0 and "result" in answer
-    finally:
-        proc.kill()
-        proc.wait()
