@@ -467,7 +467,7 @@ async def test_cancelling_the_run_kills_the_command_and_its_children(
 async def test_an_unknown_program_is_an_error_for_the_model(
     server: ScriptedOpenAI, runtime: AgentRuntime
 ) -> None:
-    allow(runtime, "no-such-program-xyz **")
+    allow(runtime, "no-such-program-xyz --version")
     server.enqueue(
         ToolCall("run_command", {"command": "no-such-program-xyz --version"}), Text("ok")
     )
@@ -487,7 +487,7 @@ def parsed(*argv: str) -> ParsedCommand:
     ("pattern", "argv", "allowed"),
     [
         ("pytest **", ("pytest",), True),
-        ("pytest **", ("pytest", "-q", "tests/test_a.py"), True),
+        ("pytest **", ("pytest", "tests/test_a.py"), True),
         ("pytest", ("pytest",), True),
         ("pytest", ("pytest", "-q"), False),
         ("ruff check *", ("ruff", "check", "src"), True),
@@ -497,18 +497,23 @@ def parsed(*argv: str) -> ParsedCommand:
         ("npm test", ("npm", "testx"), False),
         ("pytest tests/*", ("pytest", "tests/test_a.py"), True),
         ("pytest tests/*", ("pytest", "src/evil.py"), False),
+        ("pytest tests/*", ("pytest", "tests/../src/evil.py"), False),
         ("'my tool' run", ("my tool", "run"), True),
+        ("pytest -q **", ("pytest", "-q", "tests/test_a.py"), True),
+        ("pytest **", ("pytest", "-q", "tests/test_a.py"), False),
+        ("pytest **", ("pytest", "--basetemp=/tmp/x"), False),
+        ("ruff check *", ("ruff", "check", "--fix"), False),
     ],
 )
 def test_allow_list_patterns_match_word_by_word(
-    pattern: str, argv: tuple[str, ...], allowed: bool
+    pattern: str, argv: tuple[str, ...], allowed: bool, workspace: Path
 ) -> None:
-    assert AllowPattern.parse(pattern).matches(parsed(*argv)) is allowed
+    assert AllowPattern.parse(pattern).matches(parsed(*argv), workspace) is allowed
 
 
-def test_a_word_pattern_never_allows_a_shell_line() -> None:
+def test_a_word_pattern_never_allows_a_shell_line(workspace: Path) -> None:
     line = ParsedCommand(line="pytest; rm -rf /", argv=("/bin/sh", "-c", "x"), shell=True)
-    assert not AllowPattern.parse("pytest **").matches(line)
+    assert not AllowPattern.parse("pytest **").matches(line, workspace)
 
 
 @pytest.mark.parametrize(
@@ -517,6 +522,8 @@ def test_a_word_pattern_never_allows_a_shell_line() -> None:
         ("", "must start with a program name"),
         ("** foo", "must start with a program name"),
         ("pytest ** -q", "'\\*\\*' may only be the last word"),
+        ("pytest -* **", "names options with a glob"),
+        ("py* **", "the program must be written out"),
         ("pytest 'unclosed", "No closing quotation"),
         ("shell:   ", "nothing after 'shell:'"),
     ],

@@ -8,19 +8,13 @@ redirection, no variables) unless a `shell:` pattern allows that exact line; in 
 root; in a new process group that is killed on timeout or cancel; with a minimal environment
 that carries no secrets; and with its output capped.
 
-Allow-list patterns (settings `runCommand.allow`):
-- `pytest **`: split like a command line; each word is a glob (`*`, `?`, `[...]`) matched against
-  the argument at the same position, and a last word `**` matches any further arguments (none
-  included). `pytest` alone allows only `pytest` with no arguments; `ruff check *` one argument.
-- `shell: make test && make lint`: this exact line (surrounding spaces aside) runs through
-  `/bin/sh -c`. No globs: a glob over a shell line would admit `; anything`.
+Allow-list patterns (settings `runCommand.allow`): see core/tools/command_patterns.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import os
 import re
 import shlex
@@ -36,10 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agentls.core.llm import ToolSpec
 from agentls.core.tools.base import Tool, ToolResult, summarize_arguments
+from agentls.core.tools.command_patterns import AllowPattern, ParsedCommand, exact_pattern
 
 COMMAND_TOOL = "run_command"
-SHELL_PREFIX = "shell:"
-ANY_REST = "**"
 MAX_COMMAND_CHARS = 4_000
 # Output the model sees: the head and the tail (where test runners print their summary).
 HEAD_BYTES = 8_000
@@ -100,61 +93,6 @@ class CommandSettings(BaseModel):
         return names
 
 
-@dataclass(frozen=True)
-class AllowPattern:
-    """One parsed allow-list entry (see the module docstring for the syntax)."""
-
-    text: str
-    words: tuple[str, ...] = ()
-    rest: bool = False
-    shell_line: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> AllowPattern:
-        stripped = text.strip()
-        if stripped.startswith(SHELL_PREFIX):
-            line = stripped[len(SHELL_PREFIX) :].strip()
-            if not line:
-                raise ValueError(f"allow-list pattern {text!r}: nothing after 'shell:'")
-            return cls(text=text, shell_line=line)
-        try:
-            words = shlex.split(stripped)
-        except ValueError as exc:
-            raise ValueError(f"allow-list pattern {text!r}: {exc}") from None
-        if not words or words[0] == ANY_REST:
-            raise ValueError(f"allow-list pattern {text!r}: must start with a program name")
-        rest = words[-1] == ANY_REST
-        if rest:
-            words = words[:-1]
-        if ANY_REST in words:
-            raise ValueError(f"allow-list pattern {text!r}: '**' may only be the last word")
-        return cls(text=text, words=tuple(words), rest=rest)
-
-    def matches(self, command: ParsedCommand) -> bool:
-        if self.shell_line is not None:
-            return command.shell and command.line == self.shell_line
-        if command.shell:
-            return False
-        argv = command.argv
-        if len(argv) < len(self.words) or (len(argv) > len(self.words) and not self.rest):
-            return False
-        return all(fnmatch.fnmatchcase(a, w) for a, w in zip(argv, self.words, strict=False))
-
-
-@dataclass(frozen=True)
-class ParsedCommand:
-    """What would run: argv (no shell), or a shell line for `sh -c`."""
-
-    line: str
-    argv: tuple[str, ...]
-    shell: bool = False
-
-    @property
-    def display(self) -> str:
-        """The exact command line the user is asked about (argv quoted as a shell would need)."""
-        return self.line if self.shell else shlex.join(self.argv)
-
-
 class CommandError(ValueError):
     """A command line that cannot run; the message tells the model what to do instead."""
 
@@ -187,14 +125,6 @@ def parse_command(line: str, patterns: Sequence[AllowPattern]) -> ParsedCommand:
         )
     argv = tuple(shlex.split(stripped))
     return ParsedCommand(line=stripped, argv=argv)
-
-
-def exact_pattern(command: ParsedCommand) -> str:
-    """An allow-list pattern that admits exactly this command (glob characters escaped)."""
-    if command.shell:
-        return f"{SHELL_PREFIX} {command.line}"
-    escaped = [re.sub(r"([*?\[])", r"[\1]", word) for word in command.argv]
-    return shlex.join(escaped)
 
 
 @dataclass(frozen=True)
@@ -366,7 +296,7 @@ class CommandPolicy:
     ) -> tuple[Decision, dict[str, str]]:
         """The decision and who made it (allow_list with its pattern, session, user, no_approver)."""
         for pattern in self.patterns():
-            if pattern.matches(parsed):
+            if pattern.matches(parsed, self.workspace):
                 return Decision.run_once(), {"decided_by": "allow_list", "pattern": pattern.text}
         if request.command in self.approved:
             return Decision.run_once(), {"decided_by": "session"}
