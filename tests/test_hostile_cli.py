@@ -32,9 +32,10 @@ def cli(*argv: str) -> int:
 def one_line_error(capsys: CaptureFixture) -> str:
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    last = err.strip().splitlines()[-1]
-    assert "error" in last
-    return last
+    # One line, like every CLI error: no usage block of argparse above it.
+    (line,) = err.strip().splitlines()
+    assert "error" in line
+    return line
 
 
 @pytest.mark.parametrize(
@@ -67,6 +68,18 @@ def test_a_huge_number_is_an_argument_error_naming_the_argument_and_range(
     line = one_line_error(capsys)
     assert named in line
     assert "1970" in line or "1,000,000,000,000,000" in line or "ISO-8601" in line
+
+
+@pytest.mark.parametrize("value", ["0", "1000001"])
+def test_min_output_tokens_out_of_range_names_its_own_range(
+    tmp_path: Path, capsys: CaptureFixture, value: str
+) -> None:
+    (tmp_path / "calc.py").write_text("x = 1\n")
+    argv = ("run", "explain", "--file", "calc.py", "--min-output-tokens", value)
+    assert cli("--workspace", str(tmp_path), *argv) == 2
+    line = one_line_error(capsys)
+    assert "argument --min-output-tokens" in line
+    assert "1 to 1,000,000," in line  # its own bound, not the token limits' 1,000,000,000,000,000
 
 
 def test_budget_set_accepts_scientific_notation(tmp_path: Path, capsys: CaptureFixture) -> None:
