@@ -18,6 +18,7 @@ from tests.test_hostile_definitions import BOMB
 
 from agentls.cli import main
 from agentls.core.budget import TokenBudgeter
+from agentls.core.events import Usage
 
 CaptureFixture = pytest.CaptureFixture[str]
 
@@ -104,6 +105,29 @@ def test_an_unknown_agent_is_accepted_when_allowed(tmp_path: Path) -> None:
     assert cli("--workspace", str(tmp_path), *argv) == 0
     with TokenBudgeter.for_workspace(tmp_path) as b:
         assert b.snapshot().agents["later"].limit == 5000
+
+
+def test_a_limit_set_for_a_typo_can_be_removed_for_good(tmp_path: Path) -> None:
+    argv = ("budget", "set", "5000", "--agent", "reveiw", "--allow-unknown-agent")
+    assert cli("--workspace", str(tmp_path), *argv) == 0
+
+    assert cli("--workspace", str(tmp_path), "budget", "set", "none", "--agent", "reveiw") == 0
+
+    with TokenBudgeter.for_workspace(tmp_path) as b:
+        assert "reveiw" not in b.snapshot().agents
+
+
+def test_removing_the_limit_of_an_agent_with_spend_keeps_its_spend(tmp_path: Path) -> None:
+    with TokenBudgeter.for_workspace(tmp_path) as b:
+        b.set_limit(5000, agent="explain")
+        held = b.reserve(run_id="run-1", agent="explain", prompt_tokens=40, max_tokens=10)
+        b.commit(held, Usage(input_tokens=40, output_tokens=2))
+
+    assert cli("--workspace", str(tmp_path), "budget", "set", "none", "--agent", "explain") == 0
+
+    with TokenBudgeter.for_workspace(tmp_path) as b:
+        kept = b.snapshot().agents["explain"]
+        assert (kept.limit, kept.used) == (None, 42)
 
 
 def test_reset_of_an_unknown_agent_is_refused(tmp_path: Path, capsys: CaptureFixture) -> None:
