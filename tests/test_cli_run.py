@@ -340,6 +340,36 @@ def test_workspace_that_is_not_a_folder_exits_2(
     assert "--workspace" in capsys.readouterr().err
 
 
+def test_a_relative_file_is_found_in_the_workspace_from_any_directory(
+    server: ScriptedOpenAI,
+    workspace: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `agentls --workspace examples run review --file sample.py`, as `--tasks` entries resolve.
+    server.enqueue(Text("looked at it"))
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    argv = run_args(server, workspace, "explain")
+    argv[argv.index("--file") + 1] = "calc.py"
+    assert cli(*argv) == 0
+    assert "calc.py" in json.dumps(server.requests[0]["messages"])
+
+
+def test_a_file_given_relative_to_the_current_directory_is_refused_with_the_rule(
+    server: ScriptedOpenAI,
+    workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(workspace.parent)
+    argv = run_args(server, workspace, "explain")
+    argv[argv.index("--file") + 1] = f"{workspace.name}/calc.py"
+    assert cli(*argv) == 2
+    err = capsys.readouterr().err
+    assert "--file is relative to the workspace" in err
+    assert server.requests == []
+
+
 def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli() == 2
     assert "run" in capsys.readouterr().out

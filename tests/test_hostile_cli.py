@@ -18,6 +18,7 @@ from tests.test_hostile_definitions import BOMB
 
 from agentls.cli import main
 from agentls.core.budget import TokenBudgeter
+from agentls.core.events import Usage
 
 CaptureFixture = pytest.CaptureFixture[str]
 
@@ -32,9 +33,10 @@ def cli(*argv: str) -> int:
 def one_line_error(capsys: CaptureFixture) -> str:
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    last = err.strip().splitlines()[-1]
-    assert "error" in last
-    return last
+    # One line, like every CLI error: no usage block of argparse above it.
+    (line,) = err.strip().splitlines()
+    assert "error" in line
+    return line
 
 
 @pytest.mark.parametrize(
@@ -69,6 +71,18 @@ def test_a_huge_number_is_an_argument_error_naming_the_argument_and_range(
     assert "1970" in line or "1,000,000,000,000,000" in line or "ISO-8601" in line
 
 
+@pytest.mark.parametrize("value", ["0", "1000001"])
+def test_min_output_tokens_out_of_range_names_its_own_range(
+    tmp_path: Path, capsys: CaptureFixture, value: str
+) -> None:
+    (tmp_path / "calc.py").write_text("x = 1\n")
+    argv = ("run", "explain", "--file", "calc.py", "--min-output-tokens", value)
+    assert cli("--workspace", str(tmp_path), *argv) == 2
+    line = one_line_error(capsys)
+    assert "argument --min-output-tokens" in line
+    assert "1 to 1,000,000," in line  # its own bound, not the token limits' 1,000,000,000,000,000
+
+
 def test_budget_set_accepts_scientific_notation(tmp_path: Path, capsys: CaptureFixture) -> None:
     assert cli("--workspace", str(tmp_path), "budget", "set", "2e5") == 0
     with TokenBudgeter.for_workspace(tmp_path) as b:
@@ -91,6 +105,29 @@ def test_an_unknown_agent_is_accepted_when_allowed(tmp_path: Path) -> None:
     assert cli("--workspace", str(tmp_path), *argv) == 0
     with TokenBudgeter.for_workspace(tmp_path) as b:
         assert b.snapshot().agents["later"].limit == 5000
+
+
+def test_a_limit_set_for_a_typo_can_be_removed_for_good(tmp_path: Path) -> None:
+    argv = ("budget", "set", "5000", "--agent", "reveiw", "--allow-unknown-agent")
+    assert cli("--workspace", str(tmp_path), *argv) == 0
+
+    assert cli("--workspace", str(tmp_path), "budget", "set", "none", "--agent", "reveiw") == 0
+
+    with TokenBudgeter.for_workspace(tmp_path) as b:
+        assert "reveiw" not in b.snapshot().agents
+
+
+def test_removing_the_limit_of_an_agent_with_spend_keeps_its_spend(tmp_path: Path) -> None:
+    with TokenBudgeter.for_workspace(tmp_path) as b:
+        b.set_limit(5000, agent="explain")
+        held = b.reserve(run_id="run-1", agent="explain", prompt_tokens=40, max_tokens=10)
+        b.commit(held, Usage(input_tokens=40, output_tokens=2))
+
+    assert cli("--workspace", str(tmp_path), "budget", "set", "none", "--agent", "explain") == 0
+
+    with TokenBudgeter.for_workspace(tmp_path) as b:
+        kept = b.snapshot().agents["explain"]
+        assert (kept.limit, kept.used) == (None, 42)
 
 
 def test_reset_of_an_unknown_agent_is_refused(tmp_path: Path, capsys: CaptureFixture) -> None:

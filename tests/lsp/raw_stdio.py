@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import queue
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -23,13 +24,15 @@ class RawServer:
         self._messages: queue.Queue[dict[str, Any]] = queue.Queue()
         self._seen: list[dict[str, Any]] = []
         self.proc: subprocess.Popen[bytes] | None = None
+        # The server's log, kept for assertions (a file: a full pipe would block the server).
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  (closed in __exit__)
 
     def __enter__(self) -> Self:
         self.proc = subprocess.Popen(
             SERVER_COMMAND,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self._stderr,
             env=SERVER_ENV,
             cwd=self.workspace,
         )
@@ -69,6 +72,12 @@ class RawServer:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
+            self._stderr.close()
+
+    def stderr(self) -> str:
+        """What the server has written to its log so far."""
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
 
     def send(self, message: Any) -> None:
         self.send_bytes(json.dumps(message).encode())

@@ -77,6 +77,11 @@ def test_a_body_that_is_not_json_is_answered_parse_error(server: RawServer, body
     # The id cannot be read from such a body, so the answer carries id null (JSON-RPC 2.0, 5.1).
     server.send_bytes(body)
     answer = server.answer(None)
+    assert "id" in answer and answer["id"] is None  # the member is required, not just absent
     assert answer["error"]["code"] == PARSE_ERROR
     assert "not valid JSON" in answer["error"]["message"]
     assert list_agents(server, 10)["result"]
+    # One line in the log says what was wrong; no traceback of the reader.
+    log = server.stderr()
+    assert "not valid JSON" in log
+    assert "Traceback" not in log

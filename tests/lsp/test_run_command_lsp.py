@@ -267,3 +267,26 @@ class TestABadAllowListPattern:
 
         assert len(questions.asked) == 1, "with no valid allow-list, the user is asked"
         assert not (workspace / "ran.txt").exists()
+
+
+@pytest.mark.parametrize(
+    "editor_settings", [{"runCommand": {"enabled": True, "allow": [], "timeoutSeconds": 1}}]
+)
+async def test_a_timed_out_command_is_mirrored_to_the_log_in_single_lines(
+    client: LanguageClient,
+    workspace: Path,
+    model: ScriptedOpenAI,
+    questions: Questions,
+    editor_settings: dict[str, Any],
+) -> None:
+    # Generic clients (Neovim, Emacs) read the trail in window/logMessage, one line per event.
+    slow = py("import time; print('line one'); print('line two', flush=True); time.sleep(30)")
+    questions.answers = ["Run once"]
+
+    result = await delegate_calling(client, workspace, model, slow, "it hung")
+
+    assert "killed after the 1 s time limit" in tool_reply(model)
+    run = result["runId"][:8]
+    mirrored = [m.message for m in client.log_messages if f"run={run}" in m.message]
+    assert any("run_command" in line for line in mirrored)
+    assert all("\n" not in line and "\r" not in line for line in mirrored), mirrored

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+import pytest
 from tests.lsp.harness import SERVER_COMMAND, SERVER_ENV, WAIT, uri_of
 
 
@@ -87,3 +89,23 @@ def test_a_header_line_longer_than_any_real_one_is_skipped(tmp_path: Path) -> No
         stdin.flush()
         answer = read_message(stdout)
         assert answer.get("id") == 0 and "result" in answer
+
+
+@pytest.mark.parametrize("command", ["serve", "acp"])
+def test_a_server_whose_input_is_dev_null_ends_at_once_without_a_traceback(
+    tmp_path: Path, command: str
+) -> None:
+    # `agentls serve < /dev/null` (a misconfigured editor, a script): nothing will ever arrive,
+    # so the server ends instead of hanging, and says nothing alarming.
+    with open(os.devnull, "rb") as devnull:
+        done = subprocess.run(
+            [*SERVER_COMMAND[:-1], command],
+            stdin=devnull,
+            capture_output=True,
+            env=SERVER_ENV,
+            cwd=tmp_path,
+            timeout=WAIT,
+        )
+    assert "Traceback" not in done.stderr.decode(), done.stderr.decode()
+    assert "PermissionError" not in done.stderr.decode()
+    assert done.stdout == b""

@@ -8,6 +8,7 @@ import sys
 from typing import cast
 
 from agentls.core.engine import EngineSettings
+from agentls.core.streams import is_pipe_like
 
 
 def serve(settings: EngineSettings, *, default_agent: str | None = None) -> None:
@@ -24,6 +25,28 @@ async def _serve(settings: EngineSettings, default_agent: str | None) -> None:
     try:
         # session/close is routed by the SDK only with its unstable methods enabled.
         # The SDK's Agent protocol lists every method; it routes only those an agent defines.
-        await acp.run_agent(cast(acp.Agent, agent), use_unstable_protocol=True)
+        streams = await _file_streams()
+        await acp.run_agent(
+            cast(acp.Agent, agent),
+            *streams,
+            use_unstable_protocol=True,
+        )
     finally:
         await agent.aclose()
+
+
+async def _file_streams() -> tuple[object, object] | tuple[()]:
+    """Streams for a stdin or stdout the event loop cannot watch (`/dev/null`, a regular file),
+    which the SDK's own streams refuse with a PermissionError traceback; () when both can be
+    loop transports and the SDK's defaults serve."""
+    if is_pipe_like(sys.stdin.buffer) and is_pipe_like(sys.stdout.buffer):
+        return ()
+    # The SDK's thread-fed streams (what it uses where stdin cannot be watched, on Windows):
+    # end of input reads as the end of the connection, so the agent exits cleanly.
+    from acp.core import DEFAULT_STDIO_BUFFER_LIMIT_BYTES
+    from acp.stdio import _windows_stdio_streams
+
+    reader, writer = await _windows_stdio_streams(
+        asyncio.get_running_loop(), limit=DEFAULT_STDIO_BUFFER_LIMIT_BYTES
+    )
+    return writer, reader

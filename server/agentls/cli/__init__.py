@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from agentls.core.state_check import StateError
 
@@ -32,8 +33,16 @@ class CliError(Exception):
     """A user-facing error: printed as one line on stderr, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, reporting a bad argument in one line (as every other CLI error is)
+    instead of its usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"agentls: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="agentls",
         description="Delegate code to AI agents; budgets and an audit trail included.",
     )
@@ -49,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not use the workspace's agent definitions, MCP servers or run_command "
         "(for a folder you have not reviewed, e.g. a fresh clone)",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(f"agentls.cli.{name}")

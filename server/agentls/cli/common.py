@@ -70,8 +70,11 @@ def wait_seconds(value: str) -> float:
 
 def min_output_tokens(value: str) -> int:
     """A whole number from 1 to MAX_MIN_OUTPUT_TOKENS."""
-    number = positive_int(value)
-    if number > MAX_MIN_OUTPUT_TOKENS:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {_shown(value)}") from None
+    if not 0 < number <= MAX_MIN_OUTPUT_TOKENS:
         raise argparse.ArgumentTypeError(
             f"expected a number from 1 to {MAX_MIN_OUTPUT_TOKENS:,}, got {_shown(value)}"
         )
@@ -145,10 +148,17 @@ def parse_lines(spec: str) -> tuple[int, int]:
 
 
 def target_from(args: argparse.Namespace, file: Path, lines: str | None) -> Target:
+    """The target a `--file` names: relative to the workspace, as `--tasks` entries are."""
     workspace = workspace_of(args)
-    path = (file if file.is_absolute() else Path.cwd() / file).resolve()
+    path = (file if file.is_absolute() else workspace / file).resolve()
     if not path.is_file():
-        raise CliError(f"--file {file}: no such file")
+        beside = (Path.cwd() / file).resolve()
+        if not file.is_absolute() and beside != path and beside.is_file():
+            raise CliError(
+                f"--file {file}: no such file in the workspace {workspace} (--file is relative "
+                f"to the workspace; give {beside} as an absolute path or relative to the workspace)"
+            )
+        raise CliError(f"--file {file}: no such file in the workspace {workspace}")
     if workspace != path and workspace not in path.parents:
         raise CliError(f"--file {file}: outside the workspace {workspace} (use --workspace)")
     try:

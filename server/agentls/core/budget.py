@@ -582,6 +582,14 @@ class TokenBudgeter:
             "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim, updated = excluded.updated",
             (scope, limit, time.time()),
         )
+        if agent is not None and limit is None:
+            # An agent without a limit and without spend is nothing to show: a limit set for a
+            # typo and then removed leaves no trace in the listing.
+            conn.execute(
+                "DELETE FROM scopes WHERE scope = ? AND lim IS NULL AND input = 0 AND cached = 0 "
+                "AND output = 0 AND reasoning = 0",
+                (scope,),
+            )
 
     def set_run_limit(self, run_id: str, limit: int | None) -> None:
         """Set a run's limit ahead of its first call (e.g. a parent run that only delegates)."""

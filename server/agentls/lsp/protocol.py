@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from lsprotocol.types import ResponseError
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.protocol import LanguageServerProtocol
 
@@ -137,10 +136,14 @@ class AgentProtocol(LanguageServerProtocol):
         log.warning("invalid JSON-RPC message: %s", rejected.message)
         if not rejected.has_id:
             return  # an invalid notification has nobody waiting for an answer
-        self._send_response(
-            rejected.id,  # type: ignore[arg-type]
-            None,
-            ResponseError(code=rejected.code, message=rejected.message),
+        # Written as a plain object: pygls's serializer leaves out a null id, and JSON-RPC 2.0
+        # requires the member (`"id": null` when the request's id could not be read).
+        self._send_data(
+            {
+                "jsonrpc": VERSION,
+                "id": rejected.id,
+                "error": {"code": rejected.code, "message": rejected.message},
+            }
         )
 
 

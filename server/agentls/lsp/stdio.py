@@ -11,13 +11,14 @@ blocking the loop in `write()`; what is still buffered at exit is flushed (bound
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-import os
-import stat
 import sys
 from typing import TYPE_CHECKING, BinaryIO
 
 from pygls.io_ import run_async
+
+from agentls.core.streams import is_pipe_like
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -30,13 +31,19 @@ _HEADER_LIMIT = 64 * 1024
 _FLUSH_SECONDS = 2.0
 
 
-def _is_pipe_like(stream: BinaryIO) -> bool:
-    """Pipes, sockets and terminals can be loop transports; regular files cannot."""
-    try:
-        mode = os.fstat(stream.fileno()).st_mode
-    except (OSError, ValueError, AttributeError):
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+class _AnsweredParseErrors(logging.Filter):
+    """pygls logs a traceback for a body that is not JSON; the protocol answers that body
+    (-32700, `AgentProtocol.answer_parse_error`) and logs it in one line, so the traceback goes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, json.JSONDecodeError | UnicodeDecodeError)
+
+
+# The reader's logger (pygls's own, when it reads a regular file).
+_reader_log = logging.getLogger("agentls.lsp.reader")
+for _logger in (_reader_log, logging.getLogger("pygls.server")):
+    _logger.addFilter(_AnsweredParseErrors())
 
 
 class _Reader:
@@ -106,7 +113,7 @@ async def _serve(server: LanguageServer, stdin: BinaryIO, stdout: BinaryIO) -> N
             stop_event=server._stop_event,
             reader=_Reader(stream),
             protocol=server.protocol,
-            logger=log,
+            logger=_reader_log,
             error_handler=server.report_server_error,
         )
     finally:
@@ -118,7 +125,7 @@ async def _serve(server: LanguageServer, stdin: BinaryIO, stdout: BinaryIO) -> N
 def start_io(server: LanguageServer) -> None:
     """Serve `server` on this process's stdin/stdout until the client exits or disconnects."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    if not (_is_pipe_like(stdin) and _is_pipe_like(stdout)):
+    if not (is_pipe_like(stdin) and is_pipe_like(stdout)):
         server.start_io(stdin, stdout)  # pygls's threaded reader handles regular files
         return
     import threading

@@ -7,6 +7,7 @@ encoding negotiated at initialize). Positions convert both ways over LSP's line 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,18 @@ def log_line(e: RunEvent) -> str:
         head += f" error={e.error}"
     for warning in ([d["warning"]] if d.get("warning") else []) + list(d.get("warnings") or []):
         head += f" warning={warning}"
-    return f"{head} run={e.run_id[:8]}"
+    return _one_line(f"{head} run={e.run_id[:8]}")
+
+
+# Line breaks (CR, LF, NEL, U+2028/9) and other control characters a message may carry.
+_BREAKS = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _one_line(text: str) -> str:
+    """The log mirror's promise: one line. Breaks read as `⏎`, other controls as `\\xNN`."""
+    text = _BREAKS.sub(" ⏎ ", text)
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def position_encoding(doc: TextDocument | None) -> str:
