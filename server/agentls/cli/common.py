@@ -98,8 +98,22 @@ def _shown(value: str, limit: int = 40) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
+def check_output_bounds(args: argparse.Namespace) -> None:
+    """A minimum answer larger than what a call may ask for could never be granted: refused."""
+    least = getattr(args, "min_output_tokens", DEFAULT_MIN_OUTPUT_TOKENS)
+    most = getattr(args, "max_output_tokens", 1024)
+    if least > most:
+        raise CliError(
+            f"--min-output-tokens {least:,} is more than --max-output-tokens {most:,}: a model "
+            "call never asks for more than --max-output-tokens, so no call could get the minimum; "
+            "lower --min-output-tokens or raise --max-output-tokens"
+        )
+
+
 def settings_from(args: argparse.Namespace) -> EngineSettings:
     from agentls.cli.approvals import command_settings
+
+    check_output_bounds(args)
 
     settings = EngineSettings(
         model=getattr(args, "model", None),
