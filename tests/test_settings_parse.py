@@ -96,3 +96,8 @@ def test_a_minimum_answer_above_the_maximum_is_reported_and_the_maximum_wins():
     assert settings.budget.min_output_tokens == 1024
     (problem,) = problems
     assert "agentls.budget.minOutputTokens" in problem and "agentls.maxOutputTokens" in problem
+
+
+def test_the_default_minimum_follows_a_small_maximum_silently():
+    settings, problems = parse_settings({"maxOutputTokens": 16})
+    assert (settings.budget.min_output_tokens, problems) == (16, [])

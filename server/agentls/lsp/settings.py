@@ -169,7 +169,10 @@ def parse_settings(
     before = (previous or LspSettings()).model_dump(by_alias=True)
     for _ in range(64):
         try:
-            return _bounded_minimum(LspSettings.model_validate(merged), problems), problems
+            settings = LspSettings.model_validate(merged)
+            budget = merged.get("budget")
+            given = isinstance(budget, dict) and budget.get("minOutputTokens") is not None
+            return _bounded_minimum(settings, problems if given else []), problems
         except ValidationError as exc:
             changed = False
             # Later list items first, so removing one does not shift the others' positions.
@@ -193,7 +196,8 @@ def parse_settings(
 
 
 def _bounded_minimum(settings: LspSettings, problems: list[str]) -> LspSettings:
-    """A minimum answer above `maxOutputTokens` could never be granted: the maximum wins."""
+    """A minimum answer above `maxOutputTokens` could never be granted: the maximum wins (a
+    minimum the user set is reported in `problems`; the default follows silently)."""
     most = settings.max_output_tokens
     if settings.budget.min_output_tokens <= most:
         return settings
