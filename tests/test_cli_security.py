@@ -18,6 +18,8 @@ import pytest
 from tests.rig.scripted_openai import ScriptedOpenAI, Text, ToolCall
 
 from agentls.cli import main
+from agentls.core.audit import AuditStore
+from agentls.core.events import EventKind
 
 PY = sys.executable
 SOURCE = "def add(a, b):\n    return a + b\n"
@@ -100,7 +102,13 @@ def test_without_a_terminal_a_command_is_refused_with_the_flag_that_allows_it(
     reply = tool_reply(server)
     assert "no terminal to ask on" in reply
     assert f"--allow-command {shlex.quote(WRITE_MARKER)}" in reply
-    assert "no terminal to ask on" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no terminal to ask on" in err
+    # Nobody decided: the progress and the audit trail say so, not that the user denied it.
+    assert "no one to ask" in err and "denied by the user" not in err
+    with AuditStore.for_workspace(workspace) as store:
+        (audited,) = [e.data for e in store.query(kinds=[EventKind.TOOL_CALL])]
+    assert (audited["decision"], audited["decided_by"]) == ("deny", "no_approver")
 
 
 def test_an_allow_command_pattern_runs_the_command_unasked(

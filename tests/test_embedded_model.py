@@ -209,3 +209,34 @@ async def test_a_tools_reply_cut_off_mid_json_fails_clearly_and_its_tokens_stay_
     snapshot = budgeter.snapshot()
     assert snapshot.used == result.usage.total
     assert snapshot.reserved == 0
+
+
+@pytest.mark.model
+@needs_model
+@pytest.mark.parametrize(
+    ("model_flag", "told"),
+    [((), True), (("--model", "embedded"), False)],
+    ids=["nothing-configured", "asked-for-by-name"],
+)
+def test_a_run_that_falls_back_to_the_embedded_model_says_so(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    model_flag: tuple[str, ...],
+    told: bool,
+) -> None:
+    # `agentls mcp add self -- agentls mcp-server` used to answer from the 135M model in silence.
+    from agentls.cli import main
+
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "calc.py").write_text(SOURCE, encoding="utf-8")
+    argv = ["--workspace", str(tmp_path), "run", "explain", "--file", "calc.py", "--json"]
+    assert main([*argv, "--max-output-tokens", "16", *model_flag]) == 0
+
+    result = json.loads(capsys.readouterr().out)
+    said = any("embedded SmolLM2-135M" in w for w in result["warnings"])
+    assert said is told
+    with AuditStore.for_workspace(tmp_path) as store:
+        (closing,) = store.query(kinds=[EventKind.FINISHED])
+    assert any("embedded SmolLM2-135M" in w for w in closing.data.get("warnings", [])) is told

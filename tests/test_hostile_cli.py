@@ -83,6 +83,26 @@ def test_min_output_tokens_out_of_range_names_its_own_range(
     assert "1 to 1,000,000," in line  # its own bound, not the token limits' 1,000,000,000,000,000
 
 
+def test_a_minimum_answer_above_the_maximum_call_is_refused(
+    tmp_path: Path, capsys: CaptureFixture
+) -> None:
+    # The README promises "a call is never granted fewer": a minimum no call can reach is an error.
+    (tmp_path / "calc.py").write_text("x = 1\n")
+    argv = (
+        "run",
+        "explain",
+        "--file",
+        "calc.py",
+        "--min-output-tokens",
+        "1990",
+        "--budget",
+        "2000",
+    )
+    assert cli("--workspace", str(tmp_path), *argv) == 2
+    line = one_line_error(capsys)
+    assert "--min-output-tokens 1,990 is more than --max-output-tokens 1,024" in line
+
+
 def test_budget_set_accepts_scientific_notation(tmp_path: Path, capsys: CaptureFixture) -> None:
     assert cli("--workspace", str(tmp_path), "budget", "set", "2e5") == 0
     with TokenBudgeter.for_workspace(tmp_path) as b:

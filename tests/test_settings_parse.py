@@ -77,3 +77,27 @@ def test_valid_settings_report_nothing():
     assert settings == LspSettings.model_validate(
         {"budget": {"total": 5}, "audit": {"retentionDays": 30}}
     )
+
+
+def test_a_secret_name_in_pass_env_drops_only_that_name():
+    settings, problems = parse_settings(
+        {"runCommand": {"enabled": True, "passEnv": ["MY_VAR", "GITHUB_TOKEN", "JAVA_HOME"]}}
+    )
+    assert settings.run_command.pass_env == ["MY_VAR", "JAVA_HOME"]
+    (problem,) = problems
+    assert "agentls.runCommand.passEnv.1" in problem and "'GITHUB_TOKEN'" in problem
+    assert "leaving out that entry" in problem
+
+
+def test_a_minimum_answer_above_the_maximum_is_reported_and_the_maximum_wins():
+    settings, problems = parse_settings(
+        {"maxOutputTokens": 1024, "budget": {"minOutputTokens": 1990}}
+    )
+    assert settings.budget.min_output_tokens == 1024
+    (problem,) = problems
+    assert "agentls.budget.minOutputTokens" in problem and "agentls.maxOutputTokens" in problem
+
+
+def test_the_default_minimum_follows_a_small_maximum_silently():
+    settings, problems = parse_settings({"maxOutputTokens": 16})
+    assert (settings.budget.min_output_tokens, problems) == (16, [])

@@ -48,7 +48,7 @@ async def ask_command(
             options=OPTIONS,
         )
     except Exception as exc:  # a panel that cannot ask: nothing runs
-        return Decision.deny(f"the editor could not ask the user ({exc})")
+        return Decision.unasked(f"the editor could not ask the user ({exc})")
     outcome = response.outcome
     if getattr(outcome, "outcome", None) != "selected":
         return Decision.deny("the question was cancelled")

@@ -105,7 +105,7 @@ class TerminalPrompt:
 def terminal_approver(prompt: TerminalPrompt) -> Approver:
     async def approve(request: CommandRequest) -> Decision:
         if not prompt.available():
-            return Decision.deny(
+            return Decision.unasked(
                 "there is no terminal to ask on; to allow it, run again with "
                 f"--allow-command {shlex.quote(request.pattern)}"
             )

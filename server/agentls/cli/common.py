@@ -46,7 +46,7 @@ def add_budget_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--min-output-tokens",
         type=min_output_tokens,
-        default=DEFAULT_MIN_OUTPUT_TOKENS,
+        default=None,
         metavar="N",
         help="the smallest answer worth a model call: fewer output tokens left in the budget "
         f"refuse the call (default: {DEFAULT_MIN_OUTPUT_TOKENS})",
@@ -98,8 +98,26 @@ def _shown(value: str, limit: int = 40) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
+def min_output_tokens_of(args: argparse.Namespace) -> int:
+    """The minimum answer in force. One the user gave above what a call may ask for could never be
+    granted: refused. The default follows a smaller `--max-output-tokens`."""
+    given: int | None = getattr(args, "min_output_tokens", None)
+    most: int = getattr(args, "max_output_tokens", 1024)
+    if given is None:
+        return min(DEFAULT_MIN_OUTPUT_TOKENS, most)
+    if given > most:
+        raise CliError(
+            f"--min-output-tokens {given:,} is more than --max-output-tokens {most:,}: a model "
+            "call never asks for more than --max-output-tokens, so no call could get the minimum; "
+            "lower --min-output-tokens or raise --max-output-tokens"
+        )
+    return given
+
+
 def settings_from(args: argparse.Namespace) -> EngineSettings:
     from agentls.cli.approvals import command_settings
+
+    least = min_output_tokens_of(args)
 
     settings = EngineSettings(
         model=getattr(args, "model", None),
@@ -107,7 +125,7 @@ def settings_from(args: argparse.Namespace) -> EngineSettings:
         max_output_tokens=getattr(args, "max_output_tokens", 1024),
         budget=BudgetSettings(
             wait_seconds=getattr(args, "budget_wait", DEFAULT_WAIT_SECONDS),
-            min_output_tokens=getattr(args, "min_output_tokens", DEFAULT_MIN_OUTPUT_TOKENS),
+            min_output_tokens=least,
         ),
         workspace_trusted=not getattr(args, "untrusted", False),
         run_command=command_settings(args),

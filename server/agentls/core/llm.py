@@ -156,6 +156,41 @@ NO_MODEL_MESSAGE = (
 )
 
 
+EMBEDDED_FALLBACK_NOTICE = (
+    "no model is configured here (no OPENAI_API_KEY or OPENAI_BASE_URL in this process's "
+    "environment, no model setting), so this run used the embedded SmolLM2-135M model, which "
+    "shows the pipeline but gives no real answers; configure a model to get them"
+)
+
+
+class EmbeddedFallback:
+    """The embedded model, used because nothing else is configured: its runs say so (a run that
+    silently answers from a 135M model looks like a broken product)."""
+
+    notice = EMBEDDED_FALLBACK_NOTICE
+
+    def __init__(self, model: ChatModel) -> None:
+        self._model = model
+
+    @property
+    def name(self) -> str:
+        return self._model.name
+
+    def prompt_token_bound(self, request: ChatRequest) -> int:
+        return self._model.prompt_token_bound(request)
+
+    async def complete(self, request: ChatRequest, on_delta: OnDelta | None = None) -> ChatResponse:
+        return await self._model.complete(request, on_delta)
+
+    async def aclose(self) -> None:
+        await self._model.aclose()
+
+
+def fallback_notice(model: ChatModel) -> str | None:
+    """What a run on `model` must tell the user about how the model was chosen, if anything."""
+    return model.notice if isinstance(model, EmbeddedFallback) else None
+
+
 def create_model(settings: ModelSettings) -> ChatModel:
     """The backend the settings ask for: OpenAI-compatible when a key or URL is set, else embedded."""
     s = settings.resolved()
@@ -173,4 +208,5 @@ def create_model(settings: ModelSettings) -> ChatModel:
                 f"The embedded model is not installed ({problem}). {NO_MODEL_MESSAGE}"
             )
         raise ModelConfigError(NO_MODEL_MESSAGE)
-    return EmbeddedChatModel.shared()
+    model = EmbeddedChatModel.shared()
+    return model if wants_embedded else EmbeddedFallback(model)

@@ -31,7 +31,7 @@ from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
 from agentls.core.dispatch import dispatch_tool_call
 from agentls.core.events import EventKind, RunEvent, RunStatus, new_id
 from agentls.core.group_commit import Commit, committed
-from agentls.core.llm import ChatModel, ChatRequest, ModelError
+from agentls.core.llm import ChatModel, ChatRequest, ModelError, fallback_notice
 from agentls.core.metering import metered_call
 from agentls.core.prompts import assistant_message, first_messages, output_limit, repair_prompt
 from agentls.core.run_state import (
@@ -339,6 +339,8 @@ class AgentRuntime:
                 self._cancel_at_start.discard(run.run_id)
                 raise asyncio.CancelledError
             model = self.model_factory(d.model)
+            if (notice := fallback_notice(model)) is not None:
+                run.warnings.append(notice)
             async with contextlib.AsyncExitStack() as stack:
                 await self._loop(run, model, emit, stack)
             if run.edits and apply is not None:

@@ -61,7 +61,7 @@ def command_approver(ls: AgentLanguageServer) -> Approver:
         try:
             title = await ask_user(ls, params)
         except Exception as exc:  # an editor that cannot ask: nothing runs
-            return Decision.deny(f"the editor could not ask the user ({exc})")
+            return Decision.unasked(f"the editor could not ask the user ({exc})")
         if title == RUN_ONCE:
             return Decision.run_once()
         if title == ALWAYS:

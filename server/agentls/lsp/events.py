@@ -116,8 +116,10 @@ class EventBridge:
             return
         if e.is_terminal:
             ending = f"{e.status.value} · {e.usage.total:,} tokens"
-            if e.error:  # why it failed or stopped, where the user is looking
-                ending += f" · {e.error if len(e.error) <= 400 else e.error[:399] + '…'}"
+            # Why it failed or stopped, and what it must tell (the embedded model was used, an
+            # over-report), where the user is looking.
+            for note in ([e.error] if e.error else []) + list(e.data.get("warnings") or []):
+                ending += f" · {note if len(note) <= 400 else note[:399] + '…'}"
             self.end_progress(e.run_id, ending)
             return
         message = None

@@ -169,7 +169,10 @@ def parse_settings(
     before = (previous or LspSettings()).model_dump(by_alias=True)
     for _ in range(64):
         try:
-            return LspSettings.model_validate(merged), problems
+            settings = LspSettings.model_validate(merged)
+            budget = merged.get("budget")
+            given = isinstance(budget, dict) and budget.get("minOutputTokens") is not None
+            return _bounded_minimum(settings, problems if given else []), problems
         except ValidationError as exc:
             changed = False
             # Later list items first, so removing one does not shift the others' positions.
@@ -179,9 +182,28 @@ def parse_settings(
                 reverse=True,
             ):
                 name = "agentls." + ".".join(str(p) for p in err["loc"])
-                kept = "the previous value" if previous is not None else "the default"
-                problems.append(f"setting {name}: {err['msg']}; keeping {kept}")
+                if err["loc"] and isinstance(err["loc"][-1], int):
+                    kept = "leaving out that entry"  # one bad entry of a list, not the list
+                else:
+                    kept = "keeping " + (
+                        "the previous value" if previous is not None else "the default"
+                    )
+                problems.append(f"setting {name}: {err['msg']}; {kept}")
                 changed = _replace(merged, tuple(err["loc"]), before) or changed
             if not changed:
                 break
     return previous or LspSettings(), problems
+
+
+def _bounded_minimum(settings: LspSettings, problems: list[str]) -> LspSettings:
+    """A minimum answer above `maxOutputTokens` could never be granted: the maximum wins (a
+    minimum the user set is reported in `problems`; the default follows silently)."""
+    most = settings.max_output_tokens
+    if settings.budget.min_output_tokens <= most:
+        return settings
+    problems.append(
+        f"setting agentls.budget.minOutputTokens: {settings.budget.min_output_tokens:,} is more "
+        f"than agentls.maxOutputTokens ({most:,}), which bounds every model call; using {most:,}"
+    )
+    budget = settings.budget.model_copy(update={"min_output_tokens": most})
+    return settings.model_copy(update={"budget": budget})

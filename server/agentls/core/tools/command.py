@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from agentls.core.llm import ToolSpec
 from agentls.core.tools.base import Tool, ToolResult, summarize_arguments
@@ -60,6 +60,14 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
+def _not_a_secret(name: str) -> str:
+    if is_secret_name(name):
+        raise ValueError(
+            f"{name!r} looks like a secret; commands never get secrets from the environment"
+        )
+    return name
+
+
 class CommandSettings(BaseModel):
     """`runCommand.*`: whether agents may run commands, and which ones run without asking."""
 
@@ -70,8 +78,9 @@ class CommandSettings(BaseModel):
         default_factory=list, max_length=1000
     )
     timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
-    # Names of extra environment variables passed through (secret-looking names are refused).
-    pass_env: list[Annotated[str, Field(max_length=200)]] = Field(
+    # Names of extra environment variables passed through. A secret-looking name is refused on
+    # its own (its error names its position), so the other names still pass.
+    pass_env: list[Annotated[str, Field(max_length=200), AfterValidator(_not_a_secret)]] = Field(
         default_factory=list, max_length=200
     )
 
@@ -81,16 +90,6 @@ class CommandSettings(BaseModel):
         for pattern in patterns:
             AllowPattern.parse(pattern)
         return patterns
-
-    @field_validator("pass_env")
-    @classmethod
-    def _no_secrets(cls, names: list[str]) -> list[str]:
-        for name in names:
-            if is_secret_name(name):
-                raise ValueError(
-                    f"{name!r} looks like a secret; commands never get secrets from the environment"
-                )
-        return names
 
 
 class CommandError(ValueError):
@@ -148,6 +147,9 @@ class Decision:
     allow: bool
     remember: bool = False
     reason: str = ""
+    # False when nobody was asked (no terminal, an editor that cannot ask): the audit then says
+    # `no_approver`, not that the user decided.
+    asked: bool = True
 
     @classmethod
     def run_once(cls) -> Decision:
@@ -160,6 +162,11 @@ class Decision:
     @classmethod
     def deny(cls, reason: str = "the user denied it") -> Decision:
         return cls(allow=False, reason=reason)
+
+    @classmethod
+    def unasked(cls, reason: str) -> Decision:
+        """Not run because there was no one to ask."""
+        return cls(allow=False, reason=reason, asked=False)
 
     @property
     def label(self) -> str:
@@ -308,7 +315,7 @@ class CommandPolicy:
         decision = await self.approver(request)
         if decision.allow and decision.remember:
             self.approved.add(request.command)
-        return decision, {"decided_by": "user"}
+        return decision, {"decided_by": "user" if decision.asked else "no_approver"}
 
 
 def describe(data: dict[str, Any]) -> str:
