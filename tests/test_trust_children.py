@@ -91,17 +91,30 @@ def delegate_once(body: dict[str, Any]) -> Reply:
     return ToolCall(DELEGATE, {"agent": "explain", "goal": "level 1", "file": "calc.py"})
 
 
-@TRUST
+@pytest.mark.parametrize(
+    ("trusted", "opened_home"),
+    [(True, False), (False, False), (True, True)],
+    ids=["trusted", "untrusted", "home-folder-opened"],
+)
 async def test_a_cloned_agentls_package_never_runs_in_the_delegation_child(
-    workspace: Path, markers: Path, scripted: ScriptedOpenAI, trusted: bool
+    workspace: Path,
+    markers: Path,
+    scripted: ScriptedOpenAI,
+    trusted: bool,
+    opened_home: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if opened_home:  # the user opened their home folder: the child cannot start there either
+        monkeypatch.setenv("HOME", str(workspace))
     scripted.responder = delegate_once
     runtime = build_runtime(
         workspace,
         EngineSettings(model="scripted-model", base_url=scripted.url, workspace_trusted=trusted),
     )
     try:
-        result = await runtime.delegate("orchestrator", "level 0", Target(path=workspace / "calc.py"))
+        result = await runtime.delegate(
+            "orchestrator", "level 0", Target(path=workspace / "calc.py")
+        )
     finally:
         await runtime.aclose()
     assert sorted(p.name for p in markers.iterdir()) == []  # no code of the repository ran
@@ -237,17 +250,17 @@ async def test_the_documented_npx_filesystem_server_runs_the_users_package_not_t
         },
     )
     pool = McpPool(workspace, load_mcp_config(workspace, trusted=trusted))
+    path = str(workspace / "calc.py")
     try:
-        session = await pool.session("filesystem")
-        assert "read_text_file" in session.tools  # the real server answered
-        await session.roots_requested.wait()
-        path = str(workspace / "calc.py")
         result = await pool.call_tool("filesystem", "read_text_file", {"path": path})
-        for _ in range(100):  # the server applies the roots it asked for asynchronously
-            if not result.is_error:
-                break
-            await asyncio.sleep(0.05)
-            result = await pool.call_tool("filesystem", "read_text_file", {"path": path})
+        session = pool.session_of("filesystem")
+        if session is not None and session.usable:
+            async with asyncio.timeout(30):
+                await session.roots_requested.wait()
+                # Started on `.`, the server serves the workspace once it applies agentls' roots.
+                while result.is_error:
+                    await asyncio.sleep(0.05)
+                    result = await pool.call_tool("filesystem", "read_text_file", {"path": path})
     finally:
         await pool.aclose()
     assert sorted(p.name for p in markers.iterdir()) == []

@@ -12,6 +12,7 @@ arguments. Python children also get `-P` (Python 3.11's safe path: nothing is pr
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 # Python 3.11+: do not prepend the script's folder or the working directory to sys.path.
@@ -24,10 +25,8 @@ def outside_workspace(workspace: Path) -> Path:
     Touches the file system (resolves symbolic links): call it off the event loop."""
     root = workspace.resolve()
     candidates = []
-    try:
+    with contextlib.suppress(RuntimeError, OSError):  # no home folder known
         candidates.append(Path.home().resolve())
-    except (RuntimeError, OSError):  # no home folder known
-        pass
     candidates.append(Path(root.anchor))
     for candidate in candidates:
         if candidate != root and root not in candidate.parents and candidate.is_dir():

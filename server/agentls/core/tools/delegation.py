@@ -236,6 +236,7 @@ class ChildAgentls:
         # The run's own end (an answer, a budget stop, a cancel) is kept out of the client's task
         # group, which would wrap it in an ExceptionGroup; it is raised again once the child is closed.
         ended: BaseException | None = None
+        started = False
         fault = ChildFault(self.max_message_chars)
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -250,6 +251,7 @@ class ChildAgentls:
                     )
                     client = await stack.enter_async_context(Client(transport))
                     listed = await client.list_tools()
+                    started = True
                 except (OSError, MCPError) as exc:
                     raise RunFailed(
                         f"could not start the child agentls to delegate to: {fault.reason or exc}"
@@ -269,6 +271,11 @@ class ChildAgentls:
                 cause = _leaf(group)
                 if isinstance(cause, RunFailed):
                     raise cause from group
+                if not started:  # the SDK raises a child's exit during its start as a group
+                    raise RunFailed(
+                        f"could not start the child agentls to delegate to: {fault.reason or cause}"
+                        "; its own message, if it printed one, is in this process's stderr log"
+                    ) from group
                 raise RunFailed(
                     f"the child agentls to delegate to failed ({type(cause).__name__}: {cause}); "
                     "its own message, if it printed one, is in this process's stderr log"
