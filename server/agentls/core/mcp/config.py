@@ -5,6 +5,9 @@ the user's `~/.config/agentls/mcp.json`, the project's `.mcp.json` (the file Cla
 others write), the workspace's `.agentls/mcp.json`, then the editor setting `agentls.mcpServers`.
 The two workspace files are read only in a trusted workspace. A file that cannot be read or a
 server entry that is invalid becomes an error naming the file and field; the rest still loads.
+
+`${workspaceFolder}` in any source means the workspace's absolute path: the user's servers run
+outside the workspace (core/mcp/pool.py), so they are given it by name, never as `.`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +29,8 @@ WORKSPACE_SOURCE = "workspace"
 EDITOR_SOURCE = "editor setting"
 MAX_CONFIG_BYTES = 1_000_000
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# VS Code's name, which its client substitutes in the editor setting too.
+WORKSPACE_VARIABLE = "workspaceFolder"
 
 
 class McpServerSettings(BaseModel):
@@ -74,6 +80,11 @@ class ConfiguredServer:
     def origin(self) -> str:
         return f"{self.source} ({self.path})" if self.path is not None else self.source
 
+    @property
+    def from_workspace(self) -> bool:
+        """Declared by the workspace's own files, which are read only when it is trusted."""
+        return self.source in (PROJECT_SOURCE, WORKSPACE_SOURCE)
+
 
 @dataclass
 class McpConfig:
@@ -109,20 +120,27 @@ def load_mcp_config(
         files.append((WORKSPACE_SOURCE, workspace_config_file(workspace)))
     untrusted: set[str] = set()
     for source, path in files:
-        servers, errors = read_config_file(path, source)
+        servers, errors = read_config_file(path, source, workspace)
         if source != USER_SOURCE and not trusted:
             untrusted.update(servers)  # named in errors later, never started
             continue
         config.errors.extend(errors)
         config.servers.update(servers)
     for name, settings in (editor_servers or {}).items():
+        if workspace is not None:
+            settings = with_workspace_folder(settings, workspace)
         config.servers[name] = ConfiguredServer(name, settings, EDITOR_SOURCE)
     config.untrusted = sorted(untrusted - set(config.servers))
     return config
 
 
-def read_config_file(path: Path, source: str) -> tuple[dict[str, ConfiguredServer], list[str]]:
+def read_config_file(
+    path: Path, source: str, workspace: Path | None = None
+) -> tuple[dict[str, ConfiguredServer], list[str]]:
     """The servers of one `{"mcpServers": {...}}` file and one error per problem in it."""
+    variables: Mapping[str, str] = os.environ
+    if workspace is not None:
+        variables = ChainMap({WORKSPACE_VARIABLE: str(workspace.absolute())}, os.environ)
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
             return {}, [f"{path}: larger than {MAX_CONFIG_BYTES} bytes; not read"]
@@ -144,17 +162,21 @@ def read_config_file(path: Path, source: str) -> tuple[dict[str, ConfiguredServe
     errors: list[str] = []
     for name, entry in entries.items():
         try:
-            settings = McpServerSettings.model_validate(expand_variables(entry))
+            settings = McpServerSettings.model_validate(expand_variables(entry, variables))
         except ValidationError as exc:
             errors.extend(
                 f"{path}: {msg}" for msg in validation_messages(f"mcpServers.{name}", exc)
             )
             continue
         except KeyError as exc:
-            errors.append(
-                f"{path}: mcpServers.{name}: environment variable {exc.args[0]} is not set "
-                "(write ${NAME:-default} to give a default)"
-            )
+            if exc.args[0] == WORKSPACE_VARIABLE:
+                why = "${workspaceFolder} needs a workspace, and this command has none"
+            else:
+                why = (
+                    f"environment variable {exc.args[0]} is not set "
+                    "(write ${NAME:-default} to give a default)"
+                )
+            errors.append(f"{path}: mcpServers.{name}: {why}")
             continue
         servers[name] = ConfiguredServer(name, settings, source, path)
     return servers, errors
@@ -191,6 +213,23 @@ def expand_variables(value: Any, environ: Mapping[str, str] | None = None) -> An
     if isinstance(value, list):
         return [expand_variables(v, env) for v in value]
     return value
+
+
+def with_workspace_folder(settings: McpServerSettings, workspace: Path) -> McpServerSettings:
+    """`${workspaceFolder}` replaced by the workspace's absolute path (the editor setting's
+    values; the files' go through `expand_variables`)."""
+    token, folder = "${" + WORKSPACE_VARIABLE + "}", str(workspace.absolute())
+
+    def sub(text: str) -> str:
+        return text.replace(token, folder)
+
+    return settings.model_copy(
+        update={
+            "command": sub(settings.command) if settings.command is not None else None,
+            "args": [sub(a) for a in settings.args],
+            "env": {k: sub(v) for k, v in settings.env.items()},
+        }
+    )
 
 
 def write_server(path: Path, name: str, settings: McpServerSettings) -> bool:

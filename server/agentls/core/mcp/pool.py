@@ -4,6 +4,8 @@ A server starts on first use; its tool list is read once per session. A call is 
 per-call timeout (the SDK then cancels the server's tool). A stdio server's stderr is read into a
 small ring buffer: it is the tail shown when the server fails, and its end tells that the process
 exited, so the next call starts a fresh one. The only root ever offered is the workspace.
+The user's servers start outside the workspace (core/child_workdir.py); those of a trusted
+workspace's own files start in it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentls import __version__
+from agentls.core.child_workdir import outside_workspace
 from agentls.core.mcp.config import ConfiguredServer, McpConfig
 from agentls.core.mcp.tools import render_result
 from agentls.core.runtime import RunFailed
@@ -179,7 +182,7 @@ class _Session:
             command=settings.command,
             args=settings.args,
             env=settings.env or None,
-            cwd=self.workspace,
+            cwd=await self._working_directory(),
         )
         return _ClosingParentEnd(
             bounded_stdio_client(
@@ -187,6 +190,15 @@ class _Session:
             ),
             errlog,
         )
+
+    async def _working_directory(self) -> Path:
+        """The workspace for the servers its own files declare (trusted, or not loaded at all);
+        outside it for the user's servers, which a repository must not be able to replace by
+        shipping what they look for in their working directory (`node_modules` for npx, a
+        module for `python -m`)."""
+        if self.server.from_workspace:
+            return self.workspace
+        return await asyncio.to_thread(outside_workspace, self.workspace)
 
     def _oversize(self, size: int) -> None:
         self.fault = (
