@@ -92,7 +92,11 @@ def delegate_raw(url: str, headers: dict[str, str]) -> list[httpx2.Response]:
             "method": "tools/call",
             "params": {"name": "delegate", "arguments": DELEGATE},
         }
-        return [opened, http.post(url, json=ready, headers=more), http.post(url, json=call, headers=more)]
+        return [
+            opened,
+            http.post(url, json=ready, headers=more),
+            http.post(url, json=call, headers=more),
+        ]
 
 
 def no_run_started(workspace: Path, scripted: ScriptedOpenAI) -> bool:

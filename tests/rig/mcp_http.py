@@ -81,15 +81,19 @@ def http_process(
 
 
 @contextlib.asynccontextmanager
-async def token_client(url: str, token: str | None) -> AsyncIterator[Client]:
-    """The Python MCP client over Streamable HTTP, sending `Authorization: Bearer <token>`."""
+async def token_client(
+    url: str, token: str | None, *, legacy: bool = False
+) -> AsyncIterator[Client]:
+    """The Python MCP client over Streamable HTTP, sending `Authorization: Bearer <token>`.
+
+    `legacy`: the initialize handshake and a session, as hosts on protocol versions before
+    2026-07-28 connect (the SDK's client otherwise speaks the sessionless 2026 protocol)."""
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     timeout = httpx2.Timeout(30, read=300)
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=timeout) as http,
-        Client(streamable_http_client(url, http_client=http)) as client,
-    ):
-        yield client
+    async with httpx2.AsyncClient(headers=headers, timeout=timeout) as http:
+        transport = streamable_http_client(url, http_client=http)
+        async with Client(transport, mode="legacy" if legacy else "auto") as client:
+            yield client
 
 
 def node_env(env: dict[str, str], server: HttpServer) -> dict[str, str]:

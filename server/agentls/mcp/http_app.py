@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from mcp.server import MCPServer
 
 
-def http_app(server: MCPServer, host: str, token: str, max_sessions: int = MAX_SESSIONS) -> RequestGuard:
+def http_app(
+    server: MCPServer, host: str, token: str, max_sessions: int = MAX_SESSIONS
+) -> RequestGuard:
     """The app to serve for `server` bound to `host`; requests must carry `token`."""
     # The SDK's own session cap stays as a backstop at the same count; SessionBound keeps below it.
     sdk_app = server.streamable_http_app(host=host, max_sessions=max_sessions)

@@ -166,7 +166,7 @@ async def ignore(message: Message) -> None:
 
 async def too_many(send: Send, limit: int) -> None:
     body = (
-        f"agentls mcp-server: {limit} sessions are open and each has a request in flight; "
+        f"agentls mcp-server: {limit} sessions are open and each has a call in flight; "
         "try again when one ends\n"
     ).encode()
     headers = [
