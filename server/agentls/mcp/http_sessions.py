@@ -1,7 +1,7 @@
 """A memory bound on the open sessions of `agentls mcp-server --http`.
 
 Every Streamable HTTP session the MCP SDK keeps costs memory while it sits idle (its server task,
-streams and buffers: about 40 KB, see tests/benchmarks/bench_mcp_http_sessions.py), and the SDK
+streams and buffers: about 38 KB of RSS, see tests/benchmarks/bench_mcp_http_sessions.py), and the SDK
 keeps up to 10,000 of them for 30 minutes each: some 400 MB, for clients that never said goodbye.
 Here the count is derived from a memory budget, and a new session makes room by closing the one
 idle the longest (one with no call in flight), the way a client closes its own: a DELETE of
