@@ -173,3 +173,20 @@ async def test_sessions_of_clients_that_vanished_stay_within_the_cap(
             result = await client.call_tool("delegate", DELEGATE)
     assert bound.open_sessions <= 3
     assert result.is_error is False
+
+
+async def test_sessionless_clients_close_no_session(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
+    # The 2026 protocol keeps no session: its calls must not push out a host's idle session.
+    async with (
+        serving(workspace, scripted, max_sessions=1) as (url, _, bound),
+        token_client(url, TOKEN, legacy=True) as legacy,
+    ):
+        await legacy.list_tools()
+        async with token_client(url, TOKEN) as sessionless:
+            result = await sessionless.call_tool("delegate", DELEGATE)
+        still = await legacy.list_tools()
+        assert bound.open_sessions == 1
+    assert result.is_error is False
+    assert "delegate" in {t.name for t in still.tools}

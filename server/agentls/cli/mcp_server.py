@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="serve agentls agents as MCP tools (stdio, or --http)",
         description="Tools: list_agents, delegate, delegate_parallel, create_agent, budget. "
         "Proposed edits come back as unified diffs; nothing is written.",
+        epilog="Over --http, MCP hosts send the token in a header, e.g. in Claude Code's "
+        '.mcp.json: {"type": "http", "url": "http://127.0.0.1:8765/mcp", "headers": '
+        '{"Authorization": "Bearer ${AGENTLS_MCP_TOKEN}"}}. Requests whose Host or Origin is not '
+        "this server's address are refused (DNS rebinding). See docs/mcp.md.",
     )
     parser.add_argument(
         "--http",
@@ -56,7 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--allow-remote",
         action="store_true",
-        help="allow --http on a non-loopback address (anyone who reaches it spends your tokens)",
+        help="allow --http on a non-loopback address (the token then crosses the network "
+        "unencrypted: anyone who sees it spends your tokens)",
     )
     parser.add_argument(
         "--max-depth",

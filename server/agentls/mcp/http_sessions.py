@@ -1,12 +1,15 @@
 """A memory bound on the open sessions of `agentls mcp-server --http`.
 
 Every Streamable HTTP session the MCP SDK keeps costs memory while it sits idle (its server task,
-streams and buffers: about 38 KB of RSS, see tests/benchmarks/bench_mcp_http_sessions.py), and the SDK
-keeps up to 10,000 of them for 30 minutes each: some 400 MB, for clients that never said goodbye.
-Here the count is derived from a memory budget, and a new session makes room by closing the one
-idle the longest (one with no call in flight), the way a client closes its own: a DELETE of
-its session id through the SDK's app. A session with a call in flight (a run) is never closed;
+streams and buffers: about 38 KB of RSS, see tests/benchmarks/bench_mcp_http_sessions.py), and
+the SDK keeps up to 10,000 of them for 30 minutes each: some 400 MB, for clients that never said
+goodbye. Here the count is derived from a memory budget, and a new session makes room by closing
+the one idle the longest (one with no call in flight), the way a client closes its own: a DELETE
+of its session id through the SDK's app. A session with a call in flight (a run) is never closed;
 when every session is busy, a new one is refused with 503.
+
+Only clients of the protocol versions before 2026-07-28 (the initialize handshake) have sessions;
+the sessionless 2026 protocol keeps nothing between requests.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS as HANDSHAKE_VERSIONS
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +34,7 @@ IDLE_SESSION_BYTES = 64 * 1024
 MAX_SESSIONS = IDLE_SESSIONS_MEMORY // IDLE_SESSION_BYTES
 
 SESSION_HEADER = b"mcp-session-id"
+VERSION_HEADER = b"mcp-protocol-version"
 
 
 @dataclass
@@ -60,8 +65,10 @@ class SessionBound:
             await self.app(scope, receive, send)
             return
         session_id = header(scope, SESSION_HEADER)
-        if session_id is None:
+        if session_id is None and opens_a_session(scope):
             await self._open(scope, receive, send)
+        elif session_id is None:
+            await self.app(scope, receive, send)
         elif (session := self._sessions.get(session_id)) is not None:
             await self._use(session_id, session, scope, receive, send)
         else:
@@ -128,6 +135,13 @@ class SessionBound:
         logger.info("agentls mcp-server: closed the session idle the longest to open a new one")
         await self.app(closing_request(scope, session_id), empty_body(), ignore)
         return True
+
+
+def opens_a_session(scope: Scope) -> bool:
+    """A POST without a session id on a handshake-era protocol (as the SDK routes it): an
+    initialize. The sessionless 2026 protocol and anything else open none."""
+    version = header(scope, VERSION_HEADER)
+    return scope["method"] == "POST" and (version is None or version in HANDSHAKE_VERSIONS)
 
 
 def header(scope: Scope, name: bytes) -> str | None:
