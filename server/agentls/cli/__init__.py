@@ -86,11 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except CliError as exc:
-        print(f"agentls: error: {exc}", file=sys.stderr)
-        return 2
-    except StateError as exc:  # a broken ledger or audit trail: the file and what to do
-        print(f"agentls: error: {exc}", file=sys.stderr)
+    except (CliError, StateError) as exc:  # StateError: a broken ledger or audit trail
+        from agentls.cli.visible import visible
+
+        # An error may quote a file's text or a server's answer: shown, never obeyed.
+        print(f"agentls: error: {visible(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("agentls: interrupted", file=sys.stderr)
