@@ -347,6 +347,26 @@ def test_mcp_list_shows_a_repository_servers_command_visibly(
     assert "no-such-tool-\\x1b]0;pwned\\x1b\\\\x1b[2J" in out
 
 
+def test_a_logged_warning_quoting_a_repositorys_mcp_file_shows_its_escapes(
+    model: ScriptedOpenAI, workspace: Path
+) -> None:
+    (workspace / ".mcp.json").write_text(
+        json.dumps({"mcpServers": {"x\x1b[2J": {"command": 5}}}), encoding="utf-8"
+    )
+    folder = workspace / ".agentls" / "agents"
+    folder.mkdir(parents=True)
+    (folder / "helper.yaml").write_text(
+        "name: helper\ndescription: d\ninstructions: i\nmode: tools\nmcp: {good: '*'}\n",
+        encoding="utf-8",
+    )
+    # A process of its own: pytest's log capture would stand in for logging's last resort.
+    done = piped(workspace, *run_argv(model, workspace, "helper"))
+    assert done.returncode == 1
+    err = done.stderr
+    assert "MCP configuration: " in err and "mcpServers.x\\x1b[2J.command" in err
+    assert obeyable(err) == []
+
+
 # --- agentls parallel, create; the approval question -------------------------------------------
 
 

@@ -5,7 +5,8 @@ terminal escapes (OSC 52 writes the clipboard, OSC 8 forges a link, `ESC[2J` cle
 carriage returns that overwrite what was printed, or bidirectional overrides and invisible
 characters that make the text read differently from what it is. The CLI prints such text only
 through `visible` (plain text), `markup` (a rich markup string), `cell` (a rich `Text`) or
-`json_visible` (JSON), the same on a terminal and in a pipe.
+`json_visible` (JSON), the same on a terminal and in a pipe; log records that reach logging's
+handler of last resort go through `VisibleLastResort`.
 
 The scheme is Python's string-literal escapes, in ASCII: ESC is shown as the four characters
 `\\x1b`, the C1 CSI as `\\x9b`, DEL as `\\x7f`, U+202E as `\\u202e`, a tag character as
@@ -19,7 +20,9 @@ newlines, tabs and CRLF line ends; a carriage return anywhere else is shown.
 from __future__ import annotations
 
 import functools
+import logging
 import re
+import sys
 import unicodedata
 from typing import TYPE_CHECKING, TextIO
 
@@ -131,3 +134,17 @@ class VisibleStream:
         """What is still held back (a lone CR at the very end), shown."""
         held, self._pending_cr = self._pending_cr, False
         return "\\r" if held else ""
+
+
+class VisibleLastResort(logging.Handler):
+    """logging's handler of last resort (warnings to stderr when nothing configured logging),
+    with the record's text made visible: a warning may quote a repository's configuration."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(visible(self.format(record)) + "\n")
+        except Exception:
+            self.handleError(record)
