@@ -49,7 +49,6 @@ def test_pygls_protocol_sends_a_dict_as_it_is() -> None:
                 "_create_platform_compatible_process",
                 "_drain_stdout",
                 "_get_executable_command",
-                "_parse_line",
                 "_stop_server_process",
             ],
         ),

@@ -132,6 +132,8 @@ def list_servers(args: argparse.Namespace) -> int:
             "path": str(server.path) if server.path else None,
             "transport": "http" if server.settings.url else "stdio",
             "target": server.settings.describe(),
+            # Servers of the same name from sources this one wins over (not started).
+            "replaces": config.replaced.get(name, []),
         }
         try:
             tools = await pool.tools(name)
@@ -160,6 +162,8 @@ def list_servers(args: argparse.Namespace) -> int:
         print(f"{_field(s['name'])}  [{s['state']}]  {_field(s['target'])}")
         path = f" ({_field(s['path'])})" if s["path"] else ""
         print(f"  from: {_field(s['source'])}{path}")
+        for origin in s["replaces"]:
+            print(f"  replaces the server of that name from {_field(origin)}")
         if s["error"]:
             print("  error: " + visible(s["error"]).replace("\n", "\n    "))
         else:
@@ -219,6 +223,7 @@ def add_server(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from agentls.core.mcp.config import (
+        CHILD_SERVER,
         McpServerSettings,
         validation_messages,
         workspace_config_file,
@@ -227,6 +232,12 @@ def add_server(args: argparse.Namespace) -> int:
 
     if not _NAME.match(args.name):
         raise CliError(f"NAME {args.name!r}: use 1-48 letters, digits, '_' or '-'")
+    if args.name == CHILD_SERVER:
+        raise CliError(
+            f"NAME {args.name!r} is reserved: in an agent's `mcp:` it names the child agentls an "
+            "orchestrating run starts itself (docs/mcp.md), so a server of that name would never "
+            "be used; choose another name, e.g. agentls-self"
+        )
     command = _split_add_arguments(args)
     if args.url and command:
         raise CliError("give either --url URL or -- COMMAND ARGS, not both")

@@ -23,6 +23,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+# The reserved server name: in a definition's `mcp:` it is the child agentls each orchestrating run
+# starts itself (core/tools/delegation.py), never a configured server.
+CHILD_SERVER = "agentls"
+# What a child agentls needs to reach the model the parent uses: an MCP stdio server gets only
+# HOME, PATH and the like from the environment, so these are passed to agentls children by name.
+MODEL_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL", "PYTHONPATH")
 USER_SOURCE = "user"
 PROJECT_SOURCE = "project"
 WORKSPACE_SOURCE = "workspace"
@@ -62,6 +68,24 @@ class McpServerSettings(BaseModel):
             raise ValueError(f'"type": "{self.type}" needs a "url"')
         return self
 
+    @property
+    def is_agentls(self) -> bool:
+        """Whether this server is agentls itself (`agentls mcp-server`, `python -m agentls ...`)."""
+        if self.command is None:
+            return False
+        program = Path(self.command).name
+        if program == "agentls":
+            return True
+        args = [a for a in self.args if a not in ("-P", "-I", "-u", "-B", "-E", "-s")]
+        return program.startswith("python") and args[:2] == ["-m", "agentls"]
+
+    def child_env(self) -> dict[str, str]:
+        """The environment to start it with: its own `env`, and for an agentls server the model
+        connection of this process too (its `env` wins), as a delegation child gets it."""
+        if not self.is_agentls:
+            return dict(self.env)
+        return {k: os.environ[k] for k in MODEL_ENV if k in os.environ} | dict(self.env)
+
     def describe(self) -> str:
         """How the server is reached, for messages: the command line or the URL."""
         if self.url is not None:
@@ -92,6 +116,14 @@ class McpConfig:
     errors: list[str] = field(default_factory=list)
     # Servers of the workspace files left out because the workspace is not trusted.
     untrusted: list[str] = field(default_factory=list)
+    # name -> where the servers of that name that a later source replaced came from.
+    replaced: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, server: ConfiguredServer) -> None:
+        """`server` in force under its name; one of that name from an earlier source is noted."""
+        if (earlier := self.servers.get(server.name)) is not None:
+            self.replaced.setdefault(server.name, []).append(earlier.origin)
+        self.servers[server.name] = server
 
 
 def user_config_file() -> Path:
@@ -125,11 +157,12 @@ def load_mcp_config(
             untrusted.update(servers)  # named in errors later, never started
             continue
         config.errors.extend(errors)
-        config.servers.update(servers)
+        for server in servers.values():
+            config.add(server)
     for name, settings in (editor_servers or {}).items():
         if workspace is not None:
             settings = with_workspace_folder(settings, workspace)
-        config.servers[name] = ConfiguredServer(name, settings, EDITOR_SOURCE)
+        config.add(ConfiguredServer(name, settings, EDITOR_SOURCE))
     config.untrusted = sorted(untrusted - set(config.servers))
     return config
 

@@ -87,6 +87,7 @@ class _Session:
         self.roots_requested = asyncio.Event()
         self.broken = False
         self.fault: str | None = None  # why agentls itself ended the connection
+        self.noise_lines = 0  # lines of stdout that were not JSON-RPC
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stderr_pipe: asyncio.ReadTransport | None = None
@@ -181,12 +182,16 @@ class _Session:
         params = StdioServerParameters(
             command=settings.command,
             args=settings.args,
-            env=settings.env or None,
+            env=settings.child_env() or None,
             cwd=await self._working_directory(),
         )
         return _ClosingParentEnd(
             bounded_stdio_client(
-                params, errlog, max_line_chars=MAX_MESSAGE_CHARS, on_oversize=self._oversize
+                params,
+                errlog,
+                max_line_chars=MAX_MESSAGE_CHARS,
+                on_oversize=self._oversize,
+                on_noise=self._noise,
             ),
             errlog,
         )
@@ -199,6 +204,18 @@ class _Session:
         if self.server.from_workspace:
             return self.workspace
         return await asyncio.to_thread(outside_workspace, self.workspace)
+
+    def _noise(self, line: str) -> None:
+        """A line on stdout that is not JSON-RPC: ignored, said once per connection."""
+        if self.noise_lines == 0:
+            shown = line if len(line) <= 200 else line[:199] + "…"
+            log.warning(
+                "MCP server %r printed a line that is not JSON-RPC on its stdout (ignored; a "
+                "server must write only protocol messages there, logs go to stderr): %r",
+                self.server.name,
+                shown,
+            )
+        self.noise_lines += 1
 
     def _oversize(self, size: int) -> None:
         self.fault = (

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from agentls.core.child_workdir import SAFE_PATH_FLAG, outside_workspace
 from agentls.core.llm import ToolSpec
+from agentls.core.mcp.config import CHILD_SERVER, MODEL_ENV
 from agentls.core.runtime import RunFailed, RunScope
 from agentls.core.target import ProposedEdit
 from agentls.core.tools.base import ProgressReport, Tool, ToolResult, truncate
@@ -43,12 +44,9 @@ if TYPE_CHECKING:
     from mcp_types import CallToolResult
     from mcp_types import Tool as McpTool
 
-CHILD_SERVER = "agentls"
 TOOL_PREFIX = f"mcp__{CHILD_SERVER}__"
 # What a delegating parent hands its child: settings as JSON (see cli/mcp_server.py reads it).
 SETTINGS_ENV = "AGENTLS_SETTINGS"
-# The model connection may come from the environment; a stdio child gets only a few variables.
-PASSED_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL", "PYTHONPATH")
 # One message of the child, as for every stdio MCP server (core/mcp/stdio.py).
 MAX_MESSAGE_CHARS = 16 * 1024 * 1024
 # A call to the child fails when the child sends nothing (no progress, no result) for this long;
@@ -201,7 +199,7 @@ class ChildAgentls:
         from mcp import StdioServerParameters
 
         lineage = ",".join((*scope.ancestor_run_ids, scope.run_id))
-        env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+        env = {k: os.environ[k] for k in MODEL_ENV if k in os.environ}
         env[SETTINGS_ENV] = self.settings_json
         return StdioServerParameters(
             command=sys.executable,
