@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from agentls.core.bounds import call_usage_problem
 from agentls.core.budget_grants import (
     DEFAULT_MIN_OUTPUT_TOKENS,
     DEFAULT_WAIT_SECONDS,
@@ -337,7 +338,7 @@ class TokenBudgeter:
     async def acommit(self, reservation: Reservation, usage: Usage) -> None:
         """`commit` on the worker thread; a cancel of the caller does not undo or lose it."""
         self._check_unsettled(reservation)
-        _warn_if_over(reservation, usage)
+        _check_usage(reservation, usage)
         await self._submit(
             functools.partial(self._commit_in, reservation=reservation, usage=usage),
             after=functools.partial(_mark_settled, reservation),
@@ -497,7 +498,7 @@ class TokenBudgeter:
     def commit(self, reservation: Reservation, usage: Usage) -> None:
         """Replace the reservation with what the call really used, in every scope it held."""
         self._check_unsettled(reservation)
-        _warn_if_over(reservation, usage)
+        _check_usage(reservation, usage)
         with self._tx() as conn:
             self._commit_in(conn, reservation, usage)
         reservation.settled = True
@@ -744,7 +745,11 @@ def _mark_settled(reservation: Reservation, _: object) -> None:
     reservation.settled = True
 
 
-def _warn_if_over(reservation: Reservation, usage: Usage) -> None:
+def _check_usage(reservation: Reservation, usage: Usage) -> None:
+    """Refuse a count the ledger must not hold; warn about one above the reservation."""
+    if (problem := call_usage_problem(usage)) is not None:
+        # metering.recordable records the reservation in place of such a report: this is a bug.
+        raise ValueError(f"refused to commit run {reservation.run_id}'s usage: {problem}")
     if usage.total > reservation.tokens:
         # The estimate was not an upper bound. The spend happened, so it is recorded as is.
         log.warning(
