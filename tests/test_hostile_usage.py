@@ -15,7 +15,7 @@ from tests.rig.scripted_openai import Reply, ScriptedOpenAI, StreamEvent, Text
 
 from agentls.cli import main
 from agentls.core.audit import AuditStore
-from agentls.core.bounds import MAX_CALL_TOKENS
+from agentls.core.bounds import MAX_CALL_TOKENS, MAX_TOKENS
 from agentls.core.budget import TokenBudgeter
 from agentls.core.events import EventKind, RunEvent
 
@@ -132,3 +132,66 @@ def test_two_calls_of_the_largest_sqlite_integer_leave_the_ledger_whole(
     capsys.readouterr()
     assert cli(workspace, "doctor") == 0
 
+
+
+def damaged_ledger(workspace: Path) -> Path:
+    """A sound ledger whose numbers another tool wrote: a float past SQLite's integers, a whole
+    float, text, a negative limit, more cached than input tokens."""
+    with TokenBudgeter.for_workspace(workspace) as b:
+        b.set_limit(5000, agent="explain")
+    path = workspace / ".agentls" / "ledger.db"
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT OR REPLACE INTO scopes (scope, lim, input, cached, output) VALUES (?, ?, ?, ?, ?)",
+            [
+                ("total", None, 9.3e18, 0, 5),
+                ("agent:explain", -1, 1234.0, 0, 5),
+                ("agent:review", None, "lots", 0, 0),
+                ("agent:tests", None, 10, 20, 0),
+            ],
+        )
+    return path
+
+
+def test_doctor_names_the_ledger_values_the_budget_cannot_use(
+    workspace: Path, capsys: CaptureFixture
+) -> None:
+    damaged_ledger(workspace)
+
+    assert cli(workspace, "doctor") == 1
+
+    out = capsys.readouterr().out
+    [line] = [line for line in out.splitlines() if "ledger.db" in line]
+    assert line.startswith("BAD")
+    assert "table scopes, column input, row 'total': 9.3e+18 (a real number)" in line
+    assert "column lim, row 'agent:explain': -1" in line
+    assert "row 'agent:review': 'lots' (text)" in line
+    assert "column cached, row 'agent:tests': 20 cached tokens" in line
+    assert "agentls doctor --repair" in line
+    assert cli(workspace, "budget") == 2  # one line naming the file, not a traceback
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ledger.db" in err and "table scopes" in err
+
+
+def test_doctor_repair_keeps_a_copy_and_never_makes_a_budget_look_less_spent(
+    workspace: Path, capsys: CaptureFixture
+) -> None:
+    path = damaged_ledger(workspace)
+
+    assert cli(workspace, "doctor", "--repair") == 0
+
+    out = capsys.readouterr().out
+    assert "repaired" in out and "the old file is kept as" in out
+    [kept] = path.parent.glob("ledger.db.corrupt-*")
+    with sqlite3.connect(kept) as conn:
+        assert conn.execute("SELECT input FROM scopes WHERE scope = 'total'").fetchone() == (9.3e18,)
+    assert ledger_types(workspace) == {"integer"}
+    with TokenBudgeter.for_workspace(workspace) as b:
+        snap = b.snapshot()
+    assert snap.usage.input_tokens == MAX_TOKENS  # unknown spend counts as spent
+    assert snap.agents["explain"].usage.input_tokens == 1234  # a whole float, kept exactly
+    assert snap.agents["explain"].limit == 0  # an unreadable limit lets nothing through
+    assert snap.agents["review"].usage.input_tokens == MAX_TOKENS
+    assert snap.agents["tests"].usage.cached_input_tokens == 10
+    budget_still_works(workspace, capsys)
+    assert cli(workspace, "doctor") == 0

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from agentls.core.bounds import call_usage_problem
 from agentls.core.budget_grants import (
@@ -56,6 +56,7 @@ from agentls.core.budget_grants import (
 from agentls.core.events import Usage
 from agentls.core.ledger_worker import LedgerOp, LedgerWorker
 from agentls.core.sqlite import SqliteFile, process_alive, process_start_ticks, state_dir
+from agentls.core.state_check import StateError
 
 # Re-exported: callers import the budget's names from here.
 __all__ = [
@@ -627,7 +628,17 @@ class TokenBudgeter:
     def snapshot(self) -> BudgetSnapshot:
         """Used, limit, remaining and reserved tokens for the total and every known agent."""
         with self._tx(write=False) as conn:
-            return self._snapshot_in(conn)
+            try:
+                return self._snapshot_in(conn)
+            except ValidationError:  # a number agentls did not write: named, not a traceback
+                raise self._unusable(conn) from None
+
+    def _unusable(self, conn: sqlite3.Connection) -> StateError:
+        from agentls.core.ledger_values import REPAIR_HINT, bad_values, summary
+
+        bad = bad_values(conn)
+        problem = summary(bad) if bad else "holds a number the budget cannot use"
+        return StateError(self.path or Path(LEDGER_FILE), problem, REPAIR_HINT)
 
     @staticmethod
     def _snapshot_in(conn: sqlite3.Connection) -> BudgetSnapshot:
