@@ -106,3 +106,39 @@ def test_a_cli_goal_of_a_million_characters_is_refused_naming_it(
     with AuditStore.for_workspace(workspace) as audit:
         [failed] = audit.query(limit=10)
     assert failed.status is RunStatus.FAILED and len(failed.goal) < 1000  # an excerpt is kept
+
+
+async def test_an_acp_prompt_of_a_million_characters_is_refused_naming_the_goal(
+    scripted: ScriptedOpenAI, tmp_path: Path
+) -> None:
+    from tests.test_acp_sdk import Panel, prompt_once
+
+    import acp
+
+    workspace = tmp_path / "panel"
+    workspace.mkdir()
+    panel = Panel()
+    response = await prompt_once(
+        panel, scripted, workspace, acp.text_block("/explain " + HUGE_GOAL), options=("--model", MODEL)
+    )
+
+    assert response.stop_reason == "end_turn"  # the turn ends with the reason, the panel goes on
+    assert "the goal is 999,999 characters" in panel.text()  # the command's name is not in it
+    assert f"more than the {MAX_GOAL_CHARS:,}" in panel.text()
+    assert not scripted.requests
+
+
+async def test_an_acp_budget_past_the_bound_is_refused_naming_it(
+    scripted: ScriptedOpenAI, tmp_path: Path
+) -> None:
+    from tests.test_acp_sdk import Panel, prompt_once
+
+    import acp
+
+    workspace = tmp_path / "panel"
+    workspace.mkdir()
+    panel = Panel()
+    await prompt_once(panel, scripted, workspace, acp.text_block("/budget set 1e30"))
+
+    assert f"more than the largest limit, {MAX_TOKENS:,} tokens" in panel.text()
+    assert "internal error" not in panel.text()
