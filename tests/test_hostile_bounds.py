@@ -44,9 +44,7 @@ def workspace(tmp_path: Path) -> Path:
 
 @contextlib.asynccontextmanager
 async def mcp_client(workspace: Path, scripted: ScriptedOpenAI) -> AsyncIterator[Client]:
-    runtime = build_runtime(
-        workspace, EngineSettings(model=MODEL, base_url=scripted.url)
-    )
+    runtime = build_runtime(workspace, EngineSettings(model=MODEL, base_url=scripted.url))
     try:
         async with Client(build_server(runtime, Lineage())) as client:
             yield client
@@ -119,7 +117,11 @@ async def test_an_acp_prompt_of_a_million_characters_is_refused_naming_the_goal(
     workspace.mkdir()
     panel = Panel()
     response = await prompt_once(
-        panel, scripted, workspace, acp.text_block("/explain " + HUGE_GOAL), options=("--model", MODEL)
+        panel,
+        scripted,
+        workspace,
+        acp.text_block("/explain " + HUGE_GOAL),
+        options=("--model", MODEL),
     )
 
     assert response.stop_reason == "end_turn"  # the turn ends with the reason, the panel goes on

@@ -133,7 +133,6 @@ def test_two_calls_of_the_largest_sqlite_integer_leave_the_ledger_whole(
     assert cli(workspace, "doctor") == 0
 
 
-
 def damaged_ledger(workspace: Path) -> Path:
     """A sound ledger whose numbers another tool wrote: a float past SQLite's integers, a whole
     float, text, a negative limit, more cached than input tokens."""
@@ -142,7 +141,8 @@ def damaged_ledger(workspace: Path) -> Path:
     path = workspace / ".agentls" / "ledger.db"
     with sqlite3.connect(path) as conn:
         conn.executemany(
-            "INSERT OR REPLACE INTO scopes (scope, lim, input, cached, output) VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO scopes (scope, lim, input, cached, output) "
+            "VALUES (?, ?, ?, ?, ?)",
             [
                 ("total", None, 9.3e18, 0, 5),
                 ("agent:explain", -1, 1234.0, 0, 5),
@@ -184,7 +184,8 @@ def test_doctor_repair_keeps_a_copy_and_never_makes_a_budget_look_less_spent(
     assert "repaired" in out and "the old file is kept as" in out
     [kept] = path.parent.glob("ledger.db.corrupt-*")
     with sqlite3.connect(kept) as conn:
-        assert conn.execute("SELECT input FROM scopes WHERE scope = 'total'").fetchone() == (9.3e18,)
+        kept_total = conn.execute("SELECT input FROM scopes WHERE scope = 'total'").fetchone()
+    assert kept_total == (9.3e18,)  # the copy holds the values as they were
     assert ledger_types(workspace) == {"integer"}
     with TokenBudgeter.for_workspace(workspace) as b:
         snap = b.snapshot()
