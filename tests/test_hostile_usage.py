@@ -133,6 +133,28 @@ def test_two_calls_of_the_largest_sqlite_integer_leave_the_ledger_whole(
     assert cli(workspace, "doctor") == 0
 
 
+def test_an_impossible_usage_in_an_answer_that_breaks_off_records_the_reservation(
+    server: ScriptedOpenAI, workspace: Path, capsys: CaptureFixture
+) -> None:
+    # The usage comes, then the stream ends without a finish reason: the run fails, its spend stays.
+    server.enqueue(Text("x is", prompt_tokens=2**63, finish_reason=""))
+
+    assert run_explain(server, workspace) == 1
+
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "failed" and "before finishing it" in result["error"]
+    [warning] = result["warnings"]
+    assert "9,223,372,036,854,775,808 prompt tokens" in warning
+    with AuditStore.for_workspace(workspace) as audit:
+        [end] = [e for e in audit.query(limit=100) if e.is_terminal]
+    assert end.data["warnings"] == [warning]
+    with TokenBudgeter.for_workspace(workspace) as b:
+        used = b.snapshot().used
+    assert used > 0 and f"reservation, {used:,} tokens" in warning
+    assert ledger_types(workspace) == {"integer"}
+    budget_still_works(workspace, capsys)
+
+
 def damaged_ledger(workspace: Path) -> Path:
     """A sound ledger whose numbers another tool wrote: a float past SQLite's integers, a whole
     float, text, a negative limit, more cached than input tokens."""
