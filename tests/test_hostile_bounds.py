@@ -144,3 +144,21 @@ async def test_an_acp_budget_past_the_bound_is_refused_naming_it(
 
     assert f"more than the largest limit, {MAX_TOKENS:,} tokens" in panel.text()
     assert "internal error" not in panel.text()
+
+
+def test_a_goal_the_tokenizer_refuses_is_bounded_by_its_bytes(
+    workspace: Path, scripted: ScriptedOpenAI, capsys: CaptureFixture
+) -> None:
+    # Under the goal's bound, but 600,000 tokens: more than the tokenizer counts at once.
+    goal = "\U00013000" * 150_000
+    argv = [
+        "--workspace", str(workspace), "run", "explain", "--file", str(workspace / "calc.py"),
+        "--goal", goal, "--base-url", scripted.url, "--model", MODEL, "--json",
+    ]  # fmt: skip
+
+    assert main(argv) == 1
+
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "budget_exceeded"  # its UTF-8 bytes bound it: far over 8,000
+    assert "internal error" not in result["error"]
+    assert not scripted.requests
