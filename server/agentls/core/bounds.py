@@ -15,8 +15,10 @@ bits (up to 2^63 - 1, ~9.2 * 10^18), and a sum that leaves that range silently t
 - `MAX_GOAL_CHARS` bounds the text of a goal (a prompt), checked before it is tokenized or sent:
   200,000 characters is ~50,000 tokens of prose, more than a person writes as an instruction and
   room for the context an agent panel attaches (20,000 characters) and a selection (60,000).
-  Tokenizing a megabyte takes seconds and the tokenizer refuses much more; the code an agent works
-  on goes in its target, which has its own bound (`prompts.MAX_TARGET_CHARS`).
+  The offline tokenizer refuses a text of a million characters or of more than 200,000 tokens
+  (and spends seconds on a large one first); a goal under the bound that it still refuses is
+  bounded by its UTF-8 bytes (llm_openai). The code an agent works on goes in its target, which
+  has its own bound (`prompts.MAX_TARGET_CHARS`).
 """
 
 from __future__ import annotations
