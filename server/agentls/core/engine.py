@@ -20,10 +20,11 @@ from agentls.core.budget import (
     TokenBudgeter,
 )
 from agentls.core.definitions import AgentRegistry, default_sources
-from agentls.core.llm import ChatModel, ModelSettings, create_model
+from agentls.core.llm import ChatModel, ModelSettings
 from agentls.core.mcp.config import McpServerSettings
 from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT, McpPool
 from agentls.core.mcp.tools import McpToolProvider
+from agentls.core.model_choice import create_model
 from agentls.core.runtime import AgentRuntime, RuntimeConfig
 from agentls.core.tools.command import Approver, CommandPolicy, CommandSettings
 from agentls.core.tools.delegation import ChildAgentls

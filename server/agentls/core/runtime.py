@@ -32,8 +32,9 @@ from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
 from agentls.core.dispatch import dispatch_tool_call
 from agentls.core.events import EventKind, RunEvent, RunStatus, new_id
 from agentls.core.group_commit import Commit, committed
-from agentls.core.llm import ChatModel, ChatRequest, ModelError, fallback_notice
+from agentls.core.llm import ChatModel, ChatRequest, ModelError
 from agentls.core.metering import metered_call
+from agentls.core.model_choice import fallback_notice
 from agentls.core.prompts import assistant_message, first_messages, output_limit, repair_prompt
 from agentls.core.run_state import (
     EditApplier,

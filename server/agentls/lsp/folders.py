@@ -57,7 +57,7 @@ def _build_runtime(
 def _warm_model_backend(runtime: AgentRuntime, settings: EngineSettings) -> None:
     """Import the model SDK here too; an OpenAI-compatible client is also built (its TLS setup
     costs ~20 ms). The embedded model's weights still load on its first run (200 MB)."""
-    from agentls.core.llm import EMBEDDED_NAMES
+    from agentls.core.model_choice import EMBEDDED_NAMES
 
     wanted = settings.model_settings().resolved()
     embedded = wanted.model is not None and wanted.model.lower() in EMBEDDED_NAMES
