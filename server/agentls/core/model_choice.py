@@ -59,10 +59,37 @@ def fallback_notice(model: ChatModel) -> str | None:
     return model.notice if isinstance(model, EmbeddedFallback) else None
 
 
+# Clients built ahead of time by `prepare` (a worker thread, while the editor is idle), taken by
+# the first `create_model` for the same settings.
+_prepared: dict[ModelSettings, ChatModel] = {}
+
+
+def prepare(settings: ModelSettings) -> None:
+    """Build and warm the OpenAI-compatible client `create_model(settings)` will return, on the
+    calling (worker) thread: the SDK's import, the client's TLS set-up and the tokenizer are paid
+    here instead of by the first run. The embedded model is not loaded (200 MB) until a run needs
+    it; nothing is prepared when the settings are not usable."""
+    s = settings.resolved()
+    if s in _prepared or _wants_embedded(s) or not (s.base_url or s.api_key):
+        return
+    from agentls.core.llm_openai import OpenAIChatModel
+
+    model = OpenAIChatModel(s)
+    model.warm()
+    _prepared.clear()  # one at a time: a client prepared for settings since changed goes
+    _prepared[s] = model
+
+
+def _wants_embedded(s: ModelSettings) -> bool:
+    return s.model is not None and s.model.lower() in EMBEDDED_NAMES
+
+
 def create_model(settings: ModelSettings) -> ChatModel:
     """The backend the settings ask for: OpenAI-compatible when a key or URL is set, else embedded."""
     s = settings.resolved()
-    wants_embedded = s.model is not None and s.model.lower() in EMBEDDED_NAMES
+    if (ready := _prepared.pop(s, None)) is not None:
+        return ready
+    wants_embedded = _wants_embedded(s)
     if not wants_embedded and (s.base_url or s.api_key):
         from agentls.core.llm_openai import OpenAIChatModel
 

@@ -68,9 +68,11 @@ def register(server: AgentLanguageServer) -> None:
     @server.feature(types.INITIALIZED)
     async def on_initialized(ls: AgentLanguageServer, params: types.InitializedParams) -> None:
         await pull_configuration(ls)
-        # Load each folder's agents now, off the loop, so the first lightbulb finds them ready.
+        # Load each folder's agents now, off the loop, so the first lightbulb finds them ready,
+        # and what the first run needs, so it is as quick as the tenth.
         for root in ls.folders.roots():
             ls.keep(asyncio.ensure_future(ls.folders.engine(root).registry()))
+        ls.folders.warm_up()
         from agentls.lsp.definition_files import watch_definition_files
 
         await watch_definition_files(ls)
