@@ -20,6 +20,7 @@ from acp.schema import (
     FileSystemCapabilities,
     RequestPermissionResponse,
 )
+from tests.rig.eventually import aeventually
 from tests.rig.scripted_openai import Hang, Reply, ScriptedOpenAI, Text, ToolCall
 
 import acp
@@ -283,13 +284,6 @@ async def test_editor_context_that_is_not_a_file_goes_into_the_goal(
     assert "Always answer in French." in user and "app.py" in user
 
 
-async def until(check: Any, timeout: float = 30.0) -> None:
-    """Wait for a condition the agent's work makes true (the server's request log)."""
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
-
-
 async def test_cancel_stops_every_run_of_a_parallel_prompt(
     server: ScriptedOpenAI, workspace: Path
 ) -> None:
@@ -304,7 +298,7 @@ async def test_cancel_stops_every_run_of_a_parallel_prompt(
                 prompt=[acp.text_block("/parallel review,explain go"), link(workspace / "app.py")],
             )
         )
-        await until(lambda: len(server.requests) == 2)
+        await aeventually(lambda: len(server.requests) == 2)
         await conn.cancel(session_id=sid)
         response = await turn
     assert response.stop_reason == "cancelled"
@@ -495,7 +489,7 @@ async def test_cancel_stops_the_orchestrator_and_the_run_it_delegated(
         turn = asyncio.ensure_future(
             conn.prompt(session_id=sid, prompt=[acp.text_block("explain app.py")])
         )
-        await until(lambda: len(server.requests) == 2)  # the delegated run asked the model
+        await aeventually(lambda: len(server.requests) == 2)  # the delegated run asked the model
         await conn.cancel(session_id=sid)
         response = await turn
     assert response.stop_reason == "cancelled"

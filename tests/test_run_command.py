@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from tests.rig.eventually import aeventually
 from tests.rig.runtimes import runtime_over, scripted_model
 from tests.rig.scripted_openai import ScriptedOpenAI, Text, ToolCall
 
@@ -419,13 +420,11 @@ def _alive(pid: int) -> bool:
 
 
 async def _until_dead(pid: int) -> None:
-    while _alive(pid):
-        await asyncio.sleep(0.02)
+    await aeventually(lambda: not _alive(pid), f"process {pid} to end")
 
 
 async def _until_file(path: Path) -> str:
-    while not path.exists() or not path.read_text().strip():
-        await asyncio.sleep(0.02)
+    await aeventually(lambda: path.exists() and path.read_text().strip(), f"{path.name}")
     return path.read_text().strip()
 
 
