@@ -1,0 +1,124 @@
+"""OpenTelemetry export of the run event stream: GenAI spans, metrics and (optionally) log records.
+
+This module is the light front door: it decides from the settings and the standard `OTEL_*`
+variables whether telemetry is on, and only then imports the SDK (`export.py`, `spans.py`), so a
+process without telemetry never loads OpenTelemetry. One `Telemetry` per process (the SDK's
+providers and exporters) serves every runtime attached to it; each runtime gets its own listener.
+
+Propagation (W3C trace context) works across processes: a delegation child gets `TRACEPARENT`
+in its environment (the delegating run's span) and `_meta.traceparent` on each MCP call (the
+`execute_tool` span of that call); `agentls mcp-server` and `agentls acp` continue a trace their
+client passes either way. See docs/telemetry.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from agentls.core.runtime import AgentRuntime
+    from agentls.core.telemetry.export import Telemetry
+
+# Any of these turns export on (with OTEL_SDK_DISABLED unset or false).
+ENDPOINT_VARIABLES = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+)
+# The W3C trace context a process continues, as a parent passes it to a child (and as CI
+# systems and other OTel-aware launchers set it).
+TRACEPARENT_ENV = "TRACEPARENT"
+TRACESTATE_ENV = "TRACESTATE"
+
+
+class TelemetrySettings(BaseModel):
+    """`telemetry.*` settings; the `OTEL_*` environment variables do the rest (docs/telemetry.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    # OTLP base endpoint (e.g. http://127.0.0.1:4318); wins over OTEL_EXPORTER_OTLP_ENDPOINT.
+    otlp_endpoint: str | None = Field(default=None, min_length=1)
+    # Export prompts, answers, tool arguments and results (redacted as the audit trail is).
+    capture_content: bool = False
+
+
+def sdk_disabled(environ: Mapping[str, str] = os.environ) -> bool:
+    return environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
+def configured(
+    settings: TelemetrySettings | None = None, environ: Mapping[str, str] = os.environ
+) -> bool:
+    """True when an OTLP endpoint is set (setting or standard variable) and the SDK is not disabled."""
+    if sdk_disabled(environ):
+        return False
+    if settings is not None and settings.otlp_endpoint:
+        return True
+    return any(environ.get(name, "").strip() for name in ENDPOINT_VARIABLES)
+
+
+_active: Telemetry | None = None
+
+
+def active() -> Telemetry | None:
+    """The process's telemetry, once a configured runtime has started it."""
+    return _active
+
+
+def attach(runtime: AgentRuntime, settings: TelemetrySettings | None) -> None:
+    """Export `runtime`'s runs when telemetry is configured; otherwise do nothing (and import nothing).
+
+    Never raises: a telemetry set-up that fails is one warning, and the runtime runs without it.
+    """
+    global _active
+    if not configured(settings):
+        return
+    from agentls.core.telemetry.export import start
+
+    settings = settings or TelemetrySettings()
+    if _active is None:
+        _active = start(settings)
+    if _active is not None:
+        _active.attach(runtime, settings)
+
+
+def child_env() -> dict[str, str]:
+    """Environment a delegation child needs to export into the same trace: the `OTEL_*`
+    variables of this process and the current span as `TRACEPARENT` (when telemetry is on)."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("OTEL_")}
+    if _active is not None:
+        for key, value in _active.inject().items():
+            env[key.upper()] = value
+    return env
+
+
+def request_meta() -> dict[str, Any] | None:
+    """`_meta` for an outgoing MCP request: the current span's `traceparent`, when telemetry is on."""
+    if _active is None:
+        return None
+    return _active.inject() or None
+
+
+def continue_trace(meta: Any) -> None:
+    """Make the trace context a client passed in a request's `_meta` (`traceparent`, `tracestate`)
+    the parent of the runs this request starts (the caller's task and the tasks it creates)."""
+    if _active is None or meta is None:
+        return
+    if not isinstance(meta, Mapping):
+        meta = getattr(meta, "model_extra", None) or getattr(meta, "__dict__", {})
+    carrier = {k: v for k, v in meta.items() if k in ("traceparent", "tracestate")}
+    if isinstance(carrier.get("traceparent"), str):
+        _active.continue_from(carrier)
+
+
+def shutdown(timeout: float | None = None) -> None:
+    """Flush what is queued within `timeout` seconds (default: the exit bound) and stop exporting.
+
+    Called at exit; a collector that is down or slow never holds the process longer than that.
+    """
+    if _active is not None:
+        _active.shutdown(timeout)
