@@ -220,8 +220,11 @@ class Telemetry:
         done = threading.Thread(target=self._shutdown_providers, name="agentls-telemetry-exit")
         done.daemon = True
         done.start()
-        done.join(EXIT_FLUSH_SECONDS if timeout is None else timeout)
+        bound = EXIT_FLUSH_SECONDS if timeout is None else timeout
+        done.join(bound)
         if self.health is not None:
+            if done.is_alive():
+                self.health.timed_out(bound)
             self.health.summary()
 
     def _shutdown_providers(self) -> None:

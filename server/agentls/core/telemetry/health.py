@@ -67,6 +67,19 @@ class ExportHealth(logging.Handler):
             reason,
         )
 
+    def timed_out(self, seconds: float) -> None:
+        """Exit did not wait longer for a collector that takes no data (it never answered)."""
+        with self._lock:
+            if self.warned:
+                return
+            self.warned = True
+        log.warning(
+            "agentls: telemetry: the collector at %s did not take the last data within %g s; "
+            "exiting without it. Check that the collector is up and answering",
+            self.endpoint,
+            seconds,
+        )
+
     def install(self) -> None:
         """Take over the SDK's own log records (they would print one line per failed batch)."""
         sdk = logging.getLogger("opentelemetry")
