@@ -21,7 +21,7 @@ from tests.test_orchestration import delegate_down
 CALC = "def add(a, b):\n    return a + b\n"
 # Far more than any run here takes: a process that waited on a stuck collector would hit it.
 PROCESS_TIMEOUT = 90
-WARNING = "agentls: telemetry:"
+WARNING = "agentls telemetry:"
 
 
 @pytest.fixture
@@ -82,7 +82,11 @@ def test_an_orchestrator_and_the_children_it_delegates_to_are_one_trace(
     scripted.responder = delegate_down
     with OtlpReceiver() as collector:
         done = run_agent(
-            workspace, scripted, {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url}, "orchestrator", "level 0"
+            workspace,
+            scripted,
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url},
+            "orchestrator",
+            "level 0",
         )
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["status"] == "finished"
@@ -156,7 +160,9 @@ def test_a_collector_that_is_down_is_one_warning(workspace: Path, scripted: Scri
     assert url in done.stderr
 
 
-def test_a_collector_answering_500_is_one_warning(workspace: Path, scripted: ScriptedOpenAI) -> None:
+def test_a_collector_answering_500_is_one_warning(
+    workspace: Path, scripted: ScriptedOpenAI
+) -> None:
     scripted.enqueue(Text("add adds."))
     with OtlpReceiver("error") as collector:
         otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url}

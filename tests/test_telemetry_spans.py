@@ -284,8 +284,14 @@ async def test_budget_gauges_show_used_and_limit(
     runtime.budgeter.set_limit(100_000)
     tool_then_answer(server)
     result = await runtime.delegate("researcher", "What does add do?")
-    used = {p.attributes["agentls.budget.scope"]: p.value for p in _points(metrics, "agentls.budget.used")}
-    limit = {p.attributes["agentls.budget.scope"]: p.value for p in _points(metrics, "agentls.budget.limit")}
+    used = {
+        p.attributes["agentls.budget.scope"]: p.value
+        for p in _points(metrics, "agentls.budget.used")
+    }
+    limit = {
+        p.attributes["agentls.budget.scope"]: p.value
+        for p in _points(metrics, "agentls.budget.limit")
+    }
     assert used["total"] == result.usage.total
     assert limit["total"] == 100_000
 
@@ -311,9 +317,7 @@ async def test_a_run_continues_the_trace_its_caller_passes(
 async def test_a_process_continues_the_trace_in_its_environment(
     tmp_path: Path, server: ScriptedOpenAI, spans: InMemorySpanExporter
 ) -> None:
-    tel = Telemetry(
-        spans, batch=False, environ={"TRACEPARENT": f"00-{TRACE_ID}-{REMOTE_SPAN}-01"}
-    )
+    tel = Telemetry(spans, batch=False, environ={"TRACEPARENT": f"00-{TRACE_ID}-{REMOTE_SPAN}-01"})
     runtime = await runtime_for(tmp_path, server, tel)
     try:
         server.enqueue(Text("fine"))

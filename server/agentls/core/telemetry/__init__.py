@@ -96,8 +96,9 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def request_meta() -> dict[str, Any] | None:
-    """`_meta` for an outgoing MCP request: the current span's `traceparent`, when telemetry is on."""
+def request_meta() -> Any:
+    """`_meta` for an outgoing MCP request (a dict, or None): the current span's `traceparent`,
+    when telemetry is on. Typed loosely: the MCP SDK's own type for it is not imported here."""
     if _active is None:
         return None
     return _active.inject() or None

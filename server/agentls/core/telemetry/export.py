@@ -27,7 +27,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
@@ -147,7 +147,7 @@ class Telemetry:
 
         if settings.otlp_endpoint and self.endpoint and settings.otlp_endpoint != self.endpoint:
             log.warning(
-                "agentls: telemetry: telemetry.otlpEndpoint changed to %s; this process keeps "
+                "agentls telemetry: telemetry.otlpEndpoint changed to %s; this process keeps "
                 "exporting to %s until it restarts",
                 settings.otlp_endpoint,
                 self.endpoint,
@@ -255,7 +255,11 @@ def parent_from_env(environ: dict[str, str]) -> Context | None:
         carrier["tracestate"] = tracestate
     parent = _PROPAGATOR.extract(carrier)
     if not trace.get_current_span(parent).get_span_context().is_valid:
-        log.warning("agentls: telemetry: ignoring %s=%r (not W3C trace context)", TRACEPARENT_ENV, traceparent)
+        log.warning(
+            "agentls telemetry: ignoring %s=%r (not W3C trace context)",
+            TRACEPARENT_ENV,
+            traceparent,
+        )
         return None
     return parent
 
@@ -275,7 +279,7 @@ def start(settings: TelemetrySettings) -> Telemetry | None:
             health=exporters.health,
         )
     except Exception as exc:  # a bad variable must not stop agentls from working
-        log.warning("agentls: telemetry is off: %s", exc)
+        log.warning("agentls telemetry is off: %s", exc)
         return None
     telemetry.endpoint = settings.otlp_endpoint or exporters.health.endpoint
     atexit.register(telemetry.shutdown)

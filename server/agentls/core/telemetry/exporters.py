@@ -118,9 +118,7 @@ def _exporter_class(signal: str, protocol: str) -> Any:
     return OTLPLogExporter
 
 
-def otlp_exporters(
-    settings: TelemetrySettings, environ: Mapping[str, str]
-) -> OtlpExporters | None:
+def otlp_exporters(settings: TelemetrySettings, environ: Mapping[str, str]) -> OtlpExporters | None:
     """The exporters for every signal that has an endpoint; None when no signal has one."""
     built: dict[str, Any] = {}
     first: str | None = None

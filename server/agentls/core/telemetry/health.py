@@ -60,7 +60,7 @@ class ExportHealth(logging.Handler):
             self.warned = True
             reason = self._reason or "the export failed"
         log.warning(
-            "agentls: telemetry: could not export to %s (%s); runs go on, and what cannot be "
+            "agentls telemetry: could not export to %s (%s); runs go on, and what cannot be "
             "sent is dropped. Check that the collector is up, or unset OTEL_EXPORTER_OTLP_ENDPOINT "
             "(and telemetry.otlpEndpoint) to stop exporting",
             self.endpoint,
@@ -74,7 +74,7 @@ class ExportHealth(logging.Handler):
                 return
             self.warned = True
         log.warning(
-            "agentls: telemetry: the collector at %s did not take the last data within %g s; "
+            "agentls telemetry: the collector at %s did not take the last data within %g s; "
             "exiting without it. Check that the collector is up and answering",
             self.endpoint,
             seconds,
@@ -88,7 +88,9 @@ class ExportHealth(logging.Handler):
 
     def summary(self) -> None:
         if self.dropped:
-            log.info("agentls: telemetry: %d items were not exported to %s", self.dropped, self.endpoint)
+            log.info(
+                "agentls telemetry: %d items were not exported to %s", self.dropped, self.endpoint
+            )
 
 
 class GuardedSpanExporter(SpanExporter):

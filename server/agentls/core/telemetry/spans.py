@@ -119,7 +119,7 @@ class RunSpans:
         except Exception:
             self._broken = True
             log.warning(
-                "agentls: telemetry stopped for %s after an internal error; runs are not affected",
+                "agentls telemetry stopped for %s after an internal error; runs are not affected",
                 self.runtime.workspace,
                 exc_info=True,
             )
@@ -206,7 +206,11 @@ class RunSpans:
             {
                 c.OPERATION_NAME: c.INVOKE_AGENT,
                 c.AGENT_NAME: event.agent,
-                **({c.ERROR_TYPE: event.status.value} if event.status is not RunStatus.FINISHED else {}),
+                **(
+                    {c.ERROR_TYPE: event.status.value}
+                    if event.status is not RunStatus.FINISHED
+                    else {}
+                ),
             },
         )
         if run.limit is None:
