@@ -110,6 +110,15 @@ def test_an_orchestrator_and_the_children_it_delegates_to_are_one_trace(
         assert run.attributes["agentls.run.parent_id"] == above.attributes["agentls.run.id"]
         assert run.attributes["agentls.front_end"] == "mcp"
     assert top.attributes["agentls.front_end"] == "cli"
+    # What the top run has left counts every call of the tree, in every process (the ledger's).
+    tree = sum(
+        s.attributes["gen_ai.usage.input_tokens"] + s.attributes["gen_ai.usage.output_tokens"]
+        for s in spans
+        if s.name.startswith("chat ")
+    )
+    assert (
+        top.attributes["agentls.budget.remaining"] == top.attributes["agentls.budget.limit"] - tree
+    )
     chats = [s for s in spans if s.name == "chat scripted-model"]
     assert len(chats) == len(scripted.requests)
     assert all(by_id[s.parent_span_id].name == "invoke_agent orchestrator" for s in chats)

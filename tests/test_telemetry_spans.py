@@ -379,3 +379,15 @@ def test_settings_or_variables_turn_export_on_and_otel_sdk_disabled_wins() -> No
         TelemetrySettings(otlp_endpoint="http://127.0.0.1:4318"),
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SDK_DISABLED": "true"},
     )
+
+
+def test_an_endpoint_that_is_not_a_url_is_refused_naming_the_setting() -> None:
+    from agentls.lsp.settings import parse_settings
+
+    settings, problems = parse_settings({"telemetry": {"otlpEndpoint": "127.0.0.1:4318"}})
+    assert settings.telemetry.otlp_endpoint is None
+    (problem,) = problems
+    assert problem.startswith("setting agentls.telemetry.otlpEndpoint:")
+    assert "http://" in problem
+    on, _ = parse_settings({"telemetry": {"otlpEndpoint": "http://127.0.0.1:4318"}})
+    assert on.engine(trusted=True).telemetry.otlp_endpoint == "http://127.0.0.1:4318"

@@ -368,4 +368,4 @@ export const settingKeys: readonly string[] = [
 ];
 
 /** Keys whose change needs a new server process rather than didChangeConfiguration. */
-export const restartKeys: readonly string[] = ['python', 'telemetry.otlpEndpoint'];
+export const restartKeys: readonly string[] = ['python', 'telemetry.otlpEndpoint', 'telemetry.captureContent'];

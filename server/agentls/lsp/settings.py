@@ -25,7 +25,7 @@ from agentls.core.engine import (
     McpServerSettings,
 )
 from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT
-from agentls.core.telemetry import TelemetrySettings
+from agentls.core.telemetry import TelemetrySettings, endpoint_url
 from agentls.core.tools.command import CommandSettings
 
 _WIRE = ConfigDict(
@@ -63,6 +63,11 @@ class WireTelemetry(BaseModel):
     model_config = _WIRE
     otlp_endpoint: str | None = None
     capture_content: bool = False
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return endpoint_url(value)
 
 
 class LspSettings(BaseModel):

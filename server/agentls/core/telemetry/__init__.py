@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, field_validator
 
 if TYPE_CHECKING:
     from agentls.core.runtime import AgentRuntime
@@ -41,9 +41,26 @@ class TelemetrySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     # OTLP base endpoint (e.g. http://127.0.0.1:4318); wins over OTEL_EXPORTER_OTLP_ENDPOINT.
-    otlp_endpoint: str | None = Field(default=None, min_length=1)
+    otlp_endpoint: str | None = None
     # Export prompts, answers, tool arguments and results (redacted as the audit trail is).
     capture_content: bool = False
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return endpoint_url(value)
+
+
+def endpoint_url(value: str | None) -> str | None:
+    """An OTLP endpoint is an http(s) URL; empty means none."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(
+            f"{value!r} is not an http:// or https:// URL (e.g. http://127.0.0.1:4318)"
+        )
+    return value
 
 
 def sdk_disabled(environ: Mapping[str, str] = os.environ) -> bool:

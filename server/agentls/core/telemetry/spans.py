@@ -313,7 +313,12 @@ class RunSpans:
         name = str(event.data.get("tool", "tool"))
         end = _ns(event.time)
         span = run.tools.pop(self._tool_key(event), None)
-        if span is None:  # recorded without a start (a command cut short)
+        if span is None and not event.data.get("call_id"):
+            # A command cut short is recorded by the command itself, without the call's id.
+            prefix = f"{c.EXECUTE_TOOL} {name}"
+            key = next((k for k, s in run.tools.items() if getattr(s, "name", "") == prefix), None)
+            span = run.tools.pop(key) if key is not None else None
+        if span is None:  # recorded without a start
             span = self._tool_span(run, event, name, end - _ns((event.duration_ms or 0) / 1000))
         if name.startswith(DELEGATION_PREFIX):
             run.delegated = True
