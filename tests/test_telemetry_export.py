@@ -107,7 +107,7 @@ def test_an_orchestrator_and_the_children_it_delegates_to_are_one_trace(
         assert call.attributes["gen_ai.tool.type"] == "extension"
         assert process_of(call) == process_of(above) != process_of(run)
         assert by_id[call.parent_span_id] is above
-        assert run.attributes["agentls.run.parent_id"] == above.attributes["agentls.run.id"]
+        assert run.attributes["agentls.run.parent_id"] == above.attributes["gen_ai.conversation.id"]
         assert run.attributes["agentls.front_end"] == "mcp"
     assert top.attributes["agentls.front_end"] == "cli"
     # What the top run has left counts every call of the tree, in every process (the ledger's).

@@ -26,11 +26,12 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from agentls import __version__
@@ -47,6 +48,7 @@ from agentls.core.telemetry.health import (
     GuardedMetricExporter,
     GuardedSpanExporter,
 )
+from agentls.core.telemetry.records import SpanMaker
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agentls.telemetry")
 
+_OFF = AlwaysOffExemplarFilter()
 # How long exit may wait for the last spans, metrics and log records to go out.
 EXIT_FLUSH_SECONDS = 2.0
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -83,17 +86,22 @@ class Telemetry:
         self.health = health
         self.jar = ContentJar()
         self.resource = service_resource()
-        self.tracer_provider = TracerProvider(resource=self.resource, shutdown_on_exit=False)
+        self.span_processor: SpanProcessor | None = None
         if span_exporter is not None:
             exporter = ContentExporter(span_exporter, self.jar)
-            processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
-            self.tracer_provider.add_span_processor(processor)
-        self.tracer = self.tracer_provider.get_tracer(
-            c.INSTRUMENTATION_NAME, __version__, schema_url=c.SCHEMA_URL
-        )
+            self.span_processor = (
+                BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+            )
+        scope = InstrumentationScope(c.INSTRUMENTATION_NAME, __version__, c.SCHEMA_URL)
+        self.spans = SpanMaker(self.span_processor, self.resource, scope)
         readers = [metric_reader] if metric_reader is not None else []
+        # Exemplars (a sampled span's ids on a metric point) cost a few microseconds on every
+        # measurement; they are on only when OTEL_METRICS_EXEMPLAR_FILTER asks for them.
         self.meter_provider = MeterProvider(
-            metric_readers=readers, resource=self.resource, shutdown_on_exit=False
+            metric_readers=readers,
+            resource=self.resource,
+            shutdown_on_exit=False,
+            exemplar_filter=None if env.get("OTEL_METRICS_EXEMPLAR_FILTER") else _OFF,
         )
         self.instruments = self._instruments()
         self.logger_provider: LoggerProvider | None = None
@@ -228,7 +236,7 @@ class Telemetry:
             self.health.summary()
 
     def _shutdown_providers(self) -> None:
-        for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
+        for provider in (self.span_processor, self.logger_provider, self.meter_provider):
             if provider is None:
                 continue
             try:

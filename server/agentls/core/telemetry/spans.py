@@ -34,10 +34,10 @@ from agentls.core.tools.delegation import TOOL_PREFIX as DELEGATION_PREFIX
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
-    from opentelemetry.trace import Span
 
     from agentls.core.runtime import AgentRuntime
     from agentls.core.telemetry.export import Telemetry
+    from agentls.core.telemetry.records import OpenSpan
 
 log = logging.getLogger("agentls.telemetry")
 
@@ -70,10 +70,10 @@ def _ns(seconds: float) -> int:
 
 @dataclass
 class _Run:
-    span: Span
+    span: OpenSpan
     context: Context
     limit: int | None
-    tools: dict[str, Span] = field(default_factory=dict)
+    tools: dict[str, OpenSpan] = field(default_factory=dict)
     delegated: bool = False
     content: dict[str, Any] | None = None
 
@@ -83,7 +83,7 @@ class RunSpans:
 
     def __init__(self, telemetry: Telemetry, runtime: AgentRuntime, *, capture: bool) -> None:
         self.telemetry = telemetry
-        self.tracer = telemetry.tracer
+        self.spans = telemetry.spans
         self.instruments = telemetry.instruments
         self.logs = telemetry.event_logger
         self.capture = capture
@@ -133,7 +133,6 @@ class RunSpans:
             c.OPERATION_NAME: c.INVOKE_AGENT,
             c.AGENT_NAME: event.agent,
             c.CONVERSATION_ID: event.run_id,
-            c.RUN_ID: event.run_id,
             c.RUN_DEPTH: event.depth,
             c.RUN_MODE: str(event.data.get("mode", "")),
             **self.common,
@@ -142,18 +141,13 @@ class RunSpans:
             attributes[c.RUN_PARENT_ID] = event.parent_run_id
         if isinstance(limit, int):
             attributes[c.BUDGET_LIMIT] = limit
-        span = self.tracer.start_span(
-            f"{c.INVOKE_AGENT} {event.agent}",
-            context=parent,
-            kind=SpanKind.INTERNAL,
-            attributes=attributes,
-            start_time=_ns(event.time),
-        )
-        context = trace.set_span_in_context(span, parent)
+        name = f"{c.INVOKE_AGENT} {event.agent}"
+        span = self.spans.start(name, parent, SpanKind.INTERNAL, _ns(event.time), attributes)
+        context = span.in_context(parent)
         run = _Run(span, context, limit if isinstance(limit, int) else None)
         if self.capture:
             run.content = {c.INPUT_MESSAGES: text_message("user", event.goal)}
-            self.telemetry.jar.put(span.get_span_context().span_id, run.content)
+            self.telemetry.jar.put(span.context.span_id, run.content)
         self._runs[event.run_id] = run
         # The run's task (this is its own emit) and what it starts continue the run's span.
         otel_context.attach(context)
@@ -163,27 +157,23 @@ class RunSpans:
         end = _ns(event.time)
         if run is None:  # closed before it started (cancelled in the queue, a bad task)
             parent = self.telemetry.parent_context()
-            span = self.tracer.start_span(
-                f"{c.INVOKE_AGENT} {event.agent}",
-                context=parent,
-                attributes={
-                    c.OPERATION_NAME: c.INVOKE_AGENT,
-                    c.AGENT_NAME: event.agent,
-                    c.CONVERSATION_ID: event.run_id,
-                    c.RUN_ID: event.run_id,
-                    c.RUN_DEPTH: event.depth,
-                    **self.common,
-                },
-                start_time=end,
-            )
-            run = _Run(span, trace.set_span_in_context(span, parent), None)
+            attributes = {
+                c.OPERATION_NAME: c.INVOKE_AGENT,
+                c.AGENT_NAME: event.agent,
+                c.CONVERSATION_ID: event.run_id,
+                c.RUN_DEPTH: event.depth,
+                **self.common,
+            }
+            name = f"{c.INVOKE_AGENT} {event.agent}"
+            span = self.spans.start(name, parent, SpanKind.INTERNAL, end, attributes)
+            run = _Run(span, span.in_context(parent), None)
         for tool in run.tools.values():
             tool.set_status(Status(StatusCode.ERROR, "the run ended during this tool call"))
             tool.set_attribute(c.ERROR_TYPE, event.status.value)
             tool.end(end_time=end)
         span = run.span
         usage = event.usage
-        span.set_attributes(
+        span.attributes.update(
             {
                 c.RUN_STATUS: event.status.value,
                 c.RUN_TURNS: int(event.data.get("turns", 0)),
@@ -191,9 +181,10 @@ class RunSpans:
                 c.USAGE_OUTPUT_TOKENS: usage.output_tokens,
                 c.USAGE_CACHE_READ_INPUT_TOKENS: usage.cached_input_tokens,
                 c.USAGE_REASONING_OUTPUT_TOKENS: usage.reasoning_tokens,
-                c.USAGE_ESTIMATED: usage.estimated,
             }
         )
+        if usage.estimated:
+            span.attributes[c.USAGE_ESTIMATED] = True
         if event.status is not RunStatus.FINISHED:
             span.set_attribute(c.ERROR_TYPE, event.status.value)
             reason = redact(event.error or event.status.value)
@@ -221,7 +212,7 @@ class RunSpans:
         else:
             self._end_after_ledger(event.run_id, span, end)
 
-    def _end_after_ledger(self, run_id: str, span: Span, end: int) -> None:
+    def _end_after_ledger(self, run_id: str, span: OpenSpan, end: int) -> None:
         """A run that delegated: its budget was also spent by its children (other processes), so
         what is left comes from the shared ledger, read off the loop before the span ends."""
 
@@ -260,39 +251,47 @@ class RunSpans:
             c.RESPONSE_MODEL: response_model,
             c.USAGE_INPUT_TOKENS: input_tokens,
             c.USAGE_OUTPUT_TOKENS: output_tokens,
-            c.USAGE_CACHE_READ_INPUT_TOKENS: int(usage.get("cached_input_tokens", 0)),
-            c.USAGE_REASONING_OUTPUT_TOKENS: int(usage.get("reasoning_tokens", 0)),
-            c.USAGE_ESTIMATED: bool(usage.get("estimated", False)),
-            c.AGENT_NAME: event.agent,
-            c.CONVERSATION_ID: event.run_id,
-            c.TURN: int(data.get("turn", 0)),
         }
+        # Each attribute costs its encoding on every export: the ones that are usually zero,
+        # false or absent are left out then.
+        if cached := int(usage.get("cached_input_tokens", 0)):
+            attributes[c.USAGE_CACHE_READ_INPUT_TOKENS] = cached
+        if reasoning := int(usage.get("reasoning_tokens", 0)):
+            attributes[c.USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+        if usage.get("estimated"):
+            attributes[c.USAGE_ESTIMATED] = True
         if isinstance(data.get("max_tokens"), int):
             attributes[c.REQUEST_MAX_TOKENS] = data["max_tokens"]
         if isinstance(data.get("reserved"), int):
             attributes[c.BUDGET_RESERVED] = data["reserved"]
         if data.get("finish_reason"):
-            attributes[c.RESPONSE_FINISH_REASONS] = [str(data["finish_reason"])]
-        span = self.tracer.start_span(
-            f"{c.CHAT} {model}",
-            context=run.context if run else self.telemetry.parent_context(),
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-            start_time=end - _ns(duration),
-        )
+            attributes[c.RESPONSE_FINISH_REASONS] = (str(data["finish_reason"]),)
+        parent = run.context if run else self.telemetry.parent_context()
+        start = end - _ns(duration)
+        span = self.spans.start(f"{c.CHAT} {model}", parent, SpanKind.CLIENT, start, attributes)
         if self.capture and event.content:
-            self.telemetry.jar.put(span.get_span_context().span_id, _chat_content(event.content))
+            self.telemetry.jar.put(span.context.span_id, _chat_content(event.content))
         span.end(end_time=end)
+        metric, inputs, outputs = self._chat_metric_attributes(
+            provider, model, response_model, event.agent
+        )
+        self.instruments.duration.record(duration, metric)
+        self.instruments.token_usage.record(input_tokens, inputs)
+        self.instruments.token_usage.record(output_tokens, outputs)
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 (one per runtime, as long as it lives)
+    def _chat_metric_attributes(
+        self, provider: str, model: str, response_model: str, agent: str
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """The attribute sets of a model call's metric points (duration, input, output)."""
         metric = {
             c.OPERATION_NAME: c.CHAT,
             c.PROVIDER_NAME: provider,
             c.REQUEST_MODEL: model,
             c.RESPONSE_MODEL: response_model,
-            c.AGENT_NAME: event.agent,
+            c.AGENT_NAME: agent,
         }
-        self.instruments.duration.record(duration, metric)
-        self.instruments.token_usage.record(input_tokens, {**metric, c.TOKEN_TYPE: "input"})
-        self.instruments.token_usage.record(output_tokens, {**metric, c.TOKEN_TYPE: "output"})
+        return metric, {**metric, c.TOKEN_TYPE: "input"}, {**metric, c.TOKEN_TYPE: "output"}
 
     # Tool calls
 
@@ -304,7 +303,7 @@ class RunSpans:
         span = self._tool_span(run, event, name, _ns(event.time))
         run.tools[self._tool_key(event)] = span
         # While the tool runs, what it starts (a delegation's MCP call) continues its span.
-        otel_context.attach(trace.set_span_in_context(span, run.context))
+        otel_context.attach(span.in_context(run.context))
 
     def _tool_call(self, event: RunEvent) -> None:
         run = self._runs.get(event.run_id)
@@ -316,7 +315,7 @@ class RunSpans:
         if span is None and not event.data.get("call_id"):
             # A command cut short is recorded by the command itself, without the call's id.
             prefix = f"{c.EXECUTE_TOOL} {name}"
-            key = next((k for k, s in run.tools.items() if getattr(s, "name", "") == prefix), None)
+            key = next((k for k, s in run.tools.items() if s.name == prefix), None)
             span = run.tools.pop(key) if key is not None else None
         if span is None:  # recorded without a start
             span = self._tool_span(run, event, name, end - _ns((event.duration_ms or 0) / 1000))
@@ -327,33 +326,26 @@ class RunSpans:
             span.set_status(Status(StatusCode.ERROR, "the tool call failed"))
         if self.capture and event.content:
             self.telemetry.jar.put(
-                span.get_span_context().span_id,
+                span.context.span_id,
                 {
                     c.TOOL_CALL_ARGUMENTS: event.content.get("arguments"),
                     c.TOOL_CALL_RESULT: event.content.get("result"),
                 },
             )
         span.end(end_time=end)
-        if trace.get_current_span() is span:
+        if trace.get_current_span().get_span_context().span_id == span.context.span_id:
             otel_context.attach(run.context)
 
-    def _tool_span(self, run: _Run, event: RunEvent, name: str, start: int) -> Span:
+    def _tool_span(self, run: _Run, event: RunEvent, name: str, start: int) -> OpenSpan:
         attributes: dict[str, Any] = {
             c.OPERATION_NAME: c.EXECUTE_TOOL,
             c.TOOL_NAME: name,
             c.TOOL_TYPE: c.tool_type(name),
-            c.AGENT_NAME: event.agent,
-            c.TURN: int(event.data.get("turn", 0)),
         }
         if call_id := event.data.get("call_id"):
             attributes[c.TOOL_CALL_ID] = str(call_id)
-        return self.tracer.start_span(
-            f"{c.EXECUTE_TOOL} {name}",
-            context=run.context,
-            kind=SpanKind.INTERNAL,
-            attributes=attributes,
-            start_time=start,
-        )
+        name = f"{c.EXECUTE_TOOL} {name}"
+        return self.spans.start(name, run.context, SpanKind.INTERNAL, start, attributes)
 
     @staticmethod
     def _tool_key(event: RunEvent) -> str:
