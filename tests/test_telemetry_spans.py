@@ -5,6 +5,7 @@ model server."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -391,3 +392,31 @@ def test_an_endpoint_that_is_not_a_url_is_refused_naming_the_setting() -> None:
     assert "http://" in problem
     on, _ = parse_settings({"telemetry": {"otlpEndpoint": "http://127.0.0.1:4318"}})
     assert on.engine(trusted=True).telemetry.otlp_endpoint == "http://127.0.0.1:4318"
+
+
+def test_grpc_without_its_exporter_is_one_warning_saying_what_to_install(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentls.core.telemetry.export import start
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    # As on an install without the extra (None in sys.modules makes the import fail).
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.grpc", None)
+    with caplog.at_level("WARNING", logger="agentls.telemetry"):
+        assert start(TelemetrySettings(otlp_endpoint="http://127.0.0.1:4317")) is None
+    (record,) = caplog.records
+    assert "pip install 'agentls[otlp-grpc]'" in record.getMessage()
+
+
+def test_an_unknown_protocol_is_named_with_the_ones_that_work(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentls.core.telemetry.export import start
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    with caplog.at_level("WARNING", logger="agentls.telemetry"):
+        assert start(TelemetrySettings(otlp_endpoint="http://127.0.0.1:4318")) is None
+    (record,) = caplog.records
+    assert "'http/json' is not supported; use http/protobuf (the default) or grpc" in (
+        record.getMessage()
+    )
