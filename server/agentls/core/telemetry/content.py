@@ -8,6 +8,7 @@ takes milliseconds, which the event loop never pays.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections import OrderedDict
@@ -18,6 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from agentls.core.redact import redact, redact_text
+from agentls.core.telemetry.conventions import INPUT_MESSAGES, OUTPUT_MESSAGES
 
 # Characters of one content attribute as exported (after redaction).
 CONTENT_LIMIT = 16 * 1024
@@ -99,6 +101,29 @@ def chat_messages(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             ]
         out.append({"role": message.get("role"), "parts": parts})
     return out
+
+
+def chat_content(content: dict[str, Any]) -> dict[str, Any]:
+    """A model call's request and answer, copied now (the run goes on appending to its messages)."""
+    messages = content.get("messages") or []
+    output: list[dict[str, Any]] = []
+    text = content.get("output")
+    if isinstance(text, str) and text:
+        output = text_message("assistant", text)
+    calls = content.get("tool_calls") or []
+    if calls:
+        parts = [
+            {"type": "tool_call", "id": call.id, "name": call.name, "arguments": call.raw_arguments}
+            for call in calls
+        ]
+        if output:
+            output[0]["parts"].extend(parts)
+        else:
+            output = [{"role": "assistant", "parts": parts}]
+    return {
+        INPUT_MESSAGES: functools.partial(chat_messages, list(messages)),
+        OUTPUT_MESSAGES: output,
+    }
 
 
 class ContentExporter(SpanExporter):

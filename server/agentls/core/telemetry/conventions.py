@@ -60,6 +60,7 @@ BUDGET_SCOPE: Final = "agentls.budget.scope"
 USAGE_ESTIMATED: Final = "agentls.usage.estimated"
 TURN: Final = "agentls.turn"
 EVENT_KIND: Final = "agentls.event.kind"
+EVENT_ID: Final = "agentls.event.id"
 
 # Metrics.
 TOKEN_USAGE_METRIC: Final = "gen_ai.client.token.usage"

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry._logs import SeverityNumber
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agentls.core.events import TERMINAL_KINDS, TRANSIENT_KINDS, EventKind, RunEvent, RunStatus
 from agentls.core.redact import redact
 from agentls.core.telemetry import conventions as c
-from agentls.core.telemetry.content import chat_messages, text_message
+from agentls.core.telemetry.content import chat_content, text_message
+from agentls.core.telemetry.logs import emit_record
 from agentls.core.tools.delegation import TOOL_PREFIX as DELEGATION_PREFIX
 
 if TYPE_CHECKING:
@@ -115,7 +115,8 @@ class RunSpans:
             elif event.kind in TERMINAL_KINDS:
                 self._ended(event)
             if self.logs is not None and event.kind not in TRANSIENT_KINDS:
-                self._log(event, run or self._runs.get(event.run_id))
+                run = run or self._runs.get(event.run_id)
+                emit_record(self.logs, event, run.context if run else None, self.capture)
         except Exception:
             self._broken = True
             log.warning(
@@ -270,7 +271,7 @@ class RunSpans:
         start = end - _ns(duration)
         span = self.spans.start(f"{c.CHAT} {model}", parent, SpanKind.CLIENT, start, attributes)
         if self.capture and event.content:
-            self.telemetry.jar.put(span.context.span_id, _chat_content(event.content))
+            self.telemetry.jar.put(span.context.span_id, chat_content(event.content))
         span.end(end_time=end)
         metric, inputs, outputs = self._chat_metric_attributes(
             provider, model, response_model, event.agent
@@ -350,58 +351,3 @@ class RunSpans:
     @staticmethod
     def _tool_key(event: RunEvent) -> str:
         return str(event.data.get("call_id") or event.data.get("tool", "tool"))
-
-    # Log records (OTEL_LOGS_EXPORTER=otlp)
-
-    def _log(self, event: RunEvent, run: _Run | None) -> None:
-        failed = event.status in (RunStatus.FAILED, RunStatus.INTERRUPTED)
-        attributes: dict[str, Any] = {
-            c.EVENT_KIND: event.kind.value,
-            c.RUN_ID: event.run_id,
-            c.AGENT_NAME: event.agent,
-            c.RUN_STATUS: event.status.value,
-            c.RUN_DEPTH: event.depth,
-            c.USAGE_INPUT_TOKENS: event.usage.input_tokens,
-            c.USAGE_OUTPUT_TOKENS: event.usage.output_tokens,
-            "agentls.event.id": event.event_id,
-        }
-        if event.parent_run_id:
-            attributes[c.RUN_PARENT_ID] = event.parent_run_id
-        if self.capture:
-            # Content, redacted as the audit trail keeps it (these are short summaries).
-            attributes["agentls.goal"] = redact(event.goal)
-            if event.error:
-                attributes["agentls.error"] = redact(event.error)
-            if event.data:
-                attributes["agentls.data"] = str(redact(event.data))[:4096]
-        self.logs.emit(
-            timestamp=_ns(event.time),
-            context=run.context if run else None,
-            severity_number=SeverityNumber.WARN if failed else SeverityNumber.INFO,
-            body=f"{event.agent} {event.kind.value}",
-            event_name=f"agentls.{event.kind.value}",
-            attributes=attributes,
-        )
-
-
-def _chat_content(content: dict[str, Any]) -> dict[str, Any]:
-    """A model call's request and answer, copied now (the run goes on appending to its messages)."""
-    messages = content.get("messages") or []
-    output: list[dict[str, Any]] = []
-    text = content.get("output")
-    if isinstance(text, str) and text:
-        output = text_message("assistant", text)
-    calls = content.get("tool_calls") or []
-    if calls:
-        parts = [
-            {"type": "tool_call", "id": call.id, "name": call.name, "arguments": call.raw_arguments}
-            for call in calls
-        ]
-        if output:
-            output[0]["parts"].extend(parts)
-        else:
-            output = [{"role": "assistant", "parts": parts}]
-    return {
-        c.INPUT_MESSAGES: functools.partial(chat_messages, list(messages)),
-        c.OUTPUT_MESSAGES: output,
-    }
