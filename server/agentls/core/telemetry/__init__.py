@@ -79,6 +79,8 @@ def configured(
 
 
 _active: Telemetry | None = None
+# Set once the process tried to start telemetry: a set-up that failed warned once, not per runtime.
+_tried = False
 
 
 def active() -> Telemetry | None:
@@ -91,13 +93,14 @@ def attach(runtime: AgentRuntime, settings: TelemetrySettings | None) -> None:
 
     Never raises: a telemetry set-up that fails is one warning, and the runtime runs without it.
     """
-    global _active
+    global _active, _tried
     if not configured(settings):
         return
     from agentls.core.telemetry.export import start
 
     settings = settings or TelemetrySettings()
-    if _active is None:
+    if not _tried:
+        _tried = True
         _active = start(settings)
     if _active is not None:
         _active.attach(runtime, settings)
