@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 
@@ -14,8 +16,6 @@ def isolated_environment(
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL"):
         monkeypatch.delenv(name, raising=False)
     # Nor exports to their collector, or joins a trace their shell is in (docs/telemetry.md).
-    import os
-
     for name in [
         n for n in os.environ if n.startswith("OTEL_") or n in ("TRACEPARENT", "TRACESTATE")
     ]:
