@@ -42,12 +42,7 @@ from agentls.core.telemetry import (
 )
 from agentls.core.telemetry import conventions as c
 from agentls.core.telemetry.content import ContentExporter, ContentJar
-from agentls.core.telemetry.health import (
-    ExportHealth,
-    GuardedLogExporter,
-    GuardedMetricExporter,
-    GuardedSpanExporter,
-)
+from agentls.core.telemetry.health import ExportHealth
 from agentls.core.telemetry.records import SpanMaker
 
 if TYPE_CHECKING:
@@ -292,13 +287,3 @@ def start(settings: TelemetrySettings) -> Telemetry | None:
     telemetry.endpoint = settings.otlp_endpoint or exporters.health.endpoint
     atexit.register(telemetry.shutdown)
     return telemetry
-
-
-__all__ = [
-    "EXIT_FLUSH_SECONDS",
-    "GuardedLogExporter",
-    "GuardedMetricExporter",
-    "GuardedSpanExporter",
-    "Telemetry",
-    "start",
-]
