@@ -16,8 +16,9 @@ import atexit
 import logging
 import os
 import threading
+import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +112,7 @@ class Telemetry:
         self.env_parent = parent_from_env(env)
         self.endpoint: str | None = None
         self._runtimes: weakref.WeakSet[AgentRuntime] = weakref.WeakSet()
+        self._background: set[threading.Thread] = set()
         self._closed = False
         self._lock = threading.Lock()
 
@@ -157,6 +159,19 @@ class Telemetry:
             )
         self._runtimes.add(runtime)
         runtime.subscribe(RunSpans(self, runtime, capture=settings.capture_content))
+
+    def in_background(self, work: Callable[[], None], name: str) -> None:
+        """Run `work` (which ends a span) on a thread; exit waits for it within its bound."""
+
+        def run() -> None:
+            try:
+                work()
+            finally:
+                self._background.discard(thread)
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        self._background.add(thread)
+        thread.start()
 
     # Propagation
 
@@ -220,11 +235,14 @@ class Telemetry:
             if self._closed:
                 return
             self._closed = True
+        bound = EXIT_FLUSH_SECONDS if timeout is None else timeout
+        ends = time.monotonic() + bound
+        for work in list(self._background):  # spans still being finished
+            work.join(max(0.0, ends - time.monotonic()))
         done = threading.Thread(target=self._shutdown_providers, name="agentls-telemetry-exit")
         done.daemon = True
         done.start()
-        bound = EXIT_FLUSH_SECONDS if timeout is None else timeout
-        done.join(bound)
+        done.join(max(0.0, ends - time.monotonic()))
         if self.health is not None:
             if done.is_alive():
                 self.health.timed_out(bound)

@@ -12,7 +12,6 @@ call as `_meta.traceparent`.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import getpass
 import logging
@@ -44,8 +43,6 @@ log = logging.getLogger("agentls.telemetry")
 # `agentls <command>` -> the front end that runs the runtime.
 FRONT_ENDS = {"serve": "lsp", "mcp-server": "mcp", "acp": "acp"}
 CLI_COMMANDS = frozenset({"run", "parallel", "create"})
-# Seconds a delegating run's span waits for the ledger to say what its budget has left.
-LEDGER_READ_SECONDS = 5.0
 
 
 def front_end(argv: list[str] | None = None) -> str:
@@ -95,7 +92,6 @@ class RunSpans:
         if user := os_user():
             self.common[c.USER] = user
         self._runs: dict[str, _Run] = {}
-        self._pending: set[asyncio.Task[None]] = set()
         self._broken = False
         self._handlers = {
             EventKind.STARTED: self._started,
@@ -215,22 +211,21 @@ class RunSpans:
 
     def _end_after_ledger(self, run_id: str, span: OpenSpan, end: int) -> None:
         """A run that delegated: its budget was also spent by its children (other processes), so
-        what is left comes from the shared ledger, read off the loop before the span ends."""
+        what is left comes from the shared ledger. It is read on a thread of its own (the ledger
+        may be locked by another process), which then ends the span; exit waits for it."""
+        budgeter = self.runtime.budgeter
 
-        async def read() -> None:
+        def read() -> None:
             try:
-                async with asyncio.timeout(LEDGER_READ_SECONDS):
-                    snap = await self.runtime.budgeter.arun_snapshot(run_id)
-                if snap.remaining is not None:
-                    span.set_attribute(c.BUDGET_REMAINING, snap.remaining)
-            except (Exception, asyncio.CancelledError):
-                pass  # the span goes out without it
+                remaining = budgeter.run_snapshot(run_id).remaining
+                if remaining is not None:
+                    span.set_attribute(c.BUDGET_REMAINING, remaining)
+            except Exception as exc:  # the span goes out without it
+                log.debug("telemetry: no budget left for run %s: %s", run_id, exc)
             finally:
                 span.end(end_time=end)
 
-        task = asyncio.get_running_loop().create_task(read())
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self.telemetry.in_background(read, f"agentls-telemetry-ledger-{run_id[:8]}")
 
     # Model calls
 
