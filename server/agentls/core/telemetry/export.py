@@ -35,16 +35,12 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+import agentls.core.telemetry.conventions as c
 from agentls import __version__
-from agentls.core.telemetry import (
-    TRACEPARENT_ENV,
-    TRACESTATE_ENV,
-    TelemetrySettings,
-)
-from agentls.core.telemetry import conventions as c
 from agentls.core.telemetry.content import ContentExporter, ContentJar
 from agentls.core.telemetry.health import ExportHealth
 from agentls.core.telemetry.records import SpanMaker
+from agentls.core.telemetry.settings import TRACEPARENT_ENV, TRACESTATE_ENV, TelemetrySettings
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context

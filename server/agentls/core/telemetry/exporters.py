@@ -18,13 +18,13 @@ from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from agentls.core.telemetry import TelemetrySettings
 from agentls.core.telemetry.health import (
     ExportHealth,
     GuardedLogExporter,
     GuardedMetricExporter,
     GuardedSpanExporter,
 )
+from agentls.core.telemetry.settings import TelemetrySettings
 
 HTTP = "http/protobuf"
 GRPC = "grpc"

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry._logs import SeverityNumber
 
+import agentls.core.telemetry.conventions as c
 from agentls.core.events import EventKind, RunEvent, RunStatus
 from agentls.core.redact import redact
-from agentls.core.telemetry import conventions as c
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context

@@ -24,12 +24,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+import agentls.core.telemetry.conventions as c
 from agentls.core.events import TERMINAL_KINDS, TRANSIENT_KINDS, EventKind, RunEvent, RunStatus
+from agentls.core.mcp.config import CHILD_SERVER
 from agentls.core.redact import redact
-from agentls.core.telemetry import conventions as c
 from agentls.core.telemetry.content import chat_content, text_message
 from agentls.core.telemetry.logs import emit_record
-from agentls.core.tools.delegation import TOOL_PREFIX as DELEGATION_PREFIX
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agentls.telemetry")
 
+# The tools of a child agentls (core/tools/delegation.py): their runs spend this run's budget.
+DELEGATION_PREFIX = f"mcp__{CHILD_SERVER}__"
 # `agentls <command>` -> the front end that runs the runtime.
 FRONT_ENDS = {"serve": "lsp", "mcp-server": "mcp", "acp": "acp"}
 CLI_COMMANDS = frozenset({"run", "parallel", "create"})
