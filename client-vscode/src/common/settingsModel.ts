@@ -12,6 +12,8 @@ export const restrictedSettings: readonly string[] = [
     'runCommand.allow',
     'runCommand.timeoutSeconds',
     'runCommand.passEnv',
+    'telemetry.otlpEndpoint',
+    'telemetry.captureContent',
 ];
 
 /** What `WorkspaceConfiguration.inspect` returns for one key, reduced to what we use. */
@@ -75,6 +77,7 @@ export const settingDefaults: ServerSettings = {
     trustWorkspace: null,
     allowGeneratedEditTools: false,
     audit: { retentionDays: null },
+    telemetry: { otlpEndpoint: null, captureContent: false },
 };
 
 /**
@@ -283,6 +286,10 @@ export function buildServerSettings(
             trustWorkspace: workspaceTrusted,
             allowGeneratedEditTools: flag('allowGeneratedEditTools', defaults.allowGeneratedEditTools),
             audit: { retentionDays: limit('audit.retentionDays') },
+            telemetry: {
+                otlpEndpoint: optionalString('telemetry.otlpEndpoint'),
+                captureContent: flag('telemetry.captureContent', defaults.telemetry.captureContent),
+            },
         },
         problems,
     };
@@ -356,7 +363,9 @@ export const settingKeys: readonly string[] = [
     'confirmEdits',
     'allowGeneratedEditTools',
     'audit.retentionDays',
+    'telemetry.otlpEndpoint',
+    'telemetry.captureContent',
 ];
 
 /** Keys whose change needs a new server process rather than didChangeConfiguration. */
-export const restartKeys: readonly string[] = ['python'];
+export const restartKeys: readonly string[] = ['python', 'telemetry.otlpEndpoint', 'telemetry.captureContent'];

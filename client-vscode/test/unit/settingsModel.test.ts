@@ -106,6 +106,7 @@ describe('buildServerSettings', () => {
             trustWorkspace: null,
             allowGeneratedEditTools: false,
             audit: { retentionDays: null },
+            telemetry: { otlpEndpoint: null, captureContent: false },
         });
         assert.deepEqual(problems, []);
     });
@@ -125,6 +126,8 @@ describe('buildServerSettings', () => {
                 maxOutputTokens: 300,
                 allowGeneratedEditTools: true,
                 'audit.retentionDays': 30,
+                'telemetry.otlpEndpoint': 'http://127.0.0.1:4318',
+                'telemetry.captureContent': true,
                 mcpServers: {
                     fs: { command: 'node', args: ['server.js', '${workspaceFolder}'] },
                     tracker: { url: 'https://mcp.example.com/mcp', headers: { Authorization: 'Bearer t' } },
@@ -155,6 +158,7 @@ describe('buildServerSettings', () => {
             maxOutputTokens: 300,
             allowGeneratedEditTools: true,
             audit: { retentionDays: 30 },
+            telemetry: { otlpEndpoint: 'http://127.0.0.1:4318', captureContent: true },
             mcpServers: {
                 fs: { command: 'node', args: ['server.js', '/ws'], env: {} },
                 tracker: { url: 'https://mcp.example.com/mcp', headers: { Authorization: 'Bearer t' } },

@@ -40,6 +40,7 @@ from agentls.acp.edits import FileAccess
 from agentls.acp.resources import split_prompt
 from agentls.acp.sessions import Session, Sessions
 from agentls.acp.turn import CANCELLED, Turn, agent_options, commands_update
+from agentls.core import telemetry
 from agentls.core.engine import EngineSettings, McpServerSettings
 from agentls.core.tools.command import CommandRequest, Decision
 
@@ -177,6 +178,8 @@ class AgentlsAcpAgent:
             raise RequestError.invalid_request(
                 {"sessionId": "a prompt is already running in this session; cancel it first"}
             )
+        # The SDK hands the request's `_meta` keys in as keyword arguments (`traceparent`).
+        telemetry.continue_trace(kwargs)
         files = FileAccess(self.conn, session_id, self.client_reads, self.client_writes)
         turn = Turn(
             self.conn,

@@ -26,6 +26,8 @@ from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT, McpPool
 from agentls.core.mcp.tools import McpToolProvider
 from agentls.core.model_choice import create_model
 from agentls.core.runtime import AgentRuntime, RuntimeConfig
+from agentls.core.telemetry import TelemetrySettings
+from agentls.core.telemetry import attach as attach_telemetry
 from agentls.core.tools.command import Approver, CommandPolicy, CommandSettings
 from agentls.core.tools.delegation import ChildAgentls
 from agentls.core.trust import inside
@@ -80,6 +82,8 @@ class EngineSettings(BaseModel):
     workspace_trusted: bool = True
     # run_command: off by default; never offered in an untrusted workspace.
     run_command: CommandSettings = Field(default_factory=CommandSettings)
+    # OpenTelemetry export (docs/telemetry.md); the OTEL_* variables configure the rest.
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     def model_settings(self) -> ModelSettings:
         return ModelSettings(model=self.model, base_url=self.base_url, api_key=self.api_key)
@@ -162,6 +166,8 @@ def build_runtime(
     runtime.delegation_tools = ChildAgentls(
         workspace.resolve(), settings.model_dump_json(), read_timeout=settings.mcp_call_timeout
     )
+    # Only when an OTLP endpoint is configured (else OpenTelemetry is not even imported).
+    attach_telemetry(runtime, settings.telemetry)
     return runtime
 
 

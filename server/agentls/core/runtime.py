@@ -394,6 +394,7 @@ class AgentRuntime:
                 artifacts=artifacts,
                 error=error,
                 data={"turns": run.turn, **({"warnings": run.warnings} if run.warnings else {})},
+                content={"output": run.text} if run.text else None,
             )
         )
         self._ended.add(run.run_id)

@@ -25,6 +25,7 @@ from agentls.core.engine import (
     McpServerSettings,
 )
 from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT
+from agentls.core.telemetry import TelemetrySettings, endpoint_url
 from agentls.core.tools.command import CommandSettings
 
 _WIRE = ConfigDict(
@@ -54,6 +55,19 @@ class WireRunCommand(CommandSettings):
     """`runCommand`: enabled, allow (patterns), timeoutSeconds, passEnv (see core/tools/command.py)."""
 
     model_config = _WIRE
+
+
+class WireTelemetry(BaseModel):
+    """`telemetry`: otlpEndpoint, captureContent (see docs/telemetry.md)."""
+
+    model_config = _WIRE
+    otlp_endpoint: str | None = None
+    capture_content: bool = False
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return endpoint_url(value)
 
 
 class LspSettings(BaseModel):
@@ -89,6 +103,7 @@ class LspSettings(BaseModel):
         return folders
 
     audit: WireAudit = Field(default_factory=WireAudit)
+    telemetry: WireTelemetry = Field(default_factory=WireTelemetry)
 
     def engine(self, *, trusted: bool) -> EngineSettings:
         return EngineSettings(
@@ -106,6 +121,10 @@ class LspSettings(BaseModel):
             audit=AuditSettings(**self.audit.model_dump()),
             workspace_trusted=trusted,
             run_command=CommandSettings(**self.run_command.model_dump()),
+            telemetry=TelemetrySettings(
+                otlp_endpoint=self.telemetry.otlp_endpoint or None,
+                capture_content=self.telemetry.capture_content,
+            ),
         )
 
 
