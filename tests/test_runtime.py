@@ -20,9 +20,10 @@ from tests.rig.scripted_openai import (
 
 from agentls.core.audit import AuditStore
 from agentls.core.budget import TokenBudgeter
-from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
+from agentls.core.definitions import AgentDefinition, Mode
 from agentls.core.events import EventKind, RunEvent, RunStatus
 from agentls.core.llm_openai import OpenAIChatModel
+from agentls.core.registry import AgentRegistry
 from agentls.core.runtime import AgentRuntime, RunResult
 from agentls.core.target import ProposedEdit, Target, TextRange, apply_edit
 from agentls.core.tools.sandbox import SandboxError

@@ -19,12 +19,12 @@ from agentls.core.budget import (
     MAX_WAIT_SECONDS,
     TokenBudgeter,
 )
-from agentls.core.definitions import AgentRegistry, default_sources
 from agentls.core.llm import ChatModel, ModelSettings
 from agentls.core.mcp.config import McpServerSettings
 from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT, McpPool
 from agentls.core.mcp.tools import McpToolProvider
 from agentls.core.model_choice import create_model
+from agentls.core.registry import AgentRegistry, default_sources
 from agentls.core.runtime import AgentRuntime, RuntimeConfig
 from agentls.core.telemetry import TelemetrySettings
 from agentls.core.telemetry import attach as attach_telemetry

@@ -28,7 +28,7 @@ from agentls.core.budget import (
     BudgetExceeded,
     TokenBudgeter,
 )
-from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
+from agentls.core.definitions import AgentDefinition, Mode
 from agentls.core.dispatch import dispatch_tool_call
 from agentls.core.events import EventKind, RunEvent, RunStatus, new_id
 from agentls.core.group_commit import Commit, committed
@@ -36,6 +36,7 @@ from agentls.core.llm import ChatModel, ChatRequest, ModelError
 from agentls.core.metering import metered_call
 from agentls.core.model_choice import fallback_notice
 from agentls.core.prompts import assistant_message, first_messages, output_limit, repair_prompt
+from agentls.core.registry import AgentRegistry
 from agentls.core.run_state import (
     EditApplier,
     EventListener,

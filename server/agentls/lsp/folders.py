@@ -22,8 +22,8 @@ from pygls.uris import to_fs_path
 from agentls.lsp.collector import loads_code
 
 if TYPE_CHECKING:
-    from agentls.core.definitions import AgentRegistry
     from agentls.core.engine import EngineSettings
+    from agentls.core.registry import AgentRegistry
     from agentls.core.runtime import AgentRuntime
     from agentls.core.tools.command import Approver
     from agentls.lsp.events import EventBridge

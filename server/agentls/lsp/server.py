@@ -23,8 +23,8 @@ from agentls.lsp.protocol import AgentProtocol
 from agentls.lsp.settings import LspSettings, parse_settings
 
 if TYPE_CHECKING:
-    from agentls.core.definitions import AgentRegistry
     from agentls.core.engine import EngineSettings, ModelPool
+    from agentls.core.registry import AgentRegistry
     from agentls.core.runtime import AgentRuntime
 
 log = logging.getLogger("agentls.lsp")
