@@ -126,7 +126,9 @@ async def test_the_user_is_told_only_once(
     user_settings: Callable[[dict[str, Any]], None],
 ) -> None:
     await editor.wait_until(lambda: trust_notice(client))
-    await change_user_settings(client, editor, user_settings, {"agentFolders": [str(outside_agents)]})
+    await change_user_settings(
+        client, editor, user_settings, {"agentFolders": [str(outside_agents)]}
+    )
     await until_listed(client, "marker")
     assert len([m for m in warnings(client) if "not trusted" in m]) == 1
 

@@ -98,9 +98,7 @@ class TestABrokenFile:
         assert any("apiKey" in m and "OPENAI_API_KEY" in m for m in found)
         assert "sk-from-a-file" not in "".join(found)
 
-    async def test_its_problems_are_told_once(
-        self, client: LanguageClient, editor: Editor
-    ) -> None:
+    async def test_its_problems_are_told_once(self, client: LanguageClient, editor: Editor) -> None:
         path = str(settings_file(HOME))
         await editor.wait_until(lambda: len([m for m in warnings(client) if path in m]) >= 3)
         await change_settings(client, editor, {"maxOutputTokens": 100})
@@ -124,4 +122,3 @@ class TestAClientThatScopesItsOwnSettings:
         await change_settings(client, editor, {"trustWorkspace": True})
 
         await until_listed(client, "checker")
-

@@ -172,8 +172,6 @@ class TestARepositoryThatPicksTheModelServer:
         assert "baseUrl" in notice and "model" in notice
 
 
-
-
 class TestARepositoryThatLiftsTheBudget:
     @pytest.fixture
     def workspace(self, workspace: Path) -> Path:

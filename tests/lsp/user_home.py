@@ -38,7 +38,9 @@ def client_with_home(home: Path) -> Any:
     """The conftest's `client` fixture, with the server's HOME at `home`."""
 
     @pytest_lsp.fixture(
-        config=ClientServerConfig(server_command=SERVER_COMMAND, server_env=SERVER_ENV | {"HOME": str(home)})
+        config=ClientServerConfig(
+            server_command=SERVER_COMMAND, server_env=SERVER_ENV | {"HOME": str(home)}
+        )
     )
     async def client(
         lsp_client: LanguageClient,

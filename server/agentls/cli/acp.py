@@ -52,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.trust and args.untrusted:
         raise CliError("--trust and --untrusted contradict each other; give one of them")
-    trust = TrustMode.ALL if args.trust else TrustMode.NONE if args.untrusted else TrustMode.SETTINGS
+    trust = (
+        TrustMode.ALL if args.trust else TrustMode.NONE if args.untrusted else TrustMode.SETTINGS
+    )
     # Each session's folder is trusted or not on its own (acp/trust.py), not the current one.
     settings = settings_from(args, warn_untrusted=False)
     if args.budget is not None:

@@ -111,9 +111,9 @@ def unknown_keys(layer: dict[str, Any], model: type[BaseModel] = Settings) -> li
             out.append(key)
             continue
         annotation = model.model_fields[names[key]].annotation
-        nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
-        if nested and isinstance(value, dict):
-            out += [f"{key}.{sub}" for sub in unknown_keys(value, annotation)]
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if isinstance(value, dict):
+                out += [f"{key}.{sub}" for sub in unknown_keys(value, annotation)]
     return out
 
 

@@ -18,9 +18,9 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from agentls import __version__
+from agentls.core.user_settings import UserSettings, user_settings_file
 from agentls.lsp.folders import Folders
 from agentls.lsp.protocol import AgentProtocol
-from agentls.core.user_settings import UserSettings, user_settings_file
 from agentls.lsp.settings import LspSettings, parse_settings
 
 if TYPE_CHECKING:

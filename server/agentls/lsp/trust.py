@@ -88,11 +88,11 @@ def tell_limits_not_lowered(
     force was lower (a workspace's own settings may only lower it)."""
     ignored = []
     if budget.lower_total is not None and snapshot.limit != budget.lower_total:
-        ignored.append(f"budget.total {budget.lower_total} (the limit in force is {snapshot.limit})")
+        ignored.append(
+            f"budget.total {budget.lower_total} (the limit in force is {snapshot.limit})"
+        )
     for agent, limit in budget.lower_per_agent.items():
         entry = snapshot.agents.get(agent)
         if entry is not None and entry.limit != limit:
-            ignored.append(
-                f"budget.perAgent.{agent} {limit} (the limit in force is {entry.limit})"
-            )
+            ignored.append(f"budget.perAgent.{agent} {limit} (the limit in force is {entry.limit})")
     tell_ignored(ls, ignored)
