@@ -70,12 +70,11 @@ class AgentLanguageServer(LanguageServer):
         from agentls.core.settings_scope import Restricted, restrict_untrusted
         from agentls.lsp.trust import tell_ignored, update_trust, workspace_trusted
 
-        user_layers = [self.user_file.layer, self.init_settings]
-        if self.scoped_configuration:
-            user_layers.append(section)
+        user_layers = (self.user_file.layer, self.init_settings)
         merged, problems = parse_settings(*user_layers, section, previous=self.settings)
         for problem in problems:
             self.show_warning(problem)
+        # A client that scopes its answers itself (VS Code) sends only what the user allowed.
         user = merged if self.scoped_configuration else parse_settings(*user_layers)[0]
         trusted = workspace_trusted(self, user, merged)
         restricted = Restricted(merged) if trusted else restrict_untrusted(merged, user)
