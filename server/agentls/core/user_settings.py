@@ -110,11 +110,17 @@ def unknown_keys(layer: dict[str, Any], model: type[BaseModel] = Settings) -> li
         if key not in names:
             out.append(key)
             continue
-        annotation = model.model_fields[names[key]].annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            if isinstance(value, dict):
-                out += [f"{key}.{sub}" for sub in unknown_keys(value, annotation)]
+        nested = _model_of(model.model_fields[names[key]].annotation)
+        if nested is not None and isinstance(value, dict):
+            out += [f"{key}.{sub}" for sub in unknown_keys(value, nested)]
     return out
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The settings object a field holds (budget, audit, runCommand), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
 
 
 def _without_prefix(problem: str) -> str:
