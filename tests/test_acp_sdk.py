@@ -5,6 +5,7 @@ and mode kept), reject and always-allow, /parallel, /create, and sessions across
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import stat
 import sys
@@ -401,6 +402,10 @@ max_turns: 3
 async def run_echo(server: ScriptedOpenAI, workspace: Path, choice: str) -> Panel:
     (workspace / ".agentls" / "agents").mkdir(parents=True)
     (workspace / ".agentls" / "agents" / "runner.yaml").write_text(RUNNER, encoding="utf-8")
+    # The workspace's own agent and run_command: only in a folder the user trusts.
+    settings = Path(os.environ["HOME"]) / ".config" / "agentls" / "settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"trustedFolders": [str(workspace)]}), encoding="utf-8")
     server.enqueue(ToolCall("run_command", {"command": "echo hi-from-echo"}), Text("Done."))
     panel = Panel(choice=choice)
     await prompt_once(

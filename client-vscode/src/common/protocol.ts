@@ -190,4 +190,6 @@ export interface RunCommandSettings {
 export interface InitializationOptions {
     settings: ServerSettings & { apiKey: string | null };
     workspaceTrusted: boolean;
+    /** The settings sent hold a workspace's values only where the user allowed them. */
+    scopedConfiguration: true;
 }

@@ -51,6 +51,10 @@ class BudgetSettings(BaseModel):
     min_output_tokens: int = Field(
         default=DEFAULT_MIN_OUTPUT_TOKENS, ge=1, le=MAX_MIN_OUTPUT_TOKENS
     )
+    # Limits an untrusted workspace's own settings asked for (core/settings_scope.py): written to
+    # the ledger only where they are below the limit in force, so they never raise it.
+    lower_total: int | None = Field(default=None, ge=0)
+    lower_per_agent: dict[str, int] = Field(default_factory=dict)
 
 
 class AuditSettings(BaseModel):
@@ -191,15 +195,25 @@ def budget_limits(budget: BudgetSettings) -> list[tuple[int | None, str | None]]
     return limits
 
 
+def lower_limits(budget: BudgetSettings) -> list[tuple[int, str | None]]:
+    """The (limit, agent) pairs that may only lower the ledger's limits."""
+    lower: list[tuple[int, str | None]] = []
+    if budget.lower_total is not None:
+        lower.append((budget.lower_total, None))
+    lower.extend((limit, agent) for agent, limit in budget.lower_per_agent.items())
+    return lower
+
+
 def apply_budget_settings(budgeter: TokenBudgeter, budget: BudgetSettings) -> None:
-    """Limits from settings win over limits stored in the ledger; unset ones leave it alone."""
-    for limit, agent in budget_limits(budget):
-        budgeter.set_limit(limit, agent=agent)
+    """Limits from settings win over limits stored in the ledger; unset ones leave it alone.
+    The lowering-only limits then apply where they are below the limit in force."""
+    budgeter.set_limits(budget_limits(budget), lower=lower_limits(budget))
 
 
 async def aapply_budget_settings(budgeter: TokenBudgeter, budget: BudgetSettings) -> None:
     """`apply_budget_settings` from async code: one transaction on the ledger's worker thread, so
     a ledger locked by another process never stalls the event loop. Changes apply in the order
     they were made."""
-    if limits := budget_limits(budget):
-        await budgeter.aset_limits(limits)
+    limits, lower = budget_limits(budget), lower_limits(budget)
+    if limits or lower:
+        await budgeter.aset_limits(limits, lower=lower)

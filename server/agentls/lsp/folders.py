@@ -104,7 +104,7 @@ class FolderEngine:
         self._warm: asyncio.Task[None] | None = None
 
     def _engine_settings(self) -> EngineSettings:
-        return self.ls.settings.engine(trusted=self.ls.trusted)
+        return self.ls.engine_settings()
 
     async def registry(self) -> AgentRegistry:
         """The folder's agents, loaded off the loop once (and again after `reload`)."""
