@@ -646,7 +646,7 @@ async def test_a_thousand_token_budget_serves_eight_120_token_calls_at_90_percen
 
 
 _CONTEND = """
-import asyncio, sys
+import asyncio, sys, time
 from pathlib import Path
 from agentls.core.budget import BudgetExceeded, TokenBudgeter
 from agentls.core.events import Usage

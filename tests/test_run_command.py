@@ -539,8 +539,11 @@ def test_a_bad_allow_list_pattern_is_refused_naming_it(pattern: str, message: st
         "pytest\nrm -rf build",  # a second line
         "pytest 'tests/\u202etxt.py'",  # a right-to-left override
         "pytest\u200b -q",  # an invisible character
+        "pytest -q tests/\U000e0061\U000e0062.py",  # tag characters: invisible, yet bytes
+        "pytest -q te\u00adsts",  # a soft hyphen, shown as nothing by most terminals
+        "pytest -q \ue000",  # a private-use character any font may draw as it likes
     ],
-    ids=["escape", "newline", "bidi", "zero-width"],
+    ids=["escape", "newline", "bidi", "zero-width", "tags", "soft-hyphen", "private-use"],
 )
 async def test_a_command_line_that_could_deceive_the_reader_is_refused_unasked(
     server: ScriptedOpenAI, runtime: AgentRuntime, command: str

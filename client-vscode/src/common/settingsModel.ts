@@ -131,9 +131,9 @@ export const settingDefaults: ServerSettings = {
  * unit test checks this table against package.json).
  */
 export const settingBounds: Readonly<Record<string, { minimum: number; maximum?: number }>> = {
-    'budget.total': { minimum: 0 },
-    'budget.perRun': { minimum: 1 },
-    'budget.perAgent': { minimum: 0 },
+    'budget.total': { minimum: 0, maximum: 1e15 },
+    'budget.perRun': { minimum: 1, maximum: 1e15 },
+    'budget.perAgent': { minimum: 0, maximum: 1e15 },
     'budget.waitSeconds': { minimum: 0, maximum: 3600 },
     'budget.minOutputTokens': { minimum: 1, maximum: 1000000 },
     maxParallel: { minimum: 1, maximum: 256 },

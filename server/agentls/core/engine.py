@@ -9,10 +9,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentls.core.audit import AuditStore
+from agentls.core.bounds import MAX_TOKENS
 from agentls.core.budget import (
     DEFAULT_MIN_OUTPUT_TOKENS,
     DEFAULT_WAIT_SECONDS,
@@ -41,9 +43,9 @@ MAX_MIN_OUTPUT_TOKENS = 1_000_000
 
 class BudgetSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    total: int | None = Field(default=None, ge=0)
-    per_run: int | None = Field(default=None, gt=0)
-    per_agent: dict[str, int] = Field(default_factory=dict)
+    total: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    per_run: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
+    per_agent: dict[str, Annotated[int, Field(ge=0, le=MAX_TOKENS)]] = Field(default_factory=dict)
     # How long a model call waits for other calls' reservations to settle before it is refused.
     wait_seconds: float = Field(default=DEFAULT_WAIT_SECONDS, ge=0, le=MAX_WAIT_SECONDS)
     # The smallest answer worth a model call: a call is granted at least this many output tokens
@@ -53,8 +55,10 @@ class BudgetSettings(BaseModel):
     )
     # Limits an untrusted workspace's own settings asked for (core/settings_scope.py): written to
     # the ledger only where they are below the limit in force, so they never raise it.
-    lower_total: int | None = Field(default=None, ge=0)
-    lower_per_agent: dict[str, int] = Field(default_factory=dict)
+    lower_total: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    lower_per_agent: dict[str, Annotated[int, Field(ge=0, le=MAX_TOKENS)]] = Field(
+        default_factory=dict
+    )
 
 
 class AuditSettings(BaseModel):

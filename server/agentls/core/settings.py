@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from agentls.core.bounds import MAX_TOKENS
 from agentls.core.budget import DEFAULT_MIN_OUTPUT_TOKENS, DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS
 from agentls.core.engine import (
     MAX_MIN_OUTPUT_TOKENS,
@@ -39,9 +40,9 @@ _WIRE = ConfigDict(
 
 class WireBudget(BaseModel):
     model_config = _WIRE
-    total: int | None = Field(default=None, ge=0)
-    per_run: int | None = Field(default=None, gt=0)
-    per_agent: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    total: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    per_run: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
+    per_agent: dict[str, Annotated[int, Field(ge=0, le=MAX_TOKENS)]] = Field(default_factory=dict)
     wait_seconds: float = Field(default=DEFAULT_WAIT_SECONDS, ge=0, le=MAX_WAIT_SECONDS)
     min_output_tokens: int = Field(
         default=DEFAULT_MIN_OUTPUT_TOKENS, ge=1, le=MAX_MIN_OUTPUT_TOKENS
