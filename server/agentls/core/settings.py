@@ -19,15 +19,18 @@ from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic.alias_generators import to_camel
 
 from agentls.core.bounds import MAX_TOKENS
-from agentls.core.budget import DEFAULT_MIN_OUTPUT_TOKENS, DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS
-from agentls.core.engine import (
+from agentls.core.budget_grants import (
+    DEFAULT_MIN_OUTPUT_TOKENS,
+    DEFAULT_WAIT_SECONDS,
+    MAX_WAIT_SECONDS,
+)
+from agentls.core.engine_settings import (
     MAX_MIN_OUTPUT_TOKENS,
     AuditSettings,
     BudgetSettings,
     EngineSettings,
-    McpServerSettings,
 )
-from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT
+from agentls.core.mcp.config import DEFAULT_CALL_TIMEOUT, McpServerSettings
 from agentls.core.telemetry.settings import TelemetrySettings, endpoint_url
 from agentls.core.tools.command import CommandSettings
 

@@ -12,9 +12,6 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from agentls.core.events import new_id
-from agentls.core.parallel import GroupProgress, ParallelGroup, ParallelTask
-from agentls.core.parallel import delegate_parallel as run_group
-from agentls.core.target import Target
 from agentls.lsp import wire
 from agentls.lsp.arguments import DelegateParallelArgs
 from agentls.lsp.command_ids import DELEGATE_PARALLEL
@@ -23,7 +20,9 @@ from agentls.lsp.request_cancel import on_request_cancelled
 from agentls.lsp.runs import known_agent, run_result, target_for
 
 if TYPE_CHECKING:
+    from agentls.core.parallel import GroupProgress, ParallelGroup, ParallelTask
     from agentls.core.runtime import AgentRuntime
+    from agentls.core.target import Target
     from agentls.lsp.server import AgentLanguageServer
 
 
@@ -80,6 +79,10 @@ async def delegate_parallel(ls: AgentLanguageServer, args: DelegateParallelArgs)
     if folder is None:
         folder = ls.folders.default(DELEGATE_PARALLEL)
     runtime = await folder.runtime_for_run()
+    # Imported with the runtime, on its worker thread (folders.py): a lookup here.
+    from agentls.core.parallel import ParallelGroup, ParallelTask
+    from agentls.core.parallel import delegate_parallel as run_group
+
     tasks: list[ParallelTask] = []
     for i, wanted in enumerate(args.tasks):
         known_agent(runtime, f"{DELEGATE_PARALLEL} tasks[{i}]", wanted.agent)
