@@ -373,3 +373,19 @@ def test_agent_keeps_serving_after_every_error(errors: dict[str, Any]) -> None:
     assert last["stopReason"] == "end_turn"
     assert text_of(last["updates"]) == "It is fine."
     assert errors["exitCode"] == 0
+
+
+def test_the_panel_parses_a_token_limit_as_the_cli_does() -> None:
+    # One parser: `12345678901234567` was refused by the CLI and became ...568 in ACP.
+    from agentls.acp.turn import parse_limit
+    from agentls.cli import CliError
+    from agentls.cli.budget import parse_limit as cli_parse_limit
+
+    for text in ("200k", "1.5M", "2e5", "20_000", "20,000", "none", "999999999999999"):
+        assert parse_limit(text) == cli_parse_limit(text)
+    for text in ("12345678901234567", "1.5", "-3", "lots"):
+        with pytest.raises(ValueError) as acp_error:
+            parse_limit(text)
+        with pytest.raises(CliError) as cli_error:
+            cli_parse_limit(text)
+        assert str(acp_error.value) in str(cli_error.value)

@@ -35,9 +35,9 @@ from agentls.acp.resources import (
 )
 from agentls.acp.sessions import Session
 from agentls.acp.updates import RunRenderer
-from agentls.core.bounds import MAX_TOKENS
 from agentls.core.definitions import AgentDefinition
 from agentls.core.events import RunStatus, new_id
+from agentls.core.limits import parse_token_limit
 from agentls.core.runtime import RunResult
 from agentls.core.target import Target
 
@@ -289,24 +289,5 @@ class Turn:
 
 
 def parse_limit(text: str) -> int | None:
-    """'20000', '20k', '1.5M' → tokens; 'none' → no limit."""
-    value = text.strip().lower().replace("_", "").replace(",", "")
-    if value in ("none", "unlimited", "off"):
-        return None
-    scale = {"k": 1_000, "m": 1_000_000}.get(value[-1:], 1)
-    number = value[:-1] if scale != 1 else value
-    try:
-        tokens = float(number) * scale
-        int(tokens)
-    except (ValueError, OverflowError):
-        raise ValueError(
-            f"expected a number of tokens (e.g. 200000, 200k) or 'none', got {text!r}"
-        ) from None
-    if tokens < 0 or tokens != int(tokens):
-        raise ValueError(f"expected a whole number of tokens of 0 or more, got {text!r}")
-    if tokens > MAX_TOKENS:
-        raise ValueError(
-            f"{text!r} is more than the largest limit, {MAX_TOKENS:,} tokens (use 'none' for no "
-            "limit)"
-        )
-    return int(tokens)
+    """'20000', '20k', '1.5M' → tokens; 'none' → no limit (core/limits.py, as the CLI parses)."""
+    return parse_token_limit(text)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentls.core.bounds import MAX_TOKENS
+from agentls.core.bounds import MAX_SECONDS, MAX_TOKENS
 from agentls.core.budget_grants import (
     DEFAULT_MIN_OUTPUT_TOKENS,
     DEFAULT_WAIT_SECONDS,
@@ -65,7 +65,7 @@ class EngineSettings(BaseModel):
     max_output_tokens: int = Field(default=1024, ge=16)
     mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
     # Seconds one MCP tool call may take before it is cancelled.
-    mcp_call_timeout: float = Field(default=DEFAULT_CALL_TIMEOUT, gt=0, le=3600)
+    mcp_call_timeout: float = Field(default=DEFAULT_CALL_TIMEOUT, gt=0, le=MAX_SECONDS)
     agent_folders: list[Path] = Field(default_factory=list)
     # Generated agents get read-only tools unless this is set.
     allow_generated_edit_tools: bool = False

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from agentls.core.bounds import MAX_TOKENS
+from agentls.core.bounds import MAX_SECONDS, MAX_TOKENS
 from agentls.core.budget_grants import (
     DEFAULT_MIN_OUTPUT_TOKENS,
     DEFAULT_WAIT_SECONDS,
@@ -89,7 +89,7 @@ class Settings(BaseModel):
     max_output_tokens: int = Field(default=1024, ge=16)
     # The same entries as the mcpServers files: `command`/`args`/`env`, or `url`/`headers`.
     mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
-    mcp_call_timeout: float = Field(default=DEFAULT_CALL_TIMEOUT, gt=0, le=3600)
+    mcp_call_timeout: float = Field(default=DEFAULT_CALL_TIMEOUT, gt=0, le=MAX_SECONDS)
     agent_folders: list[str] = Field(default_factory=list)
     allow_generated_edit_tools: bool = False
     run_command: WireRunCommand = Field(default_factory=WireRunCommand)
