@@ -137,6 +137,8 @@ class EventBridge:
             self.ls.work_done_progress.report(token, types.WorkDoneProgressReport(message=message))
 
     def on_event(self, e: RunEvent) -> None:
+        if e.kind is EventKind.WAITING:  # what a silence is; progress here is driven by steps
+            return
         try:
             if e.kind is EventKind.OUTPUT_DELTA:
                 self._queue_output(e)
