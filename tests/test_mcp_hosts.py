@@ -48,11 +48,15 @@ def workspace(tmp_path: Path) -> Path:
 
 @contextlib.asynccontextmanager
 async def connected(
-    workspace: Path, scripted: ScriptedOpenAI, heartbeat: float = 15.0
+    workspace: Path, scripted: ScriptedOpenAI, heartbeat: float | None = None
 ) -> AsyncIterator[tuple[Client, AgentRuntime]]:
-    runtime = build_runtime(workspace, EngineSettings(model="scripted-model", base_url=scripted.url))
+    """The Python MCP client on a server over a fresh runtime; `heartbeat`: its interval."""
+    runtime = build_runtime(
+        workspace, EngineSettings(model="scripted-model", base_url=scripted.url)
+    )
+    options = {} if heartbeat is None else {"heartbeat_seconds": heartbeat}
     try:
-        async with Client(build_server(runtime, heartbeat_seconds=heartbeat)) as client:
+        async with Client(build_server(runtime, **options)) as client:
             yield client, runtime
     finally:
         await runtime.aclose()
@@ -103,7 +107,9 @@ async def test_a_call_waiting_on_the_model_sends_a_heartbeat_saying_so(
     scripted.enqueue(Hang(60))
     progress = Progress()
     async with connected(workspace, scripted, heartbeat=0.05) as (client, _):
-        call = asyncio.create_task(client.call_tool("delegate", EXPLAIN, progress_callback=progress))
+        call = asyncio.create_task(
+            client.call_tool("delegate", EXPLAIN, progress_callback=progress)
+        )
         beat = await progress.until(lambda m: "first token" in m)
         await progress.until(lambda m: "first token" in m and m != beat)  # and again
         await cancelled(call)
@@ -354,8 +360,11 @@ def portability_problems(node: dict[str, Any], where: str) -> list[str]:
             return [*problems, f"{where}: object without properties"]
         if node.get("additionalProperties") is not False:
             problems.append(f"{where}: additionalProperties is not false")
-        problems += [f"{where}: requires unknown {r}" for r in node.get("required", [])
-                     if r not in properties]
+        problems += [
+            f"{where}: requires unknown {r}"
+            for r in node.get("required", [])
+            if r not in properties
+        ]
         for name, child in properties.items():
             problems += portability_problems(child, f"{where}.{name}")
     if node.get("type") == "array":

@@ -59,8 +59,18 @@ def test_the_registry_entry_launches_this_version_with_the_acp_command() -> None
     assert entry["id"] == ENTRY.name and re.fullmatch(r"[a-z][a-z0-9-]*", entry["id"])
     assert entry["version"] == VERSION
     assert entry["name"] and entry["description"]
-    assert set(entry) <= {"id", "name", "version", "description", "repository", "website",
-                          "authors", "license", "license_url", "distribution"}
+    assert set(entry) <= {
+        "id",
+        "name",
+        "version",
+        "description",
+        "repository",
+        "website",
+        "authors",
+        "license",
+        "license_url",
+        "distribution",
+    }
     assert entry["distribution"] == {
         "uvx": {"package": f"{PYPROJECT['project']['name']}=={VERSION}", "args": ["acp"]}
     }
@@ -145,8 +155,16 @@ def installed(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> Path:
     # This pip, pointed at the new venv (`--python`): the same install as the venv's own pip
     # would make, without first installing pip into it.
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-         "--quiet", str(dist.wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--quiet",
+            str(dist.wheel),
+        ],
         check=True,
         capture_output=True,
         env=clean_env(),
@@ -179,8 +197,11 @@ def model_env(model: ScriptedOpenAI) -> dict[str, str]:
 def test_the_sdist_and_the_wheel_carry_the_builtin_agents(dist: Dist) -> None:
     shipped = {p.name for p in (ROOT / "agents").glob("*.yaml")}
     assert shipped
-    wheel = {Path(n).name for n in zipfile.ZipFile(dist.wheel).namelist()
-             if n.startswith("agentls/builtin_agents/")}
+    wheel = {
+        Path(n).name
+        for n in zipfile.ZipFile(dist.wheel).namelist()
+        if n.startswith("agentls/builtin_agents/")
+    }
     assert shipped <= wheel
     import tarfile
 
@@ -246,8 +267,12 @@ async def test_installed_acp_without_a_model_says_where_to_set_one(
 @pytest.mark.packaging
 def test_installed_serve_answers_initialize(installed: Path, workspace: Path) -> None:
     body = json.dumps(
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-         "params": {"processId": None, "rootUri": workspace.as_uri(), "capabilities": {}}}
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"processId": None, "rootUri": workspace.as_uri(), "capabilities": {}},
+        }
     ).encode()
     exit_ = [
         {"jsonrpc": "2.0", "id": 2, "method": "shutdown"},
@@ -294,8 +319,15 @@ async def test_uvx_runs_the_wheel_as_the_registry_launches_agents(
     if index := os.environ.get("PIP_INDEX_URL"):
         env["UV_DEFAULT_INDEX"] = index
     async with panel_agent(
-        panel, str(uvx), "--isolated", "--from", str(dist.wheel), "agentls", "acp",
-        env=env, cwd=workspace,
+        panel,
+        str(uvx),
+        "--isolated",
+        "--from",
+        str(dist.wheel),
+        "agentls",
+        "acp",
+        env=env,
+        cwd=workspace,
     ) as (conn, sid):
         response = await ask_about_calc(conn, sid, workspace)
     assert response.stop_reason == "end_turn"
