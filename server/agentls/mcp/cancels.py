@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -117,19 +117,18 @@ class CallCancels:
         task.add_done_callback(self._cancelling.discard)
 
     async def _cancel(
-        self, key: tuple[str | None, str], call: _Call, work: Awaitable[Any], by_host: bool
+        self, key: tuple[str | None, str], call: _Call, work: asyncio.Future[Any], by_host: bool
     ) -> None:
         try:
-            if by_host:
+            if by_host and self.stopping is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(call.heard.wait(), HOST_REASON_WAIT)
             reason = self.stopping or (host_cancelled(call.host_reason) if by_host else HOST_CLOSED)
             cancelled = [rid for rid in call.run_ids if self.runtime.cancel(rid, reason)]
-            task = asyncio.ensure_future(work)
-            task.cancel()
-            await asyncio.wait([task])  # the runs record their end
-            if not task.cancelled() and task.exception() is not None:
-                log.debug("%s ended with %r after its cancel", call.tool, task.exception())
+            work.cancel()
+            await asyncio.wait([work])  # the runs record their end
+            if not work.cancelled() and work.exception() is not None:
+                log.debug("%s ended with %r after its cancel", call.tool, work.exception())
             if cancelled:
                 ids = ", ".join(rid[:8] for rid in cancelled)
                 log.warning("%s call cancelled, and its runs (%s): %s", call.tool, ids, reason)

@@ -112,8 +112,9 @@ class _Heartbeat:
         doing = _doing(event)
         wait = self.waits.get(event.run_id)
         if wait is None:
-            wait = self.waits[event.run_id] = _Wait(event.agent, doing or "starting", 0.0)
-            wait.since = time.monotonic()
+            wait = self.waits[event.run_id] = _Wait(
+                event.agent, doing or "starting", time.monotonic()
+            )
         elif doing is not None and doing != wait.doing:
             wait.doing, wait.since = doing, time.monotonic()
         wait.tokens = event.usage.total

@@ -47,7 +47,13 @@ def build_server(
     `heartbeat_seconds` is the longest silence of a tool call in flight (progress.py).
     """
     cancels = cancels or CallCancels(runtime)
-    box = Toolbox(runtime, lineage or Lineage(), cancels, allow_edit_tools, heartbeat_seconds)
+    box = Toolbox(
+        runtime,
+        lineage or Lineage(),
+        cancels,
+        allow_edit_tools=allow_edit_tools,
+        heartbeat=heartbeat_seconds,
+    )
     tools = [list_agents_tool(box), budget_tool(box)]
     if box.can_run:
         tools += [delegate_tool(box), delegate_parallel_tool(box), create_agent_tool(box)]
