@@ -20,8 +20,10 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent, Tool
+from tests.rig.eventually import aeventually
 from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text
 
+from agentls.core.audit import AuditStore
 from agentls.core.engine import EngineSettings, build_runtime
 from agentls.core.runtime import AgentRuntime
 from agentls.mcp.server import build_server
@@ -143,8 +145,9 @@ async def test_a_run_waiting_for_tokens_other_runs_hold_says_so_in_the_heartbeat
     progress = Progress()
     async with connected(workspace, scripted, heartbeat=0.05) as (client, runtime):
         holder = asyncio.create_task(client.call_tool("delegate", EXPLAIN))
-        while not (held := (await runtime.budgeter.asnapshot()).reserved):
-            await asyncio.sleep(0.02)
+        await aeventually(lambda: scripted.requests, "the first run to ask the model")
+        held = (await runtime.budgeter.asnapshot()).reserved
+        assert held > 0
         # What is left covers a second call only once the first one's reservation settles.
         await runtime.budgeter.aset_limit(held + 10)
         waiter = asyncio.create_task(
@@ -173,19 +176,19 @@ def stdio_params(workspace: Path, scripted: ScriptedOpenAI) -> StdioServerParame
 
 
 async def closing_errors(workspace: Path, count: int) -> list[str]:
-    """The errors of the first `count` closing events in the audit trail, oldest first (polled:
-    another process writes them)."""
-    from agentls.core.audit import AuditStore
+    """The errors of the closing events in the audit trail once there are `count`, oldest first
+    (another process writes them)."""
 
-    async with asyncio.timeout(60):
-        while True:
-            with AuditStore.for_workspace(workspace) as audit:
-                closing = audit.runs()
-            if len(closing) >= count:
-                return [str(e.error) for e in sorted(closing, key=lambda e: e.time)]
-            await asyncio.sleep(0.1)
+    def closing() -> list[Any]:
+        with AuditStore.for_workspace(workspace) as audit:
+            found = audit.runs()
+        return found if len(found) >= count else []
+
+    ends = await aeventually(closing, f"{count} closed runs in the audit trail", timeout=60)
+    return [str(e.error) for e in sorted(ends, key=lambda e: e.time)]
 
 
+@pytest.mark.slow
 async def test_a_host_timeout_and_a_host_cancel_are_recorded_as_what_they_were(
     workspace: Path, scripted: ScriptedOpenAI
 ) -> None:
@@ -199,8 +202,7 @@ async def test_a_host_timeout_and_a_host_cancel_are_recorded_as_what_they_were(
             await client.call_tool("delegate", EXPLAIN, read_timeout_seconds=1.0)
         (timed_out,) = await closing_errors(workspace, 1)
         call = asyncio.create_task(client.call_tool("delegate", EXPLAIN))
-        while len(scripted.requests) < 2:
-            await asyncio.sleep(0.05)
+        await aeventually(lambda: len(scripted.requests) >= 2, "the second run to ask the model")
         await cancelled(call)  # the SDK says why: "caller cancelled"
         stopped = (await closing_errors(workspace, 2))[1]
     assert timed_out.startswith("the MCP host stopped waiting (timed out after 1.0s)")
@@ -212,6 +214,7 @@ def jsonrpc(message: dict[str, Any]) -> bytes:
     return (json.dumps({"jsonrpc": "2.0", **message}) + "\n").encode()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("end", "reason"),
     [
@@ -245,9 +248,7 @@ async def test_a_host_gone_and_a_stopped_server_are_recorded_as_what_they_were(
     )
     proc.stdin.flush()
     try:
-        async with asyncio.timeout(60):
-            while not scripted.requests:
-                await asyncio.sleep(0.05)
+        await aeventually(lambda: scripted.requests, "the run to ask the model", timeout=60)
         if end == "SIGTERM":
             proc.send_signal(signal.SIGTERM)
             errors = await closing_errors(workspace, 1)

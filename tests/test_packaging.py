@@ -5,7 +5,8 @@ the ACP registry entry kept in `acp-registry/`, checked against pyproject.toml a
 
 The installs resolve agentls's dependencies from the package index pip is configured with (and
 uv's default, the same PyPI), with the machine's pip and uv caches: the first run downloads, later
-ones take about 35 s (pip) and 5 s (uv). Marked `packaging`; one venv per session.
+ones take about 45 s (build and pip) and 8 s (uv). Marked `packaging` and `slow`; one venv per
+session.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 import tomllib
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,14 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 VERSION = PYPROJECT["project"]["version"]
 ENTRY = ROOT / "acp-registry" / "agentls"
 CALC = "def add(a, b):\n    return a + b\n"
+
+
+def packaging(test: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks a test that needs the built wheel: `packaging`, `slow`, and a longer timeout (the
+    first of a session builds and installs, minutes with a cold package cache)."""
+    for mark in (pytest.mark.packaging, pytest.mark.slow, pytest.mark.timeout(900)):
+        test = mark(test)
+    return test
 
 
 def test_every_python_package_is_listed_in_pyproject() -> None:
@@ -193,7 +202,7 @@ def model_env(model: ScriptedOpenAI) -> dict[str, str]:
     )
 
 
-@pytest.mark.packaging
+@packaging
 def test_the_sdist_and_the_wheel_carry_the_builtin_agents(dist: Dist) -> None:
     shipped = {p.name for p in (ROOT / "agents").glob("*.yaml")}
     assert shipped
@@ -228,7 +237,7 @@ async def ask_about_calc(conn: Any, session_id: str, workspace: Path) -> Any:
     )
 
 
-@pytest.mark.packaging
+@packaging
 async def test_installed_acp_answers_a_prompt(
     installed: Path, workspace: Path, model: ScriptedOpenAI
 ) -> None:
@@ -245,7 +254,7 @@ async def test_installed_acp_answers_a_prompt(
     assert "def add(a, b)" in model.requests[0]["messages"][1]["content"]
 
 
-@pytest.mark.packaging
+@packaging
 async def test_installed_acp_without_a_model_says_where_to_set_one(
     installed: Path, workspace: Path
 ) -> None:
@@ -264,7 +273,7 @@ async def test_installed_acp_without_a_model_says_where_to_set_one(
     assert "setup.sh" not in said
 
 
-@pytest.mark.packaging
+@packaging
 def test_installed_serve_answers_initialize(installed: Path, workspace: Path) -> None:
     body = json.dumps(
         {
@@ -296,7 +305,7 @@ def test_installed_serve_answers_initialize(installed: Path, workspace: Path) ->
     assert "executeCommandProvider" in answer["result"]["capabilities"]
 
 
-@pytest.mark.packaging
+@packaging
 async def test_installed_mcp_server_lists_its_tools(installed: Path, workspace: Path) -> None:
     params = StdioServerParameters(
         command=str(installed / "agentls"), args=["--workspace", str(workspace), "mcp-server"]
@@ -306,7 +315,7 @@ async def test_installed_mcp_server_lists_its_tools(installed: Path, workspace: 
     assert names == {"list_agents", "delegate", "delegate_parallel", "create_agent", "budget"}
 
 
-@pytest.mark.packaging
+@packaging
 async def test_uvx_runs_the_wheel_as_the_registry_launches_agents(
     dist: Dist, workspace: Path, model: ScriptedOpenAI
 ) -> None:
