@@ -90,6 +90,8 @@ class EventBridge:
         self.progress.end(run_id, message)
 
     def on_event(self, e: RunEvent) -> None:
+        if e.kind is EventKind.WAITING:  # what a silence is; progress here is driven by steps
+            return
         try:
             if e.kind is EventKind.OUTPUT_DELTA:
                 self._queue_output(e)
