@@ -330,7 +330,12 @@ def errors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                     },
                     {"blocks": [{"type": "text", "text": "/budget set 10"}]},
                     {"blocks": [{"type": "text", "text": "/explain this"}, calc_link]},
-                    {"blocks": [{"type": "text", "text": "/parallel review,explain this"}, calc_link]},
+                    {
+                        "blocks": [
+                            {"type": "text", "text": "/parallel review,explain this"},
+                            calc_link,
+                        ]
+                    },
                     {"blocks": [{"type": "text", "text": "/budget set none"}]},
                     {"blocks": [{"type": "text", "text": "/explain this"}, calc_link]},
                 ],

@@ -215,4 +215,3 @@ def test_the_prompt_response_carries_the_turns_token_use(text_only: dict[str, An
     (update,) = of_kind(prompt["updates"], "usage_update")  # sent as well, as before
     assert update["used"] > 0
     assert text_only["prompts"][3]["usage"]["totalTokens"] == 0  # told, no model call
-
