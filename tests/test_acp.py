@@ -330,6 +330,12 @@ def errors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                     },
                     {"blocks": [{"type": "text", "text": "/budget set 10"}]},
                     {"blocks": [{"type": "text", "text": "/explain this"}, calc_link]},
+                    {
+                        "blocks": [
+                            {"type": "text", "text": "/parallel review,explain this"},
+                            calc_link,
+                        ]
+                    },
                     {"blocks": [{"type": "text", "text": "/budget set none"}]},
                     {"blocks": [{"type": "text", "text": "/explain this"}, calc_link]},
                 ],
@@ -364,8 +370,18 @@ def test_budget_exceeded_is_told_and_the_model_is_not_called(errors: dict[str, A
     prompt = errors["prompts"][4]
     message = text_of(prompt["updates"])
     assert "explain** stopped" in message and "/budget set N" in message
-    assert prompt["stopReason"] == "refusal"
     assert len(errors["requests"]) == 1  # only the last prompt reached the model
+
+
+def test_a_turn_stopped_by_the_budget_ends_normally_not_as_a_refusal(
+    errors: dict[str, Any],
+) -> None:
+    # Zed treats `refusal` as a content-policy refusal and deletes the turn, message included.
+    single, parallel = errors["prompts"][4], errors["prompts"][5]
+    assert single["stopReason"] == "end_turn"
+    assert parallel["stopReason"] == "end_turn"
+    message = text_of(parallel["updates"])
+    assert "review** stopped" in message and "explain** stopped" in message
 
 
 def test_agent_keeps_serving_after_every_error(errors: dict[str, Any]) -> None:
