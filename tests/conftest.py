@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+from tests.rig.scripted_openai import ScriptedOpenAI
 
 
 @pytest.fixture(autouse=True)
@@ -20,6 +22,31 @@ def isolated_environment(
         n for n in os.environ if n.startswith("OTEL_") or n in ("TRACEPARENT", "TRACESTATE")
     ]:
         monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def scripted_model() -> Iterator[ScriptedOpenAI]:
+    """The scripted OpenAI-compatible server on 127.0.0.1 (tests/rig/scripted_openai.py): replies
+    are enqueued by the test, requests are recorded. It stands for the network, not for our code."""
+    with ScriptedOpenAI() as server:
+        yield server
+
+
+# The names the suites use for it; a module that needs a variant (latency, a responder, an API
+# key in the environment) defines its own fixture of that name.
+@pytest.fixture
+def server(scripted_model: ScriptedOpenAI) -> ScriptedOpenAI:
+    return scripted_model
+
+
+@pytest.fixture
+def model(scripted_model: ScriptedOpenAI) -> ScriptedOpenAI:
+    return scripted_model
+
+
+@pytest.fixture
+def scripted(scripted_model: ScriptedOpenAI) -> ScriptedOpenAI:
+    return scripted_model
 
 
 # Skips fail in the full suite (AGENTLS_NO_SKIPS=1, set by scripts/test.sh).
