@@ -1,15 +1,16 @@
 """LedgerWorker: one thread that runs the ledger's operations for async callers, many to a transaction.
 
 Every model call reserves before it and commits after it. Run one by one, each would cost a thread
-hop and a SQLite transaction of its own; here the operations queued while the thread was busy
-(32 runs in flight queue many) run back to back inside one BEGIN IMMEDIATE transaction, in the
-order they were queued, so each still sees the effects of the ones before it: a reservation's
-check and its write stay atomic, across processes too. Results go back to each caller's event
+hop and a transaction of its own; here the operations queued while the thread was busy (32 runs in
+flight queue many) run back to back inside one write transaction of the ledger's store (SQLite's
+BEGIN IMMEDIATE, or PostgreSQL under the ledger's lock), in the order they were queued, so each
+still sees the effects of the ones before it: a reservation's check and its write stay atomic,
+across processes too. Results go back to each caller's event
 loop in one callback per loop and batch.
 
 An operation that fails rolls its batch back; the batch is then rerun one operation per
 transaction, so only the failing one fails. Cancelling a caller never stops its operation (it
-may already be in SQLite): its result goes to the operation's `abandoned` handler instead, which
+may already be in the database): its result goes to the operation's `abandoned` handler instead, which
 undoes what must not stay (a reservation nobody will use).
 """
 
@@ -20,7 +21,6 @@ import contextlib
 import logging
 import os
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 # Operations one transaction takes at most, so a long queue still commits now and then.
 _BATCH_MAX = 64
 
-Transaction = Callable[[], contextlib.AbstractContextManager[sqlite3.Connection]]
+# A write transaction of the store; what it yields is what operations are given.
+Transaction = Callable[[], contextlib.AbstractContextManager[Any]]
 
 
 @dataclass(eq=False)
@@ -43,7 +44,7 @@ class LedgerOp:
     `abandoned(result, error)` runs on the caller's loop when the caller stopped waiting.
     """
 
-    run: Callable[[sqlite3.Connection], Any]
+    run: Callable[[Any], Any]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     after: Callable[[Any], None] | None = None
@@ -62,7 +63,7 @@ class LedgerWorker:
         self,
         transaction: Transaction,
         *,
-        finish: Callable[[sqlite3.Connection], Any],
+        finish: Callable[[Any], Any],
         delivered: Callable[[list[LedgerOp], Any], None],
         batch_done: Callable[[list[LedgerOp]], None],
         name: str,
