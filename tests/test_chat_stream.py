@@ -183,9 +183,6 @@ def test_an_error_object_in_the_stream_raises_with_the_servers_message(chunk: An
             "'choices[0].delta.tool_calls[0].function.name' is a number",
         ),
         ({"choices": [{"delta": {}, "finish_reason": 1}]}, "'choices[0].finish_reason'"),
-        ({"choices": [], "usage": [1]}, "'usage' is a list"),
-        ({"choices": [], "usage": {"prompt_tokens": -1}}, "'usage.prompt_tokens' is a number"),
-        ({"choices": [], "usage": {"completion_tokens": "9"}}, "'usage.completion_tokens'"),
     ],
 )
 def test_a_chunk_of_the_wrong_shape_raises_naming_the_field(chunk: Any, named: str) -> None:
@@ -193,3 +190,24 @@ def test_a_chunk_of_the_wrong_shape_raises_naming_the_field(chunk: Any, named: s
         StreamedAnswer().add(chunk)
     assert named in str(info.value)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("usage", "named"),
+    [
+        ([1], "'usage' is a list"),
+        ({"prompt_tokens": -1}, "'usage.prompt_tokens' is a number"),
+        ({"completion_tokens": "9"}, "'usage.completion_tokens' is a string"),
+        ({"prompt_tokens": float("inf")}, "'usage.prompt_tokens' is a number"),
+    ],
+)
+def test_a_usage_report_of_the_wrong_shape_leaves_the_answer_and_names_the_field(
+    usage: Any, named: str
+) -> None:
+    answer = StreamedAnswer()
+    answer.add(delta(content="fine"))
+    answer.add({"choices": [], "usage": {"prompt_tokens": 5}})
+    answer.add({"choices": [], "usage": usage})  # the last report is the one that counts
+    assert answer.text == "fine"
+    assert answer.usage is None
+    assert answer.usage_problem is not None and named in answer.usage_problem

@@ -203,3 +203,80 @@ def test_untrusted_leaves_the_workspace_servers_out(with_everything: Path) -> No
     call = agentls(with_everything, "--untrusted", "mcp", "call", "everything", "get-sum", "{}")
     assert call.returncode == 2
     assert "SERVER 'everything': comes from the workspace's configuration" in call.stderr
+
+
+NOISY_SERVER = """\
+import sys
+print("usage: noisy [options]")
+print("")
+sys.stdout.flush()
+from mcp.server import MCPServer
+server = MCPServer("noisy")
+@server.tool()
+def hello(name: str) -> str:
+    return f"hi {name}"
+server.run()
+"""
+
+
+def test_a_server_that_prints_a_usage_line_on_stdout_gets_one_warning(workspace: Path) -> None:
+    (workspace / "noisy.py").write_text(NOISY_SERVER, encoding="utf-8")
+    done = agentls(
+        workspace, "mcp", "add", "noisy", "--", sys.executable, str(workspace / "noisy.py")
+    )
+    assert done.returncode == 0, done.stderr
+
+    listing = agentls(workspace, "mcp", "list")
+
+    assert listing.returncode == 0, listing.stderr
+    assert "tools (1): hello" in listing.stdout
+    assert "Traceback" not in listing.stderr and "pydantic" not in listing.stderr
+    (warning,) = listing.stderr.strip().splitlines()
+    assert "'noisy'" in warning and "not JSON-RPC" in warning and "usage: noisy" in warning
+
+
+def test_add_refuses_the_reserved_name_agentls(workspace: Path) -> None:
+    done = agentls(workspace, "mcp", "add", "agentls", "--", AGENTLS, "mcp-server")
+    assert done.returncode == 2
+    assert "'agentls' is reserved" in done.stderr and "agentls-self" in done.stderr
+    assert not (workspace / ".agentls" / "mcp.json").exists()
+
+
+def test_list_says_which_server_of_the_same_name_a_source_replaces(
+    with_everything: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    home = tmp_path_factory.mktemp("home")
+    user_file = home / ".config" / "agentls" / "mcp.json"
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text(json.dumps({"mcpServers": {"everything": {"command": "nope"}}}))
+
+    listing = subprocess.run(
+        [AGENTLS, "--workspace", str(with_everything), "mcp", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(home)},
+    )
+
+    (server,) = json.loads(listing.stdout)["servers"]
+    assert server["source"] == "workspace"
+    assert server["replaces"] == [f"user ({user_file})"]
+
+
+def test_agentls_as_a_users_mcp_server_reaches_the_same_model(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `agentls mcp add self -- agentls mcp-server` used to answer from the embedded model.
+    (workspace / "calc.py").write_text("x = 1\n", encoding="utf-8")
+    done = agentls(workspace, "mcp", "add", "self", "--", AGENTLS, "mcp-server")
+    assert done.returncode == 0, done.stderr
+    with ScriptedOpenAI() as model:
+        model.enqueue(Text("x is one"))
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("OPENAI_BASE_URL", model.url)
+        monkeypatch.setenv("AGENTLS_MODEL", "scripted-model")
+        arguments = json.dumps({"agent": "explain", "goal": "explain x", "file": "calc.py"})
+        call = agentls(workspace, "mcp", "call", "self", "delegate", arguments)
+        assert call.returncode == 0, call.stderr
+        assert "x is one" in call.stdout
+        assert len(model.requests) == 1

@@ -8,11 +8,9 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent
+from tests.rig.mcp_http import HttpServer, http_process, node_env, token_client
 from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text, ToolCall
 
 from agentls.cli import main
@@ -120,60 +119,23 @@ def test_inspector_lists_the_tools_over_stdio(workspace: Path, scripted: Scripte
 
 
 @contextlib.contextmanager
-def http_process(
-    workspace: Path, scripted: ScriptedOpenAI, log: list[str] | None = None
-) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`agentls mcp-server --http 127.0.0.1:0` in a subprocess; yields its URL and the process.
-    What it writes to stderr after it listens goes to `log`."""
-    log = [] if log is None else log
-    proc = subprocess.Popen(
-        [*AGENTLS_STDIO, "--workspace", str(workspace), "mcp-server", "--http", "127.0.0.1:0"],
-        env=child_env(scripted),
-        stdin=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    stderr = proc.stderr
-    # Drains stderr once the server listens: a full pipe would block its next log line.
-    drain = threading.Thread(target=lambda: log.extend(stderr), daemon=True)
-    try:
-        url = None
-        for line in stderr:
-            if match := re.search(r"listening on (http://\S+)", line):
-                url = match.group(1)
-                break
-        assert url is not None, "the server ended before it listened"
-        drain.start()
-        yield url, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        finally:
-            if proc.returncode is None:
-                proc.kill()  # so that no later test finds it among its children
-                proc.wait()
-            if drain.is_alive():
-                drain.join(timeout=10)
-            stderr.close()
-
-
-@contextlib.contextmanager
-def http_server(workspace: Path, scripted: ScriptedOpenAI) -> Iterator[str]:
-    with http_process(workspace, scripted) as (url, _):
-        yield url
+def http_server(workspace: Path, scripted: ScriptedOpenAI) -> Iterator[HttpServer]:
+    """`agentls mcp-server --http 127.0.0.1:0` in a subprocess: its URL, token and process."""
+    with http_process(workspace, child_env(scripted)) as server:
+        yield server
 
 
 def test_inspector_delegates_over_streamable_http(
     workspace: Path, scripted: ScriptedOpenAI
 ) -> None:
     scripted.responder = lambda body: Text("add sums two numbers")
-    with http_server(workspace, scripted) as url:
-        listed = inspector(url, "--method", "tools/list")
+    with http_server(workspace, scripted) as server:
+        bearer = ("--header", f"Authorization: Bearer {server.token}")
+        listed = inspector(server.url, *bearer, "--method", "tools/list")
         assert "delegate" in {t["name"] for t in listed["tools"]}
         called = inspector(
-            url,
+            server.url,
+            *bearer,
             "--method",
             "tools/call",
             "--tool-name",
@@ -197,9 +159,18 @@ def test_conformance_suite_server_scenarios_pass_over_http(
     every baseline entry still fails (the suite exits non-zero otherwise)."""
     suite = ROOT / "tests/node/node_modules/@modelcontextprotocol/conformance/dist/index.js"
     baseline = ROOT / "tests/node/conformance-baseline.yml"
-    with http_server(workspace, scripted) as url:
+    with http_server(workspace, scripted) as server:
         done = subprocess.run(
-            ["node", str(suite), "server", "--url", url, "--expected-failures", str(baseline)],
+            [
+                "node",
+                str(suite),
+                "server",
+                "--url",
+                server.url,
+                "--expected-failures",
+                str(baseline),
+            ],
+            env=node_env(dict(os.environ), server),  # the suite cannot send headers itself
             capture_output=True,
             text=True,
             timeout=600,
@@ -382,8 +353,8 @@ async def test_cancelling_a_call_over_http_cancels_the_run_and_commits_what_it_s
 ) -> None:
     # Turn 1 (a read_file call) is spent; turn 2 waits on the model when the client cancels.
     scripted.enqueue(ToolCall("read_file", {"path": "calc.py"}), Hang(120))
-    with http_server(workspace, scripted) as url:
-        async with Client(url) as client:
+    with http_server(workspace, scripted) as server:
+        async with token_client(server.url, server.token) as client:
             call = asyncio.create_task(
                 client.call_tool("delegate", {"agent": "research", "goal": "x", "file": "calc.py"})
             )
@@ -414,9 +385,9 @@ async def test_sigterm_stops_the_http_server_and_records_the_run_in_flight_cance
     # A client holds its session (and event stream) open with a run waiting on the model: SIGTERM
     # still stops the server, and the run is recorded cancelled with what it spent committed.
     scripted.enqueue(ToolCall("read_file", {"path": "calc.py"}), Hang(300))
-    stderr: list[str] = []
-    with http_process(workspace, scripted, stderr) as (url, proc):
-        async with Client(url) as client:
+    with http_server(workspace, scripted) as server:
+        proc = server.proc
+        async with token_client(server.url, server.token) as client:
             call = asyncio.create_task(
                 client.call_tool("delegate", {"agent": "research", "goal": "x", "file": "calc.py"})
             )
@@ -428,7 +399,7 @@ async def test_sigterm_stops_the_http_server_and_records_the_run_in_flight_cance
             with contextlib.suppress(BaseException):
                 await call
     assert code == 0
-    assert "Traceback" not in "".join(stderr)  # a quiet stop, not a cancelled server's dump
+    assert "Traceback" not in "".join(server.stderr)  # a quiet stop, not a cancelled server's dump
     (end,) = await closing_events(workspace, timeout=0)
     assert end.kind is EventKind.CANCELLED and end.agent == "research"
     with TokenBudgeter.for_workspace(workspace) as ledger:
@@ -439,14 +410,13 @@ async def test_sigterm_stops_the_http_server_and_records_the_run_in_flight_cance
 async def test_an_unknown_prompt_is_an_error_answer_and_one_log_line(
     workspace: Path, scripted: ScriptedOpenAI
 ) -> None:
-    stderr: list[str] = []
-    with http_process(workspace, scripted, stderr) as (url, _):
-        async with Client(url) as client:
+    with http_server(workspace, scripted) as server:
+        async with token_client(server.url, server.token) as client:
             with pytest.raises(MCPError):  # the SDK answers "Internal server error" over HTTP
                 await client.get_prompt("nope")
             # The server keeps serving, and said it in one line, not a traceback.
             assert "delegate" in {t.name for t in (await client.list_tools()).tools}
-    logged = "".join(stderr)
+    logged = "".join(server.stderr)
     assert "Unknown prompt: nope" in logged
     assert "Traceback" not in logged
 

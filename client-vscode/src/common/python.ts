@@ -1,6 +1,5 @@
-/** Finds Python interpreters: the Python extension's active one, probing for agentls, `agentls` on PATH. */
+/** Finds Python interpreters: the Python extension's active one and `agentls` on PATH (the probe is in serverCommand.ts). */
 
-import { execFile } from 'node:child_process';
 import { constants as fsConstants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { extensions, type Disposable, type Event, type Uri } from 'vscode';
@@ -53,29 +52,6 @@ export async function onDidChangePythonInterpreter(listener: () => void): Promis
     return api?.environments.onDidChangeActiveEnvironmentPath(() => {
         traceInfo('The Python extension interpreter changed');
         listener();
-    });
-}
-
-/** Resolves to undefined when `python` can import agentls, else to a short reason. */
-export function probeInterpreter(python: string, timeoutMs = 15000): Promise<string | undefined> {
-    return new Promise((resolve) => {
-        execFile(python, ['-c', 'import agentls'], { timeout: timeoutMs, windowsHide: true }, (error, _stdout, stderr) => {
-            if (!error) {
-                resolve(undefined);
-                return;
-            }
-            const code = (error as NodeJS.ErrnoException).code;
-            if (code === 'ENOENT') {
-                resolve('no such file');
-            } else if (code === 'EACCES') {
-                resolve('not executable');
-            } else if (error.killed) {
-                resolve(`no answer within ${timeoutMs / 1000} s`);
-            } else {
-                const lines = String(stderr).trim().split('\n');
-                resolve(lines[lines.length - 1] || error.message);
-            }
-        });
     });
 }
 

@@ -1,5 +1,6 @@
 /** Starts, restarts and stops the agentls language server, and sends it commands. */
 
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { workspace, type Disposable, type LogOutputChannel } from 'vscode';
 import {
@@ -26,12 +27,12 @@ import { CONFIG_SECTION, SERVER_ID, SERVER_NAME } from './constants';
 import { errorMessage, showErrorWithLogs, traceError, traceInfo, traceWarn } from './logging';
 import { NotificationProgressFeature } from './progress';
 import { ServerCommand, ServerNotification, type AuditEvent, type BudgetSnapshot, type OutputDelta } from './protocol';
-import { findOnPath, getExtensionInterpreter, probeInterpreter } from './python';
+import { findOnPath, getExtensionInterpreter } from './python';
 import { presentCreateAgentResult, presentParallelResult, presentRunResult } from './results';
 import type { ApiKeyStore } from './secrets';
 import { configurationSection, readSettings, type ClientSettings } from './settings';
 import { buildInitializationOptions } from './settingsModel';
-import { resolveServerCommand } from './serverCommand';
+import { probeInterpreter, resolveServerCommand, serverWorkingDirectory } from './serverCommand';
 import type { ServerState } from './status';
 
 export interface ServerHandlers {
@@ -226,6 +227,11 @@ export class AgentlsServer implements Disposable {
             traceInfo('Untrusted workspace: agent definitions and MCP servers from the workspace are not loaded.');
         }
         const folder = workspace.workspaceFolders?.[0]?.uri.fsPath;
+        // Never the workspace: a cloned repository must not be able to shadow agentls (serverCommand.ts).
+        const cwd = serverWorkingDirectory(
+            (workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath),
+            [os.homedir(), path.parse(os.homedir()).root],
+        );
         let settingPython = settings.python;
         if (settingPython && folder && !path.isAbsolute(settingPython) && /[/\\]/.test(settingPython)) {
             settingPython = path.resolve(folder, settingPython);
@@ -236,7 +242,7 @@ export class AgentlsServer implements Disposable {
                 extensionPython: settingPython ? undefined : await getExtensionInterpreter(workspace.workspaceFolders?.[0]?.uri),
                 pathExecutable: settingPython ? undefined : await findOnPath('agentls'),
             },
-            probeInterpreter,
+            (python) => probeInterpreter(python, cwd),
         );
         for (const line of resolution.tried) {
             traceInfo(`Server lookup: ${line}`);
@@ -247,13 +253,13 @@ export class AgentlsServer implements Disposable {
             return;
         }
         const { command, args } = resolution.server;
-        traceInfo(`Starting the server: ${command} ${args.join(' ')}${folder ? ` (in ${folder})` : ''}`);
+        traceInfo(`Starting the server: ${command} ${args.join(' ')}${folder ? ` for ${folder}` : ''}${cwd ? ` (in ${cwd})` : ''}`);
 
         const serverOptions: ServerOptions = {
             command,
             args,
             transport: TransportKind.stdio,
-            options: { cwd: folder, env: { ...process.env, PYTHONUNBUFFERED: '1' } },
+            options: { cwd, env: { ...process.env, PYTHONUNBUFFERED: '1' } },
         };
         const apiKey = await this.apiKeys.get();
         const clientOptions: LanguageClientOptions = {

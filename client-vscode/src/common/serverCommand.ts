@@ -1,4 +1,10 @@
-/** Chooses how to start the server: `agentls.python`, the Python extension's interpreter, or `agentls` on PATH. */
+/**
+ * Chooses how to start the server: `agentls.python`, the Python extension's interpreter, or `agentls` on PATH;
+ * and where: never in the workspace, with `-P`, so that a cloned repository cannot shadow agentls.
+ */
+
+import { execFile } from 'node:child_process';
+import * as path from 'node:path';
 
 export interface ServerCommand {
     command: string;
@@ -25,8 +31,59 @@ function quote(path: string): string {
     return /[\s"'$`\\]/.test(path) ? `"${path.replace(/(["$`\\])/g, '\\$1')}"` : path;
 }
 
+/**
+ * Python 3.11's safe path: nothing is put before the installed packages on `sys.path`. Without it,
+ * `-m` and `-c` put the working directory first, and a repository that ships an `agentls/` package
+ * would run its own code, with the API key, in place of the server (or of the probe).
+ */
+export const SAFE_PATH_FLAG = '-P';
+
+/** The arguments that ask an interpreter whether it can import agentls. */
+export const PROBE_ARGS = [SAFE_PATH_FLAG, '-c', 'import agentls'];
+
 export function pythonServer(python: string, source: 'setting' | 'pythonExtension'): ServerCommand {
-    return { command: python, args: ['-m', 'agentls', 'serve'], source };
+    return { command: python, args: [SAFE_PATH_FLAG, '-m', 'agentls', 'serve'], source };
+}
+
+function isInside(candidate: string, folder: string): boolean {
+    const relative = path.relative(path.resolve(folder), path.resolve(candidate));
+    return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+}
+
+/**
+ * The working directory of the server and of the probe: the first candidate (the user's home folder,
+ * then the root of the file system) that is neither a workspace folder nor inside one. The server learns its
+ * folders from the client, not from its working directory; `-P` guards a Python child wherever it runs.
+ */
+export function serverWorkingDirectory(workspaceFolders: readonly string[], candidates: readonly string[]): string | undefined {
+    const usable = candidates.filter((c) => c !== '');
+    return usable.find((c) => !workspaceFolders.some((folder) => isInside(c, folder))) ?? usable[usable.length - 1];
+}
+
+/** Resolves to undefined when `python`, started in `cwd`, can import agentls, else to a short reason. */
+export function probeInterpreter(python: string, cwd: string | undefined, timeoutMs = 15000): Promise<string | undefined> {
+    return new Promise((resolve) => {
+        execFile(python, PROBE_ARGS, { cwd, timeout: timeoutMs, windowsHide: true }, (error, _stdout, stderr) => {
+            if (!error) {
+                resolve(undefined);
+                return;
+            }
+            const code = (error as NodeJS.ErrnoException).code;
+            const text = String(stderr).trim();
+            if (code === 'ENOENT') {
+                resolve('no such file');
+            } else if (code === 'EACCES') {
+                resolve('not executable');
+            } else if (error.killed) {
+                resolve(`no answer within ${timeoutMs / 1000} s`);
+            } else if (/unknown option.*-P/i.test(text)) {
+                resolve('it is older than Python 3.11, which agentls needs');
+            } else {
+                const lines = text.split('\n');
+                resolve(lines[lines.length - 1] || error.message);
+            }
+        });
+    });
 }
 
 /**

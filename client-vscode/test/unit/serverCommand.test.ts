@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { resolveServerCommand, type InterpreterProbe } from '../../src/common/serverCommand';
+import {
+    probeInterpreter,
+    pythonServer,
+    resolveServerCommand,
+    serverWorkingDirectory,
+    type InterpreterProbe,
+} from '../../src/common/serverCommand';
 
 function probe(working: string[]): InterpreterProbe {
     return (python) => Promise.resolve(working.includes(python) ? undefined : "No module named 'agentls'");
@@ -13,7 +22,7 @@ describe('resolveServerCommand', () => {
             probe(['/venv/bin/python', '/usr/bin/python3']),
         );
         assert.ok(result.ok);
-        assert.deepEqual(result.server, { command: '/venv/bin/python', args: ['-m', 'agentls', 'serve'], source: 'setting' });
+        assert.deepEqual(result.server, { command: '/venv/bin/python', args: ['-P', '-m', 'agentls', 'serve'], source: 'setting' });
     });
 
     test('does not replace a broken agentls.python silently, and names the fix', async () => {
@@ -52,5 +61,43 @@ describe('resolveServerCommand', () => {
         const result = await resolveServerCommand({}, probe([]));
         assert.ok(!result.ok);
         assert.match(result.message, /Fix: run `pip install agentls`/);
+    });
+});
+
+/** A cloned repository that ships an `agentls` package which records that it ran. */
+function hostileWorkspace(): { root: string; marker: string; cleanup: () => void } {
+    const base = mkdtempSync(path.join(os.tmpdir(), 'agentls-hostile-'));
+    const root = path.join(base, 'cloned');
+    const marker = path.join(base, 'ran');
+    mkdirSync(path.join(root, 'agentls'), { recursive: true });
+    writeFileSync(path.join(root, 'agentls', '__init__.py'), `open(${JSON.stringify(marker)}, 'w').write('ran')\n`);
+    return { root, marker, cleanup: () => rmSync(base, { recursive: true, force: true }) };
+}
+
+describe('a cloned repository cannot shadow agentls', () => {
+    test('the server starts with -P, so a package in its working directory is not imported', () => {
+        assert.deepEqual(pythonServer('/usr/bin/python3', 'pythonExtension').args.slice(0, 3), ['-P', '-m', 'agentls']);
+    });
+
+    test('the probe does not run an agentls package of the workspace, even started inside it', async () => {
+        const hostile = hostileWorkspace();
+        try {
+            // python3 here has no agentls: the workspace's package is the only one it could import.
+            const error = await probeInterpreter('python3', hostile.root);
+            assert.match(error ?? 'ok', /No module named 'agentls'/);
+            assert.equal(existsSync(hostile.marker), false);
+        } finally {
+            hostile.cleanup();
+        }
+    });
+
+    test('the server and the probe run in the home folder, not in the workspace', () => {
+        assert.equal(serverWorkingDirectory(['/work/cloned'], ['/home/me', '/']), '/home/me');
+    });
+
+    test('a workspace that is the home folder, or holds it, is not the working directory either', () => {
+        assert.equal(serverWorkingDirectory(['/home/me'], ['/home/me', '/']), '/');
+        assert.equal(serverWorkingDirectory(['/elsewhere', '/home'], ['/home/me', '/']), '/');
+        assert.equal(serverWorkingDirectory(['/home/me/project'], ['/home/me', '/']), '/home/me');
     });
 });

@@ -35,6 +35,7 @@ from agentls.acp.resources import (
 )
 from agentls.acp.sessions import Session
 from agentls.acp.updates import RunRenderer
+from agentls.core.bounds import MAX_TOKENS
 from agentls.core.definitions import AgentDefinition
 from agentls.core.events import RunStatus, new_id
 from agentls.core.runtime import RunResult
@@ -300,4 +301,9 @@ def parse_limit(text: str) -> int | None:
         ) from None
     if tokens < 0 or tokens != int(tokens):
         raise ValueError(f"expected a whole number of tokens of 0 or more, got {text!r}")
+    if tokens > MAX_TOKENS:
+        raise ValueError(
+            f"{text!r} is more than the largest limit, {MAX_TOKENS:,} tokens (use 'none' for no "
+            "limit)"
+        )
     return int(tokens)

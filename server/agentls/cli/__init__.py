@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -101,13 +102,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("agentls: error: --database-url: the URL is empty", file=sys.stderr)
             return 2
         os.environ[DATABASE_URL_ENV] = args.database_url
+    from agentls.cli.visible import VisibleLastResort, visible
+
+    # A command that configures no logging (all but the servers) prints warnings this way.
+    logging.lastResort = VisibleLastResort()
     try:
         return int(args.func(args) or 0)
-    except CliError as exc:
-        print(f"agentls: error: {exc}", file=sys.stderr)
-        return 2
-    except StateError as exc:  # a broken ledger or audit trail: the file and what to do
-        print(f"agentls: error: {exc}", file=sys.stderr)
+    except (CliError, StateError) as exc:  # StateError: a broken ledger or audit trail
+        # An error may quote a file's text or a server's answer: shown, never obeyed.
+        print(f"agentls: error: {visible(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("agentls: interrupted", file=sys.stderr)

@@ -19,6 +19,7 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from agentls.cli import CliError
+from agentls.cli.visible import visible
 from agentls.core.target import ProposedEdit
 from agentls.core.tools.command import Approver, CommandRequest, CommandSettings, Decision
 
@@ -110,9 +111,14 @@ def terminal_approver(prompt: TerminalPrompt) -> Approver:
                 f"--allow-command {shlex.quote(request.pattern)}"
             )
         how = "through the shell" if request.shell else "(no shell)"
+        # A command with a control character never gets here (it is refused first); shown
+        # all the same, so no field of the question can rewrite the terminal.
+        agent, cwd, command = (
+            visible(str(text), one_line=True)
+            for text in (request.agent, request.cwd, request.command)
+        )
         answer = await prompt.ask(
-            f"\nagentls: agent '{request.agent}' wants to run a command {how} in "
-            f"{request.cwd}:\n    {request.command}\n"
+            f"\nagentls: agent '{agent}' wants to run a command {how} in {cwd}:\n    {command}\n"
             "Run it? [o]nce, [a]lways this session, [N]o: "
         )
         if answer in ("o", "once", "y", "yes"):
@@ -134,10 +140,9 @@ async def confirm_each(
     reasons: list[str | None] = []
     for index, edit in enumerate(edits):
         with contextlib.suppress(BrokenPipeError):
-            prompt.out.write(diff_of.get(index, ""))
+            prompt.out.write(visible(diff_of.get(index, "")))
         line = edit.range.start.line + 1
-        answer = await prompt.ask(
-            f"Write this edit by '{edit.agent}' to {edit.path} (line {line})? [y/N]: "
-        )
+        agent, path = visible(edit.agent, one_line=True), visible(edit.path, one_line=True)
+        answer = await prompt.ask(f"Write this edit by '{agent}' to {path} (line {line})? [y/N]: ")
         reasons.append(None if answer in ("y", "yes") else "the user declined the edit")
     return reasons

@@ -17,7 +17,7 @@ import re
 import sys
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO, cast
 
 from agentls.cli import CliError, workspace_of
 
@@ -149,8 +149,10 @@ def run(args: argparse.Namespace) -> int:
         store.recover_interrupted()
         run_id = _resolve_run(store, args.run)
         if args.json:
+            from agentls.cli.visible import JsonVisibleWriter
+
             store.export_jsonl(
-                sys.stdout,
+                cast(TextIO, JsonVisibleWriter(sys.stdout)),
                 run_id=run_id,
                 agent=args.agent,
                 since=since,
@@ -248,9 +250,12 @@ def _detail(event: RunEvent) -> str:
 def _print(events: list[RunEvent], totals: dict[str, Usage], runs: list[RunEvent]) -> None:
     from rich.console import Console
     from rich.table import Table
-    from rich.text import Text
 
-    console = Console()
+    from agentls.cli.visible import cell
+
+    # Agents, goals, tool arguments, errors: what runs recorded is shown as Text (never markup)
+    # with its control characters written out.
+    console = Console(emoji=False)
     if not events:
         console.print("no audit events match")
     else:
@@ -265,8 +270,9 @@ def _print(events: list[RunEvent], totals: dict[str, Usage], runs: list[RunEvent
         table.add_column("tokens", justify="right", no_wrap=True, min_width=width)
         table.add_column("detail")
         for e, row in zip(events, rows, strict=True):
-            kind = Text(row[3], style=_STATUS_STYLE.get(e.kind.value, ""))
-            table.add_row(row[0], row[1], row[2], kind, row[4], row[5])
+            kind = cell(row[3], one_line=True, style=_STATUS_STYLE.get(e.kind.value, ""))
+            who = [cell(text, one_line=True) for text in row[1:3]]
+            table.add_row(row[0], *who, kind, row[4], cell(row[5]))
         console.print(table)
     if totals:
         runs_per_agent: dict[str, int] = {}
@@ -279,7 +285,8 @@ def _print(events: list[RunEvent], totals: dict[str, Usage], runs: list[RunEvent
         grand = None
         for agent, usage in totals.items():
             grand = usage if grand is None else grand + usage
-            table.add_row(agent, str(runs_per_agent.get(agent, 0)), *_usage_cells(usage))
+            runs_of = str(runs_per_agent.get(agent, 0))
+            table.add_row(cell(agent, one_line=True), runs_of, *_usage_cells(usage))
         if grand is not None and len(totals) > 1:
             table.add_section()
             table.add_row("all agents", str(len(runs)), *_usage_cells(grand))

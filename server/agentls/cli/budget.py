@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentls.cli import CliError, workspace_of
-from agentls.cli.common import MAX_TOKENS
+from agentls.core.bounds import MAX_TOKENS
 
 if TYPE_CHECKING:
     from agentls.core.budget import BudgetScopeSnapshot, BudgetSnapshot, TokenBudgeter
@@ -118,7 +118,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         budgeter.close()
     if getattr(args, "json", False):
-        print(snapshot.model_dump_json(indent=2))
+        from agentls.cli.visible import json_visible
+
+        print(json_visible(snapshot.model_dump_json(indent=2)))
         return 0
     _print(snapshot, message)
     return 0
@@ -128,9 +130,12 @@ def _print(snapshot: BudgetSnapshot, message: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from agentls.cli.visible import cell
+
+    # Agent names in the ledger came from runs and definitions: Text cells, never markup.
+    console = Console(emoji=False)
     if message:
-        console.print(message)
+        console.print(cell(message, one_line=True))
     rows = [("total", _cells(snapshot))]
     rows += [(f"agent {name}", _cells(scope)) for name, scope in snapshot.agents.items()]
     # "held": reserved by model calls in flight; the parts: input / cached input / output.
@@ -142,7 +147,7 @@ def _print(snapshot: BudgetSnapshot, message: str | None) -> None:
         width = max(len(header), *(len(cells[i]) for _, cells in rows))
         table.add_column(header, justify="right", no_wrap=True, min_width=width)
     for n, (name, cells) in enumerate(rows):
-        table.add_row(name, *cells, end_section=n == 0 and len(rows) > 1)
+        table.add_row(cell(name, one_line=True), *cells, end_section=n == 0 and len(rows) > 1)
     console.print(table)
     if snapshot.usage.estimated or any(a.usage.estimated for a in snapshot.agents.values()):
         console.print(

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from agentls.cli import CliError, workspace_of
+from agentls.core.bounds import MAX_TOKENS  # re-exported: the CLI's commands import it from here
 from agentls.core.budget import DEFAULT_MIN_OUTPUT_TOKENS, DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS
 from agentls.core.engine import MAX_MIN_OUTPUT_TOKENS, BudgetSettings, EngineSettings
 from agentls.core.target import Target, TextRange, read_exact
@@ -25,10 +26,6 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="output tokens per model call (default: 1024)",
     )
-
-
-# Token counts and limits are stored as SQLite integers (64-bit): anything past this is a typo.
-MAX_TOKENS = 10**15
 
 
 def add_budget_options(parser: argparse.ArgumentParser) -> None:

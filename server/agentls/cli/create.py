@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from agentls.cli.progress import TerminalProgress
+    from agentls.cli.visible import visible
     from agentls.core.create import CreateAgentError, CreatedAgent, create_agent
     from agentls.core.engine import build_runtime
     from agentls.core.events import RunStatus
@@ -72,14 +73,11 @@ def run(args: argparse.Namespace) -> int:
             f"--save: {exc.filename} already exists; remove it or rename the agent"
         ) from None
     print("\n# the new agent")
-    print(
-        yaml.safe_dump(
-            created.definition.model_dump(mode="json", exclude_defaults=True), sort_keys=False
-        ),
-        end="",
-    )
+    # The model wrote it: YAML quotes what it can, the rest is shown before it is printed.
+    definition = created.definition.model_dump(mode="json", exclude_defaults=True)
+    print(visible(yaml.safe_dump(definition, sort_keys=False)), end="")
     if created.saved_to:
-        print(f"# saved to {created.saved_to}", file=sys.stderr)
+        print(f"# saved to {visible(str(created.saved_to))}", file=sys.stderr)
     if result is not None and result.status is not RunStatus.FINISHED:
         return 1
     return 0

@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agentls.cli.visible import visible
     from agentls.core.state_check import StateError, diagnose, repair
 
     root = workspace_of(args)
@@ -39,18 +40,20 @@ def run(args: argparse.Namespace) -> int:
         try:
             repairs = repair(root)
         except (StateError, OSError) as exc:
-            print(f"agentls doctor: repair failed: {exc}")
+            print(f"agentls doctor: repair failed: {visible(str(exc))}")
             return 1
         for r in repairs:
+            # File names under .agentls/ may come with a repository: shown, never obeyed.
+            path, kept = visible(str(r.path), one_line=True), visible(str(r.kept), one_line=True)
             if r.kept is None:
-                print(f"removed {r.path}: a temporary database that {r.problem}")
+                print(f"removed {path}: a temporary database that {visible(r.problem)}")
             else:
-                print(f"repaired {r.path}: it {r.problem}; the old file is kept as {r.kept}")
+                print(f"repaired {path}: it {visible(r.problem)}; the old file is kept as {kept}")
         if not repairs:
             print("nothing to repair")
     problems = 0
     for finding in diagnose(root):
         mark = "ok " if finding.ok else "BAD"
-        print(f"{mark} {finding.path}: {finding.message}")
+        print(f"{mark} {visible(str(finding.path), one_line=True)}: {visible(finding.message)}")
         problems += not finding.ok
     return 1 if problems else 0

@@ -11,14 +11,21 @@ import os
 import tempfile
 from pathlib import Path
 
+from agentls.cli.visible import visible
 from agentls.core.diff import applied, edited_texts, group_by_path, unified_diff
 from agentls.core.target import ProposedEdit, read_exact, text_sha256
 
-__all__ = ["applied", "edited_texts", "unified_diff", "write_edits"]
+__all__ = ["applied", "edited_texts", "shown_diff", "unified_diff", "write_edits"]
 
 
 class StaleFileError(Exception):
     """The file on disk is no longer the text the edit was computed on."""
+
+
+def shown_diff(root: Path, edits: list[ProposedEdit]) -> str:
+    """The unified diff of `edits` for the terminal: tabs and line ends as they are, every other
+    control character written out (the edits themselves are untouched)."""
+    return visible(unified_diff(root, edits))
 
 
 def _umask() -> int:

@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from agentls.cli import CliError, workspace_of
+from agentls.cli.visible import json_visible, visible
 
 if TYPE_CHECKING:
     from agentls.core.mcp.config import McpConfig
@@ -112,7 +113,7 @@ def _config(args: argparse.Namespace) -> McpConfig:
     # `agentls --untrusted mcp ...`: the workspace's own servers are not used, as in a run.
     config = load_mcp_config(workspace_of(args), trusted=not getattr(args, "untrusted", False))
     for error in config.errors:
-        print(f"agentls: warning: {error}", file=sys.stderr)
+        print(f"agentls: warning: {visible(error)}", file=sys.stderr)
     return config
 
 
@@ -131,6 +132,8 @@ def list_servers(args: argparse.Namespace) -> int:
             "path": str(server.path) if server.path else None,
             "transport": "http" if server.settings.url else "stdio",
             "target": server.settings.describe(),
+            # Servers of the same name from sources this one wins over (not started).
+            "replaces": config.replaced.get(name, []),
         }
         try:
             tools = await pool.tools(name)
@@ -148,18 +151,23 @@ def list_servers(args: argparse.Namespace) -> int:
     servers = asyncio.run(go())
     if args.json:
         out = {"servers": servers, "untrusted": config.untrusted, "errors": config.errors}
-        print(json.dumps(out, indent=2))
+        print(json_visible(json.dumps(out, indent=2)))
     elif not servers and not config.untrusted:
         print(f"No MCP servers configured for {workspace} (add one: agentls mcp add NAME -- CMD)")
+    # Names and command lines come from configuration files a repository may ship, tool names
+    # and errors from the servers: each field shown on its line, control characters written out.
     for name in [] if args.json else config.untrusted:
-        print(f"{name}  [not used: --untrusted leaves out the workspace's servers]")
+        print(f"{_field(name)}  [not used: --untrusted leaves out the workspace's servers]")
     for s in [] if args.json else servers:
-        print(f"{s['name']}  [{s['state']}]  {s['target']}")
-        print(f"  from: {s['source']}" + (f" ({s['path']})" if s["path"] else ""))
+        print(f"{_field(s['name'])}  [{s['state']}]  {_field(s['target'])}")
+        path = f" ({_field(s['path'])})" if s["path"] else ""
+        print(f"  from: {_field(s['source'])}{path}")
+        for origin in s["replaces"]:
+            print(f"  replaces the server of that name from {_field(origin)}")
         if s["error"]:
-            print("  error: " + s["error"].replace("\n", "\n    "))
+            print("  error: " + visible(s["error"]).replace("\n", "\n    "))
         else:
-            names = ", ".join(t["name"] for t in s["tools"]) or "none"
+            names = ", ".join(_field(t["name"]) for t in s["tools"]) or "none"
             print(f"  tools ({len(s['tools'])}): {names}")
     return 1 if any(s["state"] == "failed" for s in servers) or config.errors else 0
 
@@ -205,9 +213,9 @@ def call_tool(args: argparse.Namespace) -> int:
 
     content, is_error = asyncio.run(go())
     if args.json:
-        print(json.dumps({"is_error": is_error, "content": content}, indent=2))
+        print(json_visible(json.dumps({"is_error": is_error, "content": content}, indent=2)))
     else:
-        print(content)
+        print(visible(content))
     return 1 if is_error else 0
 
 
@@ -215,6 +223,7 @@ def add_server(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from agentls.core.mcp.config import (
+        CHILD_SERVER,
         McpServerSettings,
         validation_messages,
         workspace_config_file,
@@ -223,6 +232,12 @@ def add_server(args: argparse.Namespace) -> int:
 
     if not _NAME.match(args.name):
         raise CliError(f"NAME {args.name!r}: use 1-48 letters, digits, '_' or '-'")
+    if args.name == CHILD_SERVER:
+        raise CliError(
+            f"NAME {args.name!r} is reserved: in an agent's `mcp:` it names the child agentls an "
+            "orchestrating run starts itself (docs/mcp.md), so a server of that name would never "
+            "be used; choose another name, e.g. agentls-self"
+        )
     command = _split_add_arguments(args)
     if args.url and command:
         raise CliError("give either --url URL or -- COMMAND ARGS, not both")
@@ -248,8 +263,12 @@ def add_server(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(f"{exc}; fix or remove the file first") from None
     verb = "Replaced" if replaced else "Added"
-    print(f"{verb} MCP server {args.name!r} ({settings.describe()}) in {path}")
+    print(f"{verb} MCP server {args.name!r} ({_field(settings.describe())}) in {_field(path)}")
     return 0
+
+
+def _field(text: object) -> str:
+    return visible(str(text), one_line=True)
 
 
 def _pair(item: str, sep: str, option: str, form: str) -> tuple[str, str]:

@@ -2,7 +2,8 @@
 
 On stdio by default (what Claude Code, Codex and VS Code start); `--http` serves Streamable HTTP
 at http://HOST:PORT/mcp for several clients at once, on a loopback address unless
-`--allow-remote` says otherwise (the tools spend tokens and read the workspace).
+`--allow-remote` says otherwise (the tools spend tokens and read the workspace), to clients that
+send its bearer token (made per start, or read from `--token-file`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import ipaddress
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentls.cli import CliError, workspace_of
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
     from agentls.core.engine import EngineSettings
     from agentls.core.runtime import AgentRuntime
+    from agentls.mcp.http_token import BearerToken
     from agentls.mcp.server import Lineage
 
 LOOPBACK_NAMES = ("localhost",)
@@ -35,16 +38,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="serve agentls agents as MCP tools (stdio, or --http)",
         description="Tools: list_agents, delegate, delegate_parallel, create_agent, budget. "
         "Proposed edits come back as unified diffs; nothing is written.",
+        epilog="Over --http, MCP hosts send the token in a header, e.g. in Claude Code's "
+        '.mcp.json: {"type": "http", "url": "http://127.0.0.1:8765/mcp", "headers": '
+        '{"Authorization": "Bearer ${AGENTLS_MCP_TOKEN}"}}. Requests whose Host or Origin is not '
+        "this server's address are refused (DNS rebinding). See docs/mcp.md.",
     )
     parser.add_argument(
         "--http",
         metavar="HOST:PORT",
-        help="serve Streamable HTTP at http://HOST:PORT/mcp instead of stdio (port 0: any free)",
+        help="serve Streamable HTTP at http://HOST:PORT/mcp instead of stdio (port 0: any free); "
+        "clients must send 'Authorization: Bearer TOKEN': a token is made at each start, printed "
+        "once on stderr and saved (mode 0600) in ~/.config/agentls/mcp-server-HOST-PORT.token",
+    )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="PATH",
+        help="with --http: the bearer token is the one in PATH (a file only you can read: chmod "
+        "600); if PATH does not exist, a token is made and saved there, and kept across starts",
     )
     parser.add_argument(
         "--allow-remote",
         action="store_true",
-        help="allow --http on a non-loopback address (anyone who reaches it spends your tokens)",
+        help="allow --http on a non-loopback address (the token then crosses the network "
+        "unencrypted: anyone who sees it spends your tokens)",
     )
     parser.add_argument(
         "--max-depth",
@@ -96,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
 
     workspace = workspace_of(args)
     http = parse_http(args.http, args.allow_remote) if args.http else None
+    if args.token_file is not None and http is None:
+        raise CliError("--token-file: only with --http (stdio needs no token)")
+    token = bearer_token(args.token_file) if http is not None else None
     if raw := os.environ.get(SETTINGS_ENV):
         try:
             settings = EngineSettings.model_validate_json(raw)
@@ -113,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"agentls: warning: {error}", file=sys.stderr)
     runtime = build_runtime(workspace, settings, registry=registry)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the runs were cancelled, quietly
-        asyncio.run(_serve(runtime, settings, lineage, http))
+        asyncio.run(_serve(runtime, settings, lineage, http, token))
     if http is None:
         # The ledger and audit trail are closed. After a cancelled run the interpreter's teardown
         # takes most of a second, and a delegating parent unwinding a cancel waits on our exit.
@@ -123,11 +143,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def bearer_token(token_file: Path | None) -> str | BearerToken:
+    """`--token-file`'s token (read, or made and saved there); else a new one, saved once the
+    port is known."""
+    from agentls.mcp.http_token import TokenFileError, new_token, token_from_file
+
+    if token_file is None:
+        return new_token()
+    try:
+        return token_from_file(token_file)
+    except TokenFileError as exc:
+        raise CliError(str(exc)) from None
+
+
 async def _serve(
     runtime: AgentRuntime,
     settings: EngineSettings,
     lineage: Lineage,
     http: tuple[str, int] | None,
+    token: str | BearerToken | None,
 ) -> None:
     import asyncio
     import signal
@@ -144,7 +178,8 @@ async def _serve(
                 loop.add_signal_handler(signal.SIGTERM, main.cancel)
             await server.run_stdio_async()
         else:
-            await _serve_http(server, *http, cancel_runs=runtime.cancel)
+            assert token is not None
+            await _serve_http(server, *http, token=token, cancel_runs=runtime.cancel)
     except asyncio.CancelledError:
         pass
     finally:
@@ -158,12 +193,20 @@ SHUTDOWN_GRACE_SECONDS = 2
 
 
 async def _serve_http(
-    server: MCPServer, host: str, port: int, cancel_runs: Callable[[], object]
+    server: MCPServer,
+    host: str,
+    port: int,
+    *,
+    token: str | BearerToken,
+    cancel_runs: Callable[[], object],
 ) -> None:
     import asyncio
     import signal
 
     import uvicorn
+
+    from agentls.mcp.http_app import http_app
+    from agentls.mcp.http_token import forget
 
     class Web(uvicorn.Server):
         @contextlib.contextmanager
@@ -172,7 +215,7 @@ async def _serve_http(
             # after its shutdown, which would cancel the runtime's own closing.
             yield
 
-    app = server.streamable_http_app(host=host)
+    app = http_app(server, host, token if isinstance(token, str) else token.value)
     config = uvicorn.Config(
         app,
         host=host,
@@ -193,6 +236,7 @@ async def _serve_http(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
     task = asyncio.create_task(web.serve())
+    saved: BearerToken | None = None
     try:
         while not web.started and not task.done():
             await asyncio.sleep(0.02)
@@ -200,11 +244,40 @@ async def _serve_http(
             await task
             raise CliError(f"--http {host}:{port}: could not listen there")
         bound = web.servers[0].sockets[0].getsockname()
-        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-        print(f"agentls mcp-server: listening on http://{shown}:{bound[1]}/mcp", file=sys.stderr)
-        sys.stderr.flush()
+        saved = await asyncio.to_thread(announce, bound[0], bound[1], token)
         await task
     finally:
         stop()
         if not task.done():  # cancelled from outside: let uvicorn shut down all the same
             await asyncio.shield(task)
+        if saved is not None:
+            forget(saved)
+
+
+def announce(host: str, port: int, token: str | BearerToken) -> BearerToken:
+    """Save a per-start token for this address, then print the token (only when agentls made it,
+    and only here) and the URL on stderr; the URL line comes last: it says the server is up."""
+    from agentls.mcp.http_token import TokenFileError, save_for_address
+
+    if isinstance(token, str):
+        try:
+            token = save_for_address(token, host, port)
+        except TokenFileError as exc:
+            raise CliError(f"{exc}; name a file of your own with --token-file PATH") from None
+    shown = f"[{host}]" if ":" in host else host
+    if token.generated:
+        kept = "until the server stops" if token.temporary else "for later starts"
+        print(
+            f"agentls mcp-server: bearer token {token.value} (saved in {token.path}, readable "
+            f"by you only, {kept}); MCP hosts send it as 'Authorization: Bearer <token>'",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"agentls mcp-server: bearer token: the one in {token.path}; MCP hosts send it as "
+            "'Authorization: Bearer <token>'",
+            file=sys.stderr,
+        )
+    print(f"agentls mcp-server: listening on http://{shown}:{port}/mcp", file=sys.stderr)
+    sys.stderr.flush()
+    return token

@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from agentls.cli.progress import TerminalProgress, tokens
+    from agentls.cli.visible import cell, json_visible, visible
     from agentls.core.engine import build_runtime, load_registry
     from agentls.core.events import RunStatus
     from agentls.core.parallel import ParallelResult, ParallelTask, delegate_parallel
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         if task.agent_name not in registry:
             where = f"--tasks {args.tasks}: task {i}" if args.tasks else "--agent"
             raise CliError(f"{where}: unknown agent {task.agent_name!r}; known agents: {known}")
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
     progress = TerminalProgress(console, stream_output=False, prefix_agents=True)
 
     from agentls.cli.approvals import TerminalPrompt, terminal_approver
@@ -145,27 +146,27 @@ def run(args: argparse.Namespace) -> int:
 
     result = asyncio.run(go())
     if args.json:
-        print(result.model_dump_json(indent=2))
+        print(json_visible(result.model_dump_json(indent=2)))
     else:
-        out = Console(highlight=False)
+        out = Console(highlight=False, emoji=False)
         for r in result.results:
             if r.text:
-                out.rule(f"{r.agent} · {r.status.value}")
-                out.print(r.text, markup=False)
+                out.rule(cell(f"{r.agent} · {r.status.value}", one_line=True))
+                out.print(visible(r.text), markup=False, emoji=False)
         table = Table(title=f"{len(result.results)} runs in {result.wall_ms / 1000:.1f}s")
         for column in ("agent", "status", "tokens", "time", "error"):
             table.add_column(column)
         for r in result.results:
             table.add_row(
-                r.agent,
+                cell(r.agent, one_line=True),
                 r.status.value,
                 tokens(r.usage),
                 f"{r.duration_ms / 1000:.1f}s",
-                r.error or "",
+                cell(r.error or ""),
             )
         out.print(table)
         for agent, usage in result.per_agent.items():
-            out.print(f"  {agent}: {tokens(usage)}")
+            out.print(cell(f"  {agent}: {tokens(usage)}", one_line=True))
         out.print(f"  total: {tokens(result.usage)}")
     ok = all(r.status is RunStatus.FINISHED for r in result.results)
     if not ok:

@@ -41,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from agentls.cli.approvals import TerminalPrompt, confirm_each, terminal_approver
-    from agentls.cli.edits import unified_diff, write_edits
+    from agentls.cli.edits import shown_diff, write_edits
     from agentls.cli.progress import TerminalProgress
+    from agentls.cli.visible import json_visible, markup, visible
     from agentls.core.definitions import Mode, UnknownAgentError
     from agentls.core.engine import build_runtime, load_registry
     from agentls.core.events import RunStatus
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     registry = load_registry(workspace, settings)
     for error in registry.errors:
-        print(f"agentls: warning: {error}", file=sys.stderr)
+        print(f"agentls: warning: {visible(str(error))}", file=sys.stderr)
     try:
         definition = registry.get(args.agent).definition
     except UnknownAgentError as exc:
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         bases = {runtime.sandbox.relative(target.path): target.content_sha256()}
         refusals: list[str | None] = [None] * len(edits)
         if args.confirm:
-            diffs = {i: unified_diff(runtime.workspace, [e]) for i, e in enumerate(edits)}
+            diffs = {i: shown_diff(runtime.workspace, [e]) for i, e in enumerate(edits)}
             refusals = await confirm_each(prompt, edits, diffs)
         chosen = [e for e, why in zip(edits, refusals, strict=True) if why is None]
         written = iter(await asyncio.to_thread(write_edits, runtime.workspace, chosen, bases))
@@ -102,18 +103,18 @@ def run(args: argparse.Namespace) -> int:
             await runtime.aclose()
 
     result = asyncio.run(go())
-    out = Console(highlight=False)
+    out = Console(highlight=False, emoji=False)
     for reason in refused.values():
-        print(f"agentls: not written: {reason}", file=sys.stderr)
+        print(f"agentls: not written: {visible(reason)}", file=sys.stderr)
     for warning in result.warnings:
-        print(f"agentls: warning: {warning}", file=sys.stderr)
+        print(f"agentls: warning: {visible(warning)}", file=sys.stderr)
     if args.json:
-        print(result.model_dump_json(indent=2))
+        print(json_visible(result.model_dump_json(indent=2)))
     elif result.edits and not args.apply:
         out.print("[bold]Proposed edits[/bold] (run again with --apply to write them):")
-        print(unified_diff(workspace, result.edits), end="")
+        print(shown_diff(workspace, result.edits), end="")
     elif written := sorted({e.path for e in result.edits} - set(refused)):
-        out.print(f"[green]Wrote[/green] {', '.join(written)}")
+        out.print(f"[green]Wrote[/green] {', '.join(markup(path) for path in written)}")
     if refused:
         return 1
     return 0 if result.status is RunStatus.FINISHED else 1

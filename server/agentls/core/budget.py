@@ -39,8 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from agentls.core.bounds import call_usage_problem
 from agentls.core.budget_grants import (
     DEFAULT_MIN_OUTPUT_TOKENS,
     DEFAULT_WAIT_SECONDS,
@@ -55,6 +56,7 @@ from agentls.core.budget_grants import (
 from agentls.core.events import Usage
 from agentls.core.ledger_worker import LedgerOp, LedgerWorker
 from agentls.core.sqlite import SqliteFile, process_alive, process_start_ticks, state_dir
+from agentls.core.state_check import StateError
 
 # Re-exported: callers import the budget's names from here.
 __all__ = [
@@ -337,7 +339,7 @@ class TokenBudgeter:
     async def acommit(self, reservation: Reservation, usage: Usage) -> None:
         """`commit` on the worker thread; a cancel of the caller does not undo or lose it."""
         self._check_unsettled(reservation)
-        _warn_if_over(reservation, usage)
+        _check_usage(reservation, usage)
         await self._submit(
             functools.partial(self._commit_in, reservation=reservation, usage=usage),
             after=functools.partial(_mark_settled, reservation),
@@ -497,7 +499,7 @@ class TokenBudgeter:
     def commit(self, reservation: Reservation, usage: Usage) -> None:
         """Replace the reservation with what the call really used, in every scope it held."""
         self._check_unsettled(reservation)
-        _warn_if_over(reservation, usage)
+        _check_usage(reservation, usage)
         with self._tx() as conn:
             self._commit_in(conn, reservation, usage)
         reservation.settled = True
@@ -626,7 +628,17 @@ class TokenBudgeter:
     def snapshot(self) -> BudgetSnapshot:
         """Used, limit, remaining and reserved tokens for the total and every known agent."""
         with self._tx(write=False) as conn:
-            return self._snapshot_in(conn)
+            try:
+                return self._snapshot_in(conn)
+            except ValidationError:  # a number agentls did not write: named, not a traceback
+                raise self._unusable(conn) from None
+
+    def _unusable(self, conn: sqlite3.Connection) -> StateError:
+        from agentls.core.ledger_values import REPAIR_HINT, bad_values, summary
+
+        bad = bad_values(conn)
+        problem = summary(bad) if bad else "holds a number the budget cannot use"
+        return StateError(self.path or Path(LEDGER_FILE), problem, REPAIR_HINT)
 
     @staticmethod
     def _snapshot_in(conn: sqlite3.Connection) -> BudgetSnapshot:
@@ -744,7 +756,11 @@ def _mark_settled(reservation: Reservation, _: object) -> None:
     reservation.settled = True
 
 
-def _warn_if_over(reservation: Reservation, usage: Usage) -> None:
+def _check_usage(reservation: Reservation, usage: Usage) -> None:
+    """Refuse a count the ledger must not hold; warn about one above the reservation."""
+    if (problem := call_usage_problem(usage)) is not None:
+        # metering.recordable records the reservation in place of such a report: this is a bug.
+        raise ValueError(f"refused to commit run {reservation.run_id}'s usage: {problem}")
     if usage.total > reservation.tokens:
         # The estimate was not an upper bound. The spend happened, so it is recorded as is.
         log.warning(

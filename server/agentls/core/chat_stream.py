@@ -7,7 +7,10 @@ objects for every chunk cost more CPU than the rest of a model call; reading the
 matter from dicts costs almost nothing.
 
 Anything that is not the shape of a chunk raises `ChunkError` naming the field and what was wrong,
-so a broken proxy gives a sentence, never a TypeError deep in the runtime.
+so a broken proxy gives a sentence, never a TypeError deep in the runtime. A usage report that is
+not a set of token counts (a string, a negative number, not an object) does not spoil the answer:
+`usage` stays None and `usage_problem` says what was wrong, and the call is metered by its
+reservation (metering.py).
 """
 
 from __future__ import annotations
@@ -34,7 +37,16 @@ class StreamedAnswer:
     of it waits for the next read.
     """
 
-    __slots__ = ("_calls", "_on_delta", "_sent", "_text", "chunks", "finish_reason", "usage")
+    __slots__ = (
+        "_calls",
+        "_on_delta",
+        "_sent",
+        "_text",
+        "chunks",
+        "finish_reason",
+        "usage",
+        "usage_problem",
+    )
 
     def __init__(self, on_delta: OnDelta | None = None) -> None:
         self._on_delta = on_delta
@@ -43,6 +55,8 @@ class StreamedAnswer:
         self._calls: dict[int, list[str]] = {}  # index -> [id, name, arguments]
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        # Why the usage the server reported cannot be used (then `usage` is None).
+        self.usage_problem: str | None = None
         self.chunks = 0  # how many chunks were added
 
     @property
@@ -79,7 +93,10 @@ class StreamedAnswer:
             raise StreamErrorEvent(error_message(chunk))
         usage = chunk.get("usage")
         if usage is not None:
-            self.usage = _usage_of(usage)
+            try:
+                self.usage, self.usage_problem = _usage_of(usage), None
+            except ChunkError as exc:  # the answer stands; only its count is unusable
+                self.usage, self.usage_problem = None, str(exc)
         choices = chunk.get("choices")
         if choices is None:
             return

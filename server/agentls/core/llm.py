@@ -92,6 +92,8 @@ class ChatResponse:
     usage: Usage
     finish_reason: str | None
     model: str
+    # Why the usage the provider reported could not be used (`usage` is then agentls' count).
+    usage_problem: str | None = None
 
 
 OnDelta = Callable[[str], None]

@@ -73,7 +73,10 @@ class OpenAIChatModel:
         encoder = encoder_for(self._model)
         if encoder is None:
             return utf8_prompt_bound(request)
-        return counted_prompt_bound(request, encoder)
+        try:
+            return counted_prompt_bound(request, encoder)
+        except ValueError:  # a text the tokenizer refuses (too long to encode): bytes bound it
+            return utf8_prompt_bound(request)
 
     def warm(self) -> None:
         """Do, on the calling (worker) thread, what the first call would otherwise do on the event
@@ -144,7 +147,14 @@ class OpenAIChatModel:
                 output_tokens=min(answer.output_bytes(), request.max_tokens),
                 estimated=True,
             )
-        return ChatResponse(text, answer.tool_calls(), usage, answer.finish_reason, self._model)
+        return ChatResponse(
+            text,
+            answer.tool_calls(),
+            usage,
+            answer.finish_reason,
+            self._model,
+            usage_problem=answer.usage_problem,
+        )
 
     async def _read(self, response: httpx2.Response, answer: StreamedAnswer) -> None:
         """Feed the response's server-sent events to `answer` until `[DONE]` or the end."""

@@ -2,7 +2,9 @@
 
 The prompt bound and the ledger's transactions run off the event loop. Whatever ends the call
 (an answer, an error, a cancel), the ledger ends up holding what the provider billed, or a bound of
-it, and never a stale reservation.
+it, and never a stale reservation. A usage report that cannot be true (not a count, above any
+context window, more cached than prompt tokens: `bounds.call_usage_problem`) is not recorded: the
+call's reservation is, marked estimated, with a warning in the run's events and result.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from agentls.core.budget import DEFAULT_MIN_OUTPUT_TOKENS, TokenBudgeter
+from agentls.core.bounds import call_usage_problem
+from agentls.core.budget import DEFAULT_MIN_OUTPUT_TOKENS, Reservation, TokenBudgeter
 from agentls.core.events import EventKind, Usage
 from agentls.core.llm import ChatModel, ChatRequest, ChatResponse, ModelError
 from agentls.core.run_state import EventListener, RunState
@@ -54,8 +57,11 @@ async def metered_call(
         # lost from the ledger.
         spent = sum(len(s.encode()) for s in run.streamed[streamed_before:])
         if isinstance(exc, ModelError) and exc.usage is not None:
-            run.usage = run.usage + exc.usage
-            await budgeter.acommit(reservation, exc.usage)
+            used, warning = recordable(exc.usage, None, reservation)
+            if warning is not None:
+                run.warnings.append(warning)
+            run.usage = run.usage + used
+            await budgeter.acommit(reservation, used)
         elif spent:
             used = Usage(input_tokens=prompt_bound, output_tokens=spent, estimated=True)
             used = clamped(used, reservation.tokens)
@@ -64,9 +70,11 @@ async def metered_call(
         else:
             await budgeter.arelease(reservation)
         raise
+    response.usage, warning = recordable(response.usage, response.usage_problem, reservation)
     run.usage = run.usage + response.usage
     await budgeter.acommit(reservation, response.usage)
-    warning = overshoot(response.usage, request.max_tokens, reservation.tokens)
+    if warning is None:
+        warning = overshoot(response.usage, request.max_tokens, reservation.tokens)
     if warning is not None:
         run.warnings.append(warning)
     emit(
@@ -86,6 +94,29 @@ async def metered_call(
         )
     )
     return response
+
+
+def recordable(
+    usage: Usage, problem: str | None, reservation: Reservation
+) -> tuple[Usage, str | None]:
+    """What the ledger records for a call the provider reported `usage` for, and why it differs.
+
+    A report that cannot be true is replaced by the call's reservation (its prompt bound and
+    max_tokens): agentls' own bound of what the call could use, never 0 and never a number that
+    would overflow the ledger.
+    """
+    problem = problem or call_usage_problem(usage)
+    if problem is None:
+        return usage, None
+    held = Usage(
+        input_tokens=reservation.prompt_tokens,
+        output_tokens=reservation.tokens - reservation.prompt_tokens,
+        estimated=True,
+    )
+    return held, (
+        f"{problem}; the ledger recorded the call's reservation, {reservation.tokens:,} tokens, "
+        "instead"
+    )
 
 
 def overshoot(usage: Usage, max_tokens: int, reserved: int) -> str | None:

@@ -32,8 +32,9 @@ def first_messages(run: RunState, where: str) -> list[dict[str, Any]]:
     if run.target is not None:
         code = run.target.selected()
         if len(code) > MAX_TARGET_CHARS:
+            what = "the selection" if run.target.range is not None else f"the file {where}"
             raise RunFailed(
-                f"the target is {len(code)} characters, more than the {MAX_TARGET_CHARS} an agent "
+                f"{what} is {len(code):,} characters, more than the {MAX_TARGET_CHARS:,} an agent "
                 "takes at once; select a smaller range"
             )
         if run.target.range is not None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from agentls.core.answers import edit_from_answer, summary
 from agentls.core.audit import AuditStore
+from agentls.core.bounds import goal_problem
 from agentls.core.budget import (
     DEFAULT_MIN_OUTPUT_TOKENS,
     DEFAULT_WAIT_SECONDS,
@@ -217,6 +218,17 @@ class AgentRuntime:
         definition = self.resolve_agent(agent)
         if target is not None and not self.sandbox.contains(target.path):
             raise SandboxError(f"{target.path} is outside the workspace {self.workspace}")
+        if (too_long := goal_problem(goal)) is not None:  # before it is tokenized, stored or sent
+            return self.not_started(
+                run_id or new_id(),
+                definition.name,
+                goal[:200] + "…",
+                RunStatus.FAILED,
+                too_long,
+                parent_run_id=parent_run_id,
+                depth=depth,
+                listener=listener,
+            )
         run = RunState(
             run_id=run_id or new_id(),
             definition=definition,

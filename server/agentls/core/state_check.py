@@ -12,6 +12,10 @@ written (core/sqlite.py), so a zero-length database file is never one of ours: i
 was lost (a truncation), and it is reported instead of silently starting over. A process killed
 while creating one leaves that temporary file behind (with SQLite's -wal/-shm files next to it):
 `doctor` reports the ones whose process is gone and `--repair` removes them, and nothing else.
+
+A sound ledger can still hold numbers the budget cannot use (a float, text, a count out of range):
+`doctor` names them by table and column, and `--repair` keeps a copy of the file and makes them
+safe in place (core/ledger_values.py says how).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STATE_DIR = ".agentls"
-DATABASES = ("ledger.db", "audit.db")
+LEDGER = "ledger.db"
+DATABASES = (LEDGER, "audit.db")
 _HEADER = b"SQLite format 3\x00"
 # The name core/sqlite.py `_create_whole` gives a database it is creating, `.<name>.new-<pid>-<8
 # hex>`, and the files SQLite keeps next to it. Only these are ever removed.
@@ -190,11 +195,53 @@ def diagnose(root: Path) -> list[Finding]:
         problem = integrity(path)
         if problem is not None:
             findings.append(Finding(path, False, f"{problem}; {_REPAIR_HINT}"))
+        elif path.exists() and name == LEDGER and (values := _ledger_values(path)) is not None:
+            findings.append(Finding(path, False, values))
         elif path.exists():
             findings.append(Finding(path, True, "ok"))
         else:
             findings.append(Finding(path, True, "not created yet"))
     return findings + _temp_findings(root)
+
+
+def _ledger_values(path: Path) -> str | None:
+    """What is wrong with the numbers a sound ledger holds, and what to do; None when nothing."""
+    from agentls.core.ledger_values import REPAIR_HINT, bad_values, summary
+
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+        try:
+            bad = bad_values(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return f"{error_from_sqlite(path, exc).problem}; {_REPAIR_HINT}"
+    return f"{summary(bad)}; {REPAIR_HINT}" if bad else None
+
+
+def repair_ledger_values(path: Path) -> Repair | None:
+    """Keep a copy of a sound ledger that holds bad numbers, then make them safe in place."""
+    from agentls.core.ledger_values import bad_values, repair_values, summary
+
+    try:
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        try:
+            if not bad_values(conn):
+                return None
+            kept = aside_name(path)
+            copy = sqlite3.connect(kept)
+            try:
+                conn.backup(copy)
+            finally:
+                copy.close()
+            conn.execute("BEGIN IMMEDIATE")
+            bad = repair_values(conn)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise error_from_sqlite(path, exc) from exc
+    return Repair(path, kept, summary(bad))
 
 
 @dataclass(frozen=True)
@@ -294,9 +341,10 @@ def repair(root: Path) -> list[Repair]:
     for name in DATABASES:
         path = state / name
         problem = integrity(path)
-        if problem is None:
-            continue
-        repairs.append(Repair(path, move_aside(path), problem))
+        if problem is not None:
+            repairs.append(Repair(path, move_aside(path), problem))
+        elif name == LEDGER and path.exists() and (fixed := repair_ledger_values(path)):
+            repairs.append(fixed)
     for temp in temp_databases(root):
         if temp.abandoned:
             temp.path.unlink(missing_ok=True)

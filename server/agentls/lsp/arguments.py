@@ -10,6 +10,8 @@ from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic.alias_generators import to_camel
 from pygls.exceptions import JsonRpcInvalidParams
 
+from agentls.core.bounds import MAX_GOAL_CHARS, MAX_TOKENS
+
 _ARGS = ConfigDict(
     alias_generator=AliasGenerator(validation_alias=to_camel),
     populate_by_name=True,
@@ -17,9 +19,8 @@ _ARGS = ConfigDict(
 )
 
 
-# LSP positions are uintegers (at most 2^31 - 1); token counts fit SQLite's 64-bit integers.
+# LSP positions are uintegers (at most 2^31 - 1); token counts and goals have agentls' own bounds.
 MAX_POSITION = 2**31 - 1
-MAX_TOKENS = 10**15
 
 
 class WirePosition(BaseModel):
@@ -37,7 +38,7 @@ class WireRange(BaseModel):
 class DelegateArgs(BaseModel):
     model_config = _ARGS
     agent: str = Field(min_length=1)
-    goal: str | None = None
+    goal: str | None = Field(default=None, max_length=MAX_GOAL_CHARS)
     uri: str = Field(min_length=1)
     range: WireRange | None = None
     budget: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
@@ -46,7 +47,7 @@ class DelegateArgs(BaseModel):
 class TaskArgs(BaseModel):
     model_config = _ARGS
     agent: str = Field(min_length=1)
-    goal: str | None = None
+    goal: str | None = Field(default=None, max_length=MAX_GOAL_CHARS)
     uri: str | None = None
     range: WireRange | None = None
     budget: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
@@ -60,8 +61,8 @@ class DelegateParallelArgs(BaseModel):
 
 class CreateAgentArgs(BaseModel):
     model_config = _ARGS
-    prompt: str = Field(min_length=1)
-    goal: str | None = None
+    prompt: str = Field(min_length=1, max_length=MAX_GOAL_CHARS)
+    goal: str | None = Field(default=None, max_length=MAX_GOAL_CHARS)
     uri: str | None = None
     range: WireRange | None = None
     budget: int | None = Field(default=None, gt=0, le=MAX_TOKENS)

@@ -21,7 +21,10 @@ from concurrent.futures import Future as ThreadFuture
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidRequest
+from pygls.exceptions import JsonRpcInvalidRequest
+
+from agentls.lsp.protocol import AgentProtocol
+from agentls.lsp.pygls_compat import request_futures, send_error
 
 if TYPE_CHECKING:
     from agentls.lsp.server import AgentLanguageServer
@@ -77,14 +80,15 @@ class Lifecycle:
         protocol = self.server.protocol
         current = protocol.msg_id
         this_handler = asyncio.current_task()  # pygls files it there too, under a made-up id
-        for msg_id, future in list(protocol._request_futures.items()):
+        futures = request_futures(protocol)
+        for msg_id, future in list(futures.items()):
             if msg_id != current and future is not this_handler and not future.done():
                 future.cancel()
         # Thread futures run their callbacks (which pop the table) inside cancel(); asyncio ones
         # later. Either way, what remains for pygls' own loop is already done.
-        for msg_id, future in list(protocol._request_futures.items()):
+        for msg_id, future in list(futures.items()):
             if msg_id != current and isinstance(future, ThreadFuture) and future.done():
-                protocol._request_futures.pop(msg_id, None)
+                futures.pop(msg_id, None)
 
     def refuse_after_shutdown(self, message: Any) -> bool:
         """Answer a request that arrives after `shutdown` with InvalidRequest; True if handled."""
@@ -96,7 +100,7 @@ class Lifecycle:
             return False  # responses to our requests and `exit` go through
         if msg_id is not None:
             error = JsonRpcInvalidRequest(f"{SHUT_DOWN_MESSAGE}; {method} was not run")
-            self.server.protocol._send_response(msg_id, None, error.to_response_error())
+            send_error(self.server.protocol, msg_id, error.to_response_error())
         return True
 
 
@@ -120,26 +124,8 @@ class _ClosingWriter:
 def register(server: AgentLanguageServer) -> Lifecycle:
     lifecycle = Lifecycle(server)
     protocol = server.protocol
-    handle_message = protocol.handle_message
-
-    def guarded(message: Any) -> None:
-        if not lifecycle.refuse_after_shutdown(message):
-            handle_message(message)
-
-    # Wrapped on the instance, so it composes with any protocol class the server uses.
-    setattr(protocol, "handle_message", guarded)  # noqa: B010
-
-    report_server_error = server.report_server_error
-
-    def report(error: Exception, source: Any) -> None:
-        # pygls reports a failed send by sending a message, which fails the same way, and so on
-        # until the stack runs out (minutes of tracebacks when the editor has gone).
-        if source is JsonRpcInternalError:
-            log.debug("could not send to the editor: %s", error)
-            return
-        report_server_error(error, source)
-
-    setattr(server, "report_server_error", report)  # noqa: B010
+    if isinstance(protocol, AgentProtocol):
+        protocol.refuse = lifecycle.refuse_after_shutdown
 
     @server.feature(types.SHUTDOWN)
     async def on_shutdown(ls: AgentLanguageServer, *args: Any) -> None:

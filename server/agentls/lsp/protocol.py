@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.protocol import LanguageServerProtocol
+
+from agentls.lsp.pygls_compat import request_futures, send_object
 
 log = logging.getLogger("agentls.lsp")
 
@@ -42,6 +45,10 @@ def _usable_id(data: dict[str, Any]) -> int | str | None:
 
 class AgentProtocol(LanguageServerProtocol):
     """pygls's LSP protocol, answering invalid requests instead of dropping them."""
+
+    # Answers a message itself instead of handling it (after `shutdown`: lifecycle.py); True
+    # when it did.
+    refuse: Callable[[Any], bool] | None = None
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         # Called for every JSON object in a message, innermost first; only a message has "jsonrpc".
@@ -90,6 +97,8 @@ class AgentProtocol(LanguageServerProtocol):
         return None
 
     def handle_message(self, message: Any) -> None:
+        if self.refuse is not None and self.refuse(message):
+            return
         if isinstance(message, _Rejected):
             self._reject(message)
         elif isinstance(message, dict):  # a top-level object without "jsonrpc"
@@ -115,7 +124,7 @@ class AgentProtocol(LanguageServerProtocol):
         if not future.cancelled() and future.exception() is None:
             pending = future.result()
             if isinstance(pending, asyncio.Future):
-                self._request_futures[msg_id] = pending  # type: ignore[assignment]  # as pygls does
+                request_futures(self)[msg_id] = pending  # as pygls does
                 pending.add_done_callback(partial(self._send_handler_result, msg_id=msg_id))
                 return
         super()._send_handler_result(future, msg_id=msg_id)
@@ -138,12 +147,13 @@ class AgentProtocol(LanguageServerProtocol):
             return  # an invalid notification has nobody waiting for an answer
         # Written as a plain object: pygls's serializer leaves out a null id, and JSON-RPC 2.0
         # requires the member (`"id": null` when the request's id could not be read).
-        self._send_data(
+        send_object(
+            self,
             {
                 "jsonrpc": VERSION,
                 "id": rejected.id,
                 "error": {"code": rejected.code, "message": rejected.message},
-            }
+            },
         )
 
 

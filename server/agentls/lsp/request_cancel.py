@@ -1,14 +1,16 @@
-"""`$/cancelRequest` for the command being handled: the one place that reaches into pygls.
+"""`$/cancelRequest` for the command being handled.
 
 pygls cancels only the request's outer future for executeCommand, not the handler's task, and
-exposes that future only in the protocol's private `_request_futures`; `on_request_cancelled`
-wraps the access, and tests/lsp/test_request_cancel.py pins the behaviour it relies on.
+exposes that future only in the protocol's private table (reached through pygls_compat);
+`on_request_cancelled` wraps the access, and tests/lsp/test_request_cancel.py pins the behaviour.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from agentls.lsp.pygls_compat import request_futures
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -19,8 +21,7 @@ def current_request_future(ls: LanguageServer) -> Any | None:
     msg_id = ls.protocol.msg_id
     if msg_id is None:
         return None
-    futures = getattr(ls.protocol, "_request_futures", None)
-    return futures.get(msg_id) if isinstance(futures, dict) else None
+    return request_futures(ls.protocol).get(msg_id)
 
 
 def on_request_cancelled(ls: LanguageServer, callback: Callable[[], object]) -> bool:

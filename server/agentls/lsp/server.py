@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInternalError
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
@@ -136,6 +137,11 @@ class AgentLanguageServer(LanguageServer):
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """pygls's handler for errors outside a request; a body that is not JSON is answered."""
+        if source is JsonRpcInternalError:
+            # pygls reports a failed send by sending a message, which fails the same way, and so
+            # on until the stack runs out (minutes of tracebacks when the editor has gone).
+            log.debug("could not send to the editor: %s", error)
+            return
         protocol = self.protocol
         if isinstance(protocol, AgentProtocol) and protocol.answer_parse_error(error):
             return

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from pygls.io_ import run_async
 
 from agentls.core.streams import is_pipe_like
+from agentls.lsp.pygls_compat import stop_event
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -107,10 +108,9 @@ async def _serve(server: LanguageServer, stdin: BinaryIO, stdout: BinaryIO) -> N
     transport, _ = await loop.connect_write_pipe(_WriteProtocol, stdout)
     writer = _Writer(transport)
     server.protocol.set_writer(writer)
-    assert server._stop_event is not None
     try:
         await run_async(
-            stop_event=server._stop_event,
+            stop_event=stop_event(server),
             reader=_Reader(stream),
             protocol=server.protocol,
             logger=_reader_log,
@@ -128,9 +128,7 @@ def start_io(server: LanguageServer) -> None:
     if not (is_pipe_like(stdin) and is_pipe_like(stdout)):
         server.start_io(stdin, stdout)  # pygls's threaded reader handles regular files
         return
-    import threading
-
-    server._stop_event = threading.Event()
+    stop_event(server)
     try:
         asyncio.run(_serve(server, stdin, stdout))
     except BrokenPipeError:

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Annotated
 
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
 
+from agentls.core.bounds import MAX_TOKENS
 from agentls.core.definitions import AgentDefinition, AgentRegistry, UnknownAgentError
 from agentls.core.target import Target, TextRange
+
+# A budget is checked when the call's arguments are (the SDK names `budget` and the bound): the
+# schema a client lists says the range too, and nothing past it reaches the ledger.
+BudgetArg = Annotated[
+    int | None,
+    Field(gt=0, le=MAX_TOKENS, description="token budget for the run (default: the agent's own)"),
+]
 
 # A target larger than this is refused before it is read whole (the runtime takes 60k characters).
 MAX_TARGET_BYTES = 4_000_000

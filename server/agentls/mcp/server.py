@@ -33,7 +33,7 @@ from agentls.core.parallel import ParallelTask
 from agentls.core.parallel import delegate_parallel as run_parallel
 from agentls.core.runtime import AgentRuntime, RunResult
 from agentls.mcp import quiet_errors
-from agentls.mcp.arguments import ArgumentError, agent_of, target_of
+from agentls.mcp.arguments import ArgumentError, BudgetArg, agent_of, target_of
 from agentls.mcp.progress import progress_reporter
 from agentls.mcp.results import (
     DelegateOutcome,
@@ -53,10 +53,6 @@ GoalArg = Annotated[str, Field(description="what the agent should do")]
 FileArg = Annotated[str, Field(description="the file to work on, relative to the workspace root")]
 LinesArg = Annotated[
     str | None, Field(description="line range A-B of the file (1-based, inclusive); default: all")
-]
-BudgetArg = Annotated[
-    int | None,
-    Field(gt=0, description="token budget for the run (default: the agent's own)"),
 ]
 
 

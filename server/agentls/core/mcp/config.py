@@ -5,6 +5,9 @@ the user's `~/.config/agentls/mcp.json`, the project's `.mcp.json` (the file Cla
 others write), the workspace's `.agentls/mcp.json`, then the editor setting `agentls.mcpServers`.
 The two workspace files are read only in a trusted workspace. A file that cannot be read or a
 server entry that is invalid becomes an error naming the file and field; the rest still loads.
+
+`${workspaceFolder}` in any source means the workspace's absolute path: the user's servers run
+outside the workspace (core/mcp/pool.py), so they are given it by name, never as `.`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +23,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+# The reserved server name: in a definition's `mcp:` it is the child agentls each orchestrating run
+# starts itself (core/tools/delegation.py), never a configured server.
+CHILD_SERVER = "agentls"
+# What a child agentls needs to reach the model the parent uses: an MCP stdio server gets only
+# HOME, PATH and the like from the environment, so these are passed to agentls children by name.
+MODEL_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL", "PYTHONPATH")
 USER_SOURCE = "user"
 PROJECT_SOURCE = "project"
 WORKSPACE_SOURCE = "workspace"
 EDITOR_SOURCE = "editor setting"
 MAX_CONFIG_BYTES = 1_000_000
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# VS Code's name, which its client substitutes in the editor setting too.
+WORKSPACE_VARIABLE = "workspaceFolder"
 
 
 class McpServerSettings(BaseModel):
@@ -56,6 +68,24 @@ class McpServerSettings(BaseModel):
             raise ValueError(f'"type": "{self.type}" needs a "url"')
         return self
 
+    @property
+    def is_agentls(self) -> bool:
+        """Whether this server is agentls itself (`agentls mcp-server`, `python -m agentls ...`)."""
+        if self.command is None:
+            return False
+        program = Path(self.command).name
+        if program == "agentls":
+            return True
+        args = [a for a in self.args if a not in ("-P", "-I", "-u", "-B", "-E", "-s")]
+        return program.startswith("python") and args[:2] == ["-m", "agentls"]
+
+    def child_env(self) -> dict[str, str]:
+        """The environment to start it with: its own `env`, and for an agentls server the model
+        connection of this process too (its `env` wins), as a delegation child gets it."""
+        if not self.is_agentls:
+            return dict(self.env)
+        return {k: os.environ[k] for k in MODEL_ENV if k in os.environ} | dict(self.env)
+
     def describe(self) -> str:
         """How the server is reached, for messages: the command line or the URL."""
         if self.url is not None:
@@ -74,6 +104,11 @@ class ConfiguredServer:
     def origin(self) -> str:
         return f"{self.source} ({self.path})" if self.path is not None else self.source
 
+    @property
+    def from_workspace(self) -> bool:
+        """Declared by the workspace's own files, which are read only when it is trusted."""
+        return self.source in (PROJECT_SOURCE, WORKSPACE_SOURCE)
+
 
 @dataclass
 class McpConfig:
@@ -81,6 +116,14 @@ class McpConfig:
     errors: list[str] = field(default_factory=list)
     # Servers of the workspace files left out because the workspace is not trusted.
     untrusted: list[str] = field(default_factory=list)
+    # name -> where the servers of that name that a later source replaced came from.
+    replaced: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, server: ConfiguredServer) -> None:
+        """`server` in force under its name; one of that name from an earlier source is noted."""
+        if (earlier := self.servers.get(server.name)) is not None:
+            self.replaced.setdefault(server.name, []).append(earlier.origin)
+        self.servers[server.name] = server
 
 
 def user_config_file() -> Path:
@@ -109,20 +152,28 @@ def load_mcp_config(
         files.append((WORKSPACE_SOURCE, workspace_config_file(workspace)))
     untrusted: set[str] = set()
     for source, path in files:
-        servers, errors = read_config_file(path, source)
+        servers, errors = read_config_file(path, source, workspace)
         if source != USER_SOURCE and not trusted:
             untrusted.update(servers)  # named in errors later, never started
             continue
         config.errors.extend(errors)
-        config.servers.update(servers)
+        for server in servers.values():
+            config.add(server)
     for name, settings in (editor_servers or {}).items():
-        config.servers[name] = ConfiguredServer(name, settings, EDITOR_SOURCE)
+        if workspace is not None:
+            settings = with_workspace_folder(settings, workspace)
+        config.add(ConfiguredServer(name, settings, EDITOR_SOURCE))
     config.untrusted = sorted(untrusted - set(config.servers))
     return config
 
 
-def read_config_file(path: Path, source: str) -> tuple[dict[str, ConfiguredServer], list[str]]:
+def read_config_file(
+    path: Path, source: str, workspace: Path | None = None
+) -> tuple[dict[str, ConfiguredServer], list[str]]:
     """The servers of one `{"mcpServers": {...}}` file and one error per problem in it."""
+    variables: Mapping[str, str] = os.environ
+    if workspace is not None:
+        variables = ChainMap({WORKSPACE_VARIABLE: str(workspace.absolute())}, os.environ)
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
             return {}, [f"{path}: larger than {MAX_CONFIG_BYTES} bytes; not read"]
@@ -144,17 +195,21 @@ def read_config_file(path: Path, source: str) -> tuple[dict[str, ConfiguredServe
     errors: list[str] = []
     for name, entry in entries.items():
         try:
-            settings = McpServerSettings.model_validate(expand_variables(entry))
+            settings = McpServerSettings.model_validate(expand_variables(entry, variables))
         except ValidationError as exc:
             errors.extend(
                 f"{path}: {msg}" for msg in validation_messages(f"mcpServers.{name}", exc)
             )
             continue
         except KeyError as exc:
-            errors.append(
-                f"{path}: mcpServers.{name}: environment variable {exc.args[0]} is not set "
-                "(write ${NAME:-default} to give a default)"
-            )
+            if exc.args[0] == WORKSPACE_VARIABLE:
+                why = "${workspaceFolder} needs a workspace, and this command has none"
+            else:
+                why = (
+                    f"environment variable {exc.args[0]} is not set "
+                    "(write ${NAME:-default} to give a default)"
+                )
+            errors.append(f"{path}: mcpServers.{name}: {why}")
             continue
         servers[name] = ConfiguredServer(name, settings, source, path)
     return servers, errors
@@ -191,6 +246,23 @@ def expand_variables(value: Any, environ: Mapping[str, str] | None = None) -> An
     if isinstance(value, list):
         return [expand_variables(v, env) for v in value]
     return value
+
+
+def with_workspace_folder(settings: McpServerSettings, workspace: Path) -> McpServerSettings:
+    """`${workspaceFolder}` replaced by the workspace's absolute path (the editor setting's
+    values; the files' go through `expand_variables`)."""
+    token, folder = "${" + WORKSPACE_VARIABLE + "}", str(workspace.absolute())
+
+    def sub(text: str) -> str:
+        return text.replace(token, folder)
+
+    return settings.model_copy(
+        update={
+            "command": sub(settings.command) if settings.command is not None else None,
+            "args": [sub(a) for a in settings.args],
+            "env": {k: sub(v) for k, v in settings.env.items()},
+        }
+    )
 
 
 def write_server(path: Path, name: str, settings: McpServerSettings) -> bool:

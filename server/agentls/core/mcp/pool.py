@@ -4,6 +4,8 @@ A server starts on first use; its tool list is read once per session. A call is 
 per-call timeout (the SDK then cancels the server's tool). A stdio server's stderr is read into a
 small ring buffer: it is the tail shown when the server fails, and its end tells that the process
 exited, so the next call starts a fresh one. The only root ever offered is the workspace.
+The user's servers start outside the workspace (core/child_workdir.py); those of a trusted
+workspace's own files start in it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentls import __version__
+from agentls.core.child_workdir import outside_workspace
 from agentls.core.mcp.config import ConfiguredServer, McpConfig
 from agentls.core.mcp.tools import render_result
 from agentls.core.runtime import RunFailed
@@ -84,6 +87,7 @@ class _Session:
         self.roots_requested = asyncio.Event()
         self.broken = False
         self.fault: str | None = None  # why agentls itself ended the connection
+        self.noise_lines = 0  # lines of stdout that were not JSON-RPC
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stderr_pipe: asyncio.ReadTransport | None = None
@@ -178,15 +182,40 @@ class _Session:
         params = StdioServerParameters(
             command=settings.command,
             args=settings.args,
-            env=settings.env or None,
-            cwd=self.workspace,
+            env=settings.child_env() or None,
+            cwd=await self._working_directory(),
         )
         return _ClosingParentEnd(
             bounded_stdio_client(
-                params, errlog, max_line_chars=MAX_MESSAGE_CHARS, on_oversize=self._oversize
+                params,
+                errlog,
+                max_line_chars=MAX_MESSAGE_CHARS,
+                on_oversize=self._oversize,
+                on_noise=self._noise,
             ),
             errlog,
         )
+
+    async def _working_directory(self) -> Path:
+        """The workspace for the servers its own files declare (trusted, or not loaded at all);
+        outside it for the user's servers, which a repository must not be able to replace by
+        shipping what they look for in their working directory (`node_modules` for npx, a
+        module for `python -m`)."""
+        if self.server.from_workspace:
+            return self.workspace
+        return await asyncio.to_thread(outside_workspace, self.workspace)
+
+    def _noise(self, line: str) -> None:
+        """A line on stdout that is not JSON-RPC: ignored, said once per connection."""
+        if self.noise_lines == 0:
+            shown = line if len(line) <= 200 else line[:199] + "…"
+            log.warning(
+                "MCP server %r printed a line that is not JSON-RPC on its stdout (ignored; a "
+                "server must write only protocol messages there, logs go to stderr): %r",
+                self.server.name,
+                shown,
+            )
+        self.noise_lines += 1
 
     def _oversize(self, size: int) -> None:
         self.fault = (

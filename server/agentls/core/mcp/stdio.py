@@ -1,9 +1,12 @@
-"""The SDK's stdio transport with one change: a message from the server has a size limit.
+"""The SDK's stdio transport with two changes: a message from the server has a size limit, and
+a line that is not JSON-RPC is left out in one sentence.
 
 `mcp.client.stdio.stdio_client` buffers a line of the server's stdout until its newline, without
 bound, so one hostile or broken server could exhaust memory. Here a line over `max_line_chars`
 ends the connection instead (pending calls fail, the pool restarts the server on its next use) and
-`on_oversize` says why. Process start and shutdown are the SDK's own (its helpers, same version).
+`on_oversize` says why. A usage line or an empty line on stdout got a pydantic traceback from the
+SDK; here `on_noise` hears of it. Process start and shutdown are the SDK's own (its helpers, same
+version).
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from mcp.client.stdio import (
     _create_platform_compatible_process,
     _drain_stdout,
     _get_executable_command,
-    _parse_line,
     _stop_server_process,
     get_default_environment,
 )
 from mcp.shared.message import SessionMessage
+from mcp_types import jsonrpc_message_adapter
+from pydantic import ValidationError
 
 DEFAULT_MAX_LINE_CHARS = 16 * 1024 * 1024
 
@@ -39,6 +43,7 @@ async def bounded_stdio_client(
     *,
     max_line_chars: int = DEFAULT_MAX_LINE_CHARS,
     on_oversize: Callable[[int], None] = lambda size: None,
+    on_noise: Callable[[str], None] = lambda line: None,
 ) -> AsyncGenerator[TransportStreams, None]:
     command = await _get_executable_command(server.command)
     process = await _create_platform_compatible_process(
@@ -74,8 +79,11 @@ async def bounded_stdio_client(
                             await read_stream_writer.aclose()
                             return
                         for line in lines:
+                            message = _message_of(line, on_noise)
+                            if message is None:
+                                continue
                             try:
-                                await read_stream_writer.send(_parse_line(line))
+                                await read_stream_writer.send(message)
                             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                                 return
                 finally:
@@ -121,3 +129,16 @@ async def bounded_stdio_client(
                 await shutdown()
             tg.cancel_scope.cancel()
     await anyio.lowlevel.cancel_shielded_checkpoint()
+
+
+def _message_of(line: str, on_noise: Callable[[str], None]) -> SessionMessage | None:
+    """One JSON-RPC message of the server, or None for a line that is not one (a usage line, an
+    empty line), which is left out: the SDK would log a pydantic traceback for each and hand the
+    session an error; `on_noise` hears of it instead, in one line."""
+    if not line.strip():
+        return None
+    try:
+        return SessionMessage(jsonrpc_message_adapter.validate_json(line, by_name=False))
+    except ValidationError:
+        on_noise(line)
+        return None

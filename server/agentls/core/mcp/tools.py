@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from agentls.core.definitions import AgentDefinition
 from agentls.core.llm import ToolSpec
-from agentls.core.mcp.config import McpConfig, McpServerSettings, load_mcp_config
+from agentls.core.mcp.config import CHILD_SERVER, McpConfig, McpServerSettings, load_mcp_config
 from agentls.core.tools.base import MAX_RESULT_CHARS, ProgressReport, Tool, ToolResult, truncate
-from agentls.core.tools.delegation import CHILD_SERVER
 
 if TYPE_CHECKING:
     from agentls.core.mcp.pool import McpPool, ServerTool

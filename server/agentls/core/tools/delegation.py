@@ -6,7 +6,9 @@ gets its own child `agentls mcp-server` process on stdio, started when the run s
 place in the tree from `--lineage` (the run ids above it, root first): its runs are this run's
 children, one level deeper, charged to every ancestor's run budget in the shared ledger, and
 recorded in the shared audit trail with this run as their parent. The runtime offers these tools
-only below the maximum depth; the child refuses to start runs past it too.
+only below the maximum depth; the child refuses to start runs past it too. The child holds the
+user's key and settings, so it starts outside the workspace with `-P`: nothing a repository
+ships (an `agentls/` package, `sitecustomize.py`) can be imported in it.
 
 A call to the child is bounded in time (a read timeout: the child must report progress or answer
 at least every `mcpCallTimeout` seconds; DELEGATION_TIME_LIMIT in all) and in size (one message,
@@ -30,7 +32,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import ValidationError
 
+from agentls.core.child_workdir import SAFE_PATH_FLAG, outside_workspace
 from agentls.core.llm import ToolSpec
+from agentls.core.mcp.config import CHILD_SERVER, MODEL_ENV
 from agentls.core.runtime import RunFailed, RunScope
 from agentls.core.target import ProposedEdit
 from agentls.core.tools.base import ProgressReport, Tool, ToolResult, truncate
@@ -40,12 +44,9 @@ if TYPE_CHECKING:
     from mcp_types import CallToolResult
     from mcp_types import Tool as McpTool
 
-CHILD_SERVER = "agentls"
 TOOL_PREFIX = f"mcp__{CHILD_SERVER}__"
 # What a delegating parent hands its child: settings as JSON (see cli/mcp_server.py reads it).
 SETTINGS_ENV = "AGENTLS_SETTINGS"
-# The model connection may come from the environment; a stdio child gets only a few variables.
-PASSED_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL", "PYTHONPATH")
 # One message of the child, as for every stdio MCP server (core/mcp/stdio.py).
 MAX_MESSAGE_CHARS = 16 * 1024 * 1024
 # A call to the child fails when the child sends nothing (no progress, no result) for this long;
@@ -191,15 +192,19 @@ class ChildAgentls:
     def __call__(self, scope: RunScope) -> contextlib.AbstractAsyncContextManager[dict[str, Tool]]:
         return self._session(scope)
 
-    def parameters(self, scope: RunScope) -> StdioServerParameters:
+    def parameters(self, scope: RunScope, cwd: Path | None = None) -> StdioServerParameters:
+        """How the child starts. It holds the user's key and settings, so nothing of the
+        workspace may be importable in it: `-P` and a working directory outside the workspace
+        (core/child_workdir.py); the workspace is named by `--workspace`."""
         from mcp import StdioServerParameters
 
         lineage = ",".join((*scope.ancestor_run_ids, scope.run_id))
-        env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+        env = {k: os.environ[k] for k in MODEL_ENV if k in os.environ}
         env[SETTINGS_ENV] = self.settings_json
         return StdioServerParameters(
             command=sys.executable,
             args=[
+                SAFE_PATH_FLAG,
                 "-m",
                 "agentls",
                 "--workspace",
@@ -209,7 +214,7 @@ class ChildAgentls:
                 lineage,
             ],
             env=env,
-            cwd=str(self.workspace),
+            cwd=str(cwd if cwd is not None else outside_workspace(self.workspace)),
         )
 
     @contextlib.asynccontextmanager
@@ -220,6 +225,7 @@ class ChildAgentls:
             return
         # The SDK takes a second to import on a busy machine: not on the event loop.
         await asyncio.to_thread(importlib.import_module, "agentls.core.mcp.stdio")
+        cwd = await asyncio.to_thread(outside_workspace, self.workspace)
         from mcp import Client
         from mcp.shared.exceptions import MCPError
 
@@ -228,6 +234,7 @@ class ChildAgentls:
         # The run's own end (an answer, a budget stop, a cancel) is kept out of the client's task
         # group, which would wrap it in an ExceptionGroup; it is raised again once the child is closed.
         ended: BaseException | None = None
+        started = False
         fault = ChildFault(self.max_message_chars)
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -235,13 +242,14 @@ class ChildAgentls:
                     # On exit the SDK closes stdin, waits 2 s, then kills the child's process group.
                     # One message over the size bound ends the connection, as for any MCP server.
                     transport = bounded_stdio_client(
-                        self.parameters(scope),
+                        self.parameters(scope, cwd),
                         _stderr(),
                         max_line_chars=self.max_message_chars,
                         on_oversize=fault.oversize,
                     )
                     client = await stack.enter_async_context(Client(transport))
                     listed = await client.list_tools()
+                    started = True
                 except (OSError, MCPError) as exc:
                     raise RunFailed(
                         f"could not start the child agentls to delegate to: {fault.reason or exc}"
@@ -261,6 +269,11 @@ class ChildAgentls:
                 cause = _leaf(group)
                 if isinstance(cause, RunFailed):
                     raise cause from group
+                if not started:  # the SDK raises a child's exit during its start as a group
+                    raise RunFailed(
+                        f"could not start the child agentls to delegate to: {fault.reason or cause}"
+                        "; its own message, if it printed one, is in this process's stderr log"
+                    ) from group
                 raise RunFailed(
                     f"the child agentls to delegate to failed ({type(cause).__name__}: {cause}); "
                     "its own message, if it printed one, is in this process's stderr log"
