@@ -122,7 +122,9 @@ class PostgresCluster:
     def running(self) -> bool:
         return self._run("pg_ctl", "-D", str(self.data), "status", check=False).returncode == 0
 
-    def url(self, database: str = "postgres", user: str = "postgres", password: str | None = None) -> str:
+    def url(
+        self, database: str = "postgres", user: str = "postgres", password: str | None = None
+    ) -> str:
         secret = SUPERUSER_PASSWORD if password is None and user == "postgres" else password
         auth = user if secret is None else f"{user}:{secret}"
         return f"postgresql://{auth}@127.0.0.1:{self.port}/{database}"

@@ -67,9 +67,8 @@ def reserve_in(
         tx.join_queue(waiter_id, request.scopes)
     return outcome
 
-def _decide(
-    tx: LedgerTx, request: GrantRequest, waiter_id: str | None
-) -> int | BudgetExceeded:
+
+def _decide(tx: LedgerTx, request: GrantRequest, waiter_id: str | None) -> int | BudgetExceeded:
     """The max_tokens the scopes allow now, or why not; holders that are gone are swept
     before a refusal."""
     states = _limited(tx, request, waiter_id)
@@ -78,6 +77,7 @@ def _decide(
         states = _limited(tx, request, waiter_id)
         outcome = grant(states, request.prompt_tokens, request.max_tokens, request.min_out)
     return outcome
+
 
 def _contended(tx: LedgerTx, request: GrantRequest) -> BudgetExceeded:
     states = _limited(tx, request, None)

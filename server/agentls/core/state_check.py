@@ -28,6 +28,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 STATE_DIR = ".agentls"
 LEDGER = "ledger.db"
@@ -51,7 +52,7 @@ class StateError(Exception):
         self.hint = hint
         super().__init__(f"{path}: {problem}; {hint}")
 
-    def __reduce__(self) -> tuple[type[StateError], tuple[Path, str, str]]:
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return (StateError, (self.path, self.problem, self.hint))
 
 
@@ -330,7 +331,8 @@ def repair(root: Path) -> list[Repair]:
     """Move every unusable state file aside (kept, never deleted) and recreate it empty; remove
     the temporary database files of processes that were killed while creating one."""
     from agentls.core.audit import AuditStore
-    from agentls.core.budget import TokenBudgeter
+    from agentls.core.sqlite import state_dir
+    from agentls.core.stores.sqlite_ledger import SqliteLedgerStore
 
     repairs: list[Repair] = []
     state = Path(root) / STATE_DIR
@@ -351,7 +353,8 @@ def repair(root: Path) -> list[Repair]:
             repairs.append(
                 Repair(temp.path, None, f"was left by process {temp.pid}, killed while creating it")
             )
-    # Recreate what was moved (and the folder), so the next command starts clean.
-    TokenBudgeter.for_workspace(root).close()
+    # Recreate what was moved (and the folder), so the next command starts clean: the local
+    # files, whatever team database the environment names.
+    SqliteLedgerStore(state_dir(root) / LEDGER).close()
     AuditStore.for_workspace(root).close()
     return repairs

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agentls.core.events import Usage
+from agentls.core.state_check import StateError
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,10 @@ class LedgerStore(Protocol):
     ) -> bool:
         """Keep a commit that cannot be written now (the database is away) for later; False when
         this store has no such place (then the error stands)."""
+        ...
+
+    def unusable(self) -> StateError:
+        """The error to raise when the ledger holds a number the budget cannot use."""
         ...
 
     def close(self) -> None: ...

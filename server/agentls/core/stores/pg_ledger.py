@@ -27,12 +27,19 @@ from typing import Any
 from agentls.core.budget_grants import TOTAL
 from agentls.core.events import Usage
 from agentls.core.sqlite import process_alive
+from agentls.core.state_check import StateError
 from agentls.core.stores.identity import Origin, origin
 from agentls.core.stores.journal import SUFFIX, Journal
 from agentls.core.stores.ledger import Hold, ScopeRow, ScopeTotals, WakeCallback
 from agentls.core.stores.pg_schema import check_version
 from agentls.core.stores.pg_threads import LeaseRenewer, Listener
-from agentls.core.stores.postgres import SCHEMA, DatabaseUnavailable, Session, database_error
+from agentls.core.stores.postgres import (
+    SCHEMA,
+    DatabaseRefused,
+    DatabaseUnavailable,
+    Session,
+    database_error,
+)
 from agentls.core.stores.sqlite_ledger import own_start
 
 log = logging.getLogger("agentls.core.budget")
@@ -119,7 +126,7 @@ class PgLedgerTx:
                 )
 
     def reset(self, agent: str | None) -> None:
-        where, params = f"scope = %s OR scope LIKE 'agent:%%'", (TOTAL,)
+        where, params = "scope = %s OR scope LIKE 'agent:%%'", (TOTAL,)
         if agent is not None:
             where, params = "scope = %s", (f"agent:{agent}",)
         with self._admin("reset usage"):
@@ -172,8 +179,7 @@ class PgLedgerTx:
 
     def scope_totals(self, scope: str) -> ScopeTotals:
         row = self.conn.execute(
-            f"SELECT scope, lim, {_USAGE_COLUMNS}, reserved FROM {SCHEMA}.scopes "
-            "WHERE scope = %s",
+            f"SELECT scope, lim, {_USAGE_COLUMNS}, reserved FROM {SCHEMA}.scopes WHERE scope = %s",
             (scope,),
         ).fetchone()
         return _totals(row) if row else ScopeTotals(scope, None, Usage(), 0)
@@ -220,7 +226,7 @@ def _totals(row: Sequence[Any]) -> ScopeTotals:
 class PgLedgerStore:
     """The team ledger: one session for transactions, leases and a listener in the background."""
 
-    path = None
+    path: Path | None = None
     shared = True
     poll_max_seconds = _POLL_MAX_S
 
@@ -267,7 +273,9 @@ class PgLedgerStore:
                     settle(conn, kept, e["id"], e["run_id"], e["agent"], e["scopes"], usage)
 
         if count := self.journal.replay(apply):
-            log.warning("committed the usage of %d call(s) kept while %s was away", count, self.where)
+            log.warning(
+                "committed the usage of %d call(s) kept while %s was away", count, self.where
+            )
 
     def watch(self, wake: WakeCallback) -> contextlib.AbstractContextManager[None]:
         return _watching(self.listener, wake)
@@ -297,6 +305,13 @@ class PgLedgerStore:
             self.journal.path,
         )
         return True
+
+    def unusable(self) -> StateError:
+        return DatabaseRefused(
+            self.where,
+            f"holds a number the budget cannot use in {SCHEMA}.scopes",
+            "an admin checks its limits and counts (whole numbers of tokens, cached <= input)",
+        )
 
     def close(self) -> None:
         self.leases.close()

@@ -279,7 +279,10 @@ _GRANTS = [
     f"GRANT SELECT ON ALL TABLES IN SCHEMA {SCHEMA} TO {MEMBER_ROLE}, {ADMIN_ROLE}",
     # Appending is all a member may do to the audit trail: no UPDATE, no DELETE.
     f"GRANT INSERT ON {SCHEMA}.events TO {MEMBER_ROLE}, {ADMIN_ROLE}",
-    *(f"GRANT EXECUTE ON FUNCTION {SCHEMA}.{f} TO {MEMBER_ROLE}, {ADMIN_ROLE}" for f in _MEMBER_FUNCTIONS),
+    *(
+        f"GRANT EXECUTE ON FUNCTION {SCHEMA}.{f} TO {MEMBER_ROLE}, {ADMIN_ROLE}"
+        for f in _MEMBER_FUNCTIONS
+    ),
     f"GRANT INSERT, UPDATE, DELETE ON {SCHEMA}.scopes TO {ADMIN_ROLE}",
     f"GRANT DELETE ON {SCHEMA}.events, {SCHEMA}.ledger_entries TO {ADMIN_ROLE}",
 ]

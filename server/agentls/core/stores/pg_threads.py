@@ -13,6 +13,7 @@ notification sent while the listener was disconnected is lost, so waiting calls 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -160,10 +161,9 @@ class Listener:
                 log.exception("waking a waiting call failed")
 
 
-def _closed(conn: Any) -> None:
+def _closed(conn: Any) -> Any:
+    """Close `conn` if open; None, for the caller to forget it."""
     if conn is not None:
-        try:
+        with contextlib.suppress(Exception):
             conn.close()
-        except Exception:
-            pass
     return None

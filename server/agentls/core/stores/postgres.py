@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,7 +76,7 @@ class DatabaseError(StateError):
         self.problem = problem
         self.hint = hint
 
-    def __reduce__(self) -> tuple[Any, tuple[str, str, str]]:
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return (type(self), (self.where, self.problem, self.hint))
 
 
@@ -177,9 +177,7 @@ def unreachable(exc: BaseException) -> bool:
     ):
         text = str(exc).lower()
         return any(marker in text for marker in _UNREACHABLE) or not text.strip()
-    if isinstance(exc, (psycopg.InterfaceError, OSError)):
-        return True
-    return False
+    return bool(isinstance(exc, (psycopg.InterfaceError, OSError)))
 
 
 def database_error(url: str, exc: BaseException, *, doing: str = "") -> DatabaseError:
@@ -297,10 +295,8 @@ class Session:
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with suppress(Exception):
                 conn.close()
-            except Exception:
-                pass
 
     def close(self) -> None:
         with self._lock:

@@ -22,6 +22,7 @@ from typing import Any
 from agentls.core.budget_grants import TOTAL
 from agentls.core.events import Usage
 from agentls.core.sqlite import SqliteFile, process_alive, process_start_ticks
+from agentls.core.state_check import StateError
 from agentls.core.stores.ledger import Hold, ScopeRow, ScopeTotals, WakeCallback
 
 log = logging.getLogger("agentls.core.budget")
@@ -185,9 +186,7 @@ class SqliteLedgerTx:
             ]
             self.conn.executemany("DELETE FROM reserved WHERE res_id = ?", [(i,) for i in ids])
             self.conn.executemany("DELETE FROM reservations WHERE id = ?", [(i,) for i in ids])
-            self.conn.execute(
-                "DELETE FROM waiters WHERE pid = ? AND pid_start IS ?", (pid, start)
-            )
+            self.conn.execute("DELETE FROM waiters WHERE pid = ? AND pid_start IS ?", (pid, start))
             dropped += len(ids)
             log.info("dropped %d reservation(s) of dead process %d", len(ids), pid)
         return dropped
@@ -258,6 +257,14 @@ class SqliteLedgerStore:
         self, hold_id: str, run_id: str, agent: str, scopes: Sequence[str], usage: Usage
     ) -> bool:
         return False  # a file is never away; its errors stand
+
+    def unusable(self) -> StateError:
+        from agentls.core.ledger_values import REPAIR_HINT, bad_values, summary
+
+        with self.transaction(write=False) as tx:
+            bad = bad_values(tx.conn)
+        problem = summary(bad) if bad else "holds a number the budget cannot use"
+        return StateError(self.path or Path("ledger.db"), problem, REPAIR_HINT)
 
     def close(self) -> None:
         self.db.close()
