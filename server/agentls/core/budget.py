@@ -387,19 +387,31 @@ class TokenBudgeter:
         """`set_limit` on the worker thread."""
         await self.aset_limits([(limit, agent)])
 
-    async def aset_limits(self, limits: Sequence[tuple[int | None, str | None]]) -> None:
-        """Several `set_limit`s (limit, agent) in one transaction on the worker thread.
+    def set_limits(
+        self,
+        limits: Sequence[tuple[int | None, str | None]],
+        lower: Sequence[tuple[int, str | None]] = (),
+    ) -> None:
+        """`aset_limits` from synchronous code, in one transaction."""
+        if not limits and not lower:
+            return
+        run = _limits_op(limits, lower)
+        with self._tx() as tx:
+            run(tx)
+        self._queue.wake()
+        self._notify()
+
+    async def aset_limits(
+        self,
+        limits: Sequence[tuple[int | None, str | None]],
+        lower: Sequence[tuple[int, str | None]] = (),
+    ) -> None:
+        """Several `set_limit`s (limit, agent) in one transaction on the worker thread, then the
+        `lower` ones, each written only where it is below the limit in force (never raising it).
 
         Calls queue in order, so of two changes made one after the other the later one wins.
         """
-        for limit, _ in limits:
-            check_limit(limit)
-
-        def run(tx: LedgerTx) -> None:
-            for limit, agent in limits:
-                tx.set_limit(_limit_scope(agent), limit)
-
-        await self._queue.submit(run, frees=True)
+        await self._queue.submit(_limits_op(limits, lower), frees=True)
 
     def set_run_limit(self, run_id: str, limit: int | None) -> None:
         """Set a run's limit ahead of its first call (e.g. a parent run that only delegates)."""
@@ -479,6 +491,21 @@ def _settle_in(tx: LedgerTx, reservation: Reservation, usage: Usage | None) -> N
 
 def _leave_queue(waiter_id: str, tx: LedgerTx) -> None:
     tx.leave_queue(waiter_id)
+
+
+def _limits_op(
+    limits: Sequence[tuple[int | None, str | None]], lower: Sequence[tuple[int, str | None]]
+) -> Callable[[LedgerTx], None]:
+    for limit, _ in [*limits, *lower]:
+        check_limit(limit)
+
+    def run(tx: LedgerTx) -> None:
+        for limit, agent in limits:
+            tx.set_limit(_limit_scope(agent), limit)
+        for cap, agent in lower:
+            tx.set_limit(_limit_scope(agent), cap, lower_only=True)
+
+    return run
 
 
 def _limit_scope(agent: str | None) -> str:

@@ -6,6 +6,7 @@ on where state lives and how settings apply.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +26,14 @@ from agentls.core.mcp.config import McpServerSettings
 from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT, McpPool
 from agentls.core.mcp.tools import McpToolProvider
 from agentls.core.runtime import AgentRuntime, RuntimeConfig
+from agentls.core.stores.select import database_url
 from agentls.core.tools.command import Approver, CommandPolicy, CommandSettings
 from agentls.core.tools.delegation import ChildAgentls
 from agentls.core.trust import inside
 
 __all__ = ["McpServerSettings"]  # re-exported: adapters build settings from here
+
+log = logging.getLogger(__name__)
 
 
 # The most `budget.minOutputTokens` may ask for.
@@ -79,6 +83,11 @@ class EngineSettings(BaseModel):
     workspace_trusted: bool = True
     # run_command: off by default; never offered in an untrusted workspace.
     run_command: CommandSettings = Field(default_factory=CommandSettings)
+    # The team's PostgreSQL database for the ledger and the audit trail (docs/team.md); None:
+    # the files in `.agentls/`. `AGENTLS_DATABASE_URL` wins over it. From a workspace's own
+    # settings it counts only once the workspace is trusted: libpq sends the password wherever
+    # it points.
+    database_url: str | None = Field(default=None, repr=False)
 
     def model_settings(self) -> ModelSettings:
         return ModelSettings(model=self.model, base_url=self.base_url, api_key=self.api_key)
@@ -126,12 +135,19 @@ def build_runtime(
     registry: AgentRegistry | None = None,
     approver: Approver | None = None,
 ) -> AgentRuntime:
-    """The runtime for a workspace with its persisted ledger and audit store."""
-    budgeter = TokenBudgeter.for_workspace(workspace)
-    apply_budget_settings(budgeter, settings.budget)
-    audit = AuditStore.for_workspace(workspace)
+    """The runtime for a workspace with its persisted ledger and audit store (the workspace's
+    files, or the team database that `AGENTLS_DATABASE_URL` or `settings.database_url` names)."""
+    url = database_url(settings.database_url)
+    budgeter = TokenBudgeter.for_workspace(workspace, database_url=url)
+    try:
+        apply_budget_settings(budgeter, settings.budget)
+        audit = AuditStore.for_workspace(workspace, database_url=url)
+    except BaseException:
+        budgeter.close()
+        raise
     audit.recover_interrupted()
-    if settings.audit.retention_days is not None:
+    if settings.audit.retention_days is not None and not audit.shared:
+        # A team's trail is pruned by its admins (`agentls audit prune`), not by each member.
         audit.prune(before=time.time() - settings.audit.retention_days * 86400)
     config = RuntimeConfig(
         max_output_tokens=settings.max_output_tokens,
@@ -158,8 +174,10 @@ def build_runtime(
         ),
     )
     # Orchestrating agents (`mcp: {agentls: [...]}`) delegate to a child agentls per run.
+    # The child uses the same database, wherever its URL came from.
+    child = settings.model_copy(update={"database_url": url})
     runtime.delegation_tools = ChildAgentls(
-        workspace.resolve(), settings.model_dump_json(), read_timeout=settings.mcp_call_timeout
+        workspace.resolve(), child.model_dump_json(), read_timeout=settings.mcp_call_timeout
     )
     return runtime
 
@@ -185,14 +203,29 @@ def budget_limits(budget: BudgetSettings) -> list[tuple[int | None, str | None]]
 
 
 def apply_budget_settings(budgeter: TokenBudgeter, budget: BudgetSettings) -> None:
-    """Limits from settings win over limits stored in the ledger; unset ones leave it alone."""
-    for limit, agent in budget_limits(budget):
-        budgeter.set_limit(limit, agent=agent)
+    """Limits from settings win over limits stored in the ledger; unset ones leave it alone.
+
+    A team database's limits are its admins' (`agentls budget set`): one member's settings do not
+    rewrite them, so there they are ignored, with a warning."""
+    if limits := budget_limits(budget):
+        if _team_ledger(budgeter):
+            return
+        for limit, agent in limits:
+            budgeter.set_limit(limit, agent=agent)
+
+
+def _team_ledger(budgeter: TokenBudgeter) -> bool:
+    if budgeter.shared:
+        log.warning(
+            "the budget limits in the settings (budget.total, budget.perAgent) are ignored: the "
+            "team database's limits are set by its admins with `agentls budget set`"
+        )
+    return budgeter.shared
 
 
 async def aapply_budget_settings(budgeter: TokenBudgeter, budget: BudgetSettings) -> None:
     """`apply_budget_settings` from async code: one transaction on the ledger's worker thread, so
     a ledger locked by another process never stalls the event loop. Changes apply in the order
     they were made."""
-    if limits := budget_limits(budget):
+    if (limits := budget_limits(budget)) and not _team_ledger(budgeter):
         await budgeter.aset_limits(limits)

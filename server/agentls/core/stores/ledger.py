@@ -79,8 +79,9 @@ class LedgerTx(Protocol):
         id already committed adds nothing (journals are replayed safely)."""
         ...
 
-    def set_limit(self, scope: str, limit: int | None) -> None:
-        """Set a total or agent limit; an agent scope left without limit or spend is dropped."""
+    def set_limit(self, scope: str, limit: int | None, *, lower_only: bool = False) -> None:
+        """Set a total or agent limit (with `lower_only`, only where it is below the limit in
+        force, in one statement); an agent scope left without limit or spend is dropped."""
         ...
 
     def reset(self, agent: str | None) -> None:

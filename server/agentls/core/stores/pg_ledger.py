@@ -110,12 +110,13 @@ class PgLedgerTx:
     ) -> None:
         settle(self.conn, self.origin, hold_id, run_id, agent, scopes, usage)
 
-    def set_limit(self, scope: str, limit: int | None) -> None:
+    def set_limit(self, scope: str, limit: int | None, *, lower_only: bool = False) -> None:
+        only_lower = " WHERE s.lim IS NULL OR s.lim > excluded.lim" if lower_only else ""
         with self._admin("change a limit"):
             self.conn.execute(
-                f"INSERT INTO {SCHEMA}.scopes (scope, lim, listed) VALUES (%s, %s, true) "
+                f"INSERT INTO {SCHEMA}.scopes AS s (scope, lim, listed) VALUES (%s, %s, true) "
                 "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim, listed = true, "
-                "updated = now()",
+                "updated = now()" + only_lower,
                 (scope, limit),
             )
             if scope != TOTAL and limit is None:

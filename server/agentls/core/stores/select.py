@@ -17,8 +17,10 @@ from agentls.core.stores.postgres import DATABASE_URL_ENV
 
 if TYPE_CHECKING:
     from agentls.core.stores.ledger import LedgerStore
+    from agentls.core.stores.trail import AuditBackend
 
 LEDGER_FILE = "ledger.db"
+AUDIT_FILE = "audit.db"
 
 
 def database_url(setting: str | None = None) -> str | None:
@@ -36,3 +38,17 @@ def ledger_store(root: Path, setting: str | None = None) -> LedgerStore:
     from agentls.core.stores.sqlite_ledger import SqliteLedgerStore
 
     return SqliteLedgerStore(state / LEDGER_FILE)
+
+
+def audit_backend(
+    root: Path, setting: str | None = None, *, synchronous: str = "NORMAL"
+) -> AuditBackend:
+    """The workspace's audit backend."""
+    state = state_dir(root)
+    if (url := database_url(setting)) is not None:
+        from agentls.core.stores.pg_audit import PgAudit
+
+        return PgAudit(url, state=state, workspace=root)
+    from agentls.core.stores.sqlite_audit import SqliteAudit
+
+    return SqliteAudit(state / AUDIT_FILE, synchronous=synchronous)

@@ -143,10 +143,13 @@ class SqliteLedgerTx:
         self.conn.execute("DELETE FROM reserved WHERE res_id = ?", (hold_id,))
         self.conn.execute("DELETE FROM reservations WHERE id = ?", (hold_id,))
 
-    def set_limit(self, scope: str, limit: int | None) -> None:
+    def set_limit(self, scope: str, limit: int | None, *, lower_only: bool = False) -> None:
+        # One statement, so another process's `budget set` cannot slip between a read and a write.
+        only_lower = " WHERE scopes.lim IS NULL OR scopes.lim > excluded.lim" if lower_only else ""
         self.conn.execute(
             "INSERT INTO scopes (scope, lim, updated) VALUES (?, ?, ?) "
-            "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim, updated = excluded.updated",
+            "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim, updated = excluded.updated"
+            + only_lower,
             (scope, limit, time.time()),
         )
         if scope != TOTAL and limit is None:
