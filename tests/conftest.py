@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from tests.rig.postgres import PostgresCluster, PostgresMissing, server_bin
+from tests.rig.postgres import (
+    PostgresCluster,
+    PostgresMissing,
+    drop_database,
+    server_bin,
+    team_database,
+)
 
 # Set by a test (or by `agentls --database-url` run in-process): always put back as it was.
 _RESTORED = ("AGENTLS_DATABASE_URL", "AGENTLS_USER", "PGPASSWORD")
@@ -32,8 +39,31 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         server_bin()
     except PostgresMissing as exc:
         pytest.skip(str(exc))
-    with PostgresCluster.start() as pg:
+    # In memory where there is /dev/shm: the suite's many small databases need no disk syncs.
+    shm = Path("/dev/shm")
+    with PostgresCluster.start(shm if shm.is_dir() else None) as pg:
         yield pg
+
+
+@pytest.fixture
+def team_db(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    """A fresh team database (schema and roles created); the owner's URL."""
+    url = team_database(postgres_cluster)
+    yield url
+    if postgres_cluster.running:
+        drop_database(postgres_cluster, url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """Each ledger and audit store test runs on both backends: None for the workspace's SQLite
+    files, else the team database's URL, which `AGENTLS_DATABASE_URL` also names (so child
+    processes and `for_workspace` use it)."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("team_db")
+    monkeypatch.setenv("AGENTLS_DATABASE_URL", url)
+    return url
 
 
 # Skips fail in the full suite (AGENTLS_NO_SKIPS=1, set by scripts/test.sh).

@@ -165,6 +165,32 @@ class PostgresCluster:
         self.close()
 
 
+def team_database(pg: PostgresCluster, prefix: str = "team") -> str:
+    """A fresh database with the agentls schema and roles (`agentls db init`); the owner's URL."""
+    from agentls.core.stores.pg_schema import init_database
+
+    url = pg.new_database(prefix)
+    init_database(url)
+    return url
+
+
+def database_name(url: str) -> str:
+    return url.rsplit("/", 1)[-1]
+
+
+def drop_database(pg: PostgresCluster, url: str) -> None:
+    """Drop a test's database, ending whatever connections are still open to it."""
+    pg.sql(f'DROP DATABASE IF EXISTS "{database_name(url)}" WITH (FORCE)')
+
+
+def empty_ledger(pg: PostgresCluster, url: str) -> None:
+    """Forget every limit, usage, reservation and waiter (between examples of a property test)."""
+    pg.sql(
+        "TRUNCATE agentls.scopes, agentls.reservations, agentls.waiters, agentls.ledger_entries",
+        database_name(url),
+    )
+
+
 @contextlib.contextmanager
 def cluster() -> Iterator[PostgresCluster]:
     with PostgresCluster.start() as pg:

@@ -49,7 +49,7 @@ DEFAULT_LEASE_SECONDS = 30.0
 # Waiting calls look at the ledger at least this often (notifications may be lost).
 _POLL_MAX_S = 1.0
 # The ledger's write lock (pg_advisory_xact_lock), one key for every agentls database user.
-_LEDGER_LOCK = 0x6167_656E_746C_7302
+LEDGER_LOCK = 0x6167_656E_746C_7302
 JOURNAL = "ledger" + SUFFIX
 
 _USAGE_COLUMNS = "input, cached, output, reasoning, estimated"
@@ -257,7 +257,7 @@ class PgLedgerStore:
             self._replay()
         with self.session.transaction() as conn:
             if write:
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LEDGER_LOCK,))
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LEDGER_LOCK,))
             yield PgLedgerTx(conn, self)
 
     def _replay(self) -> None:
@@ -267,7 +267,7 @@ class PgLedgerStore:
 
         def apply(entries: list[dict[str, Any]]) -> None:
             with self.session.transaction() as conn:
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LEDGER_LOCK,))
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LEDGER_LOCK,))
                 for e in entries:
                     kept = Origin(e.get("user"), e["host"], "", e.get("workspace"))
                     usage = Usage.model_validate(e["usage"])

@@ -64,7 +64,7 @@ class LeaseRenewer:
         try:
             while True:
                 with self._cond:
-                    self._cond.wait(self.lease_seconds / 3)
+                    self._cond.wait_for(lambda: self._closed, self.lease_seconds / 3)
                     ids = sorted(self._ids)
                     if not ids or self._closed:
                         self._thread = None
@@ -101,6 +101,8 @@ class Listener:
     def __init__(self, url: str, *, poll_seconds: float = 1.0) -> None:
         self.url = url
         self.poll_seconds = poll_seconds
+        # How often the thread looks up from LISTEN to see whether anyone still waits.
+        self._look_up = min(poll_seconds, 0.25)
         self._wakes: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -140,7 +142,7 @@ class Listener:
                         conn = connect(self.url)
                         conn.execute(f"LISTEN {CHANNEL}")
                         self.listening.set()
-                    for _ in conn.notifies(timeout=self.poll_seconds):
+                    for _ in conn.notifies(timeout=self._look_up):
                         self._wake()
                 except Exception as exc:  # away: waiting calls poll meanwhile
                     log.debug("ledger listener: %s", exc)
