@@ -253,8 +253,8 @@ class PgLedgerStore:
 
     @contextlib.contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[PgLedgerTx]:
-        if write and self.journal is not None and self.journal.pending():
-            self._replay()
+        if self.journal is not None and self.journal.pending():
+            self._replay()  # back after being away: what was kept is committed first
         with self.session.transaction() as conn:
             if write:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (LEDGER_LOCK,))

@@ -279,18 +279,46 @@ class Session:
 
     @contextmanager
     def transaction(self, *, doing: str = "") -> Iterator[psycopg.Connection[Any]]:
-        """A transaction on the session's connection; errors become DatabaseErrors."""
+        """A transaction on the session's connection; errors become DatabaseErrors.
+
+        A connection that went stale while idle (the server restarted) is replaced once, before
+        the transaction begins, so a server that is back is used at once.
+        """
         import psycopg
 
         with self._lock:
+            conn = self._begin(doing)
+            try:
+                yield conn
+            except BaseException as exc:
+                with suppress(Exception):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, psycopg.Error):
+                    raise self._failed(conn, exc, doing) from None
+                raise
+            try:
+                conn.execute("COMMIT")
+            except psycopg.Error as exc:
+                raise self._failed(conn, exc, doing) from None
+
+    def _begin(self, doing: str) -> psycopg.Connection[Any]:
+        import psycopg
+
+        while True:
+            fresh = self._conn is None
             conn = self._connection()
             try:
-                with conn.transaction():
-                    yield conn
+                conn.execute("BEGIN")
+                return conn
             except psycopg.Error as exc:
-                if unreachable(exc) or conn.closed or conn.broken:
-                    self._drop()
-                raise database_error(self.url, exc, doing=doing) from None
+                self._drop()
+                if fresh or not unreachable(exc):
+                    raise database_error(self.url, exc, doing=doing) from None
+
+    def _failed(self, conn: Any, exc: BaseException, doing: str) -> DatabaseError:
+        if unreachable(exc) or conn.closed or conn.broken:
+            self._drop()
+        return database_error(self.url, exc, doing=doing)
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
