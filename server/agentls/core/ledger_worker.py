@@ -96,37 +96,51 @@ class LedgerWorker:
             thread.join()
 
     def _serve(self) -> None:
-        while True:
+        stop = False
+        while not stop:
             first = self._queue.get()
             if first is None:
                 return
             batch = [first]
-            stop = False
-            while len(batch) < _BATCH_MAX:
-                try:
-                    op = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if op is None:
-                    stop = True
-                    break
-                batch.append(op)
             try:
-                self._run_batch(batch)
+                stop = self._run_batch(batch)
             except BaseException:  # never lose the thread: its callers would wait forever
                 log.exception("ledger batch failed")
-            if stop:
-                return
 
-    def _run_batch(self, batch: list[LedgerOp]) -> None:
+    def _drain(self, batch: list[LedgerOp]) -> bool:
+        """Add what is queued to `batch` (up to _BATCH_MAX); True when a stop was queued."""
+        while len(batch) < _BATCH_MAX:
+            try:
+                op = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if op is None:
+                return True
+            batch.append(op)
+        return False
+
+    def _run_batch(self, batch: list[LedgerOp]) -> bool:
+        """Run the batch (and what is queued once its transaction holds the ledger's write lock,
+        so the longer other processes hold it, the more one transaction carries); True when a
+        stop was queued."""
         value: Any = None
+        stop = False
+        began = False
         try:
             with self._transaction() as conn:
+                began = True
+                stop = self._drain(batch)
                 for op in batch:
                     op.result, op.error = op.run(conn), None
                 value = self._finish(conn)
         except BaseException as exc:
-            if len(batch) == 1:
+            if not began:
+                # No transaction (the database is away): not any operation's fault, so every
+                # one queued fails with it now rather than each waiting for its own try.
+                stop = self._drain(batch)
+                for op in batch:
+                    op.result, op.error = None, exc
+            elif len(batch) == 1:
                 batch[0].result, batch[0].error = None, exc
             else:
                 value = self._run_alone(batch)
@@ -142,6 +156,7 @@ class LedgerWorker:
         for loop, ops in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a loop that has closed
                 loop.call_soon_threadsafe(self._delivered, ops, value)
+        return stop
 
     def _run_alone(self, batch: list[LedgerOp]) -> Any:
         value: Any = None

@@ -58,8 +58,19 @@ class PgAudit:
     path: Path | None = None
     shared = True
 
-    def __init__(self, url: str, *, state: Path | None = None, workspace: Path | None = None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        state: Path | None = None,
+        workspace: Path | None = None,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        """`synchronous` as for the SQLite trail: NORMAL (the default) survives a crash of any
+        agentls process, and may lose the last fraction of a second of events if the database
+        server itself crashes (its commit does not wait for the disk); FULL waits for the disk."""
         self.url = url
+        self.wait_for_disk = synchronous.upper() in ("FULL", "EXTRA")
         self.session = Session(url)
         self.where = self.session.where
         self.origin = origin(workspace)
@@ -77,6 +88,8 @@ class PgAudit:
             self._replay()
             with self.session.transaction(doing="append audit events") as conn:
                 conn.cursor().executemany(_INSERT, rows)
+                if not self.wait_for_disk:
+                    conn.execute("SET LOCAL synchronous_commit = off")
         except DatabaseUnavailable:
             if self.journal is None:
                 raise

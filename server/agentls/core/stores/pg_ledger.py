@@ -32,7 +32,7 @@ from agentls.core.stores.identity import Origin, origin
 from agentls.core.stores.journal import SUFFIX, Journal
 from agentls.core.stores.ledger import Hold, ScopeRow, ScopeTotals, WakeCallback
 from agentls.core.stores.pg_schema import check_version
-from agentls.core.stores.pg_threads import LeaseRenewer, Listener
+from agentls.core.stores.pg_threads import CHANNEL, LeaseRenewer, Listener
 from agentls.core.stores.postgres import (
     SCHEMA,
     DatabaseRefused,
@@ -62,6 +62,11 @@ class PgLedgerTx:
         self.conn = conn
         self.store = store
         self.origin: Origin = store.origin
+        # Whether this transaction may have made room: waiters elsewhere are notified at commit.
+        self.freed = False
+        # Whether it holds what must survive a crash of the server (usage, limits): then its
+        # commit waits for the disk; reservations and the queue are leases, which need not.
+        self.durable = False
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Raw SQL in this transaction (tests look inside)."""
@@ -79,6 +84,7 @@ class PgLedgerTx:
 
     def set_run_limit(self, scope: str, limit: int | None) -> None:
         self.conn.execute(f"SELECT {SCHEMA}.set_run_limit(%s, %s)", (scope, limit))
+        self.durable = True
 
     def hold(self, hold: Hold) -> str | None:
         o = self.origin
@@ -104,13 +110,17 @@ class PgLedgerTx:
 
     def leave_queue(self, waiter_id: str) -> None:
         self.conn.execute(f"SELECT {SCHEMA}.leave_queue(%s)", (waiter_id,))
+        self.freed = True  # fewer share what is left
 
     def settle(
         self, hold_id: str, run_id: str, agent: str, scopes: Sequence[str], usage: Usage | None
     ) -> None:
         settle(self.conn, self.origin, hold_id, run_id, agent, scopes, usage)
+        self.freed = True
+        self.durable = self.durable or usage is not None
 
     def set_limit(self, scope: str, limit: int | None, *, lower_only: bool = False) -> None:
+        self.freed = self.durable = True
         only_lower = " WHERE s.lim IS NULL OR s.lim > excluded.lim" if lower_only else ""
         with self._admin("change a limit"):
             self.conn.execute(
@@ -127,6 +137,7 @@ class PgLedgerTx:
                 )
 
     def reset(self, agent: str | None) -> None:
+        self.freed = self.durable = True
         where, params = "scope = %s OR scope LIKE 'agent:%%'", (TOTAL,)
         if agent is not None:
             where, params = "scope = %s", (f"agent:{agent}",)
@@ -165,6 +176,7 @@ class PgLedgerTx:
             (space, [p for p, _ in dead], [s for _, s in dead]),
         ).fetchone()
         freed = int(row[0]) if row else 0
+        self.freed = self.freed or freed > 0
         if freed:
             log.info("freed %d reservation(s) of holders that are gone", freed)
         return freed
@@ -258,7 +270,13 @@ class PgLedgerStore:
         with self.session.transaction() as conn:
             if write:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (LEDGER_LOCK,))
-            yield PgLedgerTx(conn, self)
+            tx = PgLedgerTx(conn, self)
+            yield tx
+            if tx.freed:  # delivered at commit, once however many calls settled
+                conn.execute(f"NOTIFY {CHANNEL}")
+            if write and not tx.durable:
+                # Leases only: lost in a crash of the server, they would have run out anyway.
+                conn.execute("SET LOCAL synchronous_commit = off")
 
     def _replay(self) -> None:
         """Commit what was kept while the database was away (each once: idempotent on its id)."""
@@ -272,6 +290,7 @@ class PgLedgerStore:
                     kept = Origin(e.get("user"), e["host"], "", e.get("workspace"))
                     usage = Usage.model_validate(e["usage"])
                     settle(conn, kept, e["id"], e["run_id"], e["agent"], e["scopes"], usage)
+                conn.execute(f"NOTIFY {CHANNEL}")
 
         if count := self.journal.replay(apply):
             log.warning(

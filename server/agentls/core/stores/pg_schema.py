@@ -141,15 +141,19 @@ DECLARE
     s text;
     done text[] := '{{}}';
 BEGIN
-    INSERT INTO {SCHEMA}.scopes (scope) SELECT unnest(p_scopes) ON CONFLICT (scope) DO NOTHING;
     -- One conditional UPDATE a scope, under its row lock: a concurrent one waits for the lock and
     -- re-checks the condition on the new row, so no interleaving can hold more than the limit.
     FOREACH s IN ARRAY p_scopes LOOP
         UPDATE {SCHEMA}.scopes SET reserved = reserved + p_tokens
          WHERE scope = s AND (lim IS NULL OR lim - input - output - reserved >= p_tokens);
         IF NOT FOUND THEN
-            UPDATE {SCHEMA}.scopes SET reserved = reserved - p_tokens WHERE scope = ANY (done);
-            RETURN s;
+            -- A scope seen for the first time has no limit yet.
+            INSERT INTO {SCHEMA}.scopes (scope, reserved) VALUES (s, p_tokens)
+            ON CONFLICT (scope) DO NOTHING;
+            IF NOT FOUND THEN
+                UPDATE {SCHEMA}.scopes SET reserved = reserved - p_tokens WHERE scope = ANY (done);
+                RETURN s;
+            END IF;
         END IF;
         done := done || s;
     END LOOP;
@@ -167,6 +171,8 @@ CREATE FUNCTION {SCHEMA}.settle(
 ) RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     held record;
+    u bigint[] := CASE WHEN p_commit THEN ARRAY[p_input, p_cached, p_output, p_reasoning]
+                       ELSE ARRAY[0, 0, 0, 0]::bigint[] END;
 BEGIN
     IF p_commit THEN
         INSERT INTO {SCHEMA}.ledger_entries (res_id, run_id, agent, scopes, input, cached, output,
@@ -179,10 +185,19 @@ BEGIN
         END IF;
     END IF;
     DELETE FROM {SCHEMA}.reservations WHERE id = p_id RETURNING tokens, scopes INTO held;
+    IF FOUND AND held.scopes = p_scopes THEN
+        -- One write a scope: the reservation out, the usage in.
+        UPDATE {SCHEMA}.scopes SET reserved = reserved - held.tokens, input = input + u[1],
+            cached = cached + u[2], output = output + u[3], reasoning = reasoning + u[4],
+            estimated = estimated OR (p_commit AND p_estimated), listed = listed OR p_commit,
+            updated = now()
+         WHERE scope = ANY (p_scopes);
+        RETURN true;
+    END IF;
     IF FOUND THEN
         UPDATE {SCHEMA}.scopes SET reserved = reserved - held.tokens WHERE scope = ANY (held.scopes);
     END IF;
-    IF p_commit THEN
+    IF p_commit THEN  -- its lease ran out (or it is replayed): the usage still counts
         INSERT INTO {SCHEMA}.scopes AS s (scope, input, cached, output, reasoning, estimated, listed)
         SELECT unnest(p_scopes), p_input, p_cached, p_output, p_reasoning, p_estimated, true
         ON CONFLICT (scope) DO UPDATE SET input = s.input + excluded.input,
@@ -190,8 +205,6 @@ BEGIN
             reasoning = s.reasoning + excluded.reasoning,
             estimated = s.estimated OR excluded.estimated, listed = true, updated = now();
     END IF;
-    -- Delivered at commit: waiters on other machines look again.
-    PERFORM pg_notify('{SCHEMA}_ledger', '');
     RETURN true;
 END $$;
 
@@ -253,9 +266,6 @@ BEGIN
         OR (w.pid_space = p_pid_space AND EXISTS (
             SELECT 1 FROM unnest(p_pids, p_starts) AS d(pid, start)
              WHERE d.pid = w.pid AND d.start IS NOT DISTINCT FROM w.pid_start));
-    IF freed > 0 THEN
-        PERFORM pg_notify('{SCHEMA}_ledger', '');
-    END IF;
     RETURN freed;
 END $$;
 """

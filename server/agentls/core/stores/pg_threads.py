@@ -6,8 +6,9 @@ Leases: every reservation (and every place in the wait queue) expires unless its
 that dies frees what it held within one lease. Renewals fail quietly while the database is away
 (the leases may then run out, which is what they are for).
 
-Settles: `Listener` LISTENs on the ledger's channel (the ledger's functions NOTIFY inside the
-transaction that settles or frees a reservation) and wakes this process's waiting calls. A
+Settles: `Listener` LISTENs on the ledger's channel (a transaction that settles, frees or
+sweeps a reservation, or changes a limit, NOTIFYs it, delivered at its commit) and wakes this
+process's waiting calls. A
 notification sent while the listener was disconnected is lost, so waiting calls also poll.
 """
 

@@ -46,6 +46,7 @@ _UNREACHABLE = (
     "could not connect",
     "timeout expired",
     "could not translate host name",
+    "failed to resolve host",
     "no route to host",
     "network is unreachable",
     "server closed the connection",

@@ -48,7 +48,7 @@ def audit_backend(
     if (url := database_url(setting)) is not None:
         from agentls.core.stores.pg_audit import PgAudit
 
-        return PgAudit(url, state=state, workspace=root)
+        return PgAudit(url, state=state, workspace=root, synchronous=synchronous)
     from agentls.core.stores.sqlite_audit import SqliteAudit
 
     return SqliteAudit(state / AUDIT_FILE, synchronous=synchronous)
