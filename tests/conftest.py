@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,11 @@ def isolated_environment(
         monkeypatch.delenv(name, raising=False)
     for name in _RESTORED:
         monkeypatch.setenv(name, "")  # remembers the value before, so teardown restores it
+        monkeypatch.delenv(name)
+    # Nor exports to their collector, or joins a trace their shell is in (docs/telemetry.md).
+    for name in [
+        n for n in os.environ if n.startswith("OTEL_") or n in ("TRACEPARENT", "TRACESTATE")
+    ]:
         monkeypatch.delenv(name)
 
 

@@ -64,6 +64,13 @@ def agent_env(server: ScriptedOpenAI, home: Path) -> dict[str, str]:
     return env | {"OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "sk-test", "HOME": str(home)}
 
 
+def trust_in_user_settings(home: Path, workspace: Path) -> None:
+    """The user trusts the folder in ~/.config/agentls/settings.json (its agents then load)."""
+    path = home / ".config" / "agentls" / "settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"trustedFolders": [str(workspace)]}), encoding="utf-8")
+
+
 def command(*extra: str) -> list[str]:
     return [sys.executable, "-m", "agentls", "acp", "--model", "scripted-model", *extra]
 
@@ -101,6 +108,7 @@ def main_flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     (workspace / ".agentls" / "agents").mkdir(parents=True)
     (workspace / ".agentls" / "agents" / "fixer.yaml").write_text(FIXER, encoding="utf-8")
     (workspace / "calc.py").write_text(SOURCE, encoding="utf-8")
+    trust_in_user_settings(base / "home", workspace)
     calc = str(workspace / "calc.py")
     with ScriptedOpenAI() as server:
         server.enqueue(

@@ -22,7 +22,8 @@ from agentls.acp.commands import (
     parse_command,
 )
 from agentls.acp.resources import ResourceError, path_of, selection_range
-from agentls.core.definitions import AgentDefinition, AgentRegistry, LoadedAgent, default_sources
+from agentls.core.definitions import AgentDefinition, LoadedAgent
+from agentls.core.registry import AgentRegistry, default_sources
 from agentls.core.target import ProposedEdit, TextRange, slice_range
 
 TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"

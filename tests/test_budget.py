@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.rig.eventually import aeventually
 from tests.rig.postgres import PostgresCluster, empty_ledger
 
 from agentls.core.budget import (
@@ -641,7 +642,7 @@ async def test_the_last_tokens_of_a_budget_go_whole_to_one_waiting_call(
         )
         for i in range(5)
     ]
-    await _until(lambda: _waiters(ledger) == 5)
+    await aeventually(lambda: _waiters(ledger) == 5)
     await ledger.arelease(held)
     # 140 left: one 80-token prompt with a 60-token answer, not five slices of 28 that serve none.
     first = await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(_first(waiting))), 5)
@@ -685,7 +686,7 @@ async def test_a_thousand_token_budget_serves_eight_120_token_calls_at_90_percen
 
 
 _CONTEND = """
-import asyncio, sys
+import asyncio, sys, time
 from pathlib import Path
 from agentls.core.budget import BudgetExceeded, TokenBudgeter
 from agentls.core.events import Usage
@@ -694,7 +695,9 @@ async def main() -> None:
     b = TokenBudgeter.for_workspace(Path(sys.argv[1]))  # AGENTLS_DATABASE_URL: the team's
     go = Path(sys.argv[2])
     print("ready", flush=True)
+    deadline = time.monotonic() + 60
     while not go.exists():
+        assert time.monotonic() < deadline, "the test never said go"
         await asyncio.sleep(0.01)
 
     async def call(i: int) -> bool:
@@ -764,7 +767,7 @@ async def test_a_call_waits_for_a_reservation_in_flight_then_runs(ledger: TokenB
     waiting = asyncio.create_task(
         ledger.areserve(run_id="r1", agent="a", prompt_tokens=100, max_tokens=500)
     )
-    await _until(lambda: _waiters(ledger) == 1)
+    await aeventually(lambda: _waiters(ledger) == 1)
     assert not waiting.done()
     await ledger.acommit(held, Usage(input_tokens=100, output_tokens=50))
     granted = await waiting
@@ -791,7 +794,7 @@ async def test_cancelling_a_waiting_call_leaves_nothing_behind(ledger: TokenBudg
     waiting = asyncio.create_task(
         ledger.areserve(run_id="r1", agent="a", prompt_tokens=100, max_tokens=500)
     )
-    await _until(lambda: _waiters(ledger) == 1)
+    await aeventually(lambda: _waiters(ledger) == 1)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
@@ -809,7 +812,7 @@ async def test_waiting_runs_get_a_fair_share_not_the_whole_rest(ledger: TokenBud
         )
         for i in range(3)
     ]
-    await _until(lambda: _waiters(ledger) == 3)
+    await aeventually(lambda: _waiters(ledger) == 3)
     await ledger.arelease(held)
     grants = await asyncio.gather(*waiting)
     # All three fit at once; nobody took the whole 1,000 and left the others waiting.
@@ -840,11 +843,6 @@ async def test_a_reserve_cancelled_while_the_ledger_is_busy_does_not_leak(
 
 def _waiters(b: TokenBudgeter) -> int:
     return b.waiting_calls()
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    while not condition():
-        await asyncio.sleep(0.005)
 
 
 @settings(

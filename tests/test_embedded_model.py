@@ -11,10 +11,10 @@ import pytest
 
 from agentls.core.audit import AuditStore
 from agentls.core.budget import TokenBudgeter
-from agentls.core.definitions import AgentRegistry, default_sources
 from agentls.core.events import EventKind, RunEvent, RunStatus
 from agentls.core.llm import ChatRequest, ModelStreamError
 from agentls.core.llm_local import EmbeddedChatModel, _plain_messages, embedded_available
+from agentls.core.registry import AgentRegistry, default_sources
 from agentls.core.runtime import AgentRuntime, RuntimeConfig
 from agentls.core.target import Target, TextRange
 from agentls.core.tools.workspace import ListFiles, ReadFile, Search

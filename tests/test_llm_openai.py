@@ -26,7 +26,6 @@ from tests.rig.scripted_openai import (
 from agentls.core import llm_local
 from agentls.core.events import Usage
 from agentls.core.llm import (
-    NO_MODEL_MESSAGE,
     ChatRequest,
     ChatResponse,
     ModelConfigError,
@@ -34,9 +33,14 @@ from agentls.core.llm import (
     ModelSettings,
     ModelStreamError,
     ToolSpec,
-    create_model,
 )
 from agentls.core.llm_openai import OpenAIChatModel
+from agentls.core.model_choice import (
+    EMBEDDED_FALLBACK_NOTICE,
+    NO_MODEL_MESSAGE,
+    create_model,
+    fallback_notice,
+)
 
 MODEL = "scripted-model"
 READ_FILE = ToolSpec(
@@ -598,8 +602,16 @@ async def test_openai_base_url_environment_reaches_that_server(
     await model.aclose()
 
 
-def test_nothing_configured_picks_the_embedded_model(embedded_installed: FakeEmbedded) -> None:
-    assert create_model(ModelSettings()) is embedded_installed
+def test_nothing_configured_picks_the_embedded_model_and_its_runs_say_so(
+    embedded_installed: FakeEmbedded,
+) -> None:
+    model = create_model(ModelSettings())
+    assert fallback_notice(model) == EMBEDDED_FALLBACK_NOTICE
+    assert model.name == embedded_installed.name
+
+
+def test_model_named_embedded_is_not_a_fallback(embedded_installed: FakeEmbedded) -> None:
+    assert fallback_notice(create_model(ModelSettings(model="embedded"))) is None
 
 
 def test_model_named_embedded_wins_over_a_key(embedded_installed: FakeEmbedded) -> None:

@@ -101,3 +101,14 @@ def test_a_minimum_answer_above_the_maximum_is_reported_and_the_maximum_wins():
 def test_the_default_minimum_follows_a_small_maximum_silently():
     settings, problems = parse_settings({"maxOutputTokens": 16})
     assert (settings.budget.min_output_tokens, problems) == (16, [])
+
+
+def test_a_limit_beyond_any_ledger_is_refused_and_the_limit_in_force_stays():
+    # 1e30 would overflow the ledger's 64-bit integers (and mean "unlimited" by accident).
+    settings, problems = parse_settings(
+        {"budget": {"total": 10**30, "perAgent": {"review": 10**30, "explain": 500}}}
+    )
+    assert settings.budget.total is None
+    assert settings.budget.per_agent == {"explain": 500}
+    assert any("agentls.budget.total" in p for p in problems)
+    assert any("agentls.budget.perAgent.review" in p for p in problems)

@@ -175,7 +175,7 @@ def _processes(url: str, limit: int, runs: int, latency: float) -> tuple[int, in
                 stdout=subprocess.PIPE,
                 text=True,
                 env=ENV,
-            )  # fmt: skip
+            )
             for k in range(PROCESSES)
         ]
         time.sleep(3.0)  # the interpreters start and open the ledger

@@ -13,7 +13,7 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 from tests.lsp.harness import WAIT, Editor, execute
 
-from agentls.core.state_check import repair
+from agentls.core.state_repair import repair
 
 
 @pytest.fixture

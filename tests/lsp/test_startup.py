@@ -1,5 +1,6 @@
-"""Start-up: `initialize` answers fast, and the heavy imports (model SDKs, MCP) wait until a run
-needs them.
+"""Start-up: `initialize` answers fast; then, while the editor is idle, the model client a first
+run needs is prepared in the background, and the other heavy imports (MCP, the embedded model) wait
+until a run needs them.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ async def test_initialize_answers_fast_and_offers_every_command(
     await probe.exit()
 
 
-async def test_no_model_sdk_or_mcp_loads_until_a_run_needs_one(
+async def test_neither_mcp_nor_the_embedded_model_loads_until_a_run_needs_one(
     probe: Probe, workspace: Path, model: ScriptedOpenAI
 ) -> None:
     await probe.initialize(workspace, model)
@@ -139,7 +140,8 @@ async def test_no_model_sdk_or_mcp_loads_until_a_run_needs_one(
     await execute(client, "agentls.audit")
     await probe.exit()
 
-    assert probe.heavy_modules() == []
+    # The OpenAI-compatible client may be prepared already (the warm-up after `initialized`).
+    assert {m.split(".")[0] for m in probe.heavy_modules()} <= {"openai"}
 
 
 async def first_review(probe: Probe, workspace: Path, model: ScriptedOpenAI) -> dict[str, Any]:

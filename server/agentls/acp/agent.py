@@ -39,7 +39,9 @@ from agentls.acp.commands import AGENT_OPTION
 from agentls.acp.edits import FileAccess
 from agentls.acp.resources import split_prompt
 from agentls.acp.sessions import Session, Sessions
+from agentls.acp.trust import TrustMode
 from agentls.acp.turn import CANCELLED, Turn, agent_options, commands_update
+from agentls.core import telemetry
 from agentls.core.engine import EngineSettings, McpServerSettings
 from agentls.core.tools.command import CommandRequest, Decision
 
@@ -49,10 +51,15 @@ log = logging.getLogger(__name__)
 class AgentlsAcpAgent:
     """What the SDK's router calls: one instance per connection (one panel)."""
 
-    def __init__(self, settings: EngineSettings, default_agent: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        default_agent: str | None = None,
+        trust: TrustMode = TrustMode.SETTINGS,
+    ) -> None:
         self.settings = settings
         self.default_agent = default_agent
-        self.sessions = Sessions(settings, approver=self._approve_command)
+        self.sessions = Sessions(settings, approver=self._approve_command, trust=trust)
         self.conn: Any = None
         self.client_reads = False
         self.client_writes = False
@@ -177,6 +184,8 @@ class AgentlsAcpAgent:
             raise RequestError.invalid_request(
                 {"sessionId": "a prompt is already running in this session; cancel it first"}
             )
+        # The SDK hands the request's `_meta` keys in as keyword arguments (`traceparent`).
+        telemetry.continue_trace(kwargs)
         files = FileAccess(self.conn, session_id, self.client_reads, self.client_writes)
         turn = Turn(
             self.conn,

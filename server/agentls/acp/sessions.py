@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agentls.acp.trust import TrustDecision, TrustMode, decide
 from agentls.core.engine import EngineSettings, McpServerSettings, build_runtime
 from agentls.core.events import new_id
 from agentls.core.runtime import AgentRuntime
@@ -44,6 +45,8 @@ class Session:
     always_allow_edits: bool = False
     prompt_task: asyncio.Task[Any] | None = None
     turn: Any = None  # the turn.Turn in flight, which owns its runs' questions
+    # What an untrusted folder had that is not used, told before the session's first answer.
+    notice: str | None = None
 
     def record(self, role: str, text: str) -> None:
         if not text:
@@ -122,26 +125,41 @@ def record_info(record: dict[str, Any]) -> dict[str, Any]:
 
 
 class Sessions:
-    """Live sessions and the runtimes they share: one per workspace and set of panel MCP servers."""
+    """Live sessions and the runtimes they share: one per workspace, trust and set of panel MCP
+    servers."""
 
-    def __init__(self, settings: EngineSettings, approver: Approver | None = None) -> None:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        approver: Approver | None = None,
+        trust: TrustMode = TrustMode.SETTINGS,
+    ) -> None:
         self.settings = settings
         self.approver = approver
+        self.trust = trust
         self.live: dict[str, Session] = {}
-        self._runtimes: dict[tuple[Path, str], AgentRuntime] = {}
-        self._building: dict[tuple[Path, str], asyncio.Task[AgentRuntime]] = {}
+        self._runtimes: dict[tuple[Path, bool, str], AgentRuntime] = {}
+        self._building: dict[tuple[Path, bool, str], asyncio.Task[AgentRuntime]] = {}
 
     async def runtime_for(
-        self, workspace: Path, mcp: dict[str, McpServerSettings] | None = None
+        self,
+        workspace: Path,
+        mcp: dict[str, McpServerSettings] | None = None,
+        *,
+        trusted: bool = False,
     ) -> AgentRuntime:
         """The workspace's runtime; a panel's MCP servers join the settings' own."""
         mcp = mcp or {}
-        key = (workspace, json.dumps({k: v.model_dump() for k, v in sorted(mcp.items())}))
+        servers = json.dumps({k: v.model_dump() for k, v in sorted(mcp.items())})
+        key = (workspace, trusted, servers)
         if key in self._runtimes:
             return self._runtimes[key]
         if key not in self._building:
             settings = self.settings.model_copy(
-                update={"mcp_servers": {**self.settings.mcp_servers, **mcp}}
+                update={
+                    "mcp_servers": {**self.settings.mcp_servers, **mcp},
+                    "workspace_trusted": trusted,
+                }
             )
             # Opening the ledger and loading definitions touch the disk: off the event loop.
             self._building[key] = asyncio.create_task(
@@ -155,6 +173,12 @@ class Sessions:
         self._runtimes[key] = runtime
         return runtime
 
+    async def decide_trust(self, workspace: Path) -> TrustDecision:
+        """Trust is decided again for each session: the user may have trusted the folder since."""
+        return await asyncio.to_thread(
+            decide, self.trust, workspace, run_command=self.settings.run_command.enabled
+        )
+
     async def open(
         self,
         workspace: Path,
@@ -162,8 +186,9 @@ class Sessions:
         record: dict[str, Any] | None = None,
         mcp: dict[str, McpServerSettings] | None = None,
     ) -> Session:
-        runtime = await self.runtime_for(workspace, mcp)
-        session = Session(session_id or new_id(), workspace, runtime)
+        trust = await self.decide_trust(workspace)
+        runtime = await self.runtime_for(workspace, mcp, trusted=trust.trusted)
+        session = Session(session_id or new_id(), workspace, runtime, notice=trust.notice)
         if record is not None:
             session.title = record.get("title")
             agent = record.get("agent")
@@ -180,7 +205,7 @@ class Sessions:
         return session
 
     def workspaces(self) -> list[Path]:
-        return sorted({workspace for workspace, _ in self._runtimes})
+        return sorted({workspace for workspace, _, _ in self._runtimes})
 
     async def aclose(self) -> None:
         running = [s.prompt_task for s in self.live.values() if s.prompt_task is not None]

@@ -111,6 +111,9 @@ class Turn:
 
     async def _run(self, parts: PromptParts) -> str:
         self.session.record("user", parts.text)
+        if self.session.notice:  # an untrusted folder: what is not used and how to trust it
+            self.renderer.say(self.session.notice + "\n\n")
+            self.session.notice = None
         if not parts.text:
             self.say(
                 "The prompt has no text. Say what the agent should do, e.g. "

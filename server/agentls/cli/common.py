@@ -111,7 +111,9 @@ def min_output_tokens_of(args: argparse.Namespace) -> int:
     return given
 
 
-def settings_from(args: argparse.Namespace) -> EngineSettings:
+def settings_from(args: argparse.Namespace, *, warn_untrusted: bool = True) -> EngineSettings:
+    """The engine settings of the command-line options. The CLI trusts the folder it runs in
+    (the user chose it) unless `--untrusted` is given."""
     from agentls.cli.approvals import command_settings
 
     least = min_output_tokens_of(args)
@@ -127,7 +129,8 @@ def settings_from(args: argparse.Namespace) -> EngineSettings:
         workspace_trusted=not getattr(args, "untrusted", False),
         run_command=command_settings(args),
     )
-    warn_if_untrusted(workspace_of(args), settings)
+    if warn_untrusted:
+        warn_if_untrusted(workspace_of(args), settings)
     return settings
 
 

@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from agentls.cli.visible import visible
-    from agentls.core.state_check import StateError, diagnose, repair
+    from agentls.core.state_check import StateError, diagnose
+    from agentls.core.state_repair import repair
 
     root = workspace_of(args)
     if args.repair:

@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
+    from agentls.core import telemetry
     from agentls.core.engine import EngineSettings, build_runtime, load_registry
     from agentls.core.tools.delegation import SETTINGS_ENV
     from agentls.mcp.server import Lineage
@@ -137,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
     if http is None:
         # The ledger and audit trail are closed. After a cancelled run the interpreter's teardown
         # takes most of a second, and a delegating parent unwinding a cancel waits on our exit.
+        # Exit handlers do not run: the last spans are sent here (within a bound).
+        telemetry.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

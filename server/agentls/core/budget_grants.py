@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from agentls.core.bounds import MAX_TOKENS
+
 TOTAL = "total"
 
 # How long a call waits for other calls' reservations to settle before it is refused
@@ -119,8 +121,12 @@ def _rebuild_budget_exceeded(
 
 
 def check_limit(limit: int | None) -> None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ValueError(f"a token limit must be a whole number >= 0 or None, got {limit!r}")
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_TOKENS
+    ):
+        raise ValueError(
+            f"a token limit must be a whole number from 0 to {MAX_TOKENS:,} or None, got {limit!r}"
+        )
 
 
 @dataclass(eq=False)

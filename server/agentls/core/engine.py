@@ -10,23 +10,28 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentls.core.audit import AuditStore
+from agentls.core.bounds import MAX_TOKENS
 from agentls.core.budget import (
     DEFAULT_MIN_OUTPUT_TOKENS,
     DEFAULT_WAIT_SECONDS,
     MAX_WAIT_SECONDS,
     TokenBudgeter,
 )
-from agentls.core.definitions import AgentRegistry, default_sources
-from agentls.core.llm import ChatModel, ModelSettings, create_model
+from agentls.core.llm import ChatModel, ModelSettings
 from agentls.core.mcp.config import McpServerSettings
 from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT, McpPool
 from agentls.core.mcp.tools import McpToolProvider
+from agentls.core.model_choice import create_model
+from agentls.core.registry import AgentRegistry, default_sources
 from agentls.core.runtime import AgentRuntime, RuntimeConfig
 from agentls.core.stores.select import database_url
+from agentls.core.telemetry import TelemetrySettings
+from agentls.core.telemetry import attach as attach_telemetry
 from agentls.core.tools.command import Approver, CommandPolicy, CommandSettings
 from agentls.core.tools.delegation import ChildAgentls
 from agentls.core.trust import inside
@@ -42,15 +47,21 @@ MAX_MIN_OUTPUT_TOKENS = 1_000_000
 
 class BudgetSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    total: int | None = Field(default=None, ge=0)
-    per_run: int | None = Field(default=None, gt=0)
-    per_agent: dict[str, int] = Field(default_factory=dict)
+    total: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    per_run: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
+    per_agent: dict[str, Annotated[int, Field(ge=0, le=MAX_TOKENS)]] = Field(default_factory=dict)
     # How long a model call waits for other calls' reservations to settle before it is refused.
     wait_seconds: float = Field(default=DEFAULT_WAIT_SECONDS, ge=0, le=MAX_WAIT_SECONDS)
     # The smallest answer worth a model call: a call is granted at least this many output tokens
     # (or refused), and the last tokens of a budget go to calls of this size.
     min_output_tokens: int = Field(
         default=DEFAULT_MIN_OUTPUT_TOKENS, ge=1, le=MAX_MIN_OUTPUT_TOKENS
+    )
+    # Limits an untrusted workspace's own settings asked for (core/settings_scope.py): written to
+    # the ledger only where they are below the limit in force, so they never raise it.
+    lower_total: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    lower_per_agent: dict[str, Annotated[int, Field(ge=0, le=MAX_TOKENS)]] = Field(
+        default_factory=dict
     )
 
 
@@ -88,6 +99,8 @@ class EngineSettings(BaseModel):
     # settings it counts only once the workspace is trusted: libpq sends the password wherever
     # it points.
     database_url: str | None = Field(default=None, repr=False)
+    # OpenTelemetry export (docs/telemetry.md); the OTEL_* variables configure the rest.
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     def model_settings(self) -> ModelSettings:
         return ModelSettings(model=self.model, base_url=self.base_url, api_key=self.api_key)
@@ -179,6 +192,8 @@ def build_runtime(
     runtime.delegation_tools = ChildAgentls(
         workspace.resolve(), child.model_dump_json(), read_timeout=settings.mcp_call_timeout
     )
+    # Only when an OTLP endpoint is configured (else OpenTelemetry is not even imported).
+    attach_telemetry(runtime, settings.telemetry)
     return runtime
 
 
@@ -202,16 +217,24 @@ def budget_limits(budget: BudgetSettings) -> list[tuple[int | None, str | None]]
     return limits
 
 
+def lower_limits(budget: BudgetSettings) -> list[tuple[int, str | None]]:
+    """The (limit, agent) pairs that may only lower the ledger's limits."""
+    lower: list[tuple[int, str | None]] = []
+    if budget.lower_total is not None:
+        lower.append((budget.lower_total, None))
+    lower.extend((limit, agent) for agent, limit in budget.lower_per_agent.items())
+    return lower
+
+
 def apply_budget_settings(budgeter: TokenBudgeter, budget: BudgetSettings) -> None:
     """Limits from settings win over limits stored in the ledger; unset ones leave it alone.
+    The lowering-only limits then apply where they are below the limit in force.
 
     A team database's limits are its admins' (`agentls budget set`): one member's settings do not
     rewrite them, so there they are ignored, with a warning."""
-    if limits := budget_limits(budget):
-        if _team_ledger(budgeter):
-            return
-        for limit, agent in limits:
-            budgeter.set_limit(limit, agent=agent)
+    limits, lower = budget_limits(budget), lower_limits(budget)
+    if (limits or lower) and not _team_ledger(budgeter):
+        budgeter.set_limits(limits, lower=lower)
 
 
 def _team_ledger(budgeter: TokenBudgeter) -> bool:
@@ -227,5 +250,6 @@ async def aapply_budget_settings(budgeter: TokenBudgeter, budget: BudgetSettings
     """`apply_budget_settings` from async code: one transaction on the ledger's worker thread, so
     a ledger locked by another process never stalls the event loop. Changes apply in the order
     they were made."""
-    if (limits := budget_limits(budget)) and not _team_ledger(budgeter):
-        await budgeter.aset_limits(limits)
+    limits, lower = budget_limits(budget), lower_limits(budget)
+    if (limits or lower) and not _team_ledger(budgeter):
+        await budgeter.aset_limits(limits, lower=lower)

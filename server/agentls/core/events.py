@@ -108,6 +108,10 @@ class RunEvent(BaseModel):
     error: str | None = None
     # Kind-specific details: turn, tool name + argument summary, delta text, model name...
     data: dict[str, Any] = Field(default_factory=dict)
+    # Live only, never persisted or sent (excluded from every dump): the raw content behind the
+    # event (a model call's messages and answer, a tool call's arguments and result, a run's
+    # answer) for in-process listeners that may export it redacted (telemetry.captureContent).
+    content: dict[str, Any] | None = Field(default=None, exclude=True, repr=False)
 
     @property
     def is_terminal(self) -> bool:

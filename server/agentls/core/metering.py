@@ -84,12 +84,18 @@ async def metered_call(
             data={
                 "turn": run.turn,
                 "model": response.model,
+                "request_model": model.name,
                 "call_usage": response.usage.model_dump(),
                 "finish_reason": response.finish_reason,
                 "tool_calls": [c.name for c in response.tool_calls],
                 "max_tokens": request.max_tokens,
                 "reserved": reservation.tokens,
                 **({"warning": warning} if warning else {}),
+            },
+            content={
+                "messages": request.messages,
+                "output": response.text,
+                "tool_calls": response.tool_calls,
             },
         )
     )

@@ -28,13 +28,15 @@ from agentls.core.budget import (
     BudgetExceeded,
     TokenBudgeter,
 )
-from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
+from agentls.core.definitions import AgentDefinition, Mode
 from agentls.core.dispatch import dispatch_tool_call
 from agentls.core.events import EventKind, RunEvent, RunStatus, new_id
 from agentls.core.group_commit import Commit, committed
-from agentls.core.llm import ChatModel, ChatRequest, ModelError, fallback_notice
+from agentls.core.llm import ChatModel, ChatRequest, ModelError
 from agentls.core.metering import metered_call
+from agentls.core.model_choice import fallback_notice
 from agentls.core.prompts import assistant_message, first_messages, output_limit, repair_prompt
+from agentls.core.registry import AgentRegistry
 from agentls.core.run_state import (
     EditApplier,
     EventListener,
@@ -393,6 +395,7 @@ class AgentRuntime:
                 artifacts=artifacts,
                 error=error,
                 data={"turns": run.turn, **({"warnings": run.warnings} if run.warnings else {})},
+                content={"output": run.text} if run.text else None,
             )
         )
         self._ended.add(run.run_id)

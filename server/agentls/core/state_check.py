@@ -28,7 +28,6 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 STATE_DIR = ".agentls"
 LEDGER = "ledger.db"
@@ -52,7 +51,7 @@ class StateError(Exception):
         self.hint = hint
         super().__init__(f"{path}: {problem}; {hint}")
 
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+    def __reduce__(self) -> tuple[type[StateError], tuple[Path, str, str]]:
         return (StateError, (self.path, self.problem, self.hint))
 
 
@@ -325,36 +324,3 @@ class Repair:
     path: Path
     kept: Path | None
     problem: str
-
-
-def repair(root: Path) -> list[Repair]:
-    """Move every unusable state file aside (kept, never deleted) and recreate it empty; remove
-    the temporary database files of processes that were killed while creating one."""
-    from agentls.core.audit import AuditStore
-    from agentls.core.sqlite import state_dir
-    from agentls.core.stores.sqlite_ledger import SqliteLedgerStore
-
-    repairs: list[Repair] = []
-    state = Path(root) / STATE_DIR
-    try:
-        check_state_folder(root)
-    except StateError as exc:
-        repairs.append(Repair(state, move_aside(state), exc.problem))
-    for name in DATABASES:
-        path = state / name
-        problem = integrity(path)
-        if problem is not None:
-            repairs.append(Repair(path, move_aside(path), problem))
-        elif name == LEDGER and path.exists() and (fixed := repair_ledger_values(path)):
-            repairs.append(fixed)
-    for temp in temp_databases(root):
-        if temp.abandoned:
-            temp.path.unlink(missing_ok=True)
-            repairs.append(
-                Repair(temp.path, None, f"was left by process {temp.pid}, killed while creating it")
-            )
-    # Recreate what was moved (and the folder), so the next command starts clean: the local
-    # files, whatever team database the environment names.
-    SqliteLedgerStore(state_dir(root) / LEDGER).close()
-    AuditStore.for_workspace(root).close()
-    return repairs

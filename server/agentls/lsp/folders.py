@@ -22,8 +22,8 @@ from pygls.uris import to_fs_path
 from agentls.lsp.collector import loads_code
 
 if TYPE_CHECKING:
-    from agentls.core.definitions import AgentRegistry
     from agentls.core.engine import EngineSettings
+    from agentls.core.registry import AgentRegistry
     from agentls.core.runtime import AgentRuntime
     from agentls.core.tools.command import Approver
     from agentls.lsp.events import EventBridge
@@ -57,7 +57,7 @@ def _build_runtime(
 def _warm_model_backend(runtime: AgentRuntime, settings: EngineSettings) -> None:
     """Import the model SDK here too; an OpenAI-compatible client is also built (its TLS setup
     costs ~20 ms). The embedded model's weights still load on its first run (200 MB)."""
-    from agentls.core.llm import EMBEDDED_NAMES
+    from agentls.core.model_choice import EMBEDDED_NAMES
 
     wanted = settings.model_settings().resolved()
     embedded = wanted.model is not None and wanted.model.lower() in EMBEDDED_NAMES
@@ -73,6 +73,24 @@ def _warm_model_backend(runtime: AgentRuntime, settings: EngineSettings) -> None
         log.debug("model backend not warmed: %s", exc)
 
 
+@loads_code
+def _warm_up(settings: EngineSettings) -> None:
+    """What the first run of a session would otherwise pay, done while the editor is idle: the
+    engine's modules and the model client (SDK import, TLS set-up, tokenizer). No state is
+    created: a folder's `.agentls/` still appears only when something runs in it."""
+    import agentls.core.engine
+    import agentls.core.state_check
+    import agentls.lsp.approvals
+    import agentls.lsp.events
+    import agentls.lsp.state_errors  # noqa: F401
+    from agentls.core.model_choice import prepare
+
+    try:
+        prepare(settings.model_settings())
+    except Exception as exc:  # the first run reports what is wrong with the model
+        log.debug("model client not prepared: %s", exc)
+
+
 class FolderEngine:
     """One workspace folder: its agent registry and, once something runs, its runtime."""
 
@@ -86,7 +104,7 @@ class FolderEngine:
         self._warm: asyncio.Task[None] | None = None
 
     def _engine_settings(self) -> EngineSettings:
-        return self.ls.settings.engine(trusted=self.ls.trusted)
+        return self.ls.engine_settings()
 
     async def registry(self) -> AgentRegistry:
         """The folder's agents, loaded off the loop once (and again after `reload`)."""
@@ -258,12 +276,33 @@ class Folders:
         for engine in self._engines.values():
             engine.reload()
 
+    def warm_up(self) -> None:
+        """Prepare, on a worker thread, what the first run will need (see `_warm_up`)."""
+        settings = self.ls.settings.engine(trusted=self.ls.trusted)
+        warming = _spawn(self.ls, asyncio.to_thread(_warm_up, settings))
+        # A folder that has state already gets its runtime too (ledger, audit, crash recovery):
+        # nothing is created that is not there.
+        for root in self.roots():
+            if (root / ".agentls").is_dir():
+                engine = self.engine(root)
+                _spawn(self.ls, _after(warming, engine.get_runtime()))
+
 
 def no_folder_message(command: str) -> str:
     return (
         f"{command}: no workspace folder is open; open a folder first (agentls keeps each "
         "folder's budget ledger, audit trail and agents in its .agentls/)"
     )
+
+
+async def _after(first: Awaitable[object], then: Awaitable[T]) -> T | None:
+    """`then` once `first` is done; a failure of either is left to the first real use."""
+    try:
+        await first
+        return await then
+    except Exception as exc:
+        log.debug("warm-up: %s", exc)
+        return None
 
 
 def _spawn(ls: AgentLanguageServer, work: Awaitable[T]) -> asyncio.Task[T]:

@@ -10,7 +10,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from agentls.core.bounds import MAX_TOKENS
-from agentls.core.definitions import AgentDefinition, AgentRegistry, UnknownAgentError
+from agentls.core.definitions import AgentDefinition, UnknownAgentError
+from agentls.core.registry import AgentRegistry
 from agentls.core.target import Target, TextRange
 
 # A budget is checked when the call's arguments are (the SDK names `budget` and the bound): the

@@ -24,6 +24,7 @@ from mcp_types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentls import __version__
+from agentls.core import telemetry
 from agentls.core.budget import BudgetScopeSnapshot, BudgetSnapshot
 from agentls.core.create import CREATOR, CreateAgentError
 from agentls.core.create import create_agent as create_definition
@@ -189,6 +190,7 @@ def build_server(
         Returns the answer, the proposed edits as a unified diff (not applied) and the token
         usage. Progress notifications follow the run; cancelling the call cancels the run.
         """
+        telemetry.continue_trace(ctx.request_context.meta)  # a client's W3C traceparent
         definition = agent_of(runtime.registry, agent)
         if not goal.strip():
             raise ArgumentError("goal", "empty; say what the agent should do")
@@ -222,6 +224,7 @@ def build_server(
 
         One task's failure never stops the others; cancelling the call cancels every run.
         """
+        telemetry.continue_trace(ctx.request_context.meta)  # a client's W3C traceparent
         prepared: list[ParallelTask] = []
         for i, task in enumerate(tasks):
             prefix = f"tasks[{i}]."
@@ -272,6 +275,7 @@ def build_server(
         The definition is validated (read-only tools unless the settings allow more); with
         `save` it is written to the workspace and stays available.
         """
+        telemetry.continue_trace(ctx.request_context.meta)  # a client's W3C traceparent
         if not prompt.strip():
             raise ArgumentError("prompt", "empty; describe the agent you want")
         if lines is not None and file is None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from agentls import __version__
 from agentls.core.child_workdir import outside_workspace
 from agentls.core.mcp.config import ConfiguredServer, McpConfig
-from agentls.core.mcp.tools import render_result
+from agentls.core.mcp.rendering import render_result
 from agentls.core.runtime import RunFailed
 from agentls.core.tools.base import ProgressReport, ToolResult
 

@@ -21,6 +21,7 @@ import shlex
 import signal
 import sys
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,9 +51,17 @@ _SHELL_OPERATOR = re.compile(r"^[;&|<>()]+$")
 # Characters that could make the command line the user reads differ from the one that runs:
 # control characters (terminal escapes, carriage returns, newlines), bidirectional overrides
 # and invisible characters.
-_DECEPTIVE = re.compile(
-    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
-)
+# Characters that could make the line a reader approves differ from the line that runs: every
+# control (tab aside), format character (bidi controls, zero-width, soft hyphen, tags), line or
+# paragraph separator, private-use, surrogate or unassigned code point.
+_DECEPTIVE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
+
+
+def _deceptive(line: str) -> str | None:
+    for char in line:
+        if char != "\t" and unicodedata.category(char) in _DECEPTIVE_CATEGORIES:
+            return char
+    return None
 
 
 def is_secret_name(name: str) -> bool:
@@ -102,9 +111,9 @@ def parse_command(line: str, patterns: Sequence[AllowPattern]) -> ParsedCommand:
         raise CommandError("command is empty")
     if len(line) > MAX_COMMAND_CHARS:
         raise CommandError(f"command is longer than {MAX_COMMAND_CHARS} characters")
-    if match := _DECEPTIVE.search(line):
+    if (char := _deceptive(line)) is not None:
         raise CommandError(
-            f"command contains the control or invisible character U+{ord(match.group()):04X}; "
+            f"command contains the control or invisible character U+{ord(char):04X}; "
             "write it on one line with visible characters only"
         )
     stripped = line.strip()
