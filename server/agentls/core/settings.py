@@ -28,6 +28,7 @@ from agentls.core.engine import (
     McpServerSettings,
 )
 from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT
+from agentls.core.stores.postgres import database_url_setting
 from agentls.core.telemetry.settings import TelemetrySettings, endpoint_url
 from agentls.core.tools.command import CommandSettings
 
@@ -107,6 +108,13 @@ class Settings(BaseModel):
 
     audit: WireAudit = Field(default_factory=WireAudit)
     telemetry: WireTelemetry = Field(default_factory=WireTelemetry)
+    # The team's PostgreSQL database (docs/team.md); `AGENTLS_DATABASE_URL` wins over it.
+    database_url: str | None = Field(default=None, repr=False)
+
+    @field_validator("database_url")
+    @classmethod
+    def _no_password(cls, url: str | None) -> str | None:
+        return database_url_setting(url)
 
     def engine(
         self, *, trusted: bool, lower_limits: Mapping[str | None, int] | None = None
@@ -137,6 +145,7 @@ class Settings(BaseModel):
                 otlp_endpoint=self.telemetry.otlp_endpoint or None,
                 capture_content=self.telemetry.capture_content,
             ),
+            database_url=self.database_url or None,
         )
 
 

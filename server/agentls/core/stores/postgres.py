@@ -129,6 +129,19 @@ def scrub(text: str, url: str) -> str:
     return _scrub_text(text, _password(url))
 
 
+def database_url_setting(url: str | None) -> str | None:
+    """A `databaseUrl` setting, refused when it holds a password: settings files get committed
+    and shown, so the password belongs in PGPASSWORD or ~/.pgpass, which libpq reads itself."""
+    if url is None or not url.strip():
+        return None
+    if _password(url) is not None:
+        raise ValueError(
+            f"{shown_url(url)} with a password: keep the password in PGPASSWORD or ~/.pgpass "
+            "and give the URL without it"
+        )
+    return url.strip()
+
+
 def connection_kwargs(url: str) -> dict[str, Any]:
     """libpq options: agentls' defaults under what the URL itself says."""
     from psycopg.conninfo import conninfo_to_dict
