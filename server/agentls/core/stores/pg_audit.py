@@ -147,12 +147,13 @@ class PgAudit:
 
         with self._fresh() as conn:
             try:
-                cursor = conn.execute(
-                    f"DELETE FROM {SCHEMA}.events WHERE run_id IN (SELECT run_id FROM "
-                    f"{SCHEMA}.events GROUP BY run_id HAVING max(time) < %s "
-                    "AND bool_or(kind = ANY (%s)))",
-                    (before, list(TERMINAL_VALUES)),
-                )
+                with conn.pipeline():  # its end reads the outcome, so a refusal is raised here
+                    cursor = conn.execute(
+                        f"DELETE FROM {SCHEMA}.events WHERE run_id IN (SELECT run_id FROM "
+                        f"{SCHEMA}.events GROUP BY run_id HAVING max(time) < %s "
+                        "AND bool_or(kind = ANY (%s)))",
+                        (before, list(TERMINAL_VALUES)),
+                    )
             except psycopg.errors.InsufficientPrivilege as exc:
                 raise database_error(self.url, exc, doing="delete audit events") from None
             return int(cursor.rowcount)

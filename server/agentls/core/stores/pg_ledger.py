@@ -154,7 +154,8 @@ class PgLedgerTx:
         import psycopg
 
         try:
-            yield
+            with self.conn.pipeline():  # its end reads the outcome, so a refusal is raised here
+                yield
         except psycopg.errors.InsufficientPrivilege as exc:
             raise database_error(self.store.url, exc, doing=doing) from None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -40,6 +41,8 @@ _DEFAULTS = {
     "application_name": "agentls",
 }
 _SESSION = "-c idle_in_transaction_session_timeout=30000 -c lock_timeout=30000"
+# A connection idle this long is checked before a transaction (the server may have restarted).
+_IDLE_CHECK_S = 1.0
 
 _UNREACHABLE = (
     "connection refused",
@@ -280,6 +283,7 @@ class Session:
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[Any] | None = None
         self._pid = 0
+        self._used = 0.0  # when the connection was last used (time.monotonic)
 
     def _connection(self) -> psycopg.Connection[Any]:
         import os
@@ -295,38 +299,44 @@ class Session:
     def transaction(self, *, doing: str = "") -> Iterator[psycopg.Connection[Any]]:
         """A transaction on the session's connection; errors become DatabaseErrors.
 
-        A connection that went stale while idle (the server restarted) is replaced once, before
-        the transaction begins, so a server that is back is used at once.
+        It runs in pipeline mode: statements whose results are not read (BEGIN, writes, COMMIT)
+        go out together, so a transaction costs a round trip to the server per result read plus
+        one, not one per statement. A connection that sat idle is checked first, and replaced
+        once if it went stale (the server restarted), so a server that is back is used at once.
         """
         import psycopg
 
         with self._lock:
-            conn = self._begin(doing)
+            conn = self._ready(doing)
             try:
-                yield conn
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    yield conn
+                    conn.execute("COMMIT")
             except BaseException as exc:
                 with suppress(Exception):
                     conn.execute("ROLLBACK")
                 if isinstance(exc, psycopg.Error):
                     raise self._failed(conn, exc, doing) from None
                 raise
-            try:
-                conn.execute("COMMIT")
-            except psycopg.Error as exc:
-                raise self._failed(conn, exc, doing) from None
+            finally:
+                self._used = time.monotonic()
 
-    def _begin(self, doing: str) -> psycopg.Connection[Any]:
+    def _ready(self, doing: str) -> psycopg.Connection[Any]:
+        """The connection, checked with a round trip when it has been idle a while."""
         import psycopg
 
         while True:
             fresh = self._conn is None
             conn = self._connection()
+            if fresh or time.monotonic() - self._used < _IDLE_CHECK_S:
+                return conn
             try:
-                conn.execute("BEGIN")
+                conn.execute("SELECT 1").fetchone()
                 return conn
             except psycopg.Error as exc:
                 self._drop()
-                if fresh or not unreachable(exc):
+                if not unreachable(exc):
                     raise database_error(self.url, exc, doing=doing) from None
 
     def _failed(self, conn: Any, exc: BaseException, doing: str) -> DatabaseError:
