@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from agentls.core.bounds import call_usage_problem
 from agentls.core.budget_grants import (
@@ -52,8 +52,14 @@ from agentls.core.budget_grants import (
 )
 from agentls.core.budget_queue import LedgerQueue
 from agentls.core.budget_reserve import Wait, reserve_in
+from agentls.core.budget_snapshots import (
+    BudgetScopeSnapshot,
+    BudgetSnapshot,
+    scope_snapshot,
+    snapshot_in,
+)
 from agentls.core.events import Usage
-from agentls.core.stores.ledger import LedgerStore, LedgerTx, ScopeTotals
+from agentls.core.stores.ledger import LedgerStore, LedgerTx
 from agentls.core.stores.postgres import DatabaseUnavailable
 
 # Re-exported: callers import the budget's names from here.
@@ -74,33 +80,7 @@ log = logging.getLogger(__name__)
 LEDGER_FILE = "ledger.db"
 
 
-class BudgetScopeSnapshot(BaseModel):
-    used: int
-    limit: int | None
-    remaining: int | None
-    reserved: int
-    usage: Usage
-
-
-class BudgetSnapshot(BaseModel):
-    used: int
-    limit: int | None
-    remaining: int | None
-    reserved: int
-    usage: Usage
-    agents: dict[str, BudgetScopeSnapshot]
-
-
 Listener = Callable[[BudgetSnapshot], None]
-
-
-def _scope_snapshot(totals: ScopeTotals) -> BudgetScopeSnapshot:
-    used = totals.usage.total
-    limit = totals.limit
-    remaining = None if limit is None else max(0, limit - used - totals.reserved)
-    return BudgetScopeSnapshot(
-        used=used, limit=limit, remaining=remaining, reserved=totals.reserved, usage=totals.usage
-    )
 
 
 class TokenBudgeter:
@@ -184,7 +164,7 @@ class TokenBudgeter:
 
     def _finish_batch(self, tx: LedgerTx) -> BudgetSnapshot | None:
         """The snapshot listeners see after a batch, read in the batch's own transaction."""
-        return self._snapshot_in(tx) if self._listeners else None
+        return snapshot_in(tx) if self._listeners else None
 
     # Reserving.
 
@@ -440,20 +420,9 @@ class TokenBudgeter:
         """Used, limit, remaining and reserved tokens for the total and every known agent."""
         try:
             with self._tx(write=False) as tx:
-                return self._snapshot_in(tx)
+                return snapshot_in(tx)
         except ValidationError:  # a number agentls did not write: named, not a traceback
             raise self.store.unusable() from None
-
-    @staticmethod
-    def _snapshot_in(tx: LedgerTx) -> BudgetSnapshot:
-        totals = {t.scope: t for t in tx.totals()}
-        agents = {
-            scope.removeprefix("agent:"): _scope_snapshot(t)
-            for scope, t in sorted(totals.items())
-            if scope != TOTAL
-        }
-        total = _scope_snapshot(totals.get(TOTAL) or ScopeTotals(TOTAL, None, Usage(), 0))
-        return BudgetSnapshot(**total.model_dump(), agents=agents)
 
     def run_usage(self, run_id: str) -> Usage:
         """Committed usage of one run (its own calls and those of child runs that named it)."""
@@ -461,7 +430,7 @@ class TokenBudgeter:
 
     def run_snapshot(self, run_id: str) -> BudgetScopeSnapshot:
         with self._tx(write=False) as tx:
-            return _scope_snapshot(tx.scope_totals(f"run:{run_id}"))
+            return scope_snapshot(tx.scope_totals(f"run:{run_id}"))
 
     def waiting_calls(self) -> int:
         """Calls waiting in the ledger for others' reservations to settle (every process's)."""
