@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -37,10 +38,13 @@ class LeaseRenewer:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._pid = os.getpid()
         self.renewals = 0  # rounds that reached the database (diagnostics, tests)
 
     def hold(self, lease_id: str, held: bool) -> None:
         with self._cond:
+            if self._pid != os.getpid():  # a forked child: the parent's thread is not ours
+                self._pid, self._thread, self._ids = os.getpid(), None, set()
             if held:
                 self._ids.add(lease_id)
                 if self._thread is None and not self._closed:
@@ -107,10 +111,13 @@ class Listener:
         self._wakes: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
         self.listening = threading.Event()  # set while LISTEN is in force (tests)
 
     def add(self, wake: Callable[[], None]) -> None:
         with self._lock:
+            if self._pid != os.getpid():  # a forked child: the parent's thread is not ours
+                self._pid, self._thread, self._wakes = os.getpid(), None, []
             self._wakes.append(wake)
             if self._thread is None:
                 self._thread = threading.Thread(
