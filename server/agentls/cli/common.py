@@ -8,8 +8,12 @@ from pathlib import Path
 
 from agentls.cli import CliError, workspace_of
 from agentls.core.bounds import MAX_TOKENS  # re-exported: the CLI's commands import it from here
-from agentls.core.budget import DEFAULT_MIN_OUTPUT_TOKENS, DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS
-from agentls.core.engine import MAX_MIN_OUTPUT_TOKENS, BudgetSettings, EngineSettings
+from agentls.core.budget_grants import (
+    DEFAULT_MIN_OUTPUT_TOKENS,
+    DEFAULT_WAIT_SECONDS,
+    MAX_WAIT_SECONDS,
+)
+from agentls.core.engine_settings import MAX_MIN_OUTPUT_TOKENS, BudgetSettings, EngineSettings
 from agentls.core.target import Target, TextRange, read_exact
 
 

@@ -30,6 +30,7 @@ async def metered_call(
     min_output_tokens: int = DEFAULT_MIN_OUTPUT_TOKENS,
 ) -> ChatResponse:
     """Make one model call within the run's budgets; raises BudgetExceeded before an unaffordable one."""
+    emit(run.event(EventKind.WAITING, data={"for": "budget", "turn": run.turn}))
     prompt_bound = await asyncio.to_thread(model.prompt_token_bound, request)
     reservation = await budgeter.areserve(
         run_id=run.run_id,
@@ -49,6 +50,7 @@ async def metered_call(
         emit(run.event(EventKind.OUTPUT_DELTA, data={"delta": delta, "turn": run.turn}))
 
     started = time.monotonic()
+    emit(run.event(EventKind.WAITING, data={"for": "model", "turn": run.turn}))
     try:
         response = await model.complete(request, on_delta)
     except BaseException as exc:

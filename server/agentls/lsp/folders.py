@@ -47,6 +47,8 @@ def _build_runtime(
     root: Path, settings: EngineSettings, registry: AgentRegistry, approver: Approver
 ) -> AgentRuntime:
     # Imported here, on the worker thread, so the event loop never waits for the modules.
+    import agentls.core.create
+    import agentls.core.parallel
     import agentls.lsp.events  # noqa: F401
     from agentls.core.engine import build_runtime
 
@@ -78,7 +80,9 @@ def _warm_up(settings: EngineSettings) -> None:
     """What the first run of a session would otherwise pay, done while the editor is idle: the
     engine's modules and the model client (SDK import, TLS set-up, tokenizer). No state is
     created: a folder's `.agentls/` still appears only when something runs in it."""
-    import agentls.core.engine
+    import agentls.core.create
+    import agentls.core.engine  # the runtime and its tools
+    import agentls.core.parallel
     import agentls.core.state_check
     import agentls.lsp.approvals
     import agentls.lsp.events

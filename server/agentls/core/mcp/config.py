@@ -39,6 +39,8 @@ MODEL_ENV = (
     "PGPASSWORD",
     "PGPASSFILE",
 )
+# Seconds one MCP tool call may take before it is cancelled (the `mcpCallTimeout` default).
+DEFAULT_CALL_TIMEOUT = 60.0
 USER_SOURCE = "user"
 PROJECT_SOURCE = "project"
 WORKSPACE_SOURCE = "workspace"
