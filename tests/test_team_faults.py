@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tests.rig.eventually import aeventually
 from tests.rig.postgres import PostgresCluster, database_name, free_port
 from tests.rig.scripted_openai import ScriptedOpenAI, Text
 
@@ -71,8 +72,7 @@ async def test_a_database_stopped_mid_call_loses_nothing_and_counts_nothing_twic
     server.responder = slow
     target = Target(path=tmp_path / "two.py")
     first = asyncio.create_task(runtime.delegate("explain", "explain", target))
-    while not server.requests:
-        await asyncio.sleep(0.01)
+    await aeventually(lambda: server.requests, "the model call to be in flight")
     postgres_cluster.stop()
     try:
         answer.set()
