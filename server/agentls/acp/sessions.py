@@ -198,7 +198,7 @@ class Sessions:
             )
             # Opening the ledger and loading definitions touch the disk: off the event loop.
             self._building[key] = asyncio.create_task(
-                asyncio.to_thread(build_runtime, workspace, settings, approver=self.approver)
+                asyncio.to_thread(_build_runtime, workspace, settings, self.approver)
             )
         try:
             runtime = await asyncio.shield(self._building[key])
@@ -252,3 +252,15 @@ class Sessions:
         for runtime in self._runtimes.values():
             await runtime.aclose()
         self._runtimes.clear()
+
+
+def _build_runtime(
+    workspace: Path, settings: EngineSettings, approver: Approver | None
+) -> AgentRuntime:
+    """A session's runtime, and the model client its first prompt will use (the SDK's import, TLS
+    set-up, tokenizer), on the worker thread: the first prompt is as quick as the tenth."""
+    from agentls.core.model_choice import prepare_quietly
+
+    runtime = build_runtime(workspace, settings, approver=approver)
+    prepare_quietly(settings.model_settings())
+    return runtime

@@ -169,8 +169,12 @@ async def _serve(
     import asyncio
     import signal
 
+    from agentls.core.model_choice import prepare_quietly
     from agentls.mcp.cancels import HOST_CLOSED, CallCancels, stopped_by
     from agentls.mcp.server import build_server
+
+    # The model client the first delegation will use, prepared while the host connects.
+    asyncio.get_running_loop().run_in_executor(None, prepare_quietly, settings.model_settings())
 
     # Stopping the server cancels the runs with the reason, before the SDK cancels their calls.
     cancels = CallCancels(runtime)

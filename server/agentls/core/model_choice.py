@@ -6,6 +6,8 @@ Apart from llm.py, so the interface imports no backend and the backends import o
 
 from __future__ import annotations
 
+import logging
+
 from agentls.core.llm import (
     ChatModel,
     ChatRequest,
@@ -67,6 +69,8 @@ def fallback_notice(model: ChatModel) -> str | None:
     return model.notice if isinstance(model, EmbeddedFallback) else None
 
 
+log = logging.getLogger("agentls")
+
 # Clients built ahead of time by `prepare` (a worker thread, while the editor is idle), taken by
 # the first `create_model` for the same settings.
 _prepared: dict[ModelSettings, ChatModel] = {}
@@ -86,6 +90,14 @@ def prepare(settings: ModelSettings) -> None:
     model.warm()
     _prepared.clear()  # one at a time: a client prepared for settings since changed goes
     _prepared[s] = model
+
+
+def prepare_quietly(settings: ModelSettings) -> None:
+    """`prepare`, for a warm-up: what fails here is reported by the first run that needs it."""
+    try:
+        prepare(settings)
+    except Exception as exc:
+        log.debug("model client not prepared: %s", exc)
 
 
 def _wants_embedded(s: ModelSettings) -> bool:
