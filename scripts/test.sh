@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 scripts/setup-test-node.sh
+scripts/setup-postgres.sh
 
 if [ "$#" -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"

@@ -84,6 +84,11 @@ class EngineSettings(BaseModel):
     run_command: CommandSettings = Field(default_factory=CommandSettings)
     # OpenTelemetry export (docs/telemetry.md); the OTEL_* variables configure the rest.
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    # The team's PostgreSQL database for the ledger and the audit trail (docs/team.md); None:
+    # the files in `.agentls/`. `AGENTLS_DATABASE_URL` wins over it. From a workspace's own
+    # settings it counts only once the workspace is trusted: libpq sends the password wherever
+    # it points.
+    database_url: str | None = Field(default=None, repr=False)
 
     def model_settings(self) -> ModelSettings:
         return ModelSettings(model=self.model, base_url=self.base_url, api_key=self.api_key)

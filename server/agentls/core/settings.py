@@ -37,6 +37,7 @@ from agentls.core.engine_settings import (
     WaitSeconds,
 )
 from agentls.core.mcp.config import DEFAULT_CALL_TIMEOUT, McpServerSettings
+from agentls.core.stores.postgres import database_url_setting
 from agentls.core.telemetry.settings import TelemetrySettings, endpoint_url
 from agentls.core.tools.command import CommandSettings
 
@@ -114,6 +115,13 @@ class Settings(BaseModel):
 
     audit: WireAudit = Field(default_factory=WireAudit)
     telemetry: WireTelemetry = Field(default_factory=WireTelemetry)
+    # The team's PostgreSQL database (docs/team.md); `AGENTLS_DATABASE_URL` wins over it.
+    database_url: str | None = Field(default=None, repr=False)
+
+    @field_validator("database_url")
+    @classmethod
+    def _no_password(cls, url: str | None) -> str | None:
+        return database_url_setting(url)
 
     def engine(
         self, *, trusted: bool, lower_limits: Mapping[str | None, int] | None = None
@@ -144,6 +152,7 @@ class Settings(BaseModel):
                 otlp_endpoint=self.telemetry.otlp_endpoint or None,
                 capture_content=self.telemetry.capture_content,
             ),
+            database_url=self.database_url or None,
         )
 
 
