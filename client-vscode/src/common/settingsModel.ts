@@ -5,6 +5,7 @@ import type { InitializationOptions, McpServerConfig, ServerSettings } from './p
 /** Settings that a workspace must not set unless it is trusted: they run programs or send code elsewhere. */
 export const restrictedSettings: readonly string[] = [
     'python',
+    'importStrategy',
     'baseUrl',
     'mcpServers',
     'agentFolders',
@@ -336,6 +337,7 @@ export function buildInitializationOptions(
 /** Dotted keys read from the `agentls` section, in the order of package.json. */
 export const settingKeys: readonly string[] = [
     'python',
+    'importStrategy',
     'model',
     'baseUrl',
     'budget.total',
