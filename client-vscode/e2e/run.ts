@@ -8,21 +8,34 @@
  */
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import {
+    artifacts,
+    clientDir,
+    editorText,
+    fail,
+    findFiles,
+    freePort,
+    log,
+    outputShows,
+    runCommand,
+    scriptReplies,
+    startModelServer,
+    statusText,
+    Step,
+    STEP_TIMEOUT_MS,
+    stopProcessGroup,
+    waitFor,
+} from './helpers';
 
-const clientDir = path.resolve(__dirname, '..');
-const repoRoot = path.resolve(clientDir, '..');
-const artifacts = path.join(__dirname, 'artifacts');
 const codeServer = path.join(__dirname, '.code-server', 'node_modules', '.bin', 'code-server');
 const vsix = path.join(clientDir, 'agentls.vsix');
 const python = path.resolve(clientDir, process.env.AGENTLS_PYTHON ?? '../.venv/bin/python');
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const TOTAL_TIMEOUT_MS = 240_000;
-const STEP_TIMEOUT_MS = 30_000;
 
 const SOURCE = ['def add(a, b):', '    return a + b', '', '', 'def mul(a, b):', '    return a * b', ''].join('\n');
 const DOCSTRING = 'Return the sum of a and b.';
@@ -31,186 +44,6 @@ const REVIEW_ANSWER = 'mul is correct: it multiplies its two arguments.';
 /** The model server refuses requests without this key: the run only works if the key reached the server. */
 const API_KEY = `sk-e2e-${Math.random().toString(36).slice(2)}`;
 
-class Step {
-    private n = 0;
-    constructor(private readonly page: () => Page | undefined) {}
-
-    async shot(name: string): Promise<void> {
-        const page = this.page();
-        this.n += 1;
-        const file = path.join(artifacts, `${String(this.n).padStart(2, '0')}-${name}.png`);
-        if (page) {
-            await page.screenshot({ path: file }).catch((error: unknown) => log(`screenshot ${name} failed: ${String(error)}`));
-            log(`screenshot ${path.relative(clientDir, file)}`);
-        }
-    }
-}
-
-function log(message: string): void {
-    console.log(`[e2e ${new Date().toISOString().slice(11, 19)}] ${message}`);
-}
-
-function fail(message: string): never {
-    throw new Error(message);
-}
-
-function freePort(): Promise<number> {
-    return new Promise((resolve, reject) => {
-        const server = createServer();
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => {
-            const address = server.address();
-            const port = typeof address === 'object' && address ? address.port : 0;
-            server.close(() => resolve(port));
-        });
-    });
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = STEP_TIMEOUT_MS): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let lastError: unknown;
-    while (Date.now() < deadline) {
-        try {
-            const value = await probe();
-            if (value !== undefined) {
-                return value;
-            }
-        } catch (error) {
-            lastError = error;
-        }
-        await new Promise((r) => setTimeout(r, 250));
-    }
-    return fail(`timed out after ${timeoutMs / 1000} s waiting for ${what}${lastError ? ` (last error: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)})` : ''}`);
-}
-
-/** Starts the scripted model server; resolves with its base URL (…/v1). */
-function startModelServer(): Promise<{ process: ChildProcess; url: string }> {
-    const child = spawn(
-        python,
-        [
-            '-m',
-            'tests.rig.scripted_openai',
-            '--port',
-            '0',
-            '--latency',
-            '1.5',
-            '--text',
-            REVIEW_ANSWER,
-            '--require-key',
-            API_KEY,
-            '--exit-on-stdin-eof',
-        ],
-        { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`the scripted model server printed no URL in 30 s: ${stderr}`)), 30_000);
-        let stdout = '';
-        child.stdout?.on('data', (chunk: Buffer) => {
-            stdout += chunk.toString();
-            const match = /^URL (\S+)$/m.exec(stdout);
-            if (match) {
-                clearTimeout(timer);
-                resolve({ process: child, url: match[1] });
-            }
-        });
-        child.once('exit', (code) => {
-            clearTimeout(timer);
-            reject(new Error(`the scripted model server exited with ${code}: ${stderr}`));
-        });
-    });
-}
-
-async function scriptReplies(url: string, replies: unknown[]): Promise<void> {
-    const response = await fetch(`${url.replace(/\/v1\/?$/, '')}/_script`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(replies),
-    });
-    if (!response.ok) {
-        fail(`POST /_script answered ${response.status}: ${await response.text()}`);
-    }
-}
-
-function stopProcessGroup(child: ChildProcess | undefined): Promise<void> {
-    if (!child?.pid || child.exitCode !== null) {
-        return Promise.resolve();
-    }
-    const pid = child.pid;
-    return new Promise((resolve) => {
-        const killer = setTimeout(() => {
-            try {
-                process.kill(-pid, 'SIGKILL');
-            } catch {
-                // already gone
-            }
-            resolve();
-        }, 5000);
-        child.once('exit', () => {
-            clearTimeout(killer);
-            resolve();
-        });
-        try {
-            process.kill(-pid, 'SIGTERM');
-        } catch {
-            clearTimeout(killer);
-            resolve();
-        }
-    });
-}
-
-function findFiles(dir: string, pattern: RegExp, found: string[] = []): string[] {
-    if (!existsSync(dir)) {
-        return found;
-    }
-    for (const name of readdirSync(dir)) {
-        const full = path.join(dir, name);
-        if (statSync(full).isDirectory()) {
-            findFiles(full, pattern, found);
-        } else if (pattern.test(name)) {
-            found.push(full);
-        }
-    }
-    return found;
-}
-
-/** The text of a Monaco editor's rendered lines (visible part only), with plain spaces. */
-async function editorText(editor: Locator): Promise<string> {
-    const text = await editor.locator('.view-lines').innerText();
-    return text.replace(/\u00a0/g, ' ');
-}
-
-async function runCommand(page: Page, title: string): Promise<void> {
-    await page.keyboard.press('F1');
-    const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
-    await input.fill(`>${title}`);
-    // Enter could pick another fuzzy match: click the row whose label is exactly the title.
-    const exact = new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
-    const row = page.locator('.quick-input-list .monaco-list-row', { has: page.locator('.label-name', { hasText: exact }) });
-    await row.first().waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
-    await row.first().click();
-}
-
-async function statusText(page: Page): Promise<string> {
-    return (await page.locator('[aria-label^="agentls budget"]').first().innerText()).trim();
-}
-
-/**
- * True when the output channel shows this client's line for an event (`[1a2b3c4d] review finished …`),
- * found with the Output view's own filter box, since protocol traces fill the channel.
- */
-async function outputShows(page: Page, agent: string, kind: string): Promise<boolean> {
-    const filter = page.locator('.part.panel .viewpane-filter input').first();
-    const wanted = `${agent} ${kind}`;
-    if ((await filter.inputValue()) !== wanted) {
-        await filter.fill(wanted);
-        await page.waitForTimeout(300);
-    }
-    const text = await editorText(page.locator('.part.panel .monaco-editor').first());
-    return new RegExp(`\\[[0-9a-zA-Z-]{1,8}\\] ${wanted}`).test(text);
-}
 
 let cleanup: () => Promise<void> = () => Promise.resolve();
 
@@ -256,7 +89,7 @@ async function main(): Promise<void> {
         rmSync(tmp, { recursive: true, force: true });
     };
     try {
-        model = await startModelServer();
+        model = await startModelServer(python, { text: REVIEW_ANSWER, requireKey: API_KEY });
         log(`scripted model server at ${model.url}`);
         await scriptReplies(model.url, [{ text: `Here is the documented code:\n\n\`\`\`python\n${REPLACEMENT}\n\`\`\`\n` }]);
 
