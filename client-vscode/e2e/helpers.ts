@@ -191,3 +191,15 @@ export async function outputShows(page: Page, agent: string, kind: string): Prom
     const text = await editorText(page.locator('.part.panel .monaco-editor').first());
     return new RegExp(`\\[[0-9a-zA-Z-]{1,8}\\] ${wanted}`).test(text);
 }
+
+/** Accepts the prefilled goal once its input has replaced the agent pick (Enter earlier would go to the pick). */
+export async function acceptGoal(page: Page, agent: string): Promise<void> {
+    await page.locator('.quick-input-widget .quick-input-title', { hasText: `Goal for ${agent}` }).waitFor({ state: 'visible' });
+    await page.locator('.quick-input-widget input').press('Enter');
+}
+
+/** The status bar's budget text once the server has answered (`12 / 100k`), else undefined. */
+export async function budgetShown(page: Page): Promise<string | undefined> {
+    const text = await statusText(page);
+    return /\d+(\.\d+)?[kM]? \/ /.test(text) ? text : undefined;
+}
