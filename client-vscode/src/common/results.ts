@@ -2,7 +2,7 @@
 
 import { commands, window, workspace } from 'vscode';
 import { Command } from './constants';
-import { formatDuration, formatTokens, runWarningMessages } from './format';
+import { formatDuration, formatTokens, isNoModelError, runWarningMessages } from './format';
 import { showErrorWithLogs, showLogs, traceError } from './logging';
 import type { CreateAgentResult, ParallelResult, RunResult } from './protocol';
 
@@ -77,11 +77,6 @@ export function presentRunResult(result: unknown): void {
                 void showErrorWithLogs(`${result.agent} failed: ${result.error ?? 'no reason given'}`);
             }
     }
-}
-
-/** The server's refusal to run without a model (core/model_choice.py), also when the embedded one is missing. */
-export function isNoModelError(error: string | null | undefined): boolean {
-    return /no model is configured|embedded model is not installed/i.test(error ?? '');
 }
 
 /** The two ways out of "no model": a model server's key, or the local model added to the private environment. */
