@@ -134,7 +134,7 @@ export class BundledServer {
      * Adds the local model to the private environment, with a cancellable progress notification.
      * Resolves to a message for the user when it did not (already said as a toast), or undefined.
      */
-    async installLocalModel(settingPython: string, cwd: string | undefined, folder: Uri | undefined): Promise<{ ok: boolean; message?: string }> {
+    async installLocalModel(settingPython: string, cwd: string | undefined, folder: Uri | undefined): Promise<{ ok: boolean; message?: string; already?: boolean; cancelled?: boolean }> {
         if (!this.env) {
             const resolution = await this.resolve(settingPython, cwd, folder);
             if (!resolution.ok) {
@@ -146,7 +146,7 @@ export class BundledServer {
             return { ok: false, message: 'agentls could not set up its server: see the logs.' };
         }
         if (env.marker.localModel) {
-            return { ok: true };
+            return { ok: true, already: true };
         }
         const options = this.options(settingPython, cwd);
         const result = await window.withProgress(
@@ -164,6 +164,6 @@ export class BundledServer {
             this.env = { ...env, marker: { ...env.marker, localModel: true } };
             return { ok: true };
         }
-        return { ok: false, message: result.message };
+        return { ok: false, message: result.message, cancelled: result.cancelled };
     }
 }

