@@ -286,6 +286,51 @@ export async function findReusable(options: EnvOptions): Promise<ReadyEnv | { ok
 
 class SetupFailure extends Error {}
 
+/** Makes a venv in `work` with `base`, installs agentls, checks that the server imports, writes the marker last. */
+async function buildEnvironment(
+    work: string,
+    base: PythonCandidate,
+    version: string,
+    options: EnvOptions,
+    progress: (message: string) => void,
+): Promise<EnvMarker> {
+    const wheelhouse = options.wheelhouse;
+    const agentlsVersion = wheelhouse?.manifest.agentlsVersion ?? options.extensionVersion;
+    const context = { storageDir: options.storageDir, python: base.python, fromIndex: !wheelhouse, version: agentlsVersion };
+    const python = venvPython(work);
+    const step = async (what: SetupStep, command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<void> => {
+        options.log(`Running ${command} ${args.join(' ')}`);
+        const result = await runProgram(command, args, { cwd: options.cwd, env, timeoutMs: INSTALL_TIMEOUT_MS, onLine: options.logOutput });
+        if (result.code !== 0) {
+            throw new SetupFailure(setupFailureMessage(what, result.output, context));
+        }
+    };
+    progress(`creating its environment with Python ${version} (${base.python})`);
+    await step('venv', base.python, createVenvArgs(work, !wheelhouse));
+    if (wheelhouse) {
+        progress(`installing agentls ${agentlsVersion} and its packages from the extension, offline`);
+        await step('install', python, bundledInstallArgs(wheelhouse), bundledInstallEnv(process.env, os.devNull));
+    } else {
+        progress(`installing agentls ${agentlsVersion} from your package index`);
+        await step('install', python, indexInstallArgs(agentlsVersion));
+    }
+    progress('checking that it starts');
+    await step('probe', python, SETUP_PROBE);
+    const marker: EnvMarker = {
+        format: MARKER_FORMAT,
+        extensionVersion: options.extensionVersion,
+        agentlsVersion,
+        bundle: wheelhouse?.manifest.bundle ?? null,
+        python: base.python,
+        pythonVersion: version,
+        source: base.source,
+        extensionDir: options.extensionDir,
+        createdAt: new Date().toISOString(),
+    };
+    await fs.writeFile(path.join(work, ENV_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
+    return marker;
+}
+
 /**
  * Makes the environment of this version: under the lock, in a temporary folder, marker last, then
  * renamed into place (replacing an older or unfinished one). `candidates` lists the interpreters to
@@ -306,51 +351,15 @@ export async function setUpPrivateEnv(
             return ready;
         }
         await removeLeftovers(options);
-        const wheelhouse = options.wheelhouse;
-        const choice = await choosePython(await candidates(), (python) => probePython(python, options.cwd), wheelhouse?.manifest.pythonVersions);
+        const choice = await choosePython(await candidates(), (python) => probePython(python, options.cwd), options.wheelhouse?.manifest.pythonVersions);
         for (const line of choice.tried) {
             options.log(`Python lookup: ${line}`);
         }
         if (!choice.ok) {
             return { ok: false, message: choice.message };
         }
-        const base = choice.candidate.python;
-        const version = pythonVersionText(choice.info);
-        const agentlsVersion = wheelhouse?.manifest.agentlsVersion ?? options.extensionVersion;
-        const context = { storageDir: options.storageDir, python: base, fromIndex: !wheelhouse, version: agentlsVersion };
         work = path.join(options.storageDir, `.tmp-${randomBytes(4).toString('hex')}`);
-        const python = venvPython(work);
-        const step = async (what: SetupStep, command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<void> => {
-            options.log(`Running ${command} ${args.join(' ')}`);
-            const result = await runProgram(command, args, { cwd: options.cwd, env, timeoutMs: INSTALL_TIMEOUT_MS, onLine: options.logOutput });
-            if (result.code !== 0) {
-                throw new SetupFailure(setupFailureMessage(what, result.output, context));
-            }
-        };
-
-        progress(`creating its environment with Python ${version} (${base})`);
-        await step('venv', base, createVenvArgs(work, !wheelhouse));
-        if (wheelhouse) {
-            progress(`installing agentls ${agentlsVersion} and its packages from the extension, offline`);
-            await step('install', python, bundledInstallArgs(wheelhouse), bundledInstallEnv(process.env, os.devNull));
-        } else {
-            progress(`installing agentls ${agentlsVersion} from your package index`);
-            await step('install', python, indexInstallArgs(agentlsVersion));
-        }
-        progress('checking that it starts');
-        await step('probe', python, SETUP_PROBE);
-        const marker: EnvMarker = {
-            format: MARKER_FORMAT,
-            extensionVersion: options.extensionVersion,
-            agentlsVersion,
-            bundle: wheelhouse?.manifest.bundle ?? null,
-            python: base,
-            pythonVersion: version,
-            source: choice.candidate.source,
-            extensionDir: options.extensionDir,
-            createdAt: new Date().toISOString(),
-        };
-        await fs.writeFile(path.join(work, ENV_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
+        const marker = await buildEnvironment(work, choice.candidate, pythonVersionText(choice.info), options, progress);
         const envDir = envDirectory(options.storageDir, options.extensionVersion);
         await moveIntoPlace(work, envDir, options.storageDir);
         work = undefined;
