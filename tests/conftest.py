@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 
@@ -13,6 +15,11 @@ def isolated_environment(
     monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL"):
         monkeypatch.delenv(name, raising=False)
+    # Nor exports to their collector, or joins a trace their shell is in (docs/telemetry.md).
+    for name in [
+        n for n in os.environ if n.startswith("OTEL_") or n in ("TRACEPARENT", "TRACESTATE")
+    ]:
+        monkeypatch.delenv(name)
 
 
 # Skips fail in the full suite (AGENTLS_NO_SKIPS=1, set by scripts/test.sh).

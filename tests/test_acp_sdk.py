@@ -5,6 +5,7 @@ and mode kept), reject and always-allow, /parallel, /create, and sessions across
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import stat
 import sys
@@ -20,6 +21,7 @@ from acp.schema import (
     FileSystemCapabilities,
     RequestPermissionResponse,
 )
+from tests.rig.eventually import aeventually
 from tests.rig.scripted_openai import Hang, Reply, ScriptedOpenAI, Text, ToolCall
 
 import acp
@@ -283,13 +285,6 @@ async def test_editor_context_that_is_not_a_file_goes_into_the_goal(
     assert "Always answer in French." in user and "app.py" in user
 
 
-async def until(check: Any, timeout: float = 30.0) -> None:
-    """Wait for a condition the agent's work makes true (the server's request log)."""
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
-
-
 async def test_cancel_stops_every_run_of_a_parallel_prompt(
     server: ScriptedOpenAI, workspace: Path
 ) -> None:
@@ -304,7 +299,7 @@ async def test_cancel_stops_every_run_of_a_parallel_prompt(
                 prompt=[acp.text_block("/parallel review,explain go"), link(workspace / "app.py")],
             )
         )
-        await until(lambda: len(server.requests) == 2)
+        await aeventually(lambda: len(server.requests) == 2)
         await conn.cancel(session_id=sid)
         response = await turn
     assert response.stop_reason == "cancelled"
@@ -407,6 +402,10 @@ max_turns: 3
 async def run_echo(server: ScriptedOpenAI, workspace: Path, choice: str) -> Panel:
     (workspace / ".agentls" / "agents").mkdir(parents=True)
     (workspace / ".agentls" / "agents" / "runner.yaml").write_text(RUNNER, encoding="utf-8")
+    # The workspace's own agent and run_command: only in a folder the user trusts.
+    settings = Path(os.environ["HOME"]) / ".config" / "agentls" / "settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"trustedFolders": [str(workspace)]}), encoding="utf-8")
     server.enqueue(ToolCall("run_command", {"command": "echo hi-from-echo"}), Text("Done."))
     panel = Panel(choice=choice)
     await prompt_once(
@@ -486,6 +485,21 @@ async def test_a_plain_prompt_goes_to_the_orchestrator_which_delegates(
     }
 
 
+async def test_the_turns_token_use_counts_the_runs_it_delegated_to(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    from agentls.core.audit import AuditStore
+
+    server.responder = orchestrated(Text("It adds two numbers.", prompt_tokens=700))
+    response = await prompt_once(Panel(), server, workspace, acp.text_block("what does add do?"))
+    with AuditStore.for_workspace(workspace) as audit:
+        spent = {e.agent: e.usage for e in audit.runs()}
+    assert set(spent) == {"orchestrator", "explain"}
+    assert spent["explain"].input_tokens == 700  # the child's call, in its own process
+    assert response.usage.total_tokens == sum(u.total for u in spent.values())
+    assert response.usage.input_tokens == sum(u.input_tokens for u in spent.values())
+
+
 async def test_cancel_stops_the_orchestrator_and_the_run_it_delegated(
     server: ScriptedOpenAI, workspace: Path
 ) -> None:
@@ -495,7 +509,7 @@ async def test_cancel_stops_the_orchestrator_and_the_run_it_delegated(
         turn = asyncio.ensure_future(
             conn.prompt(session_id=sid, prompt=[acp.text_block("explain app.py")])
         )
-        await until(lambda: len(server.requests) == 2)  # the delegated run asked the model
+        await aeventually(lambda: len(server.requests) == 2)  # the delegated run asked the model
         await conn.cancel(session_id=sid)
         response = await turn
     assert response.stop_reason == "cancelled"

@@ -380,7 +380,10 @@ _WORKER = textwrap.dedent(
     ws, worker, calls, go = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
     rng = random.Random(worker)
     budget, audit = TokenBudgeter.for_workspace(ws), AuditStore.for_workspace(ws)
+    print("ready", flush=True)
+    deadline = time.monotonic() + 60
     while not go.exists():
+        assert time.monotonic() < deadline, "the test never said go"
         time.sleep(0.001)
     appended, reported, stopped = [], Usage(), False
     for n in range(calls):
@@ -423,7 +426,8 @@ def test_processes_reserve_and_append_concurrently_without_loss(tmp_path: Path) 
         )
         for w in range(4)
     ]
-    time.sleep(0.5)  # let them all open the stores and wait at the line
+    for p in procs:  # each has opened the stores and waits at the line
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
     go.touch()
     results = []
     for p in procs:

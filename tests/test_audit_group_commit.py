@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from tests.rig.eventually import aeventually
 from tests.rig.runtimes import runtime_over, scripted_model
 from tests.rig.scripted_openai import ScriptedOpenAI, turns
 
@@ -210,8 +211,7 @@ async def test_closing_the_runtime_mid_run_stores_every_runs_end(
     tasks = [
         asyncio.create_task(runtime.delegate("researcher", f"read app.py ({n})")) for n in range(8)
     ]
-    while len(server.requests) < 8:
-        await asyncio.sleep(0.01)
+    await aeventually(lambda: len(server.requests) >= 8, "every run to call the model")
 
     await runtime.aclose()
     results = await asyncio.gather(*tasks)

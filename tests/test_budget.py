@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.rig.eventually import aeventually
 
 from agentls.core.budget import (
     DEFAULT_MIN_OUTPUT_TOKENS,
@@ -601,7 +602,7 @@ async def test_the_last_tokens_of_a_budget_go_whole_to_one_waiting_call(
         )
         for i in range(5)
     ]
-    await _until(lambda: _waiters(ledger) == 5)
+    await aeventually(lambda: _waiters(ledger) == 5)
     await ledger.arelease(held)
     # 140 left: one 80-token prompt with a 60-token answer, not five slices of 28 that serve none.
     first = await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(_first(waiting))), 5)
@@ -645,7 +646,7 @@ async def test_a_thousand_token_budget_serves_eight_120_token_calls_at_90_percen
 
 
 _CONTEND = """
-import asyncio, sys
+import asyncio, sys, time
 from pathlib import Path
 from agentls.core.budget import BudgetExceeded, TokenBudgeter
 from agentls.core.events import Usage
@@ -654,7 +655,9 @@ async def main() -> None:
     b = TokenBudgeter(Path(sys.argv[1]))
     go = Path(sys.argv[2])
     print("ready", flush=True)
+    deadline = time.monotonic() + 60
     while not go.exists():
+        assert time.monotonic() < deadline, "the test never said go"
         await asyncio.sleep(0.01)
 
     async def call(i: int) -> bool:
@@ -724,7 +727,7 @@ async def test_a_call_waits_for_a_reservation_in_flight_then_runs(ledger: TokenB
     waiting = asyncio.create_task(
         ledger.areserve(run_id="r1", agent="a", prompt_tokens=100, max_tokens=500)
     )
-    await _until(lambda: _waiters(ledger) == 1)
+    await aeventually(lambda: _waiters(ledger) == 1)
     assert not waiting.done()
     await ledger.acommit(held, Usage(input_tokens=100, output_tokens=50))
     granted = await waiting
@@ -751,7 +754,7 @@ async def test_cancelling_a_waiting_call_leaves_nothing_behind(ledger: TokenBudg
     waiting = asyncio.create_task(
         ledger.areserve(run_id="r1", agent="a", prompt_tokens=100, max_tokens=500)
     )
-    await _until(lambda: _waiters(ledger) == 1)
+    await aeventually(lambda: _waiters(ledger) == 1)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
@@ -769,7 +772,7 @@ async def test_waiting_runs_get_a_fair_share_not_the_whole_rest(ledger: TokenBud
         )
         for i in range(3)
     ]
-    await _until(lambda: _waiters(ledger) == 3)
+    await aeventually(lambda: _waiters(ledger) == 3)
     await ledger.arelease(held)
     grants = await asyncio.gather(*waiting)
     # All three fit at once; nobody took the whole 1,000 and left the others waiting.
@@ -805,11 +808,6 @@ async def test_a_reserve_cancelled_while_the_ledger_is_busy_does_not_leak(
 def _waiters(b: TokenBudgeter) -> int:
     with b._tx(write=False) as conn:
         return int(conn.execute("SELECT COUNT(DISTINCT id) FROM waiters").fetchone()[0])
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    while not condition():
-        await asyncio.sleep(0.005)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from tests.rig.eventually import aeventually
 from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text
 
 from agentls.core.engine import EngineSettings, build_runtime
@@ -76,14 +77,13 @@ async def test_a_run_waiting_for_the_budget_can_be_cancelled(
     server.responder = lambda body: Hang(30, Text("late"))
     runtime.budgeter.set_limit(1150)  # room for one reservation (prompt + 1,024) at a time
     first = asyncio.create_task(runtime.delegate("explain", "a", explain(runtime).target))
-    while len(server.requests) < 1:
-        await asyncio.sleep(0.01)
+    await aeventually(lambda: server.requests, "the first run's call")
     second_task = explain(runtime)
     second = asyncio.create_task(
         runtime.delegate("explain", "b", second_task.target, run_id=second_task.run_id)
     )
-    while waiting(runtime) < 1:  # the second run waits for the first one's call
-        await asyncio.sleep(0.01)
+    # the second run waits for the first one's call
+    await aeventually(lambda: waiting(runtime) >= 1, "the second run to wait")
 
     runtime.cancel(second_task.run_id)
     result = await second
@@ -104,8 +104,7 @@ async def test_a_wait_is_bounded_and_the_run_says_it_waited(
     runtime.config.budget_wait_seconds = 0.3
     runtime.budgeter.set_limit(1150)
     first = asyncio.create_task(runtime.delegate("explain", "a", explain(runtime).target))
-    while len(server.requests) < 1:
-        await asyncio.sleep(0.01)
+    await aeventually(lambda: server.requests, "the first run's call")
 
     result = await runtime.delegate("explain", "b", explain(runtime).target)
 

@@ -12,7 +12,7 @@ import yaml
 from tests.rig.scripted_openai import ScriptedOpenAI, Status, Text
 
 from agentls.cli import main
-from agentls.core.definitions import AgentRegistry, default_sources
+from agentls.core.registry import AgentRegistry, default_sources
 
 APP = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
 

@@ -20,9 +20,10 @@ from agentls.core.create import (
     save_definition,
     validation_problems,
 )
-from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode, default_sources
+from agentls.core.definitions import AgentDefinition, Mode
 from agentls.core.engine import EngineSettings, build_runtime, load_registry
 from agentls.core.events import RunStatus
+from agentls.core.registry import AgentRegistry, default_sources
 from agentls.core.runtime import AgentRuntime
 from agentls.core.target import Target, TextRange
 

@@ -11,14 +11,13 @@ import pytest
 
 from agentls.core.definitions import (
     AgentDefinition,
-    AgentRegistry,
     DefinitionError,
     Mode,
     UnknownAgentError,
-    default_sources,
     parse_definition_text,
 )
 from agentls.core.engine import EngineSettings, load_registry
+from agentls.core.registry import AgentRegistry, default_sources
 
 VALID = "name: helper\ndescription: Helps\ninstructions: Be helpful.\n"
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from tests.rig.scripted_openai import ScriptedOpenAI, Text
 
-from agentls.core.definitions import AgentRegistry, default_sources, parse_definition_text
+from agentls.core.definitions import parse_definition_text
+from agentls.core.registry import AgentRegistry, default_sources
 
 
 def anchor_bomb() -> str:

@@ -18,11 +18,12 @@ from tests.rig.scripted_openai import ScriptedOpenAI, Text
 
 from agentls.core.audit import AuditStore
 from agentls.core.budget import TokenBudgeter
-from agentls.core.definitions import AgentDefinition, AgentRegistry, LoadedAgent
+from agentls.core.definitions import AgentDefinition, LoadedAgent
 from agentls.core.events import RunStatus
 from agentls.core.llm import ModelSettings
 from agentls.core.llm_openai import OpenAIChatModel
 from agentls.core.redact import REDACTED, redact_text
+from agentls.core.registry import AgentRegistry
 from agentls.core.runtime import AgentRuntime
 from agentls.core.target import Target
 

@@ -14,10 +14,11 @@ import pytest
 from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text, ToolCall
 
 from agentls.core.budget import TokenBudgeter
-from agentls.core.definitions import AgentDefinition, AgentRegistry, LoadedAgent, Mode
+from agentls.core.definitions import AgentDefinition, LoadedAgent, Mode
 from agentls.core.events import RunStatus
 from agentls.core.llm import ModelSettings, ToolSpec
 from agentls.core.llm_openai import OpenAIChatModel
+from agentls.core.registry import AgentRegistry
 from agentls.core.runtime import AgentRuntime
 from agentls.core.tools.base import Deadline, ToolResult, call_with_limit, off_loop
 from agentls.core.tools.sandbox import WorkspaceSandbox

@@ -19,7 +19,7 @@ from tests.rig.scripted_openai import ScriptedOpenAI, Text, ToolCall
 
 from agentls.core.audit import AuditStore
 from agentls.core.budget import TokenBudgeter
-from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode, load_file
+from agentls.core.definitions import AgentDefinition, Mode, load_file
 from agentls.core.events import EventKind, RunStatus
 from agentls.core.llm import ModelSettings
 from agentls.core.llm_openai import OpenAIChatModel
@@ -27,6 +27,7 @@ from agentls.core.mcp.config import McpServerSettings, load_mcp_config, user_con
 from agentls.core.mcp.pool import McpPool, McpServerError
 from agentls.core.mcp.rendering import render_result
 from agentls.core.mcp.tools import McpToolProvider, tool_name, unique_names
+from agentls.core.registry import AgentRegistry
 from agentls.core.runtime import AgentRuntime, RunResult, RuntimeConfig
 from agentls.core.tools.framing import CLOSE_TAG, OPEN_TAG
 

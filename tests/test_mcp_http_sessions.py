@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx2
@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 from mcp import Client
 from mcp.shared.exceptions import MCPError
+from tests.rig.eventually import aeventually
 from tests.rig.mcp_http import token_client
 from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text
 
@@ -72,15 +73,6 @@ async def serving(
         await runtime.aclose()
 
 
-async def until(condition: Callable[[], object], timeout: float = 30) -> None:
-    """Polls `condition()` until it is true, or fails after `timeout` seconds."""
-    loop = asyncio.get_running_loop()
-    ends = loop.time() + timeout
-    while not condition():
-        assert loop.time() < ends, "timed out waiting"
-        await asyncio.sleep(0.02)
-
-
 async def initialize_raw(url: str) -> httpx2.Response:
     message = {
         "jsonrpc": "2.0",
@@ -119,7 +111,7 @@ async def test_a_new_session_closes_the_one_idle_the_longest_and_spares_a_busy_o
         idle: Client = await clients.enter_async_context(token_client(url, TOKEN, legacy=True))
         await idle.list_tools()
         call = asyncio.create_task(busy.call_tool("delegate", DELEGATE))
-        await until(lambda: scripted.requests)  # the busy session's run waits on the model
+        await aeventually(lambda: scripted.requests)  # the busy session's run waits on the model
         newest: Client = await clients.enter_async_context(token_client(url, TOKEN, legacy=True))
         listed = await newest.list_tools()
         assert "delegate" in {t.name for t in listed.tools}
@@ -147,7 +139,7 @@ async def test_a_new_session_is_refused_while_every_session_has_a_call_in_flight
                 token_client(url, TOKEN, legacy=True)
             )
             calls.append(asyncio.create_task(client.call_tool("delegate", DELEGATE)))
-        await until(lambda: len(scripted.requests) == 2)
+        await aeventually(lambda: len(scripted.requests) == 2)
         refused = await initialize_raw(url)
         assert refused.status_code == 503
         assert "2 sessions are open and each has a call in flight" in refused.text

@@ -19,6 +19,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent
+from tests.rig.eventually import aeventually
 from tests.rig.mcp_http import HttpServer, http_process, node_env, token_client
 from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text, ToolCall
 
@@ -335,14 +336,12 @@ async def test_cancelling_the_call_cancels_the_run_and_records_it(
         call = asyncio.create_task(
             client.call_tool("delegate", {"agent": "explain", "goal": "x", "file": "calc.py"})
         )
-        while not scripted.requests:  # the run is waiting on the model
-            await asyncio.sleep(0.02)
+        await aeventually(lambda: scripted.requests, "the run to ask the model")
         (run_id,) = runtime.active_runs
         call.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await call
-        while runtime.active_runs:
-            await asyncio.sleep(0.02)
+        await aeventually(lambda: not runtime.active_runs, "the run to end")
     with AuditStore.for_workspace(workspace) as audit:
         closing = audit.runs(run_id=run_id)
     assert [e.kind for e in closing] == [EventKind.CANCELLED]
@@ -358,8 +357,7 @@ async def test_cancelling_a_call_over_http_cancels_the_run_and_commits_what_it_s
             call = asyncio.create_task(
                 client.call_tool("delegate", {"agent": "research", "goal": "x", "file": "calc.py"})
             )
-            while len(scripted.requests) < 2:
-                await asyncio.sleep(0.05)
+            await aeventually(lambda: len(scripted.requests) >= 2, "the run's second model call")
             call.cancel()  # the SDK sends notifications/cancelled for the call
             with contextlib.suppress(asyncio.CancelledError):
                 await call
@@ -391,8 +389,7 @@ async def test_sigterm_stops_the_http_server_and_records_the_run_in_flight_cance
             call = asyncio.create_task(
                 client.call_tool("delegate", {"agent": "research", "goal": "x", "file": "calc.py"})
             )
-            while len(scripted.requests) < 2:
-                await asyncio.sleep(0.05)
+            await aeventually(lambda: len(scripted.requests) >= 2, "the run's second model call")
             proc.send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(proc.wait, 60)
             call.cancel()
@@ -402,6 +399,7 @@ async def test_sigterm_stops_the_http_server_and_records_the_run_in_flight_cance
     assert "Traceback" not in "".join(server.stderr)  # a quiet stop, not a cancelled server's dump
     (end,) = await closing_events(workspace, timeout=0)
     assert end.kind is EventKind.CANCELLED and end.agent == "research"
+    assert end.error == "agentls mcp-server was stopped (SIGTERM)"  # not "by the user"
     with TokenBudgeter.for_workspace(workspace) as ledger:
         total = ledger.snapshot()
     assert total.used == end.usage.total > 0 and total.reserved == 0

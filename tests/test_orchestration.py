@@ -17,6 +17,7 @@ from typing import Any
 
 import psutil
 import pytest
+from tests.rig.eventually import aeventually
 from tests.rig.scripted_openai import Hang, Reply, ScriptedOpenAI, Text, ToolCall
 
 from agentls.cli import main
@@ -265,8 +266,8 @@ async def test_a_top_level_cancel_unwinds_every_level_and_leaves_no_process(
 ) -> None:
     async with running(workspace, scripted, hang_at(2)) as runtime:
         top = asyncio.create_task(orchestrate(runtime, workspace))
-        while not any(level_of(b) == 2 for b in scripted.requests):
-            await asyncio.sleep(0.05)  # all three levels are running
+        # all three levels are running
+        await aeventually(lambda: any(level_of(b) == 2 for b in scripted.requests), "level 2")
         children = agentls_children()
         assert len(children) == 2  # the child and the grandchild agentls
         started = time.monotonic()
@@ -288,8 +289,7 @@ async def test_a_child_that_crashes_mid_call_gives_the_parent_a_clear_error(
 ) -> None:
     async with running(workspace, scripted, hang_at(1)) as runtime:
         top = asyncio.create_task(orchestrate(runtime, workspace))
-        while not any(level_of(b) == 1 for b in scripted.requests):
-            await asyncio.sleep(0.05)
+        await aeventually(lambda: any(level_of(b) == 1 for b in scripted.requests), "level 1")
         # The child's lineage is the top run alone; the grandchild's names two runs.
         (child,) = [p for p in agentls_children() if "," not in p.cmdline()[-1]]
         child.kill()

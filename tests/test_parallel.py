@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.rig.eventually import aeventually
 from tests.rig.scripted_openai import Hang, Reply, ScriptedOpenAI, Status, Text, turns
 
 from agentls.core.budget import TokenBudgeter
@@ -76,15 +77,6 @@ async def runtime(workspace: Path, server: ScriptedOpenAI) -> AsyncIterator[Agen
 
 def app_target(workspace: Path) -> Target:
     return Target(path=workspace / "src" / "app.py")
-
-
-async def until(check: Callable[[], Any], timeout: float = WAIT) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (value := check()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.01)
-    return value
 
 
 class Concurrency:
@@ -232,7 +224,7 @@ async def test_group_cancel_cancels_running_and_skips_queued(
     tasks = [ParallelTask(agent="explain", goal=f"hang {i}") for i in range(5)]
     group = ParallelGroup("g1", [t.run_id for t in tasks])
     running = asyncio.create_task(delegate_parallel(runtime, tasks, max_parallel=2, group=group))
-    await until(lambda: len(server.requests) == 2)
+    await aeventually(lambda: len(server.requests) == 2)
     assert sorted(runtime.active_runs) == sorted(t.run_id for t in tasks)  # 2 running, 3 queued
 
     cancelled = group.cancel(runtime)
@@ -290,7 +282,7 @@ async def test_single_cancel_cancels_only_that_run(
         ParallelTask(agent="review", goal="b"),
     ]
     running = asyncio.create_task(delegate_parallel(runtime, tasks))
-    await until(lambda: len(server.requests) == 3)
+    await aeventually(lambda: len(server.requests) == 3)
 
     assert runtime.cancel(tasks[1].run_id) == [tasks[1].run_id]
     result = await asyncio.wait_for(running, WAIT)
@@ -331,7 +323,7 @@ async def test_cancelling_a_queued_run_cancels_only_that_run(
     runtime.subscribe(lambda e: closing.append(e) if e.is_terminal else None)
     tasks = [ParallelTask(agent="explain", goal=f"q{i}") for i in range(4)]
     running = asyncio.create_task(delegate_parallel(runtime, tasks, max_parallel=1))
-    await until(lambda: len(server.requests) == 1)
+    await aeventually(lambda: len(server.requests) == 1)
     assert tasks[2].run_id in runtime.active_runs  # queued runs can be cancelled by id
 
     assert runtime.cancel(tasks[2].run_id) == [tasks[2].run_id]
@@ -372,7 +364,7 @@ async def test_cancelling_the_caller_cancels_every_run(
     runtime.subscribe(lambda e: closing.append(e) if e.is_terminal else None)
     tasks = [ParallelTask(agent="explain", goal=f"hang {i}") for i in range(3)]
     running = asyncio.create_task(delegate_parallel(runtime, tasks))
-    await until(lambda: len(server.requests) == 3)
+    await aeventually(lambda: len(server.requests) == 3)
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(running, WAIT)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from tests.rig.eventually import aeventually
 from tests.rig.runtimes import runtime_over, scripted_model
 from tests.rig.scripted_openai import ScriptedOpenAI, Text, ToolCall
 
@@ -419,13 +420,11 @@ def _alive(pid: int) -> bool:
 
 
 async def _until_dead(pid: int) -> None:
-    while _alive(pid):
-        await asyncio.sleep(0.02)
+    await aeventually(lambda: not _alive(pid), f"process {pid} to end")
 
 
 async def _until_file(path: Path) -> str:
-    while not path.exists() or not path.read_text().strip():
-        await asyncio.sleep(0.02)
+    await aeventually(lambda: path.exists() and path.read_text().strip(), f"{path.name}")
     return path.read_text().strip()
 
 
@@ -540,8 +539,11 @@ def test_a_bad_allow_list_pattern_is_refused_naming_it(pattern: str, message: st
         "pytest\nrm -rf build",  # a second line
         "pytest 'tests/\u202etxt.py'",  # a right-to-left override
         "pytest\u200b -q",  # an invisible character
+        "pytest -q tests/\U000e0061\U000e0062.py",  # tag characters: invisible, yet bytes
+        "pytest -q te\u00adsts",  # a soft hyphen, shown as nothing by most terminals
+        "pytest -q \ue000",  # a private-use character any font may draw as it likes
     ],
-    ids=["escape", "newline", "bidi", "zero-width"],
+    ids=["escape", "newline", "bidi", "zero-width", "tags", "soft-hyphen", "private-use"],
 )
 async def test_a_command_line_that_could_deceive_the_reader_is_refused_unasked(
     server: ScriptedOpenAI, runtime: AgentRuntime, command: str

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from tests.rig.eventually import aeventually
 from tests.rig.runtimes import runtime_over, scripted_model
 from tests.rig.scripted_openai import (
     MalformedToolCall,
@@ -19,9 +20,10 @@ from tests.rig.scripted_openai import (
 
 from agentls.core.audit import AuditStore
 from agentls.core.budget import TokenBudgeter
-from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
+from agentls.core.definitions import AgentDefinition, Mode
 from agentls.core.events import EventKind, RunEvent, RunStatus
 from agentls.core.llm_openai import OpenAIChatModel
+from agentls.core.registry import AgentRegistry
 from agentls.core.runtime import AgentRuntime, RunResult
 from agentls.core.target import ProposedEdit, Target, TextRange, apply_edit
 from agentls.core.tools.sandbox import SandboxError
@@ -65,7 +67,13 @@ class Recorder:
         self.events.append(event)
 
     def kinds(self, *, deltas: bool = False) -> list[EventKind]:
-        return [e.kind for e in self.events if deltas or e.kind is not EventKind.OUTPUT_DELTA]
+        """The steps, without the live-only marks of what a run waits for (and without the
+        streamed text unless asked)."""
+        return [
+            e.kind
+            for e in self.events
+            if e.kind is not EventKind.WAITING and (deltas or e.kind is not EventKind.OUTPUT_DELTA)
+        ]
 
     def of(self, kind: EventKind) -> list[RunEvent]:
         return [e for e in self.events if e.kind is kind]
@@ -569,8 +577,10 @@ async def test_cancel_all_cancels_every_run(
 ) -> None:
     server.responder = lambda body: Text("word " * 2000, chunk_delay=0.05)
     tasks = [asyncio.create_task(runtime.delegate("explainer", f"Goal {i}")) for i in range(3)]
-    while len({e.run_id for e in recorder.of(EventKind.OUTPUT_DELTA)}) < 3:
-        await asyncio.sleep(0.01)
+    await aeventually(
+        lambda: len({e.run_id for e in recorder.of(EventKind.OUTPUT_DELTA)}) >= 3,
+        "three runs streaming",
+    )
     assert len(runtime.cancel()) == 3
     results = await asyncio.wait_for(asyncio.gather(*tasks), 30)
     assert {r.status for r in results} == {RunStatus.CANCELLED}

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from openai.types.chat import (
     ChatCompletionMessageFunctionToolCall,
     ChatCompletionMessageParam,
 )
+from tests.rig.eventually import aeventually
 from tests.rig.scripted_openai import (
     CutStream,
     Hang,
@@ -57,14 +58,6 @@ async def client(server: ScriptedOpenAI) -> AsyncIterator[AsyncOpenAI]:
     c = AsyncOpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
     yield c
     await c.close()
-
-
-async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Wait for `condition` (checked every 10 ms): events, not sleeps, order the steps."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "gave up waiting"
-        await asyncio.sleep(0.01)
 
 
 async def collect_stream(
@@ -259,7 +252,9 @@ async def test_hang_triggers_client_timeout_without_blocking_others(
     hung = asyncio.create_task(
         client.chat.completions.create(model=MODEL, messages=USER, timeout=0.5)
     )
-    await until(lambda: server.pending == 0)  # the hang took its reply; the next gets the default
+    await aeventually(
+        lambda: server.pending == 0
+    )  # the hang took its reply; the next gets the default
     other = await client.chat.completions.create(model=MODEL, messages=USER)
     assert other.choices[0].message.content == "ok"
     assert not hung.done(), "the hang must not hold up other requests"

@@ -5,8 +5,9 @@ store keeps a thread of its own and a server with nothing running has no wake-up
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
+
+from tests.rig.eventually import eventually
 
 from agentls.core.audit import AuditStore
 from agentls.core.budget import TokenBudgeter
@@ -17,13 +18,6 @@ GENEROUS = 30.0
 
 def store_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("agentls-audit-writer:")]
-
-
-def wait_for(condition, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + GENEROUS
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.01)
 
 
 def event(run_id: str = "r1", kind: EventKind = EventKind.STARTED) -> RunEvent:
@@ -44,7 +38,7 @@ def test_the_writer_thread_ends_a_moment_after_the_last_append(tmp_path: Path) -
         store.append(event())
         assert store.writing
 
-        wait_for(lambda: not store.writing, "the writer thread to end")
+        eventually(lambda: not store.writing, "the writer thread to end")
 
         assert store_threads() == []
         assert [e.run_id for e in store.query()] == ["r1"]
@@ -53,7 +47,7 @@ def test_the_writer_thread_ends_a_moment_after_the_last_append(tmp_path: Path) -
 def test_an_append_after_a_quiet_moment_starts_the_writer_again(tmp_path: Path) -> None:
     with AuditStore(tmp_path / "audit.db") as store:
         store.append(event("r1"))
-        wait_for(lambda: not store.writing, "the writer thread to end")
+        eventually(lambda: not store.writing, "the writer thread to end")
 
         store.append(event("r2"))
 

@@ -10,6 +10,7 @@ import pytest
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 from tests.lsp.harness import APP, Editor, execute, lsp_range, open_file, uri_of
+from tests.rig.eventually import aeventually
 from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text, ToolCall
 from tests.test_hostile_definitions import BOMB
 
@@ -27,14 +28,6 @@ def workspace(tmp_path: Path) -> Path:
     return root.resolve()
 
 
-async def until(check: object, timeout: float = 20.0) -> None:
-    async def poll() -> None:
-        while not check():  # type: ignore[operator]
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), timeout)
-
-
 async def test_a_catastrophic_search_leaves_list_agents_and_cancel_answering(
     client: LanguageClient, workspace: Path, model: ScriptedOpenAI
 ) -> None:
@@ -44,7 +37,7 @@ async def test_a_catastrophic_search_leaves_list_agents_and_cancel_answering(
         execute(client, "agentls.delegate", {"agent": "research", "goal": "find", "uri": uri})
     )
     # The search came back to the model: the server was not pinned by the pattern.
-    await until(lambda: len(model.requests) == 2)
+    await aeventually(lambda: len(model.requests) == 2)
     tool_message = model.requests[1]["messages"][-1]
     assert "(no matches)" in tool_message["content"]
     agents = await execute(client, "agentls.listAgents")

@@ -15,6 +15,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pytest_lsp import LanguageClient
 from tests.lsp.conftest import Editor, execute, lsp_range, open_file, uri_of
+from tests.rig.eventually import aeventually
 from tests.rig.scripted_openai import Hang, Reply, ScriptedOpenAI, Text
 
 GOAL = re.compile(r"Goal: (.*)")
@@ -46,15 +47,6 @@ def run_tokens(client: LanguageClient) -> dict[str, list[Any]]:
         assert isinstance(begin, types.WorkDoneProgressBegin)
         out[begin.title] = values
     return out
-
-
-async def until(check: Any, timeout: float = 10.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (value := check()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.02)
-    return value
 
 
 def usage_total(usage: dict[str, Any]) -> int:
@@ -159,7 +151,7 @@ async def test_cancelling_the_parent_progress_cancels_the_group(
     command = asyncio.ensure_future(
         execute(client, "agentls.delegateParallel", {"tasks": tasks, "maxParallel": 2})
     )
-    await until(lambda: len(model.requests) == 2 and group_token(client))
+    await aeventually(lambda: len(model.requests) == 2 and group_token(client))
     token = group_token(client)
 
     client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
@@ -193,7 +185,7 @@ async def test_cancelling_one_runs_progress_cancels_only_that_run(
     model.responder = reply
     tasks = [{"agent": "explain", "goal": g} for g in ("a", "victim", "b")]
     command = asyncio.ensure_future(execute(client, "agentls.delegateParallel", {"tasks": tasks}))
-    await until(lambda: len(model.requests) == 3 and "explain: victim" in run_tokens(client))
+    await aeventually(lambda: len(model.requests) == 3 and "explain: victim" in run_tokens(client))
     victim = next(t for t, v in client.progress_reports.items() if v[0].title == "explain: victim")
 
     client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=victim))

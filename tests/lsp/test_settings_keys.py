@@ -11,6 +11,7 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 from tests.lsp.harness import WAIT, execute
+from tests.rig.eventually import aeventually
 
 
 async def limit_becomes(client: LanguageClient, limit: int) -> dict[str, Any]:
@@ -41,12 +42,11 @@ async def test_one_invalid_budget_key_keeps_the_other_limits(
 async def test_an_invalid_limit_from_the_editor_keeps_the_limit_in_force(
     client: LanguageClient, settings: dict[str, Any], editor_settings: dict[str, Any]
 ) -> None:
-    async def warned() -> None:
-        # The editor's answer to workspace/configuration arrives after initialization.
-        while not any("setting agentls.budget.total:" in m.message for m in client.messages):
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(warned(), WAIT)
+    # The editor's answer to workspace/configuration arrives after initialization.
+    await aeventually(
+        lambda: any("setting agentls.budget.total:" in m.message for m in client.messages),
+        "the warning about agentls.budget.total",
+    )
 
     assert (await execute(client, "agentls.budget"))["limit"] == 1000
 

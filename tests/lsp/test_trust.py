@@ -1,11 +1,12 @@
 """Workspace trust in the editor: an untrusted workspace's agent definitions, MCP configurations
 and run_command are not used, the user is told once what was ignored and how to trust it, and
-trust granted later (a settings change) brings them in without a restart.
+trust granted later (in the user's settings file) brings them in without a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,19 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 from tests.lsp.harness import WAIT, Editor, execute, open_file
+from tests.lsp.user_home import (
+    client_with_home,
+    initial_user_settings,
+    new_home,
+    user_settings_fixture,
+)
 from tests.rig.scripted_openai import ScriptedOpenAI, Text
+
+# The user's own settings file (~/.config/agentls/settings.json) is written by the tests.
+HOME = new_home()
+client = client_with_home(HOME)
+user_settings = user_settings_fixture(HOME)
+__all__ = ["initial_user_settings"]
 
 CHECKER = "name: checker\ndescription: Checks things\ninstructions: Check.\n"
 RUNNER = """\
@@ -53,11 +66,22 @@ def trust_notice(client: LanguageClient) -> str | None:
 
 
 async def change_settings(client: LanguageClient, editor: Editor, section: dict[str, Any]) -> None:
-    """The user edits their settings; the server pulls them (workspace/configuration)."""
+    """The editor's settings change; the server pulls them (workspace/configuration)."""
     client.set_configuration(section, section="agentls")
     seen = editor.configuration_requests
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
     await editor.wait_until(lambda: editor.configuration_requests > seen)
+
+
+async def change_user_settings(
+    client: LanguageClient,
+    editor: Editor,
+    write: Callable[[dict[str, Any]], None],
+    settings: dict[str, Any],
+) -> None:
+    """The user edits ~/.config/agentls/settings.json; any settings change makes the server read it."""
+    write(settings)
+    await change_settings(client, editor, {})
 
 
 async def until_listed(client: LanguageClient, name: str) -> list[str]:
@@ -96,20 +120,28 @@ async def test_the_user_is_told_what_was_ignored_and_how_to_trust(
 
 
 async def test_the_user_is_told_only_once(
-    client: LanguageClient, editor: Editor, outside_agents: Path
+    client: LanguageClient,
+    editor: Editor,
+    outside_agents: Path,
+    user_settings: Callable[[dict[str, Any]], None],
 ) -> None:
     await editor.wait_until(lambda: trust_notice(client))
-    await change_settings(client, editor, {"agentFolders": [str(outside_agents)]})
+    await change_user_settings(
+        client, editor, user_settings, {"agentFolders": [str(outside_agents)]}
+    )
     await until_listed(client, "marker")
     assert len([m for m in warnings(client) if "not trusted" in m]) == 1
 
 
-async def test_trust_granted_in_the_settings_brings_the_workspace_agent_in(
-    client: LanguageClient, editor: Editor
+async def test_trust_granted_in_the_users_settings_file_brings_the_workspace_agent_in(
+    client: LanguageClient,
+    editor: Editor,
+    workspace: Path,
+    user_settings: Callable[[dict[str, Any]], None],
 ) -> None:
     assert "checker" not in await agent_names(client)
 
-    await change_settings(client, editor, {"trustWorkspace": True})
+    await change_user_settings(client, editor, user_settings, {"trustedFolders": [str(workspace)]})
 
     await until_listed(client, "checker")
     agents = {a["name"]: a for a in await execute(client, "agentls.listAgents")}
@@ -122,11 +154,15 @@ async def test_run_command_is_never_offered_in_an_untrusted_workspace(
     model: ScriptedOpenAI,
     editor: Editor,
     outside_agents: Path,
+    user_settings: Callable[[dict[str, Any]], None],
 ) -> None:
     # The user's own agent (not from the workspace) lists run_command, enabled in settings.
     (outside_agents / "runner.yaml").write_text(RUNNER)
-    await change_settings(
-        client, editor, {"agentFolders": [str(outside_agents)], "runCommand": {"enabled": True}}
+    await change_user_settings(
+        client,
+        editor,
+        user_settings,
+        {"agentFolders": [str(outside_agents)], "runCommand": {"enabled": True}},
     )
     await until_listed(client, "runner")
     model.enqueue(Text("nothing run"))
@@ -170,12 +206,19 @@ class TestAnExplicitlyUntrustedWorkspace:
         return {"settings": settings, "workspaceTrusted": False}
 
     async def test_definitions_in_agent_folders_inside_it_are_ignored_too(
-        self, client: LanguageClient, workspace: Path, editor: Editor, outside_agents: Path
+        self,
+        client: LanguageClient,
+        workspace: Path,
+        editor: Editor,
+        outside_agents: Path,
+        user_settings: Callable[[dict[str, Any]], None],
     ) -> None:
         (workspace / "agents").mkdir()
         (workspace / "agents" / "sneaky.yaml").write_text(CHECKER.replace("checker", "sneaky"))
 
-        await change_settings(client, editor, {"agentFolders": ["agents", str(outside_agents)]})
+        await change_user_settings(
+            client, editor, user_settings, {"agentFolders": ["agents", str(outside_agents)]}
+        )
 
         assert "sneaky" not in await until_listed(client, "marker")
 

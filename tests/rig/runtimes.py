@@ -9,9 +9,10 @@ from typing import Any
 
 from agentls.core.audit import AuditStore
 from agentls.core.budget import TokenBudgeter
-from agentls.core.definitions import AgentDefinition, AgentRegistry, LoadedAgent
+from agentls.core.definitions import AgentDefinition, LoadedAgent
 from agentls.core.llm import ModelSettings
 from agentls.core.llm_openai import OpenAIChatModel
+from agentls.core.registry import AgentRegistry
 from agentls.core.runtime import AgentRuntime, RuntimeConfig
 
 

@@ -171,6 +171,8 @@ export interface ServerSettings {
     agentFolders: string[];
     allowGeneratedEditTools: boolean;
     audit: { retentionDays: number | null };
+    /** `agentls.telemetry.*`: see docs/telemetry.md. */
+    telemetry: { otlpEndpoint: string | null; captureContent: boolean };
     runCommand: RunCommandSettings;
     confirmEdits: boolean;
     /** VS Code's workspace trust, sent as the server's `trustWorkspace` setting. */
@@ -188,4 +190,6 @@ export interface RunCommandSettings {
 export interface InitializationOptions {
     settings: ServerSettings & { apiKey: string | null };
     workspaceTrusted: boolean;
+    /** The settings sent hold a workspace's values only where the user allowed them. */
+    scopedConfiguration: true;
 }

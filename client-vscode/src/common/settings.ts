@@ -18,7 +18,7 @@ function variables(): Variables {
     return { workspaceFolder: workspace.workspaceFolders?.[0]?.uri.fsPath, userHome: os.homedir() };
 }
 
-/** The settings in force for this window; in an untrusted workspace restricted keys come from the user only. */
+/** The settings in force for this window; in an untrusted workspace a restricted key keeps the user's value unless the workspace's tightens it. */
 export function readSettings(): ClientSettings {
     const trusted = workspace.isTrusted;
     const config = workspace.getConfiguration(CONFIG_SECTION);

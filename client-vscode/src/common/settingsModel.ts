@@ -2,18 +2,47 @@
 
 import type { InitializationOptions, McpServerConfig, ServerSettings } from './protocol';
 
-/** Settings that a workspace must not set unless it is trusted: they run programs or send code elsewhere. */
-export const restrictedSettings: readonly string[] = [
-    'python',
-    'importStrategy',
-    'baseUrl',
-    'mcpServers',
-    'agentFolders',
-    'runCommand.enabled',
-    'runCommand.allow',
-    'runCommand.timeoutSeconds',
-    'runCommand.passEnv',
-];
+/**
+ * How an untrusted workspace's own value of a setting may differ from the user's: a repository's
+ * files may tighten, never loosen (the server's table: server/agentls/core/settings_scope.py).
+ * - `user`: only the user's value counts (it runs programs, sends code elsewhere, or is a limit
+ *   stored in the server's ledger, which the client cannot compare against);
+ * - `atMost`: a ceiling the workspace may only lower (null: no ceiling);
+ * - `atLeast`: a floor or a retention the workspace may only raise (null: keep everything);
+ * - `trueOnly` / `falseOnly`: the workspace may only turn it on (confirmations) / off.
+ */
+export type Restriction = 'user' | 'atMost' | 'atLeast' | 'trueOnly' | 'falseOnly';
+
+export const restrictions: Readonly<Record<string, Restriction>> = {
+    python: 'user',
+    // Which program runs: a user setting only (its scope is `machine`; bundled.ts reads the user's value).
+    importStrategy: 'user',
+    model: 'user',
+    baseUrl: 'user',
+    'budget.total': 'user',
+    'budget.perRun': 'atMost',
+    'budget.perAgent': 'user',
+    'budget.waitSeconds': 'atMost',
+    'budget.minOutputTokens': 'atLeast',
+    maxParallel: 'atMost',
+    maxDepth: 'atMost',
+    maxOutputTokens: 'atMost',
+    mcpServers: 'user',
+    mcpCallTimeout: 'atMost',
+    agentFolders: 'user',
+    'runCommand.enabled': 'user',
+    'runCommand.allow': 'user',
+    'runCommand.timeoutSeconds': 'user',
+    'runCommand.passEnv': 'user',
+    confirmEdits: 'trueOnly',
+    allowGeneratedEditTools: 'falseOnly',
+    'audit.retentionDays': 'atLeast',
+    'telemetry.otlpEndpoint': 'user',
+    'telemetry.captureContent': 'falseOnly',
+};
+
+/** Settings restricted in an untrusted workspace (package.json's `restrictedConfigurations`). */
+export const restrictedSettings: readonly string[] = Object.keys(restrictions);
 
 /** What `WorkspaceConfiguration.inspect` returns for one key, reduced to what we use. */
 export interface InspectedValue<T = unknown> {
@@ -24,17 +53,36 @@ export interface InspectedValue<T = unknown> {
 }
 
 /**
- * The value in force for a key. In an untrusted workspace a restricted key keeps only the user's
- * (global) value, so a cloned repository cannot pick the interpreter, MCP commands or agent folders.
+ * The value in force for a key. In an untrusted workspace a restricted key keeps the user's
+ * (global) value unless the workspace's tightens it, so a cloned repository cannot pick the
+ * interpreter, the model server, MCP commands or agent folders, nor raise a limit.
  */
 export function effectiveValue<T>(key: string, inspected: InspectedValue<T> | undefined, trusted: boolean): T | undefined {
     if (!inspected) {
         return undefined;
     }
-    if (trusted || !restrictedSettings.includes(key)) {
-        return inspected.workspaceFolderValue ?? inspected.workspaceValue ?? inspected.globalValue ?? inspected.defaultValue;
+    const workspace = inspected.workspaceFolderValue ?? inspected.workspaceValue;
+    const user = inspected.globalValue ?? inspected.defaultValue;
+    const restriction = restrictions[key];
+    if (trusted || restriction === undefined || workspace === undefined) {
+        return workspace ?? user;
     }
-    return inspected.globalValue ?? inspected.defaultValue;
+    return tightens(restriction, workspace, user) ? workspace : user;
+}
+
+function tightens(restriction: Restriction, workspace: unknown, user: unknown): boolean {
+    switch (restriction) {
+        case 'atMost':
+            return typeof workspace === 'number' && (user === null || user === undefined || (typeof user === 'number' && workspace <= user));
+        case 'atLeast':
+            return workspace === null || (typeof workspace === 'number' && typeof user === 'number' && workspace >= user);
+        case 'trueOnly':
+            return workspace === true;
+        case 'falseOnly':
+            return workspace === false;
+        default:
+            return false;
+    }
 }
 
 export interface Variables {
@@ -76,7 +124,11 @@ export const settingDefaults: ServerSettings = {
     trustWorkspace: null,
     allowGeneratedEditTools: false,
     audit: { retentionDays: null },
+    telemetry: { otlpEndpoint: null, captureContent: false },
 };
+
+/** The longest wait or time limit a setting may ask for (the server's `bounds.MAX_SECONDS`). */
+export const MAX_SECONDS = 3600;
 
 /**
  * Bounds of the numeric settings, as the server's model declares them (package.json carries
@@ -84,10 +136,10 @@ export const settingDefaults: ServerSettings = {
  * unit test checks this table against package.json).
  */
 export const settingBounds: Readonly<Record<string, { minimum: number; maximum?: number }>> = {
-    'budget.total': { minimum: 0 },
-    'budget.perRun': { minimum: 1 },
-    'budget.perAgent': { minimum: 0 },
-    'budget.waitSeconds': { minimum: 0, maximum: 3600 },
+    'budget.total': { minimum: 0, maximum: 1e15 },
+    'budget.perRun': { minimum: 1, maximum: 1e15 },
+    'budget.perAgent': { minimum: 0, maximum: 1e15 },
+    'budget.waitSeconds': { minimum: 0, maximum: MAX_SECONDS },
     'budget.minOutputTokens': { minimum: 1, maximum: 1000000 },
     maxParallel: { minimum: 1, maximum: 256 },
     maxDepth: { minimum: 0, maximum: 8 },
@@ -195,8 +247,8 @@ export function buildServerSettings(
         if (value === undefined || value === null) {
             return fallback;
         }
-        if (typeof value !== 'number' || !(value > 0) || value > 3600) {
-            invalid(key, 'a number of seconds above 0 and at most 3600', value);
+        if (typeof value !== 'number' || !(value > 0) || value > MAX_SECONDS) {
+            invalid(key, `a number of seconds above 0 and at most ${MAX_SECONDS}`, value);
             return fallback;
         }
         return value;
@@ -237,10 +289,10 @@ export function buildServerSettings(
 
     let mcpCallTimeout = defaults.mcpCallTimeout;
     const rawTimeout = get('mcpCallTimeout');
-    if (typeof rawTimeout === 'number' && rawTimeout > 0 && rawTimeout <= 3600) {
+    if (typeof rawTimeout === 'number' && rawTimeout > 0 && rawTimeout <= MAX_SECONDS) {
         mcpCallTimeout = rawTimeout;
     } else if (rawTimeout !== undefined && rawTimeout !== null) {
-        invalid('mcpCallTimeout', 'a number of seconds above 0 and at most 3600', rawTimeout);
+        invalid('mcpCallTimeout', `a number of seconds above 0 and at most ${MAX_SECONDS}`, rawTimeout);
     }
 
     const agentFolders: string[] = [];
@@ -284,6 +336,10 @@ export function buildServerSettings(
             trustWorkspace: workspaceTrusted,
             allowGeneratedEditTools: flag('allowGeneratedEditTools', defaults.allowGeneratedEditTools),
             audit: { retentionDays: limit('audit.retentionDays') },
+            telemetry: {
+                otlpEndpoint: optionalString('telemetry.otlpEndpoint'),
+                captureContent: flag('telemetry.captureContent', defaults.telemetry.captureContent),
+            },
         },
         problems,
     };
@@ -322,7 +378,12 @@ function parseMcpServer(value: unknown, vars: Variables): McpServerConfig | unde
     };
 }
 
-/** What the client sends in `initialize`; the API key comes from SecretStorage only. */
+/**
+ * What the client sends in `initialize`; the API key comes from SecretStorage only.
+ * `scopedConfiguration`: the settings this client sends (here and to workspace/configuration)
+ * hold a workspace's values only where `effectiveValue` allowed them, so the server takes them
+ * as the user's own, VS Code's workspace trust included.
+ */
 export function buildInitializationOptions(
     settings: ServerSettings,
     apiKey: string | undefined,
@@ -331,6 +392,7 @@ export function buildInitializationOptions(
     return {
         settings: { ...settings, apiKey: apiKey && apiKey.length > 0 ? apiKey : null },
         workspaceTrusted,
+        scopedConfiguration: true,
     };
 }
 
@@ -358,7 +420,9 @@ export const settingKeys: readonly string[] = [
     'confirmEdits',
     'allowGeneratedEditTools',
     'audit.retentionDays',
+    'telemetry.otlpEndpoint',
+    'telemetry.captureContent',
 ];
 
 /** Keys whose change needs a new server process rather than didChangeConfiguration. */
-export const restartKeys: readonly string[] = ['python'];
+export const restartKeys: readonly string[] = ['python', 'telemetry.otlpEndpoint', 'telemetry.captureContent'];

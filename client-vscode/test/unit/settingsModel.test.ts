@@ -106,6 +106,7 @@ describe('buildServerSettings', () => {
             trustWorkspace: null,
             allowGeneratedEditTools: false,
             audit: { retentionDays: null },
+            telemetry: { otlpEndpoint: null, captureContent: false },
         });
         assert.deepEqual(problems, []);
     });
@@ -125,6 +126,8 @@ describe('buildServerSettings', () => {
                 maxOutputTokens: 300,
                 allowGeneratedEditTools: true,
                 'audit.retentionDays': 30,
+                'telemetry.otlpEndpoint': 'http://127.0.0.1:4318',
+                'telemetry.captureContent': true,
                 mcpServers: {
                     fs: { command: 'node', args: ['server.js', '${workspaceFolder}'] },
                     tracker: { url: 'https://mcp.example.com/mcp', headers: { Authorization: 'Bearer t' } },
@@ -155,6 +158,7 @@ describe('buildServerSettings', () => {
             maxOutputTokens: 300,
             allowGeneratedEditTools: true,
             audit: { retentionDays: 30 },
+            telemetry: { otlpEndpoint: 'http://127.0.0.1:4318', captureContent: true },
             mcpServers: {
                 fs: { command: 'node', args: ['server.js', '/ws'], env: {} },
                 tracker: { url: 'https://mcp.example.com/mcp', headers: { Authorization: 'Bearer t' } },
@@ -237,8 +241,26 @@ describe('effectiveValue', () => {
         assert.deepEqual(effectiveValue('runCommand.allow', allow, false), ['npm test']);
         assert.equal(effectiveValue('runCommand.enabled', { defaultValue: false, workspaceValue: true }, false), false);
     });
-    test('keeps workspace values of harmless settings in an untrusted workspace', () => {
+    test('takes a workspace limit in an untrusted workspace only when it is lower', () => {
         assert.equal(effectiveValue('maxParallel', { defaultValue: 8, workspaceValue: 2 }, false), 2);
+        assert.equal(effectiveValue('maxParallel', { defaultValue: 8, globalValue: 4, workspaceValue: 64 }, false), 4);
+        assert.equal(effectiveValue('budget.perRun', { defaultValue: null, workspaceValue: 5000 }, false), 5000);
+        assert.equal(effectiveValue('budget.perRun', { defaultValue: null, globalValue: 2000, workspaceValue: null }, false), 2000);
+    });
+    test('never takes a ledger limit, the model or its server from an untrusted workspace', () => {
+        // The client cannot see the ledger's limit (`agentls budget set`): only the server may lower it.
+        assert.equal(effectiveValue('budget.total', { defaultValue: null, workspaceValue: 1e12 }, false), null);
+        assert.equal(effectiveValue('baseUrl', { defaultValue: null, workspaceValue: 'http://evil.example/v1' }, false), null);
+        assert.equal(effectiveValue('model', { defaultValue: null, globalValue: 'm', workspaceValue: 'x' }, false), 'm');
+    });
+    test('lets an untrusted workspace turn confirmations on but not off', () => {
+        assert.equal(effectiveValue('confirmEdits', { defaultValue: false, workspaceValue: true }, false), true);
+        assert.equal(effectiveValue('confirmEdits', { defaultValue: false, globalValue: true, workspaceValue: false }, false), true);
+        assert.equal(effectiveValue('allowGeneratedEditTools', { defaultValue: false, workspaceValue: true }, false), false);
+    });
+    test('lets an untrusted workspace keep its audit trail longer, not shorter', () => {
+        assert.equal(effectiveValue('audit.retentionDays', { defaultValue: null, workspaceValue: 1 }, false), null);
+        assert.equal(effectiveValue('audit.retentionDays', { defaultValue: null, globalValue: 30, workspaceValue: 90 }, false), 90);
     });
     test('prefers the folder value over the workspace value', () => {
         assert.equal(effectiveValue('model', { workspaceValue: 'a', workspaceFolderValue: 'b' }, true), 'b');
@@ -263,6 +285,9 @@ describe('buildInitializationOptions', () => {
         assert.equal(options.settings.apiKey, 'sk-secret');
         assert.equal(options.settings.model, 'm');
         assert.equal(options.workspaceTrusted, false);
+    });
+    test('tells the server the settings it sends are already restricted to what the user allowed', () => {
+        assert.equal(buildInitializationOptions(settings, undefined, false).scopedConfiguration, true);
     });
     test('sends null when no API key is stored', () => {
         assert.equal(buildInitializationOptions(settings, undefined, true).settings.apiKey, null);

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from agentls.core.definitions import AgentRegistry
+from agentls.core.registry import AgentRegistry
 
 PARALLEL = "parallel"
 CREATE = "create"

@@ -7,21 +7,27 @@ import logging
 import sys
 from typing import cast
 
+from agentls.acp.trust import TrustMode
 from agentls.core.engine import EngineSettings
 from agentls.core.streams import is_pipe_like
 
 
-def serve(settings: EngineSettings, *, default_agent: str | None = None) -> None:
+def serve(
+    settings: EngineSettings,
+    *,
+    default_agent: str | None = None,
+    trust: TrustMode = TrustMode.SETTINGS,
+) -> None:
     # stdout carries the protocol: every log line goes to stderr, which editors show as the log.
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="agentls acp: %(message)s")
-    asyncio.run(_serve(settings, default_agent))
+    asyncio.run(_serve(settings, default_agent, trust))
 
 
-async def _serve(settings: EngineSettings, default_agent: str | None) -> None:
+async def _serve(settings: EngineSettings, default_agent: str | None, trust: TrustMode) -> None:
     import acp
     from agentls.acp.agent import AgentlsAcpAgent
 
-    agent = AgentlsAcpAgent(settings, default_agent)
+    agent = AgentlsAcpAgent(settings, default_agent, trust)
     try:
         # session/close is routed by the SDK only with its unstable methods enabled.
         # The SDK's Agent protocol lists every method; it routes only those an agent defines.

@@ -1,9 +1,11 @@
 """ACP sessions: one engine per workspace, and each session's history kept under the workspace.
 
 A session is a conversation in an agent panel; its prompts run on the workspace's AgentRuntime
-(built by core.engine, so the ledger and audit trail are the ones the LSP and the CLI use). The
-history lives in WORKSPACE/.agentls/acp-sessions/ID.json, so `session/list` and `session/load`
-work across restarts of the agent.
+(built by core.engine, so the ledger and audit trail are the ones the LSP and the CLI use). Its
+record (title, picked agent, history) lives in WORKSPACE/.agentls/acp-sessions/ID.json from the
+moment it is created, and is written again when the agent is picked and after each prompt, so
+`session/list` and `session/load` work across restarts of the agent, for threads opened and not
+yet used too (a panel reopens its threads when it starts).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -18,10 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agentls.acp.trust import TrustDecision, TrustMode, decide
 from agentls.core.engine import EngineSettings, McpServerSettings, build_runtime
 from agentls.core.events import new_id
 from agentls.core.runtime import AgentRuntime
 from agentls.core.tools.command import Approver
+
+log = logging.getLogger(__name__)
 
 SESSIONS_DIR = "acp-sessions"
 MAX_HISTORY = 200
@@ -44,6 +50,10 @@ class Session:
     always_allow_edits: bool = False
     prompt_task: asyncio.Task[Any] | None = None
     turn: Any = None  # the turn.Turn in flight, which owns its runs' questions
+    # What an untrusted folder had that is not used, told before the session's first answer.
+    notice: str | None = None
+    # Record writes of this session, one at a time, in the order of the changes they save.
+    saving: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def record(self, role: str, text: str) -> None:
         if not text:
@@ -71,21 +81,40 @@ def _folder(workspace: Path) -> Path:
     return workspace / ".agentls" / SESSIONS_DIR
 
 
-def save(session: Session) -> None:
-    """Write the session's record atomically (blocking: call it off the event loop)."""
-    folder = _folder(session.workspace)
-    folder.mkdir(parents=True, exist_ok=True)
-    record = {
+def snapshot(session: Session) -> dict[str, Any]:
+    """The session's record as saved (taken on the event loop, where the session changes)."""
+    return {
         "sessionId": session.session_id,
         "cwd": str(session.workspace),
         "title": session.title,
         "agent": session.agent,
         "updated": session.updated,
-        "history": session.history,
+        "history": list(session.history),
     }
-    tmp = folder / f".{session.session_id}.tmp"
-    tmp.write_text(json.dumps(record), encoding="utf-8")
-    os.replace(tmp, folder / f"{session.session_id}.json")
+
+
+def write_record(workspace: Path, record: dict[str, Any]) -> None:
+    """Write a session's record atomically (blocking: call it off the event loop)."""
+    folder = _folder(workspace)
+    folder.mkdir(parents=True, exist_ok=True)
+    session_id = record["sessionId"]
+    tmp = folder / f".{session_id}.{new_id()}.tmp"
+    try:
+        tmp.write_text(json.dumps(record), encoding="utf-8")
+        os.replace(tmp, folder / f"{session_id}.json")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+async def persist(session: Session) -> None:
+    """Save the session's record off the event loop; a failure is logged, not raised: the
+    session works on, only reopening it after a restart suffers."""
+    async with session.saving:
+        record = snapshot(session)
+        try:
+            await asyncio.to_thread(write_record, session.workspace, record)
+        except OSError as exc:
+            log.warning("session %s not saved: %s", session.session_id, exc)
 
 
 def load_record(workspace: Path, session_id: str) -> dict[str, Any] | None:
@@ -103,13 +132,22 @@ def list_records(workspace: Path) -> list[dict[str, Any]]:
     """Saved sessions of a workspace, most recent first (blocking)."""
     records = []
     with contextlib.suppress(OSError):
-        for path in sorted(_folder(workspace).glob("*.json"))[:MAX_LISTED]:
+        for path in _most_recent(_folder(workspace).glob("*.json"))[:MAX_LISTED]:
             with contextlib.suppress(OSError, ValueError):
                 record = json.loads(path.read_text(encoding="utf-8"))
                 if isinstance(record, dict) and isinstance(record.get("sessionId"), str):
                     records.append(record)
     records.sort(key=lambda r: float(r.get("updated") or 0), reverse=True)
     return records
+
+
+def _most_recent(paths: Any) -> list[Path]:
+    """Newest written first: the ones listed when there are more than MAX_LISTED."""
+    stamped = []
+    for path in paths:
+        with contextlib.suppress(OSError):
+            stamped.append((path.stat().st_mtime, path))
+    return [path for _, path in sorted(stamped, key=lambda s: s[0], reverse=True)]
 
 
 def record_info(record: dict[str, Any]) -> dict[str, Any]:
@@ -122,26 +160,41 @@ def record_info(record: dict[str, Any]) -> dict[str, Any]:
 
 
 class Sessions:
-    """Live sessions and the runtimes they share: one per workspace and set of panel MCP servers."""
+    """Live sessions and the runtimes they share: one per workspace, trust and set of panel MCP
+    servers."""
 
-    def __init__(self, settings: EngineSettings, approver: Approver | None = None) -> None:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        approver: Approver | None = None,
+        trust: TrustMode = TrustMode.SETTINGS,
+    ) -> None:
         self.settings = settings
         self.approver = approver
+        self.trust = trust
         self.live: dict[str, Session] = {}
-        self._runtimes: dict[tuple[Path, str], AgentRuntime] = {}
-        self._building: dict[tuple[Path, str], asyncio.Task[AgentRuntime]] = {}
+        self._runtimes: dict[tuple[Path, bool, str], AgentRuntime] = {}
+        self._building: dict[tuple[Path, bool, str], asyncio.Task[AgentRuntime]] = {}
 
     async def runtime_for(
-        self, workspace: Path, mcp: dict[str, McpServerSettings] | None = None
+        self,
+        workspace: Path,
+        mcp: dict[str, McpServerSettings] | None = None,
+        *,
+        trusted: bool = False,
     ) -> AgentRuntime:
         """The workspace's runtime; a panel's MCP servers join the settings' own."""
         mcp = mcp or {}
-        key = (workspace, json.dumps({k: v.model_dump() for k, v in sorted(mcp.items())}))
+        servers = json.dumps({k: v.model_dump() for k, v in sorted(mcp.items())})
+        key = (workspace, trusted, servers)
         if key in self._runtimes:
             return self._runtimes[key]
         if key not in self._building:
             settings = self.settings.model_copy(
-                update={"mcp_servers": {**self.settings.mcp_servers, **mcp}}
+                update={
+                    "mcp_servers": {**self.settings.mcp_servers, **mcp},
+                    "workspace_trusted": trusted,
+                }
             )
             # Opening the ledger and loading definitions touch the disk: off the event loop.
             self._building[key] = asyncio.create_task(
@@ -155,6 +208,12 @@ class Sessions:
         self._runtimes[key] = runtime
         return runtime
 
+    async def decide_trust(self, workspace: Path) -> TrustDecision:
+        """Trust is decided again for each session: the user may have trusted the folder since."""
+        return await asyncio.to_thread(
+            decide, self.trust, workspace, run_command=self.settings.run_command.enabled
+        )
+
     async def open(
         self,
         workspace: Path,
@@ -162,8 +221,9 @@ class Sessions:
         record: dict[str, Any] | None = None,
         mcp: dict[str, McpServerSettings] | None = None,
     ) -> Session:
-        runtime = await self.runtime_for(workspace, mcp)
-        session = Session(session_id or new_id(), workspace, runtime)
+        trust = await self.decide_trust(workspace)
+        runtime = await self.runtime_for(workspace, mcp, trusted=trust.trusted)
+        session = Session(session_id or new_id(), workspace, runtime, notice=trust.notice)
         if record is not None:
             session.title = record.get("title")
             agent = record.get("agent")
@@ -180,7 +240,7 @@ class Sessions:
         return session
 
     def workspaces(self) -> list[Path]:
-        return sorted({workspace for workspace, _ in self._runtimes})
+        return sorted({workspace for workspace, _, _ in self._runtimes})
 
     async def aclose(self) -> None:
         running = [s.prompt_task for s in self.live.values() if s.prompt_task is not None]

@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "acp",
         help="run as an Agent Client Protocol agent on stdio (Zed, JetBrains, Neovim, Emacs)",
         description="An ACP agent on stdio. Each session's workspace is the folder the editor "
-        "opens it in (cwd); state lives in WORKSPACE/.agentls/, shared with the LSP and the CLI.",
+        "opens it in (cwd); state lives in WORKSPACE/.agentls/, shared with the LSP and the CLI. "
+        "A folder is trusted (its own agents, MCP servers and run_command are used) only when "
+        'it lies in "trustedFolders" of ~/.config/agentls/settings.json.',
     )
     parser.add_argument(
         "--default-agent",
@@ -29,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="total token limit of each workspace (e.g. 200000, 200k); default: the ledger's",
     )
+    parser.add_argument(
+        "--trust",
+        action="store_true",
+        help="trust every folder a session opens, as if each were in trustedFolders "
+        "(only for a panel you use on your own projects)",
+    )
     add_budget_options(parser)
     add_security_options(parser, confirm=False, asked="in the panel")
     add_model_options(parser)
@@ -37,11 +45,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from agentls.acp.server import serve
+    from agentls.acp.trust import TrustMode
     from agentls.acp.turn import parse_limit
     from agentls.cli import CliError
     from agentls.cli.common import settings_from
 
-    settings = settings_from(args)
+    if args.trust and args.untrusted:
+        raise CliError("--trust and --untrusted contradict each other; give one of them")
+    trust = (
+        TrustMode.ALL if args.trust else TrustMode.NONE if args.untrusted else TrustMode.SETTINGS
+    )
+    # Each session's folder is trusted or not on its own (acp/trust.py), not the current one.
+    settings = settings_from(args, warn_untrusted=False)
     if args.budget is not None:
         try:
             limit = parse_limit(args.budget)
@@ -53,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
                 "`agentls budget set none`"
             )
         settings.budget.total = limit
-    serve(settings, default_agent=args.default_agent)
+    serve(settings, default_agent=args.default_agent, trust=trust)
     return 0

@@ -8,8 +8,12 @@ from pathlib import Path
 
 from agentls.cli import CliError, workspace_of
 from agentls.core.bounds import MAX_TOKENS  # re-exported: the CLI's commands import it from here
-from agentls.core.budget import DEFAULT_MIN_OUTPUT_TOKENS, DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS
-from agentls.core.engine import MAX_MIN_OUTPUT_TOKENS, BudgetSettings, EngineSettings
+from agentls.core.budget_grants import (
+    DEFAULT_MIN_OUTPUT_TOKENS,
+    DEFAULT_WAIT_SECONDS,
+    MAX_WAIT_SECONDS,
+)
+from agentls.core.engine_settings import MAX_MIN_OUTPUT_TOKENS, BudgetSettings, EngineSettings
 from agentls.core.target import Target, TextRange, read_exact
 
 
@@ -111,7 +115,9 @@ def min_output_tokens_of(args: argparse.Namespace) -> int:
     return given
 
 
-def settings_from(args: argparse.Namespace) -> EngineSettings:
+def settings_from(args: argparse.Namespace, *, warn_untrusted: bool = True) -> EngineSettings:
+    """The engine settings of the command-line options. The CLI trusts the folder it runs in
+    (the user chose it) unless `--untrusted` is given."""
     from agentls.cli.approvals import command_settings
 
     least = min_output_tokens_of(args)
@@ -127,7 +133,8 @@ def settings_from(args: argparse.Namespace) -> EngineSettings:
         workspace_trusted=not getattr(args, "untrusted", False),
         run_command=command_settings(args),
     )
-    warn_if_untrusted(workspace_of(args), settings)
+    if warn_untrusted:
+        warn_if_untrusted(workspace_of(args), settings)
     return settings
 
 

@@ -562,26 +562,59 @@ class TokenBudgeter:
             functools.partial(self._set_limit_in, limit=limit, agent=agent), frees=True
         )
 
-    async def aset_limits(self, limits: Sequence[tuple[int | None, str | None]]) -> None:
-        """Several `set_limit`s (limit, agent) in one transaction on the worker thread.
+    def set_limits(
+        self,
+        limits: Sequence[tuple[int | None, str | None]],
+        lower: Sequence[tuple[int, str | None]] = (),
+    ) -> None:
+        """`aset_limits` from synchronous code, in one transaction."""
+        if not limits and not lower:
+            return
+        run = self._limits_op(limits, lower)
+        with self._tx() as conn:
+            run(conn)
+        self._settled()
+        self._notify()
+
+    async def aset_limits(
+        self,
+        limits: Sequence[tuple[int | None, str | None]],
+        lower: Sequence[tuple[int, str | None]] = (),
+    ) -> None:
+        """Several `set_limit`s (limit, agent) in one transaction on the worker thread, then the
+        `lower` ones, each written only where it is below the limit in force (never raising it).
 
         Calls queue in order, so of two changes made one after the other the later one wins.
         """
-        for limit, _ in limits:
+        await self._submit(self._limits_op(limits, lower), frees=True)
+
+    def _limits_op(
+        self,
+        limits: Sequence[tuple[int | None, str | None]],
+        lower: Sequence[tuple[int, str | None]],
+    ) -> Callable[[sqlite3.Connection], None]:
+        for limit, _ in [*limits, *lower]:
             check_limit(limit)
 
         def run(conn: sqlite3.Connection) -> None:
             for limit, agent in limits:
                 self._set_limit_in(conn, limit, agent)
+            for cap, agent in lower:
+                self._set_limit_in(conn, cap, agent, lower_only=True)
 
-        await self._submit(run, frees=True)
+        return run
 
     @staticmethod
-    def _set_limit_in(conn: sqlite3.Connection, limit: int | None, agent: str | None) -> None:
+    def _set_limit_in(
+        conn: sqlite3.Connection, limit: int | None, agent: str | None, *, lower_only: bool = False
+    ) -> None:
         scope = TOTAL if agent is None else f"agent:{agent}"
+        # One statement, so another process's `budget set` cannot slip between a read and a write.
+        only_lower = " WHERE scopes.lim IS NULL OR scopes.lim > excluded.lim" if lower_only else ""
         conn.execute(
             "INSERT INTO scopes (scope, lim, updated) VALUES (?, ?, ?) "
-            "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim, updated = excluded.updated",
+            "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim, updated = excluded.updated"
+            + only_lower,
             (scope, limit, time.time()),
         )
         if agent is not None and limit is None:

@@ -31,7 +31,7 @@ async def dispatch_tool_call(
     emit(
         run.event(
             EventKind.TOOL_STARTED,
-            data={"turn": run.turn, "tool": call.name, "arguments": summary},
+            data={"turn": run.turn, "tool": call.name, "call_id": call.id, "arguments": summary},
         )
     )
     started = time.monotonic()
@@ -60,11 +60,13 @@ async def dispatch_tool_call(
             data={
                 "turn": run.turn,
                 "tool": call.name,
+                "call_id": call.id,
                 "arguments": summary,
                 "is_error": result.is_error,
                 "result_chars": len(result.content),
                 **result.data,
             },
+            content={"arguments": call.raw_arguments, "result": result.content},
         )
     )
     if bad_call:

@@ -10,79 +10,36 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from agentls.core.audit import AuditStore
 from agentls.core.budget import (
-    DEFAULT_MIN_OUTPUT_TOKENS,
-    DEFAULT_WAIT_SECONDS,
-    MAX_WAIT_SECONDS,
     TokenBudgeter,
 )
-from agentls.core.definitions import AgentRegistry, default_sources
+from agentls.core.engine_settings import (
+    MAX_MIN_OUTPUT_TOKENS,
+    AuditSettings,
+    BudgetSettings,
+    EngineSettings,
+)
 from agentls.core.llm import ChatModel, ModelSettings
 from agentls.core.mcp.config import McpServerSettings
-from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT, McpPool
+from agentls.core.mcp.pool import McpPool
 from agentls.core.mcp.tools import McpToolProvider
 from agentls.core.model_choice import create_model
+from agentls.core.registry import AgentRegistry, default_sources
 from agentls.core.runtime import AgentRuntime, RuntimeConfig
-from agentls.core.tools.command import Approver, CommandPolicy, CommandSettings
+from agentls.core.telemetry import attach as attach_telemetry
+from agentls.core.tools.command import Approver, CommandPolicy
 from agentls.core.tools.delegation import ChildAgentls
 from agentls.core.trust import inside
 
-__all__ = ["McpServerSettings"]  # re-exported: adapters build settings from here
-
-
-# The most `budget.minOutputTokens` may ask for.
-MAX_MIN_OUTPUT_TOKENS = 1_000_000
-
-
-class BudgetSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    total: int | None = Field(default=None, ge=0)
-    per_run: int | None = Field(default=None, gt=0)
-    per_agent: dict[str, int] = Field(default_factory=dict)
-    # How long a model call waits for other calls' reservations to settle before it is refused.
-    wait_seconds: float = Field(default=DEFAULT_WAIT_SECONDS, ge=0, le=MAX_WAIT_SECONDS)
-    # The smallest answer worth a model call: a call is granted at least this many output tokens
-    # (or refused), and the last tokens of a budget go to calls of this size.
-    min_output_tokens: int = Field(
-        default=DEFAULT_MIN_OUTPUT_TOKENS, ge=1, le=MAX_MIN_OUTPUT_TOKENS
-    )
-
-
-class AuditSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    # Events older than this many days are removed when a runtime starts; None keeps everything.
-    retention_days: int | None = Field(default=None, ge=1)
-
-
-class EngineSettings(BaseModel):
-    """Everything a user can set; adapters fill it from their own sources."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str | None = None
-    base_url: str | None = None
-    api_key: str | None = Field(default=None, repr=False)
-    budget: BudgetSettings = Field(default_factory=BudgetSettings)
-    max_parallel: int = Field(default=8, ge=1, le=256)
-    max_depth: int = Field(default=2, ge=0, le=8)
-    max_output_tokens: int = Field(default=1024, ge=16)
-    mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
-    # Seconds one MCP tool call may take before it is cancelled.
-    mcp_call_timeout: float = Field(default=DEFAULT_CALL_TIMEOUT, gt=0, le=3600)
-    agent_folders: list[Path] = Field(default_factory=list)
-    # Generated agents get read-only tools unless this is set.
-    allow_generated_edit_tools: bool = False
-    audit: AuditSettings = Field(default_factory=AuditSettings)
-    # In an untrusted workspace, its definitions and MCP servers are not loaded (core/trust.py).
-    workspace_trusted: bool = True
-    # run_command: off by default; never offered in an untrusted workspace.
-    run_command: CommandSettings = Field(default_factory=CommandSettings)
-
-    def model_settings(self) -> ModelSettings:
-        return ModelSettings(model=self.model, base_url=self.base_url, api_key=self.api_key)
+# Re-exported: adapters build settings from here (light modules import engine_settings itself).
+__all__ = [
+    "MAX_MIN_OUTPUT_TOKENS",
+    "AuditSettings",
+    "BudgetSettings",
+    "EngineSettings",
+    "McpServerSettings",
+]
 
 
 @dataclass
@@ -162,6 +119,8 @@ def build_runtime(
     runtime.delegation_tools = ChildAgentls(
         workspace.resolve(), settings.model_dump_json(), read_timeout=settings.mcp_call_timeout
     )
+    # Only when an OTLP endpoint is configured (else OpenTelemetry is not even imported).
+    attach_telemetry(runtime, settings.telemetry)
     return runtime
 
 
@@ -185,15 +144,25 @@ def budget_limits(budget: BudgetSettings) -> list[tuple[int | None, str | None]]
     return limits
 
 
+def lower_limits(budget: BudgetSettings) -> list[tuple[int, str | None]]:
+    """The (limit, agent) pairs that may only lower the ledger's limits."""
+    lower: list[tuple[int, str | None]] = []
+    if budget.lower_total is not None:
+        lower.append((budget.lower_total, None))
+    lower.extend((limit, agent) for agent, limit in budget.lower_per_agent.items())
+    return lower
+
+
 def apply_budget_settings(budgeter: TokenBudgeter, budget: BudgetSettings) -> None:
-    """Limits from settings win over limits stored in the ledger; unset ones leave it alone."""
-    for limit, agent in budget_limits(budget):
-        budgeter.set_limit(limit, agent=agent)
+    """Limits from settings win over limits stored in the ledger; unset ones leave it alone.
+    The lowering-only limits then apply where they are below the limit in force."""
+    budgeter.set_limits(budget_limits(budget), lower=lower_limits(budget))
 
 
 async def aapply_budget_settings(budgeter: TokenBudgeter, budget: BudgetSettings) -> None:
     """`apply_budget_settings` from async code: one transaction on the ledger's worker thread, so
     a ledger locked by another process never stalls the event loop. Changes apply in the order
     they were made."""
-    if limits := budget_limits(budget):
-        await budgeter.aset_limits(limits)
+    limits, lower = budget_limits(budget), lower_limits(budget)
+    if limits or lower:
+        await budgeter.aset_limits(limits, lower=lower)

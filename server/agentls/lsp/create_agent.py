@@ -8,16 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
-from agentls.core.create import CREATOR, CreateAgentError
-from agentls.core.create import create_agent as create
 from agentls.core.events import new_id
-from agentls.core.target import Target
 from agentls.lsp.arguments import CreateAgentArgs
 from agentls.lsp.command_ids import CREATE_AGENT
 from agentls.lsp.request_cancel import on_request_cancelled
 from agentls.lsp.runs import run_result, run_with_progress, target_for
 
 if TYPE_CHECKING:
+    from agentls.core.target import Target
     from agentls.lsp.folders import FolderEngine
     from agentls.lsp.server import AgentLanguageServer
 
@@ -49,6 +47,10 @@ async def create_agent(ls: AgentLanguageServer, args: CreateAgentArgs) -> dict[s
 
     on_request_cancelled(ls, on_cancel)
     runtime = await folder.runtime_for_run()
+    # Imported with the runtime, on its worker thread (folders.py): a lookup here.
+    from agentls.core.create import CREATOR, CreateAgentError
+    from agentls.core.create import create_agent as create
+
     if cancelled:
         cancel_both()
     assert folder.bridge is not None

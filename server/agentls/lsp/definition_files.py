@@ -18,7 +18,7 @@ from agentls.core.definitions import parse_definition
 from agentls.core.lines import line_body, split_lines
 
 if TYPE_CHECKING:
-    from agentls.core.definitions import AgentRegistry
+    from agentls.core.registry import AgentRegistry
     from agentls.lsp.server import AgentLanguageServer
 
 WATCH_GLOBS = ("**/.agentls/agents/*", "**/.claude/agents/*.md")

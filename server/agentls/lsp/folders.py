@@ -22,8 +22,8 @@ from pygls.uris import to_fs_path
 from agentls.lsp.collector import loads_code
 
 if TYPE_CHECKING:
-    from agentls.core.definitions import AgentRegistry
     from agentls.core.engine import EngineSettings
+    from agentls.core.registry import AgentRegistry
     from agentls.core.runtime import AgentRuntime
     from agentls.core.tools.command import Approver
     from agentls.lsp.events import EventBridge
@@ -47,6 +47,8 @@ def _build_runtime(
     root: Path, settings: EngineSettings, registry: AgentRegistry, approver: Approver
 ) -> AgentRuntime:
     # Imported here, on the worker thread, so the event loop never waits for the modules.
+    import agentls.core.create
+    import agentls.core.parallel
     import agentls.lsp.events  # noqa: F401
     from agentls.core.engine import build_runtime
 
@@ -78,7 +80,9 @@ def _warm_up(settings: EngineSettings) -> None:
     """What the first run of a session would otherwise pay, done while the editor is idle: the
     engine's modules and the model client (SDK import, TLS set-up, tokenizer). No state is
     created: a folder's `.agentls/` still appears only when something runs in it."""
-    import agentls.core.engine
+    import agentls.core.create
+    import agentls.core.engine  # the runtime and its tools
+    import agentls.core.parallel
     import agentls.core.state_check
     import agentls.lsp.approvals
     import agentls.lsp.events
@@ -104,7 +108,7 @@ class FolderEngine:
         self._warm: asyncio.Task[None] | None = None
 
     def _engine_settings(self) -> EngineSettings:
-        return self.ls.settings.engine(trusted=self.ls.trusted)
+        return self.ls.engine_settings()
 
     async def registry(self) -> AgentRegistry:
         """The folder's agents, loaded off the loop once (and again after `reload`)."""

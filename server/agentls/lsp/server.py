@@ -18,13 +18,14 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from agentls import __version__
+from agentls.core.user_settings import UserSettings, user_settings_file
 from agentls.lsp.folders import Folders
 from agentls.lsp.protocol import AgentProtocol
 from agentls.lsp.settings import LspSettings, parse_settings
 
 if TYPE_CHECKING:
-    from agentls.core.definitions import AgentRegistry
     from agentls.core.engine import EngineSettings, ModelPool
+    from agentls.core.registry import AgentRegistry
     from agentls.core.runtime import AgentRuntime
 
 log = logging.getLogger("agentls.lsp")
@@ -35,10 +36,18 @@ class AgentLanguageServer(LanguageServer):
         super().__init__("agentls", __version__, protocol_cls=AgentProtocol)
         self.settings = LspSettings()
         self.init_settings: dict[str, Any] = {}
+        # ~/.config/agentls/settings.json, read with each configuration pull (configuration.py).
+        self.user_file = UserSettings(user_settings_file())
+        # The client's configuration answers hold only what the user allowed (VS Code).
+        self.scoped_configuration = False
+        # Limits from an untrusted workspace's own settings: they may only lower the ledger's.
+        self.lower_limits: dict[str | None, int] = {}
         # Workspace trust (lsp/trust.py): untrusted until a setting or the client says otherwise.
         self.trusted = False
         self.client_trust: bool | None = None
         self.told_untrusted = False
+        # Warnings told once: problems of the user's file, ignored workspace settings.
+        self.told: set[str] = set()
         self.folders = Folders(self)
         self._background: set[asyncio.Future[Any]] = set()
         # The process's exit status (lsp/lifecycle.py): 1 after `exit` without `shutdown`.
@@ -55,28 +64,41 @@ class AgentLanguageServer(LanguageServer):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def apply_settings(self, *layers: Any) -> None:
-        """Merge settings layers over the initializationOptions ones and apply them to the engine."""
-        settings, problems = parse_settings(self.init_settings, *layers, previous=self.settings)
+    def apply_settings(self, section: Any = None) -> None:
+        """Apply the layers: the user's file, initializationOptions, then the editor's answer
+        (`section`), which in an untrusted workspace may only tighten (core/settings_scope.py)."""
+        from agentls.core.settings_scope import Restricted, restrict_untrusted
+        from agentls.lsp.trust import tell_ignored, update_trust, workspace_trusted
+
+        user_layers = (self.user_file.layer, self.init_settings)
+        merged, problems = parse_settings(*user_layers, section, previous=self.settings)
         for problem in problems:
             self.show_warning(problem)
+        # A client that scopes its answers itself (VS Code) sends only what the user allowed.
+        user = merged if self.scoped_configuration else parse_settings(*user_layers)[0]
+        trusted = workspace_trusted(self, user, merged)
+        restricted = Restricted(merged) if trusted else restrict_untrusted(merged, user)
+        settings = restricted.settings
         # Only the agent folders change which definitions load (files changing is watched apart).
         reload = settings.agent_folders != self.settings.agent_folders
         was_trusted = self.trusted
-        self.settings = settings
-        from agentls.lsp.trust import update_trust
-
-        update_trust(self)
+        self.settings, self.lower_limits = settings, restricted.lower_limits
+        update_trust(self, trusted)
+        tell_ignored(self, restricted.ignored)
         for runtime in self.folders.runtimes():
             self.configure_runtime(runtime)
         if reload or self.trusted != was_trusted:
             self.folders.reload()
 
+    def engine_settings(self) -> EngineSettings:
+        """The engine's settings in force (a folder's runtime is built and configured with them)."""
+        return self.settings.engine(trusted=self.trusted, lower_limits=self.lower_limits)
+
     def configure_runtime(self, runtime: AgentRuntime) -> None:
         """Apply the settings in force to a built runtime (model, limits, budget, MCP, commands)."""
         from agentls.core.engine import ModelPool, apply_mcp_settings
 
-        engine = self.settings.engine(trusted=self.trusted)
+        engine = self.engine_settings()
         old_pool = runtime.model_factory
         same_model = (
             isinstance(old_pool, ModelPool)
@@ -113,6 +135,11 @@ class AgentLanguageServer(LanguageServer):
             self.show_warning(
                 f"agentls.budget: the limits could not be written to the ledger: {exc}"
             )
+            return
+        if engine.budget.lower_total is not None or engine.budget.lower_per_agent:
+            from agentls.lsp.trust import tell_limits_not_lowered
+
+            tell_limits_not_lowered(self, engine.budget, await runtime.budgeter.asnapshot())
 
     async def _close_when_idle(
         self, pool: ModelPool, runtime: AgentRuntime, run_ids: list[str]

@@ -29,6 +29,8 @@ CHILD_SERVER = "agentls"
 # What a child agentls needs to reach the model the parent uses: an MCP stdio server gets only
 # HOME, PATH and the like from the environment, so these are passed to agentls children by name.
 MODEL_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL", "PYTHONPATH")
+# Seconds one MCP tool call may take before it is cancelled (the `mcpCallTimeout` default).
+DEFAULT_CALL_TIMEOUT = 60.0
 USER_SOURCE = "user"
 PROJECT_SOURCE = "project"
 WORKSPACE_SOURCE = "workspace"

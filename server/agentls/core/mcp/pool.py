@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentls import __version__
 from agentls.core.child_workdir import outside_workspace
-from agentls.core.mcp.config import ConfiguredServer, McpConfig
+from agentls.core.mcp.config import DEFAULT_CALL_TIMEOUT, ConfiguredServer, McpConfig
 from agentls.core.mcp.rendering import render_result
 from agentls.core.runtime import RunFailed
 from agentls.core.tools.base import ProgressReport, ToolResult
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agentls.mcp")
 
-DEFAULT_CALL_TIMEOUT = 60.0
 DEFAULT_START_TIMEOUT = 30.0
 STDERR_TAIL_BYTES = 4_000
 MAX_MESSAGE_CHARS = 16 * 1024 * 1024  # one JSON-RPC message from a stdio server

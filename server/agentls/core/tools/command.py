@@ -21,6 +21,7 @@ import shlex
 import signal
 import sys
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from agentls.core.bounds import MAX_SECONDS
 from agentls.core.llm import ToolSpec
 from agentls.core.tools.base import Tool, ToolResult, summarize_arguments
 from agentls.core.tools.command_patterns import AllowPattern, ParsedCommand, exact_pattern
@@ -50,9 +52,17 @@ _SHELL_OPERATOR = re.compile(r"^[;&|<>()]+$")
 # Characters that could make the command line the user reads differ from the one that runs:
 # control characters (terminal escapes, carriage returns, newlines), bidirectional overrides
 # and invisible characters.
-_DECEPTIVE = re.compile(
-    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
-)
+# Characters that could make the line a reader approves differ from the line that runs: every
+# control (tab aside), format character (bidi controls, zero-width, soft hyphen, tags), line or
+# paragraph separator, private-use, surrogate or unassigned code point.
+_DECEPTIVE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
+
+
+def _deceptive(line: str) -> str | None:
+    for char in line:
+        if char != "\t" and unicodedata.category(char) in _DECEPTIVE_CATEGORIES:
+            return char
+    return None
 
 
 def is_secret_name(name: str) -> bool:
@@ -77,7 +87,7 @@ class CommandSettings(BaseModel):
     allow: list[Annotated[str, Field(max_length=MAX_COMMAND_CHARS)]] = Field(
         default_factory=list, max_length=1000
     )
-    timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    timeout_seconds: float = Field(default=120.0, gt=0, le=MAX_SECONDS)
     # Names of extra environment variables passed through. A secret-looking name is refused on
     # its own (its error names its position), so the other names still pass.
     pass_env: list[Annotated[str, Field(max_length=200), AfterValidator(_not_a_secret)]] = Field(
@@ -102,9 +112,9 @@ def parse_command(line: str, patterns: Sequence[AllowPattern]) -> ParsedCommand:
         raise CommandError("command is empty")
     if len(line) > MAX_COMMAND_CHARS:
         raise CommandError(f"command is longer than {MAX_COMMAND_CHARS} characters")
-    if match := _DECEPTIVE.search(line):
+    if (char := _deceptive(line)) is not None:
         raise CommandError(
-            f"command contains the control or invisible character U+{ord(match.group()):04X}; "
+            f"command contains the control or invisible character U+{ord(char):04X}; "
             "write it on one line with visible characters only"
         )
     stripped = line.strip()

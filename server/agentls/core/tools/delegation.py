@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import ValidationError
 
+from agentls.core import telemetry
 from agentls.core.child_workdir import SAFE_PATH_FLAG, outside_workspace
 from agentls.core.llm import ToolSpec
 from agentls.core.mcp.config import CHILD_SERVER, MODEL_ENV
@@ -124,7 +125,9 @@ class ChildTool:
                     if message:
                         report(message)
 
-                result = await self.client.call_tool(name, arguments, progress_callback=on_progress)
+                result = await self.client.call_tool(
+                    name, arguments, progress_callback=on_progress, meta=telemetry.request_meta()
+                )
         except TimeoutError:
             if loop.time() >= ends:
                 why = (
@@ -201,6 +204,7 @@ class ChildAgentls:
         lineage = ",".join((*scope.ancestor_run_ids, scope.run_id))
         env = {k: os.environ[k] for k in MODEL_ENV if k in os.environ}
         env[SETTINGS_ENV] = self.settings_json
+        env.update(telemetry.child_env())  # OTEL_* and TRACEPARENT: the child joins this trace
         return StdioServerParameters(
             command=sys.executable,
             args=[
