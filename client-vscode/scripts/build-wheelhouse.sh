@@ -17,6 +17,8 @@ set -euo pipefail
 
 TARGET=${1:-linux-x64}
 PYTHON=${PYTHON:-python3}
+# A relative PYTHON (.venv/bin/python) must keep working after the `cd`s below.
+case "$PYTHON" in */*) PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")" ;; esac
 PYTHON_VERSIONS=(3.11 3.12 3.13)
 CLIENT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROOT="$(cd "$CLIENT/.." && pwd)"
