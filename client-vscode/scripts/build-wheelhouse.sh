@@ -54,7 +54,7 @@ deps = hashlib.sha256(f"{target}|{versions}|{platforms}|".encode())
 for name in ("pyproject.toml", script):
     deps.update(pathlib.Path(name).read_bytes())
 source = hashlib.sha256(deps.digest())
-files = [pathlib.Path("pyproject.toml"), pathlib.Path("README.md")]
+files = [pathlib.Path("pyproject.toml"), pathlib.Path("README.md"), pathlib.Path("LICENSE")]
 for folder in ("server", "agents"):
     files += [p for p in pathlib.Path(folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts
               and ".egg-info" not in str(p) and p.suffix != ".pyc"]
@@ -80,7 +80,11 @@ trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/wheels" "$WORK/project"
 
 log "building the agentls wheel"
-"$PYTHON" -m pip wheel --quiet --no-deps --disable-pip-version-check -w "$WORK/project" "$ROOT"
+# From a clean copy: setuptools' build/ in the checkout could carry files deleted since into the wheel.
+mkdir -p "$WORK/source"
+tar -C "$ROOT" -c --exclude='*.egg-info' --exclude=__pycache__ --exclude='*.pyc' pyproject.toml README.md LICENSE server agents \
+  | tar -C "$WORK/source" -x
+"$PYTHON" -m pip wheel --quiet --no-deps --disable-pip-version-check -w "$WORK/project" "$WORK/source"
 AGENTLS_WHEEL="$(cd "$WORK/project" && ls agentls-*.whl)"
 cp "$WORK/project/$AGENTLS_WHEEL" "$WORK/wheels/"
 
