@@ -88,7 +88,7 @@ class Turn:
         async def send(update: Any) -> None:
             await self.conn.session_update(session_id=self.session.session_id, update=update)
 
-        self.renderer = RunRenderer(send, self.runtime, self.files.current)
+        self.renderer = RunRenderer(send, self.runtime, self.files.current, cost=self.session.cost)
 
     def say(self, text: str) -> None:
         self.renderer.say(text)

@@ -14,6 +14,7 @@ from agentls.core.budget_grants import (
     MAX_WAIT_SECONDS,
 )
 from agentls.core.engine_settings import MAX_MIN_OUTPUT_TOKENS, BudgetSettings, EngineSettings
+from agentls.core.pricing import ModelPrice
 from agentls.core.target import Target, TextRange, read_exact
 
 
@@ -132,10 +133,23 @@ def settings_from(args: argparse.Namespace, *, warn_untrusted: bool = True) -> E
         ),
         workspace_trusted=not getattr(args, "untrusted", False),
         run_command=command_settings(args),
+        prices=user_prices(),
     )
     if warn_untrusted:
         warn_if_untrusted(workspace_of(args), settings)
     return settings
+
+
+def user_prices() -> dict[str, ModelPrice]:
+    """The `prices` of the user's settings file (~/.config/agentls/settings.json), which every
+    front end honours: what a model costs is the user's word, not a command line's."""
+    from agentls.core.user_settings import read_user_settings
+
+    found = read_user_settings()
+    for problem in found.problems:
+        if "prices" in problem:
+            print(f"agentls: warning: {problem}", file=sys.stderr)
+    return dict(found.settings.prices)
 
 
 def warn_if_untrusted(workspace: Path, settings: EngineSettings) -> None:

@@ -18,6 +18,7 @@ from agentls.core.budget_grants import (
 )
 from agentls.core.llm import ModelSettings
 from agentls.core.mcp.config import DEFAULT_CALL_TIMEOUT, McpServerSettings
+from agentls.core.pricing import ModelPrice
 from agentls.core.telemetry.settings import TelemetrySettings
 from agentls.core.tools.command import CommandSettings
 
@@ -76,6 +77,8 @@ class EngineSettings(BaseModel):
     run_command: CommandSettings = Field(default_factory=CommandSettings)
     # OpenTelemetry export (docs/telemetry.md); the OTEL_* variables configure the rest.
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    # Prices (dollars per million tokens) of models genai-prices does not know: core/pricing.py.
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
 
     def model_settings(self) -> ModelSettings:
         return ModelSettings(model=self.model, base_url=self.base_url, api_key=self.api_key)
