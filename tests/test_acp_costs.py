@@ -1,6 +1,7 @@
 """`agentls acp`: each `usage_update` carries the session's cost so far in dollars (ACP's `cost`,
 `{amount, currency}`), as the official ACP TypeScript SDK's client receives it; none once a model
-without a price has been called (a self-hosted model and no `prices` setting)."""
+without a price has been called (a self-hosted model and no `prices` setting). The panel's runs
+are recorded as the `acp` front end's, with the user who ran them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 from tests.rig.scripted_openai import ScriptedOpenAI, Text
 from tests.test_acp import agent_env, of_kind, run_client
+
+from agentls.core.audit import AuditStore
 
 # gpt-4o-mini as OpenAI publishes it (openai.com/api/pricing, read 2026-12-01; unchanged since
 # 2024-07-18), dollars per million tokens: input 0.15, cached input 0.075, output 0.60. A call of
@@ -43,11 +46,12 @@ def transcript(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     settings.write_text(json.dumps({"trustedFolders": [str(workspace)]}), encoding="utf-8")
     with ScriptedOpenAI(models=("gpt-4o-mini", "my-llama")) as server:
         server.enqueue(answer(), answer(), answer())
-        return run_client(
+        env = agent_env(server, base / "home") | {"AGENTLS_USER": "carol"}
+        transcript: dict[str, Any] = run_client(
             {
                 "command": [sys.executable, "-m", "agentls", "acp", "--model", "gpt-4o-mini"],
                 "cwd": str(workspace),
-                "env": agent_env(server, base / "home"),
+                "env": env,
                 "clientFs": False,
                 "prompts": [
                     prompt("/explain what is this?"),
@@ -56,6 +60,8 @@ def transcript(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 ],
             }
         )
+    transcript["workspace"] = workspace
+    return transcript
 
 
 def usage_of(transcript: dict[str, Any], index: int) -> dict[str, Any]:
@@ -76,3 +82,10 @@ def test_a_call_without_a_price_leaves_the_session_cost_unknown(
 ) -> None:
     assert "cost" not in usage_of(transcript, 2)
     assert transcript["prompts"][2]["stopReason"] == "end_turn"
+
+
+def test_panel_runs_are_recorded_as_the_acp_front_end(transcript: dict[str, Any]) -> None:
+    with AuditStore.for_workspace(transcript["workspace"]) as audit:
+        events = audit.query()
+    assert len({e.run_id for e in events}) == 3
+    assert {(e.user, e.front_end, e.workspace) for e in events} == {("carol", "acp", "ws")}

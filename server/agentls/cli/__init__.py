@@ -30,6 +30,10 @@ COMMAND_MODULES = (
 )
 
 
+# The commands that serve another program; every other command is the terminal's own front end.
+_FRONT_ENDS = {"serve": "lsp", "acp": "acp", "mcp-server": "mcp"}
+
+
 class CliError(Exception):
     """A user-facing error: printed as one line on stderr, exit status 2."""
 
@@ -85,6 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from agentls.core.who import set_front_end
+
+    # Every process enters here: recorded on each audit event its runs make (core/who.py).
+    set_front_end(_FRONT_ENDS.get(args.command, "cli"))
     from agentls.cli.visible import VisibleLastResort, visible
 
     # A command that configures no logging (all but the servers) prints warnings this way.

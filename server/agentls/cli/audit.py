@@ -1,13 +1,16 @@
 """`agentls audit`: the workspace's audit trail as a table with per-agent totals, or as JSONL.
 
-    agentls audit [--run ID] [--agent NAME] [--since T] [--limit N] [--json]
+    agentls audit [--run ID] [--agent NAME] [--user NAME] [--workspace W] [--since T] [--limit N]
+                  [--json]
     agentls audit prune --before T
 
 
 `--run` takes a full run id or a unique prefix of one, and shows the runs it delegated too (child
-agentls runs, at every depth); `--since` an ISO-8601 time or an age such as 30m, 2h, 1d. Runs
-whose process died are first closed as interrupted. `prune` removes the finished runs whose last
-event is older than T (same forms), so the store cannot grow without bound.
+agentls runs, at every depth); `--since` an ISO-8601 time or an age such as 30m, 2h, 1d. `--user`
+and `--workspace` keep the events of one user (`alice` or `alice@laptop`) and one workspace (its
+remote URL, its end such as `acme/shop`, or a folder name). Runs whose process died are first
+closed as interrupted. `prune` removes the finished runs whose last event is older than T (same
+forms), so the store cannot grow without bound.
 """
 
 from __future__ import annotations
@@ -48,6 +51,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--run", metavar="ID", help="one run and the runs it delegated (full id or unique prefix)"
     )
     parser.add_argument("--agent", metavar="NAME", help="only this agent's events")
+    parser.add_argument(
+        "--user", metavar="NAME", help="only this user's events (alice, or alice@host)"
+    )
+    parser.add_argument(
+        "--workspace",
+        dest="workspace_filter",
+        metavar="W",
+        help="only events of this workspace: its git remote (or the end of it, e.g. acme/shop) "
+        "or its folder name",
+    )
     parser.add_argument(
         "--since", metavar="T", help="events from T on: ISO-8601 (2025-01-31T09:00) or 30m/2h/1d"
     )
@@ -148,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         store.recover_interrupted()
         run_id = _resolve_run(store, args.run)
+        if args.user is not None or args.workspace_filter is not None:
+            return _run_filtered(store, args, run_id, since, limit)
         if args.json:
             from agentls.cli.visible import JsonVisibleWriter
 
@@ -173,6 +188,59 @@ def run(args: argparse.Namespace) -> int:
         totals = _run_totals(events)
     _print(events, totals, runs)
     return 0
+
+
+def _run_filtered(
+    store: AuditStore,
+    args: argparse.Namespace,
+    run_id: str | None,
+    since: float | None,
+    limit: int | None,
+) -> int:
+    """`--user`/`--workspace`: the other filters run in the store, these on its answer.
+
+    The store's query API is being moved behind a storage interface (core/stores/); once it has
+    user and workspace columns everywhere, these filters belong in the query."""
+    found = store.query(run_id=run_id, agent=args.agent, since=since, descendants=True)
+    events = [e for e in found if matches(e, args.user, args.workspace_filter)]
+    runs = [e for e in events if e.is_terminal]
+    shown = events[-limit:] if limit is not None else events
+    if args.json:
+        from agentls.cli.visible import json_visible
+
+        for event in shown:
+            print(json_visible(event.model_dump_json()))
+        return 0
+    _print(shown, _run_totals(events), runs)
+    return 0
+
+
+def matches(event: RunEvent, user: str | None, workspace: str | None) -> bool:
+    return (user is None or user_matches(event.user, user)) and (
+        workspace is None or workspace_matches(event.workspace, workspace)
+    )
+
+
+def user_matches(recorded: str | None, wanted: str) -> bool:
+    """`alice` matches `alice` and `alice@laptop`; `alice@laptop` only itself."""
+    if recorded is None:
+        return False
+    return recorded == wanted or ("@" not in wanted and recorded.split("@", 1)[0] == wanted)
+
+
+def workspace_matches(recorded: str | None, wanted: str) -> bool:
+    """The remote URL as recorded, or its end (`acme/shop` matches
+    `git@github.com:acme/shop.git`), or a folder name; `.git` and a final `/` do not count."""
+    if recorded is None:
+        return False
+
+    def bare(text: str) -> str:
+        return text.strip().rstrip("/").removesuffix(".git")
+
+    have, want = bare(recorded), bare(wanted)
+    return bool(want) and (
+        have == want or have.endswith(("/" + want.lstrip("/"), ":" + want.lstrip("/")))
+    )
 
 
 def _run_totals(events: list[RunEvent]) -> dict[str, Usage]:

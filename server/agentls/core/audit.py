@@ -419,4 +419,7 @@ def _interrupted(started: RunEvent, events: list[RunEvent], pid: int) -> RunEven
             f"last recorded step: {last.kind.value}"
         ),
         data={"pid": pid, "recovered_by_pid": os.getpid(), "last_event_id": last.event_id},
+        user=started.user,
+        workspace=started.workspace,
+        front_end=started.front_end,
     )

@@ -52,6 +52,7 @@ from agentls.core.tools.base import Tool
 from agentls.core.tools.command import COMMAND_TOOL, CommandPolicy, RunCommand
 from agentls.core.tools.sandbox import SandboxError, WorkspaceSandbox
 from agentls.core.tools.workspace import workspace_tools
+from agentls.core.who import origin_of
 
 # Adapters import these from here: the runtime is the engine's front door.
 __all__ = [
@@ -129,6 +130,7 @@ class AgentRuntime:
         self.commands = commands
         # Delegation to a child agentls; offered only to runs whose depth is below config.max_depth.
         self.delegation_tools: RunToolSource | None = None
+        self.origin = origin_of(self.workspace)
         self._listeners: list[EventListener] = []
         self._tasks: dict[str, asyncio.Task[RunResult]] = {}
         self._cancel_at_start: set[str] = set()
@@ -184,6 +186,7 @@ class AgentRuntime:
 
     def _emit(self, event: RunEvent, listener: EventListener | None = None) -> Commit | None:
         """Queue the event for the audit trail (returning its commit) and tell the listeners."""
+        self.origin.stamp(event)
         commit = self.audit.submit(event) if self.audit is not None else None
         for fn in (*self._listeners, *((listener,) if listener else ())):
             fn(event)

@@ -61,6 +61,9 @@ def event(e: RunEvent, root: Path | None = None) -> dict[str, Any]:
         "artifacts": [edit_artifact(a, root) for a in e.artifacts],
         "error": e.error,
         "data": _camel_keys(e.data),
+        "user": e.user,
+        "workspace": e.workspace,
+        "frontEnd": e.front_end,
     }
 
 
