@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "create",
     "budget",
     "audit",
+    "report",
     "serve",
     "mcp_server",
     "doctor",
