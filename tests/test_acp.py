@@ -330,6 +330,12 @@ def errors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                     },
                     {"blocks": [{"type": "text", "text": "/budget set 10"}]},
                     {"blocks": [{"type": "text", "text": "/explain this"}, calc_link]},
+                    {
+                        "blocks": [
+                            {"type": "text", "text": "/parallel review,explain this"},
+                            calc_link,
+                        ]
+                    },
                     {"blocks": [{"type": "text", "text": "/budget set none"}]},
                     {"blocks": [{"type": "text", "text": "/explain this"}, calc_link]},
                 ],
@@ -364,8 +370,18 @@ def test_budget_exceeded_is_told_and_the_model_is_not_called(errors: dict[str, A
     prompt = errors["prompts"][4]
     message = text_of(prompt["updates"])
     assert "explain** stopped" in message and "/budget set N" in message
-    assert prompt["stopReason"] == "refusal"
     assert len(errors["requests"]) == 1  # only the last prompt reached the model
+
+
+def test_a_turn_stopped_by_the_budget_ends_normally_not_as_a_refusal(
+    errors: dict[str, Any],
+) -> None:
+    # Zed treats `refusal` as a content-policy refusal and deletes the turn, message included.
+    single, parallel = errors["prompts"][4], errors["prompts"][5]
+    assert single["stopReason"] == "end_turn"
+    assert parallel["stopReason"] == "end_turn"
+    message = text_of(parallel["updates"])
+    assert "review** stopped" in message and "explain** stopped" in message
 
 
 def test_agent_keeps_serving_after_every_error(errors: dict[str, Any]) -> None:
@@ -373,3 +389,19 @@ def test_agent_keeps_serving_after_every_error(errors: dict[str, Any]) -> None:
     assert last["stopReason"] == "end_turn"
     assert text_of(last["updates"]) == "It is fine."
     assert errors["exitCode"] == 0
+
+
+def test_the_panel_parses_a_token_limit_as_the_cli_does() -> None:
+    # One parser: `12345678901234567` was refused by the CLI and became ...568 in ACP.
+    from agentls.acp.turn import parse_limit
+    from agentls.cli import CliError
+    from agentls.cli.budget import parse_limit as cli_parse_limit
+
+    for text in ("200k", "1.5M", "2e5", "20_000", "20,000", "none", "999999999999999"):
+        assert parse_limit(text) == cli_parse_limit(text)
+    for text in ("12345678901234567", "1.5", "-3", "lots"):
+        with pytest.raises(ValueError) as acp_error:
+            parse_limit(text)
+        with pytest.raises(CliError) as cli_error:
+            cli_parse_limit(text)
+        assert str(acp_error.value) in str(cli_error.value)

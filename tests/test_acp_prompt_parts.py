@@ -21,6 +21,7 @@ from agentls.acp.commands import (
     default_agent,
     parse_command,
 )
+from agentls.acp.named_targets import named_file
 from agentls.acp.resources import ResourceError, path_of, selection_range
 from agentls.core.definitions import AgentDefinition, LoadedAgent
 from agentls.core.registry import AgentRegistry, default_sources
@@ -205,3 +206,39 @@ async def test_sessions_with_other_mcp_servers_get_their_own_runtime(
     assert with_fs is not plain
     assert [b.mcp_servers for b in built] == [{}, fs]
     await store.aclose()
+
+
+@pytest.fixture
+def named_workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "calc.py").write_text(TEXT, encoding="utf-8")
+    (tmp_path / "secret.py").write_text("key = 1\n", encoding="utf-8")
+    (root / "linked.py").symlink_to(tmp_path / "secret.py")
+    return root
+
+
+def test_a_path_in_a_sentence_is_found_around_quotes_and_punctuation(
+    named_workspace: Path,
+) -> None:
+    calc = named_workspace / "src" / "calc.py"
+    for goal in ("why does `src/calc.py`, fail?", 'look at "src/calc.py".', "@src/calc.py"):
+        found = named_file(goal, named_workspace).found
+        assert found is not None and found.path == calc and found.lines is None, goal
+    found = named_file(f"{calc}:5-6", named_workspace).found
+    assert found is not None and found.path == calc and found.lines == (5, 6) and found.alone
+
+
+def test_words_that_name_no_file_stay_text(named_workspace: Path) -> None:
+    naming = named_file("explain src and what missing.py does", named_workspace)
+    assert naming.found is None  # src is a folder
+    assert naming.unknown == "missing.py"
+
+
+def test_a_link_out_of_the_workspace_is_refused_by_the_name_given(
+    named_workspace: Path,
+) -> None:
+    with pytest.raises(ResourceError, match=r"^The path linked\.py is outside the workspace"):
+        named_file("explain linked.py", named_workspace)
+    with pytest.raises(ResourceError, match=r"^The path \.\./secret\.py is outside"):
+        named_file("../secret.py", named_workspace)

@@ -485,6 +485,21 @@ async def test_a_plain_prompt_goes_to_the_orchestrator_which_delegates(
     }
 
 
+async def test_the_turns_token_use_counts_the_runs_it_delegated_to(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    from agentls.core.audit import AuditStore
+
+    server.responder = orchestrated(Text("It adds two numbers.", prompt_tokens=700))
+    response = await prompt_once(Panel(), server, workspace, acp.text_block("what does add do?"))
+    with AuditStore.for_workspace(workspace) as audit:
+        spent = {e.agent: e.usage for e in audit.runs()}
+    assert set(spent) == {"orchestrator", "explain"}
+    assert spent["explain"].input_tokens == 700  # the child's call, in its own process
+    assert response.usage.total_tokens == sum(u.total for u in spent.values())
+    assert response.usage.input_tokens == sum(u.input_tokens for u in spent.values())
+
+
 async def test_cancel_stops_the_orchestrator_and_the_run_it_delegated(
     server: ScriptedOpenAI, workspace: Path
 ) -> None:

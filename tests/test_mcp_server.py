@@ -399,6 +399,7 @@ async def test_sigterm_stops_the_http_server_and_records_the_run_in_flight_cance
     assert "Traceback" not in "".join(server.stderr)  # a quiet stop, not a cancelled server's dump
     (end,) = await closing_events(workspace, timeout=0)
     assert end.kind is EventKind.CANCELLED and end.agent == "research"
+    assert end.error == "agentls mcp-server was stopped (SIGTERM)"  # not "by the user"
     with TokenBudgeter.for_workspace(workspace) as ledger:
         total = ledger.snapshot()
     assert total.used == end.usage.total > 0 and total.reserved == 0

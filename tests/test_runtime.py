@@ -67,7 +67,13 @@ class Recorder:
         self.events.append(event)
 
     def kinds(self, *, deltas: bool = False) -> list[EventKind]:
-        return [e.kind for e in self.events if deltas or e.kind is not EventKind.OUTPUT_DELTA]
+        """The steps, without the live-only marks of what a run waits for (and without the
+        streamed text unless asked)."""
+        return [
+            e.kind
+            for e in self.events
+            if e.kind is not EventKind.WAITING and (deltas or e.kind is not EventKind.OUTPUT_DELTA)
+        ]
 
     def of(self, kind: EventKind) -> list[RunEvent]:
         return [e for e in self.events if e.kind is kind]

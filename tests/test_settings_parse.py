@@ -112,3 +112,37 @@ def test_a_limit_beyond_any_ledger_is_refused_and_the_limit_in_force_stays():
     assert settings.budget.per_agent == {"explain": 500}
     assert any("agentls.budget.total" in p for p in problems)
     assert any("agentls.budget.perAgent.review" in p for p in problems)
+
+
+def _bounds(schema: dict, root: dict) -> dict:
+    if "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    variants = schema.get("anyOf", [schema])
+    words = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+    found = {w: v[w] for v in variants for w in words if w in v}
+    if "properties" in schema:
+        found["properties"] = {k: _bounds(v, root) for k, v in schema["properties"].items()}
+    if isinstance(schema.get("additionalProperties"), dict):
+        found["values"] = _bounds(schema["additionalProperties"], root)
+    return found
+
+
+def test_the_engine_and_the_settings_users_write_bound_every_shared_setting_alike():
+    # Written twice once, they drifted (retentionDays had no upper bound in one).
+    from pydantic.alias_generators import to_camel
+
+    from agentls.core.engine_settings import EngineSettings
+
+    wire_schema = LspSettings.model_json_schema(by_alias=True)
+    engine_schema = EngineSettings.model_json_schema()
+    wire = _bounds(wire_schema, wire_schema)["properties"]
+    engine = _bounds(engine_schema, engine_schema)["properties"]
+    shared = [name for name in engine if to_camel(name) in wire]
+    assert {"budget", "max_parallel", "mcp_call_timeout", "audit"} <= set(shared)
+    for name in shared:
+        mine, theirs = wire[to_camel(name)], engine[name]
+        if "properties" in mine and "properties" in theirs:
+            mine = {to_camel(k): v for k, v in mine["properties"].items()}
+            theirs = {to_camel(k): v for k, v in theirs["properties"].items()}
+            theirs = {k: v for k, v in theirs.items() if k in mine}
+        assert mine == theirs, name

@@ -64,3 +64,14 @@ def test_bounds_reach_the_client():
     assert CONTRIBUTED["agentls.maxParallel"]["maximum"] == 256
     assert CONTRIBUTED["agentls.budget.perRun"]["minimum"] == 1
     assert CONTRIBUTED["agentls.maxOutputTokens"]["minimum"] == 16
+
+
+def test_the_clients_time_bound_is_the_servers() -> None:
+    # The client checks timeouts itself before sending them; the bound must be the server's.
+    import re
+
+    from agentls.core.bounds import MAX_SECONDS
+
+    source = (PACKAGE.parent / "src" / "common" / "settingsModel.ts").read_text()
+    (declared,) = re.findall(r"export const MAX_SECONDS = (\d+);", source)
+    assert float(declared) == MAX_SECONDS

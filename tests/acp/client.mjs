@@ -4,8 +4,13 @@
 //
 // Plan: {command: [...], cwd, env, clientFs: bool, files: {absPath: text},
 //        permission: "allow_once" | "allow_always" | "reject_once",
+//        authenticate?: bool (authenticate with the first method initialize offers),
+//        loadSessionId?: id (session/load it instead of session/new: a panel reopening a thread),
+//        listAtStart?: bool (session/list right after the session opens),
+//        setConfig?: [{configId, value}] (session/set_config_option, in order),
 //        prompts: [{blocks: [...], cancelOn?: "agent_message_chunk" | "tool_call"}],
 //        listSessions?: bool, loadSession?: bool, closeSession?: bool}
+// A request that fails is recorded as {error: {code, message, data}} in its place.
 // The client keeps `files` in memory as its open buffers: fs/read_text_file answers from them and
 // fs/write_text_file writes into them; both are reported in the transcript.
 
@@ -26,6 +31,11 @@ const buffers = new Map(Object.entries(plan.files ?? {}));
 
 const transcript = {
   initialize: null,
+  authenticated: null,
+  session: null, // the session/new (or session/load) response
+  opened: null, // updates sent while session/load replays the thread
+  listedAtStart: null,
+  configChanges: [],
   sessionId: null,
   idle: { updates: [], permissions: [], reads: [], writes: [] }, // between prompts
   prompts: [],
@@ -47,6 +57,10 @@ child.stderr.on("data", (chunk) => {
 });
 
 const stream = ndJsonStream(Writable.toWeb(child.stdin), Readable.toWeb(child.stdout));
+
+function failure(err) {
+  return { error: { code: err?.code ?? null, message: String(err?.message ?? err), data: err?.data ?? null } };
+}
 
 function sink() {
   return current ?? transcript.idle;
@@ -95,11 +109,47 @@ try {
       },
       clientInfo: { name: "acp-test-panel", version: "1.0.0" },
     });
-    const session = await agent.request(methods.agent.session.new, {
-      cwd: plan.cwd,
-      mcpServers: [],
-    });
+    if (plan.authenticate) {
+      const [method] = transcript.initialize.authMethods ?? [];
+      transcript.authenticated = await agent
+        .request(methods.agent.authenticate, { methodId: method?.id ?? "none offered" })
+        .catch(failure);
+    }
+    let session;
+    if (plan.loadSessionId) {
+      current = transcript.opened = { updates: [], permissions: [], reads: [], writes: [] };
+      session = await agent
+        .request(methods.agent.session.load, {
+          sessionId: plan.loadSessionId,
+          cwd: plan.cwd,
+          mcpServers: [],
+        })
+        .then((loaded) => ({ ...loaded, sessionId: plan.loadSessionId }))
+        .catch(failure);
+      current = null;
+    } else {
+      session = await agent.request(methods.agent.session.new, {
+        cwd: plan.cwd,
+        mcpServers: [],
+      });
+    }
+    transcript.session = session;
+    if (session.error) return;
     transcript.sessionId = session.sessionId;
+    if (plan.listAtStart) {
+      transcript.listedAtStart = await agent.request(methods.agent.session.list, { cwd: plan.cwd });
+    }
+    for (const change of plan.setConfig ?? []) {
+      transcript.configChanges.push(
+        await agent
+          .request(methods.agent.session.setConfigOption, {
+            sessionId: session.sessionId,
+            configId: change.configId,
+            value: change.value,
+          })
+          .catch(failure),
+      );
+    }
     for (const step of plan.prompts) {
       current = {
         cancelOn: step.cancelOn ?? null,
@@ -119,6 +169,7 @@ try {
           prompt: step.blocks,
         });
         current.stopReason = response.stopReason;
+        current.usage = response.usage ?? null;
       } catch (err) {
         current.error = String(err?.message ?? err);
       }

@@ -127,6 +127,9 @@ export const settingDefaults: ServerSettings = {
     prices: {},
 };
 
+/** The longest wait or time limit a setting may ask for (the server's `bounds.MAX_SECONDS`). */
+export const MAX_SECONDS = 3600;
+
 /**
  * Bounds of the numeric settings, as the server's model declares them (package.json carries
  * the same `minimum`/`maximum`; tests/test_settings_schema.py checks it against the server and a
@@ -136,7 +139,7 @@ export const settingBounds: Readonly<Record<string, { minimum: number; maximum?:
     'budget.total': { minimum: 0, maximum: 1e15 },
     'budget.perRun': { minimum: 1, maximum: 1e15 },
     'budget.perAgent': { minimum: 0, maximum: 1e15 },
-    'budget.waitSeconds': { minimum: 0, maximum: 3600 },
+    'budget.waitSeconds': { minimum: 0, maximum: MAX_SECONDS },
     'budget.minOutputTokens': { minimum: 1, maximum: 1000000 },
     maxParallel: { minimum: 1, maximum: 256 },
     maxDepth: { minimum: 0, maximum: 8 },
@@ -244,8 +247,8 @@ export function buildServerSettings(
         if (value === undefined || value === null) {
             return fallback;
         }
-        if (typeof value !== 'number' || !(value > 0) || value > 3600) {
-            invalid(key, 'a number of seconds above 0 and at most 3600', value);
+        if (typeof value !== 'number' || !(value > 0) || value > MAX_SECONDS) {
+            invalid(key, `a number of seconds above 0 and at most ${MAX_SECONDS}`, value);
             return fallback;
         }
         return value;
@@ -286,10 +289,10 @@ export function buildServerSettings(
 
     let mcpCallTimeout = defaults.mcpCallTimeout;
     const rawTimeout = get('mcpCallTimeout');
-    if (typeof rawTimeout === 'number' && rawTimeout > 0 && rawTimeout <= 3600) {
+    if (typeof rawTimeout === 'number' && rawTimeout > 0 && rawTimeout <= MAX_SECONDS) {
         mcpCallTimeout = rawTimeout;
     } else if (rawTimeout !== undefined && rawTimeout !== null) {
-        invalid('mcpCallTimeout', 'a number of seconds above 0 and at most 3600', rawTimeout);
+        invalid('mcpCallTimeout', `a number of seconds above 0 and at most ${MAX_SECONDS}`, rawTimeout);
     }
 
     const agentFolders: string[] = [];

@@ -14,6 +14,7 @@ from typing import Any
 
 from acp.schema import (
     AgentCapabilities,
+    AuthenticateResponse,
     CloseSessionResponse,
     Implementation,
     InitializeResponse,
@@ -35,6 +36,7 @@ from acp import PROTOCOL_VERSION, RequestError, helpers
 from agentls import __version__
 from agentls.acp import sessions as store
 from agentls.acp.approvals import ask_command
+from agentls.acp.auth import auth_methods, check_method
 from agentls.acp.commands import AGENT_OPTION
 from agentls.acp.edits import FileAccess
 from agentls.acp.resources import split_prompt
@@ -89,11 +91,13 @@ class AgentlsAcpAgent:
                     resume=SessionResumeCapabilities(),
                 ),
             ),
+            auth_methods=auth_methods(),
             agent_info=Implementation(name="agentls", title="agentls", version=__version__),
         )
 
-    async def authenticate(self, method_id: str, **kwargs: Any) -> None:
-        return None  # no auth methods are offered: the model's key comes from the environment
+    async def authenticate(self, method_id: str, **kwargs: Any) -> AuthenticateResponse:
+        check_method(method_id)  # nothing to log in to: the model's key is in the environment
+        return AuthenticateResponse()
 
     def _workspace(self, cwd: str) -> Path:
         path = Path(cwd)
@@ -107,6 +111,8 @@ class AgentlsAcpAgent:
         self, cwd: str, mcp_servers: Any = None, **kwargs: Any
     ) -> NewSessionResponse:
         session = await self._open(self._workspace(cwd), None, None, panel_mcp(mcp_servers))
+        # It exists from now on: listed, and loadable after a restart before its first prompt.
+        await store.persist(session)
         self._after_response(self._send(session, commands_update(session)))
         return NewSessionResponse.model_validate(
             {"sessionId": session.session_id, "configOptions": self._options(session)}
@@ -151,6 +157,7 @@ class AgentlsAcpAgent:
                 {"value": f"no agent {value!r}; the agents are {', '.join(registry.names())}"}
             )
         session.agent = value
+        await store.persist(session)  # the next agent process sends prompts to it too
         return SetSessionConfigOptionResponse.model_validate(
             {"configOptions": self._options(session)}
         )
@@ -167,7 +174,7 @@ class AgentlsAcpAgent:
             for record in await asyncio.to_thread(store.list_records, workspace):
                 infos[record["sessionId"]] = store.record_info(record)
         for session in self.sessions.live.values():
-            if session.history and session.workspace in workspaces:
+            if session.workspace in workspaces:
                 infos[session.session_id] = session.info()
         ordered = sorted(infos.values(), key=lambda i: i["updatedAt"], reverse=True)
         return ListSessionsResponse(sessions=[SessionInfo.model_validate(i) for i in ordered])
@@ -206,11 +213,8 @@ class AgentlsAcpAgent:
             stop = CANCELLED
         finally:
             session.prompt_task = session.turn = None
-            try:
-                await asyncio.to_thread(store.save, session)
-            except OSError as exc:  # the answer stands; only reopening this session later suffers
-                log.warning("session %s not saved: %s", session_id, exc)
-        return PromptResponse(stop_reason=stop)
+            await store.persist(session)
+        return PromptResponse(stop_reason=stop, usage=await turn.usage())
 
     async def cancel(self, session_id: str, **kwargs: Any) -> None:
         session = self.sessions.live.get(session_id)

@@ -1,9 +1,11 @@
 """ACP sessions: one engine per workspace, and each session's history kept under the workspace.
 
 A session is a conversation in an agent panel; its prompts run on the workspace's AgentRuntime
-(built by core.engine, so the ledger and audit trail are the ones the LSP and the CLI use). The
-history lives in WORKSPACE/.agentls/acp-sessions/ID.json, so `session/list` and `session/load`
-work across restarts of the agent.
+(built by core.engine, so the ledger and audit trail are the ones the LSP and the CLI use). Its
+record (title, picked agent, history) lives in WORKSPACE/.agentls/acp-sessions/ID.json from the
+moment it is created, and is written again when the agent is picked and after each prompt, so
+`session/list` and `session/load` work across restarts of the agent, for threads opened and not
+yet used too (a panel reopens its threads when it starts).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -24,6 +27,8 @@ from agentls.core.engine import EngineSettings, McpServerSettings, build_runtime
 from agentls.core.events import new_id
 from agentls.core.runtime import AgentRuntime
 from agentls.core.tools.command import Approver
+
+log = logging.getLogger(__name__)
 
 SESSIONS_DIR = "acp-sessions"
 MAX_HISTORY = 200
@@ -50,6 +55,8 @@ class Session:
     notice: str | None = None
     # Dollars the session's model calls have cost (usage_update's `cost`).
     cost: SessionCost = field(default_factory=SessionCost)
+    # Record writes of this session, one at a time, in the order of the changes they save.
+    saving: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def record(self, role: str, text: str) -> None:
         if not text:
@@ -77,21 +84,40 @@ def _folder(workspace: Path) -> Path:
     return workspace / ".agentls" / SESSIONS_DIR
 
 
-def save(session: Session) -> None:
-    """Write the session's record atomically (blocking: call it off the event loop)."""
-    folder = _folder(session.workspace)
-    folder.mkdir(parents=True, exist_ok=True)
-    record = {
+def snapshot(session: Session) -> dict[str, Any]:
+    """The session's record as saved (taken on the event loop, where the session changes)."""
+    return {
         "sessionId": session.session_id,
         "cwd": str(session.workspace),
         "title": session.title,
         "agent": session.agent,
         "updated": session.updated,
-        "history": session.history,
+        "history": list(session.history),
     }
-    tmp = folder / f".{session.session_id}.tmp"
-    tmp.write_text(json.dumps(record), encoding="utf-8")
-    os.replace(tmp, folder / f"{session.session_id}.json")
+
+
+def write_record(workspace: Path, record: dict[str, Any]) -> None:
+    """Write a session's record atomically (blocking: call it off the event loop)."""
+    folder = _folder(workspace)
+    folder.mkdir(parents=True, exist_ok=True)
+    session_id = record["sessionId"]
+    tmp = folder / f".{session_id}.{new_id()}.tmp"
+    try:
+        tmp.write_text(json.dumps(record), encoding="utf-8")
+        os.replace(tmp, folder / f"{session_id}.json")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+async def persist(session: Session) -> None:
+    """Save the session's record off the event loop; a failure is logged, not raised: the
+    session works on, only reopening it after a restart suffers."""
+    async with session.saving:
+        record = snapshot(session)
+        try:
+            await asyncio.to_thread(write_record, session.workspace, record)
+        except OSError as exc:
+            log.warning("session %s not saved: %s", session.session_id, exc)
 
 
 def load_record(workspace: Path, session_id: str) -> dict[str, Any] | None:
@@ -109,13 +135,22 @@ def list_records(workspace: Path) -> list[dict[str, Any]]:
     """Saved sessions of a workspace, most recent first (blocking)."""
     records = []
     with contextlib.suppress(OSError):
-        for path in sorted(_folder(workspace).glob("*.json"))[:MAX_LISTED]:
+        for path in _most_recent(_folder(workspace).glob("*.json"))[:MAX_LISTED]:
             with contextlib.suppress(OSError, ValueError):
                 record = json.loads(path.read_text(encoding="utf-8"))
                 if isinstance(record, dict) and isinstance(record.get("sessionId"), str):
                     records.append(record)
     records.sort(key=lambda r: float(r.get("updated") or 0), reverse=True)
     return records
+
+
+def _most_recent(paths: Any) -> list[Path]:
+    """Newest written first: the ones listed when there are more than MAX_LISTED."""
+    stamped = []
+    for path in paths:
+        with contextlib.suppress(OSError):
+            stamped.append((path.stat().st_mtime, path))
+    return [path for _, path in sorted(stamped, key=lambda s: s[0], reverse=True)]
 
 
 def record_info(record: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +201,7 @@ class Sessions:
             )
             # Opening the ledger and loading definitions touch the disk: off the event loop.
             self._building[key] = asyncio.create_task(
-                asyncio.to_thread(build_runtime, workspace, settings, approver=self.approver)
+                asyncio.to_thread(_build_runtime, workspace, settings, self.approver)
             )
         try:
             runtime = await asyncio.shield(self._building[key])
@@ -220,3 +255,15 @@ class Sessions:
         for runtime in self._runtimes.values():
             await runtime.aclose()
         self._runtimes.clear()
+
+
+def _build_runtime(
+    workspace: Path, settings: EngineSettings, approver: Approver | None
+) -> AgentRuntime:
+    """A session's runtime, and the model client its first prompt will use (the SDK's import, TLS
+    set-up, tokenizer), on the worker thread: the first prompt is as quick as the tenth."""
+    from agentls.core.model_choice import prepare_quietly
+
+    runtime = build_runtime(workspace, settings, approver=approver)
+    prepare_quietly(settings.model_settings())
+    return runtime

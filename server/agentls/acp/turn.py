@@ -1,23 +1,27 @@
 """One prompt turn: parse the prompt, run what it asks on the session's runtime, render the run.
 
-Input errors (no text, an unknown command, an attachment outside the workspace) and run endings
-(failed, over budget) are told in the session as a message that says what to do; the turn then
-ends normally, so the agent keeps serving. Cancelling the turn's task cancels its runs.
+Input errors (no text, an unknown command, an attachment outside the workspace, nothing to work
+on) and run endings (failed, over budget) are told in the session as a message that says what to
+do; the turn then ends normally (`end_turn`), so the agent keeps serving and the panel keeps the
+message. `refusal` is not used: panels take it for a content-policy refusal and drop the turn.
+Cancelling the turn's task cancels its runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from acp.schema import AvailableCommandsUpdate, ConfigOptionUpdate
+from acp.schema import AvailableCommandsUpdate, ConfigOptionUpdate, Usage
 
 from agentls.acp.commands import (
     Budget,
     CommandError,
     Create,
+    Delegate,
     Parallel,
     agent_option,
     available_commands,
@@ -25,6 +29,7 @@ from agentls.acp.commands import (
     parse_command,
 )
 from agentls.acp.edits import EditConsent, FileAccess
+from agentls.acp.named_targets import NamedFile, Naming, missing_target, named_file
 from agentls.acp.resources import (
     PromptParts,
     ResourceError,
@@ -34,25 +39,31 @@ from agentls.acp.resources import (
     target_of,
 )
 from agentls.acp.sessions import Session
+from agentls.acp.turn_usage import turn_usage
 from agentls.acp.updates import RunRenderer
-from agentls.core.bounds import MAX_TOKENS
 from agentls.core.definitions import AgentDefinition
 from agentls.core.events import RunStatus, new_id
+from agentls.core.limits import parse_token_limit
 from agentls.core.runtime import RunResult
-from agentls.core.target import Target
+from agentls.core.target import Target, TextRange
 
 log = logging.getLogger(__name__)
 
 END_TURN = "end_turn"
 CANCELLED = "cancelled"
-REFUSAL = "refusal"
 MAX_NAMED_ATTACHMENTS = 20
 MAX_CONTEXT_CHARS = 20_000
 
 
 def session_agent(session: Session, setting: str | None) -> str:
-    """Where this session's plain prompts go: its picker's choice, else the default rule."""
-    return default_agent(session.runtime.registry, session.agent or setting)
+    """Where this session's plain prompts go: its picker's choice, else the default rule.
+
+    A choice saved with the session may name an agent that is gone since (created in memory, or
+    the folder's own and the folder no longer trusted): the default rule then applies.
+    """
+    registry = session.runtime.registry
+    picked = session.agent if session.agent in registry else None
+    return default_agent(registry, picked or setting)
 
 
 def agent_options(session: Session, setting: str | None) -> list[dict[str, object]]:
@@ -89,6 +100,11 @@ class Turn:
             await self.conn.session_update(session_id=self.session.session_id, update=update)
 
         self.renderer = RunRenderer(send, self.runtime, self.files.current, cost=self.session.cost)
+        self.roots: list[str] = []  # the runs this turn started, whose trees its usage counts
+
+    async def usage(self) -> Usage | None:
+        """The turn's token use, its runs' delegations included."""
+        return await turn_usage(self.runtime, self.roots)
 
     def say(self, text: str) -> None:
         self.renderer.say(text)
@@ -136,9 +152,17 @@ class Turn:
             return await self._budget(command)
         try:
             target, extra = await self._target(parts)
+            naming = Naming()
+            if target is None:
+                target, command, naming = await self._named(command)
         except ResourceError as exc:
             self.say(str(exc))
             return END_TURN
+        if target is None and not isinstance(command, Create):
+            missing = missing_target(command, registry, extra, naming, self.session.workspace)
+            if missing is not None:
+                self.say(missing)
+                return END_TURN
         if isinstance(command, Parallel):
             return await self._parallel(command, target, extra)
         if isinstance(command, Create):
@@ -177,11 +201,42 @@ class Turn:
             extra += f"\n\nAlso attached (read them with tools if you need them): {names}"
         return target, extra
 
+    async def _named(
+        self, command: Delegate | Parallel | Create
+    ) -> tuple[Target | None, Delegate | Parallel | Create, Naming]:
+        """The file the command's text names, when nothing is attached (text-only panels).
+
+        A goal that is only the file's name leaves the agent its own task as the goal.
+        """
+        text = command.sentence if isinstance(command, Create) else command.goal
+        naming = await asyncio.to_thread(named_file, text, self.session.workspace)
+        if naming.found is None:
+            return None, command, naming
+        target = await self._read_named(naming.found)
+        if naming.found.alone and not isinstance(command, Create):
+            command = dataclasses.replace(command, goal="")
+        return target, command, naming
+
+    async def _read_named(self, named: NamedFile) -> Target:
+        try:
+            text = await self.files.read(named.path)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ResourceError(f"Cannot read {named.word}: {exc}") from None
+        rng = None
+        if named.lines is not None:
+            try:
+                rng = TextRange.whole_lines(*named.lines, text)
+            except ValueError as exc:
+                raise ResourceError(f"{named.word}: {exc}; name lines inside the file.") from None
+        self.renderer.seen[named.path] = text
+        return Target(path=named.path, range=rng, text=text)
+
     async def _delegate(
         self, definition: AgentDefinition, goal: str, target: Target | None, extra: str
     ) -> str:
         run_id = new_id()
         self.renderer.watch(run_id)
+        self.roots.append(run_id)
         result = await self.runtime.delegate(
             definition,
             (goal or definition.description) + extra,
@@ -202,12 +257,12 @@ class Turn:
             return END_TURN
         if result.status is RunStatus.CANCELLED:
             return CANCELLED
-        if result.status is RunStatus.BUDGET_EXCEEDED:
+        if result.status is RunStatus.BUDGET_EXCEEDED:  # an ordinary end: the message explains
             self.say(
                 f"\n\n**{result.agent}** stopped: {result.error}\nRaise the limit with "
                 "`/budget set N` (or `agentls budget set N`), or give the agent a smaller target."
             )
-            return REFUSAL
+            return END_TURN
         self.say(f"\n\n**{result.agent}** failed: {result.error}")
         return END_TURN
 
@@ -222,6 +277,7 @@ class Turn:
         ]
         for task in tasks:
             self.renderer.watch(task.run_id)
+            self.roots.append(task.run_id)
         result = await delegate_parallel(
             self.runtime, tasks, apply=lambda task: self._consent(task.run_id)
         )
@@ -232,15 +288,14 @@ class Turn:
                 f"{r.text or r.error or ''}\n\n"
             )
             endings.append(self._ending(r) if r.status is not RunStatus.FAILED else END_TURN)
-        if CANCELLED in endings:
-            return CANCELLED
-        return REFUSAL if endings and all(e == REFUSAL for e in endings) else END_TURN
+        return CANCELLED if CANCELLED in endings else END_TURN
 
     async def _create(self, command: Create, target: Target | None, extra: str) -> str:
         from agentls.core.create import CreateAgentError, create_agent
 
         creation_id = new_id()
         self.renderer.runs.add(creation_id)  # its tool calls and usage show; its JSON does not
+        self.roots.append(creation_id)
         try:
             created = await create_agent(
                 self.runtime,
@@ -289,24 +344,5 @@ class Turn:
 
 
 def parse_limit(text: str) -> int | None:
-    """'20000', '20k', '1.5M' → tokens; 'none' → no limit."""
-    value = text.strip().lower().replace("_", "").replace(",", "")
-    if value in ("none", "unlimited", "off"):
-        return None
-    scale = {"k": 1_000, "m": 1_000_000}.get(value[-1:], 1)
-    number = value[:-1] if scale != 1 else value
-    try:
-        tokens = float(number) * scale
-        int(tokens)
-    except (ValueError, OverflowError):
-        raise ValueError(
-            f"expected a number of tokens (e.g. 200000, 200k) or 'none', got {text!r}"
-        ) from None
-    if tokens < 0 or tokens != int(tokens):
-        raise ValueError(f"expected a whole number of tokens of 0 or more, got {text!r}")
-    if tokens > MAX_TOKENS:
-        raise ValueError(
-            f"{text!r} is more than the largest limit, {MAX_TOKENS:,} tokens (use 'none' for no "
-            "limit)"
-        )
-    return int(tokens)
+    """'20000', '20k', '1.5M' → tokens; 'none' → no limit (core/limits.py, as the CLI parses)."""
+    return parse_token_limit(text)

@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import re
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentls.cli import CliError, workspace_of
-from agentls.core.bounds import MAX_TOKENS
 
 if TYPE_CHECKING:
     from agentls.core.budget import BudgetScopeSnapshot, BudgetSnapshot, TokenBudgeter
-
-_UNLIMITED = ("none", "unlimited", "off")
-_SUFFIXES = {"": 1, "k": 1_000, "m": 1_000_000}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,29 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_limit(text: str) -> int | None:
-    """'20000', '20_000', '20,000', '20k', '1.5M', '2e5' -> tokens; 'none'/'unlimited' -> None."""
-    value = text.strip().lower()
-    if value in _UNLIMITED:
-        return None
-    shown = text if len(text) <= 40 else text[:39] + "…"
-    match = re.fullmatch(r"(\d[\d_,]{0,30}(?:\.\d{1,30})?(?:e\+?\d{1,4})?)([km]?)", value)
-    if match is None:
-        if re.fullmatch(r"-\s*\d.*", value):
-            raise CliError(f"budget set N: the limit cannot be negative, got {shown!r}")
-        raise CliError(
-            f"budget set N: expected a number of tokens (e.g. 200000, 200k, 1.5M) or 'none', "
-            f"got {shown!r}"
-        )
-    # Decimal, not float: exact for every digit given, and no overflow on 1e400.
-    tokens = Decimal(match.group(1).replace("_", "").replace(",", "")) * _SUFFIXES[match.group(2)]
-    if tokens > MAX_TOKENS:
-        raise CliError(
-            f"budget set N: {shown!r} is more than the largest limit, {MAX_TOKENS:,} tokens "
-            "(use 'none' for no limit)"
-        )
-    if tokens != tokens.to_integral_value():
-        raise CliError(f"budget set N: {shown!r} is not a whole number of tokens")
-    return int(tokens)
+    """`budget set N` (core/limits.py: the one parser of token limits)."""
+    from agentls.core.limits import parse_token_limit
+
+    try:
+        return parse_token_limit(text)
+    except ValueError as exc:
+        raise CliError(f"budget set N: {exc}") from None
 
 
 def check_agent(workspace: Path, agent: str, budgeter: TokenBudgeter) -> None:

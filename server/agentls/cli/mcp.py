@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentls.cli import CliError, workspace_of
 from agentls.cli.visible import json_visible, visible
+from agentls.core.bounds import MAX_SECONDS
 
 if TYPE_CHECKING:
     from agentls.core.mcp.config import McpConfig
@@ -102,8 +103,10 @@ def _seconds(value: str) -> float:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
-    if not 0 < number <= 3600:
-        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 3600, got {value}")
+    if not 0 < number <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds above 0 and at most {MAX_SECONDS:g}, got {value}"
+        )
     return number
 
 

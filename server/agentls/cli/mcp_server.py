@@ -169,20 +169,36 @@ async def _serve(
     import asyncio
     import signal
 
+    from agentls.core.model_choice import prepare_quietly
+    from agentls.mcp.cancels import HOST_CLOSED, CallCancels, stopped_by
     from agentls.mcp.server import build_server
 
-    server = build_server(runtime, lineage, allow_edit_tools=settings.allow_generated_edit_tools)
+    # The model client the first delegation will use, prepared while the host connects.
+    asyncio.get_running_loop().run_in_executor(None, prepare_quietly, settings.model_settings())
+
+    # Stopping the server cancels the runs with the reason, before the SDK cancels their calls.
+    cancels = CallCancels(runtime)
+    server = build_server(
+        runtime, lineage, allow_edit_tools=settings.allow_generated_edit_tools, cancels=cancels
+    )
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
     try:
         if http is None:
             if main is not None:
                 # SIGTERM (a parent closing us) cancels the runs, so each records its end.
-                loop.add_signal_handler(signal.SIGTERM, main.cancel)
+                end_main = main.cancel
+
+                def terminated() -> None:
+                    cancels.stop(stopped_by("SIGTERM"))
+                    end_main()
+
+                loop.add_signal_handler(signal.SIGTERM, terminated)
             await server.run_stdio_async()
+            cancels.stop(HOST_CLOSED)  # stdin ended: nobody is left to answer
         else:
             assert token is not None
-            await _serve_http(server, *http, token=token, cancel_runs=runtime.cancel)
+            await _serve_http(server, *http, token=token, cancel_runs=cancels.stop)
     except asyncio.CancelledError:
         pass
     finally:
@@ -201,13 +217,14 @@ async def _serve_http(
     port: int,
     *,
     token: str | BearerToken,
-    cancel_runs: Callable[[], object],
+    cancel_runs: Callable[[str], object],
 ) -> None:
     import asyncio
     import signal
 
     import uvicorn
 
+    from agentls.mcp.cancels import stopped_by
     from agentls.mcp.http_app import http_app
     from agentls.mcp.http_token import forget
 
@@ -229,15 +246,15 @@ async def _serve_http(
     )
     web = Web(config)
 
-    def stop() -> None:
+    def stop(reason: str = "agentls mcp-server stopped") -> None:
         if web.should_exit:  # a second Ctrl-C: no more waiting
             web.force_exit = True
         web.should_exit = True
-        cancel_runs()
+        cancel_runs(reason)
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop)
+        loop.add_signal_handler(sig, stop, stopped_by(sig.name))
     task = asyncio.create_task(web.serve())
     saved: BearerToken | None = None
     try:

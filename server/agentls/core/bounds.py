@@ -26,6 +26,9 @@ from __future__ import annotations
 from agentls.core.events import Usage
 
 MAX_TOKENS = 10**15
+# The longest wait or time limit a setting may ask for (budget.waitSeconds, mcpCallTimeout,
+# runCommand.timeoutSeconds, `mcp call --timeout`): an hour.
+MAX_SECONDS = 3600.0
 MAX_CALL_TOKENS = 10**8
 MAX_GOAL_CHARS = 200_000
 

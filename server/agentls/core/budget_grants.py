@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from agentls.core.bounds import MAX_TOKENS
+from agentls.core.bounds import MAX_SECONDS, MAX_TOKENS
 
 TOTAL = "total"
 
 # How long a call waits for other calls' reservations to settle before it is refused
 # (`budget.waitSeconds`), and the most that can be set.
 DEFAULT_WAIT_SECONDS = 60.0
-MAX_WAIT_SECONDS = 3600.0
+MAX_WAIT_SECONDS = MAX_SECONDS
 # The smallest answer a call is granted (`budget.minOutputTokens`): below it a call is refused
 # rather than cut short. Low enough that the last tokens of a budget still serve a short call.
 DEFAULT_MIN_OUTPUT_TOKENS = 32

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentls.core.bounds import MAX_TOKENS
+from agentls.core.bounds import MAX_SECONDS, MAX_TOKENS
 from agentls.core.budget_grants import (
     DEFAULT_MIN_OUTPUT_TOKENS,
     DEFAULT_WAIT_SECONDS,
@@ -25,31 +25,39 @@ from agentls.core.tools.command import CommandSettings
 # The most `budget.minOutputTokens` may ask for.
 MAX_MIN_OUTPUT_TOKENS = 1_000_000
 
+# Each bound written once: the engine's settings below and the settings as users write them
+# (core/settings.py) use these types, so the two cannot drift apart.
+TokenLimit = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
+RunLimit = Annotated[int, Field(gt=0, le=MAX_TOKENS)]
+WaitSeconds = Annotated[float, Field(ge=0, le=MAX_WAIT_SECONDS)]
+MinOutputTokens = Annotated[int, Field(ge=1, le=MAX_MIN_OUTPUT_TOKENS)]
+RetentionDays = Annotated[int, Field(ge=1, le=36_500)]
+MaxParallel = Annotated[int, Field(ge=1, le=256)]
+MaxDepth = Annotated[int, Field(ge=0, le=8)]
+MaxOutputTokens = Annotated[int, Field(ge=16)]
+CallTimeout = Annotated[float, Field(gt=0, le=MAX_SECONDS)]
+
 
 class BudgetSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    total: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
-    per_run: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
-    per_agent: dict[str, Annotated[int, Field(ge=0, le=MAX_TOKENS)]] = Field(default_factory=dict)
+    total: TokenLimit | None = None
+    per_run: RunLimit | None = None
+    per_agent: dict[str, TokenLimit] = Field(default_factory=dict)
     # How long a model call waits for other calls' reservations to settle before it is refused.
-    wait_seconds: float = Field(default=DEFAULT_WAIT_SECONDS, ge=0, le=MAX_WAIT_SECONDS)
+    wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS
     # The smallest answer worth a model call: a call is granted at least this many output tokens
     # (or refused), and the last tokens of a budget go to calls of this size.
-    min_output_tokens: int = Field(
-        default=DEFAULT_MIN_OUTPUT_TOKENS, ge=1, le=MAX_MIN_OUTPUT_TOKENS
-    )
+    min_output_tokens: MinOutputTokens = DEFAULT_MIN_OUTPUT_TOKENS
     # Limits an untrusted workspace's own settings asked for (core/settings_scope.py): written to
     # the ledger only where they are below the limit in force, so they never raise it.
-    lower_total: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
-    lower_per_agent: dict[str, Annotated[int, Field(ge=0, le=MAX_TOKENS)]] = Field(
-        default_factory=dict
-    )
+    lower_total: TokenLimit | None = None
+    lower_per_agent: dict[str, TokenLimit] = Field(default_factory=dict)
 
 
 class AuditSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # Events older than this many days are removed when a runtime starts; None keeps everything.
-    retention_days: int | None = Field(default=None, ge=1)
+    retention_days: RetentionDays | None = None
 
 
 class EngineSettings(BaseModel):
@@ -61,12 +69,12 @@ class EngineSettings(BaseModel):
     base_url: str | None = None
     api_key: str | None = Field(default=None, repr=False)
     budget: BudgetSettings = Field(default_factory=BudgetSettings)
-    max_parallel: int = Field(default=8, ge=1, le=256)
-    max_depth: int = Field(default=2, ge=0, le=8)
-    max_output_tokens: int = Field(default=1024, ge=16)
+    max_parallel: MaxParallel = 8
+    max_depth: MaxDepth = 2
+    max_output_tokens: MaxOutputTokens = 1024
     mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
     # Seconds one MCP tool call may take before it is cancelled.
-    mcp_call_timeout: float = Field(default=DEFAULT_CALL_TIMEOUT, gt=0, le=3600)
+    mcp_call_timeout: CallTimeout = DEFAULT_CALL_TIMEOUT
     agent_folders: list[Path] = Field(default_factory=list)
     # Generated agents get read-only tools unless this is set.
     allow_generated_edit_tools: bool = False

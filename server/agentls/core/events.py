@@ -45,6 +45,9 @@ class EventKind(StrEnum):
     MODEL_CALL = "model_call"
     # A tool call about to run; delivered live (progress) but not persisted: TOOL_CALL records it.
     TOOL_STARTED = "tool_started"
+    # What a run waits on next (`data["for"]`: "budget" or "model"); live only, like TOOL_STARTED:
+    # front ends use it to say what a long silence is.
+    WAITING = "waiting"
     TOOL_CALL = "tool_call"
     EDIT_PROPOSED = "edit_proposed"
     EDIT_APPLIED = "edit_applied"
@@ -69,7 +72,7 @@ class RunStatus(StrEnum):
 
 
 # Delivered to live listeners only; the audit trail keeps their lasting counterparts.
-TRANSIENT_KINDS = frozenset({EventKind.OUTPUT_DELTA, EventKind.TOOL_STARTED})
+TRANSIENT_KINDS = frozenset({EventKind.OUTPUT_DELTA, EventKind.TOOL_STARTED, EventKind.WAITING})
 
 TERMINAL_KINDS = frozenset(
     {

@@ -37,6 +37,7 @@ async def metered_call(
     The call's cost in dollars (`prices`: the user's, see core/pricing.py) is added to the run's
     and recorded on its model_call event."""
     prices = prices or {}
+    emit(run.event(EventKind.WAITING, data={"for": "budget", "turn": run.turn}))
     prompt_bound = await asyncio.to_thread(model.prompt_token_bound, request)
     reservation = await budgeter.areserve(
         run_id=run.run_id,
@@ -56,6 +57,7 @@ async def metered_call(
         emit(run.event(EventKind.OUTPUT_DELTA, data={"delta": delta, "turn": run.turn}))
 
     started = time.monotonic()
+    emit(run.event(EventKind.WAITING, data={"for": "model", "turn": run.turn}))
     try:
         response = await model.complete(request, on_delta)
     except BaseException as exc:

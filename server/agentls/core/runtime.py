@@ -69,6 +69,9 @@ __all__ = [
 
 ModelFactory = Callable[[str | None], ChatModel]
 
+# What a cancelled run says when whoever cancelled it gave no reason.
+CANCELLED_BY_USER = "cancelled by the user"
+
 log = logging.getLogger(__name__)
 
 
@@ -137,6 +140,8 @@ class AgentRuntime:
         # Runs whose closing event is out (their task may still await its commit): over, so a
         # cancel no longer reaches or reports them.
         self._ended: set[str] = set()
+        # Why a run was cancelled, when the canceller said so (the first reason wins).
+        self._cancel_reasons: dict[str, str] = {}
 
     async def aclose(self, grace: float = 30.0) -> None:
         """Stop every run, then close model clients (and connections), ledger and audit store.
@@ -168,13 +173,16 @@ class AgentRuntime:
     def active_runs(self) -> list[str]:
         return list(self._tasks)
 
-    def cancel(self, run_id: str | None = None) -> list[str]:
-        """Cancel one run (or all); returns the ids of runs that were in flight (not yet ended)."""
+    def cancel(self, run_id: str | None = None, reason: str | None = None) -> list[str]:
+        """Cancel one run (or all), for `reason` (default: by the user); returns the ids of runs
+        that were in flight (not yet ended)."""
         ids = [run_id] if run_id else list(self._tasks)
         cancelled = []
         for rid in ids:
             task = self._tasks.get(rid)
             if task and not task.done() and rid not in self._ended:
+                if reason:
+                    self._cancel_reasons.setdefault(rid, reason)
                 task.cancel()
                 cancelled.append(rid)
         return cancelled
@@ -275,6 +283,7 @@ class AgentRuntime:
         finally:
             self._tasks.pop(run.run_id, None)
             self._ended.discard(run.run_id)
+            self._cancel_reasons.pop(run.run_id, None)
 
     def not_started(
         self,
@@ -366,7 +375,8 @@ class AgentRuntime:
             if run.edits and apply is not None:
                 await self._apply(run, apply, emit)
         except asyncio.CancelledError:
-            status, error = RunStatus.CANCELLED, "cancelled by the user"
+            error = self._cancel_reasons.get(run.run_id, CANCELLED_BY_USER)
+            status = RunStatus.CANCELLED
         except BudgetExceeded as exc:
             status, error = RunStatus.BUDGET_EXCEEDED, str(exc)
         except (

@@ -13,22 +13,28 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from agentls.core.bounds import MAX_TOKENS
 from agentls.core.budget_grants import (
     DEFAULT_MIN_OUTPUT_TOKENS,
     DEFAULT_WAIT_SECONDS,
-    MAX_WAIT_SECONDS,
 )
 from agentls.core.engine_settings import (
-    MAX_MIN_OUTPUT_TOKENS,
     AuditSettings,
     BudgetSettings,
+    CallTimeout,
     EngineSettings,
+    MaxDepth,
+    MaxOutputTokens,
+    MaxParallel,
+    MinOutputTokens,
+    RetentionDays,
+    RunLimit,
+    TokenLimit,
+    WaitSeconds,
 )
 from agentls.core.mcp.config import DEFAULT_CALL_TIMEOUT, McpServerSettings
 from agentls.core.pricing import ModelPrice
@@ -44,18 +50,16 @@ _WIRE = ConfigDict(
 
 class WireBudget(BaseModel):
     model_config = _WIRE
-    total: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
-    per_run: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
-    per_agent: dict[str, Annotated[int, Field(ge=0, le=MAX_TOKENS)]] = Field(default_factory=dict)
-    wait_seconds: float = Field(default=DEFAULT_WAIT_SECONDS, ge=0, le=MAX_WAIT_SECONDS)
-    min_output_tokens: int = Field(
-        default=DEFAULT_MIN_OUTPUT_TOKENS, ge=1, le=MAX_MIN_OUTPUT_TOKENS
-    )
+    total: TokenLimit | None = None
+    per_run: RunLimit | None = None
+    per_agent: dict[str, TokenLimit] = Field(default_factory=dict)
+    wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS
+    min_output_tokens: MinOutputTokens = DEFAULT_MIN_OUTPUT_TOKENS
 
 
 class WireAudit(BaseModel):
     model_config = _WIRE
-    retention_days: int | None = Field(default=None, ge=1, le=36_500)
+    retention_days: RetentionDays | None = None
 
 
 class WireRunCommand(CommandSettings):
@@ -85,12 +89,12 @@ class Settings(BaseModel):
     base_url: str | None = None
     api_key: str | None = Field(default=None, repr=False)
     budget: WireBudget = Field(default_factory=WireBudget)
-    max_parallel: int = Field(default=8, ge=1, le=256)
-    max_depth: int = Field(default=2, ge=0, le=8)
-    max_output_tokens: int = Field(default=1024, ge=16)
+    max_parallel: MaxParallel = 8
+    max_depth: MaxDepth = 2
+    max_output_tokens: MaxOutputTokens = 1024
     # The same entries as the mcpServers files: `command`/`args`/`env`, or `url`/`headers`.
     mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
-    mcp_call_timeout: float = Field(default=DEFAULT_CALL_TIMEOUT, gt=0, le=3600)
+    mcp_call_timeout: CallTimeout = DEFAULT_CALL_TIMEOUT
     agent_folders: list[str] = Field(default_factory=list)
     allow_generated_edit_tools: bool = False
     run_command: WireRunCommand = Field(default_factory=WireRunCommand)

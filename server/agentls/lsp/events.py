@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from lsprotocol import types
 from agentls.core.audit import redact_event
 from agentls.core.events import EventKind, RunEvent
 from agentls.lsp import wire
+from agentls.lsp.progress import RunProgress
 
 if TYPE_CHECKING:
     from agentls.core.budget import BudgetSnapshot
@@ -73,7 +73,7 @@ class EventBridge:
     def __init__(self, ls: AgentLanguageServer, runtime: AgentRuntime) -> None:
         self.ls = ls
         self.runtime = runtime
-        self._tokens: dict[str, str] = {}
+        self.progress = RunProgress(ls, runtime.cancel)
         self._outbox: dict[str, tuple[str, list[str]]] = {}
         self._flush_scheduled: set[str] = set()
         self._pending: deque[RunEvent] = deque()
@@ -83,60 +83,15 @@ class EventBridge:
 
     async def begin_progress(self, run_id: str, title: str) -> None:
         """Create a cancellable work-done progress for a run, when the client supports it."""
-        window = self.ls.client_capabilities.window
-        if not (window and window.work_done_progress):
-            return
-        token = f"agentls-{uuid.uuid4().hex}"
-        try:
-            await self.ls.work_done_progress.create_async(token)
-        except Exception as exc:  # the client refused: the run goes on without a progress bar
-            log.warning("work-done progress refused: %s", exc)
-            return
-        self._tokens[run_id] = token
-        self.ls.work_done_progress.begin(
-            token, types.WorkDoneProgressBegin(title=title, cancellable=True, message="starting")
-        )
-        cancelled = self.ls.work_done_progress.tokens.get(token)
-        if cancelled is not None:
-            cancelled.add_done_callback(
-                lambda f: self.runtime.cancel(run_id) if f.cancelled() else None
-            )
+        await self.progress.begin(run_id, title)
 
     def end_progress(self, run_id: str, message: str) -> None:
         """End the run's progress with `message`, unless it has ended already."""
-        token = self._tokens.pop(run_id, None)
-        if token is None:
-            return
-        self.ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
-        self.ls.work_done_progress.tokens.pop(token, None)
-
-    def _report(self, e: RunEvent) -> None:
-        token = self._tokens.get(e.run_id)
-        if token is None:
-            return
-        if e.is_terminal:
-            ending = f"{e.status.value} · {e.usage.total:,} tokens"
-            # Why it failed or stopped, and what it must tell (the embedded model was used, an
-            # over-report), where the user is looking.
-            for note in ([e.error] if e.error else []) + list(e.data.get("warnings") or []):
-                ending += f" · {note if len(note) <= 400 else note[:399] + '…'}"
-            self.end_progress(e.run_id, ending)
-            return
-        message = None
-        if e.kind is EventKind.MODEL_CALL:
-            message = f"turn {e.data.get('turn')} · {e.usage.total:,} tokens"
-        elif e.kind is EventKind.TOOL_STARTED:
-            # The tool being called now; it is reported again (with its outcome) as TOOL_CALL.
-            message = (
-                f"turn {e.data.get('turn')} · {e.usage.total:,} tokens · "
-                f"{e.data.get('tool')}({e.data.get('arguments', '')})"
-            )
-        elif e.kind is EventKind.EDIT_PROPOSED:
-            message = f"edit proposed · {e.usage.total:,} tokens"
-        if message:
-            self.ls.work_done_progress.report(token, types.WorkDoneProgressReport(message=message))
+        self.progress.end(run_id, message)
 
     def on_event(self, e: RunEvent) -> None:
+        if e.kind is EventKind.WAITING:  # what a silence is; progress here is driven by steps
+            return
         try:
             if e.kind is EventKind.OUTPUT_DELTA:
                 self._queue_output(e)
@@ -174,7 +129,7 @@ class EventBridge:
     def _send(self, e: RunEvent, safe: RunEvent | None) -> None:
         """An event's notifications; `safe` is its redacted copy (None: progress only)."""
         if safe is None:
-            self._report(e)
+            self.progress.report(e)
             return
         if e.is_terminal or e.kind is EventKind.OUTPUT:
             self._flush(e.run_id)
@@ -183,7 +138,7 @@ class EventBridge:
         self.ls.window_log_message(
             types.LogMessageParams(type=types.MessageType.Info, message=wire.log_line(safe))
         )
-        self._report(e)
+        self.progress.report(e)
 
     def _queue_output(self, e: RunEvent) -> None:
         _, pieces = self._outbox.setdefault(e.run_id, (e.agent, []))

@@ -87,12 +87,9 @@ def _warm_up(settings: EngineSettings) -> None:
     import agentls.lsp.approvals
     import agentls.lsp.events
     import agentls.lsp.state_errors  # noqa: F401
-    from agentls.core.model_choice import prepare
+    from agentls.core.model_choice import prepare_quietly
 
-    try:
-        prepare(settings.model_settings())
-    except Exception as exc:  # the first run reports what is wrong with the model
-        log.debug("model client not prepared: %s", exc)
+    prepare_quietly(settings.model_settings())
 
 
 class FolderEngine:

@@ -5,10 +5,8 @@ cancels only that run.
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
 
-from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from agentls.core.events import new_id
@@ -17,6 +15,7 @@ from agentls.lsp import wire
 from agentls.lsp.arguments import DelegateParallelArgs
 from agentls.lsp.command_ids import DELEGATE_PARALLEL
 from agentls.lsp.edits import applier
+from agentls.lsp.progress import begin_group, end_group, report_group
 from agentls.lsp.request_cancel import on_request_cancelled
 from agentls.lsp.runs import known_agent, run_result, target_for
 
@@ -25,24 +24,6 @@ if TYPE_CHECKING:
     from agentls.core.runtime import AgentRuntime
     from agentls.core.target import Target
     from agentls.lsp.server import AgentLanguageServer
-
-
-async def _parent_progress(
-    ls: AgentLanguageServer, runtime: AgentRuntime, title: str, group: ParallelGroup
-) -> str | None:
-    window = ls.client_capabilities.window
-    if not (window and window.work_done_progress):
-        return None
-    token = f"agentls-group-{uuid.uuid4().hex}"
-    try:
-        await ls.work_done_progress.create_async(token)
-    except Exception:
-        return None
-    ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=True))
-    future = ls.work_done_progress.tokens.get(token)
-    if future is not None:
-        future.add_done_callback(lambda f: group.cancel(runtime) if f.cancelled() else None)
-    return token
 
 
 async def delegate_parallel(ls: AgentLanguageServer, args: DelegateParallelArgs) -> dict[str, Any]:
@@ -100,7 +81,9 @@ async def delegate_parallel(ls: AgentLanguageServer, args: DelegateParallelArgs)
     started = (group, runtime)
     if cancelled:
         group.cancel(runtime)
-    token = await _parent_progress(ls, runtime, f"agentls: {len(tasks)} agents in parallel", group)
+    token = await begin_group(
+        ls, f"agentls: {len(tasks)} agents in parallel", lambda: group.cancel(runtime)
+    )
     assert folder.bridge is not None
     for t in tasks:
         d = runtime.resolve_agent(t.agent)
@@ -108,13 +91,7 @@ async def delegate_parallel(ls: AgentLanguageServer, args: DelegateParallelArgs)
 
     def on_progress(p: GroupProgress) -> None:
         if token:
-            ls.work_done_progress.report(
-                token,
-                types.WorkDoneProgressReport(
-                    message=f"{p.done}/{p.total} done · {p.tokens:,} tokens",
-                    percentage=int(100 * p.done / max(p.total, 1)),
-                ),
-            )
+            report_group(ls, token, p.done, p.total, p.tokens)
 
     index = {t.run_id: str(i) for i, t in enumerate(tasks)}
     result = await run_group(
@@ -130,8 +107,7 @@ async def delegate_parallel(ls: AgentLanguageServer, args: DelegateParallelArgs)
     await folder.bridge.settled()
     if token:
         counts = ", ".join(f"{n} {s}" for s, n in result.counts().items())
-        ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=counts))
-        ls.work_done_progress.tokens.pop(token, None)
+        end_group(ls, token, counts)
     return {
         "groupId": result.group_id,
         "results": [run_result(ls, runtime, r) for r in result.results],

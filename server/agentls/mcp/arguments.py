@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import Field
+from pydantic import Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from agentls.core.bounds import MAX_TOKENS
 from agentls.core.definitions import AgentDefinition, UnknownAgentError
@@ -18,7 +19,7 @@ from agentls.core.target import Target, TextRange
 # schema a client lists says the range too, and nothing past it reaches the ledger.
 BudgetArg = Annotated[
     int | None,
-    Field(gt=0, le=MAX_TOKENS, description="token budget for the run (default: the agent's own)"),
+    Field(gt=0, le=MAX_TOKENS, description="token budget for the run; default: the agent's own"),
 ]
 
 # A target larger than this is refused before it is read whole (the runtime takes 60k characters).
@@ -83,3 +84,68 @@ async def target_of(workspace: Path, file: str, lines: str | None, prefix: str =
     except ValueError as exc:
         raise ArgumentError(lines_arg, str(exc)) from None
     return Target(path=path, range=rng, text=text)
+
+
+def schema_error(exc: ValidationError, schema: dict[str, Any]) -> str:
+    """Arguments the input schema refused, in the style of the checks above: each names the
+    argument, what was wrong, and the bound or the kind of value it takes (pydantic's own text
+    carries a documentation URL and the model's name, which mean nothing to a host)."""
+    return "; ".join(_one_error(error, schema) for error in exc.errors(include_url=False))
+
+
+def _one_error(error: ErrorDetails, schema: dict[str, Any]) -> str:
+    loc = error["loc"]
+    where = _argument_path(loc)
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    node = _schema_at(schema, loc)
+    about = node.get("description") if node else None
+    if kind == "missing":
+        problem = "missing"
+    elif kind == "extra_forbidden":
+        parent = _schema_at(schema, loc[:-1]) or {}
+        names = ", ".join(parent.get("properties", {}))
+        return f"{where}: no such argument; the arguments are {names}"
+    elif kind in ("greater_than", "greater_than_equal"):
+        low = node.get("minimum") if node else None
+        problem = f"{value!r} is too small; the least is {_bound(low, ctx)}"
+    elif kind in ("less_than", "less_than_equal"):
+        high = node.get("maximum") if node else None
+        problem = f"{value!r} is too large; the most is {_bound(high, ctx)}"
+    elif kind == "too_short":
+        problem = f"{ctx.get('actual_length')} items; give at least {ctx.get('min_length')}"
+    elif kind == "too_long":
+        problem = f"{ctx.get('actual_length')} items; give at most {ctx.get('max_length')}"
+    elif kind.startswith("int_"):
+        problem = f"{value!r} is not a whole number"
+    elif kind.startswith("string_"):
+        problem = f"{value!r} is not text"
+    elif kind.startswith("bool_"):
+        problem = f"{value!r} is not true or false"
+    elif kind in ("list_type", "model_type", "dict_type", "model_attributes_type"):
+        expected = "a list" if kind == "list_type" else "an object"
+        problem = f"expected {expected}, got {type(value).__name__}"
+    else:
+        problem = error["msg"]
+    return f"{where}: {problem}" + (f" ({about})" if about else "")
+
+
+def _bound(published: Any, ctx: dict[str, Any]) -> Any:
+    """The bound as the published schema states it (`minimum: 1`, not pydantic's `gt: 0`)."""
+    return published if published is not None else next(iter(ctx.values()), "?")
+
+
+def _argument_path(loc: tuple[int | str, ...]) -> str:
+    """('tasks', 1, 'file') → 'tasks[1].file', as the hand-written checks name arguments."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "arguments"
+
+
+def _schema_at(schema: dict[str, Any], loc: tuple[int | str, ...]) -> dict[str, Any] | None:
+    node: Any = schema
+    for part in loc:
+        if not isinstance(node, dict):
+            return None
+        node = node.get("items") if isinstance(part, int) else node.get("properties", {}).get(part)
+    return node if isinstance(node, dict) else None

@@ -29,6 +29,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from agentls.core.bounds import MAX_SECONDS
 from agentls.core.llm import ToolSpec
 from agentls.core.tools.base import Tool, ToolResult, summarize_arguments
 from agentls.core.tools.command_patterns import AllowPattern, ParsedCommand, exact_pattern
@@ -86,7 +87,7 @@ class CommandSettings(BaseModel):
     allow: list[Annotated[str, Field(max_length=MAX_COMMAND_CHARS)]] = Field(
         default_factory=list, max_length=1000
     )
-    timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    timeout_seconds: float = Field(default=120.0, gt=0, le=MAX_SECONDS)
     # Names of extra environment variables passed through. A secret-looking name is refused on
     # its own (its error names its position), so the other names still pass.
     pass_env: list[Annotated[str, Field(max_length=200), AfterValidator(_not_a_secret)]] = Field(

@@ -1,0 +1,41 @@
+"""A token limit as people write it, parsed the same way by every front end (the CLI's
+`budget set N` and `--budget`, the ACP panel's `/budget set N`)."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from agentls.core.bounds import MAX_TOKENS
+
+UNLIMITED = ("none", "unlimited", "off")
+_SUFFIXES = {"": 1, "k": 1_000, "m": 1_000_000}
+_NUMBER = re.compile(r"(\d[\d_,]{0,30}(?:\.\d{1,30})?(?:e\+?\d{1,4})?)([km]?)")
+
+
+def parse_token_limit(text: str) -> int | None:
+    """'20000', '20_000', '20,000', '20k', '1.5M', '2e5' -> tokens; 'none'/'unlimited' -> None.
+
+    Raises ValueError with one sentence (without the argument's name: callers prefix it).
+    """
+    value = text.strip().lower()
+    if value in UNLIMITED:
+        return None
+    shown = text if len(text) <= 40 else text[:39] + "…"
+    match = _NUMBER.fullmatch(value)
+    if match is None:
+        if re.fullmatch(r"-\s*\d.*", value):
+            raise ValueError(f"the limit cannot be negative, got {shown!r}")
+        raise ValueError(
+            f"expected a number of tokens (e.g. 200000, 200k, 1.5M) or 'none', got {shown!r}"
+        )
+    # Decimal, not float: exact for every digit given, and no overflow on 1e400.
+    tokens = Decimal(match.group(1).replace("_", "").replace(",", "")) * _SUFFIXES[match.group(2)]
+    if tokens > MAX_TOKENS:
+        raise ValueError(
+            f"{shown!r} is more than the largest limit, {MAX_TOKENS:,} tokens "
+            "(use 'none' for no limit)"
+        )
+    if tokens != tokens.to_integral_value():
+        raise ValueError(f"{shown!r} is not a whole number of tokens")
+    return int(tokens)
