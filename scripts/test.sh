@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 scripts/setup-test-node.sh
+scripts/setup-postgres.sh
 
 if [ "$#" -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
@@ -20,13 +21,17 @@ echo "== lint and types (Python)"
 
 echo "== VS Code client"
 scripts/setup-vscode-e2e.sh
+# The wheels the extension carries (agentls and its dependencies for CPython 3.11-3.13): downloaded
+# once, then rebuilt only when pyproject.toml or agentls's sources change.
+PYTHON=.venv/bin/python client-vscode/scripts/build-wheelhouse.sh linux-x64
 (
   cd client-vscode
   npm ci --no-audit --no-fund --loglevel=error
   npm run typecheck
   npm run lint
   npm run test:unit
-  AGENTLS_PYTHON="$PWD/../.venv/bin/python" npm run test:e2e
+  AGENTLS_TEST_PYTHON="$PWD/../.venv/bin/python" npm run test:integration
+  PYTHON="$PWD/../.venv/bin/python" AGENTLS_PYTHON="$PWD/../.venv/bin/python" npm run test:e2e
 )
 
 echo "== Python test suite (a skip is a failure here: everything a test needs is installed above)"

@@ -9,7 +9,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -59,12 +59,6 @@ class Panel:
 
     def of_kind(self, kind: str) -> list[Any]:
         return [u for u in self.updates if u.session_update == kind]
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedOpenAI]:
-    with ScriptedOpenAI() as s:
-        yield s
 
 
 @pytest.fixture

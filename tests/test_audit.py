@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[AuditStore]:
-    s = AuditStore.for_workspace(tmp_path)
+def store(tmp_path: Path, backend: str | None) -> Iterator[AuditStore]:
+    s = AuditStore.for_workspace(tmp_path)  # the team database when `backend` names one
+    assert s.shared == (backend is not None)
     yield s
     s.close()
 
@@ -411,7 +412,9 @@ _WORKER = textwrap.dedent(
 )
 
 
-def test_processes_reserve_and_append_concurrently_without_loss(tmp_path: Path) -> None:
+def test_processes_reserve_and_append_concurrently_without_loss(
+    tmp_path: Path, backend: str | None
+) -> None:
     total_limit, agent_limit = 60_000, 25_000
     with TokenBudgeter.for_workspace(tmp_path) as b:
         b.set_limit(total_limit)
@@ -507,7 +510,9 @@ def _kill9(proc: subprocess.Popen[str]) -> None:
     proc.stderr.close()  # type: ignore[union-attr]
 
 
-def test_kill_9_mid_run_loses_nothing_and_the_run_is_marked_interrupted(tmp_path: Path) -> None:
+def test_kill_9_mid_run_loses_nothing_and_the_run_is_marked_interrupted(
+    tmp_path: Path, backend: str | None
+) -> None:
     with TokenBudgeter.for_workspace(tmp_path) as b:
         b.set_limit(1500)
     live_budget = TokenBudgeter.for_workspace(tmp_path)  # opened before the crash
@@ -546,7 +551,7 @@ def test_kill_9_mid_run_loses_nothing_and_the_run_is_marked_interrupted(tmp_path
     live_budget.close()
 
 
-def test_a_live_processs_run_is_not_marked_interrupted(tmp_path: Path) -> None:
+def test_a_live_processs_run_is_not_marked_interrupted(tmp_path: Path, backend: str | None) -> None:
     proc = _start_mid_run(tmp_path, "alive")
     try:
         store = AuditStore.for_workspace(tmp_path)

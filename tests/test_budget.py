@@ -1,5 +1,8 @@
 """TokenBudgeter: scopes, shrinking, persistence, dead reservations and the never-over-a-limit
-invariant under parallel runs (hypothesis, asyncio tasks and threads)."""
+invariant under parallel runs (hypothesis, asyncio tasks and threads).
+
+Tests taking `backend` run twice: on the workspace's SQLite ledger and on a team's PostgreSQL
+database (a throwaway cluster, tests/rig/postgres.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.rig.eventually import aeventually
+from tests.rig.postgres import PostgresCluster, empty_ledger
 
 from agentls.core.budget import (
     DEFAULT_MIN_OUTPUT_TOKENS,
@@ -33,10 +37,34 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[TokenBudgeter]:
-    b = TokenBudgeter.for_workspace(tmp_path)
+def ledger(tmp_path: Path, backend: str | None) -> Iterator[TokenBudgeter]:
+    b = TokenBudgeter.for_workspace(tmp_path)  # the team database when `backend` names one
+    assert b.shared == (backend is not None)
     yield b
     b.close()
+
+
+@contextlib.contextmanager
+def another_process_writing(ledger: TokenBudgeter, url: str | None) -> Iterator[None]:
+    """Another process holds the ledger's write lock until the block ends (SQLite's file lock,
+    or the team database's ledger lock)."""
+    if url is None:
+        assert ledger.path is not None
+        other = sqlite3.connect(str(ledger.path), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        return
+    import psycopg
+
+    from agentls.core.stores.pg_ledger import LEDGER_LOCK
+
+    with psycopg.connect(url) as holder:  # one transaction, committed when the block ends
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (LEDGER_LOCK,))
+        yield
 
 
 def test_commit_replaces_reservation_with_reported_usage_by_part(ledger: TokenBudgeter) -> None:
@@ -263,7 +291,9 @@ print(b.snapshot().reserved, flush=True)
 """
 
 
-def test_reservations_of_a_process_that_is_gone_are_dropped(tmp_path: Path) -> None:
+def test_reservations_of_a_process_that_is_gone_are_dropped(
+    tmp_path: Path, backend: str | None
+) -> None:
     ledger = TokenBudgeter.for_workspace(tmp_path)
     ledger.set_limit(1000)
     # The child exits without committing or releasing: its 800 tokens stay in the ledger.
@@ -391,10 +421,15 @@ def _apply_limits(b: TokenBudgeter, scenario: dict) -> None:
 
 
 @contextlib.contextmanager
-def _scenario_ledger(scenario: dict) -> Iterator[tuple[TokenBudgeter, Ledgerbook]]:
-    """A fresh ledger file with the scenario's limits, and the book its listener keeps."""
+def _scenario_ledger(
+    scenario: dict, url: str | None = None, pg: PostgresCluster | None = None
+) -> Iterator[tuple[TokenBudgeter, Ledgerbook]]:
+    """A fresh ledger (file, or emptied team database) with the scenario's limits, and the book
+    its listener keeps."""
     with tempfile.TemporaryDirectory() as tmp:
-        b = TokenBudgeter(Path(tmp) / "ledger.db")
+        if url is not None and pg is not None:
+            empty_ledger(pg, url)
+        b = TokenBudgeter.for_workspace(Path(tmp), database_url=url)
         book = Ledgerbook()
         b.add_listener(_limits_listener(book, scenario))
         _apply_limits(b, scenario)
@@ -452,22 +487,27 @@ def test_parallel_async_runs_never_commit_over_a_limit(scenario: dict) -> None:
         _check_totals(b, book, scenario)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(scenario=scenario_st)
 def test_parallel_threads_with_their_own_connections_never_commit_over_a_limit(
-    scenario: dict,
+    scenario: dict, backend: str | None, request: pytest.FixtureRequest
 ) -> None:
+    if backend is not None:
+        empty_ledger(request.getfixturevalue("postgres_cluster"), backend)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "ledger.db"
-        main_ledger = TokenBudgeter(path)
+        main_ledger = TokenBudgeter.for_workspace(Path(tmp), database_url=backend)
         _apply_limits(main_ledger, scenario)
         book = Ledgerbook()
         errors: list[BaseException] = []
         start = threading.Barrier(len(scenario["runs"]))
 
         def run(i: int, spec: dict) -> None:
-            # One budgeter per thread: its own SQLite connection, as a separate process would have.
-            b = TokenBudgeter(path)
+            # One budgeter per thread: its own connection, as a separate process would have.
+            b = TokenBudgeter.for_workspace(Path(tmp), database_url=backend)
             b.add_listener(_limits_listener(book, scenario))
             try:
                 start.wait()
@@ -652,7 +692,7 @@ from agentls.core.budget import BudgetExceeded, TokenBudgeter
 from agentls.core.events import Usage
 
 async def main() -> None:
-    b = TokenBudgeter(Path(sys.argv[1]))
+    b = TokenBudgeter.for_workspace(Path(sys.argv[1]))  # AGENTLS_DATABASE_URL: the team's
     go = Path(sys.argv[2])
     print("ready", flush=True)
     deadline = time.monotonic() + 60
@@ -680,10 +720,10 @@ asyncio.run(main())
 
 @pytest.mark.parametrize(("limit", "runs", "calls"), [(1000, 16, 8), (500, 8, 4)])
 def test_runs_in_four_processes_wait_for_each_other_and_use_90_percent_of_the_budget(
-    tmp_path: Path, limit: int, runs: int, calls: int
+    tmp_path: Path, limit: int, runs: int, calls: int, backend: str | None
 ) -> None:
-    path = tmp_path / "ledger.db"
-    with TokenBudgeter(path) as b:
+    path = tmp_path  # the workspace: its ledger file, or the team database
+    with TokenBudgeter.for_workspace(path) as b:
         b.set_limit(limit)
     go = tmp_path / "go"
     procs = [
@@ -699,7 +739,7 @@ def test_runs_in_four_processes_wait_for_each_other_and_use_90_percent_of_the_bu
     go.touch()  # the runs of 4 processes start together
     made = [int(p.communicate(timeout=120)[0].strip()) for p in procs]
     assert all(p.returncode == 0 for p in procs)
-    with TokenBudgeter(path) as b:
+    with TokenBudgeter.for_workspace(path) as b:
         snap = b.snapshot()
     assert sum(made) == calls
     assert 0.9 * limit <= snap.used <= limit and snap.reserved == 0
@@ -782,38 +822,40 @@ async def test_waiting_runs_get_a_fair_share_not_the_whole_rest(ledger: TokenBud
 
 
 async def test_a_reserve_cancelled_while_the_ledger_is_busy_does_not_leak(
-    ledger: TokenBudgeter,
+    ledger: TokenBudgeter, backend: str | None
 ) -> None:
-    assert ledger.path is not None
     ledger.set_limit(1000)
-    # Another process holds the ledger's write lock: the reserve waits on SQLite's busy timeout.
-    other = sqlite3.connect(str(ledger.path), isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    reserving = asyncio.create_task(
-        ledger.areserve(run_id="r", agent="a", prompt_tokens=10, max_tokens=10)
-    )
-    for _ in range(20):
-        await asyncio.sleep(0)  # the event loop keeps running while the ledger is busy
-    assert not reserving.done()
-    reserving.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await reserving
-    other.execute("COMMIT")
-    other.close()
+    # Another process holds the ledger's write lock: the reserve waits for it.
+    with another_process_writing(ledger, backend):
+        reserving = asyncio.create_task(
+            ledger.areserve(run_id="r", agent="a", prompt_tokens=10, max_tokens=10)
+        )
+        for _ in range(20):
+            await asyncio.sleep(0)  # the event loop keeps running while the ledger is busy
+        assert not reserving.done()
+        reserving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reserving
     await ledger.asettled()  # the worker thread granted it after the cancel, then released it
     snap = await ledger.asnapshot()
     assert snap.reserved == 0
 
 
 def _waiters(b: TokenBudgeter) -> int:
-    with b._tx(write=False) as conn:
-        return int(conn.execute("SELECT COUNT(DISTINCT id) FROM waiters").fetchone()[0])
+    return b.waiting_calls()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(scenario=scenario_st)
-def test_runs_that_wait_for_each_other_never_commit_over_a_limit(scenario: dict) -> None:
-    with _scenario_ledger(scenario) as (b, book):
+def test_runs_that_wait_for_each_other_never_commit_over_a_limit(
+    scenario: dict, backend: str | None, request: pytest.FixtureRequest
+) -> None:
+    pg = request.getfixturevalue("postgres_cluster") if backend is not None else None
+    with _scenario_ledger(scenario, backend, pg) as (b, book):
 
         async def run(i: int, spec: dict) -> None:
             run_id = f"run{i}"
@@ -853,23 +895,19 @@ def test_runs_that_wait_for_each_other_never_commit_over_a_limit(scenario: dict)
 
 
 async def test_a_reserve_cancelled_while_it_joins_the_queue_leaves_no_waiter(
-    ledger: TokenBudgeter,
+    ledger: TokenBudgeter, backend: str | None
 ) -> None:
-    assert ledger.path is not None
     ledger.set_limit(1000)
     held = ledger.reserve(run_id="r0", agent="a", prompt_tokens=100, max_tokens=900)
-    other = sqlite3.connect(str(ledger.path), isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")  # the attempt blocks inside SQLite
-    reserving = asyncio.create_task(
-        ledger.areserve(run_id="r1", agent="a", prompt_tokens=100, max_tokens=500)
-    )
-    for _ in range(20):
-        await asyncio.sleep(0)
-    reserving.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await reserving
-    other.execute("COMMIT")
-    other.close()
+    with another_process_writing(ledger, backend):  # the attempt blocks inside the database
+        reserving = asyncio.create_task(
+            ledger.areserve(run_id="r1", agent="a", prompt_tokens=100, max_tokens=500)
+        )
+        for _ in range(20):
+            await asyncio.sleep(0)
+        reserving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reserving
     await ledger.asettled()  # the attempt joined the queue after the cancel, then left it
     assert _waiters(ledger) == 0
     ledger.release(held)

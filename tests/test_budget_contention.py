@@ -1,6 +1,6 @@
 """Parallel runs against one budget, end to end through the runtime and the scripted server:
 runs wait for each other's calls in flight instead of being refused, a wait is cancellable and
-bounded, and the limit holds."""
+bounded, and the limit holds; on the workspace's ledger file and on a team database."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ def server() -> Iterator[ScriptedOpenAI]:
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path, server: ScriptedOpenAI) -> AsyncIterator[AgentRuntime]:
+async def runtime(
+    tmp_path: Path, server: ScriptedOpenAI, backend: str | None
+) -> AsyncIterator[AgentRuntime]:
     (tmp_path / "two.py").write_text("def twice(x):\n    return 2 * x\n")
     rt = build_runtime(tmp_path, EngineSettings(model=MODEL, base_url=server.url, api_key="sk-t"))
     yield rt
@@ -37,8 +39,7 @@ async def runtime(tmp_path: Path, server: ScriptedOpenAI) -> AsyncIterator[Agent
 
 def waiting(runtime: AgentRuntime) -> int:
     """Calls waiting in the ledger for others' reservations to settle."""
-    with runtime.budgeter._tx(write=False) as conn:
-        return int(conn.execute("SELECT COUNT(DISTINCT id) FROM waiters").fetchone()[0])
+    return runtime.budgeter.waiting_calls()
 
 
 def explain(runtime: AgentRuntime) -> ParallelTask:

@@ -4,7 +4,7 @@ names) and once against the real embedded model."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +41,6 @@ SQL_REVIEWER: dict[str, Any] = {
 
 def answer(definition: dict[str, Any], **changes: Any) -> Text:
     return Text(json.dumps({**definition, **changes}))
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedOpenAI]:
-    with ScriptedOpenAI() as s:
-        yield s
 
 
 @pytest.fixture

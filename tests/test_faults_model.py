@@ -9,7 +9,7 @@ tests/test_llm_openai.py; malformed and unknown tool calls in tests/test_runtime
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,12 +21,6 @@ from agentls.core.events import EventKind, RunStatus
 from agentls.core.runtime import AgentRuntime, RunResult
 
 EXPLAIN = AgentDefinition(name="explainer", description="Explains", instructions="Explain.")
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedOpenAI]:
-    with ScriptedOpenAI() as s:
-        yield s
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -153,12 +152,6 @@ def test_removing_the_limit_of_an_agent_with_spend_keeps_its_spend(tmp_path: Pat
 def test_reset_of_an_unknown_agent_is_refused(tmp_path: Path, capsys: CaptureFixture) -> None:
     assert cli("--workspace", str(tmp_path), "budget", "reset", "--agent", "explian") == 2
     assert "did you mean 'explain'" in one_line_error(capsys)
-
-
-@pytest.fixture
-def model() -> Iterator[ScriptedOpenAI]:
-    with ScriptedOpenAI() as server:
-        yield server
 
 
 def test_ctrl_c_ends_a_run_after_a_catastrophic_search(

@@ -8,7 +8,6 @@ import os
 import resource
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,12 +37,6 @@ def workspace(tmp_path: Path) -> Path:
     (root / ".agentls" / "agents" / "bomb.yaml").write_text(BOMB)
     (root / "calc.py").write_text("def add(a, b):\n    return a + b\n")
     return root
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedOpenAI]:
-    with ScriptedOpenAI() as s:
-        yield s
 
 
 def agentls(workspace: Path, *argv: str) -> subprocess.CompletedProcess[str]:

@@ -7,11 +7,9 @@ from __future__ import annotations
 import base64
 import json
 import string
-from collections.abc import Iterator
 from pathlib import Path
 from random import Random
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.rig.scripted_openai import ScriptedOpenAI, Text
@@ -211,12 +209,6 @@ def corpus(seed: int = 7) -> list[str]:
         "sk-proj-" + pick(URLSAFE, 60),
         "AIza" + pick(URLSAFE, 35),
     ]
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedOpenAI]:
-    with ScriptedOpenAI() as s:
-        yield s
 
 
 async def test_a_run_with_secrets_in_its_goal_and_target_stores_no_copy(

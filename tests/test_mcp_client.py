@@ -60,12 +60,6 @@ def agent(mcp: dict[str, Any], name: str = "mcp-user") -> AgentDefinition:
 
 
 @pytest.fixture
-def server() -> Iterator[ScriptedOpenAI]:
-    with ScriptedOpenAI() as s:
-        yield s
-
-
-@pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     root = tmp_path / "ws"
     root.mkdir()

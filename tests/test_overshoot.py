@@ -25,7 +25,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedOpenAI]:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
+def workspace(tmp_path: Path, backend: str | None) -> Path:
     (tmp_path / "a.py").write_text("x = 1\n")
     with TokenBudgeter.for_workspace(tmp_path) as b:
         b.set_limit(3000)

@@ -21,7 +21,7 @@ import sys
 import tomllib
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,12 +188,6 @@ def workspace(tmp_path: Path) -> Path:
     root.mkdir()
     (root / "calc.py").write_text(CALC, encoding="utf-8")
     return root
-
-
-@pytest.fixture
-def model() -> Iterator[ScriptedOpenAI]:
-    with ScriptedOpenAI() as server:
-        yield server
 
 
 def model_env(model: ScriptedOpenAI) -> dict[str, str]:

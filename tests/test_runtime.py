@@ -4,7 +4,7 @@ failures and cancellation, as an adapter (editor, terminal) would see them."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -43,12 +43,6 @@ RESEARCH = AgentDefinition(
     tools=["read_file", "list_files", "search", "propose_edit"],
     max_turns=6,
 )
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedOpenAI]:
-    with ScriptedOpenAI() as s:
-        yield s
 
 
 @pytest.fixture

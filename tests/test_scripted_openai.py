@@ -48,12 +48,6 @@ USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi there"
 
 
 @pytest.fixture
-def server() -> Iterator[ScriptedOpenAI]:
-    with ScriptedOpenAI() as s:
-        yield s
-
-
-@pytest.fixture
 async def client(server: ScriptedOpenAI) -> AsyncIterator[AsyncOpenAI]:
     c = AsyncOpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
     yield c

@@ -1,6 +1,6 @@
 """One settings schema: the LSP settings model is the source, and the VS Code contribution in
 client-vscode/package.json must declare exactly its settings, with the same types, bounds and
-defaults (plus the client's own `python` and `trace.server`)."""
+defaults (plus the client's own `python`, `importStrategy` and `trace.server`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ CONTRIBUTED: dict[str, dict[str, Any]] = json.loads(PACKAGE.read_text(encoding="
     "contributes"
 ]["configuration"]["properties"]
 # Settings of the VS Code client itself, which the server never reads.
-CLIENT_ONLY = {"agentls.python", "agentls.trace.server"}
+CLIENT_ONLY = {"agentls.python", "agentls.importStrategy", "agentls.trace.server"}
 MODEL = contributed_settings()
 
 

@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +29,6 @@ def workspace(tmp_path: Path) -> Path:
     root.mkdir()
     (root / "calc.py").write_text(CALC, encoding="utf-8")
     return root
-
-
-@pytest.fixture
-def scripted() -> Iterator[ScriptedOpenAI]:
-    with ScriptedOpenAI() as s:
-        yield s
 
 
 def agentls(

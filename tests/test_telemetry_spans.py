@@ -41,12 +41,6 @@ REMOTE_SPAN = "b7ad6b7169203331"
 
 
 @pytest.fixture
-def server() -> Iterator[ScriptedOpenAI]:
-    with ScriptedOpenAI() as s:
-        yield s
-
-
-@pytest.fixture
 def spans() -> InMemorySpanExporter:
     return InMemorySpanExporter()
 

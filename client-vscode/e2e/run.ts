@@ -2,27 +2,47 @@
  * End-to-end test in a real VS Code: code-server 4.100.3 with the packaged .vsix in a fresh profile,
  * driven by headless Chromium, against the scripted model server (tests/rig/scripted_openai.py).
  *
- * Scenario: Delegate Selection from the palette to the `document` agent → progress notification,
- * the edit in the editor, the status-bar budget changing, started/finished in the output channel;
- * then a lightbulb action delegates to the `review` agent. Screenshots go to e2e/artifacts/.
+ * The machine has no agentls: no agentls.python, no agentls on PATH, only a plain Python (bundledServer.ts).
+ * Scenario: the first activation sets up the server the extension carries (a progress notification),
+ * a second window reuses it; Delegate Selection from the palette to the `document` agent → progress
+ * notification, the edit in the editor, the status-bar budget changing, started/finished in the
+ * output channel; then a lightbulb action delegates to the `review` agent. Screenshots go to e2e/artifacts/.
  */
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import {
+    acceptGoal,
+    artifacts,
+    budgetShown,
+    clientDir,
+    editorText,
+    fail,
+    findFiles,
+    freePort,
+    log,
+    outputShows,
+    runCommand,
+    scriptReplies,
+    startModelServer,
+    statusText,
+    Step,
+    STEP_TIMEOUT_MS,
+    stopProcessGroup,
+    waitFor,
+} from './helpers';
+import { checkSecondWindowReuses, checkSetUpOnce, environment, makePlainPython, readEnvMarker, SETUP_TITLE } from './bundledServer';
 
-const clientDir = path.resolve(__dirname, '..');
-const repoRoot = path.resolve(clientDir, '..');
-const artifacts = path.join(__dirname, 'artifacts');
 const codeServer = path.join(__dirname, '.code-server', 'node_modules', '.bin', 'code-server');
-const vsix = path.join(clientDir, 'agentls.vsix');
+const vsix = path.resolve(clientDir, process.env.AGENTLS_VSIX ?? 'agentls-linux-x64.vsix');
 const python = path.resolve(clientDir, process.env.AGENTLS_PYTHON ?? '../.venv/bin/python');
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const TOTAL_TIMEOUT_MS = 240_000;
-const STEP_TIMEOUT_MS = 30_000;
+const TOTAL_TIMEOUT_MS = 420_000;
+/** The first activation installs the bundled wheels (about 20-40 s here) before the server starts. */
+const SETUP_TIMEOUT_MS = 180_000;
 
 const SOURCE = ['def add(a, b):', '    return a + b', '', '', 'def mul(a, b):', '    return a * b', ''].join('\n');
 const DOCSTRING = 'Return the sum of a and b.';
@@ -31,187 +51,6 @@ const REVIEW_ANSWER = 'mul is correct: it multiplies its two arguments.';
 /** The model server refuses requests without this key: the run only works if the key reached the server. */
 const API_KEY = `sk-e2e-${Math.random().toString(36).slice(2)}`;
 
-class Step {
-    private n = 0;
-    constructor(private readonly page: () => Page | undefined) {}
-
-    async shot(name: string): Promise<void> {
-        const page = this.page();
-        this.n += 1;
-        const file = path.join(artifacts, `${String(this.n).padStart(2, '0')}-${name}.png`);
-        if (page) {
-            await page.screenshot({ path: file }).catch((error: unknown) => log(`screenshot ${name} failed: ${String(error)}`));
-            log(`screenshot ${path.relative(clientDir, file)}`);
-        }
-    }
-}
-
-function log(message: string): void {
-    console.log(`[e2e ${new Date().toISOString().slice(11, 19)}] ${message}`);
-}
-
-function fail(message: string): never {
-    throw new Error(message);
-}
-
-function freePort(): Promise<number> {
-    return new Promise((resolve, reject) => {
-        const server = createServer();
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => {
-            const address = server.address();
-            const port = typeof address === 'object' && address ? address.port : 0;
-            server.close(() => resolve(port));
-        });
-    });
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = STEP_TIMEOUT_MS): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let lastError: unknown;
-    while (Date.now() < deadline) {
-        try {
-            const value = await probe();
-            if (value !== undefined) {
-                return value;
-            }
-        } catch (error) {
-            lastError = error;
-        }
-        await new Promise((r) => setTimeout(r, 250));
-    }
-    return fail(`timed out after ${timeoutMs / 1000} s waiting for ${what}${lastError ? ` (last error: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)})` : ''}`);
-}
-
-/** Starts the scripted model server; resolves with its base URL (…/v1). */
-function startModelServer(): Promise<{ process: ChildProcess; url: string }> {
-    const child = spawn(
-        python,
-        [
-            '-m',
-            'tests.rig.scripted_openai',
-            '--port',
-            '0',
-            '--latency',
-            '1.5',
-            '--text',
-            REVIEW_ANSWER,
-            '--require-key',
-            API_KEY,
-            '--exit-on-stdin-eof',
-        ],
-        { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`the scripted model server printed no URL in 30 s: ${stderr}`)), 30_000);
-        let stdout = '';
-        child.stdout?.on('data', (chunk: Buffer) => {
-            stdout += chunk.toString();
-            const match = /^URL (\S+)$/m.exec(stdout);
-            if (match) {
-                clearTimeout(timer);
-                resolve({ process: child, url: match[1] });
-            }
-        });
-        child.once('exit', (code) => {
-            clearTimeout(timer);
-            reject(new Error(`the scripted model server exited with ${code}: ${stderr}`));
-        });
-    });
-}
-
-async function scriptReplies(url: string, replies: unknown[]): Promise<void> {
-    const response = await fetch(`${url.replace(/\/v1\/?$/, '')}/_script`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(replies),
-    });
-    if (!response.ok) {
-        fail(`POST /_script answered ${response.status}: ${await response.text()}`);
-    }
-}
-
-function stopProcessGroup(child: ChildProcess | undefined): Promise<void> {
-    if (!child?.pid || child.exitCode !== null) {
-        return Promise.resolve();
-    }
-    const pid = child.pid;
-    return new Promise((resolve) => {
-        const killer = setTimeout(() => {
-            try {
-                process.kill(-pid, 'SIGKILL');
-            } catch {
-                // already gone
-            }
-            resolve();
-        }, 5000);
-        child.once('exit', () => {
-            clearTimeout(killer);
-            resolve();
-        });
-        try {
-            process.kill(-pid, 'SIGTERM');
-        } catch {
-            clearTimeout(killer);
-            resolve();
-        }
-    });
-}
-
-function findFiles(dir: string, pattern: RegExp, found: string[] = []): string[] {
-    if (!existsSync(dir)) {
-        return found;
-    }
-    for (const name of readdirSync(dir)) {
-        const full = path.join(dir, name);
-        if (statSync(full).isDirectory()) {
-            findFiles(full, pattern, found);
-        } else if (pattern.test(name)) {
-            found.push(full);
-        }
-    }
-    return found;
-}
-
-/** The text of a Monaco editor's rendered lines (visible part only), with plain spaces. */
-async function editorText(editor: Locator): Promise<string> {
-    const text = await editor.locator('.view-lines').innerText();
-    return text.replace(/\u00a0/g, ' ');
-}
-
-async function runCommand(page: Page, title: string): Promise<void> {
-    await page.keyboard.press('F1');
-    const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
-    await input.fill(`>${title}`);
-    // Enter could pick another fuzzy match: click the row whose label is exactly the title.
-    const exact = new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
-    const row = page.locator('.quick-input-list .monaco-list-row', { has: page.locator('.label-name', { hasText: exact }) });
-    await row.first().waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
-    await row.first().click();
-}
-
-async function statusText(page: Page): Promise<string> {
-    return (await page.locator('[aria-label^="agentls budget"]').first().innerText()).trim();
-}
-
-/**
- * True when the output channel shows this client's line for an event (`[1a2b3c4d] review finished …`),
- * found with the Output view's own filter box, since protocol traces fill the channel.
- */
-async function outputShows(page: Page, agent: string, kind: string): Promise<boolean> {
-    const filter = page.locator('.part.panel .viewpane-filter input').first();
-    const wanted = `${agent} ${kind}`;
-    if ((await filter.inputValue()) !== wanted) {
-        await filter.fill(wanted);
-        await page.waitForTimeout(300);
-    }
-    const text = await editorText(page.locator('.part.panel .monaco-editor').first());
-    return new RegExp(`\\[[0-9a-zA-Z-]{1,8}\\] ${wanted}`).test(text);
-}
-
 let cleanup: () => Promise<void> = () => Promise.resolve();
 
 async function main(): Promise<void> {
@@ -219,7 +58,7 @@ async function main(): Promise<void> {
         fail(`code-server is not installed: run scripts/setup-vscode-e2e.sh first (looked for ${codeServer})`);
     }
     if (!existsSync(vsix)) {
-        fail(`${vsix} is missing: run npm run package first`);
+        fail(`${vsix} is missing: run npm run package:linux-x64 first`);
     }
     if (!existsSync(python)) {
         fail(`AGENTLS_PYTHON ${python} does not exist: set AGENTLS_PYTHON to a Python with agentls installed`);
@@ -238,6 +77,8 @@ async function main(): Promise<void> {
     mkdirSync(path.join(userData, 'User'), { recursive: true });
     mkdirSync(extensionsDir);
     writeFileSync(path.join(workspaceDir, 'calc.py'), SOURCE);
+    const plain = makePlainPython(path.join(tmp, 'plain-python'), python);
+    log(`plain Python without agentls: ${plain.python}`);
 
     let model: { process: ChildProcess; url: string } | undefined;
     let server: ChildProcess | undefined;
@@ -256,7 +97,7 @@ async function main(): Promise<void> {
         rmSync(tmp, { recursive: true, force: true });
     };
     try {
-        model = await startModelServer();
+        model = await startModelServer(python, { text: REVIEW_ANSWER, requireKey: API_KEY });
         log(`scripted model server at ${model.url}`);
         await scriptReplies(model.url, [{ text: `Here is the documented code:\n\n\`\`\`python\n${REPLACEMENT}\n\`\`\`\n` }]);
 
@@ -265,8 +106,6 @@ async function main(): Promise<void> {
             settingsFile,
             JSON.stringify(
                 {
-                    'agentls.python': python,
-                    'agentls.baseUrl': model.url,
                     'agentls.model': 'scripted-model',
                     'agentls.budget.total': 100000,
                     'agentls.trace.server': 'verbose',
@@ -288,6 +127,11 @@ async function main(): Promise<void> {
                 2,
             ),
         );
+
+        // code-server is a remote window: machine-overridable settings count in the remote (Machine)
+        // settings; in the local user settings a second window's start makes VS Code drop them.
+        mkdirSync(path.join(userData, 'Machine'));
+        writeFileSync(path.join(userData, 'Machine', 'settings.json'), JSON.stringify({ 'agentls.baseUrl': model.url }, null, 2));
 
         const common = ['--user-data-dir', userData, '--extensions-dir', extensionsDir];
         const install = spawnSync(codeServer, [...common, '--install-extension', vsix], { encoding: 'utf8', timeout: 120_000 });
@@ -317,7 +161,7 @@ async function main(): Promise<void> {
                 ...common,
                 workspaceDir,
             ],
-            { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: tmp } },
+            { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: environment(tmp, plain.bin) },
         );
         server.stdout?.on('data', (chunk: Buffer) => (serverLog += chunk.toString()));
         server.stderr?.on('data', (chunk: Buffer) => (serverLog += chunk.toString()));
@@ -343,21 +187,36 @@ async function main(): Promise<void> {
         page.setDefaultTimeout(STEP_TIMEOUT_MS);
         await page.goto(`${base}/?folder=${encodeURIComponent(workspaceDir)}`);
         await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: 60_000 });
+        // Each window (extension host) has its own agentls.log.
+        const outputLogs = () => new Map(findFiles(path.join(userData, 'logs'), /agentls\.log$/).map((f) => [f, readFileSync(f, 'utf8')]));
+        const outputLog = () => [...outputLogs().values()].join('\n');
 
-        // The extension activates on startup; the status bar shows the budget once the server answers.
-        const initialStatus = await waitFor(
-            'the agentls budget in the status bar',
-            async () => {
-                const text = await statusText(page!);
-                return /\d+(\.\d+)?[kM]? \/ /.test(text) ? text : undefined;
-            },
-            90_000,
-        );
+        // The extension activates on startup and sets up its server first, with a progress notification.
+        const setupToast = page.locator('.notifications-toasts .notification-toast', { hasText: SETUP_TITLE });
+        await setupToast.first().waitFor({ state: 'visible', timeout: 60_000 });
+        log(`setup notification: ${(await setupToast.first().innerText()).replace(/\s+/g, ' ').trim()}`);
+        await step.shot('setup-progress');
+        // The status bar shows the budget once the server answers.
+        const initialStatus = await waitFor('the agentls budget in the status bar', () => budgetShown(page!), SETUP_TIMEOUT_MS);
         log(`status bar: ${initialStatus}`);
         await step.shot('workbench');
+        const setUp = checkSetUpOnce(userData, outputLog(), plain);
+
+        // A second window starts its own server from the same environment, without setting it up again.
+        const otherDir = path.join(tmp, 'other-window');
+        mkdirSync(otherDir);
+        await checkSecondWindowReuses({
+            context,
+            base,
+            folder: otherDir,
+            userData,
+            outputLog,
+            createdAt: setUp.marker.createdAt,
+            budgetShown,
+            timeoutMs: SETUP_TIMEOUT_MS,
+        });
 
         // Set API Key: kept in secret storage; the server restarts with it.
-        const outputLog = () => findFiles(path.join(userData, 'logs'), /agentls\.log$/).map((f) => readFileSync(f, 'utf8')).join('\n');
         await runCommand(page, 'agentls: Set API Key');
         const keyInput = page.locator('.quick-input-widget input[type="password"]');
         await keyInput.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
@@ -461,7 +320,7 @@ async function main(): Promise<void> {
         await runCommand(page, 'agentls: Delegate Selection…');
         const explainRow = page.locator('.quick-input-list .monaco-list-row', { has: page.locator('.label-name', { hasText: /^explain$/ }) });
         await explainRow.first().click();
-        await page.locator('.quick-input-widget input').press('Enter');
+        await acceptGoal(page, 'explain');
         const explainProgress = page.locator('.notifications-toasts .notification-toast', { hasText: 'explain:' });
         await explainProgress.first().waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
         await runCommand(page, 'agentls: Cancel Run…');
@@ -489,8 +348,8 @@ async function main(): Promise<void> {
         await page.mouse.move(700, 300);
 
         // One settings edit reaches the server once: one didChangeConfiguration, then one pull.
-        const traceBefore = outputLog().length;
-        const newTrace = () => outputLog().slice(traceBefore);
+        const traceBefore = new Map([...outputLogs()].map(([file, text]) => [file, text.length]));
+        const newTrace = () => [...outputLogs()].map(([file, text]) => text.slice(traceBefore.get(file) ?? 0)).join('\n');
         await runCommand(page, 'Preferences: Open User Settings');
         const settingsSearch = page
             .locator('.settings-editor .settings-header .monaco-editor textarea, .settings-editor .suggest-input-container textarea')
@@ -541,14 +400,7 @@ async function main(): Promise<void> {
         await page.mouse.move(700, 300);
         writeFileSync(workspaceFile, JSON.stringify({ folders: [{ path: workspaceDir }, { path: secondDir }] }));
         await noFolder.waitFor({ state: 'hidden', timeout: 60_000 });
-        const twoFolderStatus = await waitFor(
-            'the budget once the window has its two folders',
-            async () => {
-                const text = await statusText(page!);
-                return /\d+(\.\d+)?[kM]? \/ /.test(text) ? text : undefined;
-            },
-            90_000,
-        );
+        const twoFolderStatus = await waitFor('the budget once the window has its two folders', () => budgetShown(page!), 90_000);
         log(`two-folder window: "${noFolderStatus}" without folders, "${twoFolderStatus}" once they were added`);
         await page.keyboard.press('F1');
         const quickOpen = page.locator('.quick-input-widget input');
@@ -562,7 +414,7 @@ async function main(): Promise<void> {
         await runCommand(page, 'agentls: Delegate Selection…');
         const explainPick = page.locator('.quick-input-list .monaco-list-row', { has: page.locator('.label-name', { hasText: /^explain$/ }) });
         await explainPick.first().click();
-        await page.locator('.quick-input-widget input').press('Enter');
+        await acceptGoal(page, 'explain');
         const explained = page.locator('.notifications-toasts .notification-toast', { hasText: /explain answered/ });
         await explained.first().waitFor({ state: 'visible', timeout: 60_000 });
         if (!existsSync(path.join(secondDir, '.agentls', 'audit.db'))) {
@@ -571,7 +423,8 @@ async function main(): Promise<void> {
         await step.shot('multi-root');
         log('multi-root: a file of the second folder ran in that folder');
 
-        // A broken interpreter setting: the server restarts and fails with one toast naming the fix.
+        // A broken interpreter setting: the private environment would be made again with it, so the
+        // server fails with one toast naming the fix, and the environment in place stays.
         const broken = path.join(tmp, 'no-such-python');
         await runCommand(page, 'Preferences: Open User Settings');
         const search = page.locator('.settings-editor .settings-header .monaco-editor textarea, .settings-editor .suggest-input-container textarea').first();
@@ -579,20 +432,23 @@ async function main(): Promise<void> {
         await search.fill('agentls.python');
         // code-server is a remote window: machine-overridable settings live in the Remote tab.
         await page.locator('.settings-editor .settings-tabs-widget .action-label', { hasText: /^Remote/ }).first().click();
-        const pythonInput = page.locator('.setting-item-contents', { hasText: 'Python interpreter that has' }).locator('input').first();
+        const pythonInput = page.locator('.setting-item-contents', { hasText: 'Python interpreter for agentls' }).locator('input').first();
         await pythonInput.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
         await pythonInput.fill(broken);
         await pythonInput.press('Tab');
-        const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'agentls cannot start' });
+        const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'agentls could not set up its server' });
         await toast.first().waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
         await page.waitForTimeout(1000);
         const toastText = (await toast.first().innerText()).replace(/\s+/g, ' ').trim();
         log(`error toast: ${toastText}`);
         if ((await toast.count()) !== 1) {
-            fail(`expected one "agentls cannot start" toast, saw ${await toast.count()}`);
+            fail(`expected one "agentls could not set up its server" toast, saw ${await toast.count()}`);
         }
-        if (!toastText.includes(`Fix: run \`${broken} -m pip install agentls\``) || !toastText.includes('Show Logs')) {
-            fail(`the error toast lacks the fix or the Show Logs button: ${toastText}`);
+        if (!toastText.includes(`agentls.python (${broken})`) || !toastText.includes('Fix: point agentls.python at') || !toastText.includes('Show Logs')) {
+            fail(`the error toast lacks the interpreter, the fix or the Show Logs button: ${toastText}`);
+        }
+        if (readEnvMarker(userData)?.marker.createdAt !== setUp.marker.createdAt) {
+            fail('a failed setup touched the private environment in place');
         }
         await step.shot('broken-interpreter');
 
@@ -616,7 +472,7 @@ async function main(): Promise<void> {
         writeFileSync(path.join(artifacts, 'code-server.log'), serverLog);
         for (const file of findFiles(path.join(userData, 'logs'), /\.log$/)) {
             if (/agentls|exthost|remoteexthost/i.test(file)) {
-                writeFileSync(path.join(artifacts, path.basename(path.dirname(file)) + '-' + path.basename(file)), readFileSync(file));
+                writeFileSync(path.join(artifacts, path.relative(path.join(userData, 'logs'), file).split(path.sep).slice(1).join('-')), readFileSync(file));
             }
         }
         throw error;

@@ -1,9 +1,10 @@
 /** Entry point of the agentls extension: wires the server, the status bar, the log and the commands. */
 
-import { workspace, type ExtensionContext } from 'vscode';
+import { commands, workspace, type ExtensionContext } from 'vscode';
 import { AuditChannel } from './common/auditChannel';
+import { BundledServer, readImportStrategy } from './common/bundled';
 import { registerCommands } from './common/commands';
-import { CONFIG_SECTION } from './common/constants';
+import { Command, CONFIG_SECTION } from './common/constants';
 import { createLogChannel, traceInfo } from './common/logging';
 import { onDidChangePythonInterpreter } from './common/python';
 import { ApiKeyStore } from './common/secrets';
@@ -28,15 +29,18 @@ export async function activate(context: ExtensionContext): Promise<void> {
                 audit.reset();
             }
         },
-    });
+    }, new BundledServer(context));
     const current = server;
     context.subscriptions.push(
         channel,
         status,
         current,
         ...registerCommands({ server: current, audit, status, apiKeys }),
+        commands.registerCommand(Command.installLocalModel, () => current.installLocalModel()),
         workspace.onDidChangeConfiguration((event) => {
-            if (needsRestart(event)) {
+            if (event.affectsConfiguration(`${CONFIG_SECTION}.importStrategy`)) {
+                current.scheduleRestart('agentls.importStrategy changed');
+            } else if (needsRestart(event)) {
                 current.scheduleRestart('agentls.python changed');
             } else if (affectsServerSettings(event)) {
                 current.notifySettingsChanged();
@@ -55,7 +59,8 @@ export async function activate(context: ExtensionContext): Promise<void> {
         }),
     );
     const interpreterListener = await onDidChangePythonInterpreter(() => {
-        if (!workspace.getConfiguration('agentls').get<string>('python')) {
+        // The private environment (useBundled) was made once and does not follow the selected interpreter.
+        if (!workspace.getConfiguration('agentls').get<string>('python') && readImportStrategy() === 'fromEnvironment') {
             current.scheduleRestart('the Python interpreter changed');
         }
     });

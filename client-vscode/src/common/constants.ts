@@ -21,4 +21,5 @@ export const Command = {
     setApiKey: 'agentls.client.setApiKey',
     restart: 'agentls.client.restart',
     showLogs: 'agentls.client.showLogs',
+    installLocalModel: 'agentls.client.installLocalModel',
 } as const;

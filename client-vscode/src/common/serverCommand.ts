@@ -1,6 +1,7 @@
 /**
- * Chooses how to start the server: `agentls.python`, the Python extension's interpreter, or `agentls` on PATH;
- * and where: never in the workspace, with `-P`, so that a cloned repository cannot shadow agentls.
+ * Chooses how to start the server from the user's environment (`agentls.importStrategy: fromEnvironment`):
+ * `agentls.python`, the Python extension's interpreter, or `agentls` on PATH; and where, for every
+ * strategy: never in the workspace, with `-P`, so that a cloned repository cannot shadow agentls.
  */
 
 import { execFile } from 'node:child_process';
@@ -9,8 +10,8 @@ import * as path from 'node:path';
 export interface ServerCommand {
     command: string;
     args: string[];
-    /** Where the command came from, for the log. */
-    source: 'setting' | 'pythonExtension' | 'path';
+    /** Where the command came from, for the log; `bundled`: the extension's private environment. */
+    source: 'setting' | 'pythonExtension' | 'path' | 'bundled';
 }
 
 export interface ServerSources {
@@ -41,7 +42,7 @@ export const SAFE_PATH_FLAG = '-P';
 /** The arguments that ask an interpreter whether it can import agentls. */
 export const PROBE_ARGS = [SAFE_PATH_FLAG, '-c', 'import agentls'];
 
-export function pythonServer(python: string, source: 'setting' | 'pythonExtension'): ServerCommand {
+export function pythonServer(python: string, source: 'setting' | 'pythonExtension' | 'bundled'): ServerCommand {
     return { command: python, args: [SAFE_PATH_FLAG, '-m', 'agentls', 'serve'], source };
 }
 

@@ -15,6 +15,8 @@ export type Restriction = 'user' | 'atMost' | 'atLeast' | 'trueOnly' | 'falseOnl
 
 export const restrictions: Readonly<Record<string, Restriction>> = {
     python: 'user',
+    // Which program runs: a user setting only (its scope is `machine`; bundled.ts reads the user's value).
+    importStrategy: 'user',
     model: 'user',
     baseUrl: 'user',
     'budget.total': 'user',
@@ -440,6 +442,7 @@ export function buildInitializationOptions(
 /** Dotted keys read from the `agentls` section, in the order of package.json. */
 export const settingKeys: readonly string[] = [
     'python',
+    'importStrategy',
     'model',
     'baseUrl',
     'budget.total',

@@ -6,13 +6,14 @@ import { Command } from '../../src/common/constants';
 import { restrictedSettings, settingKeys } from '../../src/common/settingsModel';
 
 interface Manifest {
+    version: string;
     engines: { vscode: string };
     main: string;
     capabilities: { untrustedWorkspaces: { supported: string; restrictedConfigurations: string[] } };
     contributes: {
         commands: { command: string; title: string; category: string }[];
         menus: Record<string, { command: string; when?: string }[]>;
-        configuration: { properties: Record<string, { markdownDescription?: string; scope?: string }> };
+        configuration: { properties: Record<string, { markdownDescription?: string; scope?: string; enum?: string[]; default?: unknown }> };
     };
 }
 
@@ -53,5 +54,23 @@ describe('package.json', () => {
         const trust = manifest.capabilities.untrustedWorkspaces;
         assert.equal(trust.supported, 'limited');
         assert.deepEqual(trust.restrictedConfigurations, restrictedSettings.map((key) => `agentls.${key}`));
+    });
+
+    test('lets only the user choose which server runs (agentls.importStrategy), the bundled one by default', () => {
+        const strategy = manifest.contributes.configuration.properties['agentls.importStrategy'];
+        assert.deepEqual(strategy.enum, ['useBundled', 'fromEnvironment']);
+        assert.equal(strategy.default, 'useBundled');
+        assert.equal(strategy.scope, 'machine');
+        assert.ok(manifest.capabilities.untrustedWorkspaces.restrictedConfigurations.includes('agentls.importStrategy'));
+    });
+
+    test("has agentls's version, which a .vsix without wheels installs from the package index", () => {
+        const pyproject = readFileSync(path.join(__dirname, '..', '..', '..', 'pyproject.toml'), 'utf8');
+        assert.equal(/^version = "([^"]+)"$/m.exec(pyproject)?.[1], manifest.version);
+    });
+
+    test('packages the wheelhouse when there is one, and nothing else beside the bundle', () => {
+        const ignore = readFileSync(path.join(__dirname, '..', '..', '.vscodeignore'), 'utf8').split('\n').filter(Boolean);
+        assert.deepEqual(ignore, ['**', '!dist/extension.js', '!package.json', '!README.md', '!LICENSE', '!bundled/wheels/*.whl', '!bundled/wheels/wheelhouse.json']);
     });
 });

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "doctor",
     "mcp",
     "acp",
+    "db",
 )
 
 
@@ -64,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not use the workspace's agent definitions, MCP servers or run_command "
         "(for a folder you have not reviewed, e.g. a fresh clone)",
     )
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        default=None,
+        help="the team's PostgreSQL database for the budget and the audit trail, e.g. "
+        "postgresql://alice@db.internal/agentls (default: AGENTLS_DATABASE_URL, else the files "
+        "in WORKSPACE/.agentls/); keep the password in PGPASSWORD or ~/.pgpass",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         try:
@@ -90,6 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.database_url is not None:
+        # Through the environment, so every command and every child agentls it starts use it.
+        from agentls.core.stores.postgres import DATABASE_URL_ENV
+
+        if not args.database_url.strip():
+            print("agentls: error: --database-url: the URL is empty", file=sys.stderr)
+            return 2
+        os.environ[DATABASE_URL_ENV] = args.database_url
     from agentls.core.who import set_front_end
 
     # Every process enters here: recorded on each audit event its runs make (core/who.py).

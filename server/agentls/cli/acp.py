@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         TrustMode.ALL if args.trust else TrustMode.NONE if args.untrusted else TrustMode.SETTINGS
     )
     # Each session's folder is trusted or not on its own (acp/trust.py), not the current one.
-    settings = settings_from(args, warn_untrusted=False)
+    # Each session's workspace is the panel's folder: only the user's own settings file applies.
+    settings = settings_from(args, warn_untrusted=False, workspace_file=False)
     if args.budget is not None:
         try:
             limit = parse_limit(args.budget)

@@ -7,14 +7,14 @@ import sys
 from pathlib import Path
 
 from agentls.cli import CliError, workspace_of
+from agentls.cli.visible import visible
 from agentls.core.bounds import MAX_TOKENS  # re-exported: the CLI's commands import it from here
 from agentls.core.budget_grants import (
     DEFAULT_MIN_OUTPUT_TOKENS,
     DEFAULT_WAIT_SECONDS,
     MAX_WAIT_SECONDS,
 )
-from agentls.core.engine_settings import MAX_MIN_OUTPUT_TOKENS, BudgetSettings, EngineSettings
-from agentls.core.pricing import ModelPrice
+from agentls.core.engine_settings import MAX_MIN_OUTPUT_TOKENS, EngineSettings
 from agentls.core.target import Target, TextRange, read_exact
 
 
@@ -27,9 +27,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-output-tokens",
         type=positive_int,
-        default=1024,
+        default=None,
         metavar="N",
-        help="output tokens per model call (default: 1024)",
+        help="output tokens per model call (default: the maxOutputTokens setting, else 1024)",
     )
 
 
@@ -40,7 +40,7 @@ def add_budget_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--budget-wait",
         type=wait_seconds,
-        default=DEFAULT_WAIT_SECONDS,
+        default=None,
         metavar="SECONDS",
         help="how long a model call waits for other runs' calls in flight to settle before the "
         f"budget refuses it; 0: never wait (default: {DEFAULT_WAIT_SECONDS:g})",
@@ -100,13 +100,13 @@ def _shown(value: str, limit: int = 40) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
-def min_output_tokens_of(args: argparse.Namespace) -> int:
+def min_output_tokens_of(args: argparse.Namespace, default: int = DEFAULT_MIN_OUTPUT_TOKENS) -> int:
     """The minimum answer in force. One the user gave above what a call may ask for could never be
-    granted: refused. The default follows a smaller `--max-output-tokens`."""
+    granted: refused. The default (the setting's, else 32) follows a smaller maximum."""
     given: int | None = getattr(args, "min_output_tokens", None)
-    most: int = getattr(args, "max_output_tokens", 1024)
+    most: int = getattr(args, "max_output_tokens", None) or 1024
     if given is None:
-        return min(DEFAULT_MIN_OUTPUT_TOKENS, most)
+        return min(default, most)
     if given > most:
         raise CliError(
             f"--min-output-tokens {given:,} is more than --max-output-tokens {most:,}: a model "
@@ -116,40 +116,70 @@ def min_output_tokens_of(args: argparse.Namespace) -> int:
     return given
 
 
-def settings_from(args: argparse.Namespace, *, warn_untrusted: bool = True) -> EngineSettings:
-    """The engine settings of the command-line options. The CLI trusts the folder it runs in
-    (the user chose it) unless `--untrusted` is given."""
+def settings_from(
+    args: argparse.Namespace, *, warn_untrusted: bool = True, workspace_file: bool = True
+) -> EngineSettings:
+    """The engine settings: the user's settings file, the workspace's `.agentls/settings.json`
+    (`workspace_file`; an untrusted workspace's may only tighten), then the command-line options,
+    which win. The CLI trusts the folder it runs in (the user chose it) unless `--untrusted`."""
     from agentls.cli.approvals import command_settings
 
-    least = min_output_tokens_of(args)
-
-    settings = EngineSettings(
-        model=getattr(args, "model", None),
-        base_url=getattr(args, "base_url", None),
-        max_output_tokens=getattr(args, "max_output_tokens", 1024),
-        budget=BudgetSettings(
-            wait_seconds=getattr(args, "budget_wait", DEFAULT_WAIT_SECONDS),
-            min_output_tokens=least,
-        ),
-        workspace_trusted=not getattr(args, "untrusted", False),
-        run_command=command_settings(args),
-        prices=user_prices(),
+    trusted = not getattr(args, "untrusted", False)
+    files = file_settings(workspace_of(args) if workspace_file else None, trusted=trusted)
+    most = getattr(args, "max_output_tokens", None) or files.max_output_tokens
+    args.max_output_tokens = most
+    least = min_output_tokens_of(args, files.budget.min_output_tokens)
+    wait = getattr(args, "budget_wait", None)
+    flags = command_settings(args)
+    settings = files.model_copy(
+        update={
+            "model": getattr(args, "model", None) or files.model,
+            "base_url": getattr(args, "base_url", None) or files.base_url,
+            "max_output_tokens": most,
+            "budget": files.budget.model_copy(
+                update={
+                    "wait_seconds": files.budget.wait_seconds if wait is None else wait,
+                    "min_output_tokens": least,
+                }
+            ),
+            "workspace_trusted": trusted,
+            "run_command": flags if flags.enabled else files.run_command,
+        }
     )
     if warn_untrusted:
         warn_if_untrusted(workspace_of(args), settings)
     return settings
 
 
-def user_prices() -> dict[str, ModelPrice]:
-    """The `prices` of the user's settings file (~/.config/agentls/settings.json), which every
-    front end honours: what a model costs is the user's word, not a command line's."""
+def file_settings(workspace: Path | None, *, trusted: bool) -> EngineSettings:
+    """The settings files' engine settings, each problem (and each workspace setting an untrusted
+    workspace may not change) a warning naming the file and the key."""
+    from agentls.core.settings import parse_settings
+    from agentls.core.settings_scope import restrict_untrusted
     from agentls.core.user_settings import read_user_settings
 
-    found = read_user_settings()
-    for problem in found.problems:
-        if "prices" in problem:
-            print(f"agentls: warning: {problem}", file=sys.stderr)
-    return dict(found.settings.prices)
+    user = read_user_settings()
+    problems = list(user.problems)
+    local = read_user_settings(workspace / WORKSPACE_SETTINGS) if workspace is not None else None
+    if local is not None:
+        problems += local.problems
+    merged, more = parse_settings(user.layer, local.layer if local is not None else None)
+    problems += more
+    lower: dict[str | None, int] = {}
+    if not trusted and local is not None and local.layer:
+        restricted = restrict_untrusted(merged, user.settings)
+        merged, lower = restricted.settings, restricted.lower_limits
+        problems += [
+            f"{local.path}: {name} ignored: the workspace is untrusted"
+            for name in restricted.ignored
+        ]
+    for problem in problems:
+        print(f"agentls: warning: {visible(problem, one_line=True)}", file=sys.stderr)
+    return merged.engine(trusted=trusted, lower_limits=lower)
+
+
+# A workspace's own settings, in the schema of the user's settings file.
+WORKSPACE_SETTINGS = Path(".agentls") / "settings.json"
 
 
 def warn_if_untrusted(workspace: Path, settings: EngineSettings) -> None:

@@ -1,7 +1,8 @@
-"""How much of its budgets a model call is granted, or why it is refused (`BudgetExceeded`).
+"""How much of its budgets a model call is granted (`Reservation`), or why it is refused
+(`BudgetExceeded`).
 
-The ledger (budget.py) reads each scope's limit, committed spend, reservations in flight and
-waiting calls, and asks `grant` for the call's `max_tokens`. The least a call is granted is its
+The budget (budget.py, budget_reserve.py) reads each scope's limit, committed spend, reservations
+in flight and waiting calls from the ledger's store, and asks `grant` for the call's `max_tokens`. The least a call is granted is its
 prompt plus the smallest useful answer (`budget.minOutputTokens`); a refusal is `waitable` when
 only other calls' reservations are in the way, so the caller may wait for them to settle.
 """
@@ -9,7 +10,7 @@ only other calls' reservations are in the way, so the caller may wait for them t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agentls.core.bounds import MAX_SECONDS, MAX_TOKENS
 
@@ -126,6 +127,24 @@ def check_limit(limit: int | None) -> None:
         raise ValueError(
             f"a token limit must be a whole number from 0 to {MAX_TOKENS:,} or None, got {limit!r}"
         )
+
+
+@dataclass(eq=False)
+class Reservation:
+    """Tokens held for one model call until `commit` or `release`.
+
+    `max_tokens` is what the caller must pass to the model: it may be smaller than requested when
+    the budget only covered a shrunk answer.
+    """
+
+    id: str
+    run_id: str
+    agent: str
+    tokens: int
+    max_tokens: int
+    prompt_tokens: int
+    scopes: tuple[str, ...]
+    settled: bool = field(default=False, repr=False)
 
 
 @dataclass(frozen=True)

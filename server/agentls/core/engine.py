@@ -6,6 +6,7 @@ on where state lives and how settings apply.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from agentls.core.mcp.tools import McpToolProvider
 from agentls.core.model_choice import create_model
 from agentls.core.registry import AgentRegistry, default_sources
 from agentls.core.runtime import AgentRuntime, RuntimeConfig
+from agentls.core.stores.select import database_url
 from agentls.core.telemetry import attach as attach_telemetry
 from agentls.core.tools.command import Approver, CommandPolicy
 from agentls.core.tools.delegation import ChildAgentls
@@ -40,6 +42,8 @@ __all__ = [
     "EngineSettings",
     "McpServerSettings",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -84,12 +88,19 @@ def build_runtime(
     registry: AgentRegistry | None = None,
     approver: Approver | None = None,
 ) -> AgentRuntime:
-    """The runtime for a workspace with its persisted ledger and audit store."""
-    budgeter = TokenBudgeter.for_workspace(workspace)
-    apply_budget_settings(budgeter, settings.budget)
-    audit = AuditStore.for_workspace(workspace)
+    """The runtime for a workspace with its persisted ledger and audit store (the workspace's
+    files, or the team database that `AGENTLS_DATABASE_URL` or `settings.database_url` names)."""
+    url = database_url(settings.database_url)
+    budgeter = TokenBudgeter.for_workspace(workspace, database_url=url)
+    try:
+        apply_budget_settings(budgeter, settings.budget)
+        audit = AuditStore.for_workspace(workspace, database_url=url)
+    except BaseException:
+        budgeter.close()
+        raise
     audit.recover_interrupted()
-    if settings.audit.retention_days is not None:
+    if settings.audit.retention_days is not None and not audit.shared:
+        # A team's trail is pruned by its admins (`agentls audit prune`), not by each member.
         audit.prune(before=time.time() - settings.audit.retention_days * 86400)
     config = RuntimeConfig(
         max_output_tokens=settings.max_output_tokens,
@@ -117,8 +128,10 @@ def build_runtime(
         ),
     )
     # Orchestrating agents (`mcp: {agentls: [...]}`) delegate to a child agentls per run.
+    # The child uses the same database, wherever its URL came from.
+    child = settings.model_copy(update={"database_url": url})
     runtime.delegation_tools = ChildAgentls(
-        workspace.resolve(), settings.model_dump_json(), read_timeout=settings.mcp_call_timeout
+        workspace.resolve(), child.model_dump_json(), read_timeout=settings.mcp_call_timeout
     )
     # Only when an OTLP endpoint is configured (else OpenTelemetry is not even imported).
     attach_telemetry(runtime, settings.telemetry)
@@ -156,8 +169,22 @@ def lower_limits(budget: BudgetSettings) -> list[tuple[int, str | None]]:
 
 def apply_budget_settings(budgeter: TokenBudgeter, budget: BudgetSettings) -> None:
     """Limits from settings win over limits stored in the ledger; unset ones leave it alone.
-    The lowering-only limits then apply where they are below the limit in force."""
-    budgeter.set_limits(budget_limits(budget), lower=lower_limits(budget))
+    The lowering-only limits then apply where they are below the limit in force.
+
+    A team database's limits are its admins' (`agentls budget set`): one member's settings do not
+    rewrite them, so there they are ignored, with a warning."""
+    limits, lower = budget_limits(budget), lower_limits(budget)
+    if (limits or lower) and not _team_ledger(budgeter):
+        budgeter.set_limits(limits, lower=lower)
+
+
+def _team_ledger(budgeter: TokenBudgeter) -> bool:
+    if budgeter.shared:
+        log.warning(
+            "the budget limits in the settings (budget.total, budget.perAgent) are ignored: the "
+            "team database's limits are set by its admins with `agentls budget set`"
+        )
+    return budgeter.shared
 
 
 async def aapply_budget_settings(budgeter: TokenBudgeter, budget: BudgetSettings) -> None:
@@ -165,5 +192,5 @@ async def aapply_budget_settings(budgeter: TokenBudgeter, budget: BudgetSettings
     a ledger locked by another process never stalls the event loop. Changes apply in the order
     they were made."""
     limits, lower = budget_limits(budget), lower_limits(budget)
-    if limits or lower:
+    if (limits or lower) and not _team_ledger(budgeter):
         await budgeter.aset_limits(limits, lower=lower)

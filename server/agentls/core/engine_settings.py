@@ -87,6 +87,11 @@ class EngineSettings(BaseModel):
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     # Prices (dollars per million tokens) of models genai-prices does not know: core/pricing.py.
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    # The team's PostgreSQL database for the ledger and the audit trail (docs/team.md); None:
+    # the files in `.agentls/`. `AGENTLS_DATABASE_URL` wins over it. From a workspace's own
+    # settings it counts only once the workspace is trusted: libpq sends the password wherever
+    # it points.
+    database_url: str | None = Field(default=None, repr=False)
 
     def model_settings(self) -> ModelSettings:
         return ModelSettings(model=self.model, base_url=self.base_url, api_key=self.api_key)

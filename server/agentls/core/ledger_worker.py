@@ -1,15 +1,16 @@
 """LedgerWorker: one thread that runs the ledger's operations for async callers, many to a transaction.
 
 Every model call reserves before it and commits after it. Run one by one, each would cost a thread
-hop and a SQLite transaction of its own; here the operations queued while the thread was busy
-(32 runs in flight queue many) run back to back inside one BEGIN IMMEDIATE transaction, in the
-order they were queued, so each still sees the effects of the ones before it: a reservation's
-check and its write stay atomic, across processes too. Results go back to each caller's event
+hop and a transaction of its own; here the operations queued while the thread was busy (32 runs in
+flight queue many) run back to back inside one write transaction of the ledger's store (SQLite's
+BEGIN IMMEDIATE, or PostgreSQL under the ledger's lock), in the order they were queued, so each
+still sees the effects of the ones before it: a reservation's check and its write stay atomic,
+across processes too. Results go back to each caller's event
 loop in one callback per loop and batch.
 
 An operation that fails rolls its batch back; the batch is then rerun one operation per
 transaction, so only the failing one fails. Cancelling a caller never stops its operation (it
-may already be in SQLite): its result goes to the operation's `abandoned` handler instead, which
+may already be in the database): its result goes to the operation's `abandoned` handler instead, which
 undoes what must not stay (a reservation nobody will use).
 """
 
@@ -20,7 +21,6 @@ import contextlib
 import logging
 import os
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 # Operations one transaction takes at most, so a long queue still commits now and then.
 _BATCH_MAX = 64
 
-Transaction = Callable[[], contextlib.AbstractContextManager[sqlite3.Connection]]
+# A write transaction of the store; what it yields is what operations are given.
+Transaction = Callable[[], contextlib.AbstractContextManager[Any]]
 
 
 @dataclass(eq=False)
@@ -43,7 +44,7 @@ class LedgerOp:
     `abandoned(result, error)` runs on the caller's loop when the caller stopped waiting.
     """
 
-    run: Callable[[sqlite3.Connection], Any]
+    run: Callable[[Any], Any]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     after: Callable[[Any], None] | None = None
@@ -62,7 +63,7 @@ class LedgerWorker:
         self,
         transaction: Transaction,
         *,
-        finish: Callable[[sqlite3.Connection], Any],
+        finish: Callable[[Any], Any],
         delivered: Callable[[list[LedgerOp], Any], None],
         batch_done: Callable[[list[LedgerOp]], None],
         name: str,
@@ -95,37 +96,51 @@ class LedgerWorker:
             thread.join()
 
     def _serve(self) -> None:
-        while True:
+        stop = False
+        while not stop:
             first = self._queue.get()
             if first is None:
                 return
             batch = [first]
-            stop = False
-            while len(batch) < _BATCH_MAX:
-                try:
-                    op = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if op is None:
-                    stop = True
-                    break
-                batch.append(op)
             try:
-                self._run_batch(batch)
+                stop = self._run_batch(batch)
             except BaseException:  # never lose the thread: its callers would wait forever
                 log.exception("ledger batch failed")
-            if stop:
-                return
 
-    def _run_batch(self, batch: list[LedgerOp]) -> None:
+    def _drain(self, batch: list[LedgerOp]) -> bool:
+        """Add what is queued to `batch` (up to _BATCH_MAX); True when a stop was queued."""
+        while len(batch) < _BATCH_MAX:
+            try:
+                op = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if op is None:
+                return True
+            batch.append(op)
+        return False
+
+    def _run_batch(self, batch: list[LedgerOp]) -> bool:
+        """Run the batch (and what is queued once its transaction holds the ledger's write lock,
+        so the longer other processes hold it, the more one transaction carries); True when a
+        stop was queued."""
         value: Any = None
+        stop = False
+        began = False
         try:
             with self._transaction() as conn:
+                began = True
+                stop = self._drain(batch)
                 for op in batch:
                     op.result, op.error = op.run(conn), None
                 value = self._finish(conn)
         except BaseException as exc:
-            if len(batch) == 1:
+            if not began:
+                # No transaction (the database is away): not any operation's fault, so every
+                # one queued fails with it now rather than each waiting for its own try.
+                stop = self._drain(batch)
+                for op in batch:
+                    op.result, op.error = None, exc
+            elif len(batch) == 1:
                 batch[0].result, batch[0].error = None, exc
             else:
                 value = self._run_alone(batch)
@@ -141,6 +156,7 @@ class LedgerWorker:
         for loop, ops in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a loop that has closed
                 loop.call_soon_threadsafe(self._delivered, ops, value)
+        return stop
 
     def _run_alone(self, batch: list[LedgerOp]) -> Any:
         value: Any = None

@@ -38,6 +38,7 @@ from agentls.core.engine_settings import (
 )
 from agentls.core.mcp.config import DEFAULT_CALL_TIMEOUT, McpServerSettings
 from agentls.core.pricing import ModelPrice
+from agentls.core.stores.postgres import database_url_setting
 from agentls.core.telemetry.settings import TelemetrySettings, endpoint_url
 from agentls.core.tools.command import CommandSettings
 
@@ -117,6 +118,13 @@ class Settings(BaseModel):
     telemetry: WireTelemetry = Field(default_factory=WireTelemetry)
     # Dollars per million tokens of models genai-prices does not know (core/pricing.py).
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    # The team's PostgreSQL database (docs/team.md); `AGENTLS_DATABASE_URL` wins over it.
+    database_url: str | None = Field(default=None, repr=False)
+
+    @field_validator("database_url")
+    @classmethod
+    def _no_password(cls, url: str | None) -> str | None:
+        return database_url_setting(url)
 
     def engine(
         self, *, trusted: bool, lower_limits: Mapping[str | None, int] | None = None
@@ -148,6 +156,7 @@ class Settings(BaseModel):
                 capture_content=self.telemetry.capture_content,
             ),
             prices=dict(self.prices),
+            database_url=self.database_url or None,
         )
 
 

@@ -57,6 +57,8 @@ RULES: dict[tuple[str, ...], Rule] = {
     # What a call costs is the user's word: a repository pricing its model at 0 would slip it
     # under a dollar limit.
     ("prices",): Rule.USER_ONLY,
+    # libpq sends the user's password to whatever database the URL names.
+    ("database_url",): Rule.USER_ONLY,
 }
 
 

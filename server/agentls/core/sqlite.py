@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # control; the databases do not.
 _STATE_GITIGNORE = (
     "# agentls state: ledger and audit trail (agents/ stays tracked)\n*.db\n*.db-*\n*.corrupt-*\n"
+    "*.journal\n"
 )
 
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agentls.core.audit import AuditStore
-from agentls.core.budget import TokenBudgeter
+from agentls.core.sqlite import state_dir
 from agentls.core.state_check import (
     DATABASES,
     LEDGER,
@@ -22,6 +21,9 @@ from agentls.core.state_check import (
     repair_ledger_values,
     temp_databases,
 )
+from agentls.core.stores.select import AUDIT_FILE
+from agentls.core.stores.sqlite_audit import SqliteAudit
+from agentls.core.stores.sqlite_ledger import SqliteLedgerStore
 
 
 def repair(root: Path) -> list[Repair]:
@@ -46,7 +48,9 @@ def repair(root: Path) -> list[Repair]:
             repairs.append(
                 Repair(temp.path, None, f"was left by process {temp.pid}, killed while creating it")
             )
-    # Recreate what was moved (and the folder), so the next command starts clean.
-    TokenBudgeter.for_workspace(root).close()
-    AuditStore.for_workspace(root).close()
+    # Recreate what was moved (and the folder), so the next command starts clean: the local
+    # files, whatever team database the environment names.
+    state = state_dir(root)
+    SqliteLedgerStore(state / LEDGER).close()
+    SqliteAudit(state / AUDIT_FILE).close()
     return repairs

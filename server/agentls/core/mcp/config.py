@@ -26,9 +26,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 # The reserved server name: in a definition's `mcp:` it is the child agentls each orchestrating run
 # starts itself (core/tools/delegation.py), never a configured server.
 CHILD_SERVER = "agentls"
-# What a child agentls needs to reach the model the parent uses: an MCP stdio server gets only
-# HOME, PATH and the like from the environment, so these are passed to agentls children by name.
-MODEL_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL", "PYTHONPATH")
+# What a child agentls needs to reach the model and the team database the parent uses: an MCP
+# stdio server gets only HOME, PATH and the like from the environment, so these are passed to
+# agentls children by name.
+MODEL_ENV = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "AGENTLS_MODEL",
+    "PYTHONPATH",
+    "AGENTLS_DATABASE_URL",
+    "AGENTLS_USER",
+    "PGPASSWORD",
+    "PGPASSFILE",
+)
 # Seconds one MCP tool call may take before it is cancelled (the `mcpCallTimeout` default).
 DEFAULT_CALL_TIMEOUT = 60.0
 USER_SOURCE = "user"

@@ -1,0 +1,352 @@
+"""The ledger in a team's PostgreSQL database, shared by every machine of the team.
+
+Writes go through the schema's functions (stores/pg_schema.py): a reservation is one conditional
+UPDATE a scope under its row lock (`... WHERE lim - input - output - reserved >= n`), so no
+interleaving of machines holds or commits more than a limit. Each write transaction first takes
+the ledger's advisory lock, so that transactions holding several calls' operations (batches, see
+core/ledger_worker.py) never deadlock on each other's rows, and so that a call's look at its
+scopes and its reservation see the same state, as on SQLite.
+
+Reservations and places in the wait queue are leases (stores/pg_threads.py). A sweep frees
+expired leases of any machine and, at once, those of processes of this machine that are gone.
+
+When the database is away as a call ends, its usage is kept in `.agentls/ledger.journal`
+(stores/journal.py) and committed, once, before anything else when the database is back; new
+calls are refused meanwhile (DatabaseUnavailable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from agentls.core.budget_grants import TOTAL
+from agentls.core.events import Usage
+from agentls.core.sqlite import process_alive
+from agentls.core.state_check import StateError
+from agentls.core.stores.identity import Origin, origin
+from agentls.core.stores.journal import SUFFIX, Journal
+from agentls.core.stores.ledger import Hold, ScopeRow, ScopeTotals, WakeCallback
+from agentls.core.stores.pg_schema import check_version
+from agentls.core.stores.pg_threads import CHANNEL, LeaseRenewer, Listener
+from agentls.core.stores.postgres import (
+    SCHEMA,
+    DatabaseRefused,
+    DatabaseUnavailable,
+    Session,
+    database_error,
+)
+from agentls.core.stores.sqlite_ledger import own_start
+
+log = logging.getLogger("agentls.core.budget")
+
+# How long a reservation outlives its holder's last renewal (renewed every third of it).
+DEFAULT_LEASE_SECONDS = 30.0
+# Waiting calls look at the ledger at least this often (notifications may be lost).
+_POLL_MAX_S = 1.0
+# The ledger's write lock (pg_advisory_xact_lock), one key for every agentls database user.
+LEDGER_LOCK = 0x6167_656E_746C_7302
+JOURNAL = "ledger" + SUFFIX
+
+_USAGE_COLUMNS = "input, cached, output, reasoning, estimated"
+
+
+class PgLedgerTx:
+    """The ledger inside one PostgreSQL transaction (see stores/ledger.py for each operation)."""
+
+    def __init__(self, conn: Any, store: PgLedgerStore) -> None:
+        self.conn = conn
+        self.store = store
+        self.origin: Origin = store.origin
+        # Whether this transaction may have made room: waiters elsewhere are notified at commit.
+        self.freed = False
+        # Whether it holds what must survive a crash of the server (usage, limits): then its
+        # commit waits for the disk; reservations and the queue are leases, which need not.
+        self.durable = False
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Raw SQL in this transaction (tests look inside)."""
+        return self.conn.execute(sql, params)
+
+    def states(self, scopes: Sequence[str], waiter_id: str | None) -> list[ScopeRow]:
+        rows = self.conn.execute(
+            "SELECT s.scope, s.lim, s.input + s.output, s.reserved, "
+            "CASE WHEN s.lim IS NULL THEN 0 ELSE (SELECT count(*) FROM "
+            f"{SCHEMA}.waiters w WHERE w.scope = s.scope AND w.id IS DISTINCT FROM %s "
+            f"AND w.expires > now()) END FROM {SCHEMA}.scopes s WHERE s.scope = ANY (%s)",
+            (waiter_id, list(scopes)),
+        ).fetchall()
+        return [ScopeRow(scope, lim, int(c), int(r), int(w)) for scope, lim, c, r, w in rows]
+
+    def set_run_limit(self, scope: str, limit: int | None) -> None:
+        self.conn.execute(f"SELECT {SCHEMA}.set_run_limit(%s, %s)", (scope, limit))
+        self.durable = True
+
+    def hold(self, hold: Hold) -> str | None:
+        o = self.origin
+        row = self.conn.execute(
+            f"SELECT {SCHEMA}.reserve(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                hold.id, hold.run_id, hold.agent, hold.tokens, list(hold.scopes), o.user,
+                o.host, o.pid_space, os.getpid(), own_start(), o.workspace, o.front_end,
+                self.store.lease_seconds,
+            ),
+        ).fetchone()  # fmt: skip
+        return None if row is None else row[0]
+
+    def join_queue(self, waiter_id: str, scopes: Sequence[str]) -> None:
+        o = self.origin
+        self.conn.execute(
+            f"SELECT {SCHEMA}.join_queue(%s, %s, %s, %s, %s, %s, %s)",
+            (
+                waiter_id, list(scopes), o.host, o.pid_space, os.getpid(), own_start(),
+                self.store.lease_seconds,
+            ),
+        )  # fmt: skip
+
+    def leave_queue(self, waiter_id: str) -> None:
+        self.conn.execute(f"SELECT {SCHEMA}.leave_queue(%s)", (waiter_id,))
+        self.freed = True  # fewer share what is left
+
+    def settle(
+        self, hold_id: str, run_id: str, agent: str, scopes: Sequence[str], usage: Usage | None
+    ) -> None:
+        settle(self.conn, self.origin, hold_id, run_id, agent, scopes, usage)
+        self.freed = True
+        self.durable = self.durable or usage is not None
+
+    def set_limit(self, scope: str, limit: int | None, *, lower_only: bool = False) -> None:
+        self.freed = self.durable = True
+        only_lower = " WHERE s.lim IS NULL OR s.lim > excluded.lim" if lower_only else ""
+        with self._admin("change a limit"):
+            self.conn.execute(
+                f"INSERT INTO {SCHEMA}.scopes AS s (scope, lim, listed) VALUES (%s, %s, true) "
+                "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim, listed = true, "
+                "updated = now()" + only_lower,
+                (scope, limit),
+            )
+            if scope != TOTAL and limit is None:
+                self.conn.execute(
+                    f"UPDATE {SCHEMA}.scopes SET listed = false WHERE scope = %s AND lim IS NULL "
+                    "AND input = 0 AND cached = 0 AND output = 0 AND reasoning = 0",
+                    (scope,),
+                )
+
+    def reset(self, agent: str | None) -> None:
+        self.freed = self.durable = True
+        where, params = "scope = %s OR scope LIKE 'agent:%%'", (TOTAL,)
+        if agent is not None:
+            where, params = "scope = %s", (f"agent:{agent}",)
+        with self._admin("reset usage"):
+            self.conn.execute(
+                f"UPDATE {SCHEMA}.scopes SET input = 0, cached = 0, output = 0, reasoning = 0, "
+                f"estimated = false, updated = now() WHERE {where}",
+                params,
+            )
+
+    @contextlib.contextmanager
+    def _admin(self, doing: str) -> Iterator[None]:
+        """An admin's write: a member's attempt is refused by the database, said as such."""
+        import psycopg
+
+        try:
+            with self.conn.pipeline():  # its end reads the outcome, so a refusal is raised here
+                yield
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise database_error(self.store.url, exc, doing=doing) from None
+
+    def sweep(self) -> int:
+        space = self.origin.pid_space
+        owners = self.conn.execute(
+            f"SELECT pid, pid_start FROM {SCHEMA}.reservations WHERE pid_space = %s UNION "
+            f"SELECT pid, pid_start FROM {SCHEMA}.waiters WHERE pid_space = %s",
+            (space, space),
+        ).fetchall()
+        dead = [
+            (pid, start)
+            for pid, start in owners
+            if not (pid == os.getpid() and start == own_start())
+            and not process_alive(pid, start_ticks=start)
+        ]
+        row = self.conn.execute(
+            f"SELECT {SCHEMA}.sweep(%s, %s::integer[], %s::text[])",
+            (space, [p for p, _ in dead], [s for _, s in dead]),
+        ).fetchone()
+        freed = int(row[0]) if row else 0
+        self.freed = self.freed or freed > 0
+        if freed:
+            log.info("freed %d reservation(s) of holders that are gone", freed)
+        return freed
+
+    def totals(self) -> list[ScopeTotals]:
+        rows = self.conn.execute(
+            f"SELECT scope, lim, {_USAGE_COLUMNS}, reserved FROM {SCHEMA}.scopes "
+            "WHERE (scope = %s OR scope LIKE 'agent:%%') AND (listed OR reserved > 0) "
+            "ORDER BY scope",
+            (TOTAL,),
+        ).fetchall()
+        return [_totals(row) for row in rows]
+
+    def scope_totals(self, scope: str) -> ScopeTotals:
+        row = self.conn.execute(
+            f"SELECT scope, lim, {_USAGE_COLUMNS}, reserved FROM {SCHEMA}.scopes WHERE scope = %s",
+            (scope,),
+        ).fetchone()
+        return _totals(row) if row else ScopeTotals(scope, None, Usage(), 0)
+
+    def waiting_calls(self) -> int:
+        row = self.conn.execute(
+            f"SELECT count(DISTINCT id) FROM {SCHEMA}.waiters WHERE expires > now()"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+
+def settle(
+    conn: Any,
+    o: Origin,
+    hold_id: str,
+    run_id: str,
+    agent: str,
+    scopes: Sequence[str],
+    usage: Usage | None,
+) -> None:
+    u = usage or Usage()
+    conn.execute(
+        f"SELECT {SCHEMA}.settle(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            hold_id, usage is not None, run_id, agent, list(scopes), u.input_tokens,
+            u.cached_input_tokens, u.output_tokens, u.reasoning_tokens, u.estimated, o.user,
+            o.host, o.workspace, o.front_end,
+        ),
+    )  # fmt: skip
+
+
+def _totals(row: Sequence[Any]) -> ScopeTotals:
+    scope, lim, inp, cached, out, reasoning, estimated, reserved = row
+    usage = Usage(
+        input_tokens=int(inp),
+        cached_input_tokens=int(cached),
+        output_tokens=int(out),
+        reasoning_tokens=int(reasoning),
+        estimated=bool(estimated),
+    )
+    return ScopeTotals(scope, lim, usage, int(reserved))
+
+
+class PgLedgerStore:
+    """The team ledger: one session for transactions, leases and a listener in the background."""
+
+    path: Path | None = None
+    shared = True
+    poll_max_seconds = _POLL_MAX_S
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        state: Path | None = None,
+        workspace: Path | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> None:
+        self.url = url
+        self.session = Session(url)
+        self.where = self.session.where
+        self.lease_seconds = lease_seconds
+        self.origin = origin(workspace)
+        self.journal = Journal(state / JOURNAL) if state is not None else None
+        self.leases = LeaseRenewer(url, lease_seconds)
+        self.listener = Listener(url, poll_seconds=_POLL_MAX_S)
+        with self.session.transaction() as conn:
+            check_version(url, conn)
+        self._replay()
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[PgLedgerTx]:
+        if self.journal is not None and self.journal.pending():
+            self._replay()  # back after being away: what was kept is committed first
+        with self.session.transaction() as conn:
+            if write:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LEDGER_LOCK,))
+            tx = PgLedgerTx(conn, self)
+            yield tx
+            if tx.freed:  # delivered at commit, once however many calls settled
+                conn.execute(f"NOTIFY {CHANNEL}")
+            if write and not tx.durable:
+                # Leases only: lost in a crash of the server, they would have run out anyway.
+                conn.execute("SET LOCAL synchronous_commit = off")
+
+    def _replay(self) -> None:
+        """Commit what was kept while the database was away (each once: idempotent on its id)."""
+        if self.journal is None:
+            return
+
+        def apply(entries: list[dict[str, Any]]) -> None:
+            with self.session.transaction() as conn:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LEDGER_LOCK,))
+                for e in entries:
+                    kept = Origin(e.get("user"), e["host"], "", e.get("workspace"))
+                    usage = Usage.model_validate(e["usage"])
+                    settle(conn, kept, e["id"], e["run_id"], e["agent"], e["scopes"], usage)
+                conn.execute(f"NOTIFY {CHANNEL}")
+
+        if count := self.journal.replay(apply):
+            log.warning(
+                "committed the usage of %d call(s) kept while %s was away", count, self.where
+            )
+
+    def watch(self, wake: WakeCallback) -> contextlib.AbstractContextManager[None]:
+        return _watching(self.listener, wake)
+
+    def held(self, hold_id: str, held: bool) -> None:
+        self.leases.hold(hold_id, held)
+
+    def keep(
+        self, hold_id: str, run_id: str, agent: str, scopes: Sequence[str], usage: Usage
+    ) -> bool:
+        if self.journal is None:
+            return False
+        o = self.origin
+        self.journal.append(
+            [
+                {
+                    "id": hold_id, "run_id": run_id, "agent": agent, "scopes": list(scopes),
+                    "usage": usage.model_dump(), "user": o.user, "host": o.host,
+                    "workspace": o.workspace,
+                }
+            ]
+        )  # fmt: skip
+        log.warning(
+            "%s is away: the usage of run %s's call is kept in %s until it is back",
+            self.where,
+            run_id,
+            self.journal.path,
+        )
+        return True
+
+    def unusable(self) -> StateError:
+        return DatabaseRefused(
+            self.where,
+            f"holds a number the budget cannot use in {SCHEMA}.scopes",
+            "an admin checks its limits and counts (whole numbers of tokens, cached <= input)",
+        )
+
+    def close(self) -> None:
+        self.leases.close()
+        self.listener.close()
+        self.session.close()
+
+
+@contextlib.contextmanager
+def _watching(listener: Listener, wake: WakeCallback) -> Iterator[None]:
+    listener.add(wake)
+    try:
+        yield
+    finally:
+        listener.remove(wake)
+
+
+__all__ = ["DEFAULT_LEASE_SECONDS", "DatabaseUnavailable", "PgLedgerStore", "PgLedgerTx"]

@@ -1,0 +1,179 @@
+"""The two background jobs of a team ledger, each a thread with a connection of its own that runs
+only while there is work: renewing this process's leases, and listening for settles elsewhere.
+
+Leases: every reservation (and every place in the wait queue) expires unless its holder renews it;
+`LeaseRenewer` renews what this process holds every third of the lease, so a process or machine
+that dies frees what it held within one lease. Renewals fail quietly while the database is away
+(the leases may then run out, which is what they are for).
+
+Settles: `Listener` LISTENs on the ledger's channel (a transaction that settles, frees or
+sweeps a reservation, or changes a limit, NOTIFYs it, delivered at its commit) and wakes this
+process's waiting calls. A
+notification sent while the listener was disconnected is lost, so waiting calls also poll.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from agentls.core.stores.postgres import SCHEMA, DatabaseError, connect
+
+log = logging.getLogger("agentls.core.budget")
+
+CHANNEL = f"{SCHEMA}_ledger"
+
+
+class LeaseRenewer:
+    """Renews the leases of the ids this process holds, while it holds any."""
+
+    def __init__(self, url: str, lease_seconds: float) -> None:
+        self.url = url
+        self.lease_seconds = lease_seconds
+        self._ids: set[str] = set()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._pid = os.getpid()
+        self.renewals = 0  # rounds that reached the database (diagnostics, tests)
+
+    def hold(self, lease_id: str, held: bool) -> None:
+        with self._cond:
+            if self._pid != os.getpid():  # a forked child: the parent's thread is not ours
+                self._pid, self._thread, self._ids = os.getpid(), None, set()
+            if held:
+                self._ids.add(lease_id)
+                if self._thread is None and not self._closed:
+                    self._thread = threading.Thread(
+                        target=self._run, name="agentls-ledger-leases", daemon=True
+                    )
+                    self._thread.start()
+            else:
+                self._ids.discard(lease_id)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._ids.clear()
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+
+    def _run(self) -> None:
+        conn: Any = None
+        try:
+            while True:
+                with self._cond:
+                    self._cond.wait_for(lambda: self._closed, self.lease_seconds / 3)
+                    ids = sorted(self._ids)
+                    if not ids or self._closed:
+                        self._thread = None
+                        return
+                try:
+                    if conn is None or conn.closed:
+                        conn = connect(self.url)
+                    found = {
+                        r[0]
+                        for r in conn.execute(
+                            f"SELECT {SCHEMA}.renew(%s, %s)", (ids, self.lease_seconds)
+                        )
+                    }
+                    self.renewals += 1
+                except (DatabaseError, Exception) as exc:  # away: the next round tries again
+                    log.debug("lease renewal failed: %s", exc)
+                    conn = _closed(conn)
+                    continue
+                with self._cond:
+                    # Gone from the database (expired while it was away, or settled): stop.
+                    self._ids -= {i for i in ids if i not in found and _is_reservation(i)}
+        finally:
+            _closed(conn)
+
+
+def _is_reservation(lease_id: str) -> bool:
+    """Waiters' ids are renewed too but `renew` reports reservations only."""
+    return not lease_id.startswith("w-")
+
+
+class Listener:
+    """Calls every registered wake when the ledger's channel is notified, while any is registered."""
+
+    def __init__(self, url: str, *, poll_seconds: float = 1.0) -> None:
+        self.url = url
+        self.poll_seconds = poll_seconds
+        # How often the thread looks up from LISTEN to see whether anyone still waits.
+        self._look_up = min(poll_seconds, 0.25)
+        self._wakes: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self.listening = threading.Event()  # set while LISTEN is in force (tests)
+
+    def add(self, wake: Callable[[], None]) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: the parent's thread is not ours
+                self._pid, self._thread, self._wakes = os.getpid(), None, []
+            self._wakes.append(wake)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="agentls-ledger-listen", daemon=True
+                )
+                self._thread.start()
+
+    def remove(self, wake: Callable[[], None]) -> None:
+        with self._lock:
+            if wake in self._wakes:
+                self._wakes.remove(wake)
+
+    def close(self) -> None:
+        with self._lock:
+            self._wakes.clear()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+
+    def _run(self) -> None:
+        conn: Any = None
+        try:
+            while True:
+                with self._lock:
+                    if not self._wakes:
+                        self._thread = None
+                        return
+                try:
+                    if conn is None or conn.closed:
+                        conn = connect(self.url)
+                        conn.execute(f"LISTEN {CHANNEL}")
+                        self.listening.set()
+                    for _ in conn.notifies(timeout=self._look_up):
+                        self._wake()
+                except Exception as exc:  # away: waiting calls poll meanwhile
+                    log.debug("ledger listener: %s", exc)
+                    self.listening.clear()
+                    conn = _closed(conn)
+                    threading.Event().wait(self.poll_seconds)
+        finally:
+            self.listening.clear()
+            _closed(conn)
+
+    def _wake(self) -> None:
+        with self._lock:
+            wakes = list(self._wakes)
+        for wake in wakes:
+            try:
+                wake()
+            except Exception:
+                log.exception("waking a waiting call failed")
+
+
+def _closed(conn: Any) -> Any:
+    """Close `conn` if open; None, for the caller to forget it."""
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()
+    return None

@@ -1,0 +1,281 @@
+"""The team database next to the workspace's SQLite files (printed, not asserted).
+
+A throwaway PostgreSQL cluster on disk (tests/rig/postgres.py, fsync on, as a team's server) and
+SQLite files on the same disk. Four tables:
+
+1. CPU and wall per model call at 32 runs in flight, through the real runtime (ledger and audit
+   trail) against the scripted OpenAI server: agentls' own CPU, and the PostgreSQL server's.
+   Goal: PostgreSQL within 10 % of SQLite.
+2. Usable share under contention, four processes sharing one limit (each run one 120-token
+   call, 50 ms each). Goal: at least 90 %, never over.
+3. Throughput on one shared limit (the row every call touches): reserve + commit pairs a second
+   with 64 runs in flight across 4 processes and an instant model. Goal: at least 500 pairs/s.
+4. How long a dead holder's reservation blocks others: killed on this machine (swept at once), and
+   on another machine (its own pid namespace, so its lease has to run out; default lease).
+
+    .venv/bin/python tests/benchmarks/bench_team_store.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+for entry in (ROOT / "server", ROOT):
+    if str(entry) not in sys.path:
+        sys.path.insert(0, str(entry))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+from tests.rig.postgres import PostgresCluster, team_database  # noqa: E402
+
+from agentls.core.budget import BudgetExceeded, TokenBudgeter  # noqa: E402
+from agentls.core.events import Usage  # noqa: E402
+from agentls.core.stores.pg_ledger import DEFAULT_LEASE_SECONDS  # noqa: E402
+
+PROMPT, OUTPUT = 80, 40
+PROCESSES = 4
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "server"), str(ROOT)])}
+
+
+def _server_cpu(pg: PostgresCluster) -> float:
+    """CPU seconds used so far by the cluster's processes (postmaster and every backend)."""
+    import psutil
+
+    pid = int((pg.data / "postmaster.pid").read_text().split()[0])
+    main = psutil.Process(pid)
+    total = 0.0
+    for p in [main, *main.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _runtime_per_call(url: str | None, rounds: int = 4, in_flight: int = 32) -> tuple[float, float]:
+    """(agentls CPU ms, wall ms) per model call, `in_flight` explain runs at a time."""
+    from tests.rig.scripted_openai import ScriptedOpenAI, Text
+
+    from agentls.core.engine import EngineSettings, build_runtime
+    from agentls.core.parallel import ParallelTask, delegate_parallel
+    from agentls.core.target import Target
+
+    with tempfile.TemporaryDirectory() as tmp, ScriptedOpenAI() as server:
+        server.latency = 0.02
+        server.responder = lambda body: Text("ok", prompt_tokens=PROMPT, completion_tokens=OUTPUT)
+        ws = Path(tmp)
+        (ws / "two.py").write_text("def twice(x):\n    return 2 * x\n")
+        settings = EngineSettings(
+            model="scripted-model", base_url=server.url, api_key="sk-t", database_url=url
+        )
+        rt = build_runtime(ws, settings)
+
+        async def go() -> tuple[float, float]:
+            task = ParallelTask(agent="explain", goal="explain", target=Target(path=ws / "two.py"))
+            await delegate_parallel(rt, [task], max_parallel=1)  # warm up
+            cpu, wall = time.process_time(), time.perf_counter()
+            for _ in range(rounds):
+                tasks = [
+                    ParallelTask(agent="explain", goal="e", target=Target(path=ws / "two.py"))
+                    for _ in range(in_flight)
+                ]
+                await delegate_parallel(rt, tasks, max_parallel=in_flight)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            await rt.aclose()
+            return cpu, wall
+
+        cpu, wall = asyncio.run(go())
+    calls = rounds * in_flight
+    return cpu / calls * 1000, wall / calls * 1000
+
+
+def _cpu_table(console: Console, pg: PostgresCluster, url: str, tries: int = 3) -> None:
+    table = Table(
+        title=f"per model call at 32 runs in flight (runtime, ledger and audit trail); "
+        f"median of {tries}, run alternately"
+    )
+    for col in ("store", "agentls CPU ms", "server CPU ms", "wall ms", "vs SQLite (CPU, wall)"):
+        table.add_column(col, justify="right")
+    seen: dict[str, list[tuple[float, float, float]]] = {"SQLite files": [], "PostgreSQL": []}
+    for _ in range(tries):
+        for label, target in (("SQLite files", None), ("PostgreSQL", url)):
+            before = _server_cpu(pg)
+            cpu, wall = _runtime_per_call(target)
+            server = (_server_cpu(pg) - before) / (4 * 32) * 1000 if target else 0.0
+            seen[label].append((cpu, server, wall))
+    base = None
+    for label, rows in seen.items():
+        cpu, server, wall = (statistics.median(r[i] for r in rows) for i in range(3))
+        base = base or (cpu, wall)
+        versus = f"{cpu / base[0] - 1:+.0%}, {wall / base[1] - 1:+.0%}"
+        table.add_row(
+            label, f"{cpu:.2f}", f"{server:.2f}" if label == "PostgreSQL" else "—",
+            f"{wall:.2f}", versus,
+        )  # fmt: skip
+    console.print(table)
+
+
+async def _contend(url: str, runs: int, tag: str, go: Path, latency: float) -> tuple[int, int]:
+    b = TokenBudgeter.for_workspace(go.parent, database_url=url)
+    while not go.exists():
+        await asyncio.sleep(0.005)
+
+    async def one(i: int) -> int:
+        made = 0
+        for n in range(10**9 if latency == 0 else 1):
+            try:
+                r = await b.areserve(
+                    run_id=f"{tag}-{i}-{n}", agent="bench", prompt_tokens=PROMPT, max_tokens=1024
+                )
+            except BudgetExceeded:
+                break
+            await asyncio.sleep(latency)  # the model call
+            await b.acommit(r, Usage(input_tokens=PROMPT, output_tokens=min(OUTPUT, r.max_tokens)))
+            made += 1
+        return made
+
+    made = await asyncio.gather(*(one(i) for i in range(runs)))
+    b.close()
+    return sum(made), sum(1 for m in made if m == 0)
+
+
+def _child(url: str, runs: str, tag: str, go: str, latency: str) -> None:
+    made, refused = asyncio.run(_contend(url, int(runs), tag, Path(go), float(latency)))
+    print(made, refused, flush=True)
+
+
+def _processes(url: str, limit: int, runs: int, latency: float) -> tuple[int, int, int, float]:
+    """`runs` across 4 processes on one limit: (calls, refused runs, committed, wall s)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with TokenBudgeter.for_workspace(Path(tmp), database_url=url) as b:
+            b.reset()
+            b.set_limit(limit)
+        go = Path(tmp) / "go"
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    url,
+                    str(runs // PROCESSES),
+                    f"p{k}",
+                    str(go),
+                    str(latency),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=ENV,
+            )
+            for k in range(PROCESSES)
+        ]
+        time.sleep(3.0)  # the interpreters start and open the ledger
+        started = time.perf_counter()
+        go.touch()
+        made = refused = 0
+        for p in procs:
+            out, _ = p.communicate()
+            m, r = (int(x) for x in out.split())
+            made, refused = made + m, refused + r
+        wall = time.perf_counter() - started
+        with TokenBudgeter.for_workspace(Path(tmp), database_url=url) as b:
+            used = b.snapshot().used
+    return made, refused, used, wall
+
+
+def _share_table(console: Console, url: str) -> None:
+    table = Table(title="usable share: one 120-token call per run, 50 ms each, 4 processes")
+    for col in ("limit", "runs", "calls", "committed / limit", "refused", "wall s"):
+        table.add_column(col, justify="right")
+    for limit, runs in ((1000, 16), (1500, 16), (500, 8)):
+        made, refused, used, wall = _processes(url, limit, runs, 0.05)
+        table.add_row(
+            f"{limit:,}", str(runs), str(made), f"{used:,} ({used / limit:.0%})", str(refused),
+            f"{wall:.2f}",
+        )  # fmt: skip
+    console.print(table)
+
+
+def _throughput_table(console: Console, url: str) -> None:
+    table = Table(title="one shared limit, 64 runs across 4 processes, instant model")
+    for col in ("limit", "pairs", "committed / limit", "wall s", "pairs / s"):
+        table.add_column(col, justify="right")
+    limit = 120 * 6000  # about 6,000 calls: every run loops until the limit refuses it
+    made, _, used, wall = _processes(url, limit, 64, 0.0)
+    table.add_row(
+        f"{limit:,}", f"{made:,}", f"{used:,} ({used / limit:.1%})", f"{wall:.2f}",
+        f"{made / wall:,.0f}",
+    )  # fmt: skip
+    console.print(table)
+
+
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from agentls.core.budget import TokenBudgeter
+b = TokenBudgeter.for_workspace(Path(sys.argv[2]), database_url=sys.argv[1])
+b.reserve(run_id="doomed", agent="bench", prompt_tokens=600, max_tokens=300)
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def _freed_after(url: str, elsewhere: bool) -> float:
+    """Seconds from a holder's kill -9 until a waiting call gets the room it held."""
+    with tempfile.TemporaryDirectory() as tmp:
+        b = TokenBudgeter.for_workspace(Path(tmp), database_url=url)
+        b.reset()
+        b.set_limit(1000)
+        prefix = ["unshare", "--pid", "--uts", "--fork", "--kill-child"] if elsewhere else []
+        holder = subprocess.Popen(
+            [*prefix, sys.executable, "-c", _HOLDER, url, tmp], stdout=subprocess.PIPE, text=True,
+            env=ENV,
+        )  # fmt: skip
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        holder.kill()
+        holder.wait()
+        killed = time.perf_counter()
+        r = asyncio.run(
+            b.areserve(run_id="next", agent="bench", prompt_tokens=500, max_tokens=100,
+                       wait_seconds=120)
+        )  # fmt: skip
+        freed = time.perf_counter() - killed
+        b.release(r)
+        b.close()
+    return freed
+
+
+def _dead_holder_table(console: Console, url: str) -> None:
+    table = Table(title=f"a dead holder's reservation (default lease {DEFAULT_LEASE_SECONDS:g} s)")
+    for col in ("holder", "freed after s"):
+        table.add_column(col, justify="right")
+    table.add_row("this machine, kill -9", f"{_freed_after(url, False):.2f}")
+    if os.geteuid() == 0:
+        table.add_row("another machine, kill -9", f"{_freed_after(url, True):.2f}")
+    console.print(table)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _child(*sys.argv[2:7])
+        return
+    console = Console()
+    with PostgresCluster.start() as pg:  # on disk, fsync on: as a team's server
+        url = team_database(pg, "bench")
+        _cpu_table(console, pg, url)
+        _share_table(console, url)
+        _throughput_table(console, url)
+        _dead_holder_table(console, url)
+
+
+if __name__ == "__main__":
+    main()
