@@ -73,6 +73,7 @@ def test_every_event_says_who_ran_it_on_which_repository_from_the_terminal(
     repo: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    backend: str | None,
 ) -> None:
     monkeypatch.setenv("AGENTLS_USER", "alice")
     run_explain(server, repo)
@@ -85,6 +86,14 @@ def test_every_event_says_who_ran_it_on_which_repository_from_the_terminal(
     }
     with AuditStore.for_workspace(repo) as audit:
         assert "ghp_s3cretT0ken" not in json.dumps([e.model_dump() for e in audit.query()])
+    if backend is not None:  # a team database's indexed columns say the same
+        import psycopg
+
+        with psycopg.connect(backend) as conn:
+            rows = conn.execute(
+                'SELECT DISTINCT "user", workspace, front_end FROM agentls.events'
+            ).fetchall()
+        assert rows == [("alice", "https://github.com/acme/shop.git", "cli")]
 
 
 def test_without_a_git_remote_the_workspace_is_the_folder_and_the_user_is_user_at_host(
@@ -145,8 +154,9 @@ def _event(run: str, kind: EventKind, user: str, workspace: str, tokens: int = 0
 
 
 @pytest.fixture
-def team_trail(tmp_path: Path) -> Path:
-    """One trail holding two users' runs on two repositories."""
+def team_trail(tmp_path: Path, backend: str | None) -> Path:
+    """One trail holding two users' runs on two repositories (the workspace's file, or a team
+    database: the filters run in either store)."""
     with AuditStore.for_workspace(tmp_path) as audit:
         for run, user, workspace, tokens in [
             ("run-alice-shop", "alice@laptop", "git@github.com:acme/shop.git", 100),

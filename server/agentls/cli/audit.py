@@ -197,50 +197,32 @@ def _run_filtered(
     since: float | None,
     limit: int | None,
 ) -> int:
-    """`--user`/`--workspace`: the other filters run in the store, these on its answer.
+    """`--user`/`--workspace`, filtered in the store with the other filters."""
+    from agentls.core.events import TERMINAL_KINDS, EventKind
+    from agentls.core.stores.trail import EventQuery
 
-    The store's query API is being moved behind a storage interface (core/stores/); once it has
-    user and workspace columns everywhere, these filters belong in the query."""
-    found = store.query(run_id=run_id, agent=args.agent, since=since, descendants=True)
-    events = [e for e in found if matches(e, args.user, args.workspace_filter)]
-    runs = [e for e in events if e.is_terminal]
-    shown = events[-limit:] if limit is not None else events
+    def query(kinds: set[EventKind] | None = None, last: int | None = None) -> EventQuery:
+        return EventQuery(
+            run_id=run_id,
+            agent=args.agent,
+            since=since,
+            kinds=None if kinds is None else tuple(sorted(k.value for k in kinds)),
+            limit=last,
+            descendants=True,
+            user=args.user,
+            workspace=args.workspace_filter,
+        )
+
     if args.json:
-        from agentls.cli.visible import json_visible
+        from agentls.cli.visible import JsonVisibleWriter
 
-        for event in shown:
-            print(json_visible(event.model_dump_json()))
+        store.write_jsonl(cast(TextIO, JsonVisibleWriter(sys.stdout)), query(last=limit))
         return 0
-    _print(shown, _run_totals(events), runs)
+    events = store.select(query(last=limit))
+    # The totals count every matching call, not only the latest `limit` events.
+    counted = store.select(query({EventKind.MODEL_CALL, *TERMINAL_KINDS}))
+    _print(events, _run_totals(counted), [e for e in counted if e.is_terminal])
     return 0
-
-
-def matches(event: RunEvent, user: str | None, workspace: str | None) -> bool:
-    return (user is None or user_matches(event.user, user)) and (
-        workspace is None or workspace_matches(event.workspace, workspace)
-    )
-
-
-def user_matches(recorded: str | None, wanted: str) -> bool:
-    """`alice` matches `alice` and `alice@laptop`; `alice@laptop` only itself."""
-    if recorded is None:
-        return False
-    return recorded == wanted or ("@" not in wanted and recorded.split("@", 1)[0] == wanted)
-
-
-def workspace_matches(recorded: str | None, wanted: str) -> bool:
-    """The remote URL as recorded, or its end (`acme/shop` matches
-    `git@github.com:acme/shop.git`), or a folder name; `.git` and a final `/` do not count."""
-    if recorded is None:
-        return False
-
-    def bare(text: str) -> str:
-        return text.strip().rstrip("/").removesuffix(".git")
-
-    have, want = bare(recorded), bare(wanted)
-    return bool(want) and (
-        have == want or have.endswith(("/" + want.lstrip("/"), ":" + want.lstrip("/")))
-    )
 
 
 def _run_totals(events: list[RunEvent]) -> dict[str, Usage]:

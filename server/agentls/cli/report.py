@@ -17,7 +17,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from agentls.cli import CliError, workspace_of
+from agentls.cli import workspace_of
 
 if TYPE_CHECKING:
     from agentls.core.spend import Spend, SpendReport
@@ -67,15 +67,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from agentls.cli.audit import parse_since
     from agentls.core.audit import AuditStore
-    from agentls.core.spend import GroupBy, SpendUnavailable, spend
+    from agentls.core.spend import GroupBy, spend
 
     since = parse_since(args.since)
     store = AuditStore.for_workspace(workspace_of(args))
     try:
         store.recover_interrupted()
         report = spend(store, GroupBy(args.by), since)
-    except SpendUnavailable as exc:
-        raise CliError(str(exc)) from None
     finally:
         store.close()
     if args.json:

@@ -1,5 +1,6 @@
 """Spend from the audit trail: the tokens and dollars of model calls, grouped by user, agent,
-model, workspace or day (UTC), computed in the store (one GROUP BY over the events' JSON).
+model, workspace or day (UTC), computed in the store (one GROUP BY over the events' JSON, in the
+SQLite file or the team's PostgreSQL database: `AuditBackend.spend_rows`).
 
 Each model_call event carries its call's usage and cost (core/metering.py, core/pricing.py) and
 who made it (core/who.py), so the trail alone answers "who spent what, on which repository,
@@ -12,14 +13,10 @@ closing event, not as model_call events, and so not here.
 from __future__ import annotations
 
 import enum
-import sqlite3
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from agentls.core.audit import AuditStore
-from agentls.core.events import EventKind
-from agentls.core.state_check import error_from_sqlite
 
 
 class GroupBy(enum.StrEnum):
@@ -28,19 +25,6 @@ class GroupBy(enum.StrEnum):
     MODEL = "model"
     WORKSPACE = "workspace"
     DAY = "day"
-
-
-# What each grouping reads from an event row (SQLite: the indexed columns and the event's JSON).
-_SQLITE_KEYS = {
-    GroupBy.USER: "json_extract(json, '$.user')",
-    GroupBy.AGENT: "agent",
-    # The model as the provider answered, else as it was asked for.
-    GroupBy.MODEL: "COALESCE(json_extract(json, '$.data.model'), "
-    "json_extract(json, '$.data.request_model'))",
-    GroupBy.WORKSPACE: "json_extract(json, '$.workspace')",
-    GroupBy.DAY: "date(time, 'unixepoch')",
-}
-_USAGE = "'$.data.call_usage.{}'"
 
 
 @dataclass(frozen=True)
@@ -67,10 +51,6 @@ class Spend:
         return asdict(self) | {"total_tokens": self.total_tokens}
 
 
-class SpendUnavailable(Exception):
-    """This store cannot answer a spend report (yet); the message says what to do."""
-
-
 @dataclass(frozen=True)
 class SpendReport:
     by: GroupBy
@@ -81,32 +61,10 @@ class SpendReport:
 
 
 def spend(store: AuditStore, by: GroupBy, since: float | None) -> SpendReport:
-    """Spend per group since `since` (epoch seconds; None: all), dearest first (days in order)."""
-    db = getattr(store, "_db", None)
-    if db is None:
-        raise SpendUnavailable(
-            "agentls report reads the workspace's own audit trail (.agentls/audit.db); reports "
-            "from a team database are not available yet"
-        )
-    usage = [
-        f"COALESCE(SUM(json_extract(json, {_USAGE.format(part)})), 0)"
-        for part in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
-    ]
-    columns = (
-        f"COUNT(DISTINCT run_id), COUNT(*), {', '.join(usage)}, "
-        "COALESCE(SUM(json_extract(json, '$.data.cost_usd')), 0), "
-        "COALESCE(SUM(json_extract(json, '$.data.cost_usd') IS NULL), 0) "
-        "FROM events WHERE kind = ? AND time >= ?"
-    )
-    params = (EventKind.MODEL_CALL.value, since or 0.0)
-    try:
-        with db.transaction(write=False) as conn:
-            rows = conn.execute(
-                f"SELECT {_SQLITE_KEYS[by]} AS k, {columns} GROUP BY k", params
-            ).fetchall()
-            whole = conn.execute(f"SELECT NULL, {columns}", params).fetchone()
-    except (sqlite3.Error, OSError) as exc:
-        raise error_from_sqlite(store.path or Path(":memory:"), exc) from exc
+    """Spend per group since `since` (epoch seconds; None: all), dearest first (days in order);
+    one query in the store (the workspace's SQLite file or the team's database)."""
+    store.settle()
+    *rows, whole = store.backend.spend_rows(by.value, since)
     found = [_spend(row) for row in rows]
     if by is GroupBy.DAY:
         found.sort(key=lambda s: s.key or "")
