@@ -177,6 +177,14 @@ export interface ServerSettings {
     confirmEdits: boolean;
     /** VS Code's workspace trust, sent as the server's `trustWorkspace` setting. */
     trustWorkspace: boolean | null;
+    /** `agentls.prices`: dollars per million tokens of models genai-prices does not know. */
+    prices: Record<string, ModelPrice>;
+}
+
+export interface ModelPrice {
+    input: number;
+    cachedInput: number | null;
+    output: number;
 }
 
 /** `agentls.runCommand.*`: see docs/security.md. */

@@ -1,6 +1,6 @@
 /** Pure settings logic: validating `agentls.*` values, workspace trust, initializationOptions. */
 
-import type { InitializationOptions, McpServerConfig, ServerSettings } from './protocol';
+import type { InitializationOptions, McpServerConfig, ModelPrice, ServerSettings } from './protocol';
 
 /**
  * How an untrusted workspace's own value of a setting may differ from the user's: a repository's
@@ -39,6 +39,7 @@ export const restrictions: Readonly<Record<string, Restriction>> = {
     'audit.retentionDays': 'atLeast',
     'telemetry.otlpEndpoint': 'user',
     'telemetry.captureContent': 'falseOnly',
+    prices: 'user',
 };
 
 /** Settings restricted in an untrusted workspace (package.json's `restrictedConfigurations`). */
@@ -125,6 +126,7 @@ export const settingDefaults: ServerSettings = {
     allowGeneratedEditTools: false,
     audit: { retentionDays: null },
     telemetry: { otlpEndpoint: null, captureContent: false },
+    prices: {},
 };
 
 /** The longest wait or time limit a setting may ask for (the server's `bounds.MAX_SECONDS`). */
@@ -309,6 +311,25 @@ export function buildServerSettings(
         invalid('agentFolders', 'a list of folder paths', rawFolders);
     }
 
+    const prices: Record<string, ModelPrice> = {};
+    const rawPrices = get('prices');
+    if (isRecord(rawPrices)) {
+        for (const [name, value] of Object.entries(rawPrices)) {
+            const price = parsePrice(value);
+            if (price) {
+                prices[name] = price;
+            } else {
+                invalid(
+                    `prices.${name}`,
+                    `{"input": dollars, "output": dollars, "cachedInput"?: dollars} per million tokens, each from 0 to ${MAX_PRICE}`,
+                    value,
+                );
+            }
+        }
+    } else if (rawPrices !== undefined && rawPrices !== null) {
+        invalid('prices', 'an object of model name to {input, cachedInput, output}', rawPrices);
+    }
+
     return {
         settings: {
             model: optionalString('model'),
@@ -340,9 +361,31 @@ export function buildServerSettings(
                 otlpEndpoint: optionalString('telemetry.otlpEndpoint'),
                 captureContent: flag('telemetry.captureContent', defaults.telemetry.captureContent),
             },
+            prices,
         },
         problems,
     };
+}
+
+/** The most a price may be, in dollars per million tokens (the server's `MAX_PRICE`). */
+const MAX_PRICE = 1000000;
+
+function isPrice(value: unknown): value is number {
+    return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= MAX_PRICE;
+}
+
+function parsePrice(value: unknown): ModelPrice | undefined {
+    if (!isRecord(value) || !isPrice(value.input) || !isPrice(value.output)) {
+        return undefined;
+    }
+    const cached = value.cachedInput ?? null;
+    if (cached !== null && !isPrice(cached)) {
+        return undefined;
+    }
+    if (Object.keys(value).some((key) => !['input', 'cachedInput', 'output'].includes(key))) {
+        return undefined;
+    }
+    return { input: value.input, cachedInput: cached, output: value.output };
 }
 
 function isStringRecord(value: unknown): value is Record<string, string> {
@@ -422,6 +465,7 @@ export const settingKeys: readonly string[] = [
     'audit.retentionDays',
     'telemetry.otlpEndpoint',
     'telemetry.captureContent',
+    'prices',
 ];
 
 /** Keys whose change needs a new server process rather than didChangeConfiguration. */

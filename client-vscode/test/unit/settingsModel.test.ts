@@ -107,6 +107,7 @@ describe('buildServerSettings', () => {
             allowGeneratedEditTools: false,
             audit: { retentionDays: null },
             telemetry: { otlpEndpoint: null, captureContent: false },
+            prices: {},
         });
         assert.deepEqual(problems, []);
     });
@@ -139,6 +140,7 @@ describe('buildServerSettings', () => {
                 'runCommand.timeoutSeconds': 30,
                 'runCommand.passEnv': ['PYTHONPATH'],
                 confirmEdits: true,
+                prices: { 'llama3.1:8b': { input: 0.05, cachedInput: 0.025, output: 0.08 }, mine: { input: 1, output: 2 } },
             }),
             { workspaceFolder: '/ws', userHome: '/home/me' },
             true,
@@ -168,7 +170,29 @@ describe('buildServerSettings', () => {
             runCommand: { enabled: true, allow: ['python -m pytest **'], timeoutSeconds: 30, passEnv: ['PYTHONPATH'] },
             confirmEdits: true,
             trustWorkspace: true,
+            prices: {
+                'llama3.1:8b': { input: 0.05, cachedInput: 0.025, output: 0.08 },
+                mine: { input: 1, cachedInput: null, output: 2 },
+            },
         });
+    });
+
+    test('leaves out a price that is not dollars per million tokens, naming the model', () => {
+        const { settings, problems } = buildServerSettings(
+            getter({
+                prices: {
+                    ok: { input: 1, output: 2 },
+                    negative: { input: -1, output: 2 },
+                    noOutput: { input: 1 },
+                    typo: { input: 1, output: 2, cached: 0.5 },
+                },
+            }),
+        );
+        assert.deepEqual(settings.prices, { ok: { input: 1, cachedInput: null, output: 2 } });
+        assert.deepEqual(
+            problems.map((p) => p.split(' must ')[0]),
+            ['agentls.prices.negative', 'agentls.prices.noOutput', 'agentls.prices.typo'],
+        );
     });
 
     test('falls back to the defaults for invalid run-command and confirmation values', () => {
@@ -252,6 +276,10 @@ describe('effectiveValue', () => {
         assert.equal(effectiveValue('budget.total', { defaultValue: null, workspaceValue: 1e12 }, false), null);
         assert.equal(effectiveValue('baseUrl', { defaultValue: null, workspaceValue: 'http://evil.example/v1' }, false), null);
         assert.equal(effectiveValue('model', { defaultValue: null, globalValue: 'm', workspaceValue: 'x' }, false), 'm');
+    });
+    test("never takes prices from an untrusted workspace (a repository pricing its model at 0)", () => {
+        const prices = { defaultValue: {}, workspaceValue: { 'gpt-4o': { input: 0, output: 0 } } };
+        assert.deepEqual(effectiveValue('prices', prices, false), {});
     });
     test('lets an untrusted workspace turn confirmations on but not off', () => {
         assert.equal(effectiveValue('confirmEdits', { defaultValue: false, workspaceValue: true }, false), true);

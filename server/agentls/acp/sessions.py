@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agentls.acp.trust import TrustDecision, TrustMode, decide
+from agentls.acp.updates import SessionCost
 from agentls.core.engine import EngineSettings, McpServerSettings, build_runtime
 from agentls.core.events import new_id
 from agentls.core.runtime import AgentRuntime
@@ -52,6 +53,8 @@ class Session:
     turn: Any = None  # the turn.Turn in flight, which owns its runs' questions
     # What an untrusted folder had that is not used, told before the session's first answer.
     notice: str | None = None
+    # Dollars the session's model calls have cost (usage_update's `cost`).
+    cost: SessionCost = field(default_factory=SessionCost)
     # Record writes of this session, one at a time, in the order of the changes they save.
     saving: asyncio.Lock = field(default_factory=asyncio.Lock)
 

@@ -99,7 +99,7 @@ class Turn:
         async def send(update: Any) -> None:
             await self.conn.session_update(session_id=self.session.session_id, update=update)
 
-        self.renderer = RunRenderer(send, self.runtime, self.files.current)
+        self.renderer = RunRenderer(send, self.runtime, self.files.current, cost=self.session.cost)
         self.roots: list[str] = []  # the runs this turn started, whose trees its usage counts
 
     async def usage(self) -> Usage | None:

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from acp.schema import ToolCallLocation, UsageUpdate
+from acp.schema import Cost, ToolCallLocation, UsageUpdate
 
 from acp import helpers
 from agentls.acp.anchors import disk_text, locate
 from agentls.core.events import EventKind, RunEvent
+from agentls.core.pricing import add_cost
 from agentls.core.runtime import AgentRuntime
 from agentls.core.target import ProposedEdit, apply_edit, slice_range
 
@@ -59,6 +60,14 @@ class EditCall:
 
 
 @dataclass
+class SessionCost:
+    """Dollars the session's model calls have cost so far (`usage_update`'s `cost` is the
+    session's total); None once a call's model had no price (the `prices` setting)."""
+
+    usd: float | None = 0.0
+
+
+@dataclass
 class RunRenderer:
     """Renders the events of a prompt's runs (and their children) into session updates."""
 
@@ -72,6 +81,7 @@ class RunRenderer:
     streamed: set[str] = field(default_factory=set)
     # The target's text as read for the prompt (the buffer), which edit-mode answers replace.
     seen: dict[Path, str] = field(default_factory=dict)
+    cost: SessionCost = field(default_factory=SessionCost)
 
     def __post_init__(self) -> None:
         self._items: deque[Any] = deque()
@@ -122,7 +132,9 @@ class RunRenderer:
             for artifact in event.artifacts:
                 self._edit_proposed(event, ProposedEdit.model_validate(artifact))
         elif kind is EventKind.MODEL_CALL:
-            self._put(lambda e=event: self._usage(e))
+            # Summed here, in event order: the update goes out later with the total so far.
+            self.cost.usd = add_cost(self.cost.usd, event.data.get("cost_usd"))
+            self._put(lambda e=event, usd=self.cost.usd: self._usage(e, usd))
 
     def _title(self, event: RunEvent, text: str) -> str:
         return f"{event.agent}: {text}" if self.show_agent or event.depth else text
@@ -204,8 +216,9 @@ class RunRenderer:
             raw_input={"path": call.edit.path, "agent": call.edit.agent},
         )
 
-    async def _usage(self, event: RunEvent) -> UsageUpdate:
-        """Usage against the tightest limit that applies: the run's, the agent's or the total."""
+    async def _usage(self, event: RunEvent, usd: float | None) -> UsageUpdate:
+        """Usage against the tightest limit that applies: the run's, the agent's or the total;
+        `cost` is the session's dollars so far (absent once a call had no price)."""
         snapshot = await asyncio.to_thread(self.runtime.budgeter.snapshot)
         run_used = event.usage.total
         scopes: list[tuple[str, int, int | None]] = [
@@ -223,6 +236,7 @@ class RunRenderer:
             session_update="usage_update",
             used=used,
             size=size if size is not None else used,
+            cost=Cost(amount=usd, currency="USD") if usd is not None else None,
             field_meta={
                 "agentls": {
                     "scope": name,

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "create",
     "budget",
     "audit",
+    "report",
     "serve",
     "mcp_server",
     "doctor",
@@ -29,6 +30,10 @@ COMMAND_MODULES = (
     "acp",
     "db",
 )
+
+
+# The commands that serve another program; every other command is the terminal's own front end.
+_FRONT_ENDS = {"serve": "lsp", "acp": "acp", "mcp-server": "mcp"}
 
 
 class CliError(Exception):
@@ -102,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("agentls: error: --database-url: the URL is empty", file=sys.stderr)
             return 2
         os.environ[DATABASE_URL_ENV] = args.database_url
+    from agentls.core.who import set_front_end
+
+    # Every process enters here: recorded on each audit event its runs make (core/who.py).
+    set_front_end(_FRONT_ENDS.get(args.command, "cli"))
     from agentls.cli.visible import VisibleLastResort, visible
 
     # A command that configures no logging (all but the servers) prints warnings this way.

@@ -1,13 +1,16 @@
 """`agentls audit`: the workspace's audit trail as a table with per-agent totals, or as JSONL.
 
-    agentls audit [--run ID] [--agent NAME] [--since T] [--limit N] [--json]
+    agentls audit [--run ID] [--agent NAME] [--user NAME] [--workspace W] [--since T] [--limit N]
+                  [--json]
     agentls audit prune --before T
 
 
 `--run` takes a full run id or a unique prefix of one, and shows the runs it delegated too (child
-agentls runs, at every depth); `--since` an ISO-8601 time or an age such as 30m, 2h, 1d. Runs
-whose process died are first closed as interrupted. `prune` removes the finished runs whose last
-event is older than T (same forms), so the store cannot grow without bound.
+agentls runs, at every depth); `--since` an ISO-8601 time or an age such as 30m, 2h, 1d. `--user`
+and `--workspace` keep the events of one user (`alice` or `alice@laptop`) and one workspace (its
+remote URL, its end such as `acme/shop`, or a folder name). Runs whose process died are first
+closed as interrupted. `prune` removes the finished runs whose last event is older than T (same
+forms), so the store cannot grow without bound.
 """
 
 from __future__ import annotations
@@ -48,6 +51,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--run", metavar="ID", help="one run and the runs it delegated (full id or unique prefix)"
     )
     parser.add_argument("--agent", metavar="NAME", help="only this agent's events")
+    parser.add_argument(
+        "--user", metavar="NAME", help="only this user's events (alice, or alice@host)"
+    )
+    parser.add_argument(
+        "--workspace",
+        dest="workspace_filter",
+        metavar="W",
+        help="only events of this workspace: its git remote (or the end of it, e.g. acme/shop) "
+        "or its folder name",
+    )
     parser.add_argument(
         "--since", metavar="T", help="events from T on: ISO-8601 (2025-01-31T09:00) or 30m/2h/1d"
     )
@@ -148,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         store.recover_interrupted()
         run_id = _resolve_run(store, args.run)
+        if args.user is not None or args.workspace_filter is not None:
+            return _run_filtered(store, args, run_id, since, limit)
         if args.json:
             from agentls.cli.visible import JsonVisibleWriter
 
@@ -172,6 +187,41 @@ def run(args: argparse.Namespace) -> int:
     if run_id is not None:
         totals = _run_totals(events)
     _print(events, totals, runs)
+    return 0
+
+
+def _run_filtered(
+    store: AuditStore,
+    args: argparse.Namespace,
+    run_id: str | None,
+    since: float | None,
+    limit: int | None,
+) -> int:
+    """`--user`/`--workspace`, filtered in the store with the other filters."""
+    from agentls.core.events import TERMINAL_KINDS, EventKind
+    from agentls.core.stores.trail import EventQuery
+
+    def query(kinds: set[EventKind] | None = None, last: int | None = None) -> EventQuery:
+        return EventQuery(
+            run_id=run_id,
+            agent=args.agent,
+            since=since,
+            kinds=None if kinds is None else tuple(sorted(k.value for k in kinds)),
+            limit=last,
+            descendants=True,
+            user=args.user,
+            workspace=args.workspace_filter,
+        )
+
+    if args.json:
+        from agentls.cli.visible import JsonVisibleWriter
+
+        store.write_jsonl(cast(TextIO, JsonVisibleWriter(sys.stdout)), query(last=limit))
+        return 0
+    events = store.select(query(last=limit))
+    # The totals count every matching call, not only the latest `limit` events.
+    counted = store.select(query({EventKind.MODEL_CALL, *TERMINAL_KINDS}))
+    _print(events, _run_totals(counted), [e for e in counted if e.is_terminal])
     return 0
 
 

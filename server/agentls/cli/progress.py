@@ -8,6 +8,7 @@ from rich.console import Console
 
 from agentls.cli.visible import VisibleStream, markup
 from agentls.core.events import EventKind, RunEvent, RunStatus, Usage
+from agentls.core.pricing import format_usd
 from agentls.core.tools.command import describe
 
 
@@ -83,10 +84,12 @@ class TerminalProgress:
             )
         elif kind is EventKind.MODEL_CALL:
             call = Usage.model_validate(data.get("call_usage", {}))
+            cost = data.get("cost_usd")
             self._line(
                 event,
                 f"  turn {data.get('turn')} · {markup(str(data.get('model')))} · "
-                f"{tokens(call)} · run total {event.usage.total:,}",
+                f"{tokens(call)}{f' · {format_usd(cost)}' if cost is not None else ''} · "
+                f"run total {event.usage.total:,}",
             )
         elif kind is EventKind.TOOL_CALL:
             ok = "[red]✗[/red]" if data.get("is_error") else "[green]✓[/green]"
@@ -108,8 +111,11 @@ class TerminalProgress:
             mark, style = _CLOSING_STYLE.get(event.status, ("•", "white"))
             seconds = (event.duration_ms or 0) / 1000
             error = f": {markup(event.error)}" if event.error else ""
+            cost = ""
+            if "cost_usd" in data:  # None: a model without a price (the `prices` setting)
+                cost = f" · {format_usd(data['cost_usd'])}".replace("unknown", "cost unknown")
             self._line(
                 event,
                 f"[{style}]{mark} {event.status.value}[/{style}] in {seconds:.1f}s · "
-                f"{tokens(event.usage)}{error}",
+                f"{tokens(event.usage)}{cost}{error}",
             )

@@ -258,6 +258,24 @@ class AuditStore:
             count += 1
         return count
 
+    def select(self, query: EventQuery) -> list[RunEvent]:
+        """The events `query` matches (who and where included: `EventQuery.user/workspace`)."""
+        self._settle()
+        return [RunEvent.model_validate_json(raw) for raw in self.backend.select_json(query)]
+
+    def write_jsonl(self, out: TextIO, query: EventQuery) -> int:
+        """`export_jsonl` for an EventQuery."""
+        self._settle()
+        rows = self.backend.select_json(query)
+        for raw in rows:
+            out.write(raw)
+            out.write("\n")
+        return len(rows)
+
+    def settle(self) -> None:
+        """Wait for the events submitted so far (a read then sees them)."""
+        self._settle()
+
     def _select_json(
         self,
         run_id: str | None,
@@ -312,4 +330,7 @@ def _interrupted(started: RunEvent, events: list[RunEvent], pid: int) -> RunEven
             f"last recorded step: {last.kind.value}"
         ),
         data={"pid": pid, "recovered_by_pid": os.getpid(), "last_event_id": last.event_id},
+        user=started.user,
+        workspace=started.workspace,
+        front_end=started.front_end,
     )

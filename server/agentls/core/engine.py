@@ -109,6 +109,7 @@ def build_runtime(
         min_output_tokens=settings.budget.min_output_tokens,
         max_parallel=settings.max_parallel,
         max_depth=settings.max_depth,
+        prices=dict(settings.prices),
     )
     runtime = AgentRuntime(
         workspace,

@@ -18,6 +18,7 @@ from agentls.core.budget_grants import (
 )
 from agentls.core.llm import ModelSettings
 from agentls.core.mcp.config import DEFAULT_CALL_TIMEOUT, McpServerSettings
+from agentls.core.pricing import ModelPrice
 from agentls.core.telemetry.settings import TelemetrySettings
 from agentls.core.tools.command import CommandSettings
 
@@ -84,6 +85,8 @@ class EngineSettings(BaseModel):
     run_command: CommandSettings = Field(default_factory=CommandSettings)
     # OpenTelemetry export (docs/telemetry.md); the OTEL_* variables configure the rest.
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    # Prices (dollars per million tokens) of models genai-prices does not know: core/pricing.py.
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
     # The team's PostgreSQL database for the ledger and the audit trail (docs/team.md); None:
     # the files in `.agentls/`. `AGENTLS_DATABASE_URL` wins over it. From a workspace's own
     # settings it counts only once the workspace is trusted: libpq sends the password wherever

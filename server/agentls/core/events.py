@@ -111,6 +111,11 @@ class RunEvent(BaseModel):
     error: str | None = None
     # Kind-specific details: turn, tool name + argument summary, delta text, model name...
     data: dict[str, Any] = Field(default_factory=dict)
+    # Who ran it, on what, through which front end (core/who.py): `alice@laptop`, the workspace's
+    # git remote (else its folder name), and cli / lsp / acp / mcp.
+    user: str | None = None
+    workspace: str | None = None
+    front_end: str | None = None
     # Live only, never persisted or sent (excluded from every dump): the raw content behind the
     # event (a model call's messages and answer, a tool call's arguments and result, a run's
     # answer) for in-process listeners that may export it redacted (telemetry.captureContent).

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 
 from agentls.core.bounds import call_usage_problem
 from agentls.core.budget import DEFAULT_MIN_OUTPUT_TOKENS, Reservation, TokenBudgeter
 from agentls.core.events import EventKind, Usage
 from agentls.core.llm import ChatModel, ChatRequest, ChatResponse, ModelError
+from agentls.core.pricing import ModelPrice, acall_cost, add_cost
 from agentls.core.run_state import EventListener, RunState
 
 
@@ -28,8 +30,13 @@ async def metered_call(
     *,
     wait_seconds: float,
     min_output_tokens: int = DEFAULT_MIN_OUTPUT_TOKENS,
+    prices: Mapping[str, ModelPrice] | None = None,
 ) -> ChatResponse:
-    """Make one model call within the run's budgets; raises BudgetExceeded before an unaffordable one."""
+    """Make one model call within the run's budgets; raises BudgetExceeded before an unaffordable one.
+
+    The call's cost in dollars (`prices`: the user's, see core/pricing.py) is added to the run's
+    and recorded on its model_call event."""
+    prices = prices or {}
     emit(run.event(EventKind.WAITING, data={"for": "budget", "turn": run.turn}))
     prompt_bound = await asyncio.to_thread(model.prompt_token_bound, request)
     reservation = await budgeter.areserve(
@@ -64,17 +71,21 @@ async def metered_call(
                 run.warnings.append(warning)
             run.usage = run.usage + used
             await budgeter.acommit(reservation, used)
+            await _charge(run, used, model.name, prices)
         elif spent:
             used = Usage(input_tokens=prompt_bound, output_tokens=spent, estimated=True)
             used = clamped(used, reservation.tokens)
             run.usage = run.usage + used
             await budgeter.acommit(reservation, used)
+            await _charge(run, used, model.name, prices)
         else:
             await budgeter.arelease(reservation)
         raise
     response.usage, warning = recordable(response.usage, response.usage_problem, reservation)
     run.usage = run.usage + response.usage
     await budgeter.acommit(reservation, response.usage)
+    cost = await acall_cost(response.usage, (response.model, model.name), prices)
+    run.cost_usd = add_cost(run.cost_usd, cost.usd)
     if warning is None:
         warning = overshoot(response.usage, request.max_tokens, reservation.tokens)
     if warning is not None:
@@ -92,6 +103,7 @@ async def metered_call(
                 "tool_calls": [c.name for c in response.tool_calls],
                 "max_tokens": request.max_tokens,
                 "reserved": reservation.tokens,
+                **cost.event_data(),
                 **({"warning": warning} if warning else {}),
             },
             content={
@@ -102,6 +114,12 @@ async def metered_call(
         )
     )
     return response
+
+
+async def _charge(run: RunState, used: Usage, model: str, prices: Mapping[str, ModelPrice]) -> None:
+    """Add what a call that ended early (cancelled, failed) was billed to the run's cost."""
+    cost = await acall_cost(used, (model,), prices)
+    run.cost_usd = add_cost(run.cost_usd, cost.usd)
 
 
 def recordable(

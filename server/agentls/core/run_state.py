@@ -26,6 +26,8 @@ class RunResult(BaseModel):
     text: str = ""
     edits: list[ProposedEdit] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
+    # Dollars the run's model calls cost (core/pricing.py); None when a call's model has no price.
+    cost_usd: float | None = 0.0
     duration_ms: float = 0.0
     error: str | None = None
     parent_run_id: str | None = None
@@ -63,6 +65,7 @@ class RunState:
     ancestors: tuple[str, ...] = ()
     started: float = field(default_factory=time.monotonic)
     usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = 0.0
     text: str = ""
     edits: list[ProposedEdit] = field(default_factory=list)
     turn: int = 0
@@ -88,6 +91,28 @@ class RunState:
 
     def elapsed_ms(self) -> float:
         return (time.monotonic() - self.started) * 1000.0
+
+    def closing_data(self) -> dict[str, Any]:
+        """What the run's closing event records beside its usage: turns, cost, warnings."""
+        data: dict[str, Any] = {"turns": self.turn, "cost_usd": self.cost_usd}
+        if self.warnings:
+            data["warnings"] = self.warnings
+        return data
+
+    def result(self, status: RunStatus, error: str | None) -> RunResult:
+        return RunResult(
+            run_id=self.run_id,
+            agent=self.definition.name,
+            status=status,
+            text=self.text,
+            edits=self.edits,
+            usage=self.usage,
+            cost_usd=self.cost_usd,
+            duration_ms=self.elapsed_ms(),
+            error=error,
+            parent_run_id=self.parent_run_id,
+            warnings=self.warnings,
+        )
 
     def propose(self, edit: ProposedEdit, emit: EventListener) -> None:
         self.edits.append(edit)

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from agentls.core.group_commit import Commit, committed
 from agentls.core.llm import ChatModel, ChatRequest, ModelError
 from agentls.core.metering import metered_call
 from agentls.core.model_choice import fallback_notice
+from agentls.core.pricing import ModelPrice
 from agentls.core.prompts import assistant_message, first_messages, output_limit, repair_prompt
 from agentls.core.registry import AgentRegistry
 from agentls.core.run_state import (
@@ -51,6 +52,7 @@ from agentls.core.tools.base import Tool
 from agentls.core.tools.command import COMMAND_TOOL, CommandPolicy, RunCommand
 from agentls.core.tools.sandbox import SandboxError, WorkspaceSandbox
 from agentls.core.tools.workspace import workspace_tools
+from agentls.core.who import origin_of
 
 # Adapters import these from here: the runtime is the engine's front door.
 __all__ = [
@@ -101,6 +103,8 @@ class RuntimeConfig:
     budget_wait_seconds: float = DEFAULT_WAIT_SECONDS
     # The smallest answer a model call is granted (or it is refused): `budget.minOutputTokens`.
     min_output_tokens: int = DEFAULT_MIN_OUTPUT_TOKENS
+    # The user's prices of models genai-prices does not know (the `prices` setting).
+    prices: dict[str, ModelPrice] = field(default_factory=dict)
 
 
 class AgentRuntime:
@@ -129,6 +133,7 @@ class AgentRuntime:
         self.commands = commands
         # Delegation to a child agentls; offered only to runs whose depth is below config.max_depth.
         self.delegation_tools: RunToolSource | None = None
+        self.origin = origin_of(self.workspace)
         self._listeners: list[EventListener] = []
         self._tasks: dict[str, asyncio.Task[RunResult]] = {}
         self._cancel_at_start: set[str] = set()
@@ -189,6 +194,7 @@ class AgentRuntime:
 
     def _emit(self, event: RunEvent, listener: EventListener | None = None) -> Commit | None:
         """Queue the event for the audit trail (returning its commit) and tell the listeners."""
+        self.origin.stamp(event)
         commit = self.audit.submit(event) if self.audit is not None else None
         for fn in (*self._listeners, *((listener,) if listener else ())):
             fn(event)
@@ -404,7 +410,7 @@ class AgentRuntime:
                 duration_ms=run.elapsed_ms(),
                 artifacts=artifacts,
                 error=error,
-                data={"turns": run.turn, **({"warnings": run.warnings} if run.warnings else {})},
+                data=run.closing_data(),
                 content={"output": run.text} if run.text else None,
             )
         )
@@ -413,18 +419,7 @@ class AgentRuntime:
         # over and its closing event queued, which closing the store writes.
         with contextlib.suppress(asyncio.CancelledError):
             await self._saved(run)
-        return RunResult(
-            run_id=run.run_id,
-            agent=d.name,
-            status=status,
-            text=run.text,
-            edits=run.edits,
-            usage=run.usage,
-            duration_ms=run.elapsed_ms(),
-            error=error,
-            parent_run_id=run.parent_run_id,
-            warnings=run.warnings,
-        )
+        return run.result(status, error)
 
     def _relative(self, path: Path) -> str:
         try:
@@ -484,6 +479,7 @@ class AgentRuntime:
                 emit,
                 wait_seconds=self.config.budget_wait_seconds,
                 min_output_tokens=self.config.min_output_tokens,
+                prices=self.config.prices,
             )
             if tools and response.tool_calls and not offer_tools:
                 break  # the last turn still asked for tools: no final answer came

@@ -37,6 +37,7 @@ from agentls.core.engine_settings import (
     WaitSeconds,
 )
 from agentls.core.mcp.config import DEFAULT_CALL_TIMEOUT, McpServerSettings
+from agentls.core.pricing import ModelPrice
 from agentls.core.stores.postgres import database_url_setting
 from agentls.core.telemetry.settings import TelemetrySettings, endpoint_url
 from agentls.core.tools.command import CommandSettings
@@ -115,6 +116,8 @@ class Settings(BaseModel):
 
     audit: WireAudit = Field(default_factory=WireAudit)
     telemetry: WireTelemetry = Field(default_factory=WireTelemetry)
+    # Dollars per million tokens of models genai-prices does not know (core/pricing.py).
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
     # The team's PostgreSQL database (docs/team.md); `AGENTLS_DATABASE_URL` wins over it.
     database_url: str | None = Field(default=None, repr=False)
 
@@ -152,6 +155,7 @@ class Settings(BaseModel):
                 otlp_endpoint=self.telemetry.otlp_endpoint or None,
                 capture_content=self.telemetry.capture_content,
             ),
+            prices=dict(self.prices),
             database_url=self.database_url or None,
         )
 
@@ -170,8 +174,11 @@ def _lookup(data: Any, path: list[Any]) -> Any:
     return data
 
 
-def _replace(data: dict[str, Any], loc: tuple[Any, ...], previous: dict[str, Any]) -> bool:
-    """Put back the previous value of the invalid key at `loc`, or remove the key; True if changed.
+def _replace(
+    data: dict[str, Any], loc: tuple[Any, ...], previous: dict[str, Any]
+) -> tuple[Any, ...] | None:
+    """Put back the previous value of the invalid key at `loc`, or remove the key; the path
+    changed, or None.
 
     A missing required field invalidates the object that needs it (an MCP server without
     `command`): that object is what gets replaced.
@@ -180,7 +187,7 @@ def _replace(data: dict[str, Any], loc: tuple[Any, ...], previous: dict[str, Any
     while path and _lookup(data, path) is _MISSING:
         path.pop()
     if not path:
-        return False
+        return None
     parent = _lookup(data, path[:-1])
     key = path[-1]
     before = _lookup(previous, path)
@@ -189,11 +196,11 @@ def _replace(data: dict[str, Any], loc: tuple[Any, ...], previous: dict[str, Any
             del parent[key]
         else:
             parent[key] = before
-        return True
+        return tuple(path)
     if isinstance(parent, list) and isinstance(key, int):
         del parent[key]
-        return True
-    return False
+        return tuple(path)
+    return None
 
 
 def parse_settings(*layers: Any, previous: Settings | None = None) -> tuple[Settings, list[str]]:
@@ -219,13 +226,16 @@ def parse_settings(*layers: Any, previous: Settings | None = None) -> tuple[Sett
             given = isinstance(budget, dict) and budget.get("minOutputTokens") is not None
             return _bounded_minimum(settings, problems if given else []), problems
         except ValidationError as exc:
-            changed = False
+            changed: list[tuple[Any, ...]] = []
             # Later list items first, so removing one does not shift the others' positions.
             for err in sorted(
                 exc.errors(),
                 key=lambda e: [(1, p) if isinstance(p, int) else (0, str(p)) for p in e["loc"]],
                 reverse=True,
             ):
+                loc = tuple(err["loc"])
+                if any(loc[: len(done)] == done for done in changed):
+                    continue  # inside an object already replaced: its siblings stay as they are
                 name = "agentls." + ".".join(str(p) for p in err["loc"])
                 if err["loc"] and isinstance(err["loc"][-1], int):
                     kept = "leaving out that entry"  # one bad entry of a list, not the list
@@ -234,7 +244,8 @@ def parse_settings(*layers: Any, previous: Settings | None = None) -> tuple[Sett
                         "the previous value" if previous is not None else "the default"
                     )
                 problems.append(f"setting {name}: {err['msg']}; {kept}")
-                changed = _replace(merged, tuple(err["loc"]), before) or changed
+                if (path := _replace(merged, loc, before)) is not None:
+                    changed.append(path)
             if not changed:
                 break
     return previous or Settings(), problems

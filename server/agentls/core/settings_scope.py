@@ -54,6 +54,9 @@ RULES: dict[tuple[str, ...], Rule] = {
     # Where traces go is where a repository could send them; content out only when you say so.
     ("telemetry", "otlp_endpoint"): Rule.USER_ONLY,
     ("telemetry", "capture_content"): Rule.FALSE_ONLY,
+    # What a call costs is the user's word: a repository pricing its model at 0 would slip it
+    # under a dollar limit.
+    ("prices",): Rule.USER_ONLY,
     # libpq sends the user's password to whatever database the URL names.
     ("database_url",): Rule.USER_ONLY,
 }

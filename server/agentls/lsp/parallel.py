@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pygls.exceptions import JsonRpcInvalidParams
 
 from agentls.core.events import new_id
+from agentls.core.pricing import total_cost
 from agentls.lsp import wire
 from agentls.lsp.arguments import DelegateParallelArgs
 from agentls.lsp.command_ids import DELEGATE_PARALLEL
@@ -112,5 +113,6 @@ async def delegate_parallel(ls: AgentLanguageServer, args: DelegateParallelArgs)
         "results": [run_result(ls, runtime, r) for r in result.results],
         "wallMs": round(result.wall_ms, 1),
         "usage": wire.usage(result.usage),
+        "costUsd": total_cost(r.cost_usd for r in result.results),
         "perAgent": {name: wire.usage(u) for name, u in result.per_agent.items()},
     }

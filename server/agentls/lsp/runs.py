@@ -79,6 +79,8 @@ def run_result(ls: AgentLanguageServer, runtime: AgentRuntime, result: RunResult
         "text": result.text,
         "edits": edits,
         "usage": wire.usage(result.usage),
+        # Dollars (core/pricing.py); null when a call's model has no price.
+        "costUsd": result.cost_usd,
         "durationMs": round(result.duration_ms, 1),
         "error": result.error,
         "warnings": result.warnings,

@@ -112,6 +112,7 @@ class AgentLanguageServer(LanguageServer):
         runtime.config.default_run_budget = engine.budget.per_run
         runtime.config.budget_wait_seconds = engine.budget.wait_seconds
         runtime.config.min_output_tokens = engine.budget.min_output_tokens
+        runtime.config.prices = dict(engine.prices)
         if runtime.commands is not None:
             runtime.commands.settings = engine.run_command
             runtime.commands.trusted = self.trusted

@@ -17,6 +17,7 @@ from pygls.workspace import TextDocument
 
 from agentls.core import lines
 from agentls.core.events import RunEvent, Usage
+from agentls.core.pricing import format_usd
 from agentls.core.target import Position, ProposedEdit, TextRange, position_of, read_exact
 
 
@@ -60,6 +61,9 @@ def event(e: RunEvent, root: Path | None = None) -> dict[str, Any]:
         "artifacts": [edit_artifact(a, root) for a in e.artifacts],
         "error": e.error,
         "data": _camel_keys(e.data),
+        "user": e.user,
+        "workspace": e.workspace,
+        "frontEnd": e.front_end,
     }
 
 
@@ -78,6 +82,8 @@ def log_line(e: RunEvent) -> str:
         call = d.get("call_usage", {})
         tokens = call.get("input_tokens", 0) + call.get("output_tokens", 0)
         head += f" turn={d.get('turn')} tokens={tokens} run_total={e.usage.total}"
+        if d.get("cost_usd") is not None:
+            head += f" cost={format_usd(d['cost_usd'])}"
     elif e.kind.value == "tool_call":
         head += f" {d.get('tool')}({d.get('arguments', '')})" + (
             " error" if d.get("is_error") else ""
@@ -86,6 +92,8 @@ def log_line(e: RunEvent) -> str:
         head += f" goal={e.goal!r}" + (f" path={d['path']}" if d.get("path") else "")
     elif e.is_terminal:
         head += f" tokens={e.usage.total} duration={(e.duration_ms or 0) / 1000:.1f}s"
+        if d.get("cost_usd") is not None:
+            head += f" cost={format_usd(d['cost_usd'])}"
     if e.error:
         head += f" error={e.error}"
     for warning in ([d["warning"]] if d.get("warning") else []) + list(d.get("warnings") or []):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from agentls.core.diff import unified_diff
 from agentls.core.events import RunStatus, Usage
+from agentls.core.pricing import format_usd, total_cost
 from agentls.core.runtime import RunResult
 
 
@@ -47,6 +48,8 @@ class DelegateOutcome(BaseModel):
     usage: UsageOut
     # The run's own calls plus those of every run it delegated (from the ledger).
     tree_usage: UsageOut
+    # Dollars the run's own calls cost (core/pricing.py); null when a call's model has no price.
+    cost_usd: float | None = 0.0
     duration_ms: float
     error: str | None = None
     parent_run_id: str | None = None
@@ -56,6 +59,7 @@ class DelegateOutcome(BaseModel):
 class ParallelOutcome(BaseModel):
     results: list[DelegateOutcome]
     usage: UsageOut
+    cost_usd: float | None = 0.0
     wall_ms: float
     counts: dict[str, int]
 
@@ -73,6 +77,7 @@ def outcome_of(
         edits=[e.model_dump(mode="json") for e in result.edits],
         usage=UsageOut.of(result.usage),
         tree_usage=UsageOut.of(tree_usage),
+        cost_usd=result.cost_usd,
         duration_ms=round(result.duration_ms, 1),
         error=result.error,
         parent_run_id=result.parent_run_id,
@@ -88,6 +93,8 @@ def summary_of(outcome: DelegateOutcome) -> str:
         f"{outcome.duration_ms / 1000:.1f} s, {u.total_tokens:,} tokens: "
         f"{u.input_tokens:,} in, {u.output_tokens:,} out{', estimated' if u.estimated else ''}"
     )
+    if outcome.cost_usd is not None:
+        head += f", {format_usd(outcome.cost_usd)}"
     if outcome.tree_usage.total_tokens > u.total_tokens:
         head += f"; {outcome.tree_usage.total_tokens:,} with the runs it delegated"
     head += ")"
@@ -129,12 +136,18 @@ def parallel_result(outcomes: list[DelegateOutcome], wall_ms: float) -> CallTool
             estimated=o.usage.estimated,
         )
         counts[o.status] = counts.get(o.status, 0) + 1
+    cost = total_cost(o.cost_usd for o in outcomes)
     out = ParallelOutcome(
-        results=outcomes, usage=UsageOut.of(total), wall_ms=round(wall_ms, 1), counts=counts
+        results=outcomes,
+        usage=UsageOut.of(total),
+        cost_usd=cost,
+        wall_ms=round(wall_ms, 1),
+        counts=counts,
     )
     shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    dollars = f" ({format_usd(cost)})" if cost is not None else ""
     text = (
-        f"{len(outcomes)} runs ({shown}), {total.total:,} tokens in all\n\n"
+        f"{len(outcomes)} runs ({shown}), {total.total:,} tokens{dollars} in all\n\n"
         + "\n\n---\n\n".join(f"[{i}] {summary_of(o)}" for i, o in enumerate(outcomes, 1))
     )
     # The group succeeded as a call; each run's status is in its own entry.

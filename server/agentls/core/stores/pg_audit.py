@@ -13,6 +13,7 @@ container): elsewhere a process id means nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,15 @@ from agentls.core.stores.identity import Origin, origin
 from agentls.core.stores.journal import SUFFIX, Journal
 from agentls.core.stores.pg_schema import check_version
 from agentls.core.stores.postgres import SCHEMA, DatabaseUnavailable, Session, database_error
-from agentls.core.stores.trail import TERMINAL_VALUES, CloseRun, EventQuery, UsageRow
+from agentls.core.stores.trail import (
+    TERMINAL_VALUES,
+    CloseRun,
+    EventQuery,
+    SpendRow,
+    UsageRow,
+    user_forms,
+    workspace_forms,
+)
 
 log = logging.getLogger("agentls.core.audit")
 
@@ -45,11 +54,44 @@ _RECOVER_LOCK = 0x6167_656E_746C_7303
 
 
 def _row(event: RunEvent, o: Origin) -> tuple[Any, ...]:
+    # Who and where as the event says (core/who.py), else as this process knows it.
     return (
         event.event_id, event.time, event.run_id, event.parent_run_id, event.depth, event.agent,
-        event.kind.value, event.status.value, event.model_dump_json(), o.user, o.host,
-        o.pid_space, o.workspace, o.front_end,
+        event.kind.value, event.status.value, event.model_dump_json(), event.user or o.user,
+        o.host, o.pid_space, event.workspace or o.workspace, event.front_end or o.front_end,
     )  # fmt: skip
+
+
+# What each spend report groups by (core/spend.py); `j` is the event's JSON.
+_SPEND_KEYS = {
+    "user": "COALESCE(j ->> 'user', \"user\")",
+    "agent": "agent",
+    "model": "COALESCE(j -> 'data' ->> 'model', j -> 'data' ->> 'request_model')",
+    "workspace": "COALESCE(j ->> 'workspace', workspace)",
+    "day": "to_char(to_timestamp(time) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+}
+
+
+def _matches(
+    value: str,
+    exact: list[str],
+    params: list[Any],
+    *,
+    starts: Sequence[str] = (),
+    ends: Sequence[str] = (),
+) -> str:
+    """As stores/sqlite_audit.py's: exact, by prefix or by suffix, case and all."""
+    terms = []
+    if exact:
+        terms.append(f"{value} = ANY (%s)")
+        params.append(list(exact))
+    for text in starts:
+        terms.append(f"left({value}, %s) = %s")
+        params.extend((len(text), text))
+    for text in ends:
+        terms.append(f"right({value}, %s) = %s")
+        params.extend((len(text), text))
+    return "(" + " OR ".join(terms) + ")" if terms else "false"
 
 
 class PgAudit:
@@ -170,6 +212,30 @@ class PgAudit:
         with self._fresh() as conn:
             return [tuple(r) for r in conn.execute(sql + " ORDER BY time, seq", params)]
 
+    def spend_rows(self, by: str, since: float | None) -> list[SpendRow]:
+        call = "j -> 'data' -> 'call_usage'"
+        usage = ", ".join(
+            f"COALESCE(sum(({call} ->> '{part}')::bigint), 0)"
+            for part in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
+        )
+        columns = (
+            f"count(DISTINCT run_id), count(*), {usage}, "
+            "COALESCE(sum((j -> 'data' ->> 'cost_usd')::double precision), 0), "
+            "count(*) FILTER (WHERE (j -> 'data' ->> 'cost_usd') IS NULL) "
+            f"FROM (SELECT *, json::jsonb AS j FROM {SCHEMA}.events "
+            "WHERE kind = %s AND time >= %s) calls"
+        )
+        params = (EventKind.MODEL_CALL.value, since or 0.0)
+        with self._fresh() as conn:
+            rows = [
+                tuple(r)
+                for r in conn.execute(
+                    f"SELECT {_SPEND_KEYS[by]} AS k, {columns} GROUP BY k", params
+                )
+            ]
+            rows.append(tuple(conn.execute(f"SELECT NULL, {columns}", params).fetchone()))
+        return rows
+
     def run_ids(self, prefix: str) -> list[str]:
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         with self._fresh() as conn:
@@ -197,6 +263,12 @@ class PgAudit:
                 return []
             where.append("kind = ANY (%s)")
             params.append(list(query.kinds))
+        if query.user is not None:
+            exact, prefixes = user_forms(query.user)
+            where.append(_matches('"user"', exact, params, starts=prefixes))
+        if query.workspace is not None:
+            exact, suffixes = workspace_forms(query.workspace)
+            where.append(_matches("workspace", exact, params, ends=suffixes))
         sql = f"SELECT json FROM {SCHEMA}.events"
         if where:
             sql += " WHERE " + " AND ".join(where)

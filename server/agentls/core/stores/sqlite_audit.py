@@ -8,6 +8,7 @@ rather than go on unaudited.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,15 @@ from typing import Any
 from agentls.core.events import EventKind, RunEvent
 from agentls.core.sqlite import SqliteFile
 from agentls.core.state_check import error_from_sqlite
-from agentls.core.stores.trail import TERMINAL_VALUES, CloseRun, EventQuery, UsageRow
+from agentls.core.stores.trail import (
+    TERMINAL_VALUES,
+    CloseRun,
+    EventQuery,
+    SpendRow,
+    UsageRow,
+    user_forms,
+    workspace_forms,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -69,6 +78,41 @@ def row(event: RunEvent) -> tuple[Any, ...]:
         event.status.value,
         event.model_dump_json(),
     )
+
+
+# What each spend report groups by, read from an event row (core/spend.py).
+_SPEND_KEYS = {
+    "user": "json_extract(json, '$.user')",
+    "agent": "agent",
+    # The model as the provider answered, else as it was asked for.
+    "model": "COALESCE(json_extract(json, '$.data.model'), "
+    "json_extract(json, '$.data.request_model'))",
+    "workspace": "json_extract(json, '$.workspace')",
+    "day": "date(time, 'unixepoch')",
+}
+
+
+def _matches(
+    value: str,
+    exact: list[str],
+    params: list[Any],
+    *,
+    starts: Sequence[str] = (),
+    ends: Sequence[str] = (),
+) -> str:
+    """`value` is one of `exact`, or starts with one of `starts`, or ends with one of `ends`:
+    compared as text, case and all (LIKE would ignore case and need escapes)."""
+    terms = []
+    for text in exact:
+        terms.append(f"{value} = ?")
+        params.append(text)
+    for text in starts:
+        terms.append(f"substr({value}, 1, ?) = ?")
+        params.extend((len(text), text))
+    for text in ends:
+        terms.append(f"substr({value}, -?) = ?")
+        params.extend((len(text), text))
+    return "(" + " OR ".join(terms) + ")" if terms else "0"
 
 
 class SqliteAudit:
@@ -144,6 +188,25 @@ class SqliteAudit:
         with self.db.transaction(write=False) as conn:
             return conn.execute(sql + " ORDER BY time, rowid", params).fetchall()
 
+    def spend_rows(self, by: str, since: float | None) -> list[SpendRow]:
+        usage = ", ".join(
+            f"COALESCE(SUM(json_extract(json, '$.data.call_usage.{part}')), 0)"
+            for part in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
+        )
+        columns = (
+            f"COUNT(DISTINCT run_id), COUNT(*), {usage}, "
+            "COALESCE(SUM(json_extract(json, '$.data.cost_usd')), 0), "
+            "COALESCE(SUM(json_extract(json, '$.data.cost_usd') IS NULL), 0) "
+            "FROM events WHERE kind = ? AND time >= ?"
+        )
+        params = (EventKind.MODEL_CALL.value, since or 0.0)
+        with self.db.transaction(write=False) as conn:
+            rows = conn.execute(
+                f"SELECT {_SPEND_KEYS[by]} AS k, {columns} GROUP BY k", params
+            ).fetchall()
+            rows.append(conn.execute(f"SELECT NULL, {columns}", params).fetchone())
+        return rows
+
     def run_ids(self, prefix: str) -> list[str]:
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         with self.db.transaction(write=False) as conn:
@@ -171,6 +234,13 @@ class SqliteAudit:
                 return []
             where.append(f"kind IN ({','.join('?' * len(query.kinds))})")
             params.extend(query.kinds)
+        if query.user is not None:
+            exact, prefixes = user_forms(query.user)
+            where.append(_matches("json_extract(json, '$.user')", exact, params, starts=prefixes))
+        if query.workspace is not None:
+            exact, suffixes = workspace_forms(query.workspace)
+            value = "json_extract(json, '$.workspace')"
+            where.append(_matches(value, exact, params, ends=suffixes))
         sql = "SELECT json FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)

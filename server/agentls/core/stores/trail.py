@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from agentls.core.events import TERMINAL_KINDS, EventKind, RunEvent
 
@@ -28,6 +28,26 @@ class EventQuery:
     kinds: tuple[str, ...] | None = None  # EventKind values; () matches nothing
     limit: int | None = None
     descendants: bool = False  # `run_id` also matches every run delegated from it
+    # Who ran it: `alice` matches `alice` and `alice@laptop` (core/who.py); on what: the
+    # workspace as recorded, or the end of its remote URL (`acme/shop`), `.git` or not.
+    user: str | None = None
+    workspace: str | None = None
+
+
+def user_forms(wanted: str) -> tuple[list[str], list[str]]:
+    """The recorded users `wanted` matches: (exact values, prefixes)."""
+    return [wanted], ([] if "@" in wanted else [wanted + "@"])
+
+
+def workspace_forms(wanted: str) -> tuple[list[str], list[str]]:
+    """The recorded workspaces `wanted` matches: (exact values, suffixes)."""
+    bare = wanted.strip().rstrip("/").removesuffix(".git")
+    if not bare:
+        return [], []
+    tail = bare.lstrip("/")
+    exact = [bare, bare + ".git", bare + "/"]
+    ends = [f"{sep}{tail}{end}" for sep in ("/", ":") for end in ("", ".git", "/")]
+    return exact, ends
 
 
 # Given a run's STARTED event and its events so far, the closing event to append when its process
@@ -65,9 +85,26 @@ class AuditBackend(Protocol):
         """Run ids starting with `prefix`, newest first."""
         ...
 
+    def spend_rows(self, by: str, since: float | None) -> list[SpendRow]:
+        """Model calls since `since` grouped by `by` (user, agent, model, workspace, day), and
+        once more as a whole (key None, last): key, runs, calls, input, cached, output,
+        reasoning tokens, dollars of the priced calls, calls without a price."""
+        ...
+
     def close(self) -> None: ...
 
 
 UsageRow = tuple[str, str, str, str | None, str | None]
+SpendRow = tuple[Any, ...]
 
-__all__ = ["TERMINAL_VALUES", "AuditBackend", "CloseRun", "EventKind", "EventQuery", "UsageRow"]
+__all__ = [
+    "TERMINAL_VALUES",
+    "AuditBackend",
+    "CloseRun",
+    "EventKind",
+    "EventQuery",
+    "SpendRow",
+    "UsageRow",
+    "user_forms",
+    "workspace_forms",
+]
