@@ -19,7 +19,7 @@ from agentls.core.audit import AuditStore
 from agentls.core.bounds import MAX_GOAL_CHARS, MAX_TOKENS
 from agentls.core.engine import EngineSettings, build_runtime
 from agentls.core.events import RunStatus
-from agentls.mcp.server import Lineage, build_server
+from agentls.mcp_server.server import Lineage, build_server
 
 CaptureFixture = pytest.CaptureFixture[str]
 HUGE_GOAL = "explain " * 125_000  # 1,000,000 characters

@@ -51,5 +51,5 @@ def test_only_the_server_imports_the_command_registry(module: Path) -> None:
 
 @pytest.mark.parametrize("module", sorted((PACKAGE / "core").rglob("*.py")), ids=lambda p: p.name)
 def test_the_engine_imports_no_adapter(module: Path) -> None:
-    adapters = ("agentls.lsp", "agentls.cli", "agentls.mcp", "agentls.acp")
+    adapters = ("agentls.lsp", "agentls.cli", "agentls.mcp_server", "agentls.acp")
     assert not [m for m in runtime_imports(module) if m.startswith(adapters)]

@@ -23,10 +23,10 @@ from agentls.core.definitions import AgentDefinition, Mode, load_file
 from agentls.core.events import EventKind, RunStatus
 from agentls.core.llm import ModelSettings
 from agentls.core.llm_openai import OpenAIChatModel
-from agentls.core.mcp.config import McpServerSettings, load_mcp_config, user_config_file
-from agentls.core.mcp.pool import McpPool, McpServerError
-from agentls.core.mcp.rendering import render_result
-from agentls.core.mcp.tools import McpToolProvider, tool_name, unique_names
+from agentls.core.mcp_client.config import McpServerSettings, load_mcp_config, user_config_file
+from agentls.core.mcp_client.pool import McpPool, McpServerError
+from agentls.core.mcp_client.rendering import render_result
+from agentls.core.mcp_client.tools import McpToolProvider, tool_name, unique_names
 from agentls.core.registry import AgentRegistry
 from agentls.core.runtime import AgentRuntime, RunResult, RuntimeConfig
 from agentls.core.tools.framing import CLOSE_TAG, OPEN_TAG

@@ -13,7 +13,7 @@ from tests.rig.scripted_openai import ScriptedOpenAI, Text
 from tests.test_mcp_server import text_of
 
 from agentls.core.engine import EngineSettings, build_runtime
-from agentls.mcp.server import Lineage, build_server
+from agentls.mcp_server.server import Lineage, build_server
 
 # gpt-4o-mini as OpenAI publishes it (openai.com/api/pricing, read 2026-12-01; unchanged since
 # 2024-07-18), dollars per million tokens: input 0.15, cached input 0.075, output 0.60. A call of

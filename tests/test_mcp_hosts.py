@@ -26,7 +26,7 @@ from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text
 from agentls.core.audit import AuditStore
 from agentls.core.engine import EngineSettings, build_runtime
 from agentls.core.runtime import AgentRuntime
-from agentls.mcp.server import build_server
+from agentls.mcp_server.server import build_server
 
 CALC = "def add(a, b):\n    return a + b\n"
 EXPLAIN = {"agent": "explain", "goal": "explain add", "file": "calc.py"}

@@ -23,9 +23,9 @@ from tests.rig.scripted_openai import Hang, ScriptedOpenAI, Text
 
 from agentls.core.engine import EngineSettings, build_runtime
 from agentls.core.runtime import AgentRuntime
-from agentls.mcp.http_app import http_app
-from agentls.mcp.http_sessions import MAX_SESSIONS, SessionBound
-from agentls.mcp.server import build_server
+from agentls.mcp_server.http_app import http_app
+from agentls.mcp_server.http_sessions import MAX_SESSIONS, SessionBound
+from agentls.mcp_server.server import build_server
 
 TOKEN = "a-token-for-the-session-tests-0123456789"
 DELEGATE = {"agent": "explain", "goal": "what does add do", "file": "calc.py"}
@@ -93,7 +93,7 @@ async def initialize_raw(url: str) -> httpx2.Response:
 
 
 def test_the_default_cap_keeps_idle_sessions_within_their_memory_budget() -> None:
-    from agentls.mcp.http_sessions import IDLE_SESSION_BYTES, IDLE_SESSIONS_MEMORY
+    from agentls.mcp_server.http_sessions import IDLE_SESSION_BYTES, IDLE_SESSIONS_MEMORY
 
     assert MAX_SESSIONS * IDLE_SESSION_BYTES <= IDLE_SESSIONS_MEMORY
     assert MAX_SESSIONS < 10_000 // 4  # the SDK's own cap held some 400 MB

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from agentls.core.definitions import AgentDefinition, Mode
-from agentls.core.mcp.pool import McpPool
-from agentls.core.mcp.tools import McpToolProvider
+from agentls.core.mcp_client.pool import McpPool
+from agentls.core.mcp_client.tools import McpToolProvider
 
 
 async def test_a_project_mcp_json_entry_named_agentls_never_stands_in_for_the_child(

@@ -29,9 +29,9 @@ from agentls.core.budget import TokenBudgeter
 from agentls.core.engine import EngineSettings, build_runtime
 from agentls.core.events import EventKind
 from agentls.core.runtime import AgentRuntime
-from agentls.mcp import quiet_errors
-from agentls.mcp.progress import OUTPUT_INTERVAL
-from agentls.mcp.server import Lineage, build_server
+from agentls.mcp_server import quiet_errors
+from agentls.mcp_server.progress import OUTPUT_INTERVAL
+from agentls.mcp_server.server import Lineage, build_server
 
 ROOT = Path(__file__).resolve().parent.parent
 INSPECTOR = ROOT / "tests/node/node_modules/@modelcontextprotocol/inspector-cli/build"

@@ -1,7 +1,7 @@
 """Every private name agentls takes from a library exists in the installed version, so an upgrade
 that moves one fails here, in CI, and not in a user's editor. Each library's private use lives in
 one module of ours: lsp/pygls_compat.py (pygls), core/llm_openai.py (openai's SSE decoder),
-core/mcp/stdio.py (the MCP SDK's stdio helpers), mcp/sdk_compat.py (the MCP SDK's request
+core/mcp_client/stdio.py (the MCP SDK's stdio helpers), mcp_server/sdk_compat.py (the MCP SDK's request
 channel), acp/server.py (the ACP SDK's thread-fed streams).
 """
 
@@ -62,7 +62,7 @@ def test_each_private_name_of_the_sdks_is_there(module: str, names: list[str]) -
 
 
 def test_the_mcp_servers_request_channel_is_where_sdk_compat_looks() -> None:
-    # mcp/sdk_compat.py reads `session._request_outbound.cancel_requested` with getattr: if the SDK
+    # mcp_server/sdk_compat.py reads `session._request_outbound.cancel_requested` with getattr: if the SDK
     # moved it, a host's cancel would silently read as a closed connection.
     from mcp.server.session import ServerSession
 

@@ -21,8 +21,8 @@ from tests.rig.scripted_openai import Reply, ScriptedOpenAI, Text, ToolCall
 from agentls.core.definitions import AgentDefinition, Mode
 from agentls.core.engine import EngineSettings, build_runtime
 from agentls.core.events import RunStatus
-from agentls.core.mcp.config import load_mcp_config, user_config_file
-from agentls.core.mcp.pool import McpPool
+from agentls.core.mcp_client.config import load_mcp_config, user_config_file
+from agentls.core.mcp_client.pool import McpPool
 from agentls.core.target import Target
 
 REPO = Path(__file__).resolve().parents[1]
@@ -271,7 +271,7 @@ async def test_the_documented_npx_filesystem_server_runs_the_users_package_not_t
 def test_workspace_folder_names_the_workspace_in_the_users_file_and_the_editor_setting(
     workspace: Path,
 ) -> None:
-    from agentls.core.mcp.config import McpServerSettings
+    from agentls.core.mcp_client.config import McpServerSettings
 
     user_mcp_config(
         Path.home(), {"files": {"command": "srv", "args": ["--root", "${workspaceFolder}"]}}

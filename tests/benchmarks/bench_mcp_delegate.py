@@ -37,7 +37,7 @@ from tests.rig.scripted_openai import ScriptedOpenAI, Text  # noqa: E402
 
 from agentls.core.engine import EngineSettings, build_runtime  # noqa: E402
 from agentls.core.target import Target  # noqa: E402
-from agentls.mcp.server import build_server  # noqa: E402
+from agentls.mcp_server.server import build_server  # noqa: E402
 
 SOURCE = "def add(a, b):\n    return a + b\n"
 ARGS = {"agent": "explain", "goal": "what does add do", "file": "calc.py"}

@@ -12,7 +12,7 @@ opens sessions the way such clients do (an initialize request, over one keep-ali
 Each figure comes from a fresh interpreter (RSS ones without tracemalloc, whose bookkeeping
 would count too).
 
-The per-session figure is what IDLE_SESSION_BYTES in server/agentls/mcp/http_sessions.py rounds up.
+The per-session figure is what IDLE_SESSION_BYTES in server/agentls/mcp_server/http_sessions.py rounds up.
 
     .venv/bin/python tests/benchmarks/bench_mcp_http_sessions.py [--sessions 2000]
 """
@@ -41,14 +41,14 @@ import psutil  # noqa: E402
 import uvicorn  # noqa: E402
 
 from agentls.core.engine import EngineSettings, build_runtime  # noqa: E402
-from agentls.mcp.http_app import http_app  # noqa: E402
-from agentls.mcp.http_sessions import (  # noqa: E402
+from agentls.mcp_server.http_app import http_app  # noqa: E402
+from agentls.mcp_server.http_sessions import (  # noqa: E402
     IDLE_SESSION_BYTES,
     IDLE_SESSIONS_MEMORY,
     MAX_SESSIONS,
     SessionBound,
 )
-from agentls.mcp.server import build_server  # noqa: E402
+from agentls.mcp_server.server import build_server  # noqa: E402
 
 TOKEN = "a-token-for-the-benchmark-0123456789"
 INITIALIZE = {

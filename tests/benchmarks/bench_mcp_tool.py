@@ -31,9 +31,9 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from agentls.core.definitions import AgentDefinition, Mode  # noqa: E402
-from agentls.core.mcp.config import McpServerSettings  # noqa: E402
-from agentls.core.mcp.pool import McpPool  # noqa: E402
-from agentls.core.mcp.tools import McpToolProvider  # noqa: E402
+from agentls.core.mcp_client.config import McpServerSettings  # noqa: E402
+from agentls.core.mcp_client.pool import McpPool  # noqa: E402
+from agentls.core.mcp_client.tools import McpToolProvider  # noqa: E402
 
 EVERYTHING = ROOT / "tests/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 AGENT = AgentDefinition(

@@ -14,7 +14,7 @@ from agentls.cli.visible import json_visible, visible
 from agentls.core.bounds import MAX_SECONDS
 
 if TYPE_CHECKING:
-    from agentls.core.mcp.config import McpConfig
+    from agentls.core.mcp_client.config import McpConfig
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
 
@@ -111,7 +111,7 @@ def _seconds(value: str) -> float:
 
 
 def _config(args: argparse.Namespace) -> McpConfig:
-    from agentls.core.mcp.config import load_mcp_config
+    from agentls.core.mcp_client.config import load_mcp_config
 
     # `agentls --untrusted mcp ...`: the workspace's own servers are not used, as in a run.
     config = load_mcp_config(workspace_of(args), trusted=not getattr(args, "untrusted", False))
@@ -121,7 +121,7 @@ def _config(args: argparse.Namespace) -> McpConfig:
 
 
 def list_servers(args: argparse.Namespace) -> int:
-    from agentls.core.mcp.pool import McpPool, McpServerError
+    from agentls.core.mcp_client.pool import McpPool, McpServerError
 
     workspace = workspace_of(args)
     config = _config(args)
@@ -176,7 +176,7 @@ def list_servers(args: argparse.Namespace) -> int:
 
 
 def call_tool(args: argparse.Namespace) -> int:
-    from agentls.core.mcp.pool import DEFAULT_CALL_TIMEOUT, McpPool, McpServerError
+    from agentls.core.mcp_client.pool import DEFAULT_CALL_TIMEOUT, McpPool, McpServerError
 
     try:
         arguments = json.loads(args.arguments)
@@ -225,7 +225,7 @@ def call_tool(args: argparse.Namespace) -> int:
 def add_server(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from agentls.core.mcp.config import (
+    from agentls.core.mcp_client.config import (
         CHILD_SERVER,
         McpServerSettings,
         validation_messages,

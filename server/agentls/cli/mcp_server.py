@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
     from agentls.core.engine import EngineSettings
     from agentls.core.runtime import AgentRuntime
-    from agentls.mcp.http_token import BearerToken
-    from agentls.mcp.server import Lineage
+    from agentls.mcp_server.http_token import BearerToken
+    from agentls.mcp_server.server import Lineage
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from agentls.core import telemetry
     from agentls.core.engine import EngineSettings, build_runtime, load_registry
     from agentls.core.tools.delegation import SETTINGS_ENV
-    from agentls.mcp.server import Lineage
+    from agentls.mcp_server.server import Lineage
 
     workspace = workspace_of(args)
     http = parse_http(args.http, args.allow_remote) if args.http else None
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
 def bearer_token(token_file: Path | None) -> str | BearerToken:
     """`--token-file`'s token (read, or made and saved there); else a new one, saved once the
     port is known."""
-    from agentls.mcp.http_token import TokenFileError, new_token, token_from_file
+    from agentls.mcp_server.http_token import TokenFileError, new_token, token_from_file
 
     if token_file is None:
         return new_token()
@@ -170,8 +170,8 @@ async def _serve(
     import signal
 
     from agentls.core.model_choice import prepare_quietly
-    from agentls.mcp.cancels import HOST_CLOSED, CallCancels, stopped_by
-    from agentls.mcp.server import build_server
+    from agentls.mcp_server.cancels import HOST_CLOSED, CallCancels, stopped_by
+    from agentls.mcp_server.server import build_server
 
     # The model client the first delegation will use, prepared while the host connects.
     asyncio.get_running_loop().run_in_executor(None, prepare_quietly, settings.model_settings())
@@ -238,9 +238,9 @@ async def _serve_http(
 
     import uvicorn
 
-    from agentls.mcp.cancels import stopped_by
-    from agentls.mcp.http_app import http_app
-    from agentls.mcp.http_token import forget
+    from agentls.mcp_server.cancels import stopped_by
+    from agentls.mcp_server.http_app import http_app
+    from agentls.mcp_server.http_token import forget
 
     class Web(uvicorn.Server):
         @contextlib.contextmanager
@@ -291,7 +291,7 @@ async def _serve_http(
 def announce(host: str, port: int, token: str | BearerToken) -> BearerToken:
     """Save a per-start token for this address, then print the token (only when agentls made it,
     and only here) and the URL on stderr; the URL line comes last: it says the server is up."""
-    from agentls.mcp.http_token import TokenFileError, save_for_address
+    from agentls.mcp_server.http_token import TokenFileError, save_for_address
 
     if isinstance(token, str):
         try:

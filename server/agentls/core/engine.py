@@ -22,9 +22,9 @@ from agentls.core.engine_settings import (
     EngineSettings,
 )
 from agentls.core.llm import ChatModel, ModelSettings
-from agentls.core.mcp.config import McpServerSettings
-from agentls.core.mcp.pool import McpPool
-from agentls.core.mcp.tools import McpToolProvider
+from agentls.core.mcp_client.config import McpServerSettings
+from agentls.core.mcp_client.pool import McpPool
+from agentls.core.mcp_client.tools import McpToolProvider
 from agentls.core.model_choice import create_model
 from agentls.core.registry import AgentRegistry, default_sources
 from agentls.core.runtime import AgentRuntime, RuntimeConfig

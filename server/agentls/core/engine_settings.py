@@ -17,7 +17,7 @@ from agentls.core.budget_grants import (
     MAX_WAIT_SECONDS,
 )
 from agentls.core.llm import ModelSettings
-from agentls.core.mcp.config import DEFAULT_CALL_TIMEOUT, McpServerSettings
+from agentls.core.mcp_client.config import DEFAULT_CALL_TIMEOUT, McpServerSettings
 from agentls.core.pricing import ModelPrice
 from agentls.core.telemetry.settings import TelemetrySettings
 from agentls.core.tools.command import CommandSettings

@@ -36,7 +36,7 @@ from agentls.core.engine_settings import (
     TokenLimit,
     WaitSeconds,
 )
-from agentls.core.mcp.config import DEFAULT_CALL_TIMEOUT, McpServerSettings
+from agentls.core.mcp_client.config import DEFAULT_CALL_TIMEOUT, McpServerSettings
 from agentls.core.pricing import ModelPrice
 from agentls.core.stores.postgres import database_url_setting
 from agentls.core.telemetry.settings import TelemetrySettings, endpoint_url

@@ -34,9 +34,9 @@ from agentls.lsp.command_ids import (
     LIST_AGENTS,
 )
 from agentls.lsp.create_agent import create_agent
+from agentls.lsp.delegate import delegate
 from agentls.lsp.folders import load_registry_off_loop
 from agentls.lsp.parallel import delegate_parallel
-from agentls.lsp.runs import delegate
 
 if TYPE_CHECKING:
     from agentls.lsp.server import AgentLanguageServer

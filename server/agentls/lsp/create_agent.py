@@ -11,8 +11,8 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from agentls.core.events import new_id
 from agentls.lsp.arguments import CreateAgentArgs
 from agentls.lsp.command_ids import CREATE_AGENT
+from agentls.lsp.delegate import run_result, run_with_progress, target_for
 from agentls.lsp.request_cancel import on_request_cancelled
-from agentls.lsp.runs import run_result, run_with_progress, target_for
 
 if TYPE_CHECKING:
     from agentls.core.target import Target

@@ -14,10 +14,10 @@ from agentls.core.pricing import total_cost
 from agentls.lsp import wire
 from agentls.lsp.arguments import DelegateParallelArgs
 from agentls.lsp.command_ids import DELEGATE_PARALLEL
+from agentls.lsp.delegate import known_agent, run_result, target_for
 from agentls.lsp.edits import applier
 from agentls.lsp.progress import begin_group, end_group, report_group
 from agentls.lsp.request_cancel import on_request_cancelled
-from agentls.lsp.runs import known_agent, run_result, target_for
 
 if TYPE_CHECKING:
     from agentls.core.parallel import GroupProgress, ParallelGroup, ParallelTask

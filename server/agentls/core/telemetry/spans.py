@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 import agentls.core.telemetry.conventions as c
 from agentls.core.events import TERMINAL_KINDS, TRANSIENT_KINDS, EventKind, RunEvent, RunStatus
-from agentls.core.mcp.config import CHILD_SERVER
+from agentls.core.mcp_client.config import CHILD_SERVER
 from agentls.core.redact import redact
 from agentls.core.telemetry.content import chat_content, text_message
 from agentls.core.telemetry.logs import emit_record

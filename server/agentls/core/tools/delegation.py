@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from agentls.core import telemetry
 from agentls.core.child_workdir import SAFE_PATH_FLAG, outside_workspace
 from agentls.core.llm import ToolSpec
-from agentls.core.mcp.config import CHILD_SERVER, MODEL_ENV
+from agentls.core.mcp_client.config import CHILD_SERVER, MODEL_ENV
 from agentls.core.runtime import RunFailed, RunScope
 from agentls.core.target import ProposedEdit
 from agentls.core.tools.base import ProgressReport, Tool, ToolResult, truncate
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 TOOL_PREFIX = f"mcp__{CHILD_SERVER}__"
 # What a delegating parent hands its child: settings as JSON (see cli/mcp_server.py reads it).
 SETTINGS_ENV = "AGENTLS_SETTINGS"
-# One message of the child, as for every stdio MCP server (core/mcp/stdio.py).
+# One message of the child, as for every stdio MCP server (core/mcp_client/stdio.py).
 MAX_MESSAGE_CHARS = 16 * 1024 * 1024
 # A call to the child fails when the child sends nothing (no progress, no result) for this long;
 # its runs report every step, so only a stuck child or a model turn this slow is cut.
@@ -228,12 +228,12 @@ class ChildAgentls:
             yield {}
             return
         # The SDK takes a second to import on a busy machine: not on the event loop.
-        await asyncio.to_thread(importlib.import_module, "agentls.core.mcp.stdio")
+        await asyncio.to_thread(importlib.import_module, "agentls.core.mcp_client.stdio")
         cwd = await asyncio.to_thread(outside_workspace, self.workspace)
         from mcp import Client
         from mcp.shared.exceptions import MCPError
 
-        from agentls.core.mcp.stdio import bounded_stdio_client
+        from agentls.core.mcp_client.stdio import bounded_stdio_client
 
         # The run's own end (an answer, a budget stop, a cancel) is kept out of the client's task
         # group, which would wrap it in an ExceptionGroup; it is raised again once the child is closed.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from mcp.server.mcpserver.tools import Tool
 from pydantic import BaseModel, Field
 
-from agentls.mcp.registration import tool_of
-from agentls.mcp.toolbox import Toolbox
+from agentls.mcp_server.registration import tool_of
+from agentls.mcp_server.toolbox import Toolbox
 
 
 class AgentInfo(BaseModel):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from agentls.core.runtime import AgentRuntime
-from agentls.mcp.sdk_compat import cancel_requested
+from agentls.mcp_server.sdk_compat import cancel_requested
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from agentls import __version__
 from agentls.core.child_workdir import outside_workspace
-from agentls.core.mcp.config import DEFAULT_CALL_TIMEOUT, ConfiguredServer, McpConfig
-from agentls.core.mcp.rendering import render_result
+from agentls.core.mcp_client.config import DEFAULT_CALL_TIMEOUT, ConfiguredServer, McpConfig
+from agentls.core.mcp_client.rendering import render_result
 from agentls.core.runtime import RunFailed
 from agentls.core.tools.base import ProgressReport, ToolResult
 
@@ -163,7 +163,7 @@ class _Session:
     async def _transport(self, stack: contextlib.AsyncExitStack) -> Any:
         from mcp import StdioServerParameters
 
-        from agentls.core.mcp.stdio import bounded_stdio_client
+        from agentls.core.mcp_client.stdio import bounded_stdio_client
 
         settings = self.server.settings
         if settings.url is not None:
@@ -226,7 +226,7 @@ class _Session:
     async def _http_transport(self, stack: contextlib.AsyncExitStack) -> Any:
         from mcp.client.streamable_http import streamable_http_client
 
-        from agentls.core.mcp.http import bounded_http_client
+        from agentls.core.mcp_client.http import bounded_http_client
 
         settings = self.server.settings
         assert settings.url is not None
@@ -309,8 +309,8 @@ def _passing_on(report: ProgressReport) -> Any:
 
 
 def _refused_as_too_large(message: str) -> bool:
-    """A url server's answer cut off at the size bound (core/mcp/http.py; the SDK's SSE bound)."""
-    from agentls.core.mcp.http import OVERSIZE_NOTE
+    """A url server's answer cut off at the size bound (core/mcp_client/http.py; the SDK's SSE bound)."""
+    from agentls.core.mcp_client.http import OVERSIZE_NOTE
 
     return OVERSIZE_NOTE in message or "Server-sent event exceeded" in message
 
@@ -327,8 +327,8 @@ async def _import_sdk() -> None:
     def load() -> None:
         import mcp.client.streamable_http  # noqa: F401
 
-        import agentls.core.mcp.http
-        import agentls.core.mcp.stdio  # noqa: F401
+        import agentls.core.mcp_client.http
+        import agentls.core.mcp_client.stdio  # noqa: F401
 
     await asyncio.to_thread(load)
     _sdk_imported = True

@@ -8,8 +8,8 @@ from mcp.server.mcpserver.tools import Tool
 from pydantic import BaseModel, Field
 
 from agentls.core.budget import BudgetScopeSnapshot, BudgetSnapshot
-from agentls.mcp.registration import tool_of
-from agentls.mcp.toolbox import Toolbox
+from agentls.mcp_server.registration import tool_of
+from agentls.mcp_server.toolbox import Toolbox
 
 
 class BudgetReport(BaseModel):

@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentls.core import telemetry
 from agentls.core.parallel import ParallelTask
 from agentls.core.parallel import delegate_parallel as run_parallel
-from agentls.mcp.arguments import ArgumentError, BudgetArg, agent_of, target_of
-from agentls.mcp.registration import tool_of
-from agentls.mcp.results import ParallelOutcome, parallel_result
-from agentls.mcp.toolbox import AgentArg, FileArg, GoalArg, LinesArg, Toolbox
+from agentls.mcp_server.arguments import ArgumentError, BudgetArg, agent_of, target_of
+from agentls.mcp_server.registration import tool_of
+from agentls.mcp_server.results import ParallelOutcome, parallel_result
+from agentls.mcp_server.toolbox import AgentArg, FileArg, GoalArg, LinesArg, Toolbox
 
 
 class DelegateTask(BaseModel):

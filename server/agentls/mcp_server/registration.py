@@ -18,8 +18,8 @@ from mcp.server.mcpserver.tools import Tool
 from mcp_types import ToolAnnotations
 from pydantic import ValidationError
 
-from agentls.mcp.arguments import schema_error
-from agentls.mcp.schema import portable_schema
+from agentls.mcp_server.arguments import schema_error
+from agentls.mcp_server.schema import portable_schema
 
 
 class CheckedTool(Tool):

@@ -19,11 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 from agentls.core.definitions import AgentDefinition
 from agentls.core.llm import ToolSpec
-from agentls.core.mcp.config import CHILD_SERVER, McpConfig, McpServerSettings, load_mcp_config
+from agentls.core.mcp_client.config import (
+    CHILD_SERVER,
+    McpConfig,
+    McpServerSettings,
+    load_mcp_config,
+)
 from agentls.core.tools.base import ProgressReport, Tool, ToolResult
 
 if TYPE_CHECKING:
-    from agentls.core.mcp.pool import McpPool, ServerTool
+    from agentls.core.mcp_client.pool import McpPool, ServerTool
 
 log = logging.getLogger("agentls.mcp")
 
@@ -133,7 +138,7 @@ class McpToolProvider:
         wanted = {s: a for s, a in definition.mcp.items() if s != CHILD_SERVER}
         if not wanted:
             return {}
-        from agentls.core.mcp.pool import McpServerError
+        from agentls.core.mcp_client.pool import McpServerError
 
         await self.reload()
         listed = await asyncio.gather(*(self.pool.tools(server) for server in wanted))

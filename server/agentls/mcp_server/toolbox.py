@@ -15,9 +15,9 @@ from pydantic import Field
 from agentls.core.definitions import AgentDefinition
 from agentls.core.events import RunEvent
 from agentls.core.runtime import AgentRuntime, RunResult
-from agentls.mcp.cancels import CallCancels
-from agentls.mcp.progress import HEARTBEAT_SECONDS, progress_reporter
-from agentls.mcp.results import DelegateOutcome, outcome_of
+from agentls.mcp_server.cancels import CallCancels
+from agentls.mcp_server.progress import HEARTBEAT_SECONDS, progress_reporter
+from agentls.mcp_server.results import DelegateOutcome, outcome_of
 
 # The arguments several tools take (and `arguments.BudgetArg`). Their descriptions are what a
 # host's model reads.

@@ -16,10 +16,10 @@ from agentls.core.create import CREATOR, CreateAgentError
 from agentls.core.create import create_agent as create_definition
 from agentls.core.events import RunEvent, new_id
 from agentls.core.target import Target
-from agentls.mcp.arguments import ArgumentError, BudgetArg, target_of
-from agentls.mcp.registration import tool_of
-from agentls.mcp.results import DelegateOutcome, summary_of, tool_result
-from agentls.mcp.toolbox import LinesArg, Toolbox
+from agentls.mcp_server.arguments import ArgumentError, BudgetArg, target_of
+from agentls.mcp_server.registration import tool_of
+from agentls.mcp_server.results import DelegateOutcome, summary_of, tool_result
+from agentls.mcp_server.toolbox import LinesArg, Toolbox
 
 
 class CreatedAgentOut(BaseModel):

@@ -7,7 +7,7 @@ The two workspace files are read only in a trusted workspace. A file that cannot
 server entry that is invalid becomes an error naming the file and field; the rest still loads.
 
 `${workspaceFolder}` in any source means the workspace's absolute path: the user's servers run
-outside the workspace (core/mcp/pool.py), so they are given it by name, never as `.`.
+outside the workspace (core/mcp_client/pool.py), so they are given it by name, never as `.`.
 """
 
 from __future__ import annotations

@@ -17,15 +17,15 @@ from mcp.server import MCPServer
 
 from agentls import __version__
 from agentls.core.runtime import AgentRuntime
-from agentls.mcp import quiet_errors
-from agentls.mcp.cancels import CallCancels
-from agentls.mcp.progress import HEARTBEAT_SECONDS
-from agentls.mcp.tool_budget import budget_tool
-from agentls.mcp.tool_create_agent import create_agent_tool
-from agentls.mcp.tool_delegate import delegate_tool
-from agentls.mcp.tool_delegate_parallel import delegate_parallel_tool
-from agentls.mcp.tool_list_agents import list_agents_tool
-from agentls.mcp.toolbox import Lineage, Toolbox
+from agentls.mcp_server import quiet_errors
+from agentls.mcp_server.cancels import CallCancels
+from agentls.mcp_server.progress import HEARTBEAT_SECONDS
+from agentls.mcp_server.tool_budget import budget_tool
+from agentls.mcp_server.tool_create_agent import create_agent_tool
+from agentls.mcp_server.tool_delegate import delegate_tool
+from agentls.mcp_server.tool_delegate_parallel import delegate_parallel_tool
+from agentls.mcp_server.tool_list_agents import list_agents_tool
+from agentls.mcp_server.toolbox import Lineage, Toolbox
 
 __all__ = ["RUN_TOOLS", "Lineage", "build_server"]
 

@@ -1,7 +1,7 @@
 """The ASGI app of `agentls mcp-server --http`: the SDK's Streamable HTTP app behind agentls's guard.
 
-In order: the Host/Origin and bearer-token checks (mcp/http_guard.py), the memory bound on open
-sessions (mcp/http_sessions.py), then the SDK's app at /mcp. A request refused by the guard never
+In order: the Host/Origin and bearer-token checks (mcp_server/http_guard.py), the memory bound on open
+sessions (mcp_server/http_sessions.py), then the SDK's app at /mcp. A request refused by the guard never
 reaches the SDK, so it opens no session and starts no run.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from agentls.mcp.http_guard import RequestGuard, allowed_hosts
-from agentls.mcp.http_sessions import MAX_SESSIONS, SessionBound
+from agentls.mcp_server.http_guard import RequestGuard, allowed_hosts
+from agentls.mcp_server.http_sessions import MAX_SESSIONS, SessionBound
 
 if TYPE_CHECKING:
     from mcp.server import MCPServer

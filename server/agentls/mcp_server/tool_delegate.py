@@ -11,10 +11,10 @@ from mcp_types import CallToolResult
 
 from agentls.core import telemetry
 from agentls.core.events import new_id
-from agentls.mcp.arguments import ArgumentError, BudgetArg, agent_of, target_of
-from agentls.mcp.registration import tool_of
-from agentls.mcp.results import DelegateOutcome, delegate_result
-from agentls.mcp.toolbox import AgentArg, FileArg, GoalArg, LinesArg, Toolbox
+from agentls.mcp_server.arguments import ArgumentError, BudgetArg, agent_of, target_of
+from agentls.mcp_server.registration import tool_of
+from agentls.mcp_server.results import DelegateOutcome, delegate_result
+from agentls.mcp_server.toolbox import AgentArg, FileArg, GoalArg, LinesArg, Toolbox
 
 
 def delegate_tool(box: Toolbox) -> Tool:
