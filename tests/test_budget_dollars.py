@@ -383,3 +383,25 @@ def test_a_dollar_refusal_survives_pickling() -> None:
             original.unpriced,
             str(original),
         )
+
+
+def test_a_version_1_team_database_is_refused_until_db_init_migrates_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, postgres_cluster: object, team_db: str
+) -> None:
+    from tests.rig.postgres import PostgresCluster, database_name
+
+    assert isinstance(postgres_cluster, PostgresCluster)
+    postgres_cluster.sql(  # what a database made by the previous agentls holds
+        "DROP FUNCTION agentls.open_window(text, text); "
+        "DELETE FROM agentls.schema_version WHERE version = 2",
+        database_name(team_db),
+    )
+    code, _, err = cli(capsys, tmp_path, "--database-url", team_db, "budget")
+    assert code == 2 and "older than this agentls needs (2)" in err
+    assert "agentls --database-url URL db init" in err
+
+    code, out, _ = cli(capsys, tmp_path, "--database-url", team_db, "db", "init")
+    assert code == 0 and "migrated agentls schema from version 1 to 2" in out
+    code, out, err = cli(capsys, tmp_path, "--database-url", team_db, "budget", "set", "$5",
+                         "--per", "day")  # fmt: skip
+    assert code == 0, err

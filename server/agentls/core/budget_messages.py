@@ -19,7 +19,7 @@ def limit_message(refused: BudgetExceeded) -> str:
     if refused.unpriced is not None:
         model = refused.unpriced
         return (
-            f"Model '{model}' has no known price, and {_what(key, now)} applies to this call, so "
+            f"Model '{model}' has no known price, and {_what(key)} applies to this call, so "
             "it cannot be counted against that limit: give the model a price in the `prices` "
             "setting (dollars per million tokens, e.g. "
             f'"prices": {{"{model}": {{"input": 0.5, "output": 1.5}}}} in '
@@ -38,7 +38,7 @@ def limit_message(refused: BudgetExceeded) -> str:
         if refused.waited > 0
         else ""
     )
-    what = _what(key, now, window)
+    what = _what(key, window)
     text = (
         f"{what[0].upper()}{what[1:]} is spent: the next model call needs at least "
         f"{amount(refused.needed)} but only {amount(refused.remaining)}{held} of its "
@@ -59,7 +59,7 @@ def _key_of(scope: str) -> tuple[LimitKey | None, str | None]:
     return LimitKey.of_scope(scope), None
 
 
-def _what(key: LimitKey | None, now: float, window: str | None = None) -> str:
+def _what(key: LimitKey | None, window: str | None = None) -> str:
     if key is None:
         return "the limit"
     text = key.describe()
