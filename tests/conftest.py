@@ -98,5 +98,48 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     return url
 
 
+# Modules whose tests start processes (servers, editors, child agentls, PostgreSQL, packaging)
+# or run the embedded model: `slow`, so `scripts/test.sh -m "not slow"` is a quick inner loop.
+SLOW_MODULES = frozenset(
+    {
+        "test_acp_panels",
+        "test_acp_sdk",
+        "test_acp_trust",
+        "test_cli_mcp",
+        "test_embedded_model",
+        "test_mcp_hosts",
+        "test_mcp_http_guard",
+        "test_mcp_http_sessions",
+        "test_mcp_server",
+        "test_orchestration",
+        "test_packaging",
+        "test_soak_invariants",
+        "test_team_faults",
+        "test_team_machines",
+        "test_telemetry_clients",
+        "test_telemetry_export",
+        "test_terminal_escapes",
+        "test_trust_children",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.path.stem
+        in_editor = "editors" in item.path.parts or "lsp" in item.path.parts
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("backend") == "postgres"
+        needs_postgres = "team_db" in getattr(item, "fixturenames", ())
+        if (
+            module in SLOW_MODULES
+            or in_editor
+            or on_postgres
+            or needs_postgres
+            or item.get_closest_marker("model")
+        ):
+            item.add_marker(pytest.mark.slow)
+
+
 # Skips fail in the full suite (AGENTLS_NO_SKIPS=1, set by scripts/test.sh).
 from tests.no_skips import pytest_runtest_makereport  # noqa: E402, F401

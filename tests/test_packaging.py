@@ -335,3 +335,25 @@ async def test_uvx_runs_the_wheel_as_the_registry_launches_agents(
         response = await ask_about_calc(conn, sid, workspace)
     assert response.stop_reason == "end_turn"
     assert "add returns the sum of a and b" in panel.text()
+
+
+@packaging
+async def test_pipx_runs_the_wheel_as_a_terminal_user_launches_it(
+    dist: Dist, workspace: Path, model: ScriptedOpenAI, tmp_path: Path
+) -> None:
+    pipx = Path(sys.executable).parent / "pipx"
+    assert pipx.is_file(), "pip install pipx (a dev dependency: pip install -e '.[dev]')"
+    model.enqueue(Text("add returns the sum of a and b"))
+    panel = Panel()
+    # pipx's own home (its cached environment is made there), and the Python of this test run.
+    env = model_env(model) | {
+        "PIPX_HOME": str(tmp_path / "pipx"),
+        "PIPX_BIN_DIR": str(tmp_path / "bin"),
+        "PIPX_DEFAULT_PYTHON": sys.executable,
+    }
+    async with panel_agent(
+        panel, str(pipx), "run", "--spec", str(dist.wheel), "agentls", "acp", env=env, cwd=workspace
+    ) as (conn, sid):
+        response = await ask_about_calc(conn, sid, workspace)
+    assert response.stop_reason == "end_turn"
+    assert "add returns the sum of a and b" in panel.text()

@@ -143,6 +143,29 @@ async def test_chat_spans_carry_the_model_call(
     assert first.end_time > first.start_time
 
 
+async def test_a_chat_span_carries_the_calls_cost_in_dollars_when_it_is_known(
+    server: ScriptedOpenAI, runtime: AgentRuntime, spans: InMemorySpanExporter
+) -> None:
+    from agentls.core.pricing import ModelPrice
+
+    runtime.config.prices = {"scripted-model": ModelPrice(input=1.0, output=2.0)}
+    server.enqueue(Text("add adds.", prompt_tokens=1000, completion_tokens=500))
+    result = await runtime.delegate("researcher", "What does add do?")
+    (chat,) = by_name(spans)["chat scripted-model"]
+    # $1 per million input tokens, $2 per million output: 1,000 in and 500 out cost $0.002.
+    assert attrs(chat)["agentls.usage.cost_usd"] == pytest.approx(0.002)
+    assert result.cost_usd == pytest.approx(0.002)
+
+
+async def test_a_chat_span_has_no_cost_when_the_price_is_unknown(
+    server: ScriptedOpenAI, runtime: AgentRuntime, spans: InMemorySpanExporter
+) -> None:
+    server.enqueue(Text("add adds."))
+    await runtime.delegate("researcher", "What does add do?")
+    (chat,) = by_name(spans)["chat scripted-model"]
+    assert "agentls.usage.cost_usd" not in attrs(chat)
+
+
 async def test_tool_span_names_the_call(
     server: ScriptedOpenAI, runtime: AgentRuntime, spans: InMemorySpanExporter
 ) -> None:

@@ -158,7 +158,8 @@ def test_vs_code_restricts_every_setting_a_workspace_could_loosen() -> None:
     ruled = {f"agentls.{wire_name(path)}" for path in RULES}
     contributed = set(contributed_settings())
     expected = {k for k in contributed if k in ruled or any(k.startswith(r + ".") for r in ruled)}
-    assert restricted_keys == expected | {"agentls.python"}
+    # The client's own settings that choose the interpreter it runs: never from a workspace.
+    assert restricted_keys == expected | {"agentls.python", "agentls.importStrategy"}
 
 
 # --- the user's settings file ------------------------------------------------------------------

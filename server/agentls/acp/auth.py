@@ -25,7 +25,8 @@ def auth_methods() -> list[AuthMethodAgent]:
                 "No account is needed: agentls runs the model you configure. Set "
                 "OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server such as Ollama or "
                 "vLLM; AGENTLS_MODEL names the model) in the agent's environment, which is the "
-                "`env` of the panel's agent settings, or start it with --model and --base-url. "
+                "`env` of the panel's agent settings, or put baseUrl and model in "
+                f"{user_settings_file()}, or start it with --model and --base-url. "
                 "With none set it runs the embedded model of agentls[local]. The folders whose "
                 f"own agents and tools you trust are listed in {user_settings_file()}."
             ),

@@ -186,12 +186,14 @@ async def _serve(
     try:
         if http is None:
             if main is not None:
-                # SIGTERM (a parent closing us) cancels the runs, so each records its end.
-                end_main = main.cancel
+                # SIGTERM (a parent or a host closing us) cancels the runs, so each records its
+                # end, and the process ends: the SDK reads stdin on a thread that no cancel stops
+                # while the host keeps stdin open, so waiting for the server to unwind would hang.
+                exiting: list[asyncio.Task[None]] = []  # holds the task while it runs
 
                 def terminated() -> None:
                     cancels.stop(stopped_by("SIGTERM"))
-                    end_main()
+                    exiting.append(loop.create_task(_exit_when_closed(runtime)))
 
                 loop.add_signal_handler(signal.SIGTERM, terminated)
             await server.run_stdio_async()
@@ -203,6 +205,18 @@ async def _serve(
         pass
     finally:
         await runtime.aclose()
+
+
+async def _exit_when_closed(runtime: AgentRuntime) -> None:
+    """Close the runtime (the cancelled runs record their ends, the stores close), then end the
+    process as a stdio server ends (see `run`)."""
+    from agentls.core import telemetry
+
+    await runtime.aclose()
+    telemetry.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 # After SIGTERM or Ctrl-C the runs are cancelled (each records its end and answers its call), and

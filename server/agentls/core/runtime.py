@@ -15,7 +15,6 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,6 @@ from agentls.core.answers import edit_from_answer, summary
 from agentls.core.audit import AuditStore
 from agentls.core.bounds import goal_problem
 from agentls.core.budget import (
-    DEFAULT_MIN_OUTPUT_TOKENS,
-    DEFAULT_WAIT_SECONDS,
     BudgetExceeded,
     TokenBudgeter,
 )
@@ -35,7 +32,6 @@ from agentls.core.group_commit import Commit, committed
 from agentls.core.llm import ChatModel, ChatRequest, ModelError
 from agentls.core.metering import metered_call
 from agentls.core.model_choice import fallback_notice
-from agentls.core.pricing import ModelPrice
 from agentls.core.prompts import assistant_message, first_messages, output_limit, repair_prompt
 from agentls.core.registry import AgentRegistry
 from agentls.core.run_state import (
@@ -46,6 +42,7 @@ from agentls.core.run_state import (
     RunState,
     StructuredOutput,
 )
+from agentls.core.runtime_config import RunScope, RuntimeConfig, RunToolSource
 from agentls.core.state_check import StateError
 from agentls.core.target import Target
 from agentls.core.tools.base import Tool
@@ -73,38 +70,6 @@ ModelFactory = Callable[[str | None], ChatModel]
 CANCELLED_BY_USER = "cancelled by the user"
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunScope:
-    """Who is asking for per-run tools: the run, its place in a delegation tree, its budget."""
-
-    run_id: str
-    definition: AgentDefinition
-    depth: int
-    ancestor_run_ids: tuple[str, ...]
-    budget: int | None
-
-
-# Tools that live as long as one run (a child agentls to delegate to); entered at the run's
-# start, exited at its end, whatever the end.
-RunToolSource = Callable[[RunScope], contextlib.AbstractAsyncContextManager[dict[str, "Tool"]]]
-
-
-@dataclass
-class RuntimeConfig:
-    max_output_tokens: int = 1024
-    max_edit_output_tokens: int = 8192
-    # Per-run budget when neither the call nor the definition names one.
-    default_run_budget: int | None = None
-    max_parallel: int = 8
-    max_depth: int = 2
-    # How long a model call waits for other runs' in-flight reservations before it is refused.
-    budget_wait_seconds: float = DEFAULT_WAIT_SECONDS
-    # The smallest answer a model call is granted (or it is refused): `budget.minOutputTokens`.
-    min_output_tokens: int = DEFAULT_MIN_OUTPUT_TOKENS
-    # The user's prices of models genai-prices does not know (the `prices` setting).
-    prices: dict[str, ModelPrice] = field(default_factory=dict)
 
 
 class AgentRuntime:

@@ -56,6 +56,8 @@ FRONT_END: Final = "agentls.front_end"
 BUDGET_LIMIT: Final = "agentls.budget.limit"
 BUDGET_REMAINING: Final = "agentls.budget.remaining"
 BUDGET_RESERVED: Final = "agentls.budget.reserved"
+# The call's cost in dollars (docs/pricing.md); the GenAI conventions define no cost attribute.
+USAGE_COST_USD: Final = "agentls.usage.cost_usd"
 BUDGET_SCOPE: Final = "agentls.budget.scope"
 USAGE_ESTIMATED: Final = "agentls.usage.estimated"
 TURN: Final = "agentls.turn"

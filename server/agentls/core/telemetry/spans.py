@@ -264,6 +264,9 @@ class RunSpans:
             attributes[c.BUDGET_RESERVED] = data["reserved"]
         if data.get("finish_reason"):
             attributes[c.RESPONSE_FINISH_REASONS] = (str(data["finish_reason"]),)
+        cost = data.get("cost_usd")
+        if isinstance(cost, int | float) and not isinstance(cost, bool):
+            attributes[c.USAGE_COST_USD] = float(cost)
         parent = run.context if run else self.telemetry.parent_context()
         start = end - _ns(duration)
         span = self.spans.start(f"{c.CHAT} {model}", parent, SpanKind.CLIENT, start, attributes)
