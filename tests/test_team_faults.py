@@ -156,7 +156,7 @@ def test_a_database_without_the_schema_says_to_run_db_init(
     assert "has no agentls schema" in err and "agentls --database-url URL db init" in err
     assert "pg-test-super" not in err
     code, out, _ = cli(capsys, "--database-url", url, "db", "init")
-    assert code == 0 and "created agentls schema version 1" in out
+    assert code == 0 and "created agentls schema version 2" in out
     code, out, _ = cli(capsys, "--workspace", str(tmp_path), "--database-url", url, "budget")
     assert code == 0
 
@@ -228,8 +228,8 @@ def test_db_init_twice_changes_nothing_and_grants_roles(
     postgres_cluster.login_role("fred", "fred-pw")
     code, out, _ = cli(capsys, "--database-url", team_db, "db", "init", "--member", "fred")
     assert code == 0
-    assert "agentls schema version 1 is up to date" in out
+    assert "agentls schema version 2 is up to date" in out
     assert f"granted {MEMBER_ROLE} to fred" in out
     assert "pg-test-super" not in out
     code, out, _ = cli(capsys, "--database-url", team_db, "db", "status")
-    assert code == 0 and "schema version 1, ready" in out
+    assert code == 0 and "schema version 2, ready" in out

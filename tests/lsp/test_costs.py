@@ -109,3 +109,19 @@ async def test_a_model_without_a_price_has_a_null_cost(
 
     assert result["status"] == "finished"
     assert result["costUsd"] is None
+
+
+async def test_the_budget_snapshot_lists_a_users_monthly_dollar_limit(
+    client: LanguageClient, workspace: Path
+) -> None:
+    from agentls.core.budget import TokenBudgeter
+    from agentls.core.budget_limits import LimitKey, Period, Unit, user_base
+
+    with TokenBudgeter.for_workspace(workspace) as ledger:  # as `agentls budget set` writes it
+        ledger.set_limit_of(LimitKey(user_base("alice"), Unit.USD, Period.MONTH), 50 * 10**9)
+
+    snapshot = await execute(client, "agentls.budget", {"action": "get"})
+
+    [limit] = snapshot["limits"]
+    assert (limit["appliesTo"], limit["name"], limit["unit"]) == ("user", "alice", "usd")
+    assert (limit["period"], limit["limit"], limit["used"]) == ("month", 50.0, 0.0)

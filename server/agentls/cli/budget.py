@@ -1,7 +1,10 @@
-"""`agentls budget`: show the workspace token budget, set a limit, or reset the usage.
+"""`agentls budget`: show the workspace's (or team's) budget, set a limit, or reset the usage.
 
-agentls budget                       used / limit / remaining, in total and per agent
-agentls budget set N [--agent NAME]  a limit in tokens (20000, 20_000, 20k, 1.5M) or `none`
+agentls budget                       used / limit / remaining: in total, per agent, and the
+                                     limits per user, per period and in dollars
+agentls budget set N [--agent NAME | --user NAME] [--per day|week|month]
+                                     a limit in tokens (20000, 20_000, 20k, 1.5M), in dollars
+                                     ('$50'), or `none`
 agentls budget reset [--agent NAME]  zero the committed usage (limits stay)
 """
 
@@ -16,6 +19,8 @@ from agentls.cli import CliError, workspace_of
 
 if TYPE_CHECKING:
     from agentls.core.budget import BudgetScopeSnapshot, BudgetSnapshot, TokenBudgeter
+    from agentls.core.budget_limits import LimitKey
+    from agentls.core.budget_snapshots import LimitSnapshot
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,9 +33,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="budget_action", metavar="ACTION")
     set_parser = actions.add_parser("set", help="set the total limit, or one agent's")
     set_parser.add_argument(
-        "limit", metavar="N", help="tokens (e.g. 200000, 200k, 1.5M), or 'none' for unlimited"
+        "limit",
+        metavar="N",
+        help="tokens (e.g. 200000, 200k, 1.5M), dollars ('$50', quoted), or 'none' for unlimited",
     )
     set_parser.add_argument("--agent", metavar="NAME", help="limit this agent instead of the total")
+    set_parser.add_argument(
+        "--user",
+        metavar="NAME",
+        help="limit this user (AGENTLS_USER, else the login name) instead of the total",
+    )
+    set_parser.add_argument(
+        "--per",
+        choices=("day", "week", "month"),
+        help="a limit for each day, week or month (UTC), starting over with the next",
+    )
     reset_parser = actions.add_parser("reset", help="zero the used tokens (limits stay)")
     reset_parser.add_argument("--agent", metavar="NAME", help="reset only this agent")
     for p in (set_parser, reset_parser):
@@ -77,16 +94,13 @@ def run(args: argparse.Namespace) -> int:
     agent = getattr(args, "agent", None)
     if agent is not None and not agent.strip():
         raise CliError("--agent: the agent name is empty")
-    limit = parse_limit(args.limit) if action == "set" else None
+    keys = limit_keys(args) if action == "set" else None
     budgeter = TokenBudgeter.for_workspace(workspace)
     try:
         if agent is not None and not getattr(args, "allow_unknown_agent", False):
             check_agent(workspace, agent, budgeter)
-        if action == "set":
-            budgeter.set_limit(limit, agent=agent)
-            target = f"agent '{agent}'" if agent else "the workspace total"
-            shown = "unlimited" if limit is None else f"{limit:,} tokens"
-            message = f"budget of {target} set to {shown}"
+        if keys is not None:
+            message = set_limits(budgeter, keys)
         elif action == "reset":
             budgeter.reset(agent=agent)
             message = f"usage of agent '{agent}' reset" if agent else "usage reset (all agents)"
@@ -104,6 +118,64 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def limit_keys(args: argparse.Namespace) -> list[tuple[LimitKey, int | None]]:
+    """The limits `budget set` changes: `none` removes the one in tokens and the one in dollars."""
+    from agentls.core.budget_limits import LimitKey, Period, Unit, user_base
+    from agentls.core.limits import parse_dollar_limit, parse_token_limit
+
+    if args.limit.strip() == "$":
+        raise CliError(
+            "budget set: quote a dollar limit so the shell leaves the $ alone: "
+            "agentls budget set '$50'"
+        )
+    if args.agent is not None and args.user is not None:
+        raise CliError("budget set: --agent and --user name different limits; give one of them")
+    if args.user is not None and not args.user.strip():
+        raise CliError("--user: the user name is empty")
+    base = (
+        f"agent:{args.agent}"
+        if args.agent is not None
+        else user_base(args.user.strip())
+        if args.user is not None
+        else "total"
+    )
+    period = Period(args.per) if args.per else None
+    text = args.limit.strip()
+    try:
+        if text.startswith("$"):
+            return [(LimitKey(base, Unit.USD, period), parse_dollar_limit(text))]
+        tokens = parse_token_limit(text)
+    except ValueError as exc:
+        raise CliError(f"budget set N: {exc}") from None
+    keys = [(LimitKey(base, Unit.TOKENS, period), tokens)]
+    if tokens is None:
+        keys.append((LimitKey(base, Unit.USD, period), None))
+    return keys
+
+
+def set_limits(budgeter: TokenBudgeter, keys: list[tuple[LimitKey, int | None]]) -> str:
+    """Write the limits; the sentence saying what was set."""
+    from agentls.core.budget_limits import Unit, usd
+    from agentls.core.pricing import format_usd
+
+    for key, amount in keys:
+        if key.unit is Unit.TOKENS and key.period is None and not key.base.startswith("user:"):
+            agent = key.base.removeprefix("agent:") if key.base != "total" else None
+            budgeter.set_limit(amount, agent=agent)  # as settings and `agentls.budget` do
+        else:
+            budgeter.set_limit_of(key, amount)
+    key, amount = keys[0]
+    every = f" a {key.period.value} (UTC)" if key.period else ""
+    if amount is None:
+        shown = "unlimited" + (f" per {key.period.value}" if key.period else "")
+    elif key.unit is Unit.USD:
+        shown = format_usd(usd(amount)) + every
+    else:
+        shown = f"{amount:,} tokens{every}"
+    target = "the workspace total" if key.base == "total" else key.who
+    return f"budget of {target} set to {shown}"
+
+
 def _print(snapshot: BudgetSnapshot, message: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -116,9 +188,10 @@ def _print(snapshot: BudgetSnapshot, message: str | None) -> None:
         console.print(cell(message, one_line=True))
     rows = [("total", _cells(snapshot))]
     rows += [(f"agent {name}", _cells(scope)) for name, scope in snapshot.agents.items()]
+    rows += [(_limit_name(limit), _limit_cells(limit)) for limit in snapshot.limits]
     # "held": reserved by model calls in flight; the parts: input / cached input / output.
     headers = ("used", "limit", "remaining", "held", "in/cached/out")
-    table = Table(title="token budget")
+    table = Table(title="budget" if snapshot.limits else "token budget")
     table.add_column("scope", overflow="fold")
     for i, header in enumerate(headers):
         # Numbers are never cut short; a narrow terminal folds the scope names instead.
@@ -142,4 +215,25 @@ def _cells(scope: BudgetScopeSnapshot | BudgetSnapshot) -> list[str]:
         f"{scope.reserved:,}",
         f"{scope.usage.input_tokens:,}/{scope.usage.cached_input_tokens:,}"
         f"/{scope.usage.output_tokens:,}",
+    ]
+
+
+def _limit_name(limit: LimitSnapshot) -> str:
+    who = limit.applies_to if limit.name is None else f"{limit.applies_to} {limit.name}"
+    unit = " ($)" if limit.unit == "usd" else ""
+    return f"{who}{unit}" + (f" · {limit.period} {limit.window}" if limit.period else "")
+
+
+def _limit_cells(limit: LimitSnapshot) -> list[str]:
+    from agentls.core.pricing import format_usd
+
+    def shown(value: float) -> str:
+        return format_usd(value) if limit.unit == "usd" else f"{int(value):,}"
+
+    return [
+        shown(limit.used),
+        shown(limit.limit),
+        shown(limit.remaining),
+        shown(limit.reserved),
+        "",
     ]

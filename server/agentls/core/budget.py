@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,7 +40,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agentls.core.bounds import call_usage_problem
 from agentls.core.budget_grants import (
     DEFAULT_MIN_OUTPUT_TOKENS,
     DEFAULT_WAIT_SECONDS,
@@ -50,8 +50,16 @@ from agentls.core.budget_grants import (
     Reservation,
     check_limit,
 )
+from agentls.core.budget_limits import LimitKey, limit_scope, limits_op
 from agentls.core.budget_queue import LedgerQueue
 from agentls.core.budget_reserve import Wait, reserve_in
+from agentls.core.budget_settle import (
+    check_usage,
+    cost_nanos,
+    keep,
+    keep_abandoned,
+    settle_in,
+)
 from agentls.core.budget_snapshots import (
     BudgetScopeSnapshot,
     BudgetSnapshot,
@@ -59,6 +67,8 @@ from agentls.core.budget_snapshots import (
     snapshot_in,
 )
 from agentls.core.events import Usage
+from agentls.core.pricing import CallPrice
+from agentls.core.stores.identity import user_name
 from agentls.core.stores.ledger import LedgerStore, LedgerTx
 from agentls.core.stores.postgres import DatabaseUnavailable
 
@@ -101,6 +111,11 @@ class TokenBudgeter:
             store = SqliteLedgerStore(ledger_path)
         self.store = store
         self.path = store.path
+        # Whose calls these are (`AGENTLS_USER`, else the login name, on any host): a user's
+        # limits apply to them (core/budget_limits.py).
+        self.user = user_name()
+        # What picks a period's window (UTC); tests step it across a window's end.
+        self.clock: Callable[[], float] = time.time
         self._listeners: list[Listener] = []
         self._queue = LedgerQueue(
             store.transaction,
@@ -164,7 +179,7 @@ class TokenBudgeter:
 
     def _finish_batch(self, tx: LedgerTx) -> BudgetSnapshot | None:
         """The snapshot listeners see after a batch, read in the batch's own transaction."""
-        return snapshot_in(tx) if self._listeners else None
+        return snapshot_in(tx, self.clock()) if self._listeners else None
 
     # Reserving.
 
@@ -178,6 +193,8 @@ class TokenBudgeter:
         run_limit: int | None = None,
         min_output_tokens: int = DEFAULT_MIN_OUTPUT_TOKENS,
         ancestor_run_ids: Sequence[str] = (),
+        price: CallPrice | None = None,
+        model: str | None = None,
     ) -> Reservation:
         """Hold `prompt_tokens + max_tokens` in every scope that applies, or raise BudgetExceeded.
 
@@ -187,15 +204,20 @@ class TokenBudgeter:
         but can cover the prompt plus at least `min_output_tokens`, `max_tokens` shrinks to fit;
         while other calls wait on a scope, the grant is at most a fair share of what it has left
         (see `grant`). This never waits: `areserve` waits when only calls in flight are in the way.
+
+        The limits of core/budget_limits.py apply too: this user's, each period's window, and
+        dollar limits, which hold the call's cost bound at `price` (the model's, core/pricing.py;
+        a call of a `model` without one is refused under a dollar limit).
         """
         request = GrantRequest.of(
-            run_id, agent, prompt_tokens, max_tokens, run_limit, min_output_tokens, ancestor_run_ids
-        )
+            run_id, agent, prompt_tokens, max_tokens, run_limit, min_output_tokens,
+            ancestor_run_ids, self.user, price, model, self.clock(),
+        )  # fmt: skip
         with self._tx() as tx:
             outcome = reserve_in(tx, request, None, queued=False)
         if isinstance(outcome, BudgetExceeded):
             raise outcome
-        self.store.held(outcome.id, True)
+        self._held(outcome)
         self._notify()
         return outcome
 
@@ -210,6 +232,8 @@ class TokenBudgeter:
         min_output_tokens: int = DEFAULT_MIN_OUTPUT_TOKENS,
         ancestor_run_ids: Sequence[str] = (),
         wait_seconds: float = DEFAULT_WAIT_SECONDS,
+        price: CallPrice | None = None,
+        model: str | None = None,
     ) -> Reservation:
         """`reserve` off the event loop, waiting (up to `wait_seconds`) while calls in flight hold
         what this call needs; refused at once when committed spend alone leaves no room.
@@ -218,8 +242,9 @@ class TokenBudgeter:
         the cancel is released.
         """
         request = GrantRequest.of(
-            run_id, agent, prompt_tokens, max_tokens, run_limit, min_output_tokens, ancestor_run_ids
-        )
+            run_id, agent, prompt_tokens, max_tokens, run_limit, min_output_tokens,
+            ancestor_run_ids, self.user, price, model, self.clock(),
+        )  # fmt: skip
         waiter = f"w-{uuid.uuid4().hex}"
         waiting = Wait(asyncio.get_running_loop(), wait_seconds, self.store.poll_max_seconds)
         try:
@@ -252,71 +277,75 @@ class TokenBudgeter:
     def _held(self, outcome: Reservation | BudgetExceeded) -> None:
         """On the worker, once a grant committed: its lease is renewed while the call runs."""
         if isinstance(outcome, Reservation):
-            self.store.held(outcome.id, True)
+            for hold in outcome.holds:
+                self.store.held(hold, True)
 
     def _abandon_reserve(
         self, waiter_id: str, outcome: Reservation | BudgetExceeded | None, _: object
     ) -> None:
         """Undo what a reserve did after its caller gave up: the call will never be made."""
         if isinstance(outcome, Reservation):
-            self.store.held(outcome.id, False)
+            for hold in outcome.holds:
+                self.store.held(hold, False)
             self._queue.fire(
-                functools.partial(_settle_in, reservation=outcome, usage=None), frees=True
+                functools.partial(settle_in, reservation=outcome, usage=None), frees=True
             )
         elif isinstance(outcome, BudgetExceeded) and outcome.waitable:
             self._queue.fire(functools.partial(_leave_queue, waiter_id), frees=True)
 
     # Settling.
 
-    def commit(self, reservation: Reservation, usage: Usage) -> None:
-        """Replace the reservation with what the call really used, in every scope it held."""
+    def commit(self, reservation: Reservation, usage: Usage, cost_usd: float | None = None) -> None:
+        """Replace the reservation with what the call really used, in every scope it held (and
+        under a dollar limit its cost: `cost_usd`, else its usage at the reserved price)."""
         self._check_unsettled(reservation)
-        _check_usage(reservation, usage)
+        check_usage(reservation, usage)
+        nanos = cost_nanos(reservation, usage, cost_usd)
         try:
             with self._tx() as tx:
-                _settle_in(tx, reservation, usage)
+                settle_in(tx, reservation, usage, nanos)
         except DatabaseUnavailable as exc:
-            self._keep(reservation, usage, exc)
+            self._keep(reservation, usage, nanos, exc)
         self._settled(reservation)
         self._notify()
 
-    async def acommit(self, reservation: Reservation, usage: Usage) -> None:
+    async def acommit(
+        self, reservation: Reservation, usage: Usage, cost_usd: float | None = None
+    ) -> None:
         """`commit` on the worker thread; a cancel of the caller does not undo or lose it.
 
         If the team database is away, the usage is kept in the workspace's journal and committed
         when it is back."""
         self._check_unsettled(reservation)
-        _check_usage(reservation, usage)
-        keep = functools.partial(self._keep_abandoned, reservation, usage)
+        check_usage(reservation, usage)
+        nanos = cost_nanos(reservation, usage, cost_usd)
+        keep = functools.partial(self._keep_abandoned, reservation, usage, nanos)
         try:
             await self._queue.submit(
-                functools.partial(_settle_in, reservation=reservation, usage=usage),
+                functools.partial(settle_in, reservation=reservation, usage=usage, nanos=nanos),
                 after=functools.partial(self._settled_on_worker, reservation),
                 abandoned=keep,
                 frees=True,
             )
         except DatabaseUnavailable as exc:
-            await asyncio.to_thread(self._keep, reservation, usage, exc)
+            await asyncio.to_thread(self._keep, reservation, usage, nanos, exc)
             self._settled(reservation)
 
-    def _keep(self, reservation: Reservation, usage: Usage, error: DatabaseUnavailable) -> None:
-        """Keep a commit the database could not take now; raise `error` if there is no journal."""
-        if not self.store.keep(
-            reservation.id, reservation.run_id, reservation.agent, reservation.scopes, usage
-        ):
-            raise error
+    def _keep(
+        self, reservation: Reservation, usage: Usage, nanos: int, error: DatabaseUnavailable
+    ) -> None:
+        keep(self.store, reservation, usage, nanos, error)
 
     def _keep_abandoned(
-        self, reservation: Reservation, usage: Usage, _: object, error: BaseException | None
+        self,
+        reservation: Reservation,
+        usage: Usage,
+        nanos: int,
+        _: object,
+        error: BaseException | None,
     ) -> None:
-        if isinstance(error, DatabaseUnavailable):
-            try:
-                self._keep(reservation, usage, error)
-            except DatabaseUnavailable:
-                log.error("lost the usage of run %s's call: %s", reservation.run_id, error)
+        if keep_abandoned(self.store, reservation, usage, nanos, error):
             self._settled(reservation)
-        elif error is not None:
-            log.error("committing run %s's call failed: %s", reservation.run_id, error)
 
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation whose call was not made or failed before reporting usage.
@@ -326,7 +355,7 @@ class TokenBudgeter:
         if reservation.settled:
             return
         with self._tx() as tx:
-            _settle_in(tx, reservation, None)
+            settle_in(tx, reservation, None)
         self._settled(reservation)
         self._notify()
 
@@ -335,7 +364,7 @@ class TokenBudgeter:
         if reservation.settled:
             return
         await self._queue.submit(
-            functools.partial(_settle_in, reservation=reservation, usage=None),
+            functools.partial(settle_in, reservation=reservation, usage=None),
             after=functools.partial(self._settled_on_worker, reservation),
             frees=True,
         )
@@ -346,7 +375,8 @@ class TokenBudgeter:
 
     def _settled_on_worker(self, reservation: Reservation, _: object) -> None:
         reservation.settled = True
-        self.store.held(reservation.id, False)
+        for hold in reservation.holds:
+            self.store.held(hold, False)
 
     @staticmethod
     def _check_unsettled(reservation: Reservation) -> None:
@@ -359,7 +389,7 @@ class TokenBudgeter:
         """Set the workspace total's limit (agent=None) or one agent's; None means unlimited."""
         check_limit(limit)
         with self._tx() as tx:
-            tx.set_limit(_limit_scope(agent), limit)
+            tx.set_limit(limit_scope(agent), limit)
         self._queue.wake()
         self._notify()
 
@@ -375,7 +405,7 @@ class TokenBudgeter:
         """`aset_limits` from synchronous code, in one transaction."""
         if not limits and not lower:
             return
-        run = _limits_op(limits, lower)
+        run = limits_op(limits, lower)
         with self._tx() as tx:
             run(tx)
         self._queue.wake()
@@ -391,7 +421,16 @@ class TokenBudgeter:
 
         Calls queue in order, so of two changes made one after the other the later one wins.
         """
-        await self._queue.submit(_limits_op(limits, lower), frees=True)
+        await self._queue.submit(limits_op(limits, lower), frees=True)
+
+    def set_limit_of(self, key: LimitKey, amount: int | None) -> None:
+        """Set (None: remove) a limit of core/budget_limits.py: a user's, a period's, or one in
+        dollars (`amount` in nano-dollars). A period's current window takes it at once."""
+        run = limits_op([], keys=[(key, amount)], now=self.clock())
+        with self._tx() as tx:
+            run(tx)
+        self._queue.wake()
+        self._notify()
 
     def set_run_limit(self, run_id: str, limit: int | None) -> None:
         """Set a run's limit ahead of its first call (e.g. a parent run that only delegates)."""
@@ -420,7 +459,7 @@ class TokenBudgeter:
         """Used, limit, remaining and reserved tokens for the total and every known agent."""
         try:
             with self._tx(write=False) as tx:
-                return snapshot_in(tx)
+                return snapshot_in(tx, self.clock())
         except ValidationError:  # a number agentls did not write: named, not a traceback
             raise self.store.unusable() from None
 
@@ -454,43 +493,5 @@ class TokenBudgeter:
         return await self._queue.submit(run, **kw)
 
 
-def _settle_in(tx: LedgerTx, reservation: Reservation, usage: Usage | None) -> None:
-    tx.settle(reservation.id, reservation.run_id, reservation.agent, reservation.scopes, usage)
-
-
 def _leave_queue(waiter_id: str, tx: LedgerTx) -> None:
     tx.leave_queue(waiter_id)
-
-
-def _limits_op(
-    limits: Sequence[tuple[int | None, str | None]], lower: Sequence[tuple[int, str | None]]
-) -> Callable[[LedgerTx], None]:
-    for limit, _ in [*limits, *lower]:
-        check_limit(limit)
-
-    def run(tx: LedgerTx) -> None:
-        for limit, agent in limits:
-            tx.set_limit(_limit_scope(agent), limit)
-        for cap, agent in lower:
-            tx.set_limit(_limit_scope(agent), cap, lower_only=True)
-
-    return run
-
-
-def _limit_scope(agent: str | None) -> str:
-    return TOTAL if agent is None else f"agent:{agent}"
-
-
-def _check_usage(reservation: Reservation, usage: Usage) -> None:
-    """Refuse a count the ledger must not hold; warn about one above the reservation."""
-    if (problem := call_usage_problem(usage)) is not None:
-        # metering.recordable records the reservation in place of such a report: this is a bug.
-        raise ValueError(f"refused to commit run {reservation.run_id}'s usage: {problem}")
-    if usage.total > reservation.tokens:
-        # The estimate was not an upper bound. The spend happened, so it is recorded as is.
-        log.warning(
-            "run %s used %d tokens but reserved only %d; the prompt estimate was too low",
-            reservation.run_id,
-            usage.total,
-            reservation.tokens,
-        )

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from agentls.core.bounds import MAX_SECONDS, MAX_TOKENS
+from agentls.core.bounds import MAX_SECONDS
+from agentls.core.budget_limits import check_limit
+
+if TYPE_CHECKING:
+    from agentls.core.pricing import CallPrice
 
 TOTAL = "total"
 
@@ -43,6 +48,8 @@ class BudgetExceeded(Exception):
         waited: float = 0.0,
         *,
         waitable: bool = False,
+        unit: str = "tokens",
+        unpriced: str | None = None,
     ) -> None:
         self.scope = scope
         self.needed = needed
@@ -53,11 +60,13 @@ class BudgetExceeded(Exception):
         self.waited = waited
         # Committed spend leaves room: only reservations in flight are in the way.
         self.waitable = waitable
+        # "tokens", or "usd" for a dollar limit (the amounts are then nano-dollars).
+        self.unit = unit
+        # The model without a price that a dollar limit refused.
+        self.unpriced = unpriced
         super().__init__(self._message())
 
-    def __reduce__(
-        self,
-    ) -> tuple[Callable[..., BudgetExceeded], tuple[str, int, int, int, int, float, bool]]:
+    def __reduce__(self) -> tuple[Callable[..., BudgetExceeded], tuple[Any, ...]]:
         return (
             _rebuild_budget_exceeded,
             (
@@ -68,7 +77,22 @@ class BudgetExceeded(Exception):
                 self.in_flight,
                 self.waited,
                 self.waitable,
+                self.unit,
+                self.unpriced,
             ),
+        )
+
+    def after_waiting(self, seconds: float) -> BudgetExceeded:
+        """The same refusal, said after waiting `seconds` for calls in flight."""
+        return BudgetExceeded(
+            self.scope,
+            self.needed,
+            self.remaining,
+            self.limit,
+            self.in_flight,
+            seconds,
+            unit=self.unit,
+            unpriced=self.unpriced,
         )
 
     @property
@@ -80,6 +104,12 @@ class BudgetExceeded(Exception):
         return self.scope.removeprefix("run:") if self.scope.startswith("run:") else None
 
     def _message(self) -> str:
+        if self.unpriced is not None or (
+            self.scope not in (TOTAL,) and not self.scope.startswith(("agent:", "run:"))
+        ):
+            from agentls.core.budget_messages import limit_message
+
+            return limit_message(self)
         need = f"the next model call needs at least {self.needed:,} tokens"
         held = f", {self.in_flight:,} more held by calls in flight," if self.in_flight else ""
         left = f"only {self.remaining:,}{held} of"
@@ -116,17 +146,20 @@ def _rebuild_budget_exceeded(
     in_flight: int,
     waited: float,
     waitable: bool,
+    unit: str = "tokens",
+    unpriced: str | None = None,
 ) -> BudgetExceeded:
-    return BudgetExceeded(scope, needed, remaining, limit, in_flight, waited, waitable=waitable)
-
-
-def check_limit(limit: int | None) -> None:
-    if limit is not None and (
-        isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_TOKENS
-    ):
-        raise ValueError(
-            f"a token limit must be a whole number from 0 to {MAX_TOKENS:,} or None, got {limit!r}"
-        )
+    return BudgetExceeded(
+        scope,
+        needed,
+        remaining,
+        limit,
+        in_flight,
+        waited,
+        waitable=waitable,
+        unit=unit,
+        unpriced=unpriced,
+    )
 
 
 @dataclass(eq=False)
@@ -145,6 +178,17 @@ class Reservation:
     prompt_tokens: int
     scopes: tuple[str, ...]
     settled: bool = field(default=False, repr=False)
+    # Under a dollar limit, a second hold: `nanos` nano-dollars in each of `dollar_scopes`, at the
+    # model's `price` (core/pricing.py), committed as the call's cost.
+    dollar_id: str | None = None
+    nanos: int = 0
+    dollar_scopes: tuple[str, ...] = ()
+    price: CallPrice | None = field(default=None, repr=False)
+
+    @property
+    def holds(self) -> tuple[str, ...]:
+        """The ids this reservation holds in the store (its leases)."""
+        return (self.id,) if self.dollar_id is None else (self.id, self.dollar_id)
 
 
 @dataclass(frozen=True)
@@ -158,6 +202,13 @@ class GrantRequest:
     run_limit: int | None
     min_out: int
     scopes: tuple[str, ...]
+    # Who makes the call (their limits apply: core/budget_limits.py) and what its tokens cost
+    # (None: no known price, refused under a dollar limit).
+    user: str | None = None
+    price: CallPrice | None = None
+    model: str | None = None
+    # The time that picks a period's window (None: now).
+    now: float | None = None
 
     @classmethod
     def of(
@@ -169,6 +220,10 @@ class GrantRequest:
         run_limit: int | None,
         min_output_tokens: int,
         ancestor_run_ids: Sequence[str],
+        user: str | None = None,
+        price: CallPrice | None = None,
+        model: str | None = None,
+        now: float | None = None,
     ) -> GrantRequest:
         if prompt_tokens < 0 or max_tokens < 1:
             raise ValueError("prompt_tokens must be >= 0 and max_tokens >= 1")
@@ -179,7 +234,10 @@ class GrantRequest:
             )
         )
         min_out = min(max_tokens, max(1, min_output_tokens))
-        return cls(run_id, agent, prompt_tokens, max_tokens, run_limit, min_out, scopes)
+        return cls(
+            run_id, agent, prompt_tokens, max_tokens, run_limit, min_out, scopes, user, price,
+            model, now,
+        )  # fmt: skip
 
     @property
     def run_scope(self) -> str:
@@ -200,7 +258,13 @@ class ScopeState:
 
 
 def grant(
-    states: Sequence[ScopeState], prompt_tokens: int, max_tokens: int, min_out: int
+    states: Sequence[ScopeState],
+    prompt_tokens: int,
+    max_tokens: int,
+    min_out: int,
+    *,
+    price: tuple[int, int] = (1, 1),
+    unit: str = "tokens",
 ) -> int | BudgetExceeded:
     """The max_tokens the budget allows (maybe shrunk), or why not (`waitable` when only
     reservations in flight are in the way).
@@ -209,19 +273,33 @@ def grant(
     scope has left is shared by the calls waiting on it, but only by as many as it can serve at
     that minimum: 140 tokens left for several waiting 80-token prompts go whole to one call,
     not in slices too small for any.
+
+    `price` is what a prompt token and an answer token take from the scopes: one token each for
+    token limits, their nano-dollars (core/pricing.py `CallPrice`) for dollar limits.
     """
-    needed = prompt_tokens + min_out
+    per_in, per_out = price
+    base = prompt_tokens * per_in
+    needed = base + min_out * per_out
     for st in sorted(states, key=lambda st: st.limit - st.committed):
         if st.limit - st.committed < needed:
-            return BudgetExceeded(st.scope, needed, st.free, st.limit, st.reserved)
+            return BudgetExceeded(st.scope, needed, st.free, st.limit, st.reserved, unit=unit)
     short = [st for st in states if st.free < needed]
     if short:
         tightest = min(short, key=lambda st: st.free)
         return BudgetExceeded(
-            tightest.scope, needed, tightest.free, tightest.limit, tightest.reserved, waitable=True
+            tightest.scope,
+            needed,
+            tightest.free,
+            tightest.limit,
+            tightest.reserved,
+            waitable=True,
+            unit=unit,
         )
     allowed = max_tokens
+    if needed == 0:
+        return allowed  # a free model: nothing to share
     for st in states:
         sharers = min(st.waiting + 1, st.free // needed)
-        allowed = min(allowed, st.free // sharers - prompt_tokens)
+        if per_out:
+            allowed = min(allowed, (st.free // sharers - base) // per_out)
     return allowed

@@ -1,5 +1,5 @@
 """A token limit as people write it, parsed the same way by every front end (the CLI's
-`budget set N` and `--budget`, the ACP panel's `/budget set N`)."""
+`budget set N` and `--budget`, the ACP panel's `/budget set N`); and a dollar limit (`$50`)."""
 
 from __future__ import annotations
 
@@ -39,3 +39,32 @@ def parse_token_limit(text: str) -> int | None:
     if tokens != tokens.to_integral_value():
         raise ValueError(f"{shown!r} is not a whole number of tokens")
     return int(tokens)
+
+
+_DOLLARS = re.compile(r"\$\s*(\d[\d_,]{0,30}(?:\.\d{1,9})?)([km]?)")
+
+
+def parse_dollar_limit(text: str) -> int | None:
+    """'$50', '$12.50', '$1.5k' -> nano-dollars (core/budget_limits.py); 'none' -> None.
+
+    Raises ValueError with one sentence (without the argument's name: callers prefix it).
+    """
+    from agentls.core.budget_limits import MAX_USD, NANOS_PER_USD
+
+    value = text.strip().lower()
+    if value in UNLIMITED:
+        return None
+    shown = text if len(text) <= 40 else text[:39] + "…"
+    match = _DOLLARS.fullmatch(value)
+    if match is None:
+        raise ValueError(
+            f"expected dollars such as '$50', '$12.50' or '$1.5k' (in quotes in a shell), or "
+            f"'none', got {shown!r}"
+        )
+    dollars = Decimal(match.group(1).replace("_", "").replace(",", "")) * _SUFFIXES[match.group(2)]
+    if dollars > MAX_USD:
+        raise ValueError(f"{shown!r} is more than the largest dollar limit, ${MAX_USD:,}")
+    nanos = dollars * NANOS_PER_USD
+    if nanos != nanos.to_integral_value():
+        raise ValueError(f"{shown!r} has more than nine decimal places")
+    return int(nanos)

@@ -17,7 +17,7 @@ from agentls.core.bounds import call_usage_problem
 from agentls.core.budget import DEFAULT_MIN_OUTPUT_TOKENS, Reservation, TokenBudgeter
 from agentls.core.events import EventKind, Usage
 from agentls.core.llm import ChatModel, ChatRequest, ChatResponse, ModelError
-from agentls.core.pricing import ModelPrice, acall_cost, add_cost
+from agentls.core.pricing import ModelPrice, acall_cost, acall_price, add_cost
 from agentls.core.run_state import EventListener, RunState
 
 
@@ -39,6 +39,9 @@ async def metered_call(
     prices = prices or {}
     emit(run.event(EventKind.WAITING, data={"for": "budget", "turn": run.turn}))
     prompt_bound = await asyncio.to_thread(model.prompt_token_bound, request)
+    # Before the reservation: a dollar limit holds the call's cost bound at this price, and the
+    # price data is loaded here, so pricing the answer later never gives the loop away.
+    price = await acall_price((model.name,), prices)
     reservation = await budgeter.areserve(
         run_id=run.run_id,
         agent=run.definition.name,
@@ -48,6 +51,8 @@ async def metered_call(
         wait_seconds=wait_seconds,
         min_output_tokens=min_output_tokens,
         ancestor_run_ids=run.ancestors,
+        price=price,
+        model=model.name,
     )
     request.max_tokens = reservation.max_tokens
     streamed_before = len(run.streamed)
@@ -83,8 +88,12 @@ async def metered_call(
         raise
     response.usage, warning = recordable(response.usage, response.usage_problem, reservation)
     run.usage = run.usage + response.usage
-    await budgeter.acommit(reservation, response.usage)
-    cost = await acall_cost(response.usage, (response.model, model.name), prices)
+    try:
+        cost = await acall_cost(response.usage, (response.model, model.name), prices)
+    except asyncio.CancelledError:  # the call was made: its usage is committed all the same
+        await budgeter.acommit(reservation, response.usage)
+        raise
+    await budgeter.acommit(reservation, response.usage, cost.usd)
     run.cost_usd = add_cost(run.cost_usd, cost.usd)
     if warning is None:
         warning = overshoot(response.usage, request.max_tokens, reservation.tokens)

@@ -104,11 +104,13 @@ def call_cost(usage: Usage, models: Sequence[str], prices: Mapping[str, ModelPri
 async def acall_cost(
     usage: Usage, models: Sequence[str], prices: Mapping[str, ModelPrice]
 ) -> CallCost:
-    """`call_cost` from async code: the first lookup (which imports and loads the price data)
-    runs on a worker thread; later ones take ~0.1 ms and run here."""
-    if not _loaded:
-        return await asyncio.to_thread(call_cost, usage, models, prices)
-    return call_cost(usage, models, prices)
+    """`call_cost` from async code: the first lookup in genai-prices (which imports and loads
+    its data) runs on a worker thread; the `prices` setting's and later lookups (~0.1 ms) run
+    here, without giving the loop away (metering.py relies on it between a call and its
+    commit)."""
+    if _loaded or any(_setting_price(m, prices) is not None for m in models if m):
+        return call_cost(usage, models, prices)
+    return await asyncio.to_thread(call_cost, usage, models, prices)
 
 
 def add_cost(total: float | None, cost: float | None) -> float | None:
@@ -121,6 +123,71 @@ def total_cost(costs: Iterable[float | None]) -> float | None:
     for cost in costs:
         total = add_cost(total, cost)
     return total
+
+
+@dataclass(frozen=True)
+class CallPrice:
+    """A model's price per token in nano-dollars, rounded up, at its dearest tier: what a call
+    under a dollar limit reserves (`bound`), never less than what it can cost."""
+
+    model: str
+    source: PriceSource
+    input: int
+    cached_input: int
+    output: int
+
+    def bound(self, prompt_tokens: int, max_tokens: int) -> int:
+        """The most a call of this prompt and answer can cost (every prompt token uncached)."""
+        return prompt_tokens * self.input + max_tokens * self.output
+
+    def nanos(self, usage: Usage) -> int:
+        cached = min(usage.cached_input_tokens, usage.input_tokens)
+        return (
+            (usage.input_tokens - cached) * self.input
+            + cached * self.cached_input
+            + usage.output_tokens * self.output
+        )
+
+
+# Tokens priced to find a model's per-token price: past every tier of genai-prices' data.
+_PROBE = 10_000_000
+_NANOS = Decimal(10**9)
+
+
+def call_price(models: Sequence[str], prices: Mapping[str, ModelPrice]) -> CallPrice | None:
+    """The per-token price of the model known by `models`, as `call_cost` finds it; None when
+    it has none. Blocking the first time (see `acall_price`)."""
+    names = [m for m in dict.fromkeys(models) if m]
+    for name in names:
+        if (price := _setting_price(name, prices)) is not None:
+            own = price.input if price.cached_input is None else price.cached_input
+            per = [Decimal(str(p)) / _MILLION for p in (price.input, own, price.output)]
+            return CallPrice(name, PriceSource.SETTING, *(_per_token(p) for p in per))
+    for name in names:
+        uncached = _genai_price(Usage(input_tokens=_PROBE), name)
+        both = _genai_price(Usage(input_tokens=_PROBE, output_tokens=_PROBE), name)
+        if uncached is None or both is None:
+            continue
+        cached = _genai_price(Usage(input_tokens=_PROBE, cached_input_tokens=_PROBE), name)
+        per = [uncached, uncached if cached is None else cached, both - uncached]
+        return CallPrice(name, PriceSource.GENAI_PRICES, *(_per_token(p / _PROBE) for p in per))
+    return None
+
+
+async def acall_price(models: Sequence[str], prices: Mapping[str, ModelPrice]) -> CallPrice | None:
+    """`call_price` from async code (the first lookup in genai-prices on a worker thread)."""
+    if _loaded or any(_setting_price(m, prices) is not None for m in models if m):
+        return call_price(models, prices)
+    return await asyncio.to_thread(call_price, models, prices)
+
+
+def nanos_of(dollars: float) -> int:
+    """Dollars as whole nano-dollars, rounded up (a ledger never holds less than was spent)."""
+    return math.ceil(Decimal(str(dollars)) * _NANOS)
+
+
+def _per_token(dollars: Decimal) -> int:
+    return max(0, math.ceil(dollars * _NANOS))
 
 
 def format_usd(dollars: float | None) -> str:
@@ -151,7 +218,9 @@ def _genai_price(usage: Usage, model: str) -> Decimal | None:
         from genai_prices import Usage as PriceUsage
         from genai_prices import calc_price
     except ImportError:  # a broken install: costs are unknown, calls go on
-        log.warning("genai-prices is not installed: model calls have no cost")
+        if not _loaded:
+            log.warning("genai-prices is not installed: model calls have no cost")
+        _loaded = True  # nothing more to load
         return None
     counts = {
         "input_tokens": usage.input_tokens,

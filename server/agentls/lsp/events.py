@@ -66,6 +66,22 @@ def budget_payload(snapshot: BudgetSnapshot) -> dict[str, Any]:
             }
             for name, s in snapshot.agents.items()
         },
+        # A user's, a period's and dollar limits (core/budget_limits.py), in their own units.
+        "limits": [
+            {
+                "scope": limit.scope,
+                "appliesTo": limit.applies_to,
+                "name": limit.name,
+                "unit": limit.unit,
+                "period": limit.period,
+                "window": limit.window,
+                "limit": limit.limit,
+                "used": limit.used,
+                "reserved": limit.reserved,
+                "remaining": limit.remaining,
+            }
+            for limit in snapshot.limits
+        ],
     }
 
 

@@ -84,6 +84,15 @@ class LedgerTx(Protocol):
         force, in one statement); an agent scope left without limit or spend is dropped."""
         ...
 
+    def open_window(self, window: str, template: str) -> None:
+        """Create (or bring up to date) a period's window with its template's limit
+        (core/budget_limits.py); on a team database any member may, for the admins' limit."""
+        ...
+
+    def limits(self) -> list[ScopeTotals]:
+        """Every limited scope but runs' (totals, agents, users, templates and windows)."""
+        ...
+
     def reset(self, agent: str | None) -> None:
         """Zero committed usage of the total and every agent (None), or of one agent."""
         ...

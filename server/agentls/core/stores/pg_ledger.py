@@ -136,6 +136,17 @@ class PgLedgerTx:
                     (scope,),
                 )
 
+    def open_window(self, window: str, template: str) -> None:
+        self.conn.execute(f"SELECT {SCHEMA}.open_window(%s, %s)", (window, template))
+        self.durable = True
+
+    def limits(self) -> list[ScopeTotals]:
+        rows = self.conn.execute(
+            f"SELECT scope, lim, {_USAGE_COLUMNS}, reserved FROM {SCHEMA}.scopes "
+            "WHERE lim IS NOT NULL AND scope NOT LIKE 'run:%%' ORDER BY scope"
+        ).fetchall()
+        return [_totals(row) for row in rows]
+
     def reset(self, agent: str | None) -> None:
         self.freed = self.durable = True
         where, params = "scope = %s OR scope LIKE 'agent:%%'", (TOTAL,)

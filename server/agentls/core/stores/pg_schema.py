@@ -29,7 +29,7 @@ from agentls.core.stores.postgres import (
     shown_url,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Taken by `db init` so two inits at once run one after the other.
 _INIT_LOCK = 0x6167_656E_746C_7301
 
@@ -280,6 +280,7 @@ _MEMBER_FUNCTIONS = (
     "leave_queue(text)",
     "renew(text[], double precision)",
     "sweep(text, integer[], text[])",
+    "open_window(text, text)",
 )
 
 _GRANTS = [
@@ -297,7 +298,26 @@ _GRANTS = [
     f"GRANT DELETE ON {SCHEMA}.events, {SCHEMA}.ledger_entries TO {ADMIN_ROLE}",
 ]
 
-MIGRATIONS: dict[int, str] = {1: _TABLES + _FUNCTIONS}
+# Version 2: periods (core/budget_limits.py). A member opens a period's window with the limit
+# an admin set on its template, and only that: the window must be the template's, one level down.
+_WINDOWS = f"""
+CREATE FUNCTION {SCHEMA}.open_window(p_window text, p_template text)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rest text := substr(p_window, length(p_template) + 2);
+BEGIN
+    IF p_template !~ '^(day|week|month)/[^/]+$' OR left(p_window, length(p_template) + 1)
+       <> p_template || '/' OR rest = '' OR position('/' in rest) > 0 THEN
+        RAISE EXCEPTION '% is not a window of %', p_window, p_template
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    INSERT INTO {SCHEMA}.scopes (scope, lim)
+    SELECT p_window, t.lim FROM {SCHEMA}.scopes t WHERE t.scope = p_template
+    ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim;
+END $$;
+"""
+
+MIGRATIONS: dict[int, str] = {1: _TABLES + _FUNCTIONS, 2: _WINDOWS}
 
 
 @dataclass

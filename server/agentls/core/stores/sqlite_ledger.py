@@ -161,6 +161,21 @@ class SqliteLedgerTx:
                 (scope,),
             )
 
+    def open_window(self, window: str, template: str) -> None:
+        self.conn.execute(
+            "INSERT INTO scopes (scope, lim, updated) SELECT ?, lim, ? FROM scopes WHERE scope = ? "
+            "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim",
+            (window, time.time(), template),
+        )
+
+    def limits(self) -> list[ScopeTotals]:
+        rows = self.conn.execute(
+            "SELECT s.scope, s.lim, s.input, s.cached, s.output, s.reasoning, s.estimated, "
+            "(SELECT COALESCE(SUM(r.tokens), 0) FROM reserved r WHERE r.scope = s.scope) "
+            "FROM scopes s WHERE s.lim IS NOT NULL AND s.scope NOT LIKE 'run:%' ORDER BY s.scope"
+        ).fetchall()
+        return [ScopeTotals(r[0], r[1], usage_of(r[2:7]), int(r[7])) for r in rows]
+
     def reset(self, agent: str | None) -> None:
         where, params = ("scope = ? OR scope LIKE 'agent:%'", (TOTAL,))
         if agent is not None:
