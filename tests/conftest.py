@@ -102,11 +102,19 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 # or run the embedded model: `slow`, so `scripts/test.sh -m "not slow"` is a quick inner loop.
 SLOW_MODULES = frozenset(
     {
+        "test_acp",
+        "test_acp_costs",
         "test_acp_panels",
         "test_acp_sdk",
         "test_acp_trust",
         "test_cli_mcp",
+        "test_cli_security",
         "test_embedded_model",
+        "test_fuzz_cli",
+        "test_fuzz_definitions",
+        "test_fuzz_settings",
+        "test_mcp_client",
+        "test_mcp_costs",
         "test_mcp_hosts",
         "test_mcp_http_guard",
         "test_mcp_http_sessions",
