@@ -5,6 +5,7 @@ sentence that names the database without its password and says what to do."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,8 +20,11 @@ from agentls.cli import main
 from agentls.core.audit import AuditStore
 from agentls.core.budget import TokenBudgeter
 from agentls.core.engine import EngineSettings, build_runtime
-from agentls.core.events import EventKind, RunStatus
+from agentls.core.events import EventKind, RunEvent, RunStatus
 from agentls.core.runtime import AgentRuntime
+from agentls.core.stores.identity import origin
+from agentls.core.stores.journal import journal_path
+from agentls.core.stores.pg_audit import _row
 from agentls.core.stores.postgres import ADMIN_ROLE, MEMBER_ROLE
 from agentls.core.target import Target
 
@@ -79,8 +83,8 @@ async def test_a_database_stopped_mid_call_loses_nothing_and_counts_nothing_twic
         done = await first
         # The call ended while the database was away: its usage and events are kept locally.
         assert done.status is RunStatus.FINISHED and done.usage.total == 120
-        assert (tmp_path / ".agentls" / "ledger.journal").stat().st_size > 0
-        assert (tmp_path / ".agentls" / "audit.journal").stat().st_size > 0
+        assert journal_path(tmp_path / ".agentls", "ledger.journal").stat().st_size > 0
+        assert journal_path(tmp_path / ".agentls", "audit.journal").stat().st_size > 0
         # New calls are refused meanwhile, saying why; none is made.
         refused = await runtime.delegate("explain", "again", target)
         assert refused.status is RunStatus.FAILED
@@ -88,16 +92,16 @@ async def test_a_database_stopped_mid_call_loses_nothing_and_counts_nothing_twic
         assert "no new model calls" in (refused.error or "")
         assert "pg-test-super" not in (refused.error or "")
         assert len(server.requests) == 1
-        kept = (tmp_path / ".agentls" / "ledger.journal").read_bytes()
+        kept = journal_path(tmp_path / ".agentls", "ledger.journal").read_bytes()
     finally:
         postgres_cluster.restart()
 
     # Back: what was kept is applied before anything else, exactly once.
     snap = await runtime.budgeter.asnapshot()
     assert (snap.used, snap.reserved) == (120, 0)
-    assert (tmp_path / ".agentls" / "ledger.journal").stat().st_size == 0
+    assert journal_path(tmp_path / ".agentls", "ledger.journal").stat().st_size == 0
     # A replay cut short after its commit (the journal still full) adds nothing a second time.
-    (tmp_path / ".agentls" / "ledger.journal").write_bytes(kept)
+    journal_path(tmp_path / ".agentls", "ledger.journal").write_bytes(kept)
     with TokenBudgeter.for_workspace(tmp_path, database_url=team_db) as other:
         assert other.snapshot().used == 120
     with AuditStore.for_workspace(tmp_path, database_url=team_db) as audit:
@@ -233,3 +237,27 @@ def test_db_init_twice_changes_nothing_and_grants_roles(
     assert "pg-test-super" not in out
     code, out, _ = cli(capsys, "--database-url", team_db, "db", "status")
     assert code == 0 and "schema version 2, ready" in out
+
+
+async def test_a_journal_a_repository_ships_is_never_replayed_into_the_team_database(
+    tmp_path: Path, team_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A clone's .agentls/ may hold a ledger.journal and an audit.journal: replayed, they would
+    # charge the team's budget and forge events in its trail under the user's name.
+    genuine = tmp_path / "genuine"
+    genuine.mkdir()
+    forged = RunEvent(kind=EventKind.STARTED, run_id="forged-run", agent="forged", goal="g")
+    with AuditStore.for_workspace(genuine, database_url=team_db) as audit:
+        audit.append(forged)
+        # Exactly what the store keeps in a journal while the database is away.
+        row = list(_row(forged, origin(genuine)))
+    with psycopg.connect(team_db) as conn:
+        conn.execute("DELETE FROM agentls.events WHERE run_id = 'forged-run'")
+    clone = tmp_path / "clone"
+    (clone / ".agentls").mkdir(parents=True)
+    (clone / ".agentls" / "audit.journal").write_text(json.dumps({"row": row}) + "\n")
+
+    with AuditStore.for_workspace(clone, database_url=team_db) as audit:
+        assert audit.query(run_id="forged-run") == []
+    assert (clone / ".agentls" / "audit.journal").stat().st_size > 0  # left as it was
+    assert any("is not read" in r.getMessage() for r in caplog.records)

@@ -1,5 +1,10 @@
 """A local journal for what the team database could not take: usage of calls that ended and audit
-events written while it was away, kept in `.agentls/` and applied when it is back.
+events written while it was away, kept on this machine and applied when it is back.
+
+Journals live in the user's own state folder (`$XDG_STATE_HOME/agentls/journals/`, else
+`~/.local/state/...`), one folder per workspace, never in the workspace: a repository someone
+clones could ship a `.agentls/ledger.journal` whose replay would charge the team's budget or
+write forged events into its audit trail under the user's name.
 
 Entries are JSON lines appended under an exclusive lock and fsynced before `append` returns, so
 what was kept survives a crash of this process. `replay` hands every entry to the caller (which
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -22,7 +28,24 @@ from typing import IO, Any
 log = logging.getLogger(__name__)
 
 SUFFIX = ".journal"
-_GITIGNORE_LINE = f"*{SUFFIX}"
+
+
+def journal_path(state: Path, name: str) -> Path:
+    """Where the journal `name` of the workspace state folder `state` lives: in the user's state
+    folder (mode 0700), keyed by the state folder's path. A file of that name inside the workspace
+    is never read (a repository may ship one); it is named in a warning."""
+    shipped = state / name
+    if shipped.exists():
+        log.warning(
+            "%s is not read: journals are kept in your own state folder, and a repository could "
+            "ship this file (remove it)",
+            shipped,
+        )
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    key = hashlib.sha256(str(state.resolve()).encode()).hexdigest()[:16]
+    folder = Path(base) / "agentls" / "journals" / key
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder / name
 
 
 class Journal:
@@ -39,7 +62,6 @@ class Journal:
 
     def append(self, entries: list[dict[str, Any]]) -> None:
         """Keep `entries`; durable on disk when this returns."""
-        _keep_out_of_git(self.path.parent)
         data = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries)
         with self._locked("a") as f:
             f.write(data)
@@ -84,15 +106,3 @@ class Journal:
                 yield f
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-def _keep_out_of_git(state: Path) -> None:
-    """The state folder's .gitignore (written before journals existed) also ignores journals."""
-    ignore = state / ".gitignore"
-    try:
-        text = ignore.read_text(encoding="utf-8")
-    except OSError:
-        return
-    if _GITIGNORE_LINE not in text.split():
-        with contextlib.suppress(OSError):
-            ignore.write_text(text.rstrip("\n") + f"\n{_GITIGNORE_LINE}\n", encoding="utf-8")

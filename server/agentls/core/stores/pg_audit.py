@@ -19,7 +19,7 @@ from typing import Any
 
 from agentls.core.events import EventKind, RunEvent
 from agentls.core.stores.identity import Origin, origin
-from agentls.core.stores.journal import SUFFIX, Journal
+from agentls.core.stores.journal import SUFFIX, Journal, journal_path
 from agentls.core.stores.pg_schema import check_version
 from agentls.core.stores.postgres import SCHEMA, DatabaseUnavailable, Session, database_error
 from agentls.core.stores.trail import (
@@ -116,7 +116,7 @@ class PgAudit:
         self.session = Session(url)
         self.where = self.session.where
         self.origin = origin(workspace)
-        self.journal = Journal(state / JOURNAL) if state is not None else None
+        self.journal = Journal(journal_path(state, JOURNAL)) if state is not None else None
         with self.session.transaction() as conn:
             check_version(url, conn)
         self._replay()

@@ -29,7 +29,7 @@ from agentls.core.events import Usage
 from agentls.core.sqlite import process_alive
 from agentls.core.state_check import StateError
 from agentls.core.stores.identity import Origin, origin
-from agentls.core.stores.journal import SUFFIX, Journal
+from agentls.core.stores.journal import SUFFIX, Journal, journal_path
 from agentls.core.stores.ledger import Hold, ScopeRow, ScopeTotals, WakeCallback
 from agentls.core.stores.pg_schema import check_version
 from agentls.core.stores.pg_threads import CHANNEL, LeaseRenewer, Listener
@@ -268,7 +268,7 @@ class PgLedgerStore:
         self.where = self.session.where
         self.lease_seconds = lease_seconds
         self.origin = origin(workspace)
-        self.journal = Journal(state / JOURNAL) if state is not None else None
+        self.journal = Journal(journal_path(state, JOURNAL)) if state is not None else None
         self.leases = LeaseRenewer(url, lease_seconds)
         self.listener = Listener(url, poll_seconds=_POLL_MAX_S)
         with self.session.transaction() as conn:
