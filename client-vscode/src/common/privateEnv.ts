@@ -33,7 +33,7 @@ import {
     type SetupStep,
     type Wheelhouse,
 } from './privateEnvPlan';
-import { probeInterpreter } from './serverCommand';
+import { probeInterpreter, pythonFailure } from './serverCommand';
 
 export interface EnvOptions {
     /** The folder that holds the environments and the lock (under the extension's global storage). */
@@ -115,19 +115,7 @@ export function probePython(python: string, cwd: string | undefined, timeoutMs =
                 resolve(parsePythonInfo(String(stdout)));
                 return;
             }
-            const code = (error as NodeJS.ErrnoException).code;
-            const text = String(stderr).trim();
-            if (code === 'ENOENT') {
-                resolve('no such file');
-            } else if (code === 'EACCES') {
-                resolve('not executable');
-            } else if (error.killed) {
-                resolve(`no answer within ${timeoutMs / 1000} s`);
-            } else if (/unknown option.*-P/i.test(text)) {
-                resolve('it is older than Python 3.11');
-            } else {
-                resolve(text.split('\n').pop() || error.message);
-            }
+            resolve(pythonFailure(error, stderr, timeoutMs, 'it is older than Python 3.11'));
         });
     });
 }

@@ -69,22 +69,29 @@ export function probeInterpreter(python: string, cwd: string | undefined, timeou
                 resolve(undefined);
                 return;
             }
-            const code = (error as NodeJS.ErrnoException).code;
-            const text = String(stderr).trim();
-            if (code === 'ENOENT') {
-                resolve('no such file');
-            } else if (code === 'EACCES') {
-                resolve('not executable');
-            } else if (error.killed) {
-                resolve(`no answer within ${timeoutMs / 1000} s`);
-            } else if (/unknown option.*-P/i.test(text)) {
-                resolve('it is older than Python 3.11, which agentls needs');
-            } else {
-                const lines = text.split('\n');
-                resolve(lines[lines.length - 1] || error.message);
-            }
+            resolve(pythonFailure(error, stderr, timeoutMs, 'it is older than Python 3.11, which agentls needs'));
         });
     });
+}
+
+/** Why running an interpreter failed, in a few words: missing, not executable, silent, too old
+ * (`tooOld`: it does not know `-P`), or the last line it wrote on stderr. */
+export function pythonFailure(error: Error & { killed?: boolean }, stderr: unknown, timeoutMs: number, tooOld: string): string {
+    const code = (error as NodeJS.ErrnoException).code;
+    const text = String(stderr).trim();
+    if (code === 'ENOENT') {
+        return 'no such file';
+    }
+    if (code === 'EACCES') {
+        return 'not executable';
+    }
+    if (error.killed) {
+        return `no answer within ${timeoutMs / 1000} s`;
+    }
+    if (/unknown option.*-P/i.test(text)) {
+        return tooOld;
+    }
+    return text.split('\n').pop() || error.message;
 }
 
 /**
