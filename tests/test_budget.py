@@ -557,7 +557,9 @@ def test_one_budgeter_shared_by_many_threads(tmp_path: Path) -> None:
                 r = b.reserve(run_id=f"t{n}", agent=AGENTS[n % 3], prompt_tokens=90, max_tokens=60)
             except BudgetExceeded:
                 return
-            usage = Usage(input_tokens=80, output_tokens=i % 60)
+            # A model never writes more than the max_tokens it was granted (near the limit the
+            # grant shrinks to what is left).
+            usage = Usage(input_tokens=80, output_tokens=min(i % 60, r.max_tokens))
             b.commit(r, usage)
             book.record(AGENTS[n % 3], f"t{n}", usage)
 
