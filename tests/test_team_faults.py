@@ -114,7 +114,7 @@ async def test_a_database_stopped_mid_call_loses_nothing_and_counts_nothing_twic
     # And calls are made again.
     server.responder = lambda body: Text("Twice x.", prompt_tokens=80, completion_tokens=40)
     again = await runtime.delegate("explain", "explain", target)
-    assert again.status is RunStatus.FINISHED
+    assert again.status is RunStatus.FINISHED, again.error
     assert (await runtime.budgeter.asnapshot()).used == 240
 
 

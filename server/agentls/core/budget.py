@@ -118,7 +118,8 @@ class TokenBudgeter:
         self.clock: Callable[[], float] = time.time
         self._listeners: list[Listener] = []
         self._queue = LedgerQueue(
-            store.transaction,
+            # Usage the worker commits is delivered once on disk, without holding the lock then.
+            functools.partial(store.transaction, flush_later=True),
             finish=self._finish_batch,
             deliver=self._deliver,
             name="agentls-ledger",

@@ -147,14 +147,14 @@ def _plan(tx: LedgerTx, request: GrantRequest, waiter_id: str | None, now: float
     """The call's limited scopes: its run, agent and total as always; and the limits of
     core/budget_limits.py that exist (a user's, a period's, in tokens or dollars), each
     period's window opened (its limit copied) on first use. The run's limit is written first
-    when it is new or changed. One look at the ledger when no such limit exists."""
+    (when it is new or changed). One look at the ledger when no such limit exists."""
     keys = keys_for(request.agent, request.user)
     names = [*request.scopes, *(scope for _, scope in keys)]
-    rows = {r.scope: r for r in tx.states(names, waiter_id)}
-    run = rows.get(request.run_scope)
-    if request.run_limit is not None and (run is None or run.limit != request.run_limit):
+    if request.run_limit is not None:
+        # Written before the look (a write that changes nothing when the limit is the same), so
+        # the look sees it: one look, and on a server one round trip, instead of two.
         tx.set_run_limit(request.run_scope, request.run_limit)
-        rows = {r.scope: r for r in tx.states(names, waiter_id)}
+    rows = {r.scope: r for r in tx.states(names, waiter_id)}
     limited = [
         (k, rows[scope]) for k, scope in keys if scope in rows and rows[scope].limit is not None
     ]

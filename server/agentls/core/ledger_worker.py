@@ -12,6 +12,13 @@ An operation that fails rolls its batch back; the batch is then rerun one operat
 transaction, so only the failing one fails. Cancelling a caller never stops its operation (it
 may already be in the database): its result goes to the operation's `abandoned` handler instead, which
 undoes what must not stay (a reservation nobody will use).
+
+A team database's commit waits for the server's disk while still holding the ledger's write lock.
+So the worker asks the store to commit without waiting (`flush_later`) and hands the operations
+that wrote usage or limits to a second thread, which waits for the disk once for every commit
+handed over meanwhile (stores/pg_threads.py WalFlusher) and only then delivers them: the lock is
+free and the next batch runs while the disk syncs, and no caller hears of a commit that a crash
+of the server could still lose. Reservations, which are leases, are delivered at once.
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ class LedgerOp:
     frees: bool = False
     result: Any = field(default=None, repr=False)
     error: BaseException | None = field(default=None, repr=False)
+    # Whether it wrote what must survive a crash of the database server (usage, limits).
+    durable: bool = field(default=False, repr=False)
 
 
 class LedgerWorker:
@@ -77,10 +86,15 @@ class LedgerWorker:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._lock = threading.Lock()
+        # Commits whose durable operations wait for the disk, outside the write lock.
+        self._flush_queue: queue.SimpleQueue[Flush | None] = queue.SimpleQueue()
+        self._flush_thread: threading.Thread | None = None
         self.batches = 0  # transactions run (tests and diagnostics)
 
     def submit(self, op: LedgerOp) -> None:
         with self._lock:
+            if self._pid != os.getpid():  # a forked child: the parent's threads are not ours
+                self._flush_queue, self._flush_thread = queue.SimpleQueue(), None
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
                 self._pid = os.getpid()
@@ -94,6 +108,10 @@ class LedgerWorker:
         if thread is not None and self._pid == os.getpid():
             self._queue.put(None)
             thread.join()
+        flusher, self._flush_thread = self._flush_thread, None
+        if flusher is not None and self._pid == os.getpid() and flusher.is_alive():
+            self._flush_queue.put(None)
+            flusher.join()
 
     def _serve(self) -> None:
         stop = False
@@ -126,13 +144,15 @@ class LedgerWorker:
         value: Any = None
         stop = False
         began = False
+        flushes: list[Flush] = []
         try:
             with self._transaction() as conn:
                 began = True
                 stop = self._drain(batch)
                 for op in batch:
-                    op.result, op.error = op.run(conn), None
+                    _run(op, conn)
                 value = self._finish(conn)
+            flushes.append(_flush_of(conn, batch))
         except BaseException as exc:
             if not began:
                 # No transaction (the database is away): not any operation's fault, so every
@@ -143,30 +163,109 @@ class LedgerWorker:
             elif len(batch) == 1:
                 batch[0].result, batch[0].error = None, exc
             else:
-                value = self._run_alone(batch)
+                value = self._run_alone(batch, flushes)
         else:
             self.batches += 1
-        for op in batch:
-            if op.error is None and op.after is not None:
-                op.after(op.result)
-        self._batch_done(batch)
-        by_loop: dict[asyncio.AbstractEventLoop, list[LedgerOp]] = {}
-        for op in batch:
-            by_loop.setdefault(op.loop, []).append(op)
-        for loop, ops in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # a loop that has closed
-                loop.call_soon_threadsafe(self._delivered, ops, value)
+        later = {id(op) for f in flushes for op in f.ops}
+        self._complete([op for op in batch if id(op) not in later], value, batch)
+        for f in flushes:
+            if f.ops:
+                self._flusher().put(f)
         return stop
 
-    def _run_alone(self, batch: list[LedgerOp]) -> Any:
+    def _run_alone(self, batch: list[LedgerOp], flushes: list[Flush]) -> Any:
         value: Any = None
         for op in batch:
             try:
                 with self._transaction() as conn:
-                    op.result, op.error = op.run(conn), None
+                    _run(op, conn)
                     value = self._finish(conn)
+                flushes.append(_flush_of(conn, [op]))
             except BaseException as exc:
                 op.result, op.error = None, exc
             else:
                 self.batches += 1
         return value
+
+    def _complete(self, ops: list[LedgerOp], value: Any, batch: list[LedgerOp] | None) -> None:
+        """Hand results back: `after` here, then each loop's share of `ops` on that loop."""
+        for op in ops:
+            if op.error is None and op.after is not None:
+                op.after(op.result)
+        if batch is not None:
+            self._batch_done(batch)  # the commit is visible: others may look again now
+        by_loop: dict[asyncio.AbstractEventLoop, list[LedgerOp]] = {}
+        for op in ops:
+            by_loop.setdefault(op.loop, []).append(op)
+        for loop, mine in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a loop that has closed
+                loop.call_soon_threadsafe(self._delivered, mine, value)
+
+    def _flusher(self) -> queue.SimpleQueue[Flush | None]:
+        """The queue of the thread that waits for durable commits (started on first use)."""
+        if self._flush_thread is None or not self._flush_thread.is_alive():
+            self._flush_thread = threading.Thread(
+                target=self._serve_flushes, name=self._name + "-flush", daemon=True
+            )
+            self._flush_thread.start()
+        return self._flush_queue
+
+    def _serve_flushes(self) -> None:
+        """Wait for the disk once for every commit handed over meanwhile, then deliver their
+        operations; a failed wait fails them (their callers keep and retry what they wrote)."""
+        while True:
+            first = self._flush_queue.get()
+            if first is None:
+                return
+            pending, stop = [first], False
+            while True:
+                try:
+                    item = self._flush_queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                pending.append(item)
+            error: BaseException | None = None
+            try:
+                pending[-1].wait()  # the newest: it covers every commit before it
+            except BaseException as exc:
+                error = exc
+            ops = [op for f in pending for op in f.ops]
+            if error is not None:
+                for op in ops:
+                    op.result, op.error = None, error
+            try:
+                self._complete(ops, None, None)
+            except BaseException:
+                log.exception("delivering flushed ledger results failed")
+            if stop:
+                return
+
+
+@dataclass
+class Flush:
+    """Operations whose commit did not wait for the disk, and the wait that makes it durable."""
+
+    ops: list[LedgerOp]
+    wait: Callable[[], None]
+
+
+def _run(op: LedgerOp, conn: Any) -> None:
+    """Run `op` in the transaction, noting whether it wrote what must wait for the disk."""
+    before = getattr(conn, "durable_writes", 0)
+    op.result, op.error = op.run(conn), None
+    op.durable = getattr(conn, "durable_writes", 0) > before
+
+
+def _flush_of(conn: Any, ops: list[LedgerOp]) -> Flush:
+    """The committed `ops` that wait for a flush the store deferred (none if it did not)."""
+    wait = getattr(conn, "flush", None)
+    if wait is None:
+        return Flush([], _no_wait)
+    return Flush([op for op in ops if op.durable and op.error is None], wait)
+
+
+def _no_wait() -> None:
+    return None

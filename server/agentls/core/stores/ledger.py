@@ -61,7 +61,10 @@ class LedgerTx(Protocol):
         """The rows of the scopes that exist (limited or not); waiters other than `waiter_id`."""
         ...
 
-    def set_run_limit(self, scope: str, limit: int | None) -> None: ...
+    def set_run_limit(self, scope: str, limit: int | None) -> None:
+        """Set a run's limit where it differs (creating its scope); write nothing where it is
+        already that."""
+        ...
 
     def hold(self, hold: Hold) -> str | None:
         """Hold `hold.tokens` in every scope, or nothing: None when held, else the scope that
@@ -126,7 +129,17 @@ class LedgerStore(Protocol):
     # settles are seen by polling at least this often.
     poll_max_seconds: float
 
-    def transaction(self, *, write: bool = True) -> AbstractContextManager[LedgerTx]: ...
+    def transaction(
+        self, *, write: bool = True, flush_later: bool = False
+    ) -> AbstractContextManager[LedgerTx]:
+        """A transaction; committed when the block ends.
+
+        With `flush_later`, a store whose commits wait for a server's disk may commit without
+        waiting and give the transaction a `flush()` that waits for it instead (see
+        core/ledger_worker.py, which delivers durable results only after it): the write lock is
+        then not held while the disk syncs. A store without such a wait ignores it.
+        """
+        ...
 
     def watch(self, wake: WakeCallback) -> AbstractContextManager[None]:
         """While open, call `wake()` (from any thread) when another process may have made room."""

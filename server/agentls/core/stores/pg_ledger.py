@@ -18,9 +18,10 @@ calls are refused meanwhile (DatabaseUnavailable).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from agentls.core.stores.identity import Origin, origin
 from agentls.core.stores.journal import SUFFIX, Journal, journal_path
 from agentls.core.stores.ledger import Hold, ScopeRow, ScopeTotals, WakeCallback
 from agentls.core.stores.pg_schema import check_version
-from agentls.core.stores.pg_threads import CHANNEL, LeaseRenewer, Listener
+from agentls.core.stores.pg_threads import CHANNEL, LeaseRenewer, Listener, WalFlusher
 from agentls.core.stores.postgres import (
     SCHEMA,
     DatabaseRefused,
@@ -67,6 +68,14 @@ class PgLedgerTx:
         # Whether it holds what must survive a crash of the server (usage, limits): then its
         # commit waits for the disk; reservations and the queue are leases, which need not.
         self.durable = False
+        # How many such writes it made: the ledger's worker tells which operations made one.
+        self.durable_writes = 0
+        # Set at commit when the commit did not wait for the disk it needed: waits for it.
+        self.flush: Callable[[], None] | None = None
+
+    def _durable(self) -> None:
+        self.durable = True
+        self.durable_writes += 1
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Raw SQL in this transaction (tests look inside)."""
@@ -83,8 +92,14 @@ class PgLedgerTx:
         return [ScopeRow(scope, lim, int(c), int(r), int(w)) for scope, lim, c, r, w in rows]
 
     def set_run_limit(self, scope: str, limit: int | None) -> None:
-        self.conn.execute(f"SELECT {SCHEMA}.set_run_limit(%s, %s)", (scope, limit))
-        self.durable = True
+        # Not durable: lost in a crash of the server, the run's next call sets it again. Called
+        # only where it differs, so a call of a run whose limit is set writes nothing (and, being
+        # a write whose result nobody reads, it goes out with the next look: no round trip).
+        self.conn.execute(
+            f"SELECT {SCHEMA}.set_run_limit(%s, %s) WHERE NOT EXISTS (SELECT 1 FROM "
+            f"{SCHEMA}.scopes WHERE scope = %s AND lim IS NOT DISTINCT FROM %s)",
+            (scope, limit, scope, limit),
+        )
 
     def hold(self, hold: Hold) -> str | None:
         o = self.origin
@@ -117,10 +132,12 @@ class PgLedgerTx:
     ) -> None:
         settle(self.conn, self.origin, hold_id, run_id, agent, scopes, usage)
         self.freed = True
-        self.durable = self.durable or usage is not None
+        if usage is not None:
+            self._durable()
 
     def set_limit(self, scope: str, limit: int | None, *, lower_only: bool = False) -> None:
-        self.freed = self.durable = True
+        self.freed = True
+        self._durable()
         only_lower = " WHERE s.lim IS NULL OR s.lim > excluded.lim" if lower_only else ""
         with self._admin("change a limit"):
             self.conn.execute(
@@ -137,8 +154,9 @@ class PgLedgerTx:
                 )
 
     def open_window(self, window: str, template: str) -> None:
+        # Not durable: lost in a crash of the server, the next call opens it again (and usage
+        # committed into it comes later in the server's log, so it cannot outlive the window).
         self.conn.execute(f"SELECT {SCHEMA}.open_window(%s, %s)", (window, template))
-        self.durable = True
 
     def limits(self) -> list[ScopeTotals]:
         rows = self.conn.execute(
@@ -148,7 +166,8 @@ class PgLedgerTx:
         return [_totals(row) for row in rows]
 
     def reset(self, agent: str | None) -> None:
-        self.freed = self.durable = True
+        self.freed = True
+        self._durable()
         where, params = "scope = %s OR scope LIKE 'agent:%%'", (TOTAL,)
         if agent is not None:
             where, params = "scope = %s", (f"agent:{agent}",)
@@ -273,10 +292,14 @@ class PgLedgerStore:
         self.listener = Listener(url, poll_seconds=_POLL_MAX_S)
         with self.session.transaction() as conn:
             check_version(url, conn)
+            usable = WalFlusher.usable(conn)
+        # Batches of the ledger's worker commit without waiting for the disk and flush it
+        # afterwards, outside the write lock (None: they wait at commit, as other writes do).
+        self.flusher = WalFlusher(url) if usable else None
         self._replay()
 
     @contextlib.contextmanager
-    def transaction(self, *, write: bool = True) -> Iterator[PgLedgerTx]:
+    def transaction(self, *, write: bool = True, flush_later: bool = False) -> Iterator[PgLedgerTx]:
         if self.journal is not None and self.journal.pending():
             self._replay()  # back after being away: what was kept is committed first
         with self.session.transaction() as conn:
@@ -286,9 +309,16 @@ class PgLedgerStore:
             yield tx
             if tx.freed:  # delivered at commit, once however many calls settled
                 conn.execute(f"NOTIFY {CHANNEL}")
-            if write and not tx.durable:
+            later = flush_later and self.flusher is not None
+            if write and (not tx.durable or later):
                 # Leases only: lost in a crash of the server, they would have run out anyway.
+                # Or usage whose caller waits for `tx.flush` instead, outside the write lock.
                 conn.execute("SET LOCAL synchronous_commit = off")
+                if tx.durable and self.flusher is not None:
+                    # Read with the commit (no round trip of its own): the flush must happen on
+                    # the server that took the commit, not one restarted since (which lost it).
+                    started = conn.execute("SELECT pg_postmaster_start_time()")
+                    tx.flush = functools.partial(_flush, self.flusher, started)
 
     def _replay(self) -> None:
         """Commit what was kept while the database was away (each once: idempotent on its id)."""
@@ -348,7 +378,15 @@ class PgLedgerStore:
     def close(self) -> None:
         self.leases.close()
         self.listener.close()
+        if self.flusher is not None:
+            self.flusher.close()
         self.session.close()
+
+
+def _flush(flusher: WalFlusher, started: Any) -> None:
+    """Wait for the disk of the server whose start time `started` (a cursor) read at commit."""
+    row = started.fetchone()
+    flusher.flush(row[0] if row else None)
 
 
 @contextlib.contextmanager

@@ -177,3 +177,67 @@ def _closed(conn: Any) -> Any:
         with contextlib.suppress(Exception):
             conn.close()
     return None
+
+
+class WalFlusher:
+    """Waits until what this process committed without waiting for the disk is on the disk.
+
+    The ledger's batches commit with `synchronous_commit = off`, so its write lock is released
+    before the server syncs; usage must still survive a crash of the server before its caller is
+    told it is committed. A transaction that writes WAL and commits synchronously flushes the WAL
+    up to its own commit record, which lies after every commit that ended before it began: one
+    such flush makes all of them durable. A transactional logical-decoding message is the
+    smallest such write (no table, no row lock; consumers of logical decoding ignore messages
+    unless asked for them).
+    """
+
+    SQL = "SELECT pg_postmaster_start_time(), pg_logical_emit_message(true, 'agentls', '')"
+
+    DOING = "flush the ledger's commits to disk"
+
+    def __init__(self, url: str) -> None:
+        from agentls.core.stores.postgres import Session
+
+        self.session = Session(url)
+        self.flushes = 0  # flushes that reached the disk (diagnostics, tests)
+
+    @staticmethod
+    def usable(conn: Any) -> bool:
+        """Whether this role may write such a message (some managed servers revoke it)."""
+        row = conn.execute(
+            "SELECT has_function_privilege('pg_logical_emit_message(boolean, text, text)', "
+            "'EXECUTE')"
+        ).fetchone()
+        return bool(row and row[0])
+
+    def flush(self, committed_on: Any) -> None:
+        """Return once every commit this process made before the call is durable.
+        `committed_on` is the server's `pg_postmaster_start_time()` as read with the commit.
+
+        Raises DatabaseUnavailable when that cannot be known: the server is away, or it started
+        again since the commit (which a crash may have lost). The caller then keeps what it
+        committed and commits it again, idempotently, when the database is back.
+        """
+        from agentls.core.stores.postgres import DatabaseUnavailable
+
+        for attempt in range(2):
+            try:
+                with self.session.transaction(doing=self.DOING) as conn:
+                    row = conn.execute(self.SQL).fetchone()
+                now_on = row[0] if row else None
+                break
+            except DatabaseUnavailable:
+                if attempt:
+                    raise
+                # A connection from before a restart: once more on a new one; the start time
+                # then tells whether the restart came before the commit or after it.
+        if now_on != committed_on:
+            raise DatabaseUnavailable(
+                self.session.where,
+                "restarted after a commit was made and before it was known to be on disk",
+                "the usage is kept and committed again, once, now that it is back",
+            )
+        self.flushes += 1
+
+    def close(self) -> None:
+        self.session.close()

@@ -85,7 +85,7 @@ class SqliteLedgerTx:
     def set_run_limit(self, scope: str, limit: int | None) -> None:
         self.conn.execute(
             "INSERT INTO scopes (scope, lim, updated) VALUES (?, ?, ?) "
-            "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim",
+            "ON CONFLICT (scope) DO UPDATE SET lim = excluded.lim WHERE lim IS NOT excluded.lim",
             (scope, limit, time.time()),
         )
 
@@ -261,7 +261,11 @@ class SqliteLedgerStore:
         self.db = SqliteFile(path, SCHEMA, synchronous="NORMAL")
 
     @contextlib.contextmanager
-    def transaction(self, *, write: bool = True) -> Iterator[SqliteLedgerTx]:
+    def transaction(
+        self, *, write: bool = True, flush_later: bool = False
+    ) -> Iterator[SqliteLedgerTx]:
+        # A local file's commit waits for no server (and, with synchronous NORMAL, syncs the disk
+        # at checkpoints only): nothing to defer, so `flush_later` changes nothing here.
         with self.db.transaction(write=write) as conn:
             yield SqliteLedgerTx(conn)
 

@@ -1,0 +1,103 @@
+"""Usage a team database has taken is on its disk before anyone is told so.
+
+The ledger's batches commit without waiting for the server's disk (so the write lock every
+team member's calls take is not held while it syncs) and wait for the disk afterwards
+(stores/pg_threads.py WalFlusher). These tests crash a real server at the worst moment: with
+its WAL writer frozen, what a commit wrote stays in the server's memory until someone flushes
+it, and a kill -9 of every server process loses it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+from tests.rig.postgres import PostgresCluster, team_database
+
+from agentls.core.budget import TokenBudgeter
+from agentls.core.events import Usage
+from agentls.core.stores.pg_threads import WalFlusher
+from agentls.core.stores.postgres import DatabaseUnavailable
+
+
+@pytest.fixture
+def cluster() -> Iterator[PostgresCluster]:
+    """A cluster of this test's own: it is crashed, so no other test may share it."""
+    with PostgresCluster.start() as pg:
+        # Nothing else writes pages (which would flush the WAL first) while the test looks.
+        pg.sql("ALTER SYSTEM SET bgwriter_lru_maxpages = 0")
+        pg.sql("ALTER SYSTEM SET autovacuum = off")
+        pg.sql("SELECT pg_reload_conf()")
+        yield pg
+
+
+def _server_processes(pg: PostgresCluster) -> list[psutil.Process]:
+    pid = int((pg.data / "postmaster.pid").read_text().split()[0])
+    main = psutil.Process(pid)
+    return [main, *main.children(recursive=True)]
+
+
+def _freeze_wal_writer(pg: PostgresCluster, url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'walwriter'"
+        ).fetchone()
+    assert row is not None, "the server has no WAL writer to freeze"
+    os.kill(row[0], signal.SIGSTOP)
+
+
+def _crash(pg: PostgresCluster) -> None:
+    """Power loss for the server: every process killed at once; only what reached the OS stays."""
+    procs = _server_processes(pg)
+    for p in procs:
+        p.send_signal(signal.SIGKILL)
+    psutil.wait_procs(procs, timeout=30)
+    pg.restart()
+
+
+async def test_usage_whose_commit_returned_survives_a_crash_of_the_server(
+    cluster: PostgresCluster, tmp_path: Path
+) -> None:
+    url = team_database(cluster, "durable")
+    with TokenBudgeter.for_workspace(tmp_path, database_url=url) as budgeter:
+        budgeter.set_limit(100_000)
+        _freeze_wal_writer(cluster, url)
+        for _ in range(3):
+            r = await budgeter.areserve(
+                run_id=uuid.uuid4().hex, agent="explain", prompt_tokens=80, max_tokens=100
+            )
+            await budgeter.acommit(r, Usage(input_tokens=80, output_tokens=40))
+        _crash(cluster)
+    with TokenBudgeter.for_workspace(tmp_path, database_url=url) as after:
+        assert after.snapshot().used == 3 * 120
+
+
+def test_a_flush_after_the_server_restarted_never_vouches_for_a_commit_it_may_have_lost(
+    cluster: PostgresCluster,
+) -> None:
+    url = team_database(cluster, "restarted")
+    flusher = WalFlusher(url)
+    try:
+        flusher.flush(_start_time(url))  # the server that took the commit: safe
+        assert flusher.flushes == 1
+        committed_on = _start_time(url)
+        cluster.stop("immediate")
+        cluster.restart()
+        with pytest.raises(DatabaseUnavailable, match="restarted after a commit was made"):
+            flusher.flush(committed_on)
+        assert flusher.flushes == 1
+    finally:
+        flusher.close()
+
+
+def _start_time(url: str) -> object:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_postmaster_start_time()").fetchone()
+    assert row is not None
+    return row[0]
