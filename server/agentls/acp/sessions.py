@@ -211,10 +211,16 @@ class Sessions:
         self._runtimes[key] = runtime
         return runtime
 
-    async def decide_trust(self, workspace: Path) -> TrustDecision:
+    async def decide_trust(
+        self, workspace: Path, panel_servers: list[str] | None = None
+    ) -> TrustDecision:
         """Trust is decided again for each session: the user may have trusted the folder since."""
         return await asyncio.to_thread(
-            decide, self.trust, workspace, run_command=self.settings.run_command.enabled
+            decide,
+            self.trust,
+            workspace,
+            run_command=self.settings.run_command.enabled,
+            panel_servers=panel_servers or [],
         )
 
     async def open(
@@ -224,7 +230,10 @@ class Sessions:
         record: dict[str, Any] | None = None,
         mcp: dict[str, McpServerSettings] | None = None,
     ) -> Session:
-        trust = await self.decide_trust(workspace)
+        trust = await self.decide_trust(workspace, sorted(mcp or {}))
+        # A panel may fill its servers from a repository's project settings (Zed): an untrusted
+        # folder starts none of them.
+        mcp = mcp if trust.trusted else None
         runtime = await self.runtime_for(workspace, mcp, trusted=trust.trusted)
         session = Session(session_id or new_id(), workspace, runtime, notice=trust.notice)
         if record is not None:
