@@ -26,7 +26,8 @@ def isolated_environment(
 ) -> None:
     """No test reads the developer's own agents or talks to a model their shell configured."""
     monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL"):
+    # Their state folder either: it follows HOME (~/.local/state) when this is unset.
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL", "XDG_STATE_HOME"):
         monkeypatch.delenv(name, raising=False)
     for name in _RESTORED:
         monkeypatch.setenv(name, "")  # remembers the value before, so teardown restores it

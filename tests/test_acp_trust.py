@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.rig.scripted_openai import ScriptedOpenAI, Text
-from tests.test_acp_sdk import Panel, link, prompt_once, session_of
+from acp.schema import McpServerStdio
+from tests.rig.scripted_openai import ScriptedOpenAI, Text, ToolCall
+from tests.test_acp_sdk import Panel, agent, link, prompt_once, session_of
 
 import acp
 from agentls.cli import main
@@ -26,6 +27,15 @@ instructions: Use the helper tools.
 mode: tools
 mcp: {helper: "*"}
 """
+# The user's own agent, allowed the tools of the MCP server the panel passes as `probe`.
+PROBER = """\
+name: prober
+description: Asks the probe server
+instructions: Call the probe's pid tool.
+mode: tools
+mcp: {probe: "*"}
+"""
+FAULTY = Path(__file__).parent / "rig" / "faulty_mcp_server.py"
 FIXER = """\
 name: fixer
 description: Fixes things
@@ -164,3 +174,50 @@ async def test_a_broken_settings_file_is_told_in_the_panel_naming_the_file_and_k
 def test_trust_and_untrusted_together_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--untrusted", "acp", "--trust"]) == 2
     assert "--trust and --untrusted" in capsys.readouterr().err
+
+
+def panel_probe(marker: Path) -> McpServerStdio:
+    """A real stdio MCP server, as a panel fills it from a repository's project settings (Zed):
+    the command leaves `marker` behind when it is started."""
+    script = f"touch '{marker}' && exec '{sys.executable}' '{FAULTY}'"
+    return McpServerStdio(name="probe", command="sh", args=["-c", script], env=[])
+
+
+async def ask_the_probe(server: ScriptedOpenAI, workspace: Path, *options: str) -> Panel:
+    """A session with the panel's `probe` MCP server, and one prompt to the user's agent that
+    calls it."""
+    folder = Path(os.environ["HOME"]) / ".config" / "agentls" / "agents"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "prober.yaml").write_text(PROBER, encoding="utf-8")
+    server.enqueue(ToolCall("mcp__probe__pid", {}), Text("The probe answered."))
+    panel = Panel()
+    async with agent(panel, server, workspace, *options) as conn:
+        session = await conn.new_session(
+            cwd=str(workspace), mcp_servers=[panel_probe(workspace.parent / "started")]
+        )
+        await conn.prompt(session_id=session.session_id, prompt=[acp.text_block("/prober go")])
+    return panel
+
+
+async def test_an_untrusted_folder_starts_none_of_the_panels_mcp_servers(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    panel = await ask_the_probe(server, workspace)
+
+    assert not (workspace.parent / "started").exists()
+    told = panel.text()
+    assert "not trusted" in told and "the panel's MCP server probe" in told
+    assert '"trustedFolders"' in told and "--trust" in told
+    assert told.count("not trusted") == 1
+
+
+async def test_a_trusted_folder_starts_the_panels_mcp_servers(
+    server: ScriptedOpenAI, workspace: Path
+) -> None:
+    user_settings({"trustedFolders": [str(workspace)]})
+
+    panel = await ask_the_probe(server, workspace)
+
+    assert (workspace.parent / "started").exists()
+    assert panel.text() == "The probe answered."
+    assert server.requests[1]["messages"][-1]["role"] == "tool"

@@ -107,3 +107,27 @@ def test_a_bad_settings_file_is_a_warning_naming_it_and_the_run_goes_on(
     assert run(workspace) == 0
 
     assert f"{local}: line 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("trust", [(), ("--untrusted",)], ids=["trusted", "untrusted"])
+def test_a_workspace_limit_for_one_agent_keeps_the_users_total(
+    workspace: Path,
+    server: ScriptedOpenAI,
+    capsys: pytest.CaptureFixture[str],
+    trust: tuple[str, ...],
+) -> None:
+    from agentls.core.budget import TokenBudgeter
+
+    write(
+        user_file(), {"baseUrl": server.url, "model": "scripted-model", "budget": {"total": 5000}}
+    )
+    write(workspace / ".agentls" / "settings.json", {"budget": {"perAgent": {"explain": 1000}}})
+    server.enqueue(Text("adds"))
+
+    assert run(workspace, *trust) == 0
+
+    with TokenBudgeter.for_workspace(workspace) as budgeter:
+        snapshot = budgeter.snapshot()
+    assert snapshot.limit == 5000
+    assert snapshot.agents["explain"].limit == 1000
+    assert "ignored" not in capsys.readouterr().err

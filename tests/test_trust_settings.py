@@ -126,12 +126,46 @@ def test_ledger_limits_from_the_workspace_only_ever_lower() -> None:
 
 
 def test_a_workspace_cannot_remove_the_users_limits() -> None:
-    result = restricted({"budget": {"total": 5000}}, {"budget": {"perRun": 10}})
+    user = {"budget": {"total": 5000, "perAgent": {"review": 100}}}
+
+    result = restricted(user, {"budget": {"perRun": 10, "total": None, "perAgent": {}}})
 
     assert result.settings.budget.total == 5000
+    assert result.settings.budget.per_agent == {"review": 100}
     assert result.settings.budget.per_run == 10
     assert result.lower_limits == {}
-    assert result.ignored == ["budget.total (may only lower)"]
+    assert result.ignored == []
+
+
+def test_a_workspace_limit_for_one_agent_keeps_the_users_total() -> None:
+    user = {"budget": {"total": 5000, "perAgent": {"review": 2000}}}
+    workspace = {"budget": {"perAgent": {"reviewer": 1000}}}
+
+    merged, problems = parse_settings(user, workspace)  # a trusted workspace
+    result = restricted(user, workspace)
+
+    assert problems == []
+    assert merged.budget.total == 5000
+    assert merged.budget.per_agent == {"review": 2000, "reviewer": 1000}
+    assert result.settings.budget.total == 5000
+    assert result.lower_limits == {"reviewer": 1000}
+    assert result.ignored == []
+
+
+def test_nested_settings_merge_key_by_key_and_map_entries_whole() -> None:
+    user = {
+        "runCommand": {"enabled": True, "allow": ["pytest"]},
+        "mcpServers": {"mine": {"command": "mine"}, "shared": {"command": "a", "args": ["x"]}},
+    }
+    workspace = {"runCommand": {"timeoutSeconds": 5}, "mcpServers": {"shared": {"command": "b"}}}
+
+    merged, _ = parse_settings(user, workspace)
+
+    assert merged.run_command.enabled and merged.run_command.allow == ["pytest"]
+    assert merged.run_command.timeout_seconds == 5
+    assert sorted(merged.mcp_servers) == ["mine", "shared"]
+    assert merged.mcp_servers["shared"].command == "b"
+    assert merged.mcp_servers["shared"].args == []  # not the other layer's args
 
 
 def test_every_setting_has_a_rule() -> None:

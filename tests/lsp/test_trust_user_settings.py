@@ -122,3 +122,25 @@ class TestAClientThatScopesItsOwnSettings:
         await change_settings(client, editor, {"trustWorkspace": True})
 
         await until_listed(client, "checker")
+
+
+class TestAWorkspaceAgentLimitOverTheFilesTotal:
+    """The editor's answer (the workspace's, untrusted) holds only `budget.perAgent`."""
+
+    @pytest.fixture
+    def initial_user_settings(self) -> dict[str, Any]:
+        return {"budget": {"total": 5000}}
+
+    @pytest.fixture
+    def editor_settings(self) -> dict[str, Any]:
+        return {"budget": {"perAgent": {"explain": 700}}}
+
+    async def test_both_limits_hold_and_nothing_is_named_as_ignored(
+        self, client: LanguageClient
+    ) -> None:
+        from tests.lsp.test_trust_workspace_settings import until_agent_limit
+
+        await until_agent_limit(client, "explain", 700)
+
+        assert (await execute(client, "agentls.budget"))["limit"] == 5000
+        assert not [m for m in warnings(client) if "budget" in m]

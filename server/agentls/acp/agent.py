@@ -34,6 +34,7 @@ from acp.schema import (
 
 from acp import PROTOCOL_VERSION, RequestError, helpers
 from agentls import __version__
+from agentls.acp import session_records as records
 from agentls.acp import sessions as store
 from agentls.acp.approvals import ask_command
 from agentls.acp.auth import auth_methods, check_method
@@ -113,6 +114,8 @@ class AgentlsAcpAgent:
         session = await self._open(self._workspace(cwd), None, None, panel_mcp(mcp_servers))
         # It exists from now on: listed, and loadable after a restart before its first prompt.
         await store.persist(session)
+        # Only a new session adds a record: keep the workspace's to the newest and recent ones.
+        await asyncio.to_thread(records.prune, session.workspace)
         self._after_response(self._send(session, commands_update(session)))
         return NewSessionResponse.model_validate(
             {"sessionId": session.session_id, "configOptions": self._options(session)}
@@ -171,8 +174,8 @@ class AgentlsAcpAgent:
         workspaces = [self._workspace(cwd)] if cwd else self.sessions.workspaces()
         infos: dict[str, dict[str, Any]] = {}
         for workspace in workspaces:
-            for record in await asyncio.to_thread(store.list_records, workspace):
-                infos[record["sessionId"]] = store.record_info(record)
+            for record in await asyncio.to_thread(records.list_records, workspace):
+                infos[record["sessionId"]] = records.record_info(record)
         for session in self.sessions.live.values():
             if session.workspace in workspaces:
                 infos[session.session_id] = session.info()
@@ -226,9 +229,10 @@ class AgentlsAcpAgent:
         session = self.sessions.live.get(session_id)
         if session is not None:
             return session
-        record = await asyncio.to_thread(store.load_record, workspace, session_id)
+        record = await asyncio.to_thread(records.load_record, workspace, session_id)
         if record is None:
-            raise RequestError.resource_not_found(session_id)
+            why = await asyncio.to_thread(records.missing, workspace, session_id)
+            raise RequestError(-32002, "Resource not found", {"sessionId": session_id, "why": why})
         return await self._open(workspace, session_id, record, panel_mcp(mcp_servers))
 
     async def _open(self, workspace: Path, *args: Any) -> Session:

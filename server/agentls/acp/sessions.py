@@ -1,26 +1,24 @@
-"""ACP sessions: one engine per workspace, and each session's history kept under the workspace.
+"""ACP sessions: one engine per workspace, and each session's record kept in the user's state.
 
 A session is a conversation in an agent panel; its prompts run on the workspace's AgentRuntime
 (built by core.engine, so the ledger and audit trail are the ones the LSP and the CLI use). Its
-record (title, picked agent, history) lives in WORKSPACE/.agentls/acp-sessions/ID.json from the
-moment it is created, and is written again when the agent is picked and after each prompt, so
-`session/list` and `session/load` work across restarts of the agent, for threads opened and not
-yet used too (a panel reopens its threads when it starts).
+record (title, picked agent, history; session_records.py) is saved from the moment it is created,
+and again when the agent is picked and after each prompt, so `session/list` and `session/load`
+work across restarts of the agent, for threads opened and not yet used too (a panel reopens its
+threads when it starts).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agentls.acp.session_records import iso, write_record
 from agentls.acp.trust import TrustDecision, TrustMode, decide
 from agentls.acp.updates import SessionCost
 from agentls.core.engine import EngineSettings, McpServerSettings, build_runtime
@@ -30,10 +28,8 @@ from agentls.core.tools.command import Approver
 
 log = logging.getLogger(__name__)
 
-SESSIONS_DIR = "acp-sessions"
 MAX_HISTORY = 200
 MAX_MESSAGE_CHARS = 20_000
-MAX_LISTED = 500
 
 
 @dataclass
@@ -72,16 +68,8 @@ class Session:
             "sessionId": self.session_id,
             "cwd": str(self.workspace),
             "title": self.title,
-            "updatedAt": _iso(self.updated),
+            "updatedAt": iso(self.updated),
         }
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
-
-
-def _folder(workspace: Path) -> Path:
-    return workspace / ".agentls" / SESSIONS_DIR
 
 
 def snapshot(session: Session) -> dict[str, Any]:
@@ -96,19 +84,6 @@ def snapshot(session: Session) -> dict[str, Any]:
     }
 
 
-def write_record(workspace: Path, record: dict[str, Any]) -> None:
-    """Write a session's record atomically (blocking: call it off the event loop)."""
-    folder = _folder(workspace)
-    folder.mkdir(parents=True, exist_ok=True)
-    session_id = record["sessionId"]
-    tmp = folder / f".{session_id}.{new_id()}.tmp"
-    try:
-        tmp.write_text(json.dumps(record), encoding="utf-8")
-        os.replace(tmp, folder / f"{session_id}.json")
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 async def persist(session: Session) -> None:
     """Save the session's record off the event loop; a failure is logged, not raised: the
     session works on, only reopening it after a restart suffers."""
@@ -118,48 +93,6 @@ async def persist(session: Session) -> None:
             await asyncio.to_thread(write_record, session.workspace, record)
         except OSError as exc:
             log.warning("session %s not saved: %s", session.session_id, exc)
-
-
-def load_record(workspace: Path, session_id: str) -> dict[str, Any] | None:
-    if not session_id.isalnum():
-        return None
-    path = _folder(workspace) / f"{session_id}.json"
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def list_records(workspace: Path) -> list[dict[str, Any]]:
-    """Saved sessions of a workspace, most recent first (blocking)."""
-    records = []
-    with contextlib.suppress(OSError):
-        for path in _most_recent(_folder(workspace).glob("*.json"))[:MAX_LISTED]:
-            with contextlib.suppress(OSError, ValueError):
-                record = json.loads(path.read_text(encoding="utf-8"))
-                if isinstance(record, dict) and isinstance(record.get("sessionId"), str):
-                    records.append(record)
-    records.sort(key=lambda r: float(r.get("updated") or 0), reverse=True)
-    return records
-
-
-def _most_recent(paths: Any) -> list[Path]:
-    """Newest written first: the ones listed when there are more than MAX_LISTED."""
-    stamped = []
-    for path in paths:
-        with contextlib.suppress(OSError):
-            stamped.append((path.stat().st_mtime, path))
-    return [path for _, path in sorted(stamped, key=lambda s: s[0], reverse=True)]
-
-
-def record_info(record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "sessionId": record["sessionId"],
-        "cwd": str(record.get("cwd") or ""),
-        "title": record.get("title"),
-        "updatedAt": _iso(float(record.get("updated") or 0)),
-    }
 
 
 class Sessions:
@@ -211,10 +144,16 @@ class Sessions:
         self._runtimes[key] = runtime
         return runtime
 
-    async def decide_trust(self, workspace: Path) -> TrustDecision:
+    async def decide_trust(
+        self, workspace: Path, panel_servers: list[str] | None = None
+    ) -> TrustDecision:
         """Trust is decided again for each session: the user may have trusted the folder since."""
         return await asyncio.to_thread(
-            decide, self.trust, workspace, run_command=self.settings.run_command.enabled
+            decide,
+            self.trust,
+            workspace,
+            run_command=self.settings.run_command.enabled,
+            panel_servers=panel_servers or [],
         )
 
     async def open(
@@ -224,7 +163,10 @@ class Sessions:
         record: dict[str, Any] | None = None,
         mcp: dict[str, McpServerSettings] | None = None,
     ) -> Session:
-        trust = await self.decide_trust(workspace)
+        trust = await self.decide_trust(workspace, sorted(mcp or {}))
+        # A panel may fill its servers from a repository's project settings (Zed): an untrusted
+        # folder starts none of them.
+        mcp = mcp if trust.trusted else None
         runtime = await self.runtime_for(workspace, mcp, trusted=trust.trusted)
         session = Session(session_id or new_id(), workspace, runtime, notice=trust.notice)
         if record is not None:

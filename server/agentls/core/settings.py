@@ -204,7 +204,7 @@ def _replace(
 
 
 def parse_settings(*layers: Any, previous: Settings | None = None) -> tuple[Settings, list[str]]:
-    """Merge layers (later wins, key by key at the top level) and validate.
+    """Merge layers (later wins key by key, inside `budget`, `audit`, ... too) and validate.
 
     Returns the settings and one message per invalid key, which keeps its value from `previous`
     (the settings in force) or else its default; its siblings still apply.
@@ -217,7 +217,7 @@ def parse_settings(*layers: Any, previous: Settings | None = None) -> tuple[Sett
         if not isinstance(layer, dict):
             problems.append(f"agentls settings must be an object, got {type(layer).__name__}")
             continue
-        merged.update({k: copy.deepcopy(v) for k, v in layer.items() if v is not None})
+        _merge_into(merged, layer, Settings)
     before = (previous or Settings()).model_dump(by_alias=True)
     for _ in range(64):
         try:
@@ -249,6 +249,34 @@ def parse_settings(*layers: Any, previous: Settings | None = None) -> tuple[Sett
             if not changed:
                 break
     return previous or Settings(), problems
+
+
+def _merge_into(merged: dict[str, Any], layer: dict[str, Any], model: type[BaseModel]) -> None:
+    """Lay `layer` over `merged` key by key: a settings object (`budget`, `runCommand`, ...)
+    merges its keys, so a workspace's `budget.perAgent` keeps the user's `budget.total`; a map
+    (`budget.perAgent`, `mcpServers`, `prices`) merges its entries, each replaced whole (one
+    server's command and another layer's args would make a server no one wrote). A null value
+    leaves the layer below in force."""
+    fields = {to_camel(name): info for name, info in model.model_fields.items()}
+    fields |= model.model_fields
+    for key, value in layer.items():
+        if value is None:
+            continue
+        below = merged.get(key)
+        info = fields.get(key)
+        nested = info.annotation if info is not None else None
+        if isinstance(value, dict) and isinstance(below, dict):
+            if isinstance(nested, type) and issubclass(nested, BaseModel):
+                _merge_into(below, value, nested)
+                continue
+            if _is_map(nested):
+                below.update({k: copy.deepcopy(v) for k, v in value.items() if v is not None})
+                continue
+        merged[key] = copy.deepcopy(value)
+
+
+def _is_map(annotation: Any) -> bool:
+    return getattr(annotation, "__origin__", None) is dict
 
 
 def _bounded_minimum(settings: Settings, problems: list[str]) -> Settings:

@@ -1,5 +1,6 @@
 """Settings from the user's settings file, initializationOptions, workspace/configuration and
-didChangeConfiguration, in that order (later wins key by key).
+didChangeConfiguration, in that order (later wins key by key, inside `budget` and the other
+objects too: core/settings.py).
 
 initializationOptions: `{"settings": {...agentls section...}, "workspaceTrusted": bool,
 "scopedConfiguration": bool}` (or `{"agentls": {...}}`, or the section alone). They and the
