@@ -19,6 +19,7 @@ from tests.rig.scripted_openai import ScriptedOpenAI, Text
 from agentls.cli import main
 from agentls.core.audit import AuditStore
 from agentls.core.budget import TokenBudgeter
+from agentls.core.budget_limits import LimitKey, Unit
 from agentls.core.engine import EngineSettings, build_runtime
 from agentls.core.events import EventKind, RunEvent, RunStatus
 from agentls.core.runtime import AgentRuntime
@@ -116,6 +117,72 @@ async def test_a_database_stopped_mid_call_loses_nothing_and_counts_nothing_twic
     again = await runtime.delegate("explain", "explain", target)
     assert again.status is RunStatus.FINISHED
     assert (await runtime.budgeter.asnapshot()).used == 240
+
+
+# gpt-4o-mini as OpenAI publishes it: $0.15 input, $0.075 cached input, $0.60 output per million
+# tokens, that is 150, 75 and 600 nano-dollars a token (tests/test_budget_dollars.py).
+PROMPT, CACHED, OUTPUT = 80, 30, 40
+CALL_NANOS = (PROMPT - CACHED) * 150 + CACHED * 75 + OUTPUT * 600  # $0.00003375
+
+
+def dollars_used(b: TokenBudgeter) -> int:
+    with b.store.transaction(write=False) as tx:
+        return tx.scope_totals("$total").usage.total
+
+
+async def test_a_call_under_a_dollar_limit_kept_while_the_database_is_away_is_charged_once(
+    runtime: AgentRuntime,
+    server: ScriptedOpenAI,
+    postgres_cluster: PostgresCluster,
+    team_db: str,
+    tmp_path: Path,
+) -> None:
+    runtime.budgeter.set_limit_of(LimitKey("total", Unit.USD), 10**9)  # $1
+    answer = threading.Event()
+
+    def slow(body: object) -> Text:
+        answer.wait(30)
+        return Text(
+            "It doubles x.", prompt_tokens=PROMPT, cached_tokens=CACHED, completion_tokens=OUTPUT
+        )
+
+    server.responder = slow
+    target = Target(path=tmp_path / "two.py")
+    first = asyncio.create_task(runtime.delegate("explain", "explain", target))
+    await aeventually(lambda: server.requests, "the model call to be in flight")
+    postgres_cluster.stop()
+    ledger = journal_path(tmp_path / ".agentls", "ledger.journal")
+    try:
+        answer.set()
+        done = await first
+        assert done.status is RunStatus.FINISHED
+        assert done.cost_usd == pytest.approx(CALL_NANOS / 1e9)
+        kept = ledger.read_bytes()
+        # The token commit and the dollar commit are both kept, each under its own id.
+        scopes = [json.loads(line)["scopes"] for line in kept.splitlines()]
+        assert any("$total" in s for s in scopes) and any("total" in s for s in scopes)
+    finally:
+        postgres_cluster.restart()
+
+    # Back: the dollar scope holds the call's cost once, the token total its usage once.
+    snap = await runtime.budgeter.asnapshot()
+    assert (snap.used, snap.reserved) == (PROMPT + OUTPUT, 0)
+    assert dollars_used(runtime.budgeter) == CALL_NANOS
+    assert ledger.stat().st_size == 0
+    # The server restarts again and the same journal is replayed again: nothing is added.
+    postgres_cluster.stop()
+    postgres_cluster.restart()
+    ledger.write_bytes(kept)
+    with TokenBudgeter.for_workspace(tmp_path, database_url=team_db) as other:
+        assert other.snapshot().used == PROMPT + OUTPUT
+        assert dollars_used(other) == CALL_NANOS
+    assert ledger.stat().st_size == 0
+    with psycopg.connect(team_db) as conn:
+        (spent,) = conn.execute(
+            "SELECT output FROM agentls.scopes WHERE scope = '$total'"
+        ).fetchone()
+        (entries,) = conn.execute("SELECT count(*) FROM agentls.ledger_entries").fetchone()
+    assert (spent, entries) == (CALL_NANOS, 2)  # one token entry, one dollar entry
 
 
 def test_connection_refused_is_one_sentence(
