@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tests.rig.blackhole import Blackhole
 from tests.rig.eventually import aeventually
 from tests.rig.postgres import PostgresCluster, database_name, free_port
 from tests.rig.scripted_openai import ScriptedOpenAI, Text
@@ -25,6 +26,7 @@ from agentls.core.events import EventKind, RunEvent, RunStatus
 from agentls.core.runtime import AgentRuntime
 from agentls.core.stores.identity import origin
 from agentls.core.stores.journal import journal_path
+from agentls.core.stores.pg_backoff import BACKOFF
 from agentls.core.stores.pg_audit import _row
 from agentls.core.stores.postgres import ADMIN_ROLE, MEMBER_ROLE
 from agentls.core.target import Target
@@ -183,6 +185,63 @@ async def test_a_call_under_a_dollar_limit_kept_while_the_database_is_away_is_ch
         ).fetchone()
         (entries,) = conn.execute("SELECT count(*) FROM agentls.ledger_entries").fetchone()
     assert (spent, entries) == (CALL_NANOS, 2)  # one token entry, one dollar entry
+
+
+async def test_a_host_that_never_answers_costs_one_connect_timeout_not_one_per_call(
+    server: ScriptedOpenAI,
+    postgres_cluster: PostgresCluster,
+    team_db: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [0.0]  # the backoff's clock stands still until the test moves it
+    monkeypatch.setattr(BACKOFF, "clock", lambda: now[0])
+    (tmp_path / "two.py").write_text("def twice(x):\n    return 2 * x\n")
+    target = Target(path=tmp_path / "two.py")
+    with Blackhole(postgres_cluster.port) as hole:
+        url = team_db.replace(f":{postgres_cluster.port}/", f":{hole.port}/")
+        url += "?connect_timeout=2"
+        settings = EngineSettings(model=MODEL, base_url=server.url, api_key="sk-t",
+                                  database_url=url)  # fmt: skip
+        runtime = build_runtime(tmp_path, settings)
+        try:
+            runtime.budgeter.set_limit(10_000)
+            answer = threading.Event()
+
+            def slow(body: object) -> Text:
+                answer.wait(30)
+                return Text("It doubles x.", prompt_tokens=80, completion_tokens=40)
+
+            server.responder = slow
+            first = asyncio.create_task(runtime.delegate("explain", "explain", target))
+            await aeventually(lambda: server.requests, "the model call to be in flight")
+            hole.swallow()  # the network drops everything: connects time out
+            answer.set()
+            done = await first
+            # Its commit waited out one connect timeout and was kept for later.
+            assert done.status is RunStatus.FINISHED
+            assert journal_path(tmp_path / ".agentls", "ledger.journal").stat().st_size > 0
+            tried = hole.accepted
+
+            refused = await runtime.delegate("explain", "again", target)
+            # Refused at once, saying why and when agentls tries again; no connect was made.
+            assert refused.status is RunStatus.FAILED
+            assert "is unreachable (connection timeout expired)" in (refused.error or "")
+            assert "no new model calls are made until it is back" in (refused.error or "")
+            assert "agentls tries to connect again in 1 s" in (refused.error or "")
+            assert "pg-test-super" not in (refused.error or "")
+            assert hole.accepted == tried and len(server.requests) == 1
+
+            hole.relay()  # the network is back, and the pause is over
+            now[0] += 60
+            server.responder = lambda body: Text("Twice x.", prompt_tokens=80, completion_tokens=40)
+            again = await runtime.delegate("explain", "explain", target)
+            assert again.status is RunStatus.FINISHED, again.error
+            # What was kept is committed once, before the new call.
+            assert (await runtime.budgeter.asnapshot()).used == 240
+            assert journal_path(tmp_path / ".agentls", "ledger.journal").stat().st_size == 0
+        finally:
+            await runtime.aclose()
 
 
 def test_connection_refused_is_one_sentence(
