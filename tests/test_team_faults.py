@@ -387,3 +387,27 @@ async def test_a_journal_a_repository_ships_is_never_replayed_into_the_team_data
         assert audit.query(run_id="forged-run") == []
     assert (clone / ".agentls" / "audit.journal").stat().st_size > 0  # left as it was
     assert any("is not read" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_spent_team_total_is_called_the_teams_and_an_admins_to_raise(
+    runtime: AgentRuntime, server: ScriptedOpenAI, tmp_path: Path
+) -> None:
+    server.responder = lambda body: Text("It doubles x.", prompt_tokens=80, completion_tokens=40)
+    target = Target(path=tmp_path / "two.py")
+    runtime.budgeter.set_limit(50)  # less than one call's prompt
+    refused = await runtime.delegate("explain", "explain", target)
+    assert refused.status is RunStatus.BUDGET_EXCEEDED and server.requests == []
+    error = refused.error or ""
+    assert error.startswith("Team token budget exhausted: the next model call needs at least")
+    assert "of the team's 50-token total in the team database remain" in error
+    assert "an admin of the team database raises it with `agentls budget set N`" in error
+    assert "Workspace" not in error and "workspace" not in error
+
+    runtime.budgeter.set_limit(None)
+    runtime.budgeter.set_limit_of(LimitKey("total", Unit.USD), 1000)  # $0.000001
+    refused = await runtime.delegate("explain", "explain", target)
+    assert refused.status is RunStatus.BUDGET_EXCEEDED and server.requests == []
+    assert "The dollar limit of the team's total is spent" in (refused.error or "")
+    assert "an admin of the team database raises it with `agentls budget set '$N'`" in (
+        refused.error or ""
+    )
