@@ -388,7 +388,10 @@ def test_doctor_says_to_run_db_init_on_a_database_without_the_schema(
     code, out = doctor(tmp_path, capsys, "--database-url", url)
     assert code == 1
     assert "BAD the team database postgresql://postgres@127.0.0.1:" in out
-    assert "has no agentls schema; an admin creates it with `agentls --database-url URL db init`" in out
+    assert (
+        "has no agentls schema; an admin creates it with `agentls --database-url URL db init`"
+        in out
+    )
     assert SUPERUSER_PASSWORD not in out
 
 

@@ -26,8 +26,8 @@ from agentls.core.events import EventKind, RunEvent, RunStatus
 from agentls.core.runtime import AgentRuntime
 from agentls.core.stores.identity import origin
 from agentls.core.stores.journal import journal_path
-from agentls.core.stores.pg_backoff import BACKOFF
 from agentls.core.stores.pg_audit import _row
+from agentls.core.stores.pg_backoff import BACKOFF
 from agentls.core.stores.postgres import ADMIN_ROLE, MEMBER_ROLE
 from agentls.core.target import Target
 
@@ -218,13 +218,17 @@ async def test_a_host_that_never_answers_costs_one_connect_timeout_not_one_per_c
             hole.swallow()  # the network drops everything: connects time out
             answer.set()
             done = await first
-            # Its commit waited out one connect timeout and was kept for later.
+            # Its commit failed on the cut connection, or waited out a connect timeout: kept.
             assert done.status is RunStatus.FINISHED
             assert journal_path(tmp_path / ".agentls", "ledger.journal").stat().st_size > 0
+            # The next call pays (at most) one connect timeout...
+            refused = await runtime.delegate("explain", "again", target)
+            assert refused.status is RunStatus.FAILED
             tried = hole.accepted
 
-            refused = await runtime.delegate("explain", "again", target)
-            # Refused at once, saying why and when agentls tries again; no connect was made.
+            # ...and the one after it none: refused at once, saying why and when agentls tries
+            # again, without a connect.
+            refused = await runtime.delegate("explain", "once more", target)
             assert refused.status is RunStatus.FAILED
             assert "is unreachable (connection timeout expired)" in (refused.error or "")
             assert "no new model calls are made until it is back" in (refused.error or "")

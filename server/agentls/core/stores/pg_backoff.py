@@ -19,8 +19,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from agentls.core.stores.postgres import DatabaseUnavailable
+if TYPE_CHECKING:  # stores/postgres.py imports this module when it connects
+    from agentls.core.stores.postgres import DatabaseUnavailable
 
 # The first pause after a slow failure, and the longest, in seconds.
 FIRST_S = 1.0
@@ -80,7 +82,7 @@ class ConnectBackoff:
 def _again(error: DatabaseUnavailable, left: float) -> DatabaseUnavailable:
     """The failure's sentence, saying when agentls tries to connect again."""
     seconds = max(1, math.ceil(left))
-    return DatabaseUnavailable(
+    return type(error)(
         error.where,
         error.problem,
         f"{error.hint}; agentls tries to connect again in {seconds} s",

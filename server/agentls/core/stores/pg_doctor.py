@@ -45,7 +45,7 @@ def _check_server(url: str) -> list[TeamFinding]:
     found: list[TeamFinding] = []
     try:
         with session.transaction() as conn:
-            version = conn.execute("SHOW server_version").fetchone()[0]
+            (version,) = conn.execute("SHOW server_version").fetchone() or ("?",)
             found.append(TeamFinding(True, f"the team database {where} answers (PostgreSQL "
                                            f"{scrub(str(version), url)})"))  # fmt: skip
             # The role first: without one, the schema is out of sight too.
