@@ -68,7 +68,8 @@ async def test_sixteen_runs_share_a_thousand_tokens_instead_of_refusing_each_oth
     assert len(finished) == snap.used // cost >= 7  # was 1: one call made, fifteen refused
     assert 1000 - snap.used < 2 * cost  # refused only once spend left no room
     for r in refused:
-        assert "Workspace token budget exhausted" in (r.error or "")
+        whose = "Team" if runtime.budgeter.store.shared else "Workspace"
+        assert f"{whose} token budget exhausted" in (r.error or "")
     assert len(server.requests) == len(finished)
 
 

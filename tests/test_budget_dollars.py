@@ -57,7 +57,8 @@ async def call(b: TokenBudgeter, run_id: str) -> int:
             model="gpt-4o-mini",
         )
     except BudgetExceeded as exc:
-        assert exc.unit == "usd" and "dollar limit of the total" in str(exc)
+        total = "the team's total" if b.store.shared else "the total"
+        assert exc.unit == "usd" and f"dollar limit of {total}" in str(exc)
         return 0
     await asyncio.sleep(0)  # others reserve while this call is in flight
     used = Usage(input_tokens=PROMPT, output_tokens=min(OUTPUT, r.max_tokens))
@@ -216,7 +217,8 @@ def test_a_daily_token_limit_starts_over_the_next_day_and_keeps_the_past_days(
         ledger.commit(r, Usage(input_tokens=PROMPT, output_tokens=70))
     with pytest.raises(BudgetExceeded) as info:
         ledger.reserve(run_id="r2", agent="a", prompt_tokens=PROMPT, max_tokens=70)
-    assert "The daily token limit of the total (2026-12-31, UTC) is spent" in str(info.value)
+    total = "the team's total" if ledger.store.shared else "the total"
+    assert f"The daily token limit of {total} (2026-12-31, UTC) is spent" in str(info.value)
     assert "starts over at 2027-01-01 00:00 UTC" in str(info.value)
 
     ledger.clock = lambda: _at("2027-01-01T00:10:00")

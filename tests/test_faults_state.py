@@ -3,6 +3,7 @@ traceback; `agentls doctor` finds it and `agentls doctor --repair` moves it asid
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,12 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.rig.postgres import SUPERUSER_PASSWORD, PostgresCluster, database_name, free_port
 
 from agentls.cli import main
 from agentls.core.audit import AuditStore
 from agentls.core.budget import TokenBudgeter
 from agentls.core.events import EventKind, RunEvent, RunStatus, Usage
 from agentls.core.state_check import StateError, check_database
+from agentls.core.stores.pg_ledger import PgLedgerStore
+from agentls.core.stores.postgres import MEMBER_ROLE
 
 CaptureFixture = pytest.CaptureFixture[str]
 REPAIR = "agentls doctor --repair"
@@ -319,3 +323,118 @@ def test_repair_leaves_a_database_that_a_live_process_is_creating(
     assert f"ok  {creating}: is a database that process {os.getpid()} is creating now" in (
         capsys.readouterr().out
     )
+
+
+# --- the team database (docs/team.md): `agentls doctor` checks it when one is configured ------
+
+
+def doctor(ws: Path, capsys: CaptureFixture, *argv: str, repair: bool = False) -> tuple[int, str]:
+    capsys.readouterr()
+    code = cli(ws, *argv, "doctor", *(["--repair"] if repair else []))
+    return code, capsys.readouterr().out
+
+
+def test_doctor_checks_a_healthy_team_database_and_the_users_role(
+    tmp_path: Path,
+    capsys: CaptureFixture,
+    postgres_cluster: PostgresCluster,
+    team_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    code, out = doctor(tmp_path, capsys, "--database-url", team_db)
+    assert code == 0, out
+    where = f"the team database postgresql://postgres@127.0.0.1:{postgres_cluster.port}/"
+    assert f"ok  {where}" in out and "answers (PostgreSQL 15" in out
+    assert "holds agentls schema version 2, the version of this agentls" in out
+    assert "user 'postgres' is an admin of the team database" in out
+    assert "no calls' usage wait for the team database" in out
+    assert "no audit events wait for the team database" in out
+    assert SUPERUSER_PASSWORD not in out
+
+    # A member, named by the user's settings file (the password in PGPASSWORD, never printed).
+    postgres_cluster.login_role("gina", "gina-pw", MEMBER_ROLE)
+    monkeypatch.setenv("PGPASSWORD", "gina-pw")
+    monkeypatch.delenv("AGENTLS_DATABASE_URL")  # set by --database-url above
+    settings = Path.home() / ".config" / "agentls" / "settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    url = postgres_cluster.url(database_name(team_db), "gina")
+    settings.write_text(json.dumps({"databaseUrl": url}))
+    code, out = doctor(tmp_path, capsys)
+    assert code == 0, out
+    assert "user 'gina' is a member of the team database" in out
+    assert "limits and pruning are an admin's" in out and "gina-pw" not in out
+
+
+def test_doctor_says_a_user_without_a_role_needs_one(
+    tmp_path: Path,
+    capsys: CaptureFixture,
+    postgres_cluster: PostgresCluster,
+    team_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    postgres_cluster.login_role("hal", "hal-pw")
+    monkeypatch.setenv("PGPASSWORD", "hal-pw")
+    url = postgres_cluster.url(database_name(team_db), "hal")
+    code, out = doctor(tmp_path, capsys, "--database-url", url)
+    assert code == 1
+    assert "BAD user 'hal' is neither agentls_member nor agentls_admin" in out
+    assert "`agentls --database-url URL db init --member hal`" in out
+
+
+def test_doctor_says_to_run_db_init_on_a_database_without_the_schema(
+    tmp_path: Path, capsys: CaptureFixture, postgres_cluster: PostgresCluster
+) -> None:
+    url = postgres_cluster.new_database("bare")
+    code, out = doctor(tmp_path, capsys, "--database-url", url)
+    assert code == 1
+    assert "BAD the team database postgresql://postgres@127.0.0.1:" in out
+    assert (
+        "has no agentls schema; an admin creates it with `agentls --database-url URL db init`"
+        in out
+    )
+    assert SUPERUSER_PASSWORD not in out
+
+
+def test_doctor_says_a_wrong_password_was_refused_without_printing_it(
+    tmp_path: Path,
+    capsys: CaptureFixture,
+    postgres_cluster: PostgresCluster,
+    team_db: str,
+) -> None:
+    postgres_cluster.login_role("ivy", "right-pw", MEMBER_ROLE)
+    url = postgres_cluster.url(database_name(team_db), "ivy", "wrong-pw")
+    code, out = doctor(tmp_path, capsys, "--database-url", url)
+    assert code == 1
+    assert "BAD the team database postgresql://ivy@127.0.0.1:" in out
+    assert "refused the login of user 'ivy'" in out and "PGPASSWORD or ~/.pgpass" in out
+    assert "wrong-pw" not in out and "right-pw" not in out
+
+
+def test_doctor_says_an_unreachable_team_database_is_unreachable(
+    tmp_path: Path, capsys: CaptureFixture
+) -> None:
+    url = f"postgresql://jo:jo-secret@127.0.0.1:{free_port()}/agentls"
+    code, out = doctor(tmp_path, capsys, "--database-url", url)
+    assert code == 1
+    assert "BAD the team database postgresql://jo@127.0.0.1:" in out
+    assert "is unreachable (Connection refused)" in out and "jo-secret" not in out
+
+
+def test_doctor_reports_journals_waiting_for_the_team_database_and_repair_applies_them(
+    tmp_path: Path, capsys: CaptureFixture, team_db: str
+) -> None:
+    # What a call that ended while the database was away leaves: its usage in the journal.
+    store = PgLedgerStore(team_db, state=state(tmp_path), workspace=tmp_path)
+    store.keep("res-1", "run-1", "explain", ["total"], Usage(input_tokens=80, output_tokens=40))
+    store.close()
+    code, out = doctor(tmp_path, capsys, "--database-url", team_db)
+    assert code == 1
+    assert "BAD 1 entry of calls' usage kept while the team database was away wait in" in out
+    assert "`agentls doctor --repair`" in out
+
+    code, out = doctor(tmp_path, capsys, "--database-url", team_db, repair=True)
+    assert code == 0, out
+    assert "repaired: applied 1 journal entry kept while the team database was away" in out
+    assert "no calls' usage wait for the team database" in out
+    with TokenBudgeter.for_workspace(tmp_path, database_url=team_db) as budget:
+        assert budget.snapshot().used == 120  # applied once

@@ -67,7 +67,7 @@ def test_an_overshooting_provider_is_recorded_as_reported_and_reported_to_the_us
 
 
 def test_after_an_overshoot_later_calls_are_refused(
-    server: ScriptedOpenAI, workspace: Path, capsys: pytest.CaptureFixture[str]
+    server: ScriptedOpenAI, workspace: Path, capsys: pytest.CaptureFixture[str], backend: str | None
 ) -> None:
     server.enqueue(Text("long", prompt_tokens=50, completion_tokens=4000))
     assert run_explain(server, workspace) == 0
@@ -76,7 +76,8 @@ def test_after_an_overshoot_later_calls_are_refused(
     assert run_explain(server, workspace) == 1
 
     assert len(server.requests) == 1  # the second call was never made
-    assert "Workspace token budget exhausted" in capsys.readouterr().err
+    whose = "Team" if backend else "Workspace"
+    assert f"{whose} token budget exhausted" in capsys.readouterr().err
 
 
 def test_the_editor_log_line_shows_the_overshoot() -> None:

@@ -3,6 +3,7 @@ agent, model, workspace or day, as a table with bars, JSON or CSV; `--since` bou
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -13,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.rig.eventually import aeventually
 from tests.rig.scripted_openai import ScriptedOpenAI, Text
 
 from agentls.cli import main
 from agentls.core.audit import AuditStore
-from agentls.core.events import EventKind, RunEvent
+from agentls.core.engine import EngineSettings, build_runtime
+from agentls.core.events import EventKind, RunEvent, RunStatus
+from agentls.core.target import Target
 
 # gpt-4o-mini as OpenAI publishes it (openai.com/api/pricing, read 2026-12-01; unchanged since
 # 2024-07-18), dollars per million tokens: input 0.15, cached input 0.075, output 0.60. A call of
@@ -182,3 +186,39 @@ def test_bad_arguments_name_the_option(tmp_path: Path, capsys: pytest.CaptureFix
     with pytest.raises(SystemExit):
         main(["--workspace", str(tmp_path), "report", "--by", "team"])
     assert "--by" in capsys.readouterr().err
+
+
+async def test_a_call_cut_short_by_a_cancel_counts_in_the_report_as_in_the_budget(
+    server: ScriptedOpenAI,
+    tmp_path: Path,
+    backend: str | None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # One whole call, then a run cancelled while its answer streams: the provider billed what
+    # it streamed, the budget and the run's cost count it, and so must the report.
+    (tmp_path / "a.py").write_text("x = 1\n", encoding="utf-8")
+    settings = EngineSettings(model="gpt-4o-mini", base_url=server.url, api_key="sk-t")
+    runtime = build_runtime(tmp_path, settings)
+    try:
+        whole = await runtime.delegate("explain", "explain", Target(path=tmp_path / "a.py"))
+        assert whole.status is RunStatus.FINISHED
+        server.responder = lambda body: Text("word " * 2000, chunk_delay=0.05)
+        deltas: list[RunEvent] = []
+        runtime.subscribe(lambda e: deltas.append(e) if e.kind is EventKind.OUTPUT_DELTA else None)
+        task = asyncio.create_task(
+            runtime.delegate("explain", "slowly", Target(path=tmp_path / "a.py"))
+        )
+        await aeventually(lambda: deltas, "the answer to stream")
+        runtime.cancel(deltas[0].run_id)
+        cut = await task
+        assert cut.status is RunStatus.CANCELLED and cut.usage.total > 0
+        spent = (await runtime.budgeter.asnapshot()).used
+    finally:
+        await runtime.aclose()
+    assert spent == whole.usage.total + cut.usage.total
+
+    total = rows_of(tmp_path, capsys, "--by", "model")["*"]
+    assert (total["runs"], total["calls"]) == (2, 2)
+    assert total["total_tokens"] == spent  # was the whole call's only
+    assert total["cost_usd"] == pytest.approx((whole.cost_usd or 0) + (cut.cost_usd or 0), rel=1e-9)
+    assert (cut.cost_usd or 0) > 0

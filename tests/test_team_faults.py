@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tests.rig.blackhole import Blackhole
 from tests.rig.eventually import aeventually
 from tests.rig.postgres import PostgresCluster, database_name, free_port
 from tests.rig.scripted_openai import ScriptedOpenAI, Text
@@ -19,12 +20,14 @@ from tests.rig.scripted_openai import ScriptedOpenAI, Text
 from agentls.cli import main
 from agentls.core.audit import AuditStore
 from agentls.core.budget import TokenBudgeter
+from agentls.core.budget_limits import LimitKey, Unit
 from agentls.core.engine import EngineSettings, build_runtime
 from agentls.core.events import EventKind, RunEvent, RunStatus
 from agentls.core.runtime import AgentRuntime
 from agentls.core.stores.identity import origin
 from agentls.core.stores.journal import journal_path
 from agentls.core.stores.pg_audit import _row
+from agentls.core.stores.pg_backoff import BACKOFF
 from agentls.core.stores.postgres import ADMIN_ROLE, MEMBER_ROLE
 from agentls.core.target import Target
 
@@ -116,6 +119,133 @@ async def test_a_database_stopped_mid_call_loses_nothing_and_counts_nothing_twic
     again = await runtime.delegate("explain", "explain", target)
     assert again.status is RunStatus.FINISHED, again.error
     assert (await runtime.budgeter.asnapshot()).used == 240
+
+
+# gpt-4o-mini as OpenAI publishes it: $0.15 input, $0.075 cached input, $0.60 output per million
+# tokens, that is 150, 75 and 600 nano-dollars a token (tests/test_budget_dollars.py).
+PROMPT, CACHED, OUTPUT = 80, 30, 40
+CALL_NANOS = (PROMPT - CACHED) * 150 + CACHED * 75 + OUTPUT * 600  # $0.00003375
+
+
+def dollars_used(b: TokenBudgeter) -> int:
+    with b.store.transaction(write=False) as tx:
+        return tx.scope_totals("$total").usage.total
+
+
+async def test_a_call_under_a_dollar_limit_kept_while_the_database_is_away_is_charged_once(
+    runtime: AgentRuntime,
+    server: ScriptedOpenAI,
+    postgres_cluster: PostgresCluster,
+    team_db: str,
+    tmp_path: Path,
+) -> None:
+    runtime.budgeter.set_limit_of(LimitKey("total", Unit.USD), 10**9)  # $1
+    answer = threading.Event()
+
+    def slow(body: object) -> Text:
+        answer.wait(30)
+        return Text(
+            "It doubles x.", prompt_tokens=PROMPT, cached_tokens=CACHED, completion_tokens=OUTPUT
+        )
+
+    server.responder = slow
+    target = Target(path=tmp_path / "two.py")
+    first = asyncio.create_task(runtime.delegate("explain", "explain", target))
+    await aeventually(lambda: server.requests, "the model call to be in flight")
+    postgres_cluster.stop()
+    ledger = journal_path(tmp_path / ".agentls", "ledger.journal")
+    try:
+        answer.set()
+        done = await first
+        assert done.status is RunStatus.FINISHED
+        assert done.cost_usd == pytest.approx(CALL_NANOS / 1e9)
+        kept = ledger.read_bytes()
+        # The token commit and the dollar commit are both kept, each under its own id.
+        scopes = [json.loads(line)["scopes"] for line in kept.splitlines()]
+        assert any("$total" in s for s in scopes) and any("total" in s for s in scopes)
+    finally:
+        postgres_cluster.restart()
+
+    # Back: the dollar scope holds the call's cost once, the token total its usage once.
+    snap = await runtime.budgeter.asnapshot()
+    assert (snap.used, snap.reserved) == (PROMPT + OUTPUT, 0)
+    assert dollars_used(runtime.budgeter) == CALL_NANOS
+    assert ledger.stat().st_size == 0
+    # The server restarts again and the same journal is replayed again: nothing is added.
+    postgres_cluster.stop()
+    postgres_cluster.restart()
+    ledger.write_bytes(kept)
+    with TokenBudgeter.for_workspace(tmp_path, database_url=team_db) as other:
+        assert other.snapshot().used == PROMPT + OUTPUT
+        assert dollars_used(other) == CALL_NANOS
+    assert ledger.stat().st_size == 0
+    with psycopg.connect(team_db) as conn:
+        (spent,) = conn.execute(
+            "SELECT output FROM agentls.scopes WHERE scope = '$total'"
+        ).fetchone()
+        (entries,) = conn.execute("SELECT count(*) FROM agentls.ledger_entries").fetchone()
+    assert (spent, entries) == (CALL_NANOS, 2)  # one token entry, one dollar entry
+
+
+async def test_a_host_that_never_answers_costs_one_connect_timeout_not_one_per_call(
+    server: ScriptedOpenAI,
+    postgres_cluster: PostgresCluster,
+    team_db: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [0.0]  # the backoff's clock stands still until the test moves it
+    monkeypatch.setattr(BACKOFF, "clock", lambda: now[0])
+    (tmp_path / "two.py").write_text("def twice(x):\n    return 2 * x\n")
+    target = Target(path=tmp_path / "two.py")
+    with Blackhole(postgres_cluster.port) as hole:
+        url = team_db.replace(f":{postgres_cluster.port}/", f":{hole.port}/")
+        url += "?connect_timeout=2"
+        settings = EngineSettings(model=MODEL, base_url=server.url, api_key="sk-t",
+                                  database_url=url)  # fmt: skip
+        runtime = build_runtime(tmp_path, settings)
+        try:
+            runtime.budgeter.set_limit(10_000)
+            answer = threading.Event()
+
+            def slow(body: object) -> Text:
+                answer.wait(30)
+                return Text("It doubles x.", prompt_tokens=80, completion_tokens=40)
+
+            server.responder = slow
+            first = asyncio.create_task(runtime.delegate("explain", "explain", target))
+            await aeventually(lambda: server.requests, "the model call to be in flight")
+            hole.swallow()  # the network drops everything: connects time out
+            answer.set()
+            done = await first
+            # Its commit failed on the cut connection, or waited out a connect timeout: kept.
+            assert done.status is RunStatus.FINISHED
+            assert journal_path(tmp_path / ".agentls", "ledger.journal").stat().st_size > 0
+            # The next call pays (at most) one connect timeout...
+            refused = await runtime.delegate("explain", "again", target)
+            assert refused.status is RunStatus.FAILED
+            tried = hole.accepted
+
+            # ...and the one after it none: refused at once, saying why and when agentls tries
+            # again, without a connect.
+            refused = await runtime.delegate("explain", "once more", target)
+            assert refused.status is RunStatus.FAILED
+            assert "is unreachable (connection timeout expired)" in (refused.error or "")
+            assert "no new model calls are made until it is back" in (refused.error or "")
+            assert "agentls tries to connect again in 1 s" in (refused.error or "")
+            assert "pg-test-super" not in (refused.error or "")
+            assert hole.accepted == tried and len(server.requests) == 1
+
+            hole.relay()  # the network is back, and the pause is over
+            now[0] += 60
+            server.responder = lambda body: Text("Twice x.", prompt_tokens=80, completion_tokens=40)
+            again = await runtime.delegate("explain", "explain", target)
+            assert again.status is RunStatus.FINISHED, again.error
+            # What was kept is committed once, before the new call.
+            assert (await runtime.budgeter.asnapshot()).used == 240
+            assert journal_path(tmp_path / ".agentls", "ledger.journal").stat().st_size == 0
+        finally:
+            await runtime.aclose()
 
 
 def test_connection_refused_is_one_sentence(
@@ -261,3 +391,27 @@ async def test_a_journal_a_repository_ships_is_never_replayed_into_the_team_data
         assert audit.query(run_id="forged-run") == []
     assert (clone / ".agentls" / "audit.journal").stat().st_size > 0  # left as it was
     assert any("is not read" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_spent_team_total_is_called_the_teams_and_an_admins_to_raise(
+    runtime: AgentRuntime, server: ScriptedOpenAI, tmp_path: Path
+) -> None:
+    server.responder = lambda body: Text("It doubles x.", prompt_tokens=80, completion_tokens=40)
+    target = Target(path=tmp_path / "two.py")
+    runtime.budgeter.set_limit(50)  # less than one call's prompt
+    refused = await runtime.delegate("explain", "explain", target)
+    assert refused.status is RunStatus.BUDGET_EXCEEDED and server.requests == []
+    error = refused.error or ""
+    assert error.startswith("Team token budget exhausted: the next model call needs at least")
+    assert "of the team's 50-token total in the team database remain" in error
+    assert "an admin of the team database raises it with `agentls budget set N`" in error
+    assert "Workspace" not in error and "workspace" not in error
+
+    runtime.budgeter.set_limit(None)
+    runtime.budgeter.set_limit_of(LimitKey("total", Unit.USD), 1000)  # $0.000001
+    refused = await runtime.delegate("explain", "explain", target)
+    assert refused.status is RunStatus.BUDGET_EXCEEDED and server.requests == []
+    assert "The dollar limit of the team's total is spent" in (refused.error or "")
+    assert "an admin of the team database raises it with `agentls budget set '$N'`" in (
+        refused.error or ""
+    )

@@ -104,7 +104,7 @@ def test_two_machines_running_eight_runs_each_never_overshoot_the_teams_limit(
     assert 0.9 * 1500 <= snap["used"] <= 1500 and snap["reserved"] == 0
     assert snap["used"] == 120 * len(finished)
     for r in refused:
-        assert "Workspace token budget exhausted" in r["error"]
+        assert "Team token budget exhausted" in r["error"]  # the team's total, not a workspace's
     # ...and one audit trail that says who ran what where.
     with psycopg.connect(team_db) as conn:
         who = conn.execute(

@@ -1,7 +1,13 @@
-"""`agentls doctor`: check the workspace's state folder; `--repair` moves bad files aside.
+"""`agentls doctor`: check the workspace's state folder and its team database; `--repair` moves
+bad files aside.
 
     agentls doctor            check .agentls/ and its ledger and audit databases (read only)
     agentls doctor --repair   move each unusable file to <name>.corrupt-<UTC time>, start it anew
+
+With a team database (`--database-url`, AGENTLS_DATABASE_URL or the `databaseUrl` setting) it also
+checks that the database answers, holds this agentls' schema, takes this user as a member or an
+admin, and whether this workspace's journals hold what was kept while it was away (`--repair`
+applies them). The database is named without its password, always.
 
 Nothing of the user's is deleted: a file moved aside keeps whatever history can still be read from
 it. The one thing removed is a temporary database (`.<name>.db.new-<pid>-<hex>`) that a process
@@ -12,6 +18,7 @@ Exit status: 0 when everything is usable (or was repaired), 1 when a problem rem
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from agentls.cli import workspace_of
 
@@ -19,14 +26,16 @@ from agentls.cli import workspace_of
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "doctor",
-        help="check the workspace state (ledger, audit trail); --repair fixes it",
-        description="Check .agentls/: the folder, the budget ledger and the audit trail.",
+        help="check the workspace state (ledger, audit trail, team database); --repair fixes it",
+        description="Check .agentls/: the folder, the budget ledger and the audit trail; and the "
+        "team database when one is configured (reachable, schema, your role, pending journals).",
     )
     parser.add_argument(
         "--repair",
         action="store_true",
         help="move unusable files aside to <name>.corrupt-<time> (kept) and recreate them; "
-        "remove temporary databases left by killed processes",
+        "remove temporary databases left by killed processes; apply journals kept while the "
+        "team database was away",
     )
     parser.set_defaults(func=run)
 
@@ -57,4 +66,44 @@ def run(args: argparse.Namespace) -> int:
         mark = "ok " if finding.ok else "BAD"
         print(f"{mark} {visible(str(finding.path), one_line=True)}: {visible(finding.message)}")
         problems += not finding.ok
+    problems += _check_team(args, root)
     return 1 if problems else 0
+
+
+def _team_url(args: argparse.Namespace) -> str | None:
+    """The team database as `agentls run` resolves it: the environment (which --database-url
+    sets), else the settings files' `databaseUrl` (the workspace's only when trusted)."""
+    from agentls.cli.common import file_settings
+    from agentls.core.stores.select import database_url
+
+    if (url := database_url()) is not None:
+        return url
+    trusted = not getattr(args, "untrusted", False)
+    return database_url(file_settings(workspace_of(args), trusted=trusted).database_url)
+
+
+def _check_team(args: argparse.Namespace, root: Path) -> int:
+    """Print the team database's findings; return how many are problems."""
+    from agentls.cli.visible import visible
+    from agentls.core.sqlite import state_dir
+    from agentls.core.state_check import StateError
+    from agentls.core.stores.pg_doctor import check_team_database, replay_journals
+    from agentls.core.stores.postgres import scrub
+
+    url = _team_url(args)
+    if url is None:
+        return 0
+    state = state_dir(root)
+    if args.repair:
+        try:
+            if applied := replay_journals(url, root, state):
+                print(f"repaired: applied {applied} journal entr{'y' if applied == 1 else 'ies'}"
+                      " kept while the team database was away")  # fmt: skip
+        except (StateError, OSError) as exc:
+            print(f"agentls doctor: repair failed: {visible(scrub(str(exc), url))}")
+    problems = 0
+    for finding in check_team_database(url, state):
+        mark = "ok " if finding.ok else "BAD"
+        print(f"{mark} {visible(scrub(finding.message, url))}")
+        problems += not finding.ok
+    return problems

@@ -217,7 +217,7 @@ class TokenBudgeter:
         with self._tx() as tx:
             outcome = reserve_in(tx, request, None, queued=False)
         if isinstance(outcome, BudgetExceeded):
-            raise outcome
+            raise self._refusal(outcome)
         self._held(outcome)
         self._notify()
         return outcome
@@ -270,10 +270,16 @@ class TokenBudgeter:
                             # Settles elsewhere wake us too (a team database's notifications).
                             watching.enter_context(self.store.watch(self._queue.wake))
                         await waiting.pause(outcome, wake)
+        except BudgetExceeded as refused:
+            raise self._refusal(refused) from None
         finally:
             self.store.held(waiter, False)
             if waiting.queued:
                 await self._queue.submit(functools.partial(_leave_queue, waiter), frees=True)
+
+    def _refusal(self, refused: BudgetExceeded) -> BudgetExceeded:
+        """A refusal as the user should read it: of the team's budget on a team database."""
+        return refused.on_team() if self.store.shared else refused
 
     def _held(self, outcome: Reservation | BudgetExceeded) -> None:
         """On the worker, once a grant committed: its lease is renewed while the call runs."""

@@ -50,6 +50,7 @@ class BudgetExceeded(Exception):
         waitable: bool = False,
         unit: str = "tokens",
         unpriced: str | None = None,
+        shared: bool = False,
     ) -> None:
         self.scope = scope
         self.needed = needed
@@ -64,6 +65,8 @@ class BudgetExceeded(Exception):
         self.unit = unit
         # The model without a price that a dollar limit refused.
         self.unpriced = unpriced
+        # The ledger is a team's database: its total is the team's, not the workspace's.
+        self.shared = shared
         super().__init__(self._message())
 
     def __reduce__(self) -> tuple[Callable[..., BudgetExceeded], tuple[Any, ...]]:
@@ -79,7 +82,23 @@ class BudgetExceeded(Exception):
                 self.waitable,
                 self.unit,
                 self.unpriced,
+                self.shared,
             ),
+        )
+
+    def on_team(self) -> BudgetExceeded:
+        """The same refusal, said of a ledger the team shares (a team database)."""
+        return BudgetExceeded(
+            self.scope,
+            self.needed,
+            self.remaining,
+            self.limit,
+            self.in_flight,
+            self.waited,
+            waitable=self.waitable,
+            unit=self.unit,
+            unpriced=self.unpriced,
+            shared=True,
         )
 
     def after_waiting(self, seconds: float) -> BudgetExceeded:
@@ -93,6 +112,7 @@ class BudgetExceeded(Exception):
             seconds,
             unit=self.unit,
             unpriced=self.unpriced,
+            shared=self.shared,
         )
 
     @property
@@ -118,6 +138,10 @@ class BudgetExceeded(Exception):
             if self.waited > 0
             else ""
         )
+        if self.scope == TOTAL and self.shared:
+            from agentls.core.budget_messages import team_total_message
+
+            return team_total_message(self)
         if self.scope == TOTAL:
             return (
                 f"Workspace token budget exhausted: {need} but {left} the {self.limit:,}-token "
@@ -148,6 +172,7 @@ def _rebuild_budget_exceeded(
     waitable: bool,
     unit: str = "tokens",
     unpriced: str | None = None,
+    shared: bool = False,
 ) -> BudgetExceeded:
     return BudgetExceeded(
         scope,
@@ -159,6 +184,7 @@ def _rebuild_budget_exceeded(
         waitable=waitable,
         unit=unit,
         unpriced=unpriced,
+        shared=shared,
     )
 
 

@@ -1,5 +1,9 @@
 """What a refusal says for the limits of core/budget_limits.py: a user's, a period's, a dollar
-limit's, and a model without a price under a dollar limit. One sentence each, with what to do."""
+limit's, and a model without a price under a dollar limit; and for the total of a team database.
+One sentence each, with what to do.
+
+On a team database (the ledger's store is `shared`) the total is the team's, not the workspace's,
+and only its admins change it: the sentence says so, so nobody hunts for a workspace setting."""
 
 from __future__ import annotations
 
@@ -39,6 +43,8 @@ def limit_message(refused: BudgetExceeded) -> str:
         else ""
     )
     what = _what(key, window)
+    if refused.shared and key is not None and key.base == "total":
+        what = what.replace(f" of {key.who}", " of the team's total", 1)
     text = (
         f"{what[0].upper()}{what[1:]} is spent: the next model call needs at least "
         f"{amount(refused.needed)} but only {amount(refused.remaining)}{held} of its "
@@ -49,7 +55,24 @@ def limit_message(refused: BudgetExceeded) -> str:
     if key.period is not None:
         starts = window_end(key.period, window or now).strftime("%Y-%m-%d %H:%M UTC")
         text += f"it starts over at {starts}, or "
-    return text + f"raise it with `{_set_command(key)}`."
+    who = "an admin of the team database raises" if refused.shared else "raise"
+    return text + f"{who} it with `{_set_command(key)}`."
+
+
+def team_total_message(refused: BudgetExceeded) -> str:
+    """The team database's token total is spent (the workspace's has its own sentence)."""
+    held = f", {refused.in_flight:,} more held by calls in flight," if refused.in_flight else ""
+    waited = (
+        f" (waited {refused.waited:.3g} s for calls in flight to settle)"
+        if refused.waited > 0
+        else ""
+    )
+    return (
+        f"Team token budget exhausted: the next model call needs at least {refused.needed:,} "
+        f"tokens but only {refused.remaining:,}{held} of the team's {refused.limit:,}-token "
+        f"total in the team database remain{waited}; an admin of the team database raises it "
+        "with `agentls budget set N` or starts over with `agentls budget reset`."
+    )
 
 
 def _key_of(scope: str) -> tuple[LimitKey | None, str | None]:

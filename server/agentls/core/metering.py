@@ -17,7 +17,7 @@ from agentls.core.bounds import call_usage_problem
 from agentls.core.budget import DEFAULT_MIN_OUTPUT_TOKENS, Reservation, TokenBudgeter
 from agentls.core.events import EventKind, Usage
 from agentls.core.llm import ChatModel, ChatRequest, ChatResponse, ModelError
-from agentls.core.pricing import ModelPrice, acall_cost, acall_price, add_cost
+from agentls.core.pricing import CallCost, ModelPrice, acall_cost, acall_price, add_cost
 from agentls.core.run_state import EventListener, RunState
 
 
@@ -70,21 +70,38 @@ async def metered_call(
         # what it reported, else a bound of it (prompt + streamed bytes), so the spend is never
         # lost from the ledger.
         spent = sum(len(s.encode()) for s in run.streamed[streamed_before:])
+        used: Usage | None = None
         if isinstance(exc, ModelError) and exc.usage is not None:
             used, warning = recordable(exc.usage, None, reservation)
             if warning is not None:
                 run.warnings.append(warning)
-            run.usage = run.usage + used
-            await budgeter.acommit(reservation, used)
-            await _charge(run, used, model.name, prices)
         elif spent:
             used = Usage(input_tokens=prompt_bound, output_tokens=spent, estimated=True)
             used = clamped(used, reservation.tokens)
-            run.usage = run.usage + used
-            await budgeter.acommit(reservation, used)
-            await _charge(run, used, model.name, prices)
-        else:
+        if used is None:
             await budgeter.arelease(reservation)
+            raise
+        run.usage = run.usage + used
+        await budgeter.acommit(reservation, used)
+        cost = await _charge(run, used, model.name, prices)
+        # Recorded like any call, so the trail's spend (`agentls report`) is the ledger's.
+        emit(
+            run.event(
+                EventKind.MODEL_CALL,
+                duration_ms=(time.monotonic() - started) * 1000.0,
+                data={
+                    "turn": run.turn,
+                    "request_model": model.name,
+                    "call_usage": used.model_dump(),
+                    "cut_short": "cancelled"
+                    if isinstance(exc, asyncio.CancelledError)
+                    else "failed",
+                    "max_tokens": request.max_tokens,
+                    "reserved": reservation.tokens,
+                    **cost.event_data(),
+                },
+            )
+        )
         raise
     response.usage, warning = recordable(response.usage, response.usage_problem, reservation)
     run.usage = run.usage + response.usage
@@ -125,10 +142,13 @@ async def metered_call(
     return response
 
 
-async def _charge(run: RunState, used: Usage, model: str, prices: Mapping[str, ModelPrice]) -> None:
+async def _charge(
+    run: RunState, used: Usage, model: str, prices: Mapping[str, ModelPrice]
+) -> CallCost:
     """Add what a call that ended early (cancelled, failed) was billed to the run's cost."""
     cost = await acall_cost(used, (model,), prices)
     run.cost_usd = add_cost(run.cost_usd, cost.usd)
+    return cost
 
 
 def recordable(

@@ -6,8 +6,9 @@ Each model_call event carries its call's usage and cost (core/metering.py, core/
 who made it (core/who.py), so the trail alone answers "who spent what, on which repository,
 with which model". Calls whose model had no price count in tokens and in `unpriced_calls`, not
 in dollars; events recorded before agentls recorded costs or origins count the same way, under
-an unknown user or workspace. Calls cut short (cancelled, failed after billing) are in the run's
-closing event, not as model_call events, and so not here.
+an unknown user or workspace. A call cut short (cancelled, failed after billing) records a
+model_call event too (`data.cut_short`), with the usage the ledger committed for it, so the spend
+here is the ledger's.
 """
 
 from __future__ import annotations

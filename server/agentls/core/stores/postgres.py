@@ -165,14 +165,26 @@ def connection_kwargs(url: str) -> dict[str, Any]:
 
 
 def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
-    """A connection to the team database, or a DatabaseError that says why not."""
+    """A connection to the team database, or a DatabaseError that says why not.
+
+    While a connect to `url` that timed out is recent, refused at once (stores/pg_backoff.py)."""
     import psycopg
 
+    from agentls.core.stores.pg_backoff import BACKOFF
+
     kwargs = connection_kwargs(url)
+    if (refusal := BACKOFF.refusal(url)) is not None:
+        raise refusal
+    began = time.monotonic()
     try:
-        return psycopg.connect(url, autocommit=autocommit, prepare_threshold=2, **kwargs)
+        conn = psycopg.connect(url, autocommit=autocommit, prepare_threshold=2, **kwargs)
     except psycopg.Error as exc:
-        raise database_error(url, exc) from None
+        error = database_error(url, exc)
+        if isinstance(error, DatabaseUnavailable):
+            error = BACKOFF.failed(url, error, time.monotonic() - began)
+        raise error from None
+    BACKOFF.succeeded(url)
+    return conn
 
 
 def unreachable(exc: BaseException) -> bool:
