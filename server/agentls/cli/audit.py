@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, TextIO, cast
 
 from agentls.cli import CliError, workspace_of
+from agentls.cli.common import team_database_url
 
 if TYPE_CHECKING:
     from agentls.core.audit import AuditStore
@@ -86,7 +87,7 @@ def run_prune(args: argparse.Namespace) -> int:
     from agentls.core.audit import AuditStore
 
     before = parse_since(args.before, option="--before")
-    store = AuditStore.for_workspace(workspace_of(args))
+    store = AuditStore.for_workspace(workspace_of(args), database_url=team_database_url(args))
     try:
         store.recover_interrupted()
         removed = store.prune(before=before)
@@ -157,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
     since = parse_since(args.since) if args.since is not None else None
     limit = parse_limit(args.limit)
-    store = AuditStore.for_workspace(workspace_of(args))
+    store = AuditStore.for_workspace(workspace_of(args), database_url=team_database_url(args))
     try:
         store.recover_interrupted()
         run_id = _resolve_run(store, args.run)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentls.cli import CliError, workspace_of
+from agentls.cli.common import team_database_url
 
 if TYPE_CHECKING:
     from agentls.core.budget import BudgetScopeSnapshot, BudgetSnapshot, TokenBudgeter
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if agent is not None and not agent.strip():
         raise CliError("--agent: the agent name is empty")
     keys = limit_keys(args) if action == "set" else None
-    budgeter = TokenBudgeter.for_workspace(workspace)
+    budgeter = TokenBudgeter.for_workspace(workspace, database_url=team_database_url(args))
     try:
         if agent is not None and not getattr(args, "allow_unknown_agent", False):
             check_agent(workspace, agent, budgeter)

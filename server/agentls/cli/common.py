@@ -182,6 +182,19 @@ def file_settings(workspace: Path | None, *, trusted: bool) -> EngineSettings:
 WORKSPACE_SETTINGS = Path(".agentls") / "settings.json"
 
 
+def team_database_url(args: argparse.Namespace) -> str | None:
+    """The team database as `agentls run` resolves it: the environment (which --database-url
+    sets), else the settings files' `databaseUrl` (the workspace's only when trusted); None:
+    the workspace's own files. Every command that reads the ledger or the audit trail uses it,
+    so none of them shows a team's numbers from one place and a laptop's from another."""
+    from agentls.core.stores.select import database_url
+
+    if (url := database_url()) is not None:
+        return url
+    trusted = not getattr(args, "untrusted", False)
+    return database_url(file_settings(workspace_of(args), trusted=trusted).database_url)
+
+
 def warn_if_untrusted(workspace: Path, settings: EngineSettings) -> None:
     """With --untrusted, say what the workspace has that this command does not use."""
     if settings.workspace_trusted:

@@ -21,6 +21,7 @@ import argparse
 from pathlib import Path
 
 from agentls.cli import workspace_of
+from agentls.cli.common import team_database_url
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,18 +71,6 @@ def run(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def _team_url(args: argparse.Namespace) -> str | None:
-    """The team database as `agentls run` resolves it: the environment (which --database-url
-    sets), else the settings files' `databaseUrl` (the workspace's only when trusted)."""
-    from agentls.cli.common import file_settings
-    from agentls.core.stores.select import database_url
-
-    if (url := database_url()) is not None:
-        return url
-    trusted = not getattr(args, "untrusted", False)
-    return database_url(file_settings(workspace_of(args), trusted=trusted).database_url)
-
-
 def _check_team(args: argparse.Namespace, root: Path) -> int:
     """Print the team database's findings; return how many are problems."""
     from agentls.cli.visible import visible
@@ -90,7 +79,7 @@ def _check_team(args: argparse.Namespace, root: Path) -> int:
     from agentls.core.stores.pg_doctor import check_team_database, replay_journals
     from agentls.core.stores.postgres import scrub
 
-    url = _team_url(args)
+    url = team_database_url(args)
     if url is None:
         return 0
     state = state_dir(root)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from agentls.cli import workspace_of
+from agentls.cli.common import team_database_url
 
 if TYPE_CHECKING:
     from agentls.core.spend import Spend, SpendReport
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from agentls.core.spend import GroupBy, spend
 
     since = parse_since(args.since)
-    store = AuditStore.for_workspace(workspace_of(args))
+    store = AuditStore.for_workspace(workspace_of(args), database_url=team_database_url(args))
     try:
         store.recover_interrupted()
         report = spend(store, GroupBy(args.by), since)

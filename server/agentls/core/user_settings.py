@@ -81,7 +81,9 @@ def _read_json(path: Path, problems: list[str]) -> Any:
     try:
         with path.open("rb") as f:
             data = f.read(MAX_SETTINGS_BYTES + 1)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        # No file; or a folder on its way is a file (`.agentls` itself), which whatever uses
+        # that folder names with what to do: said once there, not twice.
         return None
     except OSError as exc:
         problems.append(f"{path}: cannot be read ({exc.strerror or exc}); ignored")
