@@ -134,7 +134,7 @@ BAD = [
     pytest.param({"action": "set", "limit": "$x"}, "argument 'limit'", "'$x'", id="dollars"),
     pytest.param({"action": "set", "limit": "lots"}, "argument 'limit'", "'lots'", id="words"),
     pytest.param({"action": "set", "limit": "-5k"}, "argument 'limit'", "negative", id="negative"),
-    pytest.param({"action": "set", "limit": True}, "argument 'limit'", "", id="boolean"),
+    pytest.param({"action": "set", "limit": True}, "argument 'limit'", "got bool", id="boolean"),
     pytest.param(
         {"action": "set", "limit": "$5", "per": "year"}, "argument 'per'", "'month'", id="per-year"
     ),
@@ -144,7 +144,7 @@ BAD = [
     pytest.param(
         {"action": "set", "limit": 5, "user": "alice", "agent": "review"},
         "argument 'user'",
-        "agent",
+        "different limits",
         id="user-and-agent",
     ),
     pytest.param({"action": "reset", "user": "alice"}, "argument 'user'", "set", id="reset-a-user"),
