@@ -72,6 +72,7 @@ async def test_a_users_monthly_dollar_limit_is_set_shown_and_counts_her_calls(
         client, "agentls.budget", {"action": "set", "limit": "$50", "per": "month", "user": "alice"}
     )
 
+    assert snapshot["user"] == "alice", "the editor learns whose limits bind this server's calls"
     alice = limit_of(snapshot, "user", "usd")
     assert alice is not None
     assert (alice["name"], alice["period"], alice["limit"], alice["used"]) == (
@@ -86,6 +87,7 @@ async def test_a_users_monthly_dollar_limit_is_set_shown_and_counts_her_calls(
         lambda: next((b for b in reversed(editor.budgets) if limit_of(b, "user", "usd")), None)
     )
     assert limit_of(sent, "user", "usd") == alice
+    assert sent["user"] == "alice"
 
     model.enqueue(
         Text("It computes totals.", prompt_tokens=100, cached_tokens=40, completion_tokens=20)

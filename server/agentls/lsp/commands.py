@@ -77,7 +77,7 @@ async def budget(ls: AgentLanguageServer, args: BudgetArgs) -> dict[str, Any]:
         await aset_limits(budgeter, changes)
     elif args.action == "reset":
         await budgeter.areset(agent=args.agent)
-    return budget_payload(await budgeter.asnapshot())
+    return budget_payload(await budgeter.asnapshot(), budgeter.user)
 
 
 def _limit_changes(args: BudgetArgs) -> LimitChanges:
