@@ -209,6 +209,8 @@ export interface ServerSettings {
     trustWorkspace: boolean | null;
     /** `agentls.prices`: dollars per million tokens of models genai-prices does not know. */
     prices: Record<string, ModelPrice>;
+    /** `agentls.databaseUrl`: a team's PostgreSQL database, never with a password (docs/team.md). */
+    databaseUrl: string | null;
 }
 
 export interface ModelPrice {

@@ -1,5 +1,6 @@
 /** Pure settings logic: validating `agentls.*` values, workspace trust, initializationOptions. */
 
+import { databaseUrl } from './databaseUrl';
 import type { InitializationOptions, McpServerConfig, ModelPrice, ServerSettings } from './protocol';
 
 /**
@@ -40,6 +41,8 @@ export const restrictions: Readonly<Record<string, Restriction>> = {
     'telemetry.otlpEndpoint': 'user',
     'telemetry.captureContent': 'falseOnly',
     prices: 'user',
+    // libpq would send the user's password to whatever database the URL names.
+    databaseUrl: 'user',
 };
 
 /** Settings restricted in an untrusted workspace (package.json's `restrictedConfigurations`). */
@@ -127,6 +130,7 @@ export const settingDefaults: ServerSettings = {
     audit: { retentionDays: null },
     telemetry: { otlpEndpoint: null, captureContent: false },
     prices: {},
+    databaseUrl: null,
 };
 
 /** The longest wait or time limit a setting may ask for (the server's `bounds.MAX_SECONDS`). */
@@ -362,6 +366,7 @@ export function buildServerSettings(
                 captureContent: flag('telemetry.captureContent', defaults.telemetry.captureContent),
             },
             prices,
+            databaseUrl: databaseUrl(optionalString('databaseUrl'), problems),
         },
         problems,
     };
@@ -466,7 +471,8 @@ export const settingKeys: readonly string[] = [
     'telemetry.otlpEndpoint',
     'telemetry.captureContent',
     'prices',
+    'databaseUrl',
 ];
 
 /** Keys whose change needs a new server process rather than didChangeConfiguration. */
-export const restartKeys: readonly string[] = ['python', 'telemetry.otlpEndpoint', 'telemetry.captureContent'];
+export const restartKeys: readonly string[] = ['python', 'telemetry.otlpEndpoint', 'telemetry.captureContent', 'databaseUrl'];
