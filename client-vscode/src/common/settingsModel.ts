@@ -45,6 +45,12 @@ export const restrictions: Readonly<Record<string, Restriction>> = {
     databaseUrl: 'user',
 };
 
+/**
+ * Keys only the user's settings set, trusted workspace or not (their scope is `machine`, which
+ * VS Code's own `get` honours; `inspect` still reports a workspace's value, so it is left out here).
+ */
+export const userSettingsOnly: ReadonlySet<string> = new Set(['databaseUrl']);
+
 /** Settings restricted in an untrusted workspace (package.json's `restrictedConfigurations`). */
 export const restrictedSettings: readonly string[] = Object.keys(restrictions);
 
@@ -67,6 +73,9 @@ export function effectiveValue<T>(key: string, inspected: InspectedValue<T> | un
     }
     const workspace = inspected.workspaceFolderValue ?? inspected.workspaceValue;
     const user = inspected.globalValue ?? inspected.defaultValue;
+    if (userSettingsOnly.has(key)) {
+        return user;
+    }
     const restriction = restrictions[key];
     if (trusted || restriction === undefined || workspace === undefined) {
         return workspace ?? user;

@@ -350,8 +350,9 @@ describe('agentls.databaseUrl', () => {
         });
     }
 
-    test('is the user\'s alone: an untrusted workspace cannot point it elsewhere', () => {
+    test('is the user\'s alone: no workspace can point it elsewhere', () => {
         const inspected = { defaultValue: null, globalValue: 'postgresql://alice@team/agentls', workspaceValue: 'postgresql://alice@evil.example/x' };
         assert.equal(effectiveValue('databaseUrl', inspected, false), 'postgresql://alice@team/agentls');
+        assert.equal(effectiveValue('databaseUrl', inspected, true), 'postgresql://alice@team/agentls', 'nor a trusted one');
     });
 });
