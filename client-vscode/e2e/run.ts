@@ -6,7 +6,7 @@
  * Scenario: the first activation sets up the server the extension carries (a progress notification),
  * a second window reuses it; Delegate Selection from the palette to the `document` agent → progress
  * notification, the edit in the editor, the status-bar budget changing, started/finished in the
- * output channel; then a lightbulb action delegates to the `review` agent. Screenshots go to e2e/artifacts/.
+ * output channel; a lightbulb action delegates to `review`; Set Budget… shows dollars (dollarBudget.ts).
  */
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -34,6 +34,7 @@ import {
     stopProcessGroup,
     waitFor,
 } from './helpers';
+import { checkDollarBudget } from './dollarBudget';
 import { checkSecondWindowReuses, checkSetUpOnce, environment, makePlainPython, readEnvMarker, SETUP_TITLE } from './bundledServer';
 
 const codeServer = path.join(__dirname, '.code-server', 'node_modules', '.bin', 'code-server');
@@ -345,7 +346,7 @@ async function main(): Promise<void> {
         }
         log(`budget tooltip: ${hoverText}`);
         await step.shot('budget-tooltip');
-        await page.mouse.move(700, 300);
+        await checkDollarBudget(page, step); // Set Budget… $50 per month: the status bar shows dollars
 
         // One settings edit reaches the server once: one didChangeConfiguration, then one pull.
         const traceBefore = new Map([...outputLogs()].map(([file, text]) => [file, text.length]));

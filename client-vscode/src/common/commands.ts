@@ -4,12 +4,14 @@ import { commands, window, workspace, type Disposable, type TextEditor } from 'v
 import type { AuditChannel } from './auditChannel';
 import { eventLogLine } from './auditLog';
 import { Command } from './constants';
-import { budgetLines, formatBudget, parseTokenAmount } from './format';
+import { budgetStatusView, checkLimitText } from './budgetLimits';
+import { budgetLines } from './format';
 import { errorMessage, showErrorWithLogs, showLogs } from './logging';
 import {
     ServerCommand,
     type AgentInfo,
     type AuditEvent,
+    type BudgetArgs,
     type BudgetSnapshot,
     type CreateAgentResult,
     type DelegateArgs,
@@ -21,6 +23,7 @@ import {
     agentItems,
     budgetScopeItems,
     defaultGoal,
+    periodItems,
     runItems,
     saveChoiceItems,
     type AgentItem,
@@ -184,7 +187,7 @@ export function registerCommands(ctx: CommandContext): Disposable[] {
         void window.showInformationMessage(n === 0 ? 'No run was cancelled: it had already ended.' : `Cancelled ${n} ${n === 1 ? 'run' : 'runs'}.`);
     }
 
-    async function budget(argument: { action: 'get' | 'set' | 'reset'; limit?: number | null; agent?: string }): Promise<BudgetSnapshot> {
+    async function budget(argument: BudgetArgs): Promise<BudgetSnapshot> {
         const snapshot = await server.request<BudgetSnapshot>(ServerCommand.budget, argument);
         if (snapshot && typeof snapshot.used === 'number') {
             status.update(snapshot);
@@ -192,40 +195,60 @@ export function registerCommands(ctx: CommandContext): Disposable[] {
         return snapshot;
     }
 
-    async function pickScope(title: string): Promise<BudgetScopeItem | undefined> {
+    async function pickScope(title: string, users = false): Promise<BudgetScopeItem | undefined> {
         const items = Promise.all([budget({ action: 'get' }), listAgents().catch(() => [] as AgentInfo[])]).then(([snapshot, agents]) =>
-            budgetScopeItems(snapshot, agents),
+            budgetScopeItems(snapshot, agents, { users }),
         );
-        return window.showQuickPick(items, { title, placeHolder: 'Total or one agent' });
+        return window.showQuickPick(items, { title, placeHolder: users ? 'Total, a user or one agent' : 'Total or one agent' });
     }
 
+    /** Set Budget: whose (total, a user, an agent), how much (tokens or dollars) and for how long. */
     async function setBudget(scope?: BudgetScopeItem): Promise<void> {
-        const picked = scope ?? (await pickScope('Set a token budget'));
+        const picked = scope ?? (await pickScope('Set a budget', true));
         if (!picked) {
             return;
         }
+        const user = picked.askUser
+            ? await window.showInputBox({
+                  title: 'Budget of a user',
+                  prompt: 'The user name: AGENTLS_USER, else the login name, of whoever runs agentls.',
+                  ignoreFocusOut: true,
+                  validateInput: (value) => (value.trim() ? undefined : 'Enter a user name.'),
+              })
+            : picked.user;
+        if (picked.askUser && user === undefined) {
+            return;
+        }
+        const whose = user ? `user ${user.trim()}` : (picked.agent ?? 'the total');
         const text = await window.showInputBox({
-            title: picked.agent ? `Token budget for ${picked.agent}` : 'Total token budget',
-            prompt: 'Tokens, e.g. 100000, 100k or 1.5M; "none" removes the limit.',
+            title: `Budget of ${whose}`,
+            prompt: 'Tokens (100000, 100k, 1.5M) or dollars ($50, $12.50); "none" removes the limit.',
             ignoreFocusOut: true,
-            validateInput: (value) => (parseTokenAmount(value) === undefined ? 'Enter a number of tokens, like 100k, or "none".' : undefined),
+            validateInput: checkLimitText,
         });
         if (text === undefined) {
             return;
         }
-        const limit = parseTokenAmount(text) ?? null;
-        const snapshot = await budget({ action: 'set', limit, agent: picked.agent });
-        const scopeBudget = picked.agent ? snapshot.agents?.[picked.agent] : snapshot;
-        void window.showInformationMessage(
-            `${picked.agent ?? 'Total'} budget: ${scopeBudget ? formatBudget(scopeBudget.used, scopeBudget.limit) : formatBudget(0, limit)} tokens.`,
-        );
+        const period = await window.showQuickPick(periodItems, { title: `Budget of ${whose}: ${text.trim()}`, placeHolder: 'For how long' });
+        if (!period) {
+            return;
+        }
+        const snapshot = await budget({
+            action: 'set',
+            limit: text.trim(),
+            agent: picked.agent,
+            ...(user ? { user: user.trim() } : {}),
+            ...(period.per ? { per: period.per } : {}),
+        });
+        const every = period.per ? ` per ${period.per} (UTC)` : '';
+        void window.showInformationMessage(`Budget of ${whose} set to ${text.trim()}${every}. Now: ${budgetStatusView(snapshot).text}.`);
     }
 
     async function showBudget(): Promise<void> {
         const snapshot = await budget({ action: 'get' });
         const items = budgetScopeItems(snapshot).map((item) => ({ ...item, detail: 'Pick to change this budget' }));
         const picked = await window.showQuickPick(items, {
-            title: `agentls budget: ${formatBudget(snapshot.used, snapshot.limit)} tokens`,
+            title: `agentls budget: ${budgetStatusView(snapshot).text}`,
             placeHolder: budgetLines(snapshot)[0],
         });
         if (picked) {

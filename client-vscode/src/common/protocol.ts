@@ -84,12 +84,42 @@ export interface AgentBudget {
     remaining: number | null;
 }
 
+export type BudgetPeriod = 'day' | 'week' | 'month';
+
+/** A user's, a period's or a dollar limit with its current window (amounts in tokens or dollars). */
+export interface BudgetLimit {
+    scope: string;
+    appliesTo: 'total' | 'agent' | 'user';
+    /** The agent's or the user's. */
+    name: string | null;
+    unit: 'tokens' | 'usd';
+    period: BudgetPeriod | null;
+    /** The current UTC window: `2026-12-07`, `2026-W49`, `2026-12`. */
+    window: string | null;
+    limit: number;
+    used: number;
+    reserved: number;
+    remaining: number;
+}
+
 export interface BudgetSnapshot {
+    /** Whose calls the server makes: that user's limits bind them. */
+    user?: string | null;
     used: number;
     limit: number | null;
     remaining: number | null;
     reserved?: number;
     agents: Record<string, AgentBudget>;
+    limits?: BudgetLimit[];
+}
+
+/** `agentls.budget`'s argument: `limit` as `agentls budget set` takes it ('2M', '$50', 'none'). */
+export interface BudgetArgs {
+    action: 'get' | 'set' | 'reset';
+    limit?: number | string | null;
+    per?: BudgetPeriod;
+    agent?: string;
+    user?: string;
 }
 
 export type EventKind =
@@ -179,6 +209,8 @@ export interface ServerSettings {
     trustWorkspace: boolean | null;
     /** `agentls.prices`: dollars per million tokens of models genai-prices does not know. */
     prices: Record<string, ModelPrice>;
+    /** `agentls.databaseUrl`: a team's PostgreSQL database, never with a password (docs/team.md). */
+    databaseUrl: string | null;
 }
 
 export interface ModelPrice {

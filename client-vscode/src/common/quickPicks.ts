@@ -2,7 +2,7 @@
 
 import type { ActiveRun } from './auditLog';
 import { formatBudget, formatDuration, sortedAgents } from './format';
-import type { AgentInfo, BudgetSnapshot } from './protocol';
+import type { AgentInfo, BudgetPeriod, BudgetSnapshot } from './protocol';
 
 /** Structurally a vscode.QuickPickItem. */
 export interface PickItem {
@@ -83,12 +83,23 @@ export function runItems(runs: ActiveRun[], now: number = Date.now()): RunItem[]
 }
 
 export interface BudgetScopeItem extends PickItem {
-    /** undefined: the total budget. */
+    /** undefined (and no user): the total budget. */
     agent: string | undefined;
+    /** A user's limit (`agentls budget set ... --user NAME`). */
+    user?: string;
+    /** Ask for the user's name. */
+    askUser?: boolean;
 }
 
-/** Total first, then every known agent (from the agent list and the snapshot) with its usage. */
-export function budgetScopeItems(snapshot: BudgetSnapshot | undefined, agents: AgentInfo[] = []): BudgetScopeItem[] {
+/**
+ * Total first, then (for setting a limit) the server's user and any other user, then every known
+ * agent (from the agent list and the snapshot) with its usage.
+ */
+export function budgetScopeItems(
+    snapshot: BudgetSnapshot | undefined,
+    agents: AgentInfo[] = [],
+    options: { users?: boolean } = {},
+): BudgetScopeItem[] {
     const items: BudgetScopeItem[] = [
         {
             label: 'Total',
@@ -97,6 +108,12 @@ export function budgetScopeItems(snapshot: BudgetSnapshot | undefined, agents: A
             agent: undefined,
         },
     ];
+    if (options.users) {
+        if (snapshot?.user) {
+            items.push({ label: `You (${snapshot.user})`, detail: 'Your own calls, on every machine', agent: undefined, user: snapshot.user });
+        }
+        items.push({ label: 'A user…', detail: 'Whoever runs with AGENTLS_USER (else the login name) of that name', agent: undefined, askUser: true });
+    }
     const seen = new Set<string>();
     for (const [name, budget] of sortedAgents(snapshot?.agents)) {
         seen.add(name);
@@ -118,4 +135,16 @@ export interface SaveChoiceItem extends PickItem {
 export const saveChoiceItems: SaveChoiceItem[] = [
     { label: 'Run once', description: 'keep the new agent in memory only', save: false },
     { label: 'Run and save', description: "save the definition to the workspace's .agentls/agents/", save: true },
+];
+
+export interface PeriodItem extends PickItem {
+    per: BudgetPeriod | undefined;
+}
+
+/** For how long a limit holds: for all time, or each UTC day, week or month. */
+export const periodItems: PeriodItem[] = [
+    { label: 'For all time', description: 'until you change it', per: undefined },
+    { label: 'Per day', description: 'starts over at 00:00 UTC', per: 'day' },
+    { label: 'Per week', description: 'starts over on Monday, 00:00 UTC', per: 'week' },
+    { label: 'Per month', description: 'starts over on the 1st, 00:00 UTC', per: 'month' },
 ];

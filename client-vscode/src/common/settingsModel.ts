@@ -1,5 +1,6 @@
 /** Pure settings logic: validating `agentls.*` values, workspace trust, initializationOptions. */
 
+import { databaseUrl } from './databaseUrl';
 import type { InitializationOptions, McpServerConfig, ModelPrice, ServerSettings } from './protocol';
 
 /**
@@ -40,7 +41,15 @@ export const restrictions: Readonly<Record<string, Restriction>> = {
     'telemetry.otlpEndpoint': 'user',
     'telemetry.captureContent': 'falseOnly',
     prices: 'user',
+    // libpq would send the user's password to whatever database the URL names.
+    databaseUrl: 'user',
 };
+
+/**
+ * Keys only the user's settings set, trusted workspace or not (their scope is `machine`, which
+ * VS Code's own `get` honours; `inspect` still reports a workspace's value, so it is left out here).
+ */
+export const userSettingsOnly: ReadonlySet<string> = new Set(['databaseUrl']);
 
 /** Settings restricted in an untrusted workspace (package.json's `restrictedConfigurations`). */
 export const restrictedSettings: readonly string[] = Object.keys(restrictions);
@@ -64,6 +73,9 @@ export function effectiveValue<T>(key: string, inspected: InspectedValue<T> | un
     }
     const workspace = inspected.workspaceFolderValue ?? inspected.workspaceValue;
     const user = inspected.globalValue ?? inspected.defaultValue;
+    if (userSettingsOnly.has(key)) {
+        return user;
+    }
     const restriction = restrictions[key];
     if (trusted || restriction === undefined || workspace === undefined) {
         return workspace ?? user;
@@ -127,6 +139,7 @@ export const settingDefaults: ServerSettings = {
     audit: { retentionDays: null },
     telemetry: { otlpEndpoint: null, captureContent: false },
     prices: {},
+    databaseUrl: null,
 };
 
 /** The longest wait or time limit a setting may ask for (the server's `bounds.MAX_SECONDS`). */
@@ -362,6 +375,7 @@ export function buildServerSettings(
                 captureContent: flag('telemetry.captureContent', defaults.telemetry.captureContent),
             },
             prices,
+            databaseUrl: databaseUrl(optionalString('databaseUrl'), problems),
         },
         problems,
     };
@@ -466,7 +480,8 @@ export const settingKeys: readonly string[] = [
     'telemetry.otlpEndpoint',
     'telemetry.captureContent',
     'prices',
+    'databaseUrl',
 ];
 
 /** Keys whose change needs a new server process rather than didChangeConfiguration. */
-export const restartKeys: readonly string[] = ['python', 'telemetry.otlpEndpoint', 'telemetry.captureContent'];
+export const restartKeys: readonly string[] = ['python', 'telemetry.otlpEndpoint', 'telemetry.captureContent', 'databaseUrl'];

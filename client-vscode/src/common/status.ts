@@ -1,8 +1,8 @@
-/** The status-bar item: tokens used / limit, coloured by how close the budget is; click shows the budget. */
+/** The status-bar item: tokens (and dollars, when a dollar limit applies) used / limit, coloured by how close the budget is; click shows the budget. */
 
 import { MarkdownString, StatusBarAlignment, ThemeColor, window, type Disposable, type StatusBarItem } from 'vscode';
 import { Command, STATUS_ITEM_ID } from './constants';
-import { budgetLevel, budgetTooltip, formatBudget } from './format';
+import { budgetStatusView } from './budgetLimits';
 import type { BudgetSnapshot } from './protocol';
 
 export type ServerState = 'starting' | 'running' | 'stopped' | 'failed';
@@ -25,13 +25,11 @@ export class BudgetStatus implements Disposable {
 
     update(snapshot: BudgetSnapshot): void {
         this.snapshot = snapshot;
-        const text = formatBudget(snapshot.used, snapshot.limit);
-        this.item.text = `$(hubot) ${text}`;
-        this.item.tooltip = new MarkdownString(budgetTooltip(snapshot));
-        this.item.accessibilityInformation = {
-            label: `agentls budget: ${text} tokens`,
-        };
-        const level = budgetLevel(snapshot.used, snapshot.limit);
+        const view = budgetStatusView(snapshot);
+        this.item.text = `$(hubot) ${view.text}`;
+        this.item.tooltip = new MarkdownString(view.tooltip);
+        this.item.accessibilityInformation = { label: view.label };
+        const level = view.level;
         this.item.backgroundColor =
             level === 'error'
                 ? new ThemeColor('statusBarItem.errorBackground')

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { agentItems, budgetScopeItems, defaultGoal, runItems } from '../../src/common/quickPicks';
+import { agentItems, budgetScopeItems, defaultGoal, periodItems, runItems } from '../../src/common/quickPicks';
 import type { AgentInfo } from '../../src/common/protocol';
 
 const review: AgentInfo = {
@@ -82,6 +82,27 @@ describe('budgetScopeItems', () => {
                 ['review', 'review', '2k / 12k tokens'],
                 ['document', 'document', 'no tokens used yet'],
             ],
+        );
+    });
+});
+
+describe('setting a budget offers users and periods, as agentls budget set does', () => {
+    test('lists you and any user after the total when setting', () => {
+        const items = budgetScopeItems({ user: 'alice', used: 0, limit: null, remaining: null, agents: {} }, [review], { users: true });
+        assert.deepEqual(
+            items.map((i) => [i.label, i.agent, i.user, i.askUser]),
+            [
+                ['Total', undefined, undefined, undefined],
+                ['You (alice)', undefined, 'alice', undefined],
+                ['A user…', undefined, undefined, true],
+                ['review', 'review', undefined, undefined],
+            ],
+        );
+    });
+    test('offers all time, day, week and month', () => {
+        assert.deepEqual(
+            periodItems.map((p) => p.per),
+            [undefined, 'day', 'week', 'month'],
         );
     });
 });

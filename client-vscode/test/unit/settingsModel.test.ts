@@ -108,6 +108,7 @@ describe('buildServerSettings', () => {
             audit: { retentionDays: null },
             telemetry: { otlpEndpoint: null, captureContent: false },
             prices: {},
+            databaseUrl: null,
         });
         assert.deepEqual(problems, []);
     });
@@ -141,6 +142,7 @@ describe('buildServerSettings', () => {
                 'runCommand.passEnv': ['PYTHONPATH'],
                 confirmEdits: true,
                 prices: { 'llama3.1:8b': { input: 0.05, cachedInput: 0.025, output: 0.08 }, mine: { input: 1, output: 2 } },
+                databaseUrl: 'postgresql://me@db/agentls',
             }),
             { workspaceFolder: '/ws', userHome: '/home/me' },
             true,
@@ -174,6 +176,7 @@ describe('buildServerSettings', () => {
                 'llama3.1:8b': { input: 0.05, cachedInput: 0.025, output: 0.08 },
                 mine: { input: 1, cachedInput: null, output: 2 },
             },
+            databaseUrl: 'postgresql://me@db/agentls',
         });
     });
 
@@ -320,5 +323,36 @@ describe('buildInitializationOptions', () => {
     test('sends null when no API key is stored', () => {
         assert.equal(buildInitializationOptions(settings, undefined, true).settings.apiKey, null);
         assert.equal(buildInitializationOptions(settings, '', true).settings.apiKey, null);
+    });
+});
+
+describe('agentls.databaseUrl', () => {
+    test('carries a URL without a password to the server', () => {
+        const { settings, problems } = buildServerSettings(getter({ databaseUrl: ' postgresql://alice@db.internal/agentls ' }));
+        assert.equal(settings.databaseUrl, 'postgresql://alice@db.internal/agentls');
+        assert.deepEqual(problems, []);
+        assert.equal(buildServerSettings(getter({ databaseUrl: 'host=db dbname=agentls user=alice' })).settings.databaseUrl, 'host=db dbname=agentls user=alice');
+    });
+
+    for (const url of [
+        'postgresql://alice:s3cret@db.internal/agentls',
+        'postgres://alice:s3cret@db.internal:5432/agentls?sslmode=require',
+        'postgresql://alice@db.internal/agentls?sslmode=require&password=s3cret',
+        'host=db dbname=agentls user=alice password=s3cret',
+        "host=db password = 's3 cret'",
+    ]) {
+        test(`refuses a password in ${url.replace('s3cret', '…')}, never repeating it`, () => {
+            const { settings, problems } = buildServerSettings(getter({ databaseUrl: url }));
+            assert.equal(settings.databaseUrl, null, 'the password never reaches the server');
+            assert.equal(problems.length, 1);
+            assert.match(problems[0], /agentls\.databaseUrl holds a password: keep the password in PGPASSWORD or ~\/\.pgpass/);
+            assert.ok(!problems[0].includes('s3'), problems[0]);
+        });
+    }
+
+    test('is the user\'s alone: no workspace can point it elsewhere', () => {
+        const inspected = { defaultValue: null, globalValue: 'postgresql://alice@team/agentls', workspaceValue: 'postgresql://alice@evil.example/x' };
+        assert.equal(effectiveValue('databaseUrl', inspected, false), 'postgresql://alice@team/agentls');
+        assert.equal(effectiveValue('databaseUrl', inspected, true), 'postgresql://alice@team/agentls', 'nor a trusted one');
     });
 });

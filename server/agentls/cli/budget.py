@@ -20,7 +20,7 @@ from agentls.cli.common import team_database_url
 
 if TYPE_CHECKING:
     from agentls.core.budget import BudgetScopeSnapshot, BudgetSnapshot, TokenBudgeter
-    from agentls.core.budget_limits import LimitKey
+    from agentls.core.budget_set import LimitChanges
     from agentls.core.budget_snapshots import LimitSnapshot
 
 
@@ -89,6 +89,7 @@ def check_agent(workspace: Path, agent: str, budgeter: TokenBudgeter) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from agentls.core.budget import TokenBudgeter
+    from agentls.core.budget_set import set_limits
 
     workspace = workspace_of(args)
     action = getattr(args, "budget_action", None)
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         if agent is not None and not getattr(args, "allow_unknown_agent", False):
             check_agent(workspace, agent, budgeter)
         if keys is not None:
-            message = set_limits(budgeter, keys)
+            message = set_limits(budgeter, keys)  # core/budget_set.py
         elif action == "reset":
             budgeter.reset(agent=agent)
             message = f"usage of agent '{agent}' reset" if agent else "usage reset (all agents)"
@@ -119,10 +120,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def limit_keys(args: argparse.Namespace) -> list[tuple[LimitKey, int | None]]:
-    """The limits `budget set` changes: `none` removes the one in tokens and the one in dollars."""
-    from agentls.core.budget_limits import LimitKey, Period, Unit, user_base
-    from agentls.core.limits import parse_dollar_limit, parse_token_limit
+def limit_keys(args: argparse.Namespace) -> LimitChanges:
+    """The limits `budget set` changes (core/budget_set.py, as the editors' `agentls.budget`)."""
+    from agentls.core.budget_set import LimitError, limit_changes
 
     if args.limit.strip() == "$":
         raise CliError(
@@ -131,50 +131,11 @@ def limit_keys(args: argparse.Namespace) -> list[tuple[LimitKey, int | None]]:
         )
     if args.agent is not None and args.user is not None:
         raise CliError("budget set: --agent and --user name different limits; give one of them")
-    if args.user is not None and not args.user.strip():
-        raise CliError("--user: the user name is empty")
-    base = (
-        f"agent:{args.agent}"
-        if args.agent is not None
-        else user_base(args.user.strip())
-        if args.user is not None
-        else "total"
-    )
-    period = Period(args.per) if args.per else None
-    text = args.limit.strip()
     try:
-        if text.startswith("$"):
-            return [(LimitKey(base, Unit.USD, period), parse_dollar_limit(text))]
-        tokens = parse_token_limit(text)
-    except ValueError as exc:
-        raise CliError(f"budget set N: {exc}") from None
-    keys = [(LimitKey(base, Unit.TOKENS, period), tokens)]
-    if tokens is None:
-        keys.append((LimitKey(base, Unit.USD, period), None))
-    return keys
-
-
-def set_limits(budgeter: TokenBudgeter, keys: list[tuple[LimitKey, int | None]]) -> str:
-    """Write the limits; the sentence saying what was set."""
-    from agentls.core.budget_limits import Unit, usd
-    from agentls.core.pricing import format_usd
-
-    for key, amount in keys:
-        if key.unit is Unit.TOKENS and key.period is None and not key.base.startswith("user:"):
-            agent = key.base.removeprefix("agent:") if key.base != "total" else None
-            budgeter.set_limit(amount, agent=agent)  # as settings and `agentls.budget` do
-        else:
-            budgeter.set_limit_of(key, amount)
-    key, amount = keys[0]
-    every = f" a {key.period.value} (UTC)" if key.period else ""
-    if amount is None:
-        shown = "unlimited" + (f" per {key.period.value}" if key.period else "")
-    elif key.unit is Unit.USD:
-        shown = format_usd(usd(amount)) + every
-    else:
-        shown = f"{amount:,} tokens{every}"
-    target = "the workspace total" if key.base == "total" else key.who
-    return f"budget of {target} set to {shown}"
+        return limit_changes(args.limit, agent=args.agent, user=args.user, per=args.per)
+    except LimitError as exc:
+        where = "budget set N" if exc.argument == "limit" else f"--{exc.argument}"
+        raise CliError(f"{where}: {exc}") from None
 
 
 def _print(snapshot: BudgetSnapshot, message: str | None) -> None:

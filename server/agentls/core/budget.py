@@ -422,13 +422,15 @@ class TokenBudgeter:
         self,
         limits: Sequence[tuple[int | None, str | None]],
         lower: Sequence[tuple[int, str | None]] = (),
+        *,
+        keys: Sequence[tuple[LimitKey, int | None]] = (),
     ) -> None:
         """Several `set_limit`s (limit, agent) in one transaction on the worker thread, then the
-        `lower` ones, each written only where it is below the limit in force (never raising it).
-
-        Calls queue in order, so of two changes made one after the other the later one wins.
+        `lower` ones, each written only where it is below the limit in force (never raising it),
+        then `set_limit_of`s (`keys`). Calls queue in order: of two changes the later one wins.
         """
-        await self._queue.submit(limits_op(limits, lower), frees=True)
+        run = limits_op(limits, lower, keys=keys, now=self.clock())
+        await self._queue.submit(run, frees=True)
 
     def set_limit_of(self, key: LimitKey, amount: int | None) -> None:
         """Set (None: remove) a limit of core/budget_limits.py: a user's, a period's, or one in

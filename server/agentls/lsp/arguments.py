@@ -6,7 +6,14 @@ import difflib
 from collections.abc import Iterable
 from typing import Any, Literal, TypeVar
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 from pygls.exceptions import JsonRpcInvalidParams
 
@@ -78,9 +85,28 @@ class CancelArgs(BaseModel):
 class BudgetArgs(BaseModel):
     model_config = _ARGS
     action: Literal["get", "set", "reset"] = "get"
-    limit: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    # Tokens as a number, or text as `agentls budget set` takes it: '2M', '$50', 'none'
+    # (core/budget_set.py parses it).
+    limit: int | str | None = None
+    per: Literal["day", "week", "month"] | None = None
     agent: str | None = None
+    user: str | None = None
     allow_unknown_agent: bool = False
+
+    @field_validator("limit", mode="before")
+    @classmethod
+    def _limit(cls, value: object) -> object:
+        # One sentence for what is neither (`true` is not one token).
+        if isinstance(value, bool) or not isinstance(value, int | str | None):
+            raise ValueError(
+                "expected a number of tokens or text such as '2M', '$50' or 'none', "
+                f"got {type(value).__name__}"
+            )
+        if isinstance(value, int) and not 0 <= value <= MAX_TOKENS:
+            raise ValueError(f"expected a number of tokens from 0 to {MAX_TOKENS:,}, got {value}")
+        if isinstance(value, str) and len(value) > 100:
+            raise ValueError("is longer than any limit (100 characters)")
+        return value
 
 
 def check_known_agent(command: str, agent: str, known: Iterable[str]) -> None:
@@ -125,6 +151,7 @@ def parse_args(command: str, model: type[M], raw: tuple[Any, ...]) -> M:
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]) or "argument"
             msg = "is required" if err["type"] == "missing" else err["msg"]
+            msg = msg.removeprefix("Value error, ")  # our validators' sentences stand alone
             if err["type"] == "extra_forbidden":
                 msg = "is not an argument of this command"
             problems.append(f"argument '{name}' {msg}")

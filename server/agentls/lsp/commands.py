@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
+from agentls.core.budget_set import LimitChanges, LimitError, aset_limits, limit_changes
 from agentls.lsp import wire
 from agentls.lsp.arguments import (
     AuditArgs,
@@ -65,17 +66,35 @@ async def list_agents(ls: AgentLanguageServer) -> list[dict[str, Any]]:
 async def budget(ls: AgentLanguageServer, args: BudgetArgs) -> dict[str, Any]:
     from agentls.lsp.events import budget_payload
 
+    changes = _limit_changes(args) if args.action == "set" else None
     runtime = await ls.folders.default(BUDGET).get_runtime()
     budgeter = runtime.budgeter
     # Ledger transactions run on a worker thread: a busy ledger never stalls the server.
     if args.agent is not None and args.action != "get" and not args.allow_unknown_agent:
         known = {*runtime.registry.names(), *(await budgeter.asnapshot()).agents}
         check_known_agent(BUDGET, args.agent, known)
-    if args.action == "set":
-        await budgeter.aset_limit(args.limit, agent=args.agent)
+    if changes is not None:
+        await aset_limits(budgeter, changes)
     elif args.action == "reset":
         await budgeter.areset(agent=args.agent)
-    return budget_payload(await budgeter.asnapshot())
+    return budget_payload(await budgeter.asnapshot(), budgeter.user)
+
+
+def _limit_changes(args: BudgetArgs) -> LimitChanges:
+    """What `set` writes, parsed as `agentls budget set` parses it (core/budget_set.py)."""
+    try:
+        return limit_changes(args.limit, agent=args.agent, user=args.user, per=args.per)
+    except LimitError as exc:
+        raise JsonRpcInvalidParams(f"{BUDGET}: argument {exc.argument!r} {exc}") from None
+
+
+def _check_set_only(args: BudgetArgs) -> None:
+    # A reset meant for one user that reset everyone's usage would be worse than a refusal.
+    for name, value in (("per", args.per), ("user", args.user)):
+        if value is not None and args.action != "set":
+            raise JsonRpcInvalidParams(
+                f"{BUDGET}: argument {name!r} applies to action 'set' only, not {args.action!r}"
+            )
 
 
 async def audit(ls: AgentLanguageServer, args: AuditArgs) -> list[dict[str, Any]]:
@@ -121,7 +140,9 @@ def register(server: AgentLanguageServer) -> None:
 
     @server.command(BUDGET)
     async def cmd_budget(ls: LanguageServer, *raw: Any) -> dict[str, Any]:
-        return await budget(_ours(ls), parse_args(BUDGET, BudgetArgs, raw))
+        args = parse_args(BUDGET, BudgetArgs, raw)
+        _check_set_only(args)
+        return await budget(_ours(ls), args)
 
     @server.command(AUDIT)
     async def cmd_audit(ls: LanguageServer, *raw: Any) -> list[dict[str, Any]]:

@@ -50,8 +50,10 @@ def _text_size(e: RunEvent) -> int:
     return size
 
 
-def budget_payload(snapshot: BudgetSnapshot) -> dict[str, Any]:
+def budget_payload(snapshot: BudgetSnapshot, user: str | None = None) -> dict[str, Any]:
+    """`user`: whose calls this server makes, so an editor knows which user's limits bind it."""
     return {
+        "user": user,
         "used": snapshot.used,
         "limit": snapshot.limit,
         "remaining": snapshot.remaining,
@@ -175,6 +177,8 @@ class EventBridge:
 
     def on_budget(self, snapshot: BudgetSnapshot) -> None:
         try:
-            self.ls.protocol.notify("agentls/budget", budget_payload(snapshot))
+            self.ls.protocol.notify(
+                "agentls/budget", budget_payload(snapshot, self.runtime.budgeter.user)
+            )
         except Exception:
             log.exception("failed to send the budget")

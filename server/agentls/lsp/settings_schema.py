@@ -16,10 +16,8 @@ from agentls.lsp.settings import LspSettings
 # Never a setting: the API key reaches the server only in initializationOptions, from secret storage.
 SECRET_KEYS = frozenset({"apiKey"})
 # Settings for editors without workspace trust of their own; the VS Code client fills
-# `trustWorkspace` from VS Code's workspace trust, so it contributes neither. `databaseUrl` reaches
-# a VS Code user's server from ~/.config/agentls/settings.json or AGENTLS_DATABASE_URL (the
-# client does not offer it yet).
-NOT_CONTRIBUTED = frozenset({"trustWorkspace", "trustedFolders", "databaseUrl"})
+# `trustWorkspace` from VS Code's workspace trust, so it contributes neither.
+NOT_CONTRIBUTED = frozenset({"trustWorkspace", "trustedFolders"})
 _SCHEMA_WORDS = (
     "type",
     "minimum",
