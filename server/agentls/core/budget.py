@@ -395,10 +395,7 @@ class TokenBudgeter:
     def set_limit(self, limit: int | None, agent: str | None = None) -> None:
         """Set the workspace total's limit (agent=None) or one agent's; None means unlimited."""
         check_limit(limit)
-        with self._tx() as tx:
-            tx.set_limit(limit_scope(agent), limit)
-        self._queue.wake()
-        self._notify()
+        self._write(lambda tx: tx.set_limit(limit_scope(agent), limit))
 
     async def aset_limit(self, limit: int | None, agent: str | None = None) -> None:
         """`set_limit` on the worker thread."""
@@ -410,13 +407,8 @@ class TokenBudgeter:
         lower: Sequence[tuple[int, str | None]] = (),
     ) -> None:
         """`aset_limits` from synchronous code, in one transaction."""
-        if not limits and not lower:
-            return
-        run = limits_op(limits, lower)
-        with self._tx() as tx:
-            run(tx)
-        self._queue.wake()
-        self._notify()
+        if limits or lower:
+            self._write(limits_op(limits, lower))
 
     async def aset_limits(
         self,
@@ -435,7 +427,11 @@ class TokenBudgeter:
     def set_limit_of(self, key: LimitKey, amount: int | None) -> None:
         """Set (None: remove) a limit of core/budget_limits.py: a user's, a period's, or one in
         dollars (`amount` in nano-dollars). A period's current window takes it at once."""
-        run = limits_op([], keys=[(key, amount)], now=self.clock())
+        self._write(limits_op([], keys=[(key, amount)], now=self.clock()))
+
+    def _write(self, run: Callable[[LedgerTx], object]) -> None:
+        """One write transaction from synchronous code that may make room: waiting calls look
+        again and listeners see the result."""
         with self._tx() as tx:
             run(tx)
         self._queue.wake()
@@ -453,10 +449,7 @@ class TokenBudgeter:
 
         Limits stay; reservations of calls in flight stay and are committed as usual.
         """
-        with self._tx() as tx:
-            tx.reset(agent)
-        self._queue.wake()
-        self._notify()
+        self._write(lambda tx: tx.reset(agent))
 
     async def areset(self, agent: str | None = None) -> None:
         """`reset` on the worker thread."""
