@@ -59,7 +59,7 @@ def test_budget_audit_and_report_read_the_team_database_of_the_settings_file(
     (ws / "two.py").write_text("def twice(x):\n    return 2 * x\n")
 
     code, out = cli(capsys, "--workspace", str(ws), "budget", "set", "5000")
-    assert code == 0, out
+    assert "budget of the team's total set to 5,000 tokens" in out, out
     code, out = cli(capsys, "--workspace", str(ws), "run", "explain", "--file", "two.py")
     assert code == 0, out
 

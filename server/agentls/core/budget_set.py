@@ -92,18 +92,19 @@ def set_limits(budgeter: TokenBudgeter, changes: LimitChanges) -> str:
     budgeter.set_limits(plain)
     for key, amount in others:
         budgeter.set_limit_of(key, amount)
-    return describe(changes)
+    return describe(changes, shared=budgeter.shared)
 
 
 async def aset_limits(budgeter: TokenBudgeter, changes: LimitChanges) -> str:
     """`set_limits` in one transaction on the ledger's worker thread (never on the event loop)."""
     plain, others = _split(changes)
     await budgeter.aset_limits(plain, keys=others)
-    return describe(changes)
+    return describe(changes, shared=budgeter.shared)
 
 
-def describe(changes: LimitChanges) -> str:
-    """`budget of user alice set to $50.00 a month (UTC)`."""
+def describe(changes: LimitChanges, *, shared: bool = False) -> str:
+    """`budget of user alice set to $50.00 a month (UTC)`; the total is the team's on a shared
+    ledger (a team database)."""
     from agentls.core.pricing import format_usd
 
     key, amount = changes[0]
@@ -114,5 +115,6 @@ def describe(changes: LimitChanges) -> str:
         shown = format_usd(usd(amount)) + every
     else:
         shown = f"{amount:,} tokens{every}"
-    target = "the workspace total" if key.base == "total" else key.who
+    total = "the team's total" if shared else "the workspace total"
+    target = total if key.base == "total" else key.who
     return f"budget of {target} set to {shown}"
