@@ -307,18 +307,24 @@ class PgLedgerStore:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (LEDGER_LOCK,))
             tx = PgLedgerTx(conn, self)
             yield tx
+            # What the commit needs, in one statement (each costs the client as much as a row).
+            ends, params = [], []
             if tx.freed:  # delivered at commit, once however many calls settled
-                conn.execute(f"NOTIFY {CHANNEL}")
-            later = flush_later and self.flusher is not None
-            if write and (not tx.durable or later):
+                ends.append("pg_notify(%s, '')")
+                params.append(CHANNEL)
+            flusher = self.flusher if flush_later else None
+            if write and (not tx.durable or flusher is not None):
                 # Leases only: lost in a crash of the server, they would have run out anyway.
                 # Or usage whose caller waits for `tx.flush` instead, outside the write lock.
-                conn.execute("SET LOCAL synchronous_commit = off")
-                if tx.durable and self.flusher is not None:
-                    # Read with the commit (no round trip of its own): the flush must happen on
-                    # the server that took the commit, not one restarted since (which lost it).
-                    started = conn.execute("SELECT pg_postmaster_start_time()")
-                    tx.flush = functools.partial(_flush, self.flusher, started)
+                ends.append("set_config('synchronous_commit', 'off', true)")
+            if tx.durable and flusher is not None:
+                # Read with the commit: the flush must happen on the server that took the
+                # commit, not on one restarted since (which may have lost it).
+                ends.append("pg_postmaster_start_time()")
+            if ends:
+                end = conn.execute(f"SELECT {', '.join(ends)}", params)
+                if tx.durable and flusher is not None:
+                    tx.flush = functools.partial(_flush, flusher, end)
 
     def _replay(self) -> None:
         """Commit what was kept while the database was away (each once: idempotent on its id)."""
@@ -383,10 +389,11 @@ class PgLedgerStore:
         self.session.close()
 
 
-def _flush(flusher: WalFlusher, started: Any) -> None:
-    """Wait for the disk of the server whose start time `started` (a cursor) read at commit."""
-    row = started.fetchone()
-    flusher.flush(row[0] if row else None)
+def _flush(flusher: WalFlusher, end: Any) -> None:
+    """Wait for the disk of the server whose start time `end` (a cursor, its last column) read
+    at commit."""
+    row = end.fetchone()
+    flusher.flush(row[-1] if row else None)
 
 
 @contextlib.contextmanager

@@ -196,9 +196,12 @@ class WalFlusher:
     DOING = "flush the ledger's commits to disk"
 
     def __init__(self, url: str) -> None:
-        from agentls.core.stores.postgres import Session
+        from agentls.core.stores.postgres import shown_url
 
-        self.session = Session(url)
+        self.url = url
+        self.where = shown_url(url)
+        self._conn: Any = None
+        self._pid = os.getpid()
         self.flushes = 0  # flushes that reached the disk (diagnostics, tests)
 
     @staticmethod
@@ -222,9 +225,7 @@ class WalFlusher:
 
         for attempt in range(2):
             try:
-                with self.session.transaction(doing=self.DOING) as conn:
-                    row = conn.execute(self.SQL).fetchone()
-                now_on = row[0] if row else None
+                now_on = self._start_time_after_flush()
                 break
             except DatabaseUnavailable:
                 if attempt:
@@ -233,11 +234,29 @@ class WalFlusher:
                 # then tells whether the restart came before the commit or after it.
         if now_on != committed_on:
             raise DatabaseUnavailable(
-                self.session.where,
+                self.where,
                 "restarted after a commit was made and before it was known to be on disk",
                 "the usage is kept and committed again, once, now that it is back",
             )
         self.flushes += 1
 
+    def _start_time_after_flush(self) -> Any:
+        """One statement, its own transaction (the connection autocommits): it commits
+        synchronously, so it returns once the WAL is on disk up to its commit."""
+        import psycopg
+
+        from agentls.core.stores.postgres import connect, database_error
+
+        try:
+            if self._conn is None or self._conn.closed or self._pid != os.getpid():
+                self._conn, self._pid = connect(self.url), os.getpid()
+                # Whatever the server's default: this flush is what makes usage durable.
+                self._conn.execute("SET synchronous_commit = on")
+            row = self._conn.execute(self.SQL).fetchone()
+        except psycopg.Error as exc:
+            self._conn = _closed(self._conn)
+            raise database_error(self.url, exc, doing=self.DOING) from None
+        return row[0] if row else None
+
     def close(self) -> None:
-        self.session.close()
+        self._conn = _closed(self._conn)
