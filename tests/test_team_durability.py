@@ -22,6 +22,8 @@ from tests.rig.postgres import PostgresCluster, team_database
 
 from agentls.core.budget import TokenBudgeter
 from agentls.core.events import Usage
+from agentls.core.stores.ledger import Hold
+from agentls.core.stores.pg_ledger import HoldRefused, PgLedgerStore
 from agentls.core.stores.pg_threads import WalFlusher
 from agentls.core.stores.postgres import DatabaseUnavailable
 
@@ -101,3 +103,24 @@ def _start_time(url: str) -> object:
         row = conn.execute("SELECT pg_postmaster_start_time()").fetchone()
     assert row is not None
     return row[0]
+
+
+def test_a_late_answered_hold_that_did_not_fit_rolls_its_batch_back(team_db: str) -> None:
+    """Several calls in one batch have their holds answered with the next call's look (one round
+    trip for both); a hold that did not fit after all (someone wrote without the ledger's lock)
+    must fail the batch before it commits, never leave a call believing it holds tokens."""
+    store = PgLedgerStore(team_db)
+    try:
+        with store.transaction() as tx:
+            tx.set_limit("total", 1000)
+        with pytest.raises(HoldRefused), store.transaction() as tx:
+            tx.defer_checks()
+            assert [r.reserved for r in tx.states(["total"], None)] == [0]
+            with psycopg.connect(team_db, autocommit=True) as other:  # no ledger lock taken
+                other.execute("UPDATE agentls.scopes SET reserved = 900 WHERE scope = 'total'")
+            assert tx.hold(Hold("h1", "r1", "explain", 500, ("total",))) is None  # not yet known
+        with psycopg.connect(team_db) as conn:
+            row = conn.execute("SELECT count(*) FROM agentls.reservations").fetchone()
+        assert row == (0,)  # rolled back: no reservation of h1
+    finally:
+        store.close()

@@ -149,6 +149,8 @@ class LedgerWorker:
             with self._transaction() as conn:
                 began = True
                 stop = self._drain(batch)
+                if len(batch) > 1 and (defer := getattr(conn, "defer_checks", None)):
+                    defer()  # a store may answer some writes late; a failure reruns them alone
                 for op in batch:
                     _run(op, conn)
                 value = self._finish(conn)
