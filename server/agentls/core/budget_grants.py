@@ -30,6 +30,13 @@ MAX_WAIT_SECONDS = MAX_SECONDS
 DEFAULT_MIN_OUTPUT_TOKENS = 32
 
 
+# What rebuilds a BudgetExceeded, in `_rebuild_budget_exceeded`'s order.
+_FIELDS = (
+    "scope", "needed", "remaining", "limit", "in_flight", "waited", "waitable", "unit",
+    "unpriced", "shared",
+)  # fmt: skip
+
+
 class BudgetExceeded(Exception):
     """A model call was refused because a scope's remaining budget cannot cover it.
 
@@ -70,50 +77,19 @@ class BudgetExceeded(Exception):
         super().__init__(self._message())
 
     def __reduce__(self) -> tuple[Callable[..., BudgetExceeded], tuple[Any, ...]]:
-        return (
-            _rebuild_budget_exceeded,
-            (
-                self.scope,
-                self.needed,
-                self.remaining,
-                self.limit,
-                self.in_flight,
-                self.waited,
-                self.waitable,
-                self.unit,
-                self.unpriced,
-                self.shared,
-            ),
-        )
+        return (_rebuild_budget_exceeded, self._values())
+
+    def _values(self, **changes: Any) -> tuple[Any, ...]:
+        """The arguments that rebuild this refusal, with `changes` made."""
+        return tuple(changes.get(name, getattr(self, name)) for name in _FIELDS)
 
     def on_team(self) -> BudgetExceeded:
         """The same refusal, said of a ledger the team shares (a team database)."""
-        return BudgetExceeded(
-            self.scope,
-            self.needed,
-            self.remaining,
-            self.limit,
-            self.in_flight,
-            self.waited,
-            waitable=self.waitable,
-            unit=self.unit,
-            unpriced=self.unpriced,
-            shared=True,
-        )
+        return _rebuild_budget_exceeded(*self._values(shared=True))
 
     def after_waiting(self, seconds: float) -> BudgetExceeded:
         """The same refusal, said after waiting `seconds` for calls in flight."""
-        return BudgetExceeded(
-            self.scope,
-            self.needed,
-            self.remaining,
-            self.limit,
-            self.in_flight,
-            seconds,
-            unit=self.unit,
-            unpriced=self.unpriced,
-            shared=self.shared,
-        )
+        return _rebuild_budget_exceeded(*self._values(waited=seconds, waitable=False))
 
     @property
     def agent(self) -> str | None:

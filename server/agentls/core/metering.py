@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from agentls.core.bounds import call_usage_problem
 from agentls.core.budget import DEFAULT_MIN_OUTPUT_TOKENS, Reservation, TokenBudgeter
-from agentls.core.events import EventKind, Usage
+from agentls.core.events import EventKind, RunEvent, Usage
 from agentls.core.llm import ChatModel, ChatRequest, ChatResponse, ModelError
 from agentls.core.pricing import CallCost, ModelPrice, acall_cost, acall_price, add_cost
 from agentls.core.run_state import EventListener, RunState
@@ -85,23 +87,9 @@ async def metered_call(
         await budgeter.acommit(reservation, used)
         cost = await _charge(run, used, model.name, prices)
         # Recorded like any call, so the trail's spend (`agentls report`) is the ledger's.
-        emit(
-            run.event(
-                EventKind.MODEL_CALL,
-                duration_ms=(time.monotonic() - started) * 1000.0,
-                data={
-                    "turn": run.turn,
-                    "request_model": model.name,
-                    "call_usage": used.model_dump(),
-                    "cut_short": "cancelled"
-                    if isinstance(exc, asyncio.CancelledError)
-                    else "failed",
-                    "max_tokens": request.max_tokens,
-                    "reserved": reservation.tokens,
-                    **cost.event_data(),
-                },
-            )
-        )
+        cut = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
+        call = _CallRecord(run, started, model.name, request.max_tokens, reservation.tokens)
+        emit(call.event(used, cost, {"cut_short": cut}))
         raise
     response.usage, warning = recordable(response.usage, response.usage_problem, reservation)
     run.usage = run.usage + response.usage
@@ -116,30 +104,52 @@ async def metered_call(
         warning = overshoot(response.usage, request.max_tokens, reservation.tokens)
     if warning is not None:
         run.warnings.append(warning)
-    emit(
-        run.event(
-            EventKind.MODEL_CALL,
-            duration_ms=(time.monotonic() - started) * 1000.0,
-            data={
-                "turn": run.turn,
-                "model": response.model,
-                "request_model": model.name,
-                "call_usage": response.usage.model_dump(),
-                "finish_reason": response.finish_reason,
-                "tool_calls": [c.name for c in response.tool_calls],
-                "max_tokens": request.max_tokens,
-                "reserved": reservation.tokens,
-                **cost.event_data(),
-                **({"warning": warning} if warning else {}),
-            },
-            content={
-                "messages": request.messages,
-                "output": response.text,
-                "tool_calls": response.tool_calls,
-            },
-        )
-    )
+    call = _CallRecord(run, started, model.name, request.max_tokens, reservation.tokens)
+    extra = {
+        "model": response.model,
+        "finish_reason": response.finish_reason,
+        "tool_calls": [c.name for c in response.tool_calls],
+        **({"warning": warning} if warning else {}),
+    }
+    content = {
+        "messages": request.messages,
+        "output": response.text,
+        "tool_calls": response.tool_calls,
+    }
+    emit(call.event(response.usage, cost, extra, content))
     return response
+
+
+@dataclass
+class _CallRecord:
+    """What the trail records of every model call, however it ended (`model_call`)."""
+
+    run: RunState
+    started: float  # time.monotonic() as the call went out
+    request_model: str
+    max_tokens: int
+    reserved: int
+
+    def event(
+        self,
+        usage: Usage,
+        cost: CallCost,
+        extra: dict[str, Any],
+        content: dict[str, Any] | None = None,
+    ) -> RunEvent:
+        data = {
+            "turn": self.run.turn,
+            "request_model": self.request_model,
+            "call_usage": usage.model_dump(),
+            "max_tokens": self.max_tokens,
+            "reserved": self.reserved,
+            **cost.event_data(),
+            **extra,
+        }
+        duration_ms = (time.monotonic() - self.started) * 1000.0
+        return self.run.event(
+            EventKind.MODEL_CALL, duration_ms=duration_ms, data=data, content=content
+        )
 
 
 async def _charge(
