@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, cast
 
-from pygls.exceptions import JsonRpcInvalidParams
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from agentls.core.budget_set import LimitChanges, LimitError, aset_limits, limit_changes
+from agentls.core.state_check import StateError
 from agentls.lsp import wire
 from agentls.lsp.arguments import (
     AuditArgs,
@@ -73,10 +75,16 @@ async def budget(ls: AgentLanguageServer, args: BudgetArgs) -> dict[str, Any]:
     if args.agent is not None and args.action != "get" and not args.allow_unknown_agent:
         known = {*runtime.registry.names(), *(await budgeter.asnapshot()).agents}
         check_known_agent(BUDGET, args.agent, known)
-    if changes is not None:
-        await aset_limits(budgeter, changes)
-    elif args.action == "reset":
-        await budgeter.areset(agent=args.agent)
+    try:
+        if changes is not None:
+            await aset_limits(budgeter, changes)
+        elif args.action == "reset":
+            await budgeter.areset(agent=args.agent)
+    except StateError as exc:
+        # E.g. a team database refusing a member's change of a limit: its sentence, as asked.
+        raise JsonRpcException(
+            f"{BUDGET}: {exc}", code=types.LSPErrorCodes.RequestFailed.value
+        ) from None
     return budget_payload(await budgeter.asnapshot(), budgeter.user)
 
 
