@@ -125,23 +125,6 @@ export function formatUsage(usage: Partial<Usage> | null | undefined): string {
     return `${formatCount(total)} tokens (${parts.join(', ')})${usage.estimated ? ', estimated' : ''}`;
 }
 
-/**
- * A token amount typed by the user: `100000`, `100k`, `1.5M`, `12,000`.
- * Returns null for "none"/"unlimited"/empty (no limit) and undefined when it cannot be read.
- */
-export function parseTokenAmount(input: string): number | null | undefined {
-    const text = input.trim().toLowerCase().replace(/[,_\s]/g, '');
-    if (text === '' || text === 'none' || text === 'unlimited' || text === '∞') {
-        return null;
-    }
-    const match = /^(\d+(?:\.\d+)?)([km]?)$/.exec(text);
-    if (!match) {
-        return undefined;
-    }
-    const factor = match[2] === 'k' ? 1e3 : match[2] === 'm' ? 1e6 : 1;
-    return Math.round(parseFloat(match[1]) * factor);
-}
-
 /** One warning toast text per warning a run ended with, naming the agent. */
 export function runWarningMessages(result: Pick<RunResult, 'agent' | 'warnings'>): string[] {
     return (result.warnings ?? []).filter((w) => w.trim()).map((w) => `${result.agent}: ${w}`);

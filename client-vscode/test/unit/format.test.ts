@@ -8,7 +8,6 @@ import {
     formatDuration,
     formatTokens,
     formatUsage,
-    parseTokenAmount,
     runWarningMessages,
 } from '../../src/common/format';
 
@@ -88,23 +87,6 @@ describe('formatDuration and formatUsage', () => {
             '1,234 tokens (input 1,000, cached 200, output 234, reasoning 0), estimated',
         );
         assert.equal(formatCount(1_234_567), '1,234,567');
-    });
-});
-
-describe('parseTokenAmount', () => {
-    test('reads plain numbers, separators and k/M suffixes', () => {
-        assert.equal(parseTokenAmount('100000'), 100_000);
-        assert.equal(parseTokenAmount('12,000'), 12_000);
-        assert.equal(parseTokenAmount('100k'), 100_000);
-        assert.equal(parseTokenAmount('1.5M'), 1_500_000);
-    });
-    test('reads "none" and empty input as no limit', () => {
-        assert.equal(parseTokenAmount('none'), null);
-        assert.equal(parseTokenAmount('  '), null);
-    });
-    test('rejects anything else', () => {
-        assert.equal(parseTokenAmount('lots'), undefined);
-        assert.equal(parseTokenAmount('-5'), undefined);
     });
 });
 
