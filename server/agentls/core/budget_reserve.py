@@ -25,7 +25,7 @@ from agentls.core.budget_grants import (
     grant,
 )
 from agentls.core.budget_limits import Unit, keys_for, window_of
-from agentls.core.stores.ledger import Hold, LedgerTx, ScopeRow
+from agentls.core.stores.ledger import Hold, LedgerTx, RunLimit, ScopeRow
 
 _POLL_FIRST_S = 0.005
 # Looks at the ledger a reservation may take when another machine took the room in between.
@@ -150,11 +150,10 @@ def _plan(tx: LedgerTx, request: GrantRequest, waiter_id: str | None, now: float
     (when it is new or changed). One look at the ledger when no such limit exists."""
     keys = keys_for(request.agent, request.user)
     names = [*request.scopes, *(scope for _, scope in keys)]
-    if request.run_limit is not None:
-        # Written before the look (a write that changes nothing when the limit is the same), so
-        # the look sees it: one look, and on a server one round trip, instead of two.
-        tx.set_run_limit(request.run_scope, request.run_limit)
-    rows = {r.scope: r for r in tx.states(names, waiter_id)}
+    # The run's limit is written with the look (a write that changes nothing when the limit is
+    # the same), and the look sees it: one look instead of two.
+    run = None if request.run_limit is None else RunLimit(request.run_scope, request.run_limit)
+    rows = {r.scope: r for r in tx.states(names, waiter_id, run)}
     limited = [
         (k, rows[scope]) for k, scope in keys if scope in rows and rows[scope].limit is not None
     ]

@@ -54,11 +54,25 @@ class Hold:
     scopes: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class RunLimit:
+    """A run's limit as its call asks for it: `scope` is `run:<id>`."""
+
+    scope: str
+    limit: int
+
+
 class LedgerTx(Protocol):
     """The ledger inside one transaction."""
 
-    def states(self, scopes: Sequence[str], waiter_id: str | None) -> list[ScopeRow]:
-        """The rows of the scopes that exist (limited or not); waiters other than `waiter_id`."""
+    def states(
+        self, scopes: Sequence[str], waiter_id: str | None, run: RunLimit | None = None
+    ) -> list[ScopeRow]:
+        """The rows of the scopes that exist (limited or not); waiters other than `waiter_id`.
+
+        With `run`, that run's limit is set first (`set_run_limit`) and the rows are as after
+        it: one statement where the store can make it one.
+        """
         ...
 
     def set_run_limit(self, scope: str, limit: int | None) -> None:

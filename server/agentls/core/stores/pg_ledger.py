@@ -31,7 +31,7 @@ from agentls.core.sqlite import process_alive
 from agentls.core.state_check import StateError
 from agentls.core.stores.identity import Origin, origin
 from agentls.core.stores.journal import SUFFIX, Journal, journal_path
-from agentls.core.stores.ledger import Hold, ScopeRow, ScopeTotals, WakeCallback
+from agentls.core.stores.ledger import Hold, RunLimit, ScopeRow, ScopeTotals, WakeCallback
 from agentls.core.stores.pg_schema import check_version
 from agentls.core.stores.pg_threads import CHANNEL, LeaseRenewer, Listener, WalFlusher
 from agentls.core.stores.postgres import (
@@ -54,6 +54,59 @@ LEDGER_LOCK = 0x6167_656E_746C_7302
 JOURNAL = "ledger" + SUFFIX
 
 _USAGE_COLUMNS = "input, cached, output, reasoning, estimated"
+
+
+# Scope names go to the server joined by a separator no name holds: psycopg dumps a list element
+# by element, which costs the client more than all the rest of a statement. Names holding it
+# (none agentls makes: user names are quoted, agent names are words) go as a list.
+_SEP = "\x1f"
+
+
+def _names(scopes: Sequence[str]) -> tuple[str, str | list[str]]:
+    """The SQL for a text[] of scope names (in place of `$NAMES`), and its parameter."""
+    if any(_SEP in scope for scope in scopes):
+        return "%s::text[]", list(scopes)
+    return "string_to_array(%s, chr(31))", _SEP.join(scopes)
+
+
+@functools.lru_cache(maxsize=32)
+def _with_names(sql: str, names: str) -> str:
+    return sql.replace("$NAMES", names)
+
+
+# Each scope's limit, usage, reservations and (where limited) the others waiting on it.
+_STATES = (
+    "SELECT s.scope, s.lim, s.input + s.output, s.reserved, "
+    "CASE WHEN s.lim IS NULL THEN 0 ELSE (SELECT count(*) FROM "
+    f"{SCHEMA}.waiters w WHERE w.scope = s.scope AND w.id IS DISTINCT FROM %s "
+    f"AND w.expires > now()) END FROM {SCHEMA}.scopes s WHERE s.scope = ANY ($NAMES)"
+)
+
+# The same, with a run's limit set first where it differs (one statement instead of three: the
+# set, and the look before and after it). Every part of a statement sees the rows as they were
+# when it began, so the run's row is answered as the set leaves it: its new limit; its usage and
+# reservations, which the set does not touch (none where it has no row yet: `reserve` makes the
+# row of a scope it is the first to hold in); its waiters counted as for a limited scope. The
+# set runs whatever the rows: `done` reads all of its output.
+_STATES_SETTING_RUN = f"""
+WITH want AS (SELECT %s::text AS scope, %s::bigint AS lim),
+done AS (
+    SELECT {SCHEMA}.set_run_limit(w.scope, w.lim) FROM want w WHERE NOT EXISTS (
+        SELECT 1 FROM {SCHEMA}.scopes s WHERE s.scope = w.scope AND s.lim IS NOT DISTINCT FROM w.lim)
+),
+found AS (
+    SELECT s.scope, CASE WHEN s.scope = w.scope THEN w.lim ELSE s.lim END AS lim,
+           s.input + s.output AS used, s.reserved
+    FROM {SCHEMA}.scopes s, want w WHERE s.scope = ANY ($NAMES)
+    UNION ALL
+    SELECT w.scope, w.lim, 0, 0 FROM want w
+    WHERE NOT EXISTS (SELECT 1 FROM {SCHEMA}.scopes s WHERE s.scope = w.scope)
+)
+SELECT f.scope, f.lim, f.used, f.reserved,
+       CASE WHEN f.lim IS NULL THEN 0 ELSE (SELECT count(*) FROM {SCHEMA}.waiters w
+           WHERE w.scope = f.scope AND w.id IS DISTINCT FROM %s AND w.expires > now()) END
+FROM found f, (SELECT count(*) FROM done) AS d
+"""
 
 
 class HoldRefused(Exception):
@@ -87,14 +140,16 @@ class PgLedgerTx:
         """Raw SQL in this transaction (tests look inside)."""
         return self.conn.execute(sql, params)
 
-    def states(self, scopes: Sequence[str], waiter_id: str | None) -> list[ScopeRow]:
-        rows = self.conn.execute(
-            "SELECT s.scope, s.lim, s.input + s.output, s.reserved, "
-            "CASE WHEN s.lim IS NULL THEN 0 ELSE (SELECT count(*) FROM "
-            f"{SCHEMA}.waiters w WHERE w.scope = s.scope AND w.id IS DISTINCT FROM %s "
-            f"AND w.expires > now()) END FROM {SCHEMA}.scopes s WHERE s.scope = ANY (%s)",
-            (waiter_id, list(scopes)),
-        ).fetchall()
+    def states(
+        self, scopes: Sequence[str], waiter_id: str | None, run: RunLimit | None = None
+    ) -> list[ScopeRow]:
+        params: tuple[Any, ...]
+        names, value = _names(scopes)
+        if run is None:
+            sql, params = _STATES, (waiter_id, value)
+        else:
+            sql, params = _STATES_SETTING_RUN, (run.scope, run.limit, value, waiter_id)
+        rows = self.conn.execute(_with_names(sql, names), params).fetchall()
         return [ScopeRow(scope, lim, int(c), int(r), int(w)) for scope, lim, c, r, w in rows]
 
     def set_run_limit(self, scope: str, limit: int | None) -> None:
@@ -109,10 +164,14 @@ class PgLedgerTx:
 
     def hold(self, hold: Hold) -> str | None:
         o = self.origin
+        names, value = _names(hold.scopes)
         cur = self.conn.execute(
-            f"SELECT {SCHEMA}.reserve(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            _with_names(
+                f"SELECT {SCHEMA}.reserve(%s, %s, %s, %s, $NAMES, %s, %s, %s, %s, %s, %s, %s, %s)",
+                names,
+            ),
             (
-                hold.id, hold.run_id, hold.agent, hold.tokens, list(hold.scopes), o.user,
+                hold.id, hold.run_id, hold.agent, hold.tokens, value, o.user,
                 o.host, o.pid_space, os.getpid(), own_start(), o.workspace, o.front_end,
                 self.store.lease_seconds,
             ),
@@ -273,10 +332,14 @@ def settle(
     usage: Usage | None,
 ) -> None:
     u = usage or Usage()
+    names, value = _names(scopes)
     conn.execute(
-        f"SELECT {SCHEMA}.settle(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        _with_names(
+            f"SELECT {SCHEMA}.settle(%s, %s, %s, %s, $NAMES, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            names,
+        ),
         (
-            hold_id, usage is not None, run_id, agent, list(scopes), u.input_tokens,
+            hold_id, usage is not None, run_id, agent, value, u.input_tokens,
             u.cached_input_tokens, u.output_tokens, u.reasoning_tokens, u.estimated, o.user,
             o.host, o.workspace, o.front_end,
         ),

@@ -23,7 +23,7 @@ from agentls.core.budget_grants import TOTAL
 from agentls.core.events import Usage
 from agentls.core.sqlite import SqliteFile, process_alive, process_start_ticks
 from agentls.core.state_check import StateError
-from agentls.core.stores.ledger import Hold, ScopeRow, ScopeTotals, WakeCallback
+from agentls.core.stores.ledger import Hold, RunLimit, ScopeRow, ScopeTotals, WakeCallback
 
 log = logging.getLogger("agentls.core.budget")
 
@@ -78,7 +78,11 @@ class SqliteLedgerTx:
         """Raw SQL in this transaction (tests and repairs look inside the file)."""
         return self.conn.execute(sql, params)
 
-    def states(self, scopes: Sequence[str], waiter_id: str | None) -> list[ScopeRow]:
+    def states(
+        self, scopes: Sequence[str], waiter_id: str | None, run: RunLimit | None = None
+    ) -> list[ScopeRow]:
+        if run is not None:  # two statements cost nothing much in a file
+            self.set_run_limit(run.scope, run.limit)
         rows = self.conn.execute(_state_sql(len(scopes)), (waiter_id, *scopes)).fetchall()
         return [ScopeRow(*row) for row in rows]
 
