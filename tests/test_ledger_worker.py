@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -81,3 +81,75 @@ async def test_a_commit_whose_caller_is_cancelled_still_lands(tmp_path: Path) ->
         await ledger.asettled()
         snap = ledger.snapshot()
         assert (snap.used, snap.reserved) == (15, 0) and r.settled
+
+
+async def test_a_flush_of_a_restarted_server_never_vouches_for_a_commit_made_before_it() -> None:
+    """Durable results wait for a flush; commits handed over together share one flush per server
+    that took them. One taken by a server since restarted fails (its caller keeps and retries
+    what it wrote) even though a flush of the new server succeeds."""
+    import contextlib
+    import threading
+
+    from agentls.core.ledger_worker import LedgerOp, LedgerWorker
+
+    flushing = threading.Event()  # the first flush has begun...
+    gate = threading.Event()  # ...and waits for this, so the next two are handed over together
+    committed = [threading.Event() for _ in range(3)]
+    flushed: list[str] = []
+
+    class Wait:
+        def __init__(self, server: str) -> None:
+            self.server = server
+
+        def __call__(self) -> None:
+            if not flushed:
+                flushing.set()
+                gate.wait(10)
+            flushed.append(self.server)
+            if self.server == "before-restart" and len(flushed) > 1:
+                raise RuntimeError("the server restarted after this commit")
+
+    servers = iter(["before-restart", "before-restart", "after-restart"])
+
+    class Tx:  # a store's transaction whose commit waits for a flush, as a team database's does
+        durable_writes = 0
+        flush: Wait | None = None
+
+    @contextlib.contextmanager
+    def transaction() -> Iterator[Tx]:
+        tx = Tx()
+        yield tx
+        tx.flush = Wait(next(servers))
+        committed[len([e for e in committed if e.is_set()])].set()
+
+    def write(tx: Tx) -> str:
+        tx.durable_writes += 1
+        return "written"
+
+    def delivered(ops: list[LedgerOp], value: object) -> None:
+        for op in ops:
+            if op.error is not None:
+                op.future.set_exception(op.error)
+            else:
+                op.future.set_result(op.result)
+
+    loop = asyncio.get_running_loop()
+    worker = LedgerWorker(
+        transaction,
+        finish=lambda tx: None,
+        delivered=delivered,
+        batch_done=lambda batch: None,
+        name="test-ledger",
+    )
+    ops = [LedgerOp(write, loop, loop.create_future()) for _ in range(3)]
+    worker.submit(ops[0])
+    assert await asyncio.to_thread(flushing.wait, 10)
+    for n in (1, 2):  # one transaction each: the second before the restart, the third after
+        worker.submit(ops[n])
+        assert await asyncio.to_thread(committed[n].wait, 10)
+    gate.set()
+    results = await asyncio.gather(*(op.future for op in ops), return_exceptions=True)
+    worker.stop()
+    assert results[0] == "written" and results[2] == "written"
+    assert isinstance(results[1], RuntimeError), "committed before the restart: not vouched for"
+    assert flushed == ["before-restart", "before-restart", "after-restart"]

@@ -229,15 +229,24 @@ class LedgerWorker:
                     stop = True
                     break
                 pending.append(item)
-            error: BaseException | None = None
-            try:
-                pending[-1].wait()  # the newest: it covers every commit before it
-            except BaseException as exc:
-                error = exc
-            ops = [op for f in pending for op in f.ops]
-            if error is not None:
-                for op in ops:
-                    op.result, op.error = None, error
+            # The newest commit of each server covers every one before it there; one made on a
+            # server since restarted is not covered by a flush of the new one (it may be lost).
+            newest: dict[Any, Flush] = {}
+            for f in pending:
+                newest[getattr(f.wait, "server", None)] = f
+            failed: dict[Any, BaseException] = {}
+            for server, f in newest.items():
+                try:
+                    f.wait()
+                except BaseException as exc:
+                    failed[server] = exc
+            ops = []
+            for f in pending:
+                error = failed.get(getattr(f.wait, "server", None))
+                for op in f.ops:
+                    if error is not None:
+                        op.result, op.error = None, error
+                    ops.append(op)
             try:
                 self._complete(ops, None, None)
             except BaseException:
@@ -248,7 +257,8 @@ class LedgerWorker:
 
 @dataclass
 class Flush:
-    """Operations whose commit did not wait for the disk, and the wait that makes it durable."""
+    """Operations whose commit did not wait for the disk, and the wait that makes it durable
+    (with a `server` attribute where the store can tell which server took the commit)."""
 
     ops: list[LedgerOp]
     wait: Callable[[], None]
@@ -266,6 +276,8 @@ def _flush_of(conn: Any, ops: list[LedgerOp]) -> Flush:
     wait = getattr(conn, "flush", None)
     if wait is None:
         return Flush([], _no_wait)
+    # Read now, on the thread that owns the connection (the flusher's thread must not touch it).
+    getattr(wait, "server", None)
     return Flush([op for op in ops if op.durable and op.error is None], wait)
 
 

@@ -416,7 +416,7 @@ class PgLedgerStore:
             if ends:
                 end = conn.execute(f"SELECT {', '.join(ends)}", params)
                 if tx.durable and flusher is not None:
-                    tx.flush = functools.partial(_flush, flusher, end)
+                    tx.flush = _Flush(flusher, end)
 
     def _replay(self) -> None:
         """Commit what was kept while the database was away (each once: idempotent on its id)."""
@@ -481,11 +481,21 @@ class PgLedgerStore:
         self.session.close()
 
 
-def _flush(flusher: WalFlusher, end: Any) -> None:
-    """Wait for the disk of the server whose start time `end` (a cursor, its last column) read
-    at commit."""
-    row = end.fetchone()
-    flusher.flush(row[-1] if row else None)
+class _Flush:
+    """The wait that makes a commit durable: a flush of the server that took it."""
+
+    def __init__(self, flusher: WalFlusher, end: Any) -> None:
+        self.flusher = flusher
+        self.end = end  # the commit's last statement: the server's start time is its last column
+
+    @functools.cached_property
+    def server(self) -> Any:
+        """Which server took the commit (its start time): one flush serves every commit it took."""
+        row = self.end.fetchone()
+        return row[-1] if row else None
+
+    def __call__(self) -> None:
+        self.flusher.flush(self.server)
 
 
 @contextlib.contextmanager
