@@ -4,8 +4,9 @@ Each row also says who and where (user, host, workspace): members append and rea
 database refuses them UPDATE and DELETE (stores/pg_schema.py), so nobody erases the team's trail
 from a laptop. Appends are idempotent on the event id.
 
-When the database is away, a batch of events goes to `.agentls/audit.journal` instead (durable
-before the writer reports it stored) and is written, once, before anything else when it is back.
+When the database is away, a batch of events goes to the workspace's `audit.journal` in the user's
+state folder (stores/journal.py) instead, durable before the writer reports it stored, and is
+written, once, before anything else when it is back.
 Recovery of interrupted runs looks only at runs started in this pid space (this machine or
 container): elsewhere a process id means nothing.
 """

@@ -10,9 +10,9 @@ scopes and its reservation see the same state, as on SQLite.
 Reservations and places in the wait queue are leases (stores/pg_threads.py). A sweep frees
 expired leases of any machine and, at once, those of processes of this machine that are gone.
 
-When the database is away as a call ends, its usage is kept in `.agentls/ledger.journal`
-(stores/journal.py) and committed, once, before anything else when the database is back; new
-calls are refused meanwhile (DatabaseUnavailable).
+When the database is away as a call ends, its usage is kept in the workspace's `ledger.journal`
+in the user's state folder (stores/journal.py) and committed, once, before anything else when the
+database is back; new calls are refused meanwhile (DatabaseUnavailable).
 """
 
 from __future__ import annotations
@@ -398,7 +398,6 @@ class PgLedgerStore:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (LEDGER_LOCK,))
             tx = PgLedgerTx(conn, self)
             yield tx
-            tx.check_holds()
             # What the commit needs, in one statement (each costs the client as much as a row).
             ends, params = [], []
             if tx.freed:  # delivered at commit, once however many calls settled
@@ -417,6 +416,8 @@ class PgLedgerStore:
                 end = conn.execute(f"SELECT {', '.join(ends)}", params)
                 if tx.durable and flusher is not None:
                     tx.flush = _Flush(flusher, end)
+            # After the statement above is queued, so the holds' answers come back with it.
+            tx.check_holds()
 
     def _replay(self) -> None:
         """Commit what was kept while the database was away (each once: idempotent on its id)."""
