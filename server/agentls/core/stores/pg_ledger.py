@@ -32,6 +32,7 @@ from agentls.core.state_check import StateError
 from agentls.core.stores.identity import Origin, origin
 from agentls.core.stores.journal import SUFFIX, Journal, journal_path
 from agentls.core.stores.ledger import Hold, RunLimit, ScopeRow, ScopeTotals, WakeCallback
+from agentls.core.stores.pg_ledger_sql import STATES, STATES_SETTING_RUN, names_param, with_names
 from agentls.core.stores.pg_schema import check_version
 from agentls.core.stores.pg_threads import CHANNEL, LeaseRenewer, Listener, WalFlusher
 from agentls.core.stores.postgres import (
@@ -54,59 +55,6 @@ LEDGER_LOCK = 0x6167_656E_746C_7302
 JOURNAL = "ledger" + SUFFIX
 
 _USAGE_COLUMNS = "input, cached, output, reasoning, estimated"
-
-
-# Scope names go to the server joined by a separator no name holds: psycopg dumps a list element
-# by element, which costs the client more than all the rest of a statement. Names holding it
-# (none agentls makes: user names are quoted, agent names are words) go as a list.
-_SEP = "\x1f"
-
-
-def _names(scopes: Sequence[str]) -> tuple[str, str | list[str]]:
-    """The SQL for a text[] of scope names (in place of `$NAMES`), and its parameter."""
-    if any(_SEP in scope for scope in scopes):
-        return "%s::text[]", list(scopes)
-    return "string_to_array(%s, chr(31))", _SEP.join(scopes)
-
-
-@functools.lru_cache(maxsize=32)
-def _with_names(sql: str, names: str) -> str:
-    return sql.replace("$NAMES", names)
-
-
-# Each scope's limit, usage, reservations and (where limited) the others waiting on it.
-_STATES = (
-    "SELECT s.scope, s.lim, s.input + s.output, s.reserved, "
-    "CASE WHEN s.lim IS NULL THEN 0 ELSE (SELECT count(*) FROM "
-    f"{SCHEMA}.waiters w WHERE w.scope = s.scope AND w.id IS DISTINCT FROM %s "
-    f"AND w.expires > now()) END FROM {SCHEMA}.scopes s WHERE s.scope = ANY ($NAMES)"
-)
-
-# The same, with a run's limit set first where it differs (one statement instead of three: the
-# set, and the look before and after it). Every part of a statement sees the rows as they were
-# when it began, so the run's row is answered as the set leaves it: its new limit; its usage and
-# reservations, which the set does not touch (none where it has no row yet: `reserve` makes the
-# row of a scope it is the first to hold in); its waiters counted as for a limited scope. The
-# set runs whatever the rows: `done` reads all of its output.
-_STATES_SETTING_RUN = f"""
-WITH want AS (SELECT %s::text AS scope, %s::bigint AS lim),
-done AS (
-    SELECT {SCHEMA}.set_run_limit(w.scope, w.lim) FROM want w WHERE NOT EXISTS (
-        SELECT 1 FROM {SCHEMA}.scopes s WHERE s.scope = w.scope AND s.lim IS NOT DISTINCT FROM w.lim)
-),
-found AS (
-    SELECT s.scope, CASE WHEN s.scope = w.scope THEN w.lim ELSE s.lim END AS lim,
-           s.input + s.output AS used, s.reserved
-    FROM {SCHEMA}.scopes s, want w WHERE s.scope = ANY ($NAMES)
-    UNION ALL
-    SELECT w.scope, w.lim, 0, 0 FROM want w
-    WHERE NOT EXISTS (SELECT 1 FROM {SCHEMA}.scopes s WHERE s.scope = w.scope)
-)
-SELECT f.scope, f.lim, f.used, f.reserved,
-       CASE WHEN f.lim IS NULL THEN 0 ELSE (SELECT count(*) FROM {SCHEMA}.waiters w
-           WHERE w.scope = f.scope AND w.id IS DISTINCT FROM %s AND w.expires > now()) END
-FROM found f, (SELECT count(*) FROM done) AS d
-"""
 
 
 class HoldRefused(Exception):
@@ -144,12 +92,12 @@ class PgLedgerTx:
         self, scopes: Sequence[str], waiter_id: str | None, run: RunLimit | None = None
     ) -> list[ScopeRow]:
         params: tuple[Any, ...]
-        names, value = _names(scopes)
+        names, value = names_param(scopes)
         if run is None:
-            sql, params = _STATES, (waiter_id, value)
+            sql, params = STATES, (waiter_id, value)
         else:
-            sql, params = _STATES_SETTING_RUN, (run.scope, run.limit, value, waiter_id)
-        rows = self.conn.execute(_with_names(sql, names), params).fetchall()
+            sql, params = STATES_SETTING_RUN, (run.scope, run.limit, value, waiter_id)
+        rows = self.conn.execute(with_names(sql, names), params).fetchall()
         return [ScopeRow(scope, lim, int(c), int(r), int(w)) for scope, lim, c, r, w in rows]
 
     def set_run_limit(self, scope: str, limit: int | None) -> None:
@@ -164,9 +112,9 @@ class PgLedgerTx:
 
     def hold(self, hold: Hold) -> str | None:
         o = self.origin
-        names, value = _names(hold.scopes)
+        names, value = names_param(hold.scopes)
         cur = self.conn.execute(
-            _with_names(
+            with_names(
                 f"SELECT {SCHEMA}.reserve(%s, %s, %s, %s, $NAMES, %s, %s, %s, %s, %s, %s, %s, %s)",
                 names,
             ),
@@ -332,9 +280,9 @@ def settle(
     usage: Usage | None,
 ) -> None:
     u = usage or Usage()
-    names, value = _names(scopes)
+    names, value = names_param(scopes)
     conn.execute(
-        _with_names(
+        with_names(
             f"SELECT {SCHEMA}.settle(%s, %s, %s, %s, $NAMES, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             names,
         ),
