@@ -19,10 +19,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # stores/postgres.py imports this module when it connects
-    from agentls.core.stores.postgres import DatabaseUnavailable
+from agentls.core.stores.db_errors import DatabaseUnavailable
 
 # The first pause after a slow failure, and the longest, in seconds.
 FIRST_S = 1.0

@@ -16,10 +16,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentls.core.state_check import StateError
+from agentls.core.stores.db_errors import DatabaseError, DatabaseRefused, DatabaseUnavailable
+from agentls.core.stores.pg_backoff import BACKOFF
 
 if TYPE_CHECKING:
     import psycopg
@@ -67,29 +67,6 @@ _UNREACHABLE = (
     "no connection to the server",
     "is the server running",
 )
-
-
-class DatabaseError(StateError):
-    """The team database cannot be used; the message names it (without its password) and says
-    what to do."""
-
-    def __init__(self, where: str, problem: str, hint: str) -> None:
-        Exception.__init__(self, f"the team database {where} {problem}; {hint}")
-        self.where = where
-        self.path = Path(where)
-        self.problem = problem
-        self.hint = hint
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return (type(self), (self.where, self.problem, self.hint))
-
-
-class DatabaseUnavailable(DatabaseError):
-    """The server cannot be reached now (down, network gone): new model calls are refused."""
-
-
-class DatabaseRefused(DatabaseError):
-    """The database answered but refused what was asked (login, privileges, schema)."""
 
 
 def shown_url(url: str) -> str:
@@ -169,8 +146,6 @@ def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
 
     While a connect to `url` that timed out is recent, refused at once (stores/pg_backoff.py)."""
     import psycopg
-
-    from agentls.core.stores.pg_backoff import BACKOFF
 
     kwargs = connection_kwargs(url)
     if (refusal := BACKOFF.refusal(url)) is not None:
