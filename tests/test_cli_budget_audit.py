@@ -74,6 +74,29 @@ def test_budget_shows_usage_and_reset_zeroes_it(tmp_path: Path, capsys: CaptureF
     assert (snap.used, snap.limit) == (0, 10_000)
 
 
+@pytest.mark.parametrize("columns", [60, 48])
+def test_on_a_narrow_terminal_budget_keeps_every_scope_name_and_number_whole(
+    tmp_path: Path, capsys: CaptureFixture, monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    """A split pane: the parts of the usage (and what is held) give way, the scope names fold,
+    and no name or number is cut or squeezed out of sight."""
+    with TokenBudgeter.for_workspace(tmp_path) as b:
+        b.set_limit(2_000_000)
+        r = b.reserve(run_id="r", agent="explain", prompt_tokens=1_234, max_tokens=100)
+        b.commit(r, Usage(input_tokens=1_234, output_tokens=56))
+    assert budget(tmp_path, "set", "300k", "--user", "alice", "--per", "month") == 0
+    monkeypatch.setenv("COLUMNS", str(columns))
+    capsys.readouterr()
+
+    assert budget(tmp_path) == 0
+    out = capsys.readouterr().out
+
+    assert all(len(line) <= columns for line in out.splitlines())
+    assert "…" not in out
+    assert "total" in out and "agent explain" in out and "user alice" in out
+    assert "1,290" in out and "2,000,000" in out and "300,000" in out
+
+
 @pytest.mark.parametrize("bad", ["ten", "-5", "1.5", "12x", ""])
 def test_budget_set_rejects_bad_numbers(tmp_path: Path, capsys: CaptureFixture, bad: str) -> None:
     assert budget(tmp_path, "set", bad) == 2
@@ -155,6 +178,26 @@ def test_audit_table_shows_events_and_per_agent_totals(
         row = next(line for line in out.splitlines() if f" {agent} " in line and total in line)
         assert row
     assert "1,776" in out  # all agents together, the child's tokens included
+
+
+def test_on_a_narrow_terminal_audit_keeps_names_and_numbers_whole(
+    tmp_path: Path, capsys: CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A split pane 60 columns wide: the time column gives way, the details wrap, and every
+    agent's name and tokens stay whole in both tables (the right border is not cut off)."""
+    monkeypatch.setenv("COLUMNS", "60")
+    _populate(tmp_path)
+    assert audit(tmp_path) == 0
+    out = capsys.readouterr().out
+
+    lines = out.splitlines()
+    assert all(len(line) <= 60 for line in lines)
+    ruled = [line.rstrip() for line in lines if line.startswith(("┃", "│"))]
+    assert ruled and all(line.endswith(("┃", "│")) for line in ruled)
+    assert "…" not in out
+    for agent, total in (("reviewer", "1,234"), ("writer", "500"), ("helper", "~42")):
+        assert any(f" {agent} " in line and total in line for line in lines)
+    assert "1,776" in out
 
 
 def test_audit_json_prints_jsonl_and_filters(tmp_path: Path, capsys: CaptureFixture) -> None:

@@ -144,6 +144,29 @@ def test_the_table_shows_bars_and_says_which_calls_had_no_price(
     assert "1 call had no price" in out and "prices" in out
 
 
+@pytest.mark.parametrize("columns", [80, 50])
+def test_on_a_narrow_terminal_the_names_and_dollars_stay_whole(
+    trail: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    """A CI log is 80 columns wide: the bars shrink and the least needed figures go, but every
+    user's name and dollars stay readable and no line is wider than the terminal."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    out = report(trail, capsys, "--by", "user")
+
+    lines = out.splitlines()
+    assert all(len(line) <= columns for line in lines)
+    alice = next(line for line in lines if "alice" in line)
+    bob = next(line for line in lines if "bob" in line)
+    assert "$0.000048" in alice and "$0.000024" in bob
+    # Bars in eighths of a character: alice's is twice bob's, to the nearest eighth of each.
+    assert abs(eighths(alice) - 2 * eighths(bob)) <= 2 and eighths(bob) > 0
+    assert "…" not in out
+
+
+def eighths(line: str) -> int:
+    return sum(8 if ch == "█" else " ▏▎▍▌▋▊▉".find(ch) for ch in line if ch in "█▏▎▍▌▋▊▉")
+
+
 def test_csv_has_a_header_and_a_row_per_group(
     trail: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

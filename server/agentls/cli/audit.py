@@ -24,8 +24,11 @@ from typing import TYPE_CHECKING, TextIO, cast
 
 from agentls.cli import CliError, workspace_of
 from agentls.cli.common import team_database_url
+from agentls.cli.fit import fit_columns, used
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from agentls.core.audit import AuditStore
     from agentls.core.events import RunEvent, Usage
 
@@ -33,6 +36,10 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # SQLite integers are 64-bit; no trail holds more events than this.
 MAX_EVENTS = 10**15
 _LAST = 253402300799.0  # 9999-12-31T23:59:59Z
+# An agent's or event's name folds onto more lines rather than get narrower than this.
+_NAME_WIDTH = 16
+# The details get at least this many characters a line (they wrap onto as many lines as needed).
+_DETAIL_MIN = 20
 _STATUS_STYLE = {
     "finished": "green",
     "failed": "red",
@@ -311,36 +318,57 @@ def _print(events: list[RunEvent], totals: dict[str, Usage], runs: list[RunEvent
         console.print("no audit events match")
     else:
         rows = [_event_row(e) for e in events]
+        # Names are never squeezed out of sight, numbers never cut short: on a narrow terminal
+        # the details wrap, and below _DETAIL_MIN characters of them the time and then the run
+        # go instead.
+        agent_w = min(_NAME_WIDTH, max(5, *(len(r[2]) for r in rows)))
+        event_w = min(_NAME_WIDTH, max(5, *(len(r[3]) for r in rows)))
+        tokens_w = max(6, *(len(r[4]) for r in rows))
+        reserved = agent_w + event_w + tokens_w + _DETAIL_MIN + 4 * 3
+        optional = {"time": ["time", *(r[0] for r in rows)], "run": ["run", *(r[1] for r in rows)]}
+        shown = fit_columns(console.width, reserved, optional, ("time", "run"))
+        # Still too narrow: the details get what is left.
+        detail_w = max(8, _DETAIL_MIN - max(0, used(reserved, optional, shown) - console.width))
         table = Table(title=f"audit trail ({len(events)} events)")
-        table.add_column("time", no_wrap=True)
-        table.add_column("run", no_wrap=True)
-        table.add_column("agent", overflow="fold")
-        table.add_column("event", overflow="fold")
-        # The run's tokens so far; numbers are never cut short.
-        width = max(6, *(len(r[4]) for r in rows))
-        table.add_column("tokens", justify="right", no_wrap=True, min_width=width)
-        table.add_column("detail")
+        for column in shown:
+            table.add_column(column, no_wrap=True)
+        table.add_column("agent", overflow="fold", min_width=agent_w)
+        table.add_column("event", overflow="fold", min_width=event_w)
+        table.add_column("tokens", justify="right", no_wrap=True, min_width=tokens_w)
+        table.add_column("detail", overflow="fold", min_width=detail_w)
         for e, row in zip(events, rows, strict=True):
             kind = cell(row[3], one_line=True, style=_STATUS_STYLE.get(e.kind.value, ""))
-            who = [cell(text, one_line=True) for text in row[1:3]]
-            table.add_row(row[0], *who, kind, row[4], cell(row[5]))
+            where: list[Text | str] = [row[0]] if "time" in shown else []
+            where += [cell(row[1], one_line=True)] if "run" in shown else []
+            table.add_row(*where, cell(row[2], one_line=True), kind, row[4], cell(row[5]))
         console.print(table)
     if totals:
         runs_per_agent: dict[str, int] = {}
         for r in runs:
             runs_per_agent[r.agent] = runs_per_agent.get(r.agent, 0) + 1
+        names: list[Text | str] = [cell(agent, one_line=True) for agent in totals]
+        if len(totals) > 1:
+            names.append("all agents")
+        figures = [[str(runs_per_agent.get(a, 0)), *_usage_cells(u)] for a, u in totals.items()]
+        if len(totals) > 1:
+            from agentls.core.events import Usage
+
+            grand = sum(totals.values(), Usage())
+            figures.append([str(len(runs)), *_usage_cells(grand)])
+        headers = ("runs", "input", "cached", "output", "reasoning", "total")
+        columns = {h: [h, *(f[i] for f in figures)] for i, h in enumerate(headers)}
+        agent_w = min(_NAME_WIDTH, max(len(n) for n in names))
+        shown = fit_columns(
+            console.width, agent_w + 3, columns, ("cached", "reasoning", "input", "output")
+        )
         table = Table(title="tokens per agent")
-        table.add_column("agent", no_wrap=True)
-        for column in ("runs", "input", "cached", "output", "reasoning", "total"):
+        table.add_column("agent", overflow="fold", min_width=agent_w)
+        for column in shown:
             table.add_column(column, justify="right", no_wrap=True)
-        grand = None
-        for agent, usage in totals.items():
-            grand = usage if grand is None else grand + usage
-            runs_of = str(runs_per_agent.get(agent, 0))
-            table.add_row(cell(agent, one_line=True), runs_of, *_usage_cells(usage))
-        if grand is not None and len(totals) > 1:
-            table.add_section()
-            table.add_row("all agents", str(len(runs)), *_usage_cells(grand))
+        for i, name in enumerate(names):
+            if i == len(totals):
+                table.add_section()
+            table.add_row(name, *(columns[c][i + 1] for c in shown))
         console.print(table)
         if any(u.estimated for u in totals.values()):
             console.print("~ estimated: the provider reported no usage; counted by the tokenizer")

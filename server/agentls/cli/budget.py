@@ -17,11 +17,15 @@ from typing import TYPE_CHECKING
 
 from agentls.cli import CliError, workspace_of
 from agentls.cli.common import team_database_url
+from agentls.cli.fit import fit_columns, width_of
 
 if TYPE_CHECKING:
     from agentls.core.budget import BudgetScopeSnapshot, BudgetSnapshot, TokenBudgeter
     from agentls.core.budget_set import LimitChanges
     from agentls.core.budget_snapshots import LimitSnapshot
+
+# A scope's name folds onto more lines rather than get narrower than this.
+_SCOPE_WIDTH = 16
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -153,14 +157,23 @@ def _print(snapshot: BudgetSnapshot, message: str | None) -> None:
     rows += [(_limit_name(limit), _limit_cells(limit)) for limit in snapshot.limits]
     # "held": reserved by model calls in flight; the parts: input / cached input / output.
     headers = ("used", "limit", "remaining", "held", "in/cached/out")
+    columns = {h: [h, *(cells[i] for _, cells in rows)] for i, h in enumerate(headers)}
+    # Numbers are never cut short: a narrow terminal folds the scope names (never narrower
+    # than _SCOPE_WIDTH); on a very narrow one, the usage's parts, what is held and what remains
+    # go first.
+    scope_width = min(_SCOPE_WIDTH, max(len(name) for name, _ in rows))
+    shown = fit_columns(
+        console.width, scope_width + 3, columns, ("in/cached/out", "held", "remaining")
+    )
     table = Table(title="budget" if snapshot.limits else "token budget")
-    table.add_column("scope", overflow="fold")
-    for i, header in enumerate(headers):
-        # Numbers are never cut short; a narrow terminal folds the scope names instead.
-        width = max(len(header), *(len(cells[i]) for _, cells in rows))
-        table.add_column(header, justify="right", no_wrap=True, min_width=width)
+    table.add_column("scope", overflow="fold", min_width=scope_width)
+    for header in shown:
+        table.add_column(
+            header, justify="right", no_wrap=True, min_width=width_of(columns[header]) - 3
+        )
     for n, (name, cells) in enumerate(rows):
-        table.add_row(cell(name, one_line=True), *cells, end_section=n == 0 and len(rows) > 1)
+        figures = [cells[headers.index(h)] for h in shown]
+        table.add_row(cell(name, one_line=True), *figures, end_section=n == 0 and len(rows) > 1)
     console.print(table)
     if snapshot.usage.estimated or any(a.usage.estimated for a in snapshot.agents.values()):
         console.print(

@@ -19,12 +19,19 @@ from typing import TYPE_CHECKING
 
 from agentls.cli import workspace_of
 from agentls.cli.common import team_database_url
+from agentls.cli.fit import fit_columns, used
 
 if TYPE_CHECKING:
     from agentls.core.spend import Spend, SpendReport
 
 BY = ("user", "agent", "model", "workspace", "day")
 BAR_WIDTH = 24
+# Bars never get narrower than this (the names and figures come first).
+_MIN_BAR = 6
+# The figures left out first when a terminal is too narrow for them all.
+_DROPPED_FIRST = ("cached", "input", "output", "calls", "runs")
+# A name longer than this folds onto a second line rather than squeeze the figures.
+_NAME_WIDTH = 32
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 # A spreadsheet runs a cell that starts with one of these as a formula (a user name is anyone's).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -122,11 +129,22 @@ def _csv_safe(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def bar(share: float) -> str:
-    """A bar of `share` (0..1) of BAR_WIDTH characters, in eighths of a character."""
-    eighths = round(max(0.0, min(1.0, share)) * BAR_WIDTH * 8)
+def bar(share: float, width: int = BAR_WIDTH) -> str:
+    """A bar of `share` (0..1) of `width` characters, in eighths of a character."""
+    eighths = round(max(0.0, min(1.0, share)) * width * 8)
     full, part = divmod(eighths, 8)
-    return ("█" * full + (_EIGHTHS[part] if part else "")).ljust(BAR_WIDTH)
+    return ("█" * full + (_EIGHTHS[part] if part else "")).ljust(width)
+
+
+def _fit(
+    console_width: int, name_width: int, columns: dict[str, list[str]]
+) -> tuple[list[str], int]:
+    """Which figure columns to show, and how wide the bars: on a narrow terminal the bars shrink
+    first, then the least needed figures go, never the names."""
+    reserved = name_width + 3 + _MIN_BAR + 3
+    shown = fit_columns(console_width, reserved, columns, _DROPPED_FIRST)
+    room = console_width - used(reserved - _MIN_BAR, columns, shown)
+    return shown, max(_MIN_BAR, min(BAR_WIDTH, room))
 
 
 def _print(report: SpendReport) -> None:
@@ -152,17 +170,27 @@ def _print(report: SpendReport) -> None:
             return row.cost_usd / whole.cost_usd
         return row.total_tokens / whole.total_tokens if whole.total_tokens else 0.0
 
+    names = [
+        cell(row.key if row.key is not None else "(not recorded)", one_line=True)
+        for row in report.rows
+    ]
+    rows = [_numbers(row) for row in report.rows]
+    if len(report.rows) > 1:
+        rows.append(_numbers(whole))
+    name_width = min(_NAME_WIDTH, max(len(report.by.value), *map(len, names)))
+    columns = {h: [h, *(r[i] for r in rows)] for i, h in enumerate(_FIGURES)}
+    shown, width = _fit(console.width, name_width, columns)
     table = Table(title=f"spend by {report.by.value} since {since}")
-    table.add_column(report.by.value, overflow="fold")
-    for column in ("runs", "calls", "input", "cached", "output", "tokens", "dollars"):
+    table.add_column(report.by.value, overflow="fold", min_width=name_width)
+    for column in shown:
         table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("share of " + ("dollars" if by_cost else "tokens"), no_wrap=True)
-    for row in report.rows:
-        name = cell(row.key if row.key is not None else "(not recorded)", one_line=True)
-        table.add_row(name, *_numbers(row), bar(share(row)))
+    of = "dollars" if by_cost else "tokens"
+    table.add_column(f"share of {of}" if width >= len(f"share of {of}") else "share")
+    for i, (name, row) in enumerate(zip(names, report.rows, strict=True)):
+        table.add_row(name, *(columns[c][i + 1] for c in shown), bar(share(row), width))
     if len(report.rows) > 1:
         table.add_section()
-        table.add_row("all", *_numbers(whole), "")
+        table.add_row("all", *(columns[c][-1] for c in shown), "")
     console.print(table)
     if whole.unpriced_calls:
         console.print(
@@ -170,6 +198,9 @@ def _print(report: SpendReport) -> None:
             "price: counted in tokens, not in dollars (give the model a price in the `prices` "
             "setting, see docs/pricing.md)"
         )
+
+
+_FIGURES = ("runs", "calls", "input", "cached", "output", "tokens", "dollars")
 
 
 def _numbers(row: Spend) -> list[str]:
