@@ -369,6 +369,25 @@ def test_db_init_twice_changes_nothing_and_grants_roles(
     assert code == 0 and "schema version 2, ready" in out
 
 
+def test_db_init_by_a_member_says_to_run_it_as_the_owner(
+    capsys: pytest.CaptureFixture[str],
+    postgres_cluster: PostgresCluster,
+    team_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not "ask an admin": an admin may not run it either; the database's owner does."""
+    postgres_cluster.login_role("gina", "gina-pw", MEMBER_ROLE)
+    monkeypatch.setenv("PGPASSWORD", "gina-pw")
+    gina = postgres_cluster.url(database_name(team_db), "gina")
+
+    code, _, err = cli(capsys, "--database-url", gina, "db", "init")
+
+    assert code == 2 and err.count("\n") == 1
+    assert "refused to let user 'gina' create or migrate the agentls schema" in err
+    assert "run `agentls db init` as the user that created the schema" in err
+    assert "ask an admin" not in err and "gina-pw" not in err
+
+
 async def test_a_journal_a_repository_ships_is_never_replayed_into_the_team_database(
     tmp_path: Path, team_db: str, caplog: pytest.LogCaptureFixture
 ) -> None:

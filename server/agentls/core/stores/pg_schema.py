@@ -394,7 +394,13 @@ def init_database(
                 report.granted.append((user, ADMIN_ROLE))
         return report
     except psycopg.Error as exc:
-        raise database_error(url, exc, doing="create the agentls schema") from None
+        raise database_error(
+            url,
+            exc,
+            doing="create or migrate the agentls schema and its roles",
+            who_may="only the database's owner or a superuser may: run `agentls db init` as the "
+            "user that created the schema (docs/team.md)",
+        ) from None
     finally:
         conn.close()
 

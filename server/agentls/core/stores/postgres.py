@@ -184,8 +184,14 @@ def unreachable(exc: BaseException) -> bool:
     return bool(isinstance(exc, (psycopg.InterfaceError, OSError)))
 
 
-def database_error(url: str, exc: BaseException, *, doing: str = "") -> DatabaseError:
-    """The DatabaseError, in one sentence, for what psycopg raised."""
+_ADMINS_MAY = f"only members of {ADMIN_ROLE} may; ask an admin of the team database"
+
+
+def database_error(
+    url: str, exc: BaseException, *, doing: str = "", who_may: str = _ADMINS_MAY
+) -> DatabaseError:
+    """The DatabaseError, in one sentence, for what psycopg raised (`who_may`: what a refusal
+    of `doing` for want of privileges says to do)."""
     import psycopg
 
     where = shown_url(url)
@@ -214,7 +220,7 @@ def database_error(url: str, exc: BaseException, *, doing: str = "") -> Database
         return DatabaseRefused(
             where,
             f"refused to let user '{_user(url)}' {doing or 'do that'} ({text})",
-            f"only members of {ADMIN_ROLE} may; ask an admin of the team database",
+            who_may,
         )
     if isinstance(exc, (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName)):
         return missing_schema(url)
