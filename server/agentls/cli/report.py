@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 BY = ("user", "agent", "model", "workspace", "day")
 BAR_WIDTH = 24
+# The figures of each row, in the table's order (and `_numbers`').
+_FIGURES = ("runs", "calls", "input", "cached", "output", "tokens", "dollars")
 # Bars never get narrower than this (the names and figures come first).
 _MIN_BAR = 6
 # The figures left out first when a terminal is too narrow for them all.
@@ -198,9 +200,6 @@ def _print(report: SpendReport) -> None:
             "price: counted in tokens, not in dollars (give the model a price in the `prices` "
             "setting, see docs/pricing.md)"
         )
-
-
-_FIGURES = ("runs", "calls", "input", "cached", "output", "tokens", "dollars")
 
 
 def _numbers(row: Spend) -> list[str]:
