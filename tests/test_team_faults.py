@@ -248,6 +248,15 @@ async def test_a_host_that_never_answers_costs_one_connect_timeout_not_one_per_c
             await runtime.aclose()
 
 
+def signed_in(
+    cluster: PostgresCluster, team_db: str, monkeypatch: pytest.MonkeyPatch, name: str, role: str
+) -> str:
+    """The URL of login role `name` (granted `role`), its password `<name>-pw` in PGPASSWORD."""
+    cluster.login_role(name, f"{name}-pw", role)
+    monkeypatch.setenv("PGPASSWORD", f"{name}-pw")
+    return cluster.url(database_name(team_db), name)
+
+
 def test_connection_refused_is_one_sentence(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -320,10 +329,7 @@ def test_a_member_may_not_change_a_limit_reset_usage_or_delete_the_audit_trail(
 ) -> None:
     with TokenBudgeter.for_workspace(tmp_path, database_url=team_db) as admin:
         admin.set_limit(5000)
-    postgres_cluster.login_role("erin", "erin-pw", MEMBER_ROLE)
-    postgres_cluster.login_role("lead", "lead-pw", ADMIN_ROLE)
-    monkeypatch.setenv("PGPASSWORD", "erin-pw")
-    erin = postgres_cluster.url(database_name(team_db), "erin")
+    erin = signed_in(postgres_cluster, team_db, monkeypatch, "erin", MEMBER_ROLE)
     ws = ["--workspace", str(tmp_path), "--database-url", erin]
 
     code, _, err = cli(capsys, *ws, "budget", "set", "1M")
@@ -348,8 +354,7 @@ def test_a_member_may_not_change_a_limit_reset_usage_or_delete_the_audit_trail(
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
     # An admin may.
-    monkeypatch.setenv("PGPASSWORD", "lead-pw")
-    lead = postgres_cluster.url(database_name(team_db), "lead")
+    lead = signed_in(postgres_cluster, team_db, monkeypatch, "lead", ADMIN_ROLE)
     code, out, err = cli(capsys, "--workspace", str(tmp_path), "--database-url", lead, "budget",
                          "set", "1M")  # fmt: skip
     assert code == 0, err
@@ -376,9 +381,7 @@ def test_db_init_by_a_member_says_to_run_it_as_the_owner(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Not "ask an admin": an admin may not run it either; the database's owner does."""
-    postgres_cluster.login_role("gina", "gina-pw", MEMBER_ROLE)
-    monkeypatch.setenv("PGPASSWORD", "gina-pw")
-    gina = postgres_cluster.url(database_name(team_db), "gina")
+    gina = signed_in(postgres_cluster, team_db, monkeypatch, "gina", MEMBER_ROLE)
 
     code, _, err = cli(capsys, "--database-url", gina, "db", "init")
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from agentls.cli import CliError, workspace_of
 from agentls.cli.common import team_database_url
-from agentls.cli.fit import fit_columns, width_of
+from agentls.cli.fit import fit_columns
 
 if TYPE_CHECKING:
     from agentls.core.budget import BudgetScopeSnapshot, BudgetSnapshot, TokenBudgeter
@@ -168,9 +168,8 @@ def _print(snapshot: BudgetSnapshot, message: str | None) -> None:
     table = Table(title="budget" if snapshot.limits else "token budget")
     table.add_column("scope", overflow="fold", min_width=scope_width)
     for header in shown:
-        table.add_column(
-            header, justify="right", no_wrap=True, min_width=width_of(columns[header]) - 3
-        )
+        widest = max(map(len, columns[header]))
+        table.add_column(header, justify="right", no_wrap=True, min_width=widest)
     for n, (name, cells) in enumerate(rows):
         figures = [cells[headers.index(h)] for h in shown]
         table.add_row(cell(name, one_line=True), *figures, end_section=n == 0 and len(rows) > 1)
