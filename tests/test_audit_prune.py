@@ -70,7 +70,7 @@ def test_prune_removes_whole_finished_runs_older_than_the_cutoff(tmp_path: Path)
 
 
 def test_cli_prune_accepts_an_age_and_says_how_many_were_removed(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], backend: str | None
 ) -> None:
     with AuditStore.for_workspace(tmp_path) as store:
         fill(store, time.time())

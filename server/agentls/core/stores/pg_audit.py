@@ -14,24 +14,16 @@ container): elsewhere a process id means nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentls.core.events import EventKind, RunEvent
+from agentls.core.events import RunEvent
+from agentls.core.stores import trail_sql as q
 from agentls.core.stores.identity import Origin, origin
 from agentls.core.stores.journal import SUFFIX, Journal, journal_path
 from agentls.core.stores.pg_schema import check_version
 from agentls.core.stores.postgres import SCHEMA, DatabaseUnavailable, Session, database_error
-from agentls.core.stores.trail import (
-    TERMINAL_VALUES,
-    CloseRun,
-    EventQuery,
-    SpendRow,
-    UsageRow,
-    user_forms,
-    workspace_forms,
-)
+from agentls.core.stores.trail import CloseRun, EventQuery, SpendRow, UsageRow
 
 log = logging.getLogger("agentls.core.audit")
 
@@ -40,15 +32,6 @@ JOURNAL = "audit" + SUFFIX
 _COLUMNS = (
     "event_id, time, run_id, parent_run_id, depth, agent, kind, status, json, "
     '"user", host, pid_space, workspace, front_end'
-)
-_INSERT = (
-    f"INSERT INTO {SCHEMA}.events ({_COLUMNS}) VALUES "
-    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING"
-)
-_TREE = (
-    "run_id IN (WITH RECURSIVE tree(id) AS (SELECT %s::text UNION "
-    f"SELECT e.run_id FROM {SCHEMA}.events e JOIN tree t ON e.parent_run_id = t.id) "
-    "SELECT id FROM tree)"
 )
 # Recovery of interrupted runs: one at a time per database.
 _RECOVER_LOCK = 0x6167_656E_746C_7303
@@ -63,36 +46,39 @@ def _row(event: RunEvent, o: Origin) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-# What each spend report groups by (core/spend.py); `j` is the event's JSON.
-_SPEND_KEYS = {
-    "user": "COALESCE(j ->> 'user', \"user\")",
-    "agent": "agent",
-    "model": "COALESCE(j -> 'data' ->> 'model', j -> 'data' ->> 'request_model')",
-    "workspace": "COALESCE(j ->> 'workspace', workspace)",
-    "day": "to_char(to_timestamp(time) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-}
+def _json(path: str, of: str = "j") -> str:
+    """A JSON field (a dotted path) of the event as text; `j` is its JSON in a spend report."""
+    return f"{of} #>> '{{{path.replace('.', ',')}}}'"
 
 
-def _matches(
-    value: str,
-    exact: list[str],
-    params: list[Any],
-    *,
-    starts: Sequence[str] = (),
-    ends: Sequence[str] = (),
-) -> str:
-    """As stores/sqlite_audit.py's: exact, by prefix or by suffix, case and all."""
-    terms = []
-    if exact:
-        terms.append(f"{value} = ANY (%s)")
-        params.append(list(exact))
-    for text in starts:
-        terms.append(f"left({value}, %s) = %s")
-        params.extend((len(text), text))
-    for text in ends:
-        terms.append(f"right({value}, %s) = %s")
-        params.extend((len(text), text))
-    return "(" + " OR ".join(terms) + ")" if terms else "false"
+DIALECT = q.Dialect(
+    table=f"{SCHEMA}.events",
+    mark="%s",
+    columns=_COLUMNS,
+    insert="INSERT INTO",
+    on_conflict=" ON CONFLICT (event_id) DO NOTHING",
+    order="seq",
+    user='"user"',
+    workspace="workspace",
+    spend_keys={
+        "user": f'COALESCE({_json("user")}, "user")',
+        "agent": "agent",
+        "model": f"COALESCE({_json('data.model')}, {_json('data.request_model')})",
+        "workspace": f"COALESCE({_json('workspace')}, workspace)",
+        "day": "to_char(to_timestamp(time) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    },
+    number=lambda path, whole: f"({_json(path)})::{'bigint' if whole else 'double precision'}",
+    json_field=lambda path: _json(path, "json::jsonb"),
+    spend_source=lambda where: f"(SELECT *, json::jsonb AS j FROM {SCHEMA}.events WHERE {where}) c",
+    arrays=True,
+    prefix="left({value}, {n})",
+    suffix="right({value}, {n})",
+    false="false",
+)
+
+
+def _insert(conn: Any, rows: list[tuple[Any, ...]]) -> None:
+    conn.cursor().executemany(q.insert(DIALECT), rows)
 
 
 class PgAudit:
@@ -130,7 +116,7 @@ class PgAudit:
         try:
             self._replay()
             with self.session.transaction(doing="append audit events") as conn:
-                conn.cursor().executemany(_INSERT, rows)
+                _insert(conn, rows)
                 if not self.wait_for_disk:
                     conn.execute("SET LOCAL synchronous_commit = off")
         except DatabaseUnavailable:
@@ -150,7 +136,7 @@ class PgAudit:
 
         def apply(entries: list[dict[str, Any]]) -> None:
             with self.session.transaction(doing="append audit events") as conn:
-                conn.cursor().executemany(_INSERT, [tuple(e["row"]) for e in entries])
+                _insert(conn, [tuple(e["row"]) for e in entries])
 
         if count := self.journal.replay(apply):
             log.warning("wrote %d audit event(s) kept while %s was away", count, self.where)
@@ -164,24 +150,18 @@ class PgAudit:
         self._replay()
         with self.session.transaction(doing="append audit events") as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_RECOVER_LOCK,))
-            open_runs = conn.execute(
-                f"SELECT s.json FROM {SCHEMA}.events s WHERE s.kind = %s AND s.pid_space = %s "
-                f"AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.events t WHERE t.run_id = s.run_id "
-                "AND t.kind = ANY (%s))",
-                (EventKind.STARTED.value, self.origin.pid_space, list(TERMINAL_VALUES)),
-            ).fetchall()
-            for (raw,) in open_runs:
+            sql, params = q.open_runs(
+                DIALECT, where=" AND s.pid_space = %s", params=[self.origin.pid_space]
+            )
+            for (raw,) in conn.execute(sql, params).fetchall():
                 started = RunEvent.model_validate_json(raw)
                 events = [
                     RunEvent.model_validate_json(r[0])
-                    for r in conn.execute(
-                        f"SELECT json FROM {SCHEMA}.events WHERE run_id = %s ORDER BY time, seq",
-                        (started.run_id,),
-                    )
+                    for r in conn.execute(q.run_events(DIALECT), (started.run_id,))
                 ]
                 closing = close(started, events)
                 if closing is not None:
-                    conn.execute(_INSERT, _row(closing, self.origin))
+                    _insert(conn, [_row(closing, self.origin)])
                     recovered.append(started.run_id)
         return recovered
 
@@ -191,97 +171,32 @@ class PgAudit:
         with self._fresh() as conn:
             try:
                 with conn.pipeline():  # its end reads the outcome, so a refusal is raised here
-                    cursor = conn.execute(
-                        f"DELETE FROM {SCHEMA}.events WHERE run_id IN (SELECT run_id FROM "
-                        f"{SCHEMA}.events GROUP BY run_id HAVING max(time) < %s "
-                        "AND bool_or(kind = ANY (%s)))",
-                        (before, list(TERMINAL_VALUES)),
-                    )
+                    cursor = conn.execute(*q.prune(DIALECT, before))
             except psycopg.errors.InsufficientPrivilege as exc:
                 raise database_error(self.url, exc, doing="delete audit events") from None
             return int(cursor.rowcount)
 
     def usage_rows(self, kinds: tuple[str, ...], since: float | None) -> list[UsageRow]:
-        sql = (
-            "SELECT run_id, agent, kind, json::jsonb -> 'data' ->> 'call_usage', "
-            f"json::jsonb ->> 'usage' FROM {SCHEMA}.events WHERE kind = ANY (%s)"
-        )
-        params: list[Any] = [list(kinds)]
-        if since is not None:
-            sql += " AND time >= %s"
-            params.append(since)
         with self._fresh() as conn:
-            return [tuple(r) for r in conn.execute(sql + " ORDER BY time, seq", params)]
+            return [tuple(r) for r in conn.execute(*q.usage_rows(DIALECT, kinds, since))]
 
     def spend_rows(self, by: str, since: float | None) -> list[SpendRow]:
-        call = "j -> 'data' -> 'call_usage'"
-        usage = ", ".join(
-            f"COALESCE(sum(({call} ->> '{part}')::bigint), 0)"
-            for part in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
-        )
-        columns = (
-            f"count(DISTINCT run_id), count(*), {usage}, "
-            "COALESCE(sum((j -> 'data' ->> 'cost_usd')::double precision), 0), "
-            "count(*) FILTER (WHERE (j -> 'data' ->> 'cost_usd') IS NULL) "
-            f"FROM (SELECT *, json::jsonb AS j FROM {SCHEMA}.events "
-            "WHERE kind = %s AND time >= %s) calls"
-        )
-        params = (EventKind.MODEL_CALL.value, since or 0.0)
+        grouped, whole, params = q.spend(DIALECT, by, since)
         with self._fresh() as conn:
-            rows = [
-                tuple(r)
-                for r in conn.execute(
-                    f"SELECT {_SPEND_KEYS[by]} AS k, {columns} GROUP BY k", params
-                )
-            ]
-            rows.append(tuple(conn.execute(f"SELECT NULL, {columns}", params).fetchone()))
+            rows = [tuple(r) for r in conn.execute(grouped, params)]
+            rows.append(tuple(conn.execute(whole, params).fetchone()))
         return rows
 
     def run_ids(self, prefix: str) -> list[str]:
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         with self._fresh() as conn:
-            rows = conn.execute(
-                f"SELECT run_id FROM {SCHEMA}.events WHERE run_id LIKE %s "
-                "GROUP BY run_id ORDER BY max(time) DESC",
-                (pattern,),
-            ).fetchall()
-        return [r[0] for r in rows]
+            return [r[0] for r in conn.execute(*q.run_ids(DIALECT, prefix)).fetchall()]
 
     def select_json(self, query: EventQuery) -> list[str]:
-        where: list[str] = []
-        params: list[Any] = []
-        if query.run_id is not None:
-            where.append(_TREE if query.descendants else "run_id = %s")
-            params.append(query.run_id)
-        if query.agent is not None:
-            where.append("agent = %s")
-            params.append(query.agent)
-        if query.since is not None:
-            where.append("time >= %s")
-            params.append(query.since)
-        if query.kinds is not None:
-            if not query.kinds:
-                return []
-            where.append("kind = ANY (%s)")
-            params.append(list(query.kinds))
-        if query.user is not None:
-            exact, prefixes = user_forms(query.user)
-            where.append(_matches('"user"', exact, params, starts=prefixes))
-        if query.workspace is not None:
-            exact, suffixes = workspace_forms(query.workspace)
-            where.append(_matches("workspace", exact, params, ends=suffixes))
-        sql = f"SELECT json FROM {SCHEMA}.events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        if query.limit is not None:
-            if query.limit <= 0:
-                return []
-            sql += " ORDER BY time DESC, seq DESC LIMIT %s"
-            params.append(query.limit)
-        else:
-            sql += " ORDER BY time, seq"
+        built = q.select_json(DIALECT, query)
+        if built is None:
+            return []
         with self._fresh() as conn:
-            rows = [r[0] for r in conn.execute(sql, params)]
+            rows = [r[0] for r in conn.execute(*built)]
         if query.limit is not None:
             rows.reverse()
         return rows

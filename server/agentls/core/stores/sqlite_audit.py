@@ -8,23 +8,14 @@ rather than go on unaudited.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from agentls.core.events import EventKind, RunEvent
+from agentls.core.events import RunEvent
 from agentls.core.sqlite import SqliteFile
 from agentls.core.state_check import error_from_sqlite
-from agentls.core.stores.trail import (
-    TERMINAL_VALUES,
-    CloseRun,
-    EventQuery,
-    SpendRow,
-    UsageRow,
-    user_forms,
-    workspace_forms,
-)
+from agentls.core.stores import trail_sql as q
+from agentls.core.stores.trail import CloseRun, EventQuery, SpendRow, UsageRow
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -45,25 +36,38 @@ CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, time);
 CREATE INDEX IF NOT EXISTS events_by_parent ON events (parent_run_id);
 """
 
-# The run ids of a run and every run below it (child agentls runs name their parent).
-_TREE = (
-    "run_id IN (WITH RECURSIVE tree(id) AS (SELECT ? UNION "
-    "SELECT e.run_id FROM events e JOIN tree t ON e.parent_run_id = t.id) SELECT id FROM tree)"
+_COLUMNS = "event_id, time, run_id, parent_run_id, depth, agent, kind, status, json"
+
+
+def _json(path: str) -> str:
+    return f"json_extract(json, '$.{path}')"
+
+
+DIALECT = q.Dialect(
+    table="events",
+    mark="?",
+    columns=_COLUMNS,
+    insert="INSERT OR IGNORE INTO",
+    on_conflict="",
+    order="rowid",
+    user=_json("user"),
+    workspace=_json("workspace"),
+    spend_keys={
+        "user": _json("user"),
+        "agent": "agent",
+        # The model as the provider answered, else as it was asked for.
+        "model": f"COALESCE({_json('data.model')}, {_json('data.request_model')})",
+        "workspace": _json("workspace"),
+        "day": "date(time, 'unixepoch')",
+    },
+    number=lambda path, whole: _json(path),
+    json_field=_json,
+    spend_source=lambda where: f"events WHERE {where}",
+    arrays=False,
+    prefix="substr({value}, 1, {n})",
+    suffix="substr({value}, -{n})",
+    false="0",
 )
-
-_INSERT = (
-    "INSERT OR IGNORE INTO events "
-    "(event_id, time, run_id, parent_run_id, depth, agent, kind, status, json) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-# 9 parameters a row, well under SQLite's 32,766 parameters a statement.
-_ROWS_PER_INSERT = 500
-
-
-@lru_cache(maxsize=64)
-def _insert_rows(n: int) -> str:
-    return _INSERT + ", (?, ?, ?, ?, ?, ?, ?, ?, ?)" * (n - 1)
 
 
 def row(event: RunEvent) -> tuple[Any, ...]:
@@ -78,41 +82,6 @@ def row(event: RunEvent) -> tuple[Any, ...]:
         event.status.value,
         event.model_dump_json(),
     )
-
-
-# What each spend report groups by, read from an event row (core/spend.py).
-_SPEND_KEYS = {
-    "user": "json_extract(json, '$.user')",
-    "agent": "agent",
-    # The model as the provider answered, else as it was asked for.
-    "model": "COALESCE(json_extract(json, '$.data.model'), "
-    "json_extract(json, '$.data.request_model'))",
-    "workspace": "json_extract(json, '$.workspace')",
-    "day": "date(time, 'unixepoch')",
-}
-
-
-def _matches(
-    value: str,
-    exact: list[str],
-    params: list[Any],
-    *,
-    starts: Sequence[str] = (),
-    ends: Sequence[str] = (),
-) -> str:
-    """`value` is one of `exact`, or starts with one of `starts`, or ends with one of `ends`:
-    compared as text, case and all (LIKE would ignore case and need escapes)."""
-    terms = []
-    for text in exact:
-        terms.append(f"{value} = ?")
-        params.append(text)
-    for text in starts:
-        terms.append(f"substr({value}, 1, ?) = ?")
-        params.extend((len(text), text))
-    for text in ends:
-        terms.append(f"substr({value}, -?) = ?")
-        params.extend((len(text), text))
-    return "(" + " OR ".join(terms) + ")" if terms else "0"
 
 
 class SqliteAudit:
@@ -133,9 +102,8 @@ class SqliteAudit:
             rows = [row(e) for e in events]
             with self.db.transaction() as conn:
                 # One statement per chunk of rows: each step leaves and retakes the GIL.
-                for start in range(0, len(rows), _ROWS_PER_INSERT):
-                    chunk = rows[start : start + _ROWS_PER_INSERT]
-                    conn.execute(_insert_rows(len(chunk)), [v for r in chunk for v in r])
+                for sql, params in q.inserts(DIALECT, rows):
+                    conn.execute(sql, params)
         except (sqlite3.Error, OSError) as exc:
             # Read-only, disk full, damaged: the runs must stop rather than go on unaudited.
             raise error_from_sqlite(self.path or Path(":memory:"), exc) from exc
@@ -143,116 +111,44 @@ class SqliteAudit:
     def recover(self, close: CloseRun) -> list[str]:
         recovered: list[str] = []
         with self.db.transaction() as conn:
-            marks = ",".join("?" * len(TERMINAL_VALUES))
-            open_runs = conn.execute(
-                "SELECT s.json FROM events s WHERE s.kind = ? AND NOT EXISTS ("
-                f"SELECT 1 FROM events t WHERE t.run_id = s.run_id AND t.kind IN ({marks}))",
-                (EventKind.STARTED.value, *TERMINAL_VALUES),
-            ).fetchall()
-            for (raw,) in open_runs:
+            for (raw,) in conn.execute(*q.open_runs(DIALECT)).fetchall():
                 started = RunEvent.model_validate_json(raw)
                 events = [
                     RunEvent.model_validate_json(r[0])
-                    for r in conn.execute(
-                        "SELECT json FROM events WHERE run_id = ? ORDER BY time, rowid",
-                        (started.run_id,),
-                    )
+                    for r in conn.execute(q.run_events(DIALECT), (started.run_id,))
                 ]
                 closing = close(started, events)
                 if closing is not None:
-                    conn.execute(_INSERT, row(closing))
+                    for sql, params in q.inserts(DIALECT, [row(closing)]):
+                        conn.execute(sql, params)
                     recovered.append(started.run_id)
         return recovered
 
     def prune(self, before: float) -> int:
-        marks = ",".join("?" * len(TERMINAL_VALUES))
         with self.db.transaction() as conn:
-            cursor = conn.execute(
-                "DELETE FROM events WHERE run_id IN ("
-                "SELECT run_id FROM events GROUP BY run_id HAVING MAX(time) < ? "
-                f"AND SUM(kind IN ({marks})) > 0)",
-                (before, *TERMINAL_VALUES),
-            )
-            return cursor.rowcount
+            return conn.execute(*q.prune(DIALECT, before)).rowcount
 
     def usage_rows(self, kinds: tuple[str, ...], since: float | None) -> list[UsageRow]:
-        sql = (
-            "SELECT run_id, agent, kind, json_extract(json, '$.data.call_usage'), "
-            "json_extract(json, '$.usage') FROM events "
-            f"WHERE kind IN ({','.join('?' * len(kinds))})"
-        )
-        params: list[Any] = list(kinds)
-        if since is not None:
-            sql += " AND time >= ?"
-            params.append(since)
         with self.db.transaction(write=False) as conn:
-            return conn.execute(sql + " ORDER BY time, rowid", params).fetchall()
+            return conn.execute(*q.usage_rows(DIALECT, kinds, since)).fetchall()
 
     def spend_rows(self, by: str, since: float | None) -> list[SpendRow]:
-        usage = ", ".join(
-            f"COALESCE(SUM(json_extract(json, '$.data.call_usage.{part}')), 0)"
-            for part in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
-        )
-        columns = (
-            f"COUNT(DISTINCT run_id), COUNT(*), {usage}, "
-            "COALESCE(SUM(json_extract(json, '$.data.cost_usd')), 0), "
-            "COALESCE(SUM(json_extract(json, '$.data.cost_usd') IS NULL), 0) "
-            "FROM events WHERE kind = ? AND time >= ?"
-        )
-        params = (EventKind.MODEL_CALL.value, since or 0.0)
+        grouped, whole, params = q.spend(DIALECT, by, since)
         with self.db.transaction(write=False) as conn:
-            rows = conn.execute(
-                f"SELECT {_SPEND_KEYS[by]} AS k, {columns} GROUP BY k", params
-            ).fetchall()
-            rows.append(conn.execute(f"SELECT NULL, {columns}", params).fetchone())
+            rows = conn.execute(grouped, params).fetchall()
+            rows.append(conn.execute(whole, params).fetchone())
         return rows
 
     def run_ids(self, prefix: str) -> list[str]:
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         with self.db.transaction(write=False) as conn:
-            rows = conn.execute(
-                "SELECT run_id, MAX(time) AS t FROM events WHERE run_id LIKE ? ESCAPE '\\' "
-                "GROUP BY run_id ORDER BY t DESC",
-                (pattern,),
-            ).fetchall()
-        return [r[0] for r in rows]
+            return [r[0] for r in conn.execute(*q.run_ids(DIALECT, prefix)).fetchall()]
 
     def select_json(self, query: EventQuery) -> list[str]:
-        where: list[str] = []
-        params: list[Any] = []
-        if query.run_id is not None:
-            where.append(_TREE if query.descendants else "run_id = ?")
-            params.append(query.run_id)
-        if query.agent is not None:
-            where.append("agent = ?")
-            params.append(query.agent)
-        if query.since is not None:
-            where.append("time >= ?")
-            params.append(query.since)
-        if query.kinds is not None:
-            if not query.kinds:
-                return []
-            where.append(f"kind IN ({','.join('?' * len(query.kinds))})")
-            params.extend(query.kinds)
-        if query.user is not None:
-            exact, prefixes = user_forms(query.user)
-            where.append(_matches("json_extract(json, '$.user')", exact, params, starts=prefixes))
-        if query.workspace is not None:
-            exact, suffixes = workspace_forms(query.workspace)
-            value = "json_extract(json, '$.workspace')"
-            where.append(_matches(value, exact, params, ends=suffixes))
-        sql = "SELECT json FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        if query.limit is not None:
-            if query.limit <= 0:
-                return []
-            sql += " ORDER BY time DESC, rowid DESC LIMIT ?"
-            params.append(query.limit)
-        else:
-            sql += " ORDER BY time, rowid"
+        built = q.select_json(DIALECT, query)
+        if built is None:
+            return []
         with self.db.transaction(write=False) as conn:
-            rows = [r[0] for r in conn.execute(sql, params)]
+            rows = [r[0] for r in conn.execute(*built)]
         if query.limit is not None:
             rows.reverse()
         return rows
