@@ -78,7 +78,7 @@ class AuditStore:
             backend = SqliteAudit(path, synchronous=synchronous)
         self.backend = backend
         self.path = backend.path
-        name = "memory" if backend.path is None else backend.path.name
+        name = backend.path.name if backend.path else "team" if backend.shared else "memory"
         self._writer: GroupCommit[RunEvent] = GroupCommit(
             self._store_batch, name=f"agentls-audit-writer:{name}"
         )
