@@ -44,14 +44,12 @@ from agentls.core.budget_grants import (
     DEFAULT_MIN_OUTPUT_TOKENS,
     DEFAULT_WAIT_SECONDS,
     MAX_WAIT_SECONDS,
-    TOTAL,
-    BudgetExceeded,
     GrantRequest,
     Reservation,
-    check_limit,
 )
-from agentls.core.budget_limits import LimitKey, limit_scope, limits_op
+from agentls.core.budget_limits import TOTAL, LimitKey, check_limit, limit_scope, limits_op
 from agentls.core.budget_queue import LedgerQueue
+from agentls.core.budget_refusal import BudgetExceeded
 from agentls.core.budget_reserve import Wait, reserve_in
 from agentls.core.budget_settle import (
     check_usage,

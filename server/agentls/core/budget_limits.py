@@ -31,6 +31,8 @@ from agentls.core.bounds import MAX_TOKENS
 if TYPE_CHECKING:
     from agentls.core.stores.ledger import LedgerTx
 
+# The scope every call holds: the whole ledger's (the workspace's, or a team database's) total.
+TOTAL = "total"
 NANOS_PER_USD = 10**9
 # The largest dollar limit: as many nano-dollars as the largest token limit has tokens.
 MAX_USD = MAX_TOKENS // NANOS_PER_USD

@@ -17,14 +17,13 @@ import uuid
 from dataclasses import dataclass, field
 
 from agentls.core.budget_grants import (
-    TOTAL,
-    BudgetExceeded,
     GrantRequest,
     Reservation,
     ScopeState,
     grant,
 )
-from agentls.core.budget_limits import Unit, keys_for, window_of
+from agentls.core.budget_limits import TOTAL, Unit, keys_for, window_of
+from agentls.core.budget_refusal import BudgetExceeded
 from agentls.core.stores.ledger import Hold, LedgerTx, RunLimit, ScopeRow
 
 _POLL_FIRST_S = 0.005

@@ -9,8 +9,7 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel, Field
 
-from agentls.core.budget_grants import TOTAL
-from agentls.core.budget_limits import LimitKey, Unit, usd, window_key
+from agentls.core.budget_limits import TOTAL, LimitKey, Unit, usd, window_key
 from agentls.core.events import Usage
 from agentls.core.stores.ledger import LedgerTx, ScopeTotals
 

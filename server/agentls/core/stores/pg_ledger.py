@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from agentls.core.budget_grants import TOTAL
+from agentls.core.budget_limits import TOTAL
 from agentls.core.events import Usage
 from agentls.core.sqlite import process_alive
 from agentls.core.state_check import StateError

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from agentls.core.budget_grants import TOTAL
+from agentls.core.budget_limits import TOTAL
 from agentls.core.events import Usage
 from agentls.core.sqlite import SqliteFile, process_alive, process_start_ticks
 from agentls.core.state_check import StateError
