@@ -19,7 +19,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -39,7 +38,7 @@ import agentls.core.telemetry.conventions as c
 from agentls import __version__
 from agentls.core.telemetry.content import ContentExporter, ContentJar
 from agentls.core.telemetry.health import ExportHealth
-from agentls.core.telemetry.records import SpanMaker
+from agentls.core.telemetry.records import Instruments, SpanMaker
 from agentls.core.telemetry.settings import TRACEPARENT_ENV, TRACESTATE_ENV, TelemetrySettings
 
 if TYPE_CHECKING:
@@ -53,12 +52,6 @@ _OFF = AlwaysOffExemplarFilter()
 # How long exit may wait for the last spans, metrics and log records to go out.
 EXIT_FLUSH_SECONDS = 2.0
 _PROPAGATOR = TraceContextTextMapPropagator()
-
-
-@dataclass
-class Instruments:
-    token_usage: Any
-    duration: Any
 
 
 class Telemetry:

@@ -11,7 +11,9 @@ followed here is the parent's: a trace a caller did not sample is propagated, no
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import SpanProcessor
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from agentls.core.telemetry.content import ContentJar
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSET = Status(StatusCode.UNSET)
@@ -78,6 +82,32 @@ class OpenSpan:
     def end(self, end_time: int) -> None:
         if self.context.trace_flags.sampled:
             self._maker.finished(self, end_time)
+
+
+@dataclass
+class Instruments:
+    """The GenAI metrics that model calls and tool calls are counted in."""
+
+    token_usage: Any
+    duration: Any
+
+
+class SpanHost(Protocol):
+    """What a runtime's listener (spans.py `RunSpans`) needs of the process's telemetry
+    (export.py `Telemetry`): where spans, metrics and log records go, and two services."""
+
+    spans: SpanMaker
+    instruments: Instruments
+    event_logger: Any  # None unless log records are exported
+    jar: ContentJar  # captured content, until its span is exported
+
+    def parent_context(self) -> Context | None:
+        """The parent of a run starting now."""
+        ...
+
+    def in_background(self, work: Callable[[], None], name: str) -> None:
+        """Run `work` on a thread that exit waits for."""
+        ...
 
 
 class SpanMaker:

@@ -35,8 +35,7 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context
 
     from agentls.core.runtime import AgentRuntime
-    from agentls.core.telemetry.export import Telemetry
-    from agentls.core.telemetry.records import OpenSpan
+    from agentls.core.telemetry.records import OpenSpan, SpanHost
 
 log = logging.getLogger("agentls.telemetry")
 
@@ -80,7 +79,7 @@ class _Run:
 class RunSpans:
     """The listener a runtime's events go through (`runtime.subscribe`)."""
 
-    def __init__(self, telemetry: Telemetry, runtime: AgentRuntime, *, capture: bool) -> None:
+    def __init__(self, telemetry: SpanHost, runtime: AgentRuntime, *, capture: bool) -> None:
         self.telemetry = telemetry
         self.spans = telemetry.spans
         self.instruments = telemetry.instruments
