@@ -128,7 +128,7 @@ def test_non_file_uri_is_refused_with_what_to_attach() -> None:
 
 def test_cli_and_language_server_do_not_import_the_acp_sdk() -> None:
     code = (
-        "import sys, agentls.cli, agentls.lsp.server; agentls.cli.build_parser(); "
+        "import sys, agentls.cli, agentls.lsp.app; agentls.cli.build_parser(); "
         "print(sorted(m for m in sys.modules if m == 'acp' or m.startswith('acp.')))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,5 +1,6 @@
 """The LSP layer has no import cycles: feature modules import the server module for types only
-(under TYPE_CHECKING), nothing imports the command registry but the server, and the engine
+(under TYPE_CHECKING), the server module imports none of the features it is assembled with
+(lsp/app.py does), nothing but the assembly imports the command registry, and the engine
 (`core/`) imports nothing from the adapters."""
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import pytest
 
 PACKAGE = Path(__file__).parent.parent / "server" / "agentls"
 LSP_MODULES = sorted(p for p in (PACKAGE / "lsp").glob("*.py") if p.name != "__init__.py")
+# The server's state, and the assembly that registers every feature on it.
+CORE = ("server.py", "app.py")
 
 
 def runtime_imports(path: Path) -> set[str]:
@@ -36,16 +39,23 @@ def runtime_imports(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "module", [p for p in LSP_MODULES if p.name != "server.py"], ids=lambda p: p.name
+    "module", [p for p in LSP_MODULES if p.name not in CORE], ids=lambda p: p.name
 )
 def test_features_import_the_server_module_for_types_only(module: Path) -> None:
     assert "agentls.lsp.server" not in runtime_imports(module)
 
 
+def test_the_server_module_imports_no_feature() -> None:
+    features = {f"agentls.lsp.{p.stem}" for p in LSP_MODULES if p.name not in CORE}
+    # Its helpers (state of folders, settings, the protocol class) are not features.
+    helpers = {"agentls.lsp.folders", "agentls.lsp.protocol", "agentls.lsp.settings"}
+    assert runtime_imports(PACKAGE / "lsp" / "server.py") & features <= helpers
+
+
 @pytest.mark.parametrize(
-    "module", [p for p in LSP_MODULES if p.name != "server.py"], ids=lambda p: p.name
+    "module", [p for p in LSP_MODULES if p.name not in CORE], ids=lambda p: p.name
 )
-def test_only_the_server_imports_the_command_registry(module: Path) -> None:
+def test_only_the_assembly_imports_the_command_registry(module: Path) -> None:
     assert "agentls.lsp.commands" not in runtime_imports(module)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic.alias_generators import to_camel
 
 from agentls.lsp import arguments
-from agentls.lsp.server import create_server
+from agentls.lsp.app import create_server
 from agentls.lsp.settings import LspSettings
 
 DOC = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text(encoding="utf-8")

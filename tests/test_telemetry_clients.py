@@ -136,7 +136,7 @@ def _request(proc: subprocess.Popen[str], id: int, message: dict[str, Any]) -> A
 
 STARTUP = """
 import sys, tempfile, pathlib
-import agentls.cli.serve, agentls.lsp.server
+import agentls.cli.serve, agentls.lsp.app
 from agentls.core.engine import EngineSettings, build_runtime
 build_runtime(pathlib.Path(tempfile.mkdtemp()), EngineSettings())
 print(sorted(m for m in sys.modules if m.startswith("opentelemetry")))

@@ -15,5 +15,5 @@ def run(args: argparse.Namespace) -> int:
     from agentls.lsp.collector import loading
 
     with loading():  # the server's own imports, before it answers anything
-        from agentls.lsp.server import main
+        from agentls.lsp.app import main
     return main()

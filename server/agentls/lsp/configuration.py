@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from agentls.lsp.apply_settings import apply_settings
 from agentls.lsp.settings import parse_settings
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ async def pull_configuration(ls: AgentLanguageServer) -> None:
     await read_user_file(ls)
     caps = ls.client_capabilities.workspace
     if not (caps and caps.configuration):
-        ls.apply_settings()
+        apply_settings(ls)
         return
     try:
         result = await ls.workspace_configuration_async(
@@ -84,9 +85,9 @@ async def pull_configuration(ls: AgentLanguageServer) -> None:
         )
     except Exception as exc:  # a client that fails the request keeps the initialization settings
         ls.show_warning(f"could not read the editor's agentls settings ({exc}); using defaults")
-        ls.apply_settings()
+        apply_settings(ls)
         return
-    ls.apply_settings(_without_key(result[0] if result else None))
+    apply_settings(ls, _without_key(result[0] if result else None))
 
 
 def register(server: AgentLanguageServer) -> None:
@@ -127,4 +128,4 @@ def register(server: AgentLanguageServer) -> None:
         await read_user_file(ls)
         pushed = params.settings
         section = pushed.get(SECTION, pushed) if isinstance(pushed, dict) else None
-        ls.apply_settings(_without_key(section) if isinstance(section, dict) else None)
+        apply_settings(ls, _without_key(section) if isinstance(section, dict) else None)

@@ -50,11 +50,12 @@ async def create_agent(ls: AgentLanguageServer, args: CreateAgentArgs) -> dict[s
     # Imported with the runtime, on its worker thread (folders.py): a lookup here.
     from agentls.core.create import CREATOR, CreateAgentError
     from agentls.core.create import create_agent as create
+    from agentls.lsp.events import bridge_of
 
     if cancelled:
         cancel_both()
-    assert folder.bridge is not None
-    await folder.bridge.begin_progress(creation_id, f"{CREATOR.name}: {args.prompt}")
+    bridge = bridge_of(runtime)
+    await bridge.begin_progress(creation_id, f"{CREATOR.name}: {args.prompt}")
     try:
         created = await create(
             runtime,

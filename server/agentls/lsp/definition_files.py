@@ -173,3 +173,12 @@ def register(server: AgentLanguageServer) -> None:
     def on_watched(ls: AgentLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
         if any(definition_kind(ls, ls.path_of(c.uri)) for c in params.changes):
             ls.reload_registry()
+
+
+def report_definition_errors(ls: AgentLanguageServer, root: Path, registry: AgentRegistry) -> None:
+    """Log a folder's definition errors; its open definition files get diagnostics again."""
+    for error in registry.errors:
+        ls.window_log_message(
+            types.LogMessageParams(type=types.MessageType.Warning, message=f"[agentls] {error}")
+        )
+    republish_open(ls, root, registry)

@@ -135,11 +135,11 @@ async def run_with_progress(
     error answers as every other one does (RequestFailed, shown to the user once).
     """
     from agentls.core.state_check import StateError
+    from agentls.lsp.events import bridge_of
     from agentls.lsp.state_errors import state_unavailable
 
     runtime = await folder.runtime_for_run()
-    bridge = folder.bridge
-    assert bridge is not None
+    bridge = bridge_of(runtime)
     await bridge.begin_progress(run_id, f"{definition.name}: {goal}")
     try:
         result = await runtime.delegate(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +86,21 @@ def budget_payload(snapshot: BudgetSnapshot, user: str | None = None) -> dict[st
             for limit in snapshot.limits
         ],
     }
+
+
+# Each runtime's bridge to the editor (`attach`), for as long as the runtime lives.
+_bridges: weakref.WeakKeyDictionary[AgentRuntime, EventBridge] = weakref.WeakKeyDictionary()
+
+
+def attach(ls: AgentLanguageServer, runtime: AgentRuntime) -> EventBridge:
+    """Send `runtime`'s events and budget to the editor from now on."""
+    bridge = _bridges[runtime] = EventBridge(ls, runtime)
+    return bridge
+
+
+def bridge_of(runtime: AgentRuntime) -> EventBridge:
+    """The bridge `attach` made for `runtime` (every runtime the server builds has one)."""
+    return _bridges[runtime]
 
 
 class EventBridge:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -25,13 +26,30 @@ if TYPE_CHECKING:
     from agentls.core.engine import EngineSettings
     from agentls.core.registry import AgentRegistry
     from agentls.core.runtime import AgentRuntime
+    from agentls.core.state_check import StateError
     from agentls.core.tools.command import Approver
-    from agentls.lsp.events import EventBridge
     from agentls.lsp.server import AgentLanguageServer
 
 log = logging.getLogger("agentls.lsp")
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FolderHooks:
+    """What a folder's engine needs of the LSP features. lsp/app.py gives them, so that this
+    module, part of the server's state, imports none of the features (they import the server)."""
+
+    # Approves the commands an agent asks to run (lsp/approvals.py).
+    approver: Callable[[AgentLanguageServer], Approver]
+    # The editor's error for a workspace whose state cannot be opened (lsp/state_errors.py).
+    unavailable: Callable[[AgentLanguageServer, StateError], Exception]
+    # A runtime was built: its events reach the editor, the settings in force apply to it.
+    runtime_built: Callable[[AgentLanguageServer, AgentRuntime], None]
+    # A folder's definitions were (re)loaded: their errors are reported.
+    definitions_loaded: Callable[[AgentLanguageServer, Path, AgentRegistry], None]
+    # Imports the feature modules a first run needs (called on a worker thread).
+    import_features: Callable[[], None]
 
 
 @loads_code
@@ -44,13 +62,18 @@ def load_registry_off_loop(root: Path | None, settings: EngineSettings) -> Agent
 
 @loads_code
 def _build_runtime(
-    root: Path, settings: EngineSettings, registry: AgentRegistry, approver: Approver
+    root: Path,
+    settings: EngineSettings,
+    registry: AgentRegistry,
+    approver: Approver,
+    import_features: Callable[[], None],
 ) -> AgentRuntime:
     # Imported here, on the worker thread, so the event loop never waits for the modules.
     import agentls.core.create
-    import agentls.core.parallel
-    import agentls.lsp.events  # noqa: F401
+    import agentls.core.parallel  # noqa: F401
     from agentls.core.engine import build_runtime
+
+    import_features()
 
     return build_runtime(root, settings, registry=registry, approver=approver)
 
@@ -76,30 +99,28 @@ def _warm_model_backend(runtime: AgentRuntime, settings: EngineSettings) -> None
 
 
 @loads_code
-def _warm_up(settings: EngineSettings) -> None:
+def _warm_up(settings: EngineSettings, import_features: Callable[[], None]) -> None:
     """What the first run of a session would otherwise pay, done while the editor is idle: the
     engine's modules and the model client (SDK import, TLS set-up, tokenizer). No state is
     created: a folder's `.agentls/` still appears only when something runs in it."""
     import agentls.core.create
     import agentls.core.engine  # the runtime and its tools
     import agentls.core.parallel
-    import agentls.core.state_check
-    import agentls.lsp.approvals
-    import agentls.lsp.events
-    import agentls.lsp.state_errors  # noqa: F401
+    import agentls.core.state_check  # noqa: F401
     from agentls.core.model_choice import prepare_quietly
 
+    import_features()
     prepare_quietly(settings.model_settings())
 
 
 class FolderEngine:
     """One workspace folder: its agent registry and, once something runs, its runtime."""
 
-    def __init__(self, ls: AgentLanguageServer, root: Path) -> None:
+    def __init__(self, ls: AgentLanguageServer, root: Path, hooks: FolderHooks) -> None:
         self.ls = ls
         self.root = root
+        self.hooks = hooks
         self.runtime: AgentRuntime | None = None
-        self.bridge: EventBridge | None = None
         self._registry: asyncio.Task[AgentRegistry] | None = None
         self._build: asyncio.Task[AgentRuntime] | None = None
         self._warm: asyncio.Task[None] | None = None
@@ -121,7 +142,7 @@ class FolderEngine:
 
     async def _load(self) -> AgentRegistry:
         fresh = await asyncio.to_thread(load_registry_off_loop, self.root, self._engine_settings())
-        self.ls.report_definition_errors(self.root, fresh)
+        self.hooks.definitions_loaded(self.ls, self.root, fresh)
         if self.runtime is not None:
             self._adopt(self.runtime, fresh)
         return fresh
@@ -181,8 +202,6 @@ class FolderEngine:
 
     async def _build_runtime(self) -> AgentRuntime:
         from agentls.core.state_check import StateError
-        from agentls.lsp.approvals import command_approver
-        from agentls.lsp.state_errors import state_unavailable
 
         registry = await self.registry()
         try:
@@ -191,18 +210,16 @@ class FolderEngine:
                 self.root,
                 self._engine_settings(),
                 registry,
-                command_approver(self.ls),
+                self.hooks.approver(self.ls),
+                self.hooks.import_features,
             )
         except StateError as exc:
-            raise state_unavailable(self.ls, exc) from None
-        from agentls.lsp.events import EventBridge
-
+            raise self.hooks.unavailable(self.ls, exc) from None
         # Tools read what the user sees: open buffers, unsaved changes included.
         runtime.sandbox.overlay = self.ls.buffer_text
-        self.bridge = EventBridge(self.ls, runtime)
         self.runtime = runtime
-        # Settings or definitions that changed while it was being built.
-        self.ls.configure_runtime(runtime)
+        # Its events to the editor; settings that changed while it was being built.
+        self.hooks.runtime_built(self.ls, runtime)
         self._adopt(runtime, await self.registry())
         return runtime
 
@@ -210,8 +227,9 @@ class FolderEngine:
 class Folders:
     """The open workspace folders by root path; a file belongs to the innermost folder holding it."""
 
-    def __init__(self, ls: AgentLanguageServer) -> None:
+    def __init__(self, ls: AgentLanguageServer, hooks: FolderHooks) -> None:
         self.ls = ls
+        self.hooks = hooks
         self._engines: dict[Path, FolderEngine] = {}
 
     def roots(self) -> list[Path]:
@@ -235,7 +253,7 @@ class Folders:
 
     def engine(self, root: Path) -> FolderEngine:
         if root not in self._engines:
-            self._engines[root] = FolderEngine(self.ls, root)
+            self._engines[root] = FolderEngine(self.ls, root, self.hooks)
         return self._engines[root]
 
     def engines(self) -> list[FolderEngine]:
@@ -280,7 +298,7 @@ class Folders:
     def warm_up(self) -> None:
         """Prepare, on a worker thread, what the first run will need (see `_warm_up`)."""
         settings = self.ls.settings.engine(trusted=self.ls.trusted)
-        warming = _spawn(self.ls, asyncio.to_thread(_warm_up, settings))
+        warming = _spawn(self.ls, asyncio.to_thread(_warm_up, settings, self.hooks.import_features))
         # A folder that has state already gets its runtime too (ledger, audit, crash recovery):
         # nothing is created that is not there.
         for root in self.roots():

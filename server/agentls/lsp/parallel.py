@@ -84,10 +84,12 @@ async def delegate_parallel(ls: AgentLanguageServer, args: DelegateParallelArgs)
     token = await begin_group(
         ls, f"agentls: {len(tasks)} agents in parallel", lambda: group.cancel(runtime)
     )
-    assert folder.bridge is not None
+    from agentls.lsp.events import bridge_of  # loaded with the runtime (folders.py)
+
+    bridge = bridge_of(runtime)
     for t in tasks:
         d = runtime.resolve_agent(t.agent)
-        await folder.bridge.begin_progress(t.run_id, f"{d.name}: {t.goal or d.description}")
+        await bridge.begin_progress(t.run_id, f"{d.name}: {t.goal or d.description}")
 
     def on_progress(p: GroupProgress) -> None:
         if token:
@@ -104,7 +106,7 @@ async def delegate_parallel(ls: AgentLanguageServer, args: DelegateParallelArgs)
             ls, t.agent_name, versions.get(index[t.run_id], {}), runtime.workspace, t.goal or ""
         ),
     )
-    await folder.bridge.settled()
+    await bridge.settled()
     if token:
         counts = ", ".join(f"{n} {s}" for s, n in result.counts().items())
         end_group(ls, token, counts)
