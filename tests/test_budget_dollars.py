@@ -20,6 +20,7 @@ from agentls.cli import main
 from agentls.core.budget import BudgetExceeded, TokenBudgeter
 from agentls.core.budget_limits import LimitKey, Period, Unit, user_base
 from agentls.core.events import Usage
+from agentls.core.limits import parse_dollar_limit
 from agentls.core.pricing import CallPrice, PriceSource
 
 # gpt-4o-mini as OpenAI publishes it (openai.com/api/pricing, read 2026-12-01; unchanged since
@@ -307,6 +308,12 @@ def test_budget_set_refuses_what_it_cannot_mean(
 ) -> None:
     code, _, err = cli(capsys, tmp_path, "budget", "set", *argv, "--allow-unknown-agent")
     assert code == 2 and says in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("text", ["-$5", "- $5", "-5"])
+def test_a_negative_dollar_limit_is_refused_as_negative(text: str) -> None:
+    with pytest.raises(ValueError, match="the limit cannot be negative"):
+        parse_dollar_limit(text)
 
 
 def test_a_run_under_a_dollar_limit_commits_its_cost_as_the_audit_trail_records_it(

@@ -18,19 +18,12 @@ def parse_token_limit(text: str) -> int | None:
 
     Raises ValueError with one sentence (without the argument's name: callers prefix it).
     """
-    value = text.strip().lower()
-    if value in UNLIMITED:
+    parsed = _amount(
+        text, _NUMBER, "expected a number of tokens (e.g. 200000, 200k, 1.5M) or 'none'"
+    )
+    if parsed is None:
         return None
-    shown = text if len(text) <= 40 else text[:39] + "…"
-    match = _NUMBER.fullmatch(value)
-    if match is None:
-        if re.fullmatch(r"-\s*\d.*", value):
-            raise ValueError(f"the limit cannot be negative, got {shown!r}")
-        raise ValueError(
-            f"expected a number of tokens (e.g. 200000, 200k, 1.5M) or 'none', got {shown!r}"
-        )
-    # Decimal, not float: exact for every digit given, and no overflow on 1e400.
-    tokens = Decimal(match.group(1).replace("_", "").replace(",", "")) * _SUFFIXES[match.group(2)]
+    tokens, shown = parsed
     if tokens > MAX_TOKENS:
         raise ValueError(
             f"{shown!r} is more than the largest limit, {MAX_TOKENS:,} tokens "
@@ -51,20 +44,34 @@ def parse_dollar_limit(text: str) -> int | None:
     """
     from agentls.core.budget_limits import MAX_USD, NANOS_PER_USD
 
-    value = text.strip().lower()
-    if value in UNLIMITED:
+    parsed = _amount(
+        text,
+        _DOLLARS,
+        "expected dollars such as '$50', '$12.50' or '$1.5k' (in quotes in a shell), or 'none'",
+    )
+    if parsed is None:
         return None
-    shown = text if len(text) <= 40 else text[:39] + "…"
-    match = _DOLLARS.fullmatch(value)
-    if match is None:
-        raise ValueError(
-            f"expected dollars such as '$50', '$12.50' or '$1.5k' (in quotes in a shell), or "
-            f"'none', got {shown!r}"
-        )
-    dollars = Decimal(match.group(1).replace("_", "").replace(",", "")) * _SUFFIXES[match.group(2)]
+    dollars, shown = parsed
     if dollars > MAX_USD:
         raise ValueError(f"{shown!r} is more than the largest dollar limit, ${MAX_USD:,}")
     nanos = dollars * NANOS_PER_USD
     if nanos != nanos.to_integral_value():
         raise ValueError(f"{shown!r} has more than nine decimal places")
     return int(nanos)
+
+
+def _amount(text: str, pattern: re.Pattern[str], expected: str) -> tuple[Decimal, str] | None:
+    """The amount `text` gives (its number times its k or M) and `text` as an error shows it;
+    None for no limit. Decimal, not float: exact for every digit given, and no overflow on
+    1e400."""
+    value = text.strip().lower()
+    if value in UNLIMITED:
+        return None
+    shown = text if len(text) <= 40 else text[:39] + "…"
+    match = pattern.fullmatch(value)
+    if match is None:
+        if re.fullmatch(r"-\s*\$?\s*\d.*", value):
+            raise ValueError(f"the limit cannot be negative, got {shown!r}")
+        raise ValueError(f"{expected}, got {shown!r}")
+    number = Decimal(match.group(1).replace("_", "").replace(",", ""))
+    return number * _SUFFIXES[match.group(2)], shown
