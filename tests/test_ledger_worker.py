@@ -1,9 +1,11 @@
 """The ledger's worker thread: operations queued while it is busy share one transaction, in order;
-one that fails fails alone; a caller that stops waiting hands its result to `abandoned`."""
+one that fails fails alone; a caller that stops waiting hands its result to `abandoned`; on a team
+database, a batch may fill for a moment while calls are in flight, never for a lone call."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 
 from agentls.core.budget import TokenBudgeter
 from agentls.core.events import Usage
+from agentls.core.ledger_worker import LedgerOp, LedgerWorker
 
 
 async def test_reservations_queued_while_the_ledger_is_busy_share_one_transaction(
@@ -87,10 +90,7 @@ async def test_a_flush_of_a_restarted_server_never_vouches_for_a_commit_made_bef
     """Durable results wait for a flush; commits handed over together share one flush per server
     that took them. One taken by a server since restarted fails (its caller keeps and retries
     what it wrote) even though a flush of the new server succeeds."""
-    import contextlib
     import threading
-
-    from agentls.core.ledger_worker import LedgerOp, LedgerWorker
 
     flushing = threading.Event()  # the first flush has begun...
     gate = threading.Event()  # ...and waits for this, so the next two are handed over together
@@ -153,3 +153,82 @@ async def test_a_flush_of_a_restarted_server_never_vouches_for_a_commit_made_bef
     assert results[0] == "written" and results[2] == "written"
     assert isinstance(results[1], RuntimeError), "committed before the restart: not vouched for"
     assert flushed == ["before-restart", "before-restart", "after-restart"]
+
+
+class _Recording:
+    """A store's transactions that record how many operations each carried; the first one
+    waits at its start until `opened` is set (as for another machine's lock)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.opened = threading.Event()
+        self.sizes: list[int] = []
+        self._count = 0
+
+    def transaction(self) -> contextlib.AbstractContextManager[list[int]]:
+        @contextlib.contextmanager
+        def tx() -> Iterator[list[int]]:
+            if not self.sizes and not self.opened.wait(10):
+                raise AssertionError("never opened")
+            ran: list[int] = []
+            yield ran
+            self.sizes.append(len(ran))
+
+        return tx()
+
+
+def _worker(store: _Recording, gather_seconds: float) -> LedgerWorker:
+    def delivered(ops: list[LedgerOp], value: object) -> None:
+        for op in ops:
+            op.future.set_result(op.result)
+
+    return LedgerWorker(
+        store.transaction,
+        finish=lambda tx: None,
+        delivered=delivered,
+        batch_done=lambda batch: None,
+        name="test-ledger",
+        gather_seconds=gather_seconds,
+    )
+
+
+def _op(loop: asyncio.AbstractEventLoop) -> LedgerOp:
+    return LedgerOp(lambda ran: ran.append(1), loop, loop.create_future())
+
+
+async def test_while_calls_are_in_flight_a_team_ledger_lets_a_batch_fill_before_it_runs() -> None:
+    """A team database's transaction costs much each (statements, a flush, results handed over):
+    with calls in flight, operations that arrive over a few milliseconds share one."""
+    loop = asyncio.get_running_loop()
+    store = _Recording()
+    worker = _worker(store, gather_seconds=10.0)
+    first = [_op(loop) for _ in range(2)]
+    for op in first:  # both queued while the first transaction waits: calls are in flight
+        worker.submit(op)
+    store.opened.set()
+    await asyncio.gather(*(op.future for op in first))
+
+    later = [_op(loop) for _ in range(16)]
+    worker.submit(later[0])
+    await asyncio.sleep(0.05)  # the rest come later, one by one
+    for op in later[1:]:
+        worker.submit(op)
+        await asyncio.sleep(0)
+    await asyncio.gather(*(op.future for op in later))
+    worker.stop()
+
+    assert store.sizes == [2, 16]
+
+
+async def test_a_lone_call_is_never_kept_waiting_for_others() -> None:
+    loop = asyncio.get_running_loop()
+    store = _Recording()
+    store.opened.set()
+    worker = _worker(store, gather_seconds=10.0)
+    for _ in range(2):  # one call at a time: each batch carries one operation
+        op = _op(loop)
+        worker.submit(op)
+        await asyncio.wait_for(op.future, 5.0)  # not the 10 s a batch may wait to fill
+    worker.stop()
+    assert store.sizes == [1, 1]

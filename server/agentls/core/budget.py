@@ -121,6 +121,7 @@ class TokenBudgeter:
             finish=self._finish_batch,
             deliver=self._deliver,
             name="agentls-ledger",
+            gather_seconds=store.gather_seconds,
         )
         with store.transaction() as tx:
             tx.sweep()

@@ -34,6 +34,7 @@ class LedgerQueue:
         finish: Callable[[Any], Any],
         deliver: Callable[[Any], None],
         name: str,
+        gather_seconds: float = 0.0,
     ) -> None:
         self._deliver = deliver
         # Events of this process's calls waiting in `areserve`, set when room may have been made.
@@ -46,6 +47,7 @@ class LedgerQueue:
             delivered=self._delivered,
             batch_done=self._batch_done,
             name=name,
+            gather_seconds=gather_seconds,
         )
 
     @property

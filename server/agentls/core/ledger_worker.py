@@ -29,6 +29,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,12 @@ log = logging.getLogger(__name__)
 
 # Operations one transaction takes at most, so a long queue still commits now and then.
 _BATCH_MAX = 64
+# A store whose transactions cost much each (a team database: statements, a flush, results
+# handed over) may let the worker wait for a batch to fill (`gather_seconds`): at most that long,
+# in steps of this, and only while calls are in flight (the batch before carried more than one
+# operation) and fewer than this many operations are queued.
+_GATHER_STEP_S = 0.002
+_GATHER_ENOUGH = 16
 
 # A write transaction of the store; what it yields is what operations are given.
 Transaction = Callable[[], contextlib.AbstractContextManager[Any]]
@@ -76,8 +83,11 @@ class LedgerWorker:
         delivered: Callable[[list[LedgerOp], Any], None],
         batch_done: Callable[[list[LedgerOp]], None],
         name: str,
+        gather_seconds: float = 0.0,
     ) -> None:
         self._transaction = transaction
+        self._gather_seconds = gather_seconds
+        self._last_batch = 0  # operations the last batch carried
         self._finish = finish
         self._delivered = delivered
         self._batch_done = batch_done
@@ -119,11 +129,23 @@ class LedgerWorker:
             first = self._queue.get()
             if first is None:
                 return
+            if self._gather_seconds > 0 and self._last_batch > 1:
+                self._gather()
             batch = [first]
             try:
                 stop = self._run_batch(batch)
             except BaseException:  # never lose the thread: its callers would wait forever
                 log.exception("ledger batch failed")
+
+    def _gather(self) -> None:
+        """Wait a little for more operations to share the next transaction (see _GATHER_STEP_S).
+        The wait holds nothing: other machines' transactions run meanwhile."""
+        deadline = time.monotonic() + self._gather_seconds
+        while self._queue.qsize() + 1 < _GATHER_ENOUGH:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(_GATHER_STEP_S, left))
 
     def _drain(self, batch: list[LedgerOp]) -> bool:
         """Add what is queued to `batch` (up to _BATCH_MAX); True when a stop was queued."""
@@ -168,6 +190,7 @@ class LedgerWorker:
                 value = self._run_alone(batch, flushes)
         else:
             self.batches += 1
+        self._last_batch = len(batch)
         later = {id(op) for f in flushes for op in f.ops}
         self._complete([op for op in batch if id(op) not in later], value, batch)
         for f in flushes:

@@ -142,6 +142,9 @@ class LedgerStore(Protocol):
     # The longest pause between two looks at the ledger while a call waits: other processes'
     # settles are seen by polling at least this often.
     poll_max_seconds: float
+    # How long the ledger's worker may wait for a batch to fill while calls are in flight
+    # (core/ledger_worker.py): 0 where a transaction costs little (SQLite).
+    gather_seconds: float
 
     def transaction(
         self, *, write: bool = True, flush_later: bool = False

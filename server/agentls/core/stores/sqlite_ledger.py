@@ -258,6 +258,7 @@ class SqliteLedgerStore:
 
     shared = False
     poll_max_seconds = _POLL_MAX_S
+    gather_seconds = 0.0
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
