@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
+import logging
 import os
 import sys
 from pathlib import Path
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from agentls.mcp_server.server import Lineage
 
 LOOPBACK_NAMES = ("localhost",)
+
+log = logging.getLogger("agentls.mcp_server")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -135,14 +138,7 @@ def run(args: argparse.Namespace) -> int:
     runtime = build_runtime(workspace, settings, registry=registry)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the runs were cancelled, quietly
         asyncio.run(_serve(runtime, settings, lineage, http, token))
-    if http is None:
-        # The ledger and audit trail are closed. After a cancelled run the interpreter's teardown
-        # takes most of a second, and a delegating parent unwinding a cancel waits on our exit.
-        # Exit handlers do not run: the last spans are sent here (within a bound).
-        telemetry.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+    telemetry.shutdown()
     return 0
 
 
@@ -196,7 +192,10 @@ async def _serve(
                     exiting.append(loop.create_task(_exit_when_closed(runtime)))
 
                 loop.add_signal_handler(signal.SIGTERM, terminated)
-            await server.run_stdio_async()
+            try:
+                await server.run_stdio_async()
+            except Exception as exc:  # the host closed our output while we wrote (EPIPE)
+                log.debug("the stdio connection ended: %r", exc)
             cancels.stop(HOST_CLOSED)  # stdin ended: nobody is left to answer
         else:
             assert token is not None
@@ -204,18 +203,24 @@ async def _serve(
     except asyncio.CancelledError:
         pass
     finally:
+        if http is None:
+            await _exit_when_closed(runtime)
         await runtime.aclose()
 
 
 async def _exit_when_closed(runtime: AgentRuntime) -> None:
     """Close the runtime (the cancelled runs record their ends, the stores close), then end the
-    process as a stdio server ends (see `run`)."""
+    process at once: a delegating parent unwinding a cancel waits on our exit, and the
+    interpreter's teardown would first wait for work on worker threads (a warm-up, a tokenizer)
+    and take most of a second after a cancelled run, however the connection ended. Exit handlers
+    do not run: the last spans are sent here (within a bound)."""
     from agentls.core import telemetry
 
     await runtime.aclose()
     telemetry.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # the host may have closed it
+            stream.flush()
     os._exit(0)
 
 
