@@ -110,7 +110,6 @@ def run(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
-    from agentls.core import telemetry
     from agentls.core.engine import EngineSettings, build_runtime, load_registry
     from agentls.core.tools.delegation import SETTINGS_ENV
     from agentls.mcp_server.server import Lineage
@@ -138,7 +137,6 @@ def run(args: argparse.Namespace) -> int:
     runtime = build_runtime(workspace, settings, registry=registry)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the runs were cancelled, quietly
         asyncio.run(_serve(runtime, settings, lineage, http, token))
-    telemetry.shutdown()
     return 0
 
 
