@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 async def create_agent(ls: AgentLanguageServer, args: CreateAgentArgs) -> dict[str, Any]:
     target: Target | None = None
     versions: dict[str, int | None] = {}
-    folder: FolderEngine
+    folder: FolderEngine[AgentLanguageServer]
     if args.uri:
         folder, target, versions = target_for(ls, CREATE_AGENT, args.uri, args.range)
     elif args.range is not None:

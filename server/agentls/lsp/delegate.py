@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 def target_for(
     ls: AgentLanguageServer, command: str, uri: str, rng: WireRange | None
-) -> tuple[FolderEngine, Target, dict[str, int | None]]:
+) -> tuple[FolderEngine[AgentLanguageServer], Target, dict[str, int | None]]:
     """The folder of a URI, the engine target (the editor's buffer when open) and the version to
     edit against."""
     folder, path = ls.folders.for_uri(command, uri)
@@ -120,7 +120,7 @@ async def delegate(ls: AgentLanguageServer, args: DelegateArgs) -> dict[str, Any
 
 async def run_with_progress(
     ls: AgentLanguageServer,
-    folder: FolderEngine,
+    folder: FolderEngine[AgentLanguageServer],
     run_id: str,
     definition: AgentDefinition,
     goal: str,

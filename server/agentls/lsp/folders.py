@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import to_fs_path
@@ -23,31 +23,56 @@ from pygls.uris import to_fs_path
 from agentls.lsp.collector import loads_code
 
 if TYPE_CHECKING:
+    from pygls.workspace import Workspace
+
     from agentls.core.engine import EngineSettings
     from agentls.core.registry import AgentRegistry
     from agentls.core.runtime import AgentRuntime
     from agentls.core.state_check import StateError
     from agentls.core.tools.command import Approver
-    from agentls.lsp.server import AgentLanguageServer
+    from agentls.lsp.settings import LspSettings
 
 log = logging.getLogger("agentls.lsp")
 
 T = TypeVar("T")
 
 
+class FolderHost(Protocol):
+    """What the folders use of the language server that holds them (lsp/server.py), so that
+    this module need not know the server's class."""
+
+    settings: LspSettings
+    trusted: bool
+
+    @property
+    def workspace(self) -> Workspace: ...
+
+    def engine_settings(self) -> EngineSettings: ...
+
+    def buffer_text(self, path: Path) -> str | None: ...
+
+    def path_of(self, uri: str) -> Path | None: ...
+
+    def keep(self, task: asyncio.Future[Any]) -> None: ...
+
+
+H = TypeVar("H", bound=FolderHost)
+
+
 @dataclass(frozen=True)
-class FolderHooks:
-    """What a folder's engine needs of the LSP features. lsp/app.py gives them, so that this
-    module, part of the server's state, imports none of the features (they import the server)."""
+class FolderHooks(Generic[H]):
+    """What a folder's engine needs of the LSP features, each given the server (`H`). lsp/app.py
+    gives them, so that this module, part of the server's state, imports none of the features
+    (they import the server)."""
 
     # Approves the commands an agent asks to run (lsp/approvals.py).
-    approver: Callable[[AgentLanguageServer], Approver]
+    approver: Callable[[H], Approver]
     # The editor's error for a workspace whose state cannot be opened (lsp/state_errors.py).
-    unavailable: Callable[[AgentLanguageServer, StateError], Exception]
+    unavailable: Callable[[H, StateError], Exception]
     # A runtime was built: its events reach the editor, the settings in force apply to it.
-    runtime_built: Callable[[AgentLanguageServer, AgentRuntime], None]
+    runtime_built: Callable[[H, AgentRuntime], None]
     # A folder's definitions were (re)loaded: their errors are reported.
-    definitions_loaded: Callable[[AgentLanguageServer, Path, AgentRegistry], None]
+    definitions_loaded: Callable[[H, Path, AgentRegistry], None]
     # Imports the feature modules a first run needs (called on a worker thread).
     import_features: Callable[[], None]
 
@@ -113,10 +138,10 @@ def _warm_up(settings: EngineSettings, import_features: Callable[[], None]) -> N
     prepare_quietly(settings.model_settings())
 
 
-class FolderEngine:
+class FolderEngine(Generic[H]):
     """One workspace folder: its agent registry and, once something runs, its runtime."""
 
-    def __init__(self, ls: AgentLanguageServer, root: Path, hooks: FolderHooks) -> None:
+    def __init__(self, ls: H, root: Path, hooks: FolderHooks[H]) -> None:
         self.ls = ls
         self.root = root
         self.hooks = hooks
@@ -224,13 +249,13 @@ class FolderEngine:
         return runtime
 
 
-class Folders:
+class Folders(Generic[H]):
     """The open workspace folders by root path; a file belongs to the innermost folder holding it."""
 
-    def __init__(self, ls: AgentLanguageServer, hooks: FolderHooks) -> None:
+    def __init__(self, ls: H, hooks: FolderHooks[H]) -> None:
         self.ls = ls
         self.hooks = hooks
-        self._engines: dict[Path, FolderEngine] = {}
+        self._engines: dict[Path, FolderEngine[H]] = {}
 
     def roots(self) -> list[Path]:
         """The editor's workspace folders in its order (the root URI for clients without folders)."""
@@ -251,19 +276,21 @@ class Folders:
         holding = [r for r in self.roots() if path == r or r in path.parents]
         return max(holding, key=lambda r: len(r.parts)) if holding else None
 
-    def engine(self, root: Path) -> FolderEngine:
+    def engine(self, root: Path) -> FolderEngine[H]:
         if root not in self._engines:
             self._engines[root] = FolderEngine(self.ls, root, self.hooks)
         return self._engines[root]
 
-    def engines(self) -> list[FolderEngine]:
+    def engines(self) -> list[FolderEngine[H]]:
         """Engines of the folders used so far."""
         return list(self._engines.values())
 
     def runtimes(self) -> list[AgentRuntime]:
         return [e.runtime for e in self._engines.values() if e.runtime is not None]
 
-    def for_uri(self, command: str, uri: str, argument: str = "uri") -> tuple[FolderEngine, Path]:
+    def for_uri(
+        self, command: str, uri: str, argument: str = "uri"
+    ) -> tuple[FolderEngine[H], Path]:
         """The folder a file URI belongs to and the file's path; InvalidParams naming the argument."""
         path = self.ls.path_of(uri)
         if path is None:
@@ -282,7 +309,7 @@ class Folders:
             )
         return self.engine(root), path
 
-    def default(self, command: str, uri: str | None = None) -> FolderEngine:
+    def default(self, command: str, uri: str | None = None) -> FolderEngine[H]:
         """The folder of `uri` when given, else the first workspace folder."""
         if uri is not None:
             return self.for_uri(command, uri)[0]
@@ -324,7 +351,7 @@ async def _after(first: Awaitable[object], then: Awaitable[T]) -> T | None:
         return None
 
 
-def _spawn(ls: AgentLanguageServer, work: Awaitable[T]) -> asyncio.Task[T]:
+def _spawn(ls: FolderHost, work: Awaitable[T]) -> asyncio.Task[T]:
     task: asyncio.Task[T] = asyncio.ensure_future(work)
     ls.keep(task)
     return task

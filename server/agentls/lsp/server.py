@@ -31,7 +31,7 @@ log = logging.getLogger("agentls.lsp")
 
 
 class AgentLanguageServer(LanguageServer):
-    def __init__(self, hooks: FolderHooks) -> None:
+    def __init__(self, hooks: FolderHooks[AgentLanguageServer]) -> None:
         super().__init__("agentls", __version__, protocol_cls=AgentProtocol)
         self.settings = LspSettings()
         self.init_settings: dict[str, Any] = {}
@@ -47,7 +47,7 @@ class AgentLanguageServer(LanguageServer):
         self.told_untrusted = False
         # Warnings told once: problems of the user's file, ignored workspace settings.
         self.told: set[str] = set()
-        self.folders = Folders(self, hooks)
+        self.folders: Folders[AgentLanguageServer] = Folders(self, hooks)
         self._background: set[asyncio.Future[Any]] = set()
         # The process's exit status (lsp/lifecycle.py): 1 after `exit` without `shutdown`.
         self.exit_code = 0
