@@ -9,8 +9,10 @@ it, and a kill -9 of every server process loses it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +27,7 @@ from agentls.core.events import Usage
 from agentls.core.stores.ledger import Hold
 from agentls.core.stores.pg_ledger import HoldRefused, PgLedgerStore
 from agentls.core.stores.pg_threads import WalFlusher
-from agentls.core.stores.postgres import DatabaseUnavailable
+from agentls.core.stores.postgres import DatabaseUnavailable, shown_url
 
 
 @pytest.fixture
@@ -96,6 +98,46 @@ def test_a_flush_after_the_server_restarted_never_vouches_for_a_commit_it_may_ha
         assert flusher.flushes == 1
     finally:
         flusher.close()
+
+
+async def test_a_limit_change_the_server_may_have_lost_is_said_to_be_maybe_lost(
+    cluster: PostgresCluster, tmp_path: Path
+) -> None:
+    """The server restarts after a limit change committed and before it was on disk: the editor
+    is told the change may be lost and how to check, not that it is kept (only usage is)."""
+    url = team_database(cluster, "limit-lost")
+    with TokenBudgeter.for_workspace(tmp_path, database_url=url) as budgeter:
+        await budgeter.aset_limit(100_000)  # its flush opens the flusher's connection
+        flusher = _backend_that_ran(url, WalFlusher.SQL)
+        os.kill(flusher, signal.SIGSTOP)  # the next flush waits for it
+        change = asyncio.create_task(budgeter.aset_limit(50_000))
+        deadline = time.monotonic() + 30
+        while _total_limit(url) != 50_000:  # committed, not yet known to be on disk
+            assert time.monotonic() < deadline, "the limit change never committed"
+            await asyncio.sleep(0.05)
+        assert not change.done()
+        _crash(cluster)
+        with pytest.raises(DatabaseUnavailable) as raised:
+            await change
+    said = str(raised.value)  # the flush found the server away, or restarted since the commit
+    assert said.startswith(f"the team database {shown_url(url)} ")
+    assert "the limit change may be lost" in said and "`agentls budget`" in said
+    assert "kept" not in said
+
+
+def _backend_that_ran(url: str, sql: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE query = %s AND pid <> pg_backend_pid()", (sql,)
+        ).fetchone()
+    assert row is not None, f"no backend ran {sql}"
+    return int(row[0])
+
+
+def _total_limit(url: str) -> object:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT lim FROM agentls.scopes WHERE scope = 'total'").fetchone()
+    return row[0] if row else None
 
 
 def _start_time(url: str) -> object:

@@ -66,6 +66,7 @@ from agentls.core.budget_snapshots import (
 )
 from agentls.core.events import Usage
 from agentls.core.pricing import CallPrice
+from agentls.core.stores.db_errors import NotDurable
 from agentls.core.stores.identity import user_name
 from agentls.core.stores.ledger import LedgerStore, LedgerTx
 from agentls.core.stores.postgres import DatabaseUnavailable
@@ -421,7 +422,10 @@ class TokenBudgeter:
         then `set_limit_of`s (`keys`). Calls queue in order: of two changes the later one wins.
         """
         run = limits_op(limits, lower, keys=keys, now=self.clock())
-        await self._queue.submit(run, frees=True)
+        try:
+            await self._queue.submit(run, frees=True)
+        except NotDurable as exc:
+            raise exc.lost("the limit change") from None
 
     def set_limit_of(self, key: LimitKey, amount: int | None) -> None:
         """Set (None: remove) a limit of core/budget_limits.py: a user's, a period's, or one in
@@ -452,7 +456,10 @@ class TokenBudgeter:
 
     async def areset(self, agent: str | None = None) -> None:
         """`reset` on the worker thread."""
-        await self._queue.submit(lambda tx: tx.reset(agent), frees=True)
+        try:
+            await self._queue.submit(lambda tx: tx.reset(agent), frees=True)
+        except NotDurable as exc:
+            raise exc.lost("the reset") from None
 
     # Reading.
 

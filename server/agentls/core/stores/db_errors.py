@@ -29,8 +29,22 @@ class DatabaseUnavailable(DatabaseError):
     """The server cannot be reached now (down, network gone): new model calls are refused."""
 
 
+class NotDurable(DatabaseUnavailable):
+    """A commit was made, but the server went away or restarted before it was known to be on its
+    disk: it may be lost. The hint speaks of usage, which its caller keeps and commits again."""
+
+    def lost(self, what: str) -> DatabaseUnavailable:
+        """The same failure said of a change nobody keeps (a limit, a reset): it may be lost."""
+        return DatabaseUnavailable(
+            self.where,
+            self.problem,
+            f"{what} may be lost: once the database is back, check with `agentls budget` and "
+            "make it again if it is not there",
+        )
+
+
 class DatabaseRefused(DatabaseError):
     """The database answered but refused what was asked (login, privileges, schema)."""
 
 
-__all__ = ["DatabaseError", "DatabaseRefused", "DatabaseUnavailable"]
+__all__ = ["DatabaseError", "DatabaseRefused", "DatabaseUnavailable", "NotDurable"]

@@ -217,23 +217,24 @@ class WalFlusher:
         """Return once every commit this process made before the call is durable.
         `committed_on` is the server's `pg_postmaster_start_time()` as read with the commit.
 
-        Raises DatabaseUnavailable when that cannot be known: the server is away, or it started
-        again since the commit (which a crash may have lost). The caller then keeps what it
-        committed and commits it again, idempotently, when the database is back.
+        Raises NotDurable when that cannot be known: the server is away, or it started again
+        since the commit (which a crash may have lost). The caller then keeps what it committed
+        and commits it again, idempotently, when the database is back.
         """
+        from agentls.core.stores.db_errors import NotDurable
         from agentls.core.stores.postgres import DatabaseUnavailable
 
         for attempt in range(2):
             try:
                 now_on = self._start_time_after_flush()
                 break
-            except DatabaseUnavailable:
+            except DatabaseUnavailable as exc:
                 if attempt:
-                    raise
+                    raise NotDurable(exc.where, exc.problem, exc.hint) from None
                 # A connection from before a restart: once more on a new one; the start time
                 # then tells whether the restart came before the commit or after it.
         if now_on != committed_on:
-            raise DatabaseUnavailable(
+            raise NotDurable(
                 self.where,
                 "restarted after a commit was made and before it was known to be on disk",
                 "the usage is kept and committed again, once, now that it is back",
