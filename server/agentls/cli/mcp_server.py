@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from agentls.cli import CliError, workspace_of
 from agentls.cli.common import add_model_options, settings_from
@@ -202,11 +202,11 @@ async def _serve(
         pass
     finally:
         if http is None:
-            await _exit_when_closed(runtime)
+            await _exit_when_closed(runtime)  # ends the process: it does not return
         await runtime.aclose()
 
 
-async def _exit_when_closed(runtime: AgentRuntime) -> None:
+async def _exit_when_closed(runtime: AgentRuntime) -> NoReturn:
     """Close the runtime (the cancelled runs record their ends, the stores close), then end the
     process at once: a delegating parent unwinding a cancel waits on our exit, and the
     interpreter's teardown would first wait for work on worker threads (a warm-up, a tokenizer)

@@ -34,7 +34,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -422,10 +422,8 @@ class TokenBudgeter:
         then `set_limit_of`s (`keys`). Calls queue in order: of two changes the later one wins.
         """
         run = limits_op(limits, lower, keys=keys, now=self.clock())
-        try:
+        with _said_lost("the limit change"):
             await self._queue.submit(run, frees=True)
-        except NotDurable as exc:
-            raise exc.lost("the limit change") from None
 
     def set_limit_of(self, key: LimitKey, amount: int | None) -> None:
         """Set (None: remove) a limit of core/budget_limits.py: a user's, a period's, or one in
@@ -456,10 +454,8 @@ class TokenBudgeter:
 
     async def areset(self, agent: str | None = None) -> None:
         """`reset` on the worker thread."""
-        try:
+        with _said_lost("the reset"):
             await self._queue.submit(lambda tx: tx.reset(agent), frees=True)
-        except NotDurable as exc:
-            raise exc.lost("the reset") from None
 
     # Reading.
 
@@ -503,3 +499,13 @@ class TokenBudgeter:
 
 def _leave_queue(waiter_id: str, tx: LedgerTx) -> None:
     tx.leave_queue(waiter_id)
+
+
+@contextlib.contextmanager
+def _said_lost(what: str) -> Iterator[None]:
+    """A change nobody keeps (a limit, a reset) whose commit the server may have lost is said
+    to be maybe lost, not kept as usage is (stores/db_errors.py NotDurable)."""
+    try:
+        yield
+    except NotDurable as exc:
+        raise exc.lost(what) from None

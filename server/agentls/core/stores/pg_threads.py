@@ -221,8 +221,7 @@ class WalFlusher:
         since the commit (which a crash may have lost). The caller then keeps what it committed
         and commits it again, idempotently, when the database is back.
         """
-        from agentls.core.stores.db_errors import NotDurable
-        from agentls.core.stores.postgres import DatabaseUnavailable
+        from agentls.core.stores.db_errors import DatabaseUnavailable, NotDurable
 
         for attempt in range(2):
             try:
