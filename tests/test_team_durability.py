@@ -10,6 +10,7 @@ it, and a kill -9 of every server process loses it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -59,8 +60,12 @@ def _freeze_wal_writer(pg: PostgresCluster, url: str) -> None:
 def _crash(pg: PostgresCluster) -> None:
     """Power loss for the server: every process killed at once; only what reached the OS stays."""
     procs = _server_processes(pg)
-    for p in procs:
-        p.send_signal(signal.SIGKILL)
+    # Stopped first, so none of them sees another die and acts on it (a backend whose client
+    # just left may also be ending by itself: that one is already gone, which is no fault).
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for p in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.send_signal(sig)
     psutil.wait_procs(procs, timeout=30)
     pg.restart()
 
