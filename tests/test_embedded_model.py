@@ -241,3 +241,26 @@ def test_a_run_that_falls_back_to_the_embedded_model_says_so(
     with AuditStore.for_workspace(tmp_path) as store:
         (closing,) = store.query(kinds=[EventKind.FINISHED])
     assert any("embedded SmolLM2-135M" in w for w in closing.data.get("warnings", [])) is told
+
+
+@pytest.mark.model
+@needs_model
+def test_the_embedded_model_costs_nothing_so_a_dollar_limit_lets_it_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It runs on this machine: a team's dollar limit must not refuse the README's first run."""
+    from agentls.cli import main
+
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLS_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "calc.py").write_text(SOURCE, encoding="utf-8")
+    assert main(["--workspace", str(tmp_path), "budget", "set", "$1"]) == 0
+    assert "set to $1.00" in capsys.readouterr().out
+    argv = ["--workspace", str(tmp_path), "run", "explain", "--file", "calc.py", "--json"]
+    assert main([*argv, "--max-output-tokens", "16", "--model", "embedded"]) == 0
+
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "finished" and result["cost_usd"] == 0
+    with AuditStore.for_workspace(tmp_path) as store:
+        (call,) = store.query(kinds=[EventKind.MODEL_CALL])
+    assert call.data["cost_usd"] == 0 and call.data["price_source"] == "embedded"

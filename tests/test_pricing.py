@@ -16,7 +16,8 @@ from tests.rig.scripted_openai import ScriptedOpenAI, Text
 
 from agentls.cli import main
 from agentls.core.audit import AuditStore
-from agentls.core.events import EventKind, RunEvent
+from agentls.core.events import EventKind, RunEvent, Usage
+from agentls.core.pricing import FREE, CallPrice, ModelPrice, PriceSource, call_cost, call_price
 from agentls.core.settings import Settings, parse_settings
 from agentls.core.settings_scope import restrict_untrusted
 
@@ -201,3 +202,16 @@ def test_a_price_names_its_problem() -> None:
     )
     assert set(settings.prices) == {"ok"}
     assert any(p.startswith("setting agentls.prices.bad.") for p in problems), problems
+
+
+def test_a_price_of_the_users_own_wins_over_the_embedded_models_nothing() -> None:
+    """The embedded model costs nothing unless the user prices it (their machine's power, say)."""
+    name = "smollm2-135m-instruct (embedded)"
+    used = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
+
+    own = call_cost(used, (name,), {}, FREE)
+    priced = call_cost(used, (name,), {name: ModelPrice(input=0.5, output=1.5)}, FREE)
+
+    assert (own.usd, own.source) == (0, PriceSource.EMBEDDED)
+    assert (priced.usd, priced.source) == (2.0, PriceSource.SETTING)
+    assert call_price((name,), {}, FREE) == CallPrice(name, PriceSource.EMBEDDED, 0, 0, 0)

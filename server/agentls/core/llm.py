@@ -11,9 +11,12 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from agentls.core.events import Usage
+
+if TYPE_CHECKING:
+    from agentls.core.pricing import ModelPrice
 
 # Chat-template tokens around each message (ChatML: "<|im_start|>role\n" ... "<|im_end|>\n").
 PER_MESSAGE_OVERHEAD = 8
@@ -105,6 +108,12 @@ class ChatModel(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def own_price(self) -> ModelPrice | None:
+        """What the backend itself knows a call costs (the embedded model: nothing), or None:
+        then genai-prices' data decides (the user's `prices` setting wins over both)."""
+        ...
 
     def prompt_token_bound(self, request: ChatRequest) -> int:
         """An upper bound on the prompt tokens `request` will be billed for."""

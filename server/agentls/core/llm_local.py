@@ -27,6 +27,7 @@ from agentls.core.llm import (
     OnDelta,
     ToolCallRequest,
 )
+from agentls.core.pricing import FREE, ModelPrice
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONTEXT_TOKENS = 8192
@@ -127,6 +128,11 @@ class EmbeddedChatModel:
     @property
     def name(self) -> str:
         return "smollm2-135m-instruct (embedded)"
+
+    @property
+    def own_price(self) -> ModelPrice:
+        """It runs on this machine: a call costs nothing, so a dollar limit never refuses it."""
+        return FREE
 
     def count_tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode(), add_bos=False, special=True))

@@ -37,6 +37,7 @@ from agentls.core.llm import (
     OnDelta,
     utf8_prompt_bound,
 )
+from agentls.core.pricing import ModelPrice
 from agentls.core.prompt_tokens import counted_prompt_bound, encoder_for
 
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -64,6 +65,10 @@ class OpenAIChatModel:
     @property
     def name(self) -> str:
         return self._model
+
+    @property
+    def own_price(self) -> ModelPrice | None:
+        return None  # a provider's price is public data's (genai-prices) or the user's
 
     def prompt_token_bound(self, request: ChatRequest) -> int:
         """Exact for OpenAI model names (their tokenizer ships in bpe-openai), else the byte bound.

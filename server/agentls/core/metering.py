@@ -43,7 +43,7 @@ async def metered_call(
     prompt_bound = await asyncio.to_thread(model.prompt_token_bound, request)
     # Before the reservation: a dollar limit holds the call's cost bound at this price, and the
     # price data is loaded here, so pricing the answer later never gives the loop away.
-    price = await acall_price((model.name,), prices)
+    price = await acall_price((model.name,), prices, model.own_price)
     reservation = await budgeter.areserve(
         run_id=run.run_id,
         agent=run.definition.name,
@@ -85,7 +85,7 @@ async def metered_call(
             raise
         run.usage = run.usage + used
         await budgeter.acommit(reservation, used)
-        cost = await _charge(run, used, model.name, prices)
+        cost = await _charge(run, used, model, prices)
         # Recorded like any call, so the trail's spend (`agentls report`) is the ledger's.
         cut = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
         call = _CallRecord(run, started, model.name, request.max_tokens, reservation.tokens)
@@ -94,7 +94,9 @@ async def metered_call(
     response.usage, warning = recordable(response.usage, response.usage_problem, reservation)
     run.usage = run.usage + response.usage
     try:
-        cost = await acall_cost(response.usage, (response.model, model.name), prices)
+        cost = await acall_cost(
+            response.usage, (response.model, model.name), prices, model.own_price
+        )
     except asyncio.CancelledError:  # the call was made: its usage is committed all the same
         await budgeter.acommit(reservation, response.usage)
         raise
@@ -153,10 +155,10 @@ class _CallRecord:
 
 
 async def _charge(
-    run: RunState, used: Usage, model: str, prices: Mapping[str, ModelPrice]
+    run: RunState, used: Usage, model: ChatModel, prices: Mapping[str, ModelPrice]
 ) -> CallCost:
     """Add what a call that ended early (cancelled, failed) was billed to the run's cost."""
-    cost = await acall_cost(used, (model,), prices)
+    cost = await acall_cost(used, (model.name,), prices, model.own_price)
     run.cost_usd = add_cost(run.cost_usd, cost.usd)
     return cost
 

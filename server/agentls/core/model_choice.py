@@ -16,6 +16,7 @@ from agentls.core.llm import (
     ModelSettings,
     OnDelta,
 )
+from agentls.core.pricing import ModelPrice
 
 EMBEDDED_NAMES = frozenset({"embedded", "local", "smollm2"})
 
@@ -53,6 +54,10 @@ class EmbeddedFallback:
     @property
     def name(self) -> str:
         return self._model.name
+
+    @property
+    def own_price(self) -> ModelPrice | None:
+        return self._model.own_price
 
     def prompt_token_bound(self, request: ChatRequest) -> int:
         return self._model.prompt_token_bound(request)

@@ -7,8 +7,9 @@ of the large providers. A model it does not know (a self-hosted one) is priced f
     "prices": {"llama3.1:8b": {"input": 0.05, "cachedInput": 0.025, "output": 0.08}}
 
 A model named there takes that price even when `genai-prices` knows it (the user's word wins: a
-negotiated rate, or a self-hosted copy of a public model). A model priced by neither has no cost
-("unknown"); pricing never fails a call. Input tokens include the cached ones, as the usage
+negotiated rate, or a self-hosted copy of a public model). Else a backend's own price counts
+(`ChatModel.own_price`: the embedded model, which runs on this machine, costs nothing). A model
+priced by none of these has no cost ("unknown"); pricing never fails a call. Input tokens include the cached ones, as the usage
 providers report does; reasoning tokens are part of the output and priced with it.
 
 `genai-prices` takes ~0.3 s to import and ~40 ms to load its data: it is imported at the first
@@ -41,6 +42,9 @@ _MILLION = Decimal(1_000_000)
 class PriceSource(enum.StrEnum):
     GENAI_PRICES = "genai-prices"
     SETTING = "setting"
+    # The model backend's own word (`ChatModel.own_price`): the embedded model, which runs on
+    # this machine, costs nothing.
+    EMBEDDED = "embedded"
     UNKNOWN = "unknown"
 
 
@@ -69,6 +73,10 @@ class ModelPrice(BaseModel):
         return dollars / _MILLION
 
 
+# What a call of a model that runs on this machine costs (the embedded model's `own_price`).
+FREE = ModelPrice(input=0, output=0)
+
+
 @dataclass(frozen=True)
 class CallCost:
     """A call's cost (None: no price known), where the price came from and the name it matched."""
@@ -88,13 +96,23 @@ class CallCost:
 UNKNOWN = CallCost(None, PriceSource.UNKNOWN)
 
 
-def call_cost(usage: Usage, models: Sequence[str], prices: Mapping[str, ModelPrice]) -> CallCost:
+def call_cost(
+    usage: Usage,
+    models: Sequence[str],
+    prices: Mapping[str, ModelPrice],
+    own: ModelPrice | None = None,
+) -> CallCost:
     """The cost of one call of the model known by `models` (the provider's name for it first,
-    then the name it was asked for). Blocking the first time: see `acall_cost`."""
+    then the name it was asked for): the `prices` setting's, else the backend's `own` price,
+    else genai-prices'. Blocking the first time: see `acall_cost`."""
     names = [m for m in dict.fromkeys(models) if m]
     for name in names:
         if (price := _setting_price(name, prices)) is not None:
             return CallCost(_dollars(price.cost(usage)), PriceSource.SETTING, name)
+    if own is not None:
+        return CallCost(
+            _dollars(own.cost(usage)), PriceSource.EMBEDDED, names[0] if names else None
+        )
     for name in names:
         if (dollars := _genai_price(usage, name)) is not None:
             return CallCost(_dollars(dollars), PriceSource.GENAI_PRICES, name)
@@ -102,15 +120,22 @@ def call_cost(usage: Usage, models: Sequence[str], prices: Mapping[str, ModelPri
 
 
 async def acall_cost(
-    usage: Usage, models: Sequence[str], prices: Mapping[str, ModelPrice]
+    usage: Usage,
+    models: Sequence[str],
+    prices: Mapping[str, ModelPrice],
+    own: ModelPrice | None = None,
 ) -> CallCost:
     """`call_cost` from async code: the first lookup in genai-prices (which imports and loads
     its data) runs on a worker thread; the `prices` setting's and later lookups (~0.1 ms) run
     here, without giving the loop away (metering.py relies on it between a call and its
     commit)."""
-    if _loaded or any(_setting_price(m, prices) is not None for m in models if m):
-        return call_cost(usage, models, prices)
-    return await asyncio.to_thread(call_cost, usage, models, prices)
+    if (
+        _loaded
+        or own is not None
+        or any(_setting_price(m, prices) is not None for m in models if m)
+    ):
+        return call_cost(usage, models, prices, own)
+    return await asyncio.to_thread(call_cost, usage, models, prices, own)
 
 
 def add_cost(total: float | None, cost: float | None) -> float | None:
@@ -154,15 +179,17 @@ _PROBE = 10_000_000
 _NANOS = Decimal(10**9)
 
 
-def call_price(models: Sequence[str], prices: Mapping[str, ModelPrice]) -> CallPrice | None:
+def call_price(
+    models: Sequence[str], prices: Mapping[str, ModelPrice], own: ModelPrice | None = None
+) -> CallPrice | None:
     """The per-token price of the model known by `models`, as `call_cost` finds it; None when
     it has none. Blocking the first time (see `acall_price`)."""
     names = [m for m in dict.fromkeys(models) if m]
     for name in names:
         if (price := _setting_price(name, prices)) is not None:
-            own = price.input if price.cached_input is None else price.cached_input
-            per = [Decimal(str(p)) / _MILLION for p in (price.input, own, price.output)]
-            return CallPrice(name, PriceSource.SETTING, *(_per_token(p) for p in per))
+            return _per_token_price(name, PriceSource.SETTING, price)
+    if own is not None:
+        return _per_token_price(names[0] if names else "?", PriceSource.EMBEDDED, own)
     for name in names:
         uncached = _genai_price(Usage(input_tokens=_PROBE), name)
         both = _genai_price(Usage(input_tokens=_PROBE, output_tokens=_PROBE), name)
@@ -174,11 +201,23 @@ def call_price(models: Sequence[str], prices: Mapping[str, ModelPrice]) -> CallP
     return None
 
 
-async def acall_price(models: Sequence[str], prices: Mapping[str, ModelPrice]) -> CallPrice | None:
+async def acall_price(
+    models: Sequence[str], prices: Mapping[str, ModelPrice], own: ModelPrice | None = None
+) -> CallPrice | None:
     """`call_price` from async code (the first lookup in genai-prices on a worker thread)."""
-    if _loaded or any(_setting_price(m, prices) is not None for m in models if m):
-        return call_price(models, prices)
-    return await asyncio.to_thread(call_price, models, prices)
+    if (
+        _loaded
+        or own is not None
+        or any(_setting_price(m, prices) is not None for m in models if m)
+    ):
+        return call_price(models, prices, own)
+    return await asyncio.to_thread(call_price, models, prices, own)
+
+
+def _per_token_price(name: str, source: PriceSource, price: ModelPrice) -> CallPrice:
+    cached = price.input if price.cached_input is None else price.cached_input
+    per = [Decimal(str(p)) / _MILLION for p in (price.input, cached, price.output)]
+    return CallPrice(name, source, *(_per_token(p) for p in per))
 
 
 def nanos_of(dollars: float) -> int:
