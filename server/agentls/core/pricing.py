@@ -9,8 +9,9 @@ of the large providers. A model it does not know (a self-hosted one) is priced f
 A model named there takes that price even when `genai-prices` knows it (the user's word wins: a
 negotiated rate, or a self-hosted copy of a public model). Else a backend's own price counts
 (`ChatModel.own_price`: the embedded model, which runs on this machine, costs nothing). A model
-priced by none of these has no cost ("unknown"); pricing never fails a call. Input tokens include the cached ones, as the usage
-providers report does; reasoning tokens are part of the output and priced with it.
+priced by none of these has no cost ("unknown"); pricing never fails a call. Input tokens
+include the cached ones, as the usage providers report does; reasoning tokens are part of the
+output and priced with it.
 
 `genai-prices` takes ~0.3 s to import and ~40 ms to load its data: it is imported at the first
 call to be priced, off the event loop (`acall_cost`), never at start-up.
