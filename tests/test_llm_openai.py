@@ -41,6 +41,7 @@ from agentls.core.model_choice import (
     create_model,
     fallback_notice,
 )
+from agentls.core.pricing import FREE
 
 MODEL = "scripted-model"
 READ_FILE = ToolSpec(
@@ -539,6 +540,7 @@ class FakeEmbedded:
     """Stands in for the loaded SmolLM2 so choosing a backend loads no model."""
 
     name = "embedded (fake)"
+    own_price = FREE
 
     def prompt_token_bound(self, request: ChatRequest) -> int:
         return 0
