@@ -130,11 +130,7 @@ async def acall_cost(
     its data) runs on a worker thread; the `prices` setting's and later lookups (~0.1 ms) run
     here, without giving the loop away (metering.py relies on it between a call and its
     commit)."""
-    if (
-        _loaded
-        or own is not None
-        or any(_setting_price(m, prices) is not None for m in models if m)
-    ):
+    if _answers_at_once(models, prices, own):
         return call_cost(usage, models, prices, own)
     return await asyncio.to_thread(call_cost, usage, models, prices, own)
 
@@ -206,13 +202,21 @@ async def acall_price(
     models: Sequence[str], prices: Mapping[str, ModelPrice], own: ModelPrice | None = None
 ) -> CallPrice | None:
     """`call_price` from async code (the first lookup in genai-prices on a worker thread)."""
-    if (
+    if _answers_at_once(models, prices, own):
+        return call_price(models, prices, own)
+    return await asyncio.to_thread(call_price, models, prices, own)
+
+
+def _answers_at_once(
+    models: Sequence[str], prices: Mapping[str, ModelPrice], own: ModelPrice | None
+) -> bool:
+    """Whether a lookup needs no genai-prices data that is not loaded yet (so it may run on the
+    event loop): the data is loaded, or the backend or the `prices` setting answers first."""
+    return (
         _loaded
         or own is not None
         or any(_setting_price(m, prices) is not None for m in models if m)
-    ):
-        return call_price(models, prices, own)
-    return await asyncio.to_thread(call_price, models, prices, own)
+    )
 
 
 def _per_token_price(name: str, source: PriceSource, price: ModelPrice) -> CallPrice:
