@@ -215,3 +215,21 @@ def test_a_price_of_the_users_own_wins_over_the_embedded_models_nothing() -> Non
     assert (own.usd, own.source) == (0, PriceSource.EMBEDDED)
     assert (priced.usd, priced.source) == (2.0, PriceSource.SETTING)
     assert call_price((name,), {}, FREE) == CallPrice(name, PriceSource.EMBEDDED, 0, 0, 0)
+
+
+def test_a_server_that_names_its_model_like_the_embedded_one_is_not_free(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only the embedded backend itself costs nothing: a name cannot slip under a dollar limit."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    name = "smollm2-135m-instruct (embedded)"
+    assert main(["--workspace", str(workspace), "budget", "set", "$1"]) == 0
+    capsys.readouterr()
+    with ScriptedOpenAI(models=(name,)) as server:
+        one_call(server)
+
+        assert run_explain(server, workspace, name) != 0
+
+        assert server.requests == []  # refused before the call
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "budget_exceeded" and "prices" in result["error"]
