@@ -6,12 +6,15 @@
    is built (imports, databases, crash recovery) and 16 runs start and stream.
 3. Messages sent to the client per second per streaming run, agentls/output alone and all of them
    (goal: at most 20 agentls/output a second per run), and whether the output arrived whole.
+4. Cancel: time from the editor's cancel (the progress's cancel button, `$/cancelRequest` on the
+   command) to the command's answer, the run recorded as cancelled, while the model still streams
+   (goal: well under a second).
 
 The model is tests/rig/scripted_openai.py in its own process (so its streaming does not compete
 with this client for the interpreter), streaming about 200 deltas a second per run.
 
     .venv/bin/python tests/benchmarks/bench_lsp.py [--spawns 10] [--runs 16] [--actions 400]
-        [--repeat 3] [--profile DIR]
+        [--repeat 3] [--cancels 10] [--profile DIR]
 
 `--repeat` runs the cold and loaded cases again (each repetition printed beside the idle case of
 the same moment, then pooled); `--profile DIR` records each server with py-spy (raw format).
@@ -308,7 +311,55 @@ async def cold_start(parent: Path, model: str, runs: int, actions: int) -> list[
     return samples
 
 
-async def main(spawns: int, runs: int, actions: int, repeat: int) -> None:
+async def cancel_to_answer(parent: Path, model: str, tries: int) -> dict[str, list[float]]:
+    """Seconds from the editor's cancel to the command's answer (the run ended, its end recorded),
+    for each way an editor cancels, while the model streams a long answer."""
+    settings = {"baseUrl": model, "model": "scripted-model", "apiKey": "sk-test"}
+    session, _ = await Session.start(new_workspace(parent, "cancel"), settings)
+    client, editor = session.client, session.editor
+    seconds: dict[str, list[float]] = {"progress cancel button": [], "$/cancelRequest": []}
+    try:
+        uri = open_file(client, session.workspace / "src" / "app.py")
+        text = "".join(f"token{i} " for i in range(DELTAS))
+        reply = {"text": text, "chunks": DELTAS, "chunk_delay": DELTA_DELAY}
+        for i in range(tries):
+            for way, took in seconds.items():
+                script(model, [reply])
+                known = set(client.progress_reports)
+                streamed = len(editor.outputs)
+                msg_id = f"bench-{i}-{len(took)}-{way}"
+                command = asyncio.ensure_future(
+                    client.protocol.send_request_async(
+                        types.WORKSPACE_EXECUTE_COMMAND,
+                        types.ExecuteCommandParams(
+                            command="agentls.delegate",
+                            arguments=[{"agent": "explain", "uri": uri}],
+                        ),
+                        msg_id=msg_id,
+                    )
+                )
+                await editor.wait_until(lambda n=streamed: len(editor.outputs) > n, 30)
+                run_id = editor.outputs[-1]["runId"]
+                started = time.perf_counter()
+                if way == "$/cancelRequest":
+                    client.cancel_request(types.CancelParams(id=msg_id))
+                    with contextlib.suppress(Exception):  # answered with RequestCancelled
+                        await command
+                    await editor.wait_until(lambda r=run_id: "cancelled" in editor.kinds(r), 30)
+                else:
+                    (token,) = set(client.progress_reports) - known
+                    client.window_work_done_progress_cancel(
+                        types.WorkDoneProgressCancelParams(token=token)
+                    )
+                    result = await command
+                    assert result["status"] == "cancelled", result
+                took.append(time.perf_counter() - started)
+    finally:
+        await session.stop()
+    return seconds
+
+
+async def main(spawns: int, runs: int, actions: int, repeat: int, cancels: int) -> None:
     console = Console()
     colds: list[list[float]] = []
     loads: list[dict[str, Any]] = []
@@ -318,6 +369,7 @@ async def main(spawns: int, runs: int, actions: int, repeat: int) -> None:
         for i in range(repeat):
             colds.append(await cold_start(parent / f"r{i}", model, runs, actions))
             loads.append(await under_load(parent / f"r{i}", model, runs, actions))
+        cancelled = await cancel_to_answer(parent, model, cancels)
 
     table = Table(title="agentls serve: start-up")
     for column in ("measure", "p50", "min", "max", "samples"):
@@ -384,6 +436,18 @@ async def main(spawns: int, runs: int, actions: int, repeat: int) -> None:
     )
     console.print(table)
 
+    table = Table(title="cancel → the command's answer, the model still streaming (goal ≪ 1 s)")
+    for column in ("editor's cancel", "p50", "max", "samples"):
+        table.add_column(column, justify="right" if column != "editor's cancel" else "left")
+    for way, took in cancelled.items():
+        table.add_row(
+            way,
+            f"{statistics.median(took) * 1000:.0f} ms",
+            f"{max(took) * 1000:.0f} ms",
+            str(len(took)),
+        )
+    console.print(table)
+
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -391,9 +455,10 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=16)
     parser.add_argument("--actions", type=int, default=400)
     parser.add_argument("--repeat", type=int, default=1, help="cold and loaded cases, N times")
+    parser.add_argument("--cancels", type=int, default=10, help="cancels of each kind timed")
     parser.add_argument("--profile", type=Path, help="record each server with py-spy into DIR")
     args = parser.parse_args()
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
         PROFILE = args.profile.resolve()
-    asyncio.run(main(args.spawns, args.runs, args.actions, args.repeat))
+    asyncio.run(main(args.spawns, args.runs, args.actions, args.repeat, args.cancels))

@@ -1,4 +1,4 @@
-"""Start-up: `initialize` answers fast; then, while the editor is idle, the model client a first
+"""Start-up: `initialize` answers with every command (how soon: tests/benchmarks/bench_lsp.py); then, while the editor is idle, the model client a first
 run needs is prepared in the background, and the other heavy imports (MCP, the embedded model) wait
 until a run needs them.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -43,11 +42,10 @@ COMMANDS = [
 class Probe:
     """A server started through probe_server.py; `modules()` once it has exited."""
 
-    def __init__(self, client: LanguageClient, modules_file: Path, spawned: float) -> None:
+    def __init__(self, client: LanguageClient, modules_file: Path) -> None:
         self.client = client
         self.modules_file = modules_file
         self.gc_file = modules_file.with_name("full_collections.json")
-        self.spawned = spawned
         self.editor = Editor()
         register_editor(client, self.editor)
 
@@ -92,10 +90,9 @@ async def probe(tmp_path: Path) -> AsyncIterator[Probe]:
             "AGENTLS_PROBE_GC": str(modules_file.with_name("full_collections.json")),
         },
     )
-    spawned = time.monotonic()
     client = await config.start()
     try:
-        yield Probe(client, modules_file, spawned)  # type: ignore[arg-type]
+        yield Probe(client, modules_file)  # type: ignore[arg-type]
     finally:
         server = client._server  # type: ignore[attr-defined]
         if server is not None and server.returncode is None:  # the test failed before exit
@@ -103,13 +100,12 @@ async def probe(tmp_path: Path) -> AsyncIterator[Probe]:
         await client.stop()
 
 
-async def test_initialize_answers_fast_and_offers_every_command(
+async def test_initialize_offers_every_command(
     probe: Probe, workspace: Path, model: ScriptedOpenAI
 ) -> None:
+    # How soon it answers is tests/benchmarks/bench_lsp.py's first table.
     result = await probe.initialize(workspace, model)
-    took = time.monotonic() - probe.spawned
 
-    assert took < 5.0, f"initialize took {took:.2f}s from spawn"  # about 0.5 s here
     caps = result.capabilities
     assert caps.execute_command_provider is not None
     assert sorted(caps.execute_command_provider.commands) == sorted(COMMANDS)
