@@ -50,7 +50,7 @@ from agentls.core.budget_grants import (
 from agentls.core.budget_limits import TOTAL, LimitKey, check_limit, limit_scope, limits_op
 from agentls.core.budget_queue import LedgerQueue
 from agentls.core.budget_refusal import BudgetExceeded
-from agentls.core.budget_reserve import Wait, reserve_in
+from agentls.core.budget_reserve import Wait, reserve_in, scopes_looked_at
 from agentls.core.budget_settle import (
     check_usage,
     cost_nanos,
@@ -246,6 +246,7 @@ class TokenBudgeter:
             run_id, agent, prompt_tokens, max_tokens, run_limit, min_output_tokens,
             ancestor_run_ids, self.user, price, model, self.clock(),
         )  # fmt: skip
+        looks = scopes_looked_at(request)
         waiter = f"w-{uuid.uuid4().hex}"
         waiting = Wait(asyncio.get_running_loop(), wait_seconds, self.store.poll_max_seconds)
         try:
@@ -260,6 +261,7 @@ class TokenBudgeter:
                             ),
                             after=self._held,
                             abandoned=functools.partial(self._abandon_reserve, waiter),
+                            looks=looks,
                         )  # fmt: skip
                         if isinstance(outcome, Reservation):
                             waiting.queued = False  # the grant took it out of the queue

@@ -68,14 +68,15 @@ class LedgerQueue:
         after: Callable[[Any], None] | None = None,
         abandoned: Callable[[Any, BaseException | None], None] | None = None,
         frees: bool = False,
+        looks: tuple[str, ...] = (),
     ) -> _T:
         """Queue one operation for the worker thread and wait for its result.
 
         The operation runs whatever happens to the caller; a caller cancelled before the result
-        came back leaves the result to `abandoned`.
+        came back leaves the result to `abandoned`. `looks`: the scopes it will look at.
         """
         loop = asyncio.get_running_loop()
-        op = LedgerOp(run, loop, loop.create_future(), after, abandoned, frees)
+        op = LedgerOp(run, loop, loop.create_future(), after, abandoned, frees, looks)
         self._outstanding.add(op)
         self._worker.submit(op)
         result: _T = await op.future

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from agentls.core.budget_grants import (
     ScopeState,
     grant,
 )
-from agentls.core.budget_limits import TOTAL, Unit, keys_for, window_of
+from agentls.core.budget_limits import TOTAL, Period, Unit, keys_for, window_key, window_of
 from agentls.core.budget_refusal import BudgetExceeded
 from agentls.core.stores.ledger import Hold, LedgerTx, RunLimit, ScopeRow
 
@@ -122,7 +123,9 @@ def _hold(tx: LedgerTx, request: GrantRequest, plan: _Plan, max_tokens: int) -> 
         nanos = request.price.bound(request.prompt_tokens, max_tokens)
         dollars = Hold(uuid.uuid4().hex, request.run_id, request.agent, nanos, plan.dollar_scopes)
         if tx.hold(dollars) is not None:
-            tx.settle(tokens.id, request.run_id, request.agent, plan.token_scopes, None)
+            tx.settle(
+                tokens.id, request.run_id, request.agent, plan.token_scopes, None, tokens.tokens
+            )
             return None
         reservation.dollar_id, reservation.nanos = dollars.id, nanos
         reservation.dollar_scopes, reservation.price = plan.dollar_scopes, request.price
@@ -140,6 +143,26 @@ def _contended(plan: _Plan, request: GrantRequest) -> BudgetExceeded:
     return BudgetExceeded(
         tight.scope, needed, tight.free, tight.limit, tight.reserved, waitable=True, unit=unit
     )
+
+
+def scopes_looked_at(request: GrantRequest) -> tuple[str, ...]:
+    """Every scope `_plan` may look at for `request`: its own, every limit's that could apply,
+    and the windows of those per period (a store may read a batch's in one go)."""
+    now = request.now if request.now is not None else time.time()
+    stamps = tuple(window_key(period, now) for period in Period)
+    return tuple(
+        dict.fromkeys([*request.scopes, *_limit_scopes(request.agent, request.user, stamps)])
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _limit_scopes(agent: str, user: str | None, stamps: tuple[str, ...]) -> tuple[str, ...]:
+    """The scopes of every limit that could apply to `agent`'s calls by `user`, and of their
+    windows (`stamps`: the window of each Period now)."""
+    keys = keys_for(agent, user)
+    of = dict(zip(Period, stamps, strict=True))
+    windows = [f"{scope}/{of[key.period]}" for key, scope in keys if key.period is not None]
+    return tuple(dict.fromkeys([*(scope for _, scope in keys), *windows]))
 
 
 def _plan(tx: LedgerTx, request: GrantRequest, waiter_id: str | None, now: float) -> _Plan:

@@ -19,10 +19,10 @@ log = logging.getLogger("agentls.core.budget")
 
 def settle_in(tx: LedgerTx, reservation: Reservation, usage: Usage | None, nanos: int = 0) -> None:
     r = reservation
-    tx.settle(r.id, r.run_id, r.agent, r.scopes, usage)
+    tx.settle(r.id, r.run_id, r.agent, r.scopes, usage, r.tokens)
     if r.dollar_id is not None:
         cost = None if usage is None else spent(usage, nanos)
-        tx.settle(r.dollar_id, r.run_id, r.agent, r.dollar_scopes, cost)
+        tx.settle(r.dollar_id, r.run_id, r.agent, r.dollar_scopes, cost, r.nanos)
 
 
 def cost_nanos(reservation: Reservation, usage: Usage, cost_usd: float | None) -> int:

@@ -65,6 +65,8 @@ class LedgerOp:
     abandoned: Callable[[Any, BaseException | None], None] | None = None
     # Whether it can make room in a budget (waiting calls should look again).
     frees: bool = False
+    # The scopes it will look at: a store may read a batch's in one statement (`prefetch`).
+    looks: tuple[str, ...] = ()
     result: Any = field(default=None, repr=False)
     error: BaseException | None = field(default=None, repr=False)
     # Whether it wrote what must survive a crash of the database server (usage, limits).
@@ -173,6 +175,9 @@ class LedgerWorker:
                 stop = self._drain(batch)
                 if len(batch) > 1 and (defer := getattr(conn, "defer_checks", None)):
                     defer()  # a store may answer some writes late; a failure reruns them alone
+                    looks = dict.fromkeys(scope for op in batch for scope in op.looks)
+                    if looks and (prefetch := getattr(conn, "prefetch", None)):
+                        prefetch(list(looks))  # one read for every call's look
                 for op in batch:
                     _run(op, conn)
                 value = self._finish(conn)

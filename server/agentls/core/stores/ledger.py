@@ -90,10 +90,18 @@ class LedgerTx(Protocol):
     def leave_queue(self, waiter_id: str) -> None: ...
 
     def settle(
-        self, hold_id: str, run_id: str, agent: str, scopes: Sequence[str], usage: Usage | None
+        self,
+        hold_id: str,
+        run_id: str,
+        agent: str,
+        scopes: Sequence[str],
+        usage: Usage | None,
+        held: int | None = None,
     ) -> None:
         """Drop the reservation; with `usage`, add it to every scope (a commit). A commit of an
-        id already committed adds nothing (journals are replayed safely)."""
+        id already committed adds nothing (journals are replayed safely). `held` is what the
+        reservation holds, where the caller knows it: a store that answers a batch's looks from
+        one read keeps that read up to date with it (stores/pg_looks.py)."""
         ...
 
     def set_limit(self, scope: str, limit: int | None, *, lower_only: bool = False) -> None:

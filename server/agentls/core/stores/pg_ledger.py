@@ -33,6 +33,7 @@ from agentls.core.stores.identity import Origin, origin
 from agentls.core.stores.journal import SUFFIX, Journal, journal_path
 from agentls.core.stores.ledger import Hold, RunLimit, ScopeRow, ScopeTotals, WakeCallback
 from agentls.core.stores.pg_ledger_sql import STATES, STATES_SETTING_RUN, names_param, with_names
+from agentls.core.stores.pg_looks import Looks
 from agentls.core.stores.pg_schema import check_version
 from agentls.core.stores.pg_threads import CHANNEL, LeaseRenewer, Listener, WalFlusher
 from agentls.core.stores.postgres import (
@@ -83,6 +84,8 @@ class PgLedgerTx:
         self.flush: Callable[[], None] | None = None
         # Holds whose answer is read at the end (`defer_checks`), with their ids.
         self._deferred: list[tuple[Any, str]] | None = None
+        # The batch's scopes as read once and kept up to date (`prefetch`), or None.
+        self._looks: Looks | None = None
 
     def _durable(self) -> None:
         self.durable = True
@@ -90,11 +93,24 @@ class PgLedgerTx:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Raw SQL in this transaction (tests look inside)."""
+        self._looks = None  # it may write anything
         return self.conn.execute(sql, params)
+
+    def prefetch(self, scopes: Sequence[str]) -> None:
+        """Read every scope the batch's calls will look at, in one statement: their looks are
+        then answered here (stores/pg_looks.py)."""
+        self._looks = Looks.read(self.conn, scopes)
 
     def states(
         self, scopes: Sequence[str], waiter_id: str | None, run: RunLimit | None = None
     ) -> list[ScopeRow]:
+        if self._looks is not None:
+            writes = run is not None and self._looks.run_limit_differs(run)
+            answered = self._looks.answer(scopes, waiter_id, run)
+            if answered is not None:
+                if writes and run is not None:
+                    self._write_run_limit(run.scope, run.limit)
+                return answered
         params: tuple[Any, ...]
         names, value = names_param(scopes)
         if run is None:
@@ -105,6 +121,11 @@ class PgLedgerTx:
         return [ScopeRow(scope, lim, int(c), int(r), int(w)) for scope, lim, c, r, w in rows]
 
     def set_run_limit(self, scope: str, limit: int | None) -> None:
+        if self._looks is not None:
+            self._looks.set_run_limit(scope, limit)
+        self._write_run_limit(scope, limit)
+
+    def _write_run_limit(self, scope: str, limit: int | None) -> None:
         # Not durable: lost in a crash of the server, the run's next call sets it again. Called
         # only where it differs, so a call of a run whose limit is set writes nothing (and, being
         # a write whose result nobody reads, it goes out with the next look: no round trip).
@@ -130,9 +151,14 @@ class PgLedgerTx:
         )  # fmt: skip
         if self._deferred is not None:
             self._deferred.append((cur, hold.id))
+            if self._looks is not None:
+                self._looks.held(hold.scopes, hold.tokens)
             return None
         row = cur.fetchone()
-        return None if row is None else row[0]
+        refused = None if row is None else row[0]
+        if refused is None and self._looks is not None:
+            self._looks.held(hold.scopes, hold.tokens)
+        return refused
 
     def defer_checks(self) -> None:
         """Let `hold` answer without waiting for the server, for a batch of several calls.
@@ -161,15 +187,27 @@ class PgLedgerTx:
                 self.store.lease_seconds,
             ),
         )  # fmt: skip
+        if self._looks is not None:
+            self._looks.queued(waiter_id, scopes)
 
     def leave_queue(self, waiter_id: str) -> None:
         self.conn.execute(f"SELECT {SCHEMA}.leave_queue(%s)", (waiter_id,))
         self.freed = True  # fewer share what is left
+        if self._looks is not None:
+            self._looks.left(waiter_id)
 
     def settle(
-        self, hold_id: str, run_id: str, agent: str, scopes: Sequence[str], usage: Usage | None
+        self,
+        hold_id: str,
+        run_id: str,
+        agent: str,
+        scopes: Sequence[str],
+        usage: Usage | None,
+        held: int | None = None,
     ) -> None:
         settle(self.conn, self.origin, hold_id, run_id, agent, scopes, usage)
+        if self._looks is not None:
+            self._looks.settled(scopes, held, usage)
         self.freed = True
         if usage is not None:
             self._durable()
@@ -177,6 +215,7 @@ class PgLedgerTx:
     def set_limit(self, scope: str, limit: int | None, *, lower_only: bool = False) -> None:
         self.freed = True
         self._durable()
+        self._looks = None
         only_lower = " WHERE s.lim IS NULL OR s.lim > excluded.lim" if lower_only else ""
         with self._admin("change a limit"):
             self.conn.execute(
@@ -196,6 +235,8 @@ class PgLedgerTx:
         # Not durable: lost in a crash of the server, the next call opens it again (and usage
         # committed into it comes later in the server's log, so it cannot outlive the window).
         self.conn.execute(f"SELECT {SCHEMA}.open_window(%s, %s)", (window, template))
+        if self._looks is not None:
+            self._looks.forget([window])
 
     def limits(self) -> list[ScopeTotals]:
         rows = self.conn.execute(
@@ -207,6 +248,7 @@ class PgLedgerTx:
     def reset(self, agent: str | None) -> None:
         self.freed = True
         self._durable()
+        self._looks = None
         where, params = "scope = %s OR scope LIKE 'agent:%%'", (TOTAL,)
         if agent is not None:
             where, params = "scope = %s", (f"agent:{agent}",)
@@ -247,6 +289,8 @@ class PgLedgerTx:
         ).fetchone()
         freed = int(row[0]) if row else 0
         self.freed = self.freed or freed > 0
+        if freed:
+            self._looks = None  # what it freed is the server's to say
         if freed:
             log.info("freed %d reservation(s) of holders that are gone", freed)
         return freed

@@ -117,7 +117,13 @@ class SqliteLedgerTx:
         self.conn.execute("DELETE FROM waiters WHERE id = ?", (waiter_id,))
 
     def settle(
-        self, hold_id: str, run_id: str, agent: str, scopes: Sequence[str], usage: Usage | None
+        self,
+        hold_id: str,
+        run_id: str,
+        agent: str,
+        scopes: Sequence[str],
+        usage: Usage | None,
+        held: int | None = None,  # every look here reads the file: nothing to keep up to date
     ) -> None:
         self._drop(hold_id)
         if usage is None:
