@@ -54,7 +54,7 @@ _POLL_MAX_S = 1.0
 # How long the ledger's worker waits for a batch to fill while calls are in flight: a
 # transaction here costs its statements, a flush and a hand-over of results, so fewer and
 # fuller ones cost every call less (docs/team.md, "Performance").
-GATHER_SECONDS = 0.01
+GATHER_SECONDS = 0.03
 # The ledger's write lock (pg_advisory_xact_lock), one key for every agentls database user.
 LEDGER_LOCK = 0x6167_656E_746C_7302
 JOURNAL = "ledger" + SUFFIX
