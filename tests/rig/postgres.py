@@ -110,7 +110,7 @@ class PostgresCluster:
         """Start the server (again): same data, same port."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            "-c max_connections=200 -c shared_buffers=32MB" + os.environ.get("PGX", "")
+            "-c max_connections=200 -c shared_buffers=32MB"
         )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-o", options, "start")
 

@@ -291,7 +291,6 @@ class PgLedgerTx:
         self.freed = self.freed or freed > 0
         if freed:
             self._looks = None  # what it freed is the server's to say
-        if freed:
             log.info("freed %d reservation(s) of holders that are gone", freed)
         return freed
 
