@@ -246,7 +246,7 @@ class TokenBudgeter:
             run_id, agent, prompt_tokens, max_tokens, run_limit, min_output_tokens,
             ancestor_run_ids, self.user, price, model, self.clock(),
         )  # fmt: skip
-        looks = scopes_looked_at(request)
+        looks = functools.partial(scopes_looked_at, request)
         waiter = f"w-{uuid.uuid4().hex}"
         waiting = Wait(asyncio.get_running_loop(), wait_seconds, self.store.poll_max_seconds)
         try:

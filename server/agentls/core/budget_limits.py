@@ -73,7 +73,11 @@ class LimitKey:
         """The row counting usage at `now`: the scope itself, or its current window."""
         if self.period is None:
             return self.scope
-        return f"{self.scope}/{window_key(self.period, now)}"
+        return self.in_window(window_key(self.period, now))
+
+    def in_window(self, stamp: str) -> str:
+        """The row of this periodic limit's window `stamp` (`window_key`)."""
+        return f"{self.scope}/{stamp}"
 
     @property
     def who(self) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from agentls.core.ledger_worker import LedgerOp, LedgerWorker, Transaction
@@ -68,12 +68,12 @@ class LedgerQueue:
         after: Callable[[Any], None] | None = None,
         abandoned: Callable[[Any, BaseException | None], None] | None = None,
         frees: bool = False,
-        looks: tuple[str, ...] = (),
+        looks: Callable[[], Sequence[str]] | None = None,
     ) -> _T:
         """Queue one operation for the worker thread and wait for its result.
 
         The operation runs whatever happens to the caller; a caller cancelled before the result
-        came back leaves the result to `abandoned`. `looks`: the scopes it will look at.
+        came back leaves the result to `abandoned`. `looks` says which scopes it will look at.
         """
         loop = asyncio.get_running_loop()
         op = LedgerOp(run, loop, loop.create_future(), after, abandoned, frees, looks)

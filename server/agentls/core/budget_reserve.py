@@ -161,7 +161,7 @@ def _limit_scopes(agent: str, user: str | None, stamps: tuple[str, ...]) -> tupl
     windows (`stamps`: the window of each Period now)."""
     keys = keys_for(agent, user)
     of = dict(zip(Period, stamps, strict=True))
-    windows = [f"{scope}/{of[key.period]}" for key, scope in keys if key.period is not None]
+    windows = [key.in_window(of[key.period]) for key, _ in keys if key.period is not None]
     return tuple(dict.fromkeys([*(scope for _, scope in keys), *windows]))
 
 

@@ -30,7 +30,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,8 +65,9 @@ class LedgerOp:
     abandoned: Callable[[Any, BaseException | None], None] | None = None
     # Whether it can make room in a budget (waiting calls should look again).
     frees: bool = False
-    # The scopes it will look at: a store may read a batch's in one statement (`prefetch`).
-    looks: tuple[str, ...] = ()
+    # The scopes it will look at, asked only of a store that reads a batch's in one statement
+    # (`prefetch`), on the worker.
+    looks: Callable[[], Sequence[str]] | None = None
     result: Any = field(default=None, repr=False)
     error: BaseException | None = field(default=None, repr=False)
     # Whether it wrote what must survive a crash of the database server (usage, limits).
@@ -175,9 +176,10 @@ class LedgerWorker:
                 stop = self._drain(batch)
                 if len(batch) > 1 and (defer := getattr(conn, "defer_checks", None)):
                     defer()  # a store may answer some writes late; a failure reruns them alone
-                    looks = dict.fromkeys(scope for op in batch for scope in op.looks)
-                    if looks and (prefetch := getattr(conn, "prefetch", None)):
-                        prefetch(list(looks))  # one read for every call's look
+                if len(batch) > 1 and (prefetch := getattr(conn, "prefetch", None)):
+                    looks = [s for op in batch if op.looks is not None for s in op.looks()]
+                    if looks:
+                        prefetch(list(dict.fromkeys(looks)))  # one read for every call's look
                 for op in batch:
                     _run(op, conn)
                 value = self._finish(conn)

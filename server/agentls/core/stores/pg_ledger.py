@@ -104,13 +104,11 @@ class PgLedgerTx:
     def states(
         self, scopes: Sequence[str], waiter_id: str | None, run: RunLimit | None = None
     ) -> list[ScopeRow]:
-        if self._looks is not None:
-            writes = run is not None and self._looks.run_limit_differs(run)
-            answered = self._looks.answer(scopes, waiter_id, run)
-            if answered is not None:
-                if writes and run is not None:
-                    self._write_run_limit(run.scope, run.limit)
-                return answered
+        looks = self._looks
+        if looks is not None and looks.knows([*scopes, *([run.scope] if run else [])]):
+            if run is not None and looks.run_limit_differs(run):
+                self.set_run_limit(run.scope, run.limit)  # goes out with the next read
+            return looks.rows(scopes, waiter_id)
         params: tuple[Any, ...]
         names, value = names_param(scopes)
         if run is None:
@@ -123,9 +121,6 @@ class PgLedgerTx:
     def set_run_limit(self, scope: str, limit: int | None) -> None:
         if self._looks is not None:
             self._looks.set_run_limit(scope, limit)
-        self._write_run_limit(scope, limit)
-
-    def _write_run_limit(self, scope: str, limit: int | None) -> None:
         # Not durable: lost in a crash of the server, the run's next call sets it again. Called
         # only where it differs, so a call of a run whose limit is set writes nothing (and, being
         # a write whose result nobody reads, it goes out with the next look: no round trip).

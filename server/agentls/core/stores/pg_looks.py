@@ -61,15 +61,12 @@ class Looks:
         }
         return cls(rows, scopes)
 
-    def answer(
-        self, scopes: Sequence[str], waiter_id: str | None, run: RunLimit | None
-    ) -> list[ScopeRow] | None:
-        """The rows `PgLedgerTx.states` would read, or None when some scope is not known.
-        With `run`, its limit as the look sets it (the caller writes it: `run_limit_differs`)."""
-        if not self._known.issuperset(scopes) or (run is not None and run.scope not in self._known):
-            return None
-        if run is not None:
-            self.set_run_limit(run.scope, run.limit)
+    def knows(self, scopes: Sequence[str]) -> bool:
+        """Whether every one of `scopes` can be answered here."""
+        return self._known.issuperset(scopes)
+
+    def rows(self, scopes: Sequence[str], waiter_id: str | None) -> list[ScopeRow]:
+        """The rows `PgLedgerTx.states` would read (of `scopes` this `knows`)."""
         answered = []
         for scope in dict.fromkeys(scopes):
             row = self._rows.get(scope)
@@ -80,7 +77,7 @@ class Looks:
         return answered
 
     def run_limit_differs(self, run: RunLimit) -> bool:
-        """Whether setting the run's limit writes anything (known scopes only)."""
+        """Whether setting the run's limit writes anything (of a scope this `knows`)."""
         row = self._rows.get(run.scope)
         return row is None or row.limit != run.limit
 
